@@ -1,0 +1,320 @@
+/* cfg.c: the shared option and config-file parser (see cfg.h).
+ *
+ * Strings set through this module are heap copies. To free them without knowing
+ * which values are still the program's string-literal defaults, the module keeps
+ * its own list of every pointer it allocated and frees exactly those. */
+#include "cfg.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef MOSQLITE_VERSION
+#define MOSQLITE_VERSION "0"
+#endif
+
+static void **owned;
+static size_t nowned, capowned;
+
+static void *own(void *p)
+{
+    if (!p)
+        return NULL;
+    if (nowned == capowned) {
+        size_t cap = capowned ? capowned * 2 : 32;
+        void **n = realloc(owned, cap * sizeof *n);
+        if (!n) {
+            free(p);
+            return NULL;
+        }
+        owned = n;
+        capowned = cap;
+    }
+    owned[nowned++] = p;
+    return p;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int cfg_parse_int(const char *s, long long min, long long max, long long *out)
+{
+    char *end;
+    long long v;
+
+    if (!s || !*s || isspace((unsigned char)*s))
+        return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static const struct cfg_opt *find_long(const struct cfg_opt *opts, const char *name, size_t len)
+{
+    for (; opts->name; opts++)
+        if (strlen(opts->name) == len && !strncmp(opts->name, name, len))
+            return opts;
+    return NULL;
+}
+
+static const struct cfg_opt *find_short(const struct cfg_opt *opts, char c)
+{
+    for (; opts->name; opts++)
+        if (opts->short_name && opts->short_name == c)
+            return opts;
+    return NULL;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "on"))
+        *out = 1;
+    else if (!strcmp(v, "no") || !strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "off"))
+        *out = 0;
+    else
+        return -1;
+    return 0;
+}
+
+static int apply(const struct cfg_opt *o, const char *val, char *err, size_t errlen)
+{
+    switch (o->type) {
+    case CFG_STR: {
+        char *s = own(strdup(val));
+        if (!s)
+            return fail(err, errlen, "out of memory");
+        *(char **)o->dst = s;
+        return 0;
+    }
+    case CFG_INT: {
+        long long v;
+        if (cfg_parse_int(val, o->min, o->max, &v))
+            return fail(err, errlen, "%s: \"%s\" is not a whole number from %lld to %lld",
+                        o->name, val, o->min, o->max);
+        *(long long *)o->dst = v;
+        return 0;
+    }
+    case CFG_FLAG: {
+        int b;
+        if (parse_bool(val, &b))
+            return fail(err, errlen, "%s: \"%s\" is not yes or no", o->name, val);
+        *(int *)o->dst = b;
+        return 0;
+    }
+    case CFG_LIST: {
+        struct cfg_list *l = o->dst;
+        char **items = realloc(l->items, (l->n + 1) * sizeof *items);
+        char *s;
+        if (!items)
+            return fail(err, errlen, "out of memory");
+        l->items = items;
+        s = own(strdup(val));
+        if (!s)
+            return fail(err, errlen, "out of memory");
+        l->items[l->n++] = s;
+        return 0;
+    }
+    }
+    return fail(err, errlen, "%s: bad option type", o->name);
+}
+
+int cfg_set(const struct cfg_opt *opts, const char *key, const char *val,
+            int from_file, char *err, size_t errlen)
+{
+    const struct cfg_opt *o = find_long(opts, key, strlen(key));
+
+    if (!o || (from_file && (o->flags & CFG_CMDLINE_ONLY)) ||
+        (!from_file && (o->flags & CFG_FILE_ONLY)))
+        return fail(err, errlen, "unknown key \"%s\"", key);
+    return apply(o, val, err, errlen);
+}
+
+int cfg_load_file(const struct cfg_opt *opts, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int lineno = 0, rc = 0;
+
+    if (!f)
+        return fail(err, errlen, "%s: %s", path, strerror(errno));
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        char *k, *v, *end, reason[256];
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
+                           isspace((unsigned char)line[len - 1])))
+            line[--len] = '\0';
+        k = line;
+        while (isspace((unsigned char)*k))
+            k++;
+        if (!*k || *k == '#')
+            continue;
+        end = k;
+        while (*end && !isspace((unsigned char)*end))
+            end++;
+        v = end;
+        while (isspace((unsigned char)*v))
+            v++;
+        *end = '\0';
+        if (!*v) {
+            const struct cfg_opt *o = find_long(opts, k, strlen(k));
+            if (!o || o->type != CFG_FLAG) {
+                rc = fail(err, errlen, "%s:%d: \"%s\" needs a value", path, lineno, k);
+                break;
+            }
+            v = "yes";
+        }
+        if (cfg_set(opts, k, v, 1, reason, sizeof reason)) {
+            rc = fail(err, errlen, "%s:%d: %s", path, lineno, reason);
+            break;
+        }
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+void cfg_print_help(const struct cfg_opt *opts, const char *usage)
+{
+    printf("%s\nOptions:\n", usage);
+    for (; opts->name; opts++) {
+        char lhs[64];
+        if (opts->flags & CFG_FILE_ONLY)
+            continue;
+        snprintf(lhs, sizeof lhs, "%s%c%s--%s%s%s",
+                 opts->short_name ? "-" : "  ", opts->short_name ? opts->short_name : ' ',
+                 opts->short_name ? ", " : "  ", opts->name,
+                 opts->type == CFG_FLAG ? "" : " ", opts->type == CFG_FLAG ? "" : opts->arg);
+        printf("  %-30s %s\n", lhs, opts->help);
+    }
+    printf("      --help                     show this help\n"
+           "      --version                  show the version\n");
+}
+
+/* One pass over argv. When `apply_opts` is 0 it only checks the syntax and finds the
+ * config file; when 1 it applies every option except config. */
+static int walk_args(const struct cfg_opt *opts, int argc, char **argv, int apply_opts,
+                     const char **config, int *npos, const char *usage, char *err, size_t errlen)
+{
+    int i, pos = 0;
+    char reason[256];
+
+    for (i = 1; i < argc; i++) {
+        char *a = argv[i];
+        const struct cfg_opt *o = NULL;
+        const char *val = NULL, *name;
+        char shortname[3] = "-?";
+
+        if (!strcmp(a, "--")) {
+            for (i++; i < argc; i++)
+                argv[1 + pos++] = argv[i];
+            break;
+        }
+        if (a[0] != '-' || !a[1]) {          /* positional, including "-" */
+            argv[1 + pos++] = a;
+            continue;
+        }
+        if (!strcmp(a, "--help")) {
+            if (apply_opts)
+                continue;
+            cfg_print_help(opts, usage);
+            return 1;
+        }
+        if (!strcmp(a, "--version")) {
+            if (apply_opts)
+                continue;
+            printf("%s\n", MOSQLITE_VERSION);
+            return 1;
+        }
+        if (a[1] == '-') {
+            const char *eq = strchr(a + 2, '=');
+            size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+            o = find_long(opts, a + 2, len);
+            if (eq)
+                val = eq + 1;
+            name = a;
+        } else {
+            if (a[2])
+                return fail(err, errlen, "unknown option \"%s\" (try --help)", a);
+            o = find_short(opts, a[1]);
+            shortname[1] = a[1];
+            name = shortname;
+        }
+        if (!o || (o->flags & CFG_FILE_ONLY))
+            return fail(err, errlen, "unknown option \"%s\" (try --help)", a);
+        if (o->type == CFG_FLAG) {
+            if (!val)
+                val = "yes";
+        } else if (!val) {
+            if (i + 1 >= argc)
+                return fail(err, errlen, "option %s needs a value", name);
+            val = argv[++i];
+        }
+        if (!strcmp(o->name, "config")) {
+            *config = val;
+            continue;
+        }
+        if (apply_opts && apply(o, val, reason, sizeof reason))
+            return fail(err, errlen, "%s", reason);
+    }
+    *npos = pos;
+    return 0;
+}
+
+int cfg_parse_args(const struct cfg_opt *opts, int argc, char **argv, int *npos,
+                   const char *usage, char *err, size_t errlen)
+{
+    const char *config = NULL;
+    const struct cfg_opt *co = find_long(opts, "config", 6);
+    char **copy;
+    int rc, i;
+
+    /* walk_args reorders argv, so the first pass runs on a copy. */
+    copy = malloc((size_t)(argc + 1) * sizeof *copy);
+    if (!copy)
+        return fail(err, errlen, "out of memory");
+    for (i = 0; i <= argc; i++)
+        copy[i] = argv[i];
+    rc = walk_args(opts, argc, copy, 0, &config, npos, usage, err, errlen);
+    free(copy);
+    if (rc)
+        return rc;
+    if (config) {
+        if (co && co->type == CFG_STR && apply(co, config, err, errlen))
+            return -1;
+        if (cfg_load_file(opts, config, err, errlen))
+            return -1;
+    }
+    return walk_args(opts, argc, argv, 1, &config, npos, usage, err, errlen);
+}
+
+void cfg_free(const struct cfg_opt *opts)
+{
+    size_t i;
+
+    for (; opts && opts->name; opts++)
+        if (opts->type == CFG_LIST) {
+            struct cfg_list *l = opts->dst;
+            free(l->items);
+            l->items = NULL;
+            l->n = 0;
+        }
+    for (i = 0; i < nowned; i++)
+        free(owned[i]);
+    free(owned);
+    owned = NULL;
+    nowned = capowned = 0;
+}

@@ -1,0 +1,65 @@
+/* cfg.h: one parser for command-line options and `key value` config files.
+ *
+ * A program describes its options once, in a table of struct cfg_opt ended by an
+ * entry whose name is NULL. The same table drives `--name value`, `--name=value`,
+ * `-x value` on the command line and `name value` lines in a file, so both accept
+ * the same keys with the same strict checks. Strings are copied; cfg_free() frees
+ * every copy this module made. Numbers are parsed strictly: trailing junk, overflow
+ * or a value outside [min, max] is an error. */
+#ifndef MOSQLITE_CFG_H
+#define MOSQLITE_CFG_H
+
+#include <stddef.h>
+
+enum cfg_type {
+    CFG_STR,    /* char **: the last value given wins */
+    CFG_INT,    /* long long *, checked against min..max */
+    CFG_FLAG,   /* int *: takes no value on the command line; `yes/no/1/0/true/false` in a file */
+    CFG_LIST,   /* struct cfg_list *: repeatable, every value kept in order */
+};
+
+struct cfg_list {
+    char **items;
+    size_t n;
+};
+
+#define CFG_CMDLINE_ONLY 1   /* not accepted in a config file (e.g. config itself) */
+#define CFG_FILE_ONLY    2   /* not accepted on the command line */
+
+struct cfg_opt {
+    const char *name;        /* long option and config key */
+    char short_name;         /* single-letter option, or 0 */
+    enum cfg_type type;
+    void *dst;
+    long long min, max;      /* for CFG_INT */
+    int flags;               /* CFG_CMDLINE_ONLY, CFG_FILE_ONLY */
+    const char *arg;         /* placeholder shown in --help, e.g. "PORT" */
+    const char *help;        /* one line for --help */
+};
+
+/* Set option `key` to `val`. 0 on success; -1 with a reason in err. */
+int cfg_set(const struct cfg_opt *opts, const char *key, const char *val,
+            int from_file, char *err, size_t errlen);
+
+/* Read `key value` lines ('#' starts a comment, blank lines ignored). Errors come
+ * back as "path:line: reason". 0 on success, -1 on error. */
+int cfg_load_file(const struct cfg_opt *opts, const char *path, char *err, size_t errlen);
+
+/* Parse argv. Options are applied; the positional arguments (and everything after
+ * `--`) are moved, in order, to the front of argv[1..] and their count returned
+ * through *npos. If an option named "config" is given, its file is loaded first
+ * and the command line applied over it, so the command line wins.
+ * Returns 0, 1 when --help or --version was asked (already printed), -1 on error. */
+int cfg_parse_args(const struct cfg_opt *opts, int argc, char **argv, int *npos,
+                   const char *usage, char *err, size_t errlen);
+
+/* Print the option table as --help text. */
+void cfg_print_help(const struct cfg_opt *opts, const char *usage);
+
+/* Strict integer parsing: the whole string, base 10, within [min, max]. */
+int cfg_parse_int(const char *s, long long min, long long max, long long *out);
+
+/* Free every string and list this module allocated. */
+void cfg_free(const struct cfg_opt *opts);
+
+#endif

@@ -1,0 +1,18 @@
+/* log.h: timestamped lines on stderr, shared by the writer and the publisher. */
+#ifndef MOSQLITE_LOG_H
+#define MOSQLITE_LOG_H
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* Program name shown on every line, and the lowest level printed. */
+void log_init(const char *progname, enum log_level min);
+
+void log_msg(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+
+#endif
