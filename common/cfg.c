@@ -152,7 +152,8 @@ int cfg_load_file(const struct cfg_opt *opts, const char *path, char *err, size_
     if (!f)
         return fail(err, errlen, "%s: %s", path, strerror(errno));
     while ((len = getline(&line, &cap, f)) >= 0) {
-        char *k, *v, *end, reason[256];
+        char *k, *end, reason[256];
+        const char *v;
         lineno++;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' ||
                            isspace((unsigned char)line[len - 1])))
