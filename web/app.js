@@ -193,8 +193,9 @@
     writer.seenAt = retained ? null : new Date();
     if ("applied" in s) writer.full = s;
     renderWriter();
-    if (s.state === "online" && !wasOnline && subscribed) {
-      /* queries sent while it was away may never be answered: ask again now */
+    if (s.state === "online" && !wasOnline && !retained && subscribed) {
+      /* back online (a retained status comes with the subscription, which already
+       * asked): queries sent while it was away may never be answered, ask again */
       cancelQueries();
       catchUp();
     }
@@ -207,7 +208,7 @@
     } else if (!connected) {
       setBadge(badge, "unknown", (s.state || "unknown") + " (last known)");
     } else {
-      setBadge(badge, s.state === "online" ? "online" : "offline", show(s.state));
+      setBadge(badge, s.state === "online" || s.state === "offline" ? s.state : "unknown", show(s.state));
     }
     var since = "";
     if (s && s.state === "online" && s.since)
@@ -223,7 +224,7 @@
     $("c-last_commit_ms").textContent = f && typeof f.last_commit_ms === "number" ?
       f.last_commit_ms.toFixed(f.last_commit_ms < 10 ? 2 : 0) + " ms" : "–";
     $("counters").classList.toggle("stale", !s || s.state !== "online" || !connected);
-    var err = s && s.state === "online" && s.error;
+    var err = s && s.error;
     $("writer-error").hidden = !err;
     $("writer-error-text").textContent = err ? show(err) : "";
   }
@@ -357,7 +358,7 @@
 
   /* ---- recent builds: the query, then events; events during the query wait ---- */
 
-  var builds = { rows: new Map(), loading: false, buffer: [], error: null, loaded: false };
+  var builds = { rows: new Map(), loading: false, buffer: [], error: null, loaded: false, retry: null };
 
   function loadBuilds() {
     if (builds.loading) return;
@@ -369,6 +370,8 @@
       builds.buffer = [];
       if (r.error) {
         builds.error = r.error;
+        clearTimeout(builds.retry);
+        builds.retry = setTimeout(function () { if (subscribed) loadBuilds(); }, 5000);
       } else {
         builds.error = null;
         builds.loaded = true;

@@ -212,17 +212,39 @@ async function waitLogCount(page, n, ms) {
     await page.dispatchEvent("#ev-cap", "change");
   });
 
-  await check("phone width: one column, nothing wider than the screen, same log", async () => {
+  await check("phone width (and ?broker=): one column, nothing wider than the screen, same log", async () => {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
     const p = await phone.newPage();
     p.on("pageerror", (e) => jsErrors.push("phone: " + e));
-    await p.goto(`${URL}?build=${BUILD}`);
+    await p.goto(`${URL}?build=${BUILD}&broker=ws://localhost:${WS_PORT}/`);
     await p.waitForSelector("#log[data-live=true]", { timeout: 15000 });
+    assert((await p.textContent("#broker")).startsWith(`ws://localhost:${WS_PORT}/`), "?broker= not used");
     const w = await p.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
     assert(w[0] <= w[1], `page is ${w[0]} px wide on a ${w[1]} px screen`);
     sameLog(await pageLog(p), dbLog());
     await p.screenshot({ path: path.join(T, "phone.png"), fullPage: true });
     await phone.close();
+  });
+
+  /* A failure that is not the request's fault: another process holds the write lock.
+   * The writer keeps the request, retries, and says so in its status. */
+  await check("a locked database file shows the writer's error prominently, then it clears", async () => {
+    const lock = spawn("sqlite3", [DB], { stdio: ["pipe", "pipe", "inherit"] });
+    try {
+      const held = new Promise((r) => lock.stdout.on("data", (d) => { if (/locked/.test(d)) r(); }));
+      lock.stdin.write("BEGIN EXCLUSIVE;\nSELECT 'locked';\n");
+      await held;
+      pub("build_logs", { values: { build_id: BUILD, line: "written while the file was locked" } });
+      await page.waitForSelector("#writer-error:not([hidden])", { timeout: 20000 });
+      say("# writer error shown: " + await page.textContent("#writer-error-text"));
+    } finally {
+      lock.stdin.end("COMMIT;\n");
+    }
+    await page.waitForSelector("#writer-error[hidden]", { timeout: 20000 });
+    await page.waitForFunction(() => {
+      const l = document.querySelector("#log-lines .ll:last-child .tx");
+      return l && l.textContent === "written while the file was locked";
+    }, null, { timeout: 5000 });
   });
 
   await check("killing the writer shows offline (Last Will)", async () => {
