@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 enum cfg_type {
-    CFG_STR,    /* char **: the last value given wins */
+    CFG_STR,    /* char ** (or const char **): the last value given wins */
     CFG_INT,    /* long long *, checked against min..max */
     CFG_FLAG,   /* int *: takes no value on the command line; `yes/no/1/0/true/false` in a file */
     CFG_LIST,   /* struct cfg_list *: repeatable, every value kept in order */

@@ -1,0 +1,82 @@
+/* db.h: the writer's one read-write SQLite connection.
+ *
+ * A batch is one transaction (BEGIN IMMEDIATE .. COMMIT) holding many requests, each
+ * inside its own SAVEPOINT, so a rejected request rolls back alone and its neighbours
+ * commit. db_apply() returns what happened to one request; the rows each statement
+ * returned (RETURNING *) are kept as event text until the batch commits or rolls back.
+ *
+ * Errors are split in two: the request's fault (constraint, type, shape) rejects the
+ * request; anything else (disk full, I/O error, the file locked by another process)
+ * is a DB_FAULT: the caller rolls back the whole batch and retries it later. */
+#ifndef MOSQLITE_DB_H
+#define MOSQLITE_DB_H
+
+#include <sqlite3.h>
+
+#include "jbuf.h"
+#include "req.h"
+#include "schema.h"
+
+enum db_rc { DB_OK, DB_DUP, DB_REJECT, DB_FAULT };
+
+struct db_opts {
+    const char *path;
+    const char *schema_dir;
+    const char *synchronous;      /* FULL, NORMAL, OFF */
+    const struct cfg_list *tables;
+    long long busy_timeout_ms;
+    long long id_ttl_days;
+    long long rejected_keep;
+    long long max_event_rows;     /* rows per event (100) */
+};
+
+/* A run of returned rows of one table and op, published as one event. */
+struct db_event {
+    int tindex;
+    enum op_kind kind;
+    size_t start, end;            /* their JSON objects in db->rows, comma-separated */
+    int nrows;
+    int truncated;
+};
+
+struct db;
+
+/* Open (creating the file and its directory), set the pragmas, run the migrations,
+ * create the internal tables, read the schema, harden the connection. NULL + err. */
+struct db *db_open(const struct db_opts *o, char *err, size_t errlen);
+void db_close(struct db *db);
+const struct schema *db_schema(const struct db *db);
+
+int db_begin(struct db *db, char *err, size_t errlen);       /* DB_OK / DB_FAULT */
+int db_commit(struct db *db, char *err, size_t errlen);      /* DB_OK / DB_FAULT */
+void db_rollback(struct db *db);                             /* and forget the events */
+
+/* Apply one validated request inside the open batch. Sets *changes and *rowid
+ * (-1 when none). DB_OK, DB_DUP (its id was applied before), DB_REJECT (+ err,
+ * nothing of it remains), DB_FAULT (+ err; roll the batch back). */
+int db_apply(struct db *db, const struct req *r, long long *changes, long long *rowid,
+             char *err, size_t errlen);
+
+/* Keep a rejected request in mosqlite_rejected (first 1 KiB of its payload). */
+int db_record_rejection(struct db *db, const char *topic, const char *id, const char *error,
+                        const char *payload, size_t len, char *err, size_t errlen);
+
+/* Delete ids older than the ttl and rejections beyond the newest rejected_keep.
+ * Runs in its own small transaction; DB_OK / DB_FAULT. */
+int db_prune(struct db *db, char *err, size_t errlen);
+
+/* The events of the batch so far, valid until the next db_begin. */
+const struct db_event *db_events(const struct db *db, int *n);
+const char *db_event_rows(const struct db *db);
+
+/* Write a row of a stepped statement as a JSON object (used by queries too). */
+void db_row_json(struct jbuf *b, sqlite3_stmt *st);
+
+/* Bind a JSON value as the contract maps it (string, integer, real, 1/0, NULL, blob
+ * from {"$base64"}, JSON text for other objects and arrays). */
+int db_bind_json(sqlite3_stmt *st, int i, const cJSON *v);
+
+/* True for SQLite result codes that are not a request's fault. */
+int db_is_fault(int rc);
+
+#endif

@@ -1,0 +1,591 @@
+/* main.c: mosqlite-writer, the only process that writes the SQLite file.
+ *
+ * The loop: wait for requests (mq.c), then apply as many as are waiting in one
+ * transaction, each in its own savepoint (db.c), reading ahead on the socket between
+ * requests until nothing more is waiting or the batch bound (count or time) is hit;
+ * COMMIT; only then publish receipts, events and rejections. A failure that is not a
+ * request's fault (disk full, I/O error, the file locked by another process) rolls the
+ * batch back, keeps every request of it in memory, closes the request connection so
+ * the broker keeps the backlog, and retries with backoff; the status says why.
+ *
+ * Signals only set a flag. On SIGTERM/SIGINT the writer stops taking requests,
+ * commits what it holds, publishes the offline status and disconnects. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mosquitto.h>
+
+#include "cfg.h"
+#include "db.h"
+#include "jbuf.h"
+#include "log.h"
+#include "mq.h"
+#include "query.h"
+#include "req.h"
+
+#ifndef MOSQLITE_VERSION
+#define MOSQLITE_VERSION "0"
+#endif
+
+enum { OUT_APPLIED = 1, OUT_DUP, OUT_REJECTED };
+
+static volatile sig_atomic_t stop_requested;
+
+static struct {
+    const char *host, *prefix, *username, *password, *cafile, *config, *db, *schema, *client_id;
+    const char *synchronous;
+    long long port, max_payload, max_depth, max_ops, batch_max, batch_ms, events_qos;
+    long long query_max_rows, query_timeout_ms, status_interval, keepalive, busy_timeout_ms;
+    long long id_ttl_days, rejected_keep, max_event_rows;
+    int verbose;
+    struct cfg_list tables, queries;
+} cf = {
+    .host = "127.0.0.1", .prefix = "mosqlite", .db = "data/mosqlite.db",
+    .schema = "conf/schema", .client_id = "mosqlite-writer", .synchronous = "FULL",
+    .port = 1883, .max_payload = 262144, .max_depth = 32, .max_ops = 1000,
+    .batch_max = 5000, .batch_ms = 50, .events_qos = 0, .query_max_rows = 5000,
+    .query_timeout_ms = 200, .status_interval = 2, .keepalive = 30, .busy_timeout_ms = 100,
+    .id_ttl_days = 7, .rejected_keep = 10000, .max_event_rows = 100,
+};
+
+static const struct cfg_opt options[] = {
+    {"host", 'h', CFG_STR, &cf.host, 0, 0, 0, "HOST", "broker host (127.0.0.1)"},
+    {"port", 'p', CFG_INT, &cf.port, 1, 65535, 0, "PORT", "broker port (1883)"},
+    {"prefix", 0, CFG_STR, &cf.prefix, 0, 0, 0, "PREFIX", "topic prefix (mosqlite)"},
+    {"username", 'u', CFG_STR, &cf.username, 0, 0, 0, "USER", "broker username"},
+    {"password", 'P', CFG_STR, &cf.password, 0, 0, 0, "PASS", "broker password"},
+    {"cafile", 0, CFG_STR, &cf.cafile, 0, 0, 0, "FILE", "CA certificate: connect with TLS"},
+    {"config", 'c', CFG_STR, &cf.config, 0, 0, CFG_CMDLINE_ONLY, "FILE", "config file of `key value` lines"},
+    {"db", 0, CFG_STR, &cf.db, 0, 0, 0, "PATH", "SQLite file (data/mosqlite.db)"},
+    {"schema", 0, CFG_STR, &cf.schema, 0, 0, 0, "DIR", "migrations NNN_name.sql (conf/schema)"},
+    {"client-id", 0, CFG_STR, &cf.client_id, 0, 0, 0, "ID", "MQTT client id of the persistent session (mosqlite-writer)"},
+    {"tables", 0, CFG_LIST, &cf.tables, 0, 0, CFG_FILE_ONLY, "T...", "writable tables (default all)"},
+    {"query", 0, CFG_LIST, &cf.queries, 0, 0, CFG_FILE_ONLY, "NAME SQL", "a named read query"},
+    {"synchronous", 0, CFG_STR, &cf.synchronous, 0, 0, 0, "MODE", "SQLite synchronous: FULL, NORMAL or OFF (FULL)"},
+    {"max-payload", 0, CFG_INT, &cf.max_payload, 64, 256LL << 20, 0, "BYTES", "largest request (262144)"},
+    {"max-depth", 0, CFG_INT, &cf.max_depth, 2, 1000, 0, "N", "deepest JSON nesting (32)"},
+    {"max-ops", 0, CFG_INT, &cf.max_ops, 1, 100000, 0, "N", "most ops in one transaction (1000)"},
+    {"batch-max", 0, CFG_INT, &cf.batch_max, 1, 1000000, 0, "N", "most requests in one commit (5000)"},
+    {"batch-ms", 0, CFG_INT, &cf.batch_ms, 0, 60000, 0, "MS", "longest a batch stays open (50)"},
+    {"events-qos", 0, CFG_INT, &cf.events_qos, 0, 2, 0, "QOS", "QoS of events (0)"},
+    {"max-event-rows", 0, CFG_INT, &cf.max_event_rows, 1, 100000, 0, "N", "rows in one event (100)"},
+    {"query-max-rows", 0, CFG_INT, &cf.query_max_rows, 1, 10000000, 0, "N", "rows a query returns (5000)"},
+    {"query-timeout-ms", 0, CFG_INT, &cf.query_timeout_ms, 1, 600000, 0, "MS", "time cap of a query (200)"},
+    {"status-interval", 0, CFG_INT, &cf.status_interval, 1, 3600, 0, "S", "status period while counters change (2)"},
+    {"keepalive", 0, CFG_INT, &cf.keepalive, 5, 65535, 0, "S", "MQTT keepalive (30)"},
+    {"busy-timeout-ms", 0, CFG_INT, &cf.busy_timeout_ms, 0, 600000, 0, "MS", "wait on an outside lock before backing off (100)"},
+    {"id-ttl-days", 0, CFG_INT, &cf.id_ttl_days, 7, 36500, 0, "DAYS", "keep applied ids this long (7)"},
+    {"rejected-keep", 0, CFG_INT, &cf.rejected_keep, 0, 100000000, 0, "N", "rows kept in mosqlite_rejected (10000)"},
+    {"verbose", 'v', CFG_FLAG, &cf.verbose, 0, 0, 0, "", "log debug lines"},
+    {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+};
+
+static const char usage[] =
+    "Usage: mosqlite-writer [options]\n"
+    "Applies write requests published on PREFIX/write/TABLE and PREFIX/write to one\n"
+    "SQLite file, and republishes events, receipts, rejections and its status.";
+
+/* Runtime state. */
+static struct {
+    struct db *db;
+    struct mq *mq;
+    struct queries *queries;
+    struct req req;
+    struct req_limits lim;
+    struct jbuf out;               /* scratch for publishing */
+    char *t_status, *t_rejected, *t_events, *write_topic;
+    size_t write_topic_len;
+    char since[32];
+    long long applied, rejected, duplicates, commits, last_batch, max_batch;
+    double last_commit_ms;
+    int stalled;
+    char stall_error[1024];
+    long long stall_retry_at;
+    int stall_backoff;
+    int status_dirty;
+    long long last_status_ms, last_prune_ms;
+} w;
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double now_exact_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static char *xjoin(const char *a, const char *b)
+{
+    char *s = malloc(strlen(a) + strlen(b) + 1);
+    if (!s) {
+        log_error("out of memory");
+        exit(1);
+    }
+    sprintf(s, "%s%s", a, b);
+    return s;
+}
+
+static void publish_status(const char *state)
+{
+    struct jbuf *b = &w.out;
+
+    b->len = 0;
+    b->oom = 0;
+    jb_puts(b, "{\"state\":");
+    jb_cstr(b, state);
+    jb_puts(b, ",\"version\":\"" MOSQLITE_VERSION "\",\"since\":");
+    jb_cstr(b, w.since);
+    jb_puts(b, ",\"applied\":");
+    jb_int(b, w.applied);
+    jb_puts(b, ",\"rejected\":");
+    jb_int(b, w.rejected);
+    jb_puts(b, ",\"duplicates\":");
+    jb_int(b, w.duplicates);
+    jb_puts(b, ",\"commits\":");
+    jb_int(b, w.commits);
+    jb_puts(b, ",\"last_commit_ms\":");
+    jb_double(b, (double)(long long)(w.last_commit_ms * 1000.0) / 1000.0);
+    jb_puts(b, ",\"last_batch\":");
+    jb_int(b, w.last_batch);
+    jb_puts(b, ",\"max_batch\":");
+    jb_int(b, w.max_batch);
+    jb_puts(b, ",\"pending\":");
+    jb_int(b, (long long)mq_queued(w.mq));
+    jb_puts(b, ",\"error\":");
+    jb_cstr(b, w.stalled ? w.stall_error : NULL);
+    jb_putc(b, '}');
+    if (!b->oom)
+        mq_publish(w.mq, w.t_status, b->s, b->len, 1, 1, NULL, 0);
+    w.status_dirty = 0;
+    w.last_status_ms = now_ms();
+}
+
+static void on_query(void *ud, const char *payload, size_t len, const char *resp_topic,
+                     const void *corr, int corrlen)
+{
+    struct jbuf out = {0};
+    const char *reply_to;
+
+    (void)ud;
+    if (!w.queries)
+        return;
+    query_run(w.queries, payload, len, &out, &reply_to);
+    if (!reply_to)
+        reply_to = resp_topic;
+    if (reply_to && !out.oom)
+        mq_publish(w.mq, reply_to, out.s, out.len, 1, 0, corr, corrlen);
+    else if (!reply_to)
+        log_debug("query without reply_to ignored");
+    jb_free(&out);
+}
+
+/* The table named by a request topic: "" for PREFIX/write, the table for
+ * PREFIX/write/TABLE, NULL for anything else. */
+static const char *topic_table(const char *topic)
+{
+    const char *t;
+
+    if (strncmp(topic, w.write_topic, w.write_topic_len))
+        return NULL;
+    t = topic + w.write_topic_len;
+    if (!*t)
+        return "";
+    if (*t != '/' || !t[1] || strchr(t + 1, '/'))
+        return NULL;
+    return t + 1;
+}
+
+static char *xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* Apply one request in the open batch. DB_FAULT means roll the batch back. */
+static int process(struct msg *m)
+{
+    char err[1024];
+    const char *tt = topic_table(m->topic);
+    long long changes, rowid;
+    int rc;
+
+    m->outcome = 0;
+    if (!tt) {
+        snprintf(err, sizeof err, "topic \"%.200s\" is not %s or %s/TABLE", m->topic,
+                 w.write_topic, w.write_topic);
+        rc = DB_REJECT;
+    } else if (req_parse(&w.req, db_schema(w.db), &w.lim, *tt ? tt : NULL, m->payload, m->len,
+                         err, sizeof err)) {
+        rc = DB_REJECT;
+    } else {
+        rc = db_apply(w.db, &w.req, &changes, &rowid, err, sizeof err);
+    }
+    if (rc == DB_FAULT) {
+        snprintf(w.stall_error, sizeof w.stall_error, "%s", err);
+        req_clear(&w.req);
+        return DB_FAULT;
+    }
+    free(m->id);
+    free(m->reply_to);
+    free(m->error);
+    m->id = xstrdup(w.req.id);
+    m->reply_to = xstrdup(w.req.reply_to ? w.req.reply_to : m->resp_topic);
+    m->error = NULL;
+    req_clear(&w.req);
+    if (rc == DB_REJECT) {
+        m->outcome = OUT_REJECTED;
+        m->error = strdup(err);
+        if (db_record_rejection(w.db, m->topic, m->id, err, m->payload, m->len, w.stall_error,
+                                sizeof w.stall_error) == DB_FAULT)
+            return DB_FAULT;
+        return DB_OK;
+    }
+    m->outcome = rc == DB_DUP ? OUT_DUP : OUT_APPLIED;
+    m->changes = changes;
+    m->rowid = rowid;
+    return DB_OK;
+}
+
+static void publish_outcome(struct msg *m)
+{
+    struct jbuf *b = &w.out;
+
+    if (m->outcome == OUT_REJECTED) {
+        size_t plen = m->len > 1024 ? 1024 : m->len;
+        w.rejected++;
+        log_debug("rejected %s: %s", m->topic, m->error ? m->error : "?");
+        b->len = 0;
+        b->oom = 0;
+        jb_puts(b, "{\"topic\":");
+        jb_cstr(b, m->topic);
+        jb_puts(b, ",\"id\":");
+        jb_cstr(b, m->id);
+        jb_puts(b, ",\"error\":");
+        jb_cstr(b, m->error);
+        jb_puts(b, ",\"payload\":");
+        jb_str(b, m->payload, plen);
+        jb_putc(b, '}');
+        if (!b->oom)
+            mq_publish(w.mq, w.t_rejected, b->s, b->len, 1, 0, NULL, 0);
+    } else if (m->outcome == OUT_DUP) {
+        w.duplicates++;
+    } else {
+        w.applied++;
+    }
+    if (!m->reply_to)
+        return;
+    b->len = 0;
+    b->oom = 0;
+    jb_puts(b, "{\"id\":");
+    jb_cstr(b, m->id);
+    if (m->outcome == OUT_REJECTED) {
+        jb_puts(b, ",\"status\":\"rejected\",\"error\":");
+        jb_cstr(b, m->error);
+    } else if (m->outcome == OUT_DUP) {
+        jb_puts(b, ",\"status\":\"duplicate\"");
+    } else {
+        jb_puts(b, ",\"status\":\"applied\",\"changes\":");
+        jb_int(b, m->changes);
+        if (m->rowid >= 0) {
+            jb_puts(b, ",\"rowid\":");
+            jb_int(b, m->rowid);
+        }
+    }
+    jb_putc(b, '}');
+    if (!b->oom)
+        mq_publish(w.mq, m->reply_to, b->s, b->len, 1, 0, m->corr, m->corrlen);
+}
+
+static void publish_events(void)
+{
+    const struct schema *s = db_schema(w.db);
+    const char *rows = db_event_rows(w.db);
+    const struct db_event *ev;
+    struct jbuf *b = &w.out;
+    int n, i;
+
+    ev = db_events(w.db, &n);
+    for (i = 0; i < n; i++) {
+        const char *table = s->tables[ev[i].tindex].name;
+        char *topic = xjoin(w.t_events, table);
+        b->len = 0;
+        b->oom = 0;
+        jb_puts(b, "{\"table\":");
+        jb_cstr(b, table);
+        jb_puts(b, ",\"op\":\"");
+        jb_puts(b, op_names[ev[i].kind]);
+        jb_puts(b, "\",\"rows\":[");
+        jb_putn(b, rows + ev[i].start, ev[i].end - ev[i].start);
+        jb_putc(b, ']');
+        if (ev[i].truncated)
+            jb_puts(b, ",\"truncated\":true");
+        jb_putc(b, '}');
+        if (!b->oom)
+            mq_publish(w.mq, topic, b->s, b->len, (int)cf.events_qos, 0, NULL, 0);
+        free(topic);
+    }
+}
+
+static void stall(void)
+{
+    int was = w.stalled;
+
+    w.stalled = 1;
+    w.stall_backoff = w.stall_backoff ? (w.stall_backoff * 2 > 5000 ? 5000 : w.stall_backoff * 2) : 100;
+    w.stall_retry_at = now_ms() + w.stall_backoff;
+    mq_accept(w.mq, 0);
+    if (!was) {
+        log_error("database fault, holding %zu requests and retrying: %s", mq_queued(w.mq), w.stall_error);
+        publish_status("online");
+    }
+}
+
+static void unstall(void)
+{
+    if (!w.stalled)
+        return;
+    log_info("database writable again");
+    w.stalled = 0;
+    w.stall_backoff = 0;
+    mq_accept(w.mq, !stop_requested);
+    w.status_dirty = 1;
+    publish_status("online");
+}
+
+/* One group commit over the queue. */
+static void run_batch(void)
+{
+    char err[512];
+    double t0 = now_exact_ms();
+    struct msg *m, *last = NULL;
+    size_t n = 0;
+
+    if (db_begin(w.db, err, sizeof err) != DB_OK) {
+        snprintf(w.stall_error, sizeof w.stall_error, "%s", err);
+        stall();
+        return;
+    }
+    m = mq_head(w.mq);
+    for (;;) {
+        for (; m && n < (size_t)cf.batch_max; last = m, m = m->next, n++)
+            if (process(m) == DB_FAULT) {
+                db_rollback(w.db);
+                stall();
+                return;
+            }
+        if (n >= (size_t)cf.batch_max || now_exact_ms() - t0 >= (double)cf.batch_ms || stop_requested)
+            break;
+        /* Read ahead: more requests may already be waiting. */
+        mq_read_more(w.mq);
+        m = last ? last->next : mq_head(w.mq);
+        if (!m)
+            break;
+    }
+    if (db_commit(w.db, err, sizeof err) != DB_OK) {
+        snprintf(w.stall_error, sizeof w.stall_error, "%s", err);
+        stall();
+        return;
+    }
+    w.last_commit_ms = now_exact_ms() - t0;
+    w.commits++;
+    w.last_batch = (long long)n;
+    if (w.last_batch > w.max_batch)
+        w.max_batch = w.last_batch;
+    for (m = mq_head(w.mq); m && m != (last ? last->next : NULL); m = m->next)
+        publish_outcome(m);
+    publish_events();
+    mq_drop(w.mq, n);
+    w.status_dirty = 1;
+    unstall();
+}
+
+static void split_tables(struct cfg_list *out)
+{
+    size_t i;
+
+    /* `tables a b c` may be given on one line or several. */
+    for (i = 0; i < cf.tables.n; i++) {
+        char *s = cf.tables.items[i], *tok, *save = NULL;
+        for (tok = strtok_r(s, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
+            char **n = realloc(out->items, (out->n + 1) * sizeof *n);
+            if (!n)
+                return;
+            out->items = n;
+            out->items[out->n++] = tok;
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    char err[1024];
+    struct cfg_list tables = {0};
+    struct db_opts dbo;
+    struct mq_opts mqo;
+    struct sigaction sa;
+    int npos, rc, exit_code = 0;
+    time_t t;
+    struct tm tm;
+
+    rc = cfg_parse_args(options, argc, argv, &npos, usage, err, sizeof err);
+    if (rc) {
+        if (rc < 0)
+            fprintf(stderr, "mosqlite-writer: %s\n", err);
+        cfg_free(options);
+        return rc < 0 ? 2 : 0;
+    }
+    if (npos) {
+        fprintf(stderr, "mosqlite-writer: unexpected argument \"%s\" (try --help)\n", argv[1]);
+        cfg_free(options);
+        return 2;
+    }
+    if (strcasecmp(cf.synchronous, "FULL") && strcasecmp(cf.synchronous, "NORMAL") &&
+        strcasecmp(cf.synchronous, "OFF") && strcasecmp(cf.synchronous, "EXTRA")) {
+        fprintf(stderr, "mosqlite-writer: synchronous: \"%s\" is not FULL, NORMAL, OFF or EXTRA\n",
+                cf.synchronous);
+        cfg_free(options);
+        return 2;
+    }
+    log_init("mosqlite-writer", cf.verbose ? LOG_DEBUG : LOG_INFO);
+    split_tables(&tables);
+
+    memset(&dbo, 0, sizeof dbo);
+    dbo.path = cf.db;
+    dbo.schema_dir = cf.schema;
+    dbo.synchronous = cf.synchronous;
+    dbo.tables = &tables;
+    dbo.busy_timeout_ms = cf.busy_timeout_ms;
+    dbo.id_ttl_days = cf.id_ttl_days;
+    dbo.rejected_keep = cf.rejected_keep;
+    dbo.max_event_rows = cf.max_event_rows;
+    w.db = db_open(&dbo, err, sizeof err);
+    if (!w.db) {
+        log_error("%s", err);
+        exit_code = 1;
+        goto out;
+    }
+    if (cf.queries.n && !(w.queries = query_open(cf.db, &cf.queries, cf.query_max_rows,
+                                                 cf.query_timeout_ms, err, sizeof err))) {
+        log_error("%s", err);
+        exit_code = 1;
+        goto out;
+    }
+    w.lim.max_payload = (size_t)cf.max_payload;
+    w.lim.max_depth = (int)cf.max_depth;
+    w.lim.max_ops = (int)cf.max_ops;
+    w.t_status = xjoin(cf.prefix, "/status");
+    w.t_rejected = xjoin(cf.prefix, "/rejected");
+    w.t_events = xjoin(cf.prefix, "/events/");
+    w.write_topic = xjoin(cf.prefix, "/write");
+    w.write_topic_len = strlen(w.write_topic);
+    t = time(NULL);
+    gmtime_r(&t, &tm);
+    strftime(w.since, sizeof w.since, "%Y-%m-%dT%H:%M:%SZ", &tm);
+
+    mosquitto_lib_init();
+    memset(&mqo, 0, sizeof mqo);
+    mqo.host = cf.host;
+    mqo.port = (int)cf.port;
+    mqo.username = cf.username;
+    mqo.password = cf.password;
+    mqo.cafile = cf.cafile;
+    mqo.client_id = cf.client_id;
+    mqo.prefix = cf.prefix;
+    mqo.keepalive = (int)cf.keepalive;
+    mqo.max_queue = (size_t)cf.batch_max;
+    w.mq = mq_new(&mqo, "{\"state\":\"offline\"}", on_query, NULL, err, sizeof err);
+    if (!w.mq) {
+        log_error("%s", err);
+        exit_code = 1;
+        goto out;
+    }
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (db_prune(w.db, err, sizeof err) != DB_OK)
+        log_warn("%s", err);
+    w.last_prune_ms = now_ms();
+    log_info("version %s: %s, schema %s, %d tables, broker %s:%lld, prefix %s", MOSQLITE_VERSION,
+             cf.db, cf.schema, db_schema(w.db)->ntables, cf.host, cf.port, cf.prefix);
+
+    while (!stop_requested) {
+        long long now = now_ms();
+        int timeout = 1000;
+
+        if (mq_queued(w.mq) && !w.stalled)
+            timeout = 0;
+        else if (w.stalled)
+            timeout = (int)(w.stall_retry_at > now ? (w.stall_retry_at - now < 1000 ? w.stall_retry_at - now : 1000) : 0);
+        mq_poll(w.mq, timeout);
+        if (mq_ctl_connected(w.mq))
+            publish_status("online");
+        if (stop_requested)
+            break;
+        now = now_ms();
+        if (mq_queued(w.mq) && (!w.stalled || now >= w.stall_retry_at))
+            run_batch();
+        if (w.status_dirty && now - w.last_status_ms >= cf.status_interval * 1000)
+            publish_status("online");
+        if (!w.stalled && now - w.last_prune_ms >= 3600 * 1000) {
+            if (db_prune(w.db, err, sizeof err) != DB_OK)
+                log_warn("%s", err);
+            w.last_prune_ms = now;
+        }
+    }
+
+    /* Shutdown: take nothing more, commit what is held, say offline, disconnect. */
+    log_info("stopping: %zu requests in hand", mq_queued(w.mq));
+    mq_accept(w.mq, 0);
+    {
+        long long give_up = now_ms() + 5000;
+        while (mq_queued(w.mq) && now_ms() < give_up) {
+            if (!w.stalled || now_ms() >= w.stall_retry_at)
+                run_batch();
+            else
+                mq_poll(w.mq, 50);
+        }
+    }
+    if (mq_queued(w.mq)) {
+        log_error("exiting with %zu requests not applied: %s", mq_queued(w.mq), w.stall_error);
+        exit_code = 1;
+    }
+    publish_status("offline");
+    mq_flush(w.mq, 2000);
+    log_info("stopped: %lld applied, %lld rejected, %lld duplicates, %lld commits",
+             w.applied, w.rejected, w.duplicates, w.commits);
+out:
+    mq_free(w.mq);
+    if (w.mq)
+        mosquitto_lib_cleanup();
+    query_close(w.queries);
+    db_close(w.db);
+    req_free(&w.req);
+    jb_free(&w.out);
+    free(w.t_status);
+    free(w.t_rejected);
+    free(w.t_events);
+    free(w.write_topic);
+    free(tables.items);
+    cfg_free(options);
+    return exit_code;
+}

@@ -1,0 +1,439 @@
+/* mq.c: the two MQTT connections and the request queue (see mq.h).
+ *
+ * libmosquitto is driven by hand (mosquitto_loop_read/write/misc around one poll())
+ * so that a single thread can apply a batch to SQLite and still read ahead on the
+ * socket between requests. Note what libmosquitto 2.0 does: it sends PUBREC/PUBCOMP
+ * for a QoS 2 request before on_message runs, so a request held in this queue has
+ * been acknowledged to the broker. A crash before COMMIT loses it unless the producer
+ * republishes: that is what request ids, receipts after COMMIT and
+ * `mosqlite-pub --wait` are for. */
+#include "mq.h"
+
+#include <errno.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+enum { DOWN, CONNECTING, UP };
+
+struct conn {
+    struct mosquitto *m;
+    const char *name;
+    int state;
+    int ever;                /* connected at least once: use mosquitto_reconnect */
+    long long retry_at;      /* ms, monotonic */
+    int backoff;             /* ms */
+    int wanted;              /* 0 while closed on purpose */
+};
+
+struct mq {
+    struct mq_opts o;
+    struct conn sub, ctl;
+    struct msg *head, **tail;
+    size_t nq;
+    int ctl_new;
+    mq_query_fn on_query;
+    void *ud;
+    char *write_filter, *query_topic, *status_topic;
+};
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char *join(const char *a, const char *b)
+{
+    char *s = malloc(strlen(a) + strlen(b) + 1);
+    if (s)
+        sprintf(s, "%s%s", a, b);
+    return s;
+}
+
+static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const mosquitto_property *p)
+{
+    struct mq *mq = ud;
+    struct conn *c = m == mq->sub.m ? &mq->sub : &mq->ctl;
+
+    if (rc) {
+        log_error("broker refused the %s connection: %s", c->name, mosquitto_reason_string(rc));
+        c->state = DOWN;
+        return;
+    }
+    c->state = UP;
+    c->ever = 1;
+    c->backoff = 0;
+    log_info("%s connection up (%s:%d)%s", c->name, mq->o.host, mq->o.port,
+             c == &mq->sub && (flags & 1) ? ", session resumed" : "");
+    if (c == &mq->sub)
+        mosquitto_subscribe_v5(m, NULL, mq->write_filter, 2, 0, NULL);
+    else {
+        mosquitto_subscribe_v5(m, NULL, mq->query_topic, 1, 0, NULL);
+        mq->ctl_new = 1;
+    }
+}
+
+static void on_disconnect(struct mosquitto *m, void *ud, int rc, const mosquitto_property *p)
+{
+    struct mq *mq = ud;
+    struct conn *c = m == mq->sub.m ? &mq->sub : &mq->ctl;
+
+    if (c->state == UP && (rc || c->wanted))
+        log_warn("%s connection lost: %s", c->name, mosquitto_strerror(rc));
+    c->state = DOWN;
+}
+
+static void read_props(const mosquitto_property *props, char **rt, void **corr, uint16_t *corrlen)
+{
+    *rt = NULL;
+    *corr = NULL;
+    *corrlen = 0;
+    if (!props)
+        return;
+    mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, rt, false);
+    mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, corr, corrlen, false);
+}
+
+static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *in,
+                       const mosquitto_property *props)
+{
+    struct mq *mq = ud;
+    char *rt;
+    void *corr;
+    uint16_t corrlen;
+    size_t tlen, rtlen, need;
+    struct msg *msg;
+    char *p;
+
+    read_props(props, &rt, &corr, &corrlen);
+    if (m == mq->ctl.m) {
+        mq->on_query(mq->ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
+        goto out;
+    }
+    tlen = strlen(in->topic) + 1;
+    rtlen = rt ? strlen(rt) + 1 : 0;
+    need = sizeof *msg + tlen + (size_t)in->payloadlen + 1 + rtlen + corrlen;
+    if (!(msg = calloc(1, need))) {
+        log_error("out of memory: a request from %s was not queued", in->topic);
+        goto out;
+    }
+    p = (char *)(msg + 1);
+    msg->topic = p;
+    memcpy(p, in->topic, tlen);
+    p += tlen;
+    msg->payload = p;
+    msg->len = (size_t)in->payloadlen;
+    if (in->payloadlen)
+        memcpy(p, in->payload, (size_t)in->payloadlen);
+    p[in->payloadlen] = '\0';
+    p += in->payloadlen + 1;
+    if (rt) {
+        msg->resp_topic = p;
+        memcpy(p, rt, rtlen);
+        p += rtlen;
+    }
+    if (corr) {
+        msg->corr = p;
+        msg->corrlen = corrlen;
+        memcpy(p, corr, corrlen);
+    }
+    *mq->tail = msg;
+    mq->tail = &msg->next;
+    mq->nq++;
+out:
+    free(rt);
+    free(corr);
+}
+
+static int setup(struct mq *mq, struct conn *c, const char *id, int persistent, char *err, size_t errlen)
+{
+    const struct mq_opts *o = &mq->o;
+
+    c->m = mosquitto_new(id, !persistent, mq);
+    if (!c->m) {
+        snprintf(err, errlen, "cannot create MQTT client %s: %s", id, strerror(errno));
+        return -1;
+    }
+    mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+    mosquitto_int_option(c->m, MOSQ_OPT_TCP_NODELAY, 1);
+    mosquitto_int_option(c->m, MOSQ_OPT_RECEIVE_MAXIMUM, 65535);
+    mosquitto_max_inflight_messages_set(c->m, 0);
+    mosquitto_connect_v5_callback_set(c->m, on_connect);
+    mosquitto_disconnect_v5_callback_set(c->m, on_disconnect);
+    mosquitto_message_v5_callback_set(c->m, on_message);
+    if (o->username && mosquitto_username_pw_set(c->m, o->username, o->password)) {
+        snprintf(err, errlen, "bad username or password");
+        return -1;
+    }
+    if (o->cafile) {
+        int rc = mosquitto_tls_set(c->m, o->cafile, NULL, NULL, NULL, NULL);
+        if (rc) {
+            snprintf(err, errlen, "TLS with %s: %s", o->cafile, mosquitto_strerror(rc));
+            return -1;
+        }
+    }
+    c->wanted = 1;
+    return 0;
+}
+
+struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_query_fn on_query,
+                  void *ud, char *err, size_t errlen)
+{
+    struct mq *mq = calloc(1, sizeof *mq);
+    char *ctl_id;
+    int rc;
+
+    if (!mq) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    mq->o = *o;
+    mq->tail = &mq->head;
+    mq->on_query = on_query;
+    mq->ud = ud;
+    mq->sub.name = "request";
+    mq->ctl.name = "control";
+    mq->write_filter = join(o->prefix, "/write/#");
+    mq->query_topic = join(o->prefix, "/query");
+    mq->status_topic = join(o->prefix, "/status");
+    ctl_id = join(o->client_id, "-ctl");
+    if (!mq->write_filter || !mq->query_topic || !mq->status_topic || !ctl_id) {
+        free(ctl_id);
+        snprintf(err, errlen, "out of memory");
+        mq_free(mq);
+        return NULL;
+    }
+    rc = setup(mq, &mq->sub, o->client_id, 1, err, errlen) ||
+         setup(mq, &mq->ctl, ctl_id, 0, err, errlen);
+    free(ctl_id);
+    if (rc) {
+        mq_free(mq);
+        return NULL;
+    }
+    rc = mosquitto_will_set_v5(mq->ctl.m, mq->status_topic, (int)strlen(will_payload), will_payload, 1, true, NULL);
+    if (rc) {
+        snprintf(err, errlen, "setting the Last Will: %s", mosquitto_strerror(rc));
+        mq_free(mq);
+        return NULL;
+    }
+    return mq;
+}
+
+static void try_connect(struct mq *mq, struct conn *c)
+{
+    long long now = now_ms();
+    mosquitto_property *props = NULL;
+    int rc;
+
+    if (!c->wanted || c->state != DOWN || now < c->retry_at)
+        return;
+    if (c->ever) {
+        rc = mosquitto_reconnect(c->m);
+    } else {
+        if (c == &mq->sub)   /* keep the session (and its queue) forever */
+            mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, UINT32_MAX);
+        rc = mosquitto_connect_bind_v5(c->m, mq->o.host, mq->o.port, mq->o.keepalive, NULL, props);
+        mosquitto_property_free_all(&props);
+    }
+    if (rc == MOSQ_ERR_SUCCESS) {
+        c->state = CONNECTING;
+        c->ever = 1;
+        return;
+    }
+    c->backoff = c->backoff ? (c->backoff * 2 > 5000 ? 5000 : c->backoff * 2) : 100;
+    c->retry_at = now + c->backoff;
+    if (c->backoff == 100 || c->backoff == 5000)
+        log_warn("cannot reach the broker at %s:%d for the %s connection (%s); retrying",
+                 mq->o.host, mq->o.port, c->name, mosquitto_strerror(rc) ? mosquitto_strerror(rc) : "?");
+}
+
+static void lost(struct mq *mq, struct conn *c, int rc)
+{
+    if (c->state != DOWN && c->wanted)
+        log_warn("%s connection lost: %s", c->name, mosquitto_strerror(rc));
+    c->state = DOWN;
+    c->backoff = c->backoff ? c->backoff : 100;
+    c->retry_at = now_ms() + c->backoff;
+}
+
+static void service(struct mq *mq, struct conn *c, short revents)
+{
+    int rc;
+
+    if (revents & (POLLIN | POLLHUP | POLLERR)) {
+        rc = mosquitto_loop_read(c->m, 1);
+        if (rc) {
+            lost(mq, c, rc);
+            return;
+        }
+    }
+    if (mosquitto_socket(c->m) >= 0 && mosquitto_want_write(c->m)) {
+        rc = mosquitto_loop_write(c->m, 1);
+        if (rc) {
+            lost(mq, c, rc);
+            return;
+        }
+    }
+    rc = mosquitto_loop_misc(c->m);
+    if ((rc && rc != MOSQ_ERR_NO_CONN) || (c->state != DOWN && mosquitto_socket(c->m) < 0))
+        lost(mq, c, rc);
+}
+
+void mq_poll(struct mq *mq, int timeout_ms)
+{
+    struct conn *cs[2] = {&mq->sub, &mq->ctl};
+    struct pollfd pfd[2];
+    int i, n = 0, idx[2] = {-1, -1};
+
+    for (i = 0; i < 2; i++) {
+        int s;
+        try_connect(mq, cs[i]);
+        s = mosquitto_socket(cs[i]->m);
+        if (cs[i]->state == DOWN || s < 0)
+            continue;
+        pfd[n].fd = s;
+        pfd[n].events = mosquitto_want_write(cs[i]->m) ? POLLOUT : 0;
+        if (cs[i] != &mq->sub || mq->nq < mq->o.max_queue)
+            pfd[n].events |= POLLIN;
+        pfd[n].revents = 0;
+        idx[i] = n++;
+    }
+    if (timeout_ms > 0 && (mq->sub.state == DOWN || mq->ctl.state == DOWN)) {
+        /* Wake up for the next reconnect attempt. */
+        long long wait = 5000, now = now_ms();
+        for (i = 0; i < 2; i++)
+            if (cs[i]->wanted && cs[i]->state == DOWN && cs[i]->retry_at - now < wait)
+                wait = cs[i]->retry_at - now;
+        if (wait < timeout_ms)
+            timeout_ms = wait < 0 ? 0 : (int)wait;
+    }
+    if (poll(pfd, (nfds_t)n, timeout_ms) < 0 && errno != EINTR)
+        log_error("poll: %s", strerror(errno));
+    for (i = 0; i < 2; i++)
+        if (idx[i] >= 0)
+            service(mq, cs[i], pfd[idx[i]].revents);
+}
+
+void mq_read_more(struct mq *mq)
+{
+    mq_poll(mq, 0);
+}
+
+void mq_accept(struct mq *mq, int on)
+{
+    struct conn *c = &mq->sub;
+
+    if (on == c->wanted)
+        return;
+    c->wanted = on;
+    if (on) {
+        c->retry_at = 0;
+        c->backoff = 0;
+        log_info("taking requests again");
+        return;
+    }
+    log_info("not taking new requests: the broker keeps them queued");
+    if (c->state != DOWN) {
+        mosquitto_disconnect_v5(c->m, 0, NULL);
+        mosquitto_loop_write(c->m, 1);
+        c->state = DOWN;
+    }
+}
+
+int mq_ctl_connected(struct mq *mq)
+{
+    int r = mq->ctl_new;
+    mq->ctl_new = 0;
+    return r;
+}
+
+int mq_sub_connected(const struct mq *mq)
+{
+    return mq->sub.state == UP;
+}
+
+struct msg *mq_head(struct mq *mq)
+{
+    return mq->head;
+}
+
+size_t mq_queued(const struct mq *mq)
+{
+    return mq->nq;
+}
+
+void mq_drop(struct mq *mq, size_t n)
+{
+    while (n-- && mq->head) {
+        struct msg *m = mq->head;
+        mq->head = m->next;
+        free(m->id);
+        free(m->reply_to);
+        free(m->error);
+        free(m);
+        mq->nq--;
+    }
+    if (!mq->head)
+        mq->tail = &mq->head;
+}
+
+int mq_publish(struct mq *mq, const char *topic, const void *payload, size_t len, int qos,
+               int retain, const void *corr, int corrlen)
+{
+    mosquitto_property *props = NULL;
+    int rc;
+
+    if (qos == 0 && mq->ctl.state != UP)
+        return -1;
+    if (corr && corrlen > 0)
+        mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, corr, (uint16_t)corrlen);
+    rc = mosquitto_publish_v5(mq->ctl.m, NULL, topic, (int)len, payload, qos, retain, props);
+    mosquitto_property_free_all(&props);
+    if (rc && rc != MOSQ_ERR_NO_CONN) {
+        log_warn("publishing to %s: %s", topic, mosquitto_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+void mq_flush(struct mq *mq, int timeout_ms)
+{
+    long long end = now_ms() + timeout_ms;
+
+    while (mq->ctl.state == UP && mosquitto_want_write(mq->ctl.m) && now_ms() < end)
+        mq_poll(mq, 20);
+}
+
+void mq_free(struct mq *mq)
+{
+    struct conn *cs[2];
+    int i;
+
+    if (!mq)
+        return;
+    cs[0] = &mq->sub;
+    cs[1] = &mq->ctl;
+    for (i = 0; i < 2; i++) {
+        if (!cs[i]->m)
+            continue;
+        if (cs[i]->state == UP) {
+            mosquitto_disconnect_v5(cs[i]->m, 0, NULL);
+            mosquitto_loop_write(cs[i]->m, 1);
+        }
+        mosquitto_destroy(cs[i]->m);
+    }
+    mq_drop(mq, mq->nq);
+    free(mq->write_filter);
+    free(mq->query_topic);
+    free(mq->status_topic);
+    free(mq);
+}

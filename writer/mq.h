@@ -1,0 +1,84 @@
+/* mq.h: the writer's two MQTT connections, driven by one poll loop.
+ *
+ * `sub` carries requests: fixed client id, persistent session (clean start off,
+ * session never expires), QoS 2 subscription to PREFIX/write/# (which also matches
+ * PREFIX/write itself). It can be closed on purpose (mq_accept(mq, 0)) while the
+ * database cannot be written or while shutting down: the broker then keeps the
+ * backlog for the session, and nothing new reaches the writer's memory.
+ *
+ * `ctl` carries everything the writer publishes (events, receipts, rejections, the
+ * retained status) and named queries; its Last Will marks the writer offline. It stays
+ * up while `sub` is closed, so the status can say why.
+ *
+ * Both reconnect with backoff when the broker is down or goes away. */
+#ifndef MOSQLITE_MQ_H
+#define MOSQLITE_MQ_H
+
+#include <stddef.h>
+
+/* One request as received, in one allocation. */
+struct msg {
+    struct msg *next;
+    char *topic;
+    char *payload;           /* NUL-terminated for convenience; len bytes */
+    size_t len;
+    char *resp_topic;        /* MQTT v5 Response Topic, or NULL */
+    void *corr;              /* MQTT v5 Correlation Data, or NULL */
+    int corrlen;
+    /* Filled in by the writer while applying. */
+    int outcome;
+    long long changes, rowid;
+    char *id, *reply_to, *error;   /* heap copies, freed with the message */
+};
+
+struct mq_opts {
+    const char *host;
+    int port;
+    const char *username, *password, *cafile;
+    const char *client_id;
+    const char *prefix;
+    int keepalive;
+    size_t max_queue;        /* stop reading requests while this many are held */
+};
+
+typedef void (*mq_query_fn)(void *ud, const char *payload, size_t len, const char *resp_topic,
+                            const void *corr, int corrlen);
+
+struct mq;
+
+/* Create both clients and start connecting. will_payload is published retained to
+ * PREFIX/status by the broker if the writer dies. NULL + err on bad options. */
+struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_query_fn on_query,
+                  void *ud, char *err, size_t errlen);
+/* Disconnect both cleanly (after flushing what was published) and free. */
+void mq_free(struct mq *mq);
+
+/* Wait up to timeout_ms for network activity, handle it, reconnect what is due.
+ * Received requests are appended to the queue. */
+void mq_poll(struct mq *mq, int timeout_ms);
+
+/* Read whatever requests are already waiting on the socket, without blocking. */
+void mq_read_more(struct mq *mq);
+
+/* Accept requests (open `sub`) or not (close it; the broker keeps the backlog). */
+void mq_accept(struct mq *mq, int on);
+
+/* 1 once when `ctl` has (re)connected since the last call: time to publish status. */
+int mq_ctl_connected(struct mq *mq);
+int mq_sub_connected(const struct mq *mq);
+
+/* The queue of received, not yet finished requests. */
+struct msg *mq_head(struct mq *mq);
+size_t mq_queued(const struct mq *mq);
+/* Remove and free the first n messages. */
+void mq_drop(struct mq *mq, size_t n);
+
+/* Publish on `ctl`. corr (may be NULL) is sent as MQTT v5 Correlation Data.
+ * 0 on success (or queued for when the broker is back), -1 otherwise. */
+int mq_publish(struct mq *mq, const char *topic, const void *payload, size_t len, int qos,
+               int retain, const void *corr, int corrlen);
+
+/* Send what is waiting to be written, for up to timeout_ms (used at shutdown). */
+void mq_flush(struct mq *mq, int timeout_ms);
+
+#endif

@@ -1,0 +1,217 @@
+/* query.c: named read queries (see query.h). */
+#include "query.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+
+struct named {
+    char *name;
+    sqlite3_stmt *st;
+};
+
+struct queries {
+    sqlite3 *h;
+    struct named *q;
+    int n;
+    long long max_rows, timeout_ms;
+    struct timespec deadline;
+    cJSON *last;                  /* the last request, kept for *reply_to */
+};
+
+static int past_deadline(void *arg)
+{
+    struct queries *q = arg;
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > q->deadline.tv_sec ||
+           (now.tv_sec == q->deadline.tv_sec && now.tv_nsec >= q->deadline.tv_nsec);
+}
+
+struct queries *query_open(const char *path, const struct cfg_list *defs, long long max_rows,
+                           long long timeout_ms, char *err, size_t errlen)
+{
+    struct queries *q = calloc(1, sizeof *q);
+    size_t i;
+
+    if (!q || !(q->q = calloc(defs->n + 1, sizeof *q->q))) {
+        free(q);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    q->max_rows = max_rows;
+    q->timeout_ms = timeout_ms;
+    if (sqlite3_open_v2(path, &q->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "query connection: %s", sqlite3_errmsg(q->h));
+        query_close(q);
+        return NULL;
+    }
+    sqlite3_exec(q->h, "PRAGMA query_only=1", NULL, NULL, NULL);
+    sqlite3_busy_timeout(q->h, (int)timeout_ms);
+    sqlite3_progress_handler(q->h, 1000, past_deadline, q);
+    for (i = 0; i < defs->n; i++) {
+        const char *d = defs->items[i], *sql = d, *tail = NULL;
+        struct named *nq = &q->q[q->n];
+        size_t nlen;
+        while (*sql && !isspace((unsigned char)*sql))
+            sql++;
+        nlen = (size_t)(sql - d);
+        while (isspace((unsigned char)*sql))
+            sql++;
+        if (!nlen || !*sql) {
+            snprintf(err, errlen, "query \"%s\": expected NAME SELECT ...", d);
+            query_close(q);
+            return NULL;
+        }
+        nq->name = strndup(d, nlen);
+        if (!nq->name || sqlite3_prepare_v3(q->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &nq->st, &tail) != SQLITE_OK) {
+            snprintf(err, errlen, "query %s: %s", nq->name ? nq->name : d, sqlite3_errmsg(q->h));
+            free(nq->name);
+            query_close(q);
+            return NULL;
+        }
+        q->n++;
+        while (tail && isspace((unsigned char)*tail))
+            tail++;
+        if (!nq->st || !sqlite3_stmt_readonly(nq->st) || (tail && *tail && strcmp(tail, ";"))) {
+            snprintf(err, errlen, "query %s: must be one read-only SELECT", nq->name);
+            query_close(q);
+            return NULL;
+        }
+    }
+    return q;
+}
+
+void query_close(struct queries *q)
+{
+    int i;
+
+    if (!q)
+        return;
+    for (i = 0; i < q->n; i++) {
+        sqlite3_finalize(q->q[i].st);
+        free(q->q[i].name);
+    }
+    free(q->q);
+    cJSON_Delete(q->last);
+    sqlite3_close(q->h);
+    free(q);
+}
+
+static void answer_error(struct jbuf *out, const char *name, const char *msg)
+{
+    out->len = 0;
+    jb_puts(out, "{\"query\":");
+    jb_cstr(out, name);
+    jb_puts(out, ",\"error\":");
+    jb_cstr(out, msg);
+    jb_putc(out, '}');
+}
+
+void query_run(struct queries *q, const char *payload, size_t len, struct jbuf *out,
+               const char **reply_to)
+{
+    const cJSON *jname, *params, *rt;
+    struct named *nq = NULL;
+    sqlite3_stmt *st;
+    char msg[512];
+    int i, rc;
+    long long nrows = 0;
+
+    out->len = 0;
+    out->oom = 0;
+    *reply_to = NULL;
+    cJSON_Delete(q->last);
+    q->last = cJSON_ParseWithLength(payload, len);
+    if (!q->last || !cJSON_IsObject(q->last)) {
+        answer_error(out, NULL, "a query request must be a JSON object");
+        return;
+    }
+    rt = cJSON_GetObjectItemCaseSensitive(q->last, "reply_to");
+    if (cJSON_IsString(rt) && rt->valuestring[0] && !strpbrk(rt->valuestring, "+#"))
+        *reply_to = rt->valuestring;
+    jname = cJSON_GetObjectItemCaseSensitive(q->last, "query");
+    if (!cJSON_IsString(jname)) {
+        answer_error(out, NULL, "\"query\" must name a defined query");
+        return;
+    }
+    for (i = 0; i < q->n; i++)
+        if (!strcmp(q->q[i].name, jname->valuestring))
+            nq = &q->q[i];
+    if (!nq) {
+        snprintf(msg, sizeof msg, "unknown query \"%.100s\"", jname->valuestring);
+        answer_error(out, jname->valuestring, msg);
+        return;
+    }
+    st = nq->st;
+    params = cJSON_GetObjectItemCaseSensitive(q->last, "params");
+    if (params && !cJSON_IsObject(params)) {
+        answer_error(out, nq->name, "\"params\" must be an object");
+        return;
+    }
+    if (params) {
+        const cJSON *p;
+        for (p = params->child; p; p = p->next) {
+            char pname[256];
+            int idx;
+            snprintf(pname, sizeof pname, ":%s", p->string);
+            idx = sqlite3_bind_parameter_index(st, pname);
+            if (!idx) {
+                snprintf(pname, sizeof pname, "$%s", p->string);
+                idx = sqlite3_bind_parameter_index(st, pname);
+            }
+            if (!idx) {
+                snprintf(msg, sizeof msg, "query \"%s\" has no parameter \"%.100s\"", nq->name, p->string);
+                answer_error(out, nq->name, msg);
+                sqlite3_clear_bindings(st);
+                return;
+            }
+            db_bind_json(st, idx, p);
+        }
+    }
+    for (i = 1; i <= sqlite3_bind_parameter_count(st); i++) {
+        const char *pn = sqlite3_bind_parameter_name(st, i);
+        if (pn && (!params || !cJSON_GetObjectItemCaseSensitive(params, pn + 1))) {
+            snprintf(msg, sizeof msg, "query \"%s\" needs parameter \"%s\"", nq->name, pn + 1);
+            answer_error(out, nq->name, msg);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &q->deadline);
+    q->deadline.tv_sec += q->timeout_ms / 1000;
+    q->deadline.tv_nsec += (q->timeout_ms % 1000) * 1000000;
+    if (q->deadline.tv_nsec >= 1000000000) {
+        q->deadline.tv_sec++;
+        q->deadline.tv_nsec -= 1000000000;
+    }
+    jb_puts(out, "{\"query\":");
+    jb_cstr(out, nq->name);
+    jb_puts(out, ",\"rows\":[");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (nrows == q->max_rows)
+            break;
+        if (nrows++)
+            jb_putc(out, ',');
+        db_row_json(out, st);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        if (rc == SQLITE_INTERRUPT)
+            snprintf(msg, sizeof msg, "query \"%s\" ran past its time cap (%lld ms)", nq->name, q->timeout_ms);
+        else
+            snprintf(msg, sizeof msg, "query \"%s\": %s", nq->name, sqlite3_errmsg(q->h));
+        answer_error(out, nq->name, msg);
+    } else {
+        jb_puts(out, "],\"truncated\":");
+        jb_puts(out, rc == SQLITE_ROW ? "true}" : "false}");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}

@@ -1,0 +1,28 @@
+/* query.h: named read queries for browsers and scripts, which cannot open the file.
+ *
+ * The operator defines them in the config (`query NAME SELECT ...`). They run on a
+ * separate read-only connection (WAL: they never block a commit), with a row cap and
+ * a time cap enforced by SQLite's progress handler. */
+#ifndef MOSQLITE_QUERY_H
+#define MOSQLITE_QUERY_H
+
+#include <stddef.h>
+
+#include "cfg.h"
+#include "jbuf.h"
+
+struct queries;
+
+/* Prepare every definition ("NAME SQL") on a read-only connection to path. Each must
+ * be one read-only statement. NULL + err on any error. */
+struct queries *query_open(const char *path, const struct cfg_list *defs, long long max_rows,
+                           long long timeout_ms, char *err, size_t errlen);
+void query_close(struct queries *q);
+
+/* Answer one request payload into out (JSON). *reply_to is set to the request's
+ * reply_to (pointing into storage valid until the next call), or NULL when the
+ * request named none and the answer has nowhere to go. */
+void query_run(struct queries *q, const char *payload, size_t len, struct jbuf *out,
+               const char **reply_to);
+
+#endif

@@ -1,0 +1,492 @@
+/* req.c: request parsing and validation (see req.h). Pure: no SQL, no network.
+ *
+ * Order of checks: size, then one pass over the raw bytes for UTF-8, nesting depth
+ * and \u0000 (which cJSON would silently cut a string at), then the JSON parse, then
+ * the envelope (id and reply_to first, so even a bad request can be answered), then
+ * each operation. Duplicate keys in the structural objects are refused: which of two
+ * values is meant would be a guess. */
+#include "req.h"
+#include "utf8.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const op_names[] = {"insert", "upsert", "update", "delete"};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* One pass over the payload: valid UTF-8, no raw NUL, depth within limit, and no
+ * \u0000 escape inside strings. */
+static int scan_raw(const unsigned char *p, size_t n, int max_depth, char *err, size_t errlen)
+{
+    size_t i = 0;
+    int depth = 0, instr = 0;
+
+    while (i < n) {
+        unsigned c = p[i];
+        if (c >= 0x80) {
+            size_t k = utf8_seqlen(p + i, n - i);
+            if (!k)
+                return fail(err, errlen, "payload is not valid UTF-8 (byte %zu)", i);
+            i += k;
+            continue;
+        }
+        if (c == 0)
+            return fail(err, errlen, "payload contains a NUL byte (byte %zu)", i);
+        if (instr) {
+            if (c == '\\') {
+                if (i + 5 < n && p[i + 1] == 'u' && p[i + 2] == '0' && p[i + 3] == '0' &&
+                    p[i + 4] == '0' && p[i + 5] == '0')
+                    return fail(err, errlen, "string contains \\u0000 (byte %zu): NUL characters are not supported", i);
+                i += 2;
+                continue;
+            }
+            if (c == '"')
+                instr = 0;
+        } else if (c == '"') {
+            instr = 1;
+        } else if (c == '{' || c == '[') {
+            if (++depth > max_depth)
+                return fail(err, errlen, "nesting too deep (limit %d)", max_depth);
+        } else if (c == '}' || c == ']') {
+            depth--;
+        }
+        i++;
+    }
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Refuse an object that has the same key twice. Pairwise for small objects, sorted
+ * for large ones, so a hostile object with many keys stays cheap. */
+static int dup_keys(const cJSON *obj, const char *what, char *err, size_t errlen)
+{
+    const cJSON *a, *b;
+    int n = 0, i;
+    const char **keys;
+
+    for (a = obj->child; a; a = a->next)
+        n++;
+    if (n <= 16) {
+        for (a = obj->child; a; a = a->next)
+            for (b = a->next; b; b = b->next)
+                if (!strcmp(a->string, b->string))
+                    return fail(err, errlen, "duplicate key \"%.100s\" in %s", a->string, what);
+        return 0;
+    }
+    if (!(keys = malloc((size_t)n * sizeof *keys)))
+        return fail(err, errlen, "out of memory");
+    for (i = 0, a = obj->child; a; a = a->next)
+        keys[i++] = a->string;
+    qsort(keys, (size_t)n, sizeof *keys, cmp_str);
+    for (i = 1; i < n; i++)
+        if (!strcmp(keys[i - 1], keys[i])) {
+            fail(err, errlen, "duplicate key \"%.100s\" in %s", keys[i], what);
+            free(keys);
+            return -1;
+        }
+    free(keys);
+    return 0;
+}
+
+static int printable_id(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++, n++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            return 0;
+    return n >= 1 && n <= 128;
+}
+
+static int topic_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && n <= 65535 && !strpbrk(s, "+#");
+}
+
+const char *req_blob_text(const cJSON *v)
+{
+    if (cJSON_IsObject(v) && v->child && !v->child->next && cJSON_IsString(v->child) &&
+        !strcmp(v->child->string, "$base64"))
+        return v->child->valuestring;
+    return NULL;
+}
+
+static int b64val(int c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+long req_base64_decode(const char *in, size_t n, unsigned char *out)
+{
+    size_t i, o = 0, pad = 0;
+    unsigned acc = 0;
+    int bits = 0;
+
+    while (n > 0 && in[n - 1] == '=') {
+        n--;
+        pad++;
+    }
+    if (pad > 2 || (pad && (n + pad) % 4) || n % 4 == 1)
+        return -1;
+    for (i = 0; i < n; i++) {
+        int v = b64val((unsigned char)in[i]);
+        if (v < 0)
+            return -1;
+        acc = acc << 6 | (unsigned)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (out)
+                out[o] = (unsigned char)(acc >> bits);
+            o++;
+        }
+    }
+    /* Leftover bits must be zero in canonical base64. */
+    if (bits && (acc & ((1u << bits) - 1)))
+        return -1;
+    return (long)o;
+}
+
+/* Check one value's type. */
+static int check_value(const struct table *t, int col, const cJSON *v, char *err, size_t errlen)
+{
+    const char *cname = t->cols[col].name;
+
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (d == floor(d) && fabs(d) > REQ_MAX_EXACT)
+            return fail(err, errlen, "column \"%s\": integer %.17g is beyond +-2^53 and would lose "
+                        "precision; send it as a string", cname, d);
+        return 0;
+    }
+    if (cJSON_IsObject(v)) {
+        const cJSON *c;
+        for (c = v->child; c; c = c->next)
+            if (!strcmp(c->string, "$base64")) {
+                const char *b = req_blob_text(v);
+                if (!b)
+                    return fail(err, errlen, "column \"%s\": a blob is {\"$base64\": \"...\"} "
+                                "with a string and no other key", cname);
+                if (req_base64_decode(b, strlen(b), NULL) < 0)
+                    return fail(err, errlen, "column \"%s\": $base64 is not valid base64", cname);
+                return 0;
+            }
+    }
+    return 0;
+}
+
+static void *grow(void *p, int *cap, int need, size_t size)
+{
+    int c = *cap ? *cap : 8;
+    void *n;
+
+    if (need <= *cap)
+        return p;
+    while (c < need)
+        c *= 2;
+    n = realloc(p, (size_t)c * size);
+    if (n)
+        *cap = c;
+    return n;
+}
+
+/* Read a column -> value object into r->valbuf. */
+static int read_columns(struct req *r, const struct table *t, const cJSON *obj, const char *field,
+                        int allow_empty, struct req_val **out, int *nout, char *err, size_t errlen)
+{
+    const cJSON *c;
+    int n = 0, start;
+    void *p;
+
+    if (!cJSON_IsObject(obj))
+        return fail(err, errlen, "\"%s\" must be an object of column: value", field);
+    if (!obj->child && !allow_empty)
+        return fail(err, errlen, "\"%s\" must not be empty", field);
+    if (dup_keys(obj, field, err, errlen))
+        return -1;
+    for (c = obj->child; c; c = c->next)
+        n++;
+    if (!(p = grow(r->valbuf, &r->valcap, r->nval + n, sizeof *r->valbuf)))
+        return fail(err, errlen, "out of memory");
+    r->valbuf = p;
+    if (!(p = grow(r->seen, &r->seencap, t->ncols, 1)))
+        return fail(err, errlen, "out of memory");
+    r->seen = p;
+    memset(r->seen, 0, (size_t)t->ncols);
+    start = r->nval;
+    for (c = obj->child; c; c = c->next) {
+        int col = table_column(t, c->string);
+        if (col < 0)
+            return fail(err, errlen, "unknown column \"%.100s\" in table \"%s\"", c->string, t->name);
+        if (t->cols[col].generated && strcmp(field, "where"))
+            return fail(err, errlen, "column \"%s\" in table \"%s\" is generated and cannot be written",
+                        t->cols[col].name, t->name);
+        if (r->seen[col])
+            return fail(err, errlen, "column \"%s\" is given twice in \"%s\"", t->cols[col].name, field);
+        r->seen[col] = 1;
+        if (check_value(t, col, c, err, errlen))
+            return -1;
+        r->valbuf[r->nval].col = col;
+        r->valbuf[r->nval].v = c;
+        r->nval++;
+    }
+    /* Store the start offset; pointers are fixed up once valbuf stops moving. */
+    *out = (struct req_val *)(size_t)start;
+    *nout = n;
+    return 0;
+}
+
+static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const char *topic_table,
+                    struct req_op *op, char *err, size_t errlen)
+{
+    static const char *const allowed[] = {"op", "table", "values", "set", "where", "on_conflict",
+                                          "id", "reply_to", "ops", NULL};
+    const cJSON *f, *jop = NULL, *jtable = NULL, *values = NULL, *set = NULL, *where = NULL, *conf = NULL;
+    const char *tname;
+    int i;
+
+    memset(op, 0, sizeof *op);
+    for (f = o->child; f; f = f->next) {
+        for (i = 0; allowed[i] && strcmp(allowed[i], f->string); i++)
+            ;
+        if (!allowed[i])
+            return fail(err, errlen, "unknown field \"%.100s\"", f->string);
+        switch (i) {
+        case 0: jop = f; break;
+        case 1: jtable = f; break;
+        case 2: values = f; break;
+        case 3: set = f; break;
+        case 4: where = f; break;
+        case 5: conf = f; break;
+        }
+    }
+    if (jop) {
+        if (!cJSON_IsString(jop))
+            return fail(err, errlen, "\"op\" must be a string: insert, upsert, update or delete");
+        for (i = 0; i < 4 && strcmp(op_names[i], jop->valuestring); i++)
+            ;
+        if (i == 4)
+            return fail(err, errlen, "unknown op \"%.100s\" (use insert, upsert, update or delete)",
+                        jop->valuestring);
+        op->kind = (enum op_kind)i;
+    }
+    if (jtable && !cJSON_IsString(jtable))
+        return fail(err, errlen, "\"table\" must be a string");
+    if (topic_table) {
+        tname = topic_table;
+        if (jtable && sqlite3_stricmp(jtable->valuestring, topic_table))
+            return fail(err, errlen, "\"table\" is \"%.100s\" but the topic names table \"%.100s\"",
+                        jtable->valuestring, topic_table);
+    } else {
+        if (!jtable)
+            return fail(err, errlen, "\"table\" is required for a request on the write topic "
+                        "without a table");
+        tname = jtable->valuestring;
+    }
+    op->table = schema_table(s, tname);
+    if (!op->table)
+        return fail(err, errlen, "unknown table \"%.100s\"", tname);
+    if (!op->table->writable)
+        return fail(err, errlen, "table \"%s\" is not writable", op->table->name);
+    op->tindex = (int)(op->table - s->tables);
+
+    switch (op->kind) {
+    case OP_INSERT:
+    case OP_UPSERT:
+        if (set || where)
+            return fail(err, errlen, "%s takes \"values\", not \"%s\"", op_names[op->kind],
+                        set ? "set" : "where");
+        if (!values)
+            return fail(err, errlen, "%s needs \"values\"", op_names[op->kind]);
+        if (read_columns(r, op->table, values, "values", op->kind == OP_INSERT, &op->vals,
+                         &op->nvals, err, errlen))
+            return -1;
+        break;
+    case OP_UPDATE:
+        if (values)
+            return fail(err, errlen, "update takes \"set\", not \"values\"");
+        if (!set)
+            return fail(err, errlen, "update needs \"set\"");
+        if (read_columns(r, op->table, set, "set", 0, &op->vals, &op->nvals, err, errlen))
+            return -1;
+        /* fall through */
+    case OP_DELETE:
+        if (op->kind == OP_DELETE && (values || set))
+            return fail(err, errlen, "delete takes only \"where\"");
+        if (!where || (cJSON_IsObject(where) && !where->child))
+            return fail(err, errlen, "%s needs a non-empty \"where\": a request never %ss a whole table",
+                        op_names[op->kind], op_names[op->kind]);
+        if (read_columns(r, op->table, where, "where", 0, &op->where, &op->nwhere, err, errlen))
+            return -1;
+        break;
+    }
+    if (conf && op->kind != OP_UPSERT)
+        return fail(err, errlen, "\"on_conflict\" is only for upsert");
+    if (op->kind == OP_UPSERT) {
+        const struct table *t = op->table;
+        int n = 0;
+        void *p;
+        if (conf) {
+            const cJSON *c;
+            if (!cJSON_IsArray(conf) || !conf->child)
+                return fail(err, errlen, "\"on_conflict\" must be a non-empty array of column names");
+            for (c = conf->child; c; c = c->next)
+                n++;
+            if (!(p = grow(r->intbuf, &r->intcap, r->nint + n, sizeof *r->intbuf)))
+                return fail(err, errlen, "out of memory");
+            r->intbuf = p;
+            op->conflict = (int *)(size_t)r->nint;
+            for (c = conf->child; c; c = c->next) {
+                int col;
+                if (!cJSON_IsString(c))
+                    return fail(err, errlen, "\"on_conflict\" must be a non-empty array of column names");
+                col = table_column(t, c->valuestring);
+                if (col < 0)
+                    return fail(err, errlen, "unknown column \"%.100s\" in table \"%s\"",
+                                c->valuestring, t->name);
+                r->intbuf[r->nint++] = col;
+            }
+        } else {
+            if (!t->npk)
+                return fail(err, errlen, "upsert into \"%s\" needs \"on_conflict\": the table has "
+                            "no declared primary key", t->name);
+            n = t->npk;
+            if (!(p = grow(r->intbuf, &r->intcap, r->nint + n, sizeof *r->intbuf)))
+                return fail(err, errlen, "out of memory");
+            r->intbuf = p;
+            op->conflict = (int *)(size_t)r->nint;
+            for (i = 0; i < t->ncols; i++)
+                if (t->cols[i].pk)
+                    r->intbuf[r->nint + t->cols[i].pk - 1] = i;
+            r->nint += n;
+        }
+        op->nconflict = n;
+    }
+    return 0;
+}
+
+int req_parse(struct req *r, const struct schema *s, const struct req_limits *lim,
+              const char *topic_table, const char *payload, size_t len, char *err, size_t errlen)
+{
+    const char *end = NULL;
+    const cJSON *ops, *f;
+    char sub[512];
+    int i, n;
+
+    r->root = NULL;
+    r->id = r->reply_to = NULL;
+    r->nops = r->nval = r->nint = 0;
+    if (len > lim->max_payload)
+        return fail(err, errlen, "payload too large: %zu bytes (limit %zu)", len, lim->max_payload);
+    if (len == 0)
+        return fail(err, errlen, "empty payload: expected a JSON object");
+    if (scan_raw((const unsigned char *)payload, len, lim->max_depth, err, errlen))
+        return -1;
+    r->root = cJSON_ParseWithLengthOpts(payload, len, &end, 0);
+    if (!r->root)
+        return fail(err, errlen, "invalid JSON at byte %zu", end ? (size_t)(end - payload) : 0);
+    if (end && (size_t)(end - payload) < len) {
+        size_t k = (size_t)(end - payload);
+        while (k < len && (payload[k] == ' ' || payload[k] == '\n' || payload[k] == '\r' || payload[k] == '\t'))
+            k++;
+        if (k < len)
+            return fail(err, errlen, "invalid JSON: unexpected text at byte %zu", k);
+    }
+    if (!cJSON_IsObject(r->root))
+        return fail(err, errlen, "a request must be a JSON object");
+    if (dup_keys(r->root, "the request", err, errlen))
+        return -1;
+    f = cJSON_GetObjectItemCaseSensitive(r->root, "id");
+    if (f) {
+        if (!cJSON_IsString(f) || !printable_id(f->valuestring))
+            return fail(err, errlen, "\"id\" must be a string of 1 to 128 printable ASCII characters");
+        r->id = f->valuestring;
+    }
+    f = cJSON_GetObjectItemCaseSensitive(r->root, "reply_to");
+    if (f) {
+        if (!cJSON_IsString(f) || !topic_ok(f->valuestring))
+            return fail(err, errlen, "\"reply_to\" must be a topic name without wildcards");
+        r->reply_to = f->valuestring;
+    }
+    ops = cJSON_GetObjectItemCaseSensitive(r->root, "ops");
+    if (ops) {
+        const cJSON *o;
+        for (f = r->root->child; f; f = f->next)
+            if (strcmp(f->string, "ops") && strcmp(f->string, "id") && strcmp(f->string, "reply_to"))
+                return fail(err, errlen, "a transaction has only \"ops\", \"id\" and \"reply_to\"; "
+                            "\"%.100s\" belongs inside an op", f->string);
+        if (!cJSON_IsArray(ops) || !ops->child)
+            return fail(err, errlen, "\"ops\" must be a non-empty array of operations");
+        n = cJSON_GetArraySize(ops);
+        if (n > lim->max_ops)
+            return fail(err, errlen, "too many ops: %d (limit %d)", n, lim->max_ops);
+        if (!(r->ops = grow(r->ops, &r->opcap, n, sizeof *r->ops)))
+            return fail(err, errlen, "out of memory");
+        for (i = 0, o = ops->child; o; o = o->next, i++) {
+            if (!cJSON_IsObject(o))
+                return fail(err, errlen, "ops[%d]: an operation must be a JSON object", i);
+            if (dup_keys(o, "the operation", sub, sizeof sub) ||
+                (cJSON_GetObjectItemCaseSensitive(o, "ops") && fail(sub, sizeof sub, "operations do not nest")) ||
+                (cJSON_GetObjectItemCaseSensitive(o, "id") && fail(sub, sizeof sub, "\"id\" belongs to the transaction, not to an op")) ||
+                (cJSON_GetObjectItemCaseSensitive(o, "reply_to") && fail(sub, sizeof sub, "\"reply_to\" belongs to the transaction, not to an op")) ||
+                parse_op(r, s, o, topic_table, &r->ops[i], sub, sizeof sub))
+                return fail(err, errlen, "ops[%d]: %s", i, sub);
+        }
+        r->nops = n;
+    } else {
+        if (!(r->ops = grow(r->ops, &r->opcap, 1, sizeof *r->ops)))
+            return fail(err, errlen, "out of memory");
+        if (parse_op(r, s, r->root, topic_table, &r->ops[0], err, errlen))
+            return -1;
+        r->nops = 1;
+    }
+    /* valbuf and intbuf are final now: turn the stored offsets into pointers. */
+    for (i = 0; i < r->nops; i++) {
+        struct req_op *op = &r->ops[i];
+        op->vals = r->valbuf + (size_t)op->vals;
+        op->where = r->valbuf + (size_t)op->where;
+        op->conflict = r->intbuf + (size_t)op->conflict;
+    }
+    return 0;
+}
+
+void req_clear(struct req *r)
+{
+    cJSON_Delete(r->root);
+    r->root = NULL;
+    r->id = r->reply_to = NULL;
+    r->nops = r->nval = r->nint = 0;
+}
+
+void req_free(struct req *r)
+{
+    if (!r)
+        return;
+    req_clear(r);
+    free(r->ops);
+    free(r->valbuf);
+    free(r->intbuf);
+    free(r->seen);
+    memset(r, 0, sizeof *r);
+}

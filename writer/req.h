@@ -1,0 +1,82 @@
+/* req.h: turning one request payload into validated operations, with no I/O.
+ *
+ * req_parse() checks everything that can be checked without touching the data: the
+ * payload's size, UTF-8, nesting depth and JSON syntax, the envelope's shape, the
+ * table (exists and writable) and every column name against the schema, and each
+ * value's type. What it returns points into the parsed JSON tree it owns; the SQL
+ * layer (db.c) binds those values. The error text is the product's rejection text. */
+#ifndef MOSQLITE_REQ_H
+#define MOSQLITE_REQ_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "schema.h"
+
+enum op_kind { OP_INSERT, OP_UPSERT, OP_UPDATE, OP_DELETE };
+
+extern const char *const op_names[];
+
+struct req_limits {
+    size_t max_payload;    /* bytes */
+    int max_depth;         /* JSON nesting */
+    int max_ops;           /* ops in one transaction */
+};
+
+/* A column and the JSON value for it. */
+struct req_val {
+    int col;               /* index into table->cols */
+    const cJSON *v;
+};
+
+struct req_op {
+    enum op_kind kind;
+    const struct table *table;
+    int tindex;            /* table's index in the schema */
+    struct req_val *vals;  /* values (insert, upsert) or set (update) */
+    int nvals;
+    struct req_val *where; /* update, delete */
+    int nwhere;
+    int *conflict;         /* upsert: conflict target columns */
+    int nconflict;
+};
+
+struct req {
+    cJSON *root;           /* owned */
+    const char *id;        /* the request's id, or NULL; points into root */
+    const char *reply_to;  /* or NULL; points into root */
+    struct req_op *ops;
+    int nops;
+    /* Storage reused from one request to the next (see req_clear). */
+    struct req_val *valbuf;
+    int valcap, nval;
+    int *intbuf;
+    int intcap, nint;
+    int opcap;
+    unsigned char *seen;   /* per-column marks for duplicate detection */
+    int seencap;
+};
+
+/* Parse and validate. topic_table is TABLE for PREFIX/write/TABLE, NULL for
+ * PREFIX/write. On error returns -1 with the rejection reason in err; r->id and
+ * r->reply_to are still set when they could be read, so the rejection can be answered.
+ * Call req_clear() before reusing r and req_free() at the end. */
+int req_parse(struct req *r, const struct schema *s, const struct req_limits *lim,
+              const char *topic_table, const char *payload, size_t len,
+              char *err, size_t errlen);
+
+/* Forget the last request (frees its JSON tree), keep the reusable storage. */
+void req_clear(struct req *r);
+void req_free(struct req *r);
+
+/* Integers are exact up to 2^53 in JSON numbers. */
+#define REQ_MAX_EXACT 9007199254740992.0
+
+/* Decode base64 (standard alphabet, padding optional). Returns the decoded length,
+ * or -1 if the text is not base64. out needs room for n / 4 * 3 + 3 bytes. */
+long req_base64_decode(const char *in, size_t n, unsigned char *out);
+
+/* If v is {"$base64": "..."} return the string, else NULL. */
+const char *req_blob_text(const cJSON *v);
+
+#endif
