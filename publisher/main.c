@@ -1,0 +1,407 @@
+/* main.c: mosqlite-pub, the command-line publisher, built on the library in
+ * mosqlite.h. Three ways in: one request from the arguments (TABLE JSON, --op, --where,
+ * --id), JSON Lines from stdin (`-`), or each stdin line as one insert (--lines COLUMN
+ * --with JSON TABLE). stdin is read only while the library's window has room, so memory
+ * stays bounded on endless input, and every line is published as soon as it is read.
+ * The exit status says whether everything landed (see usage below). */
+#include "cfg.h"
+#include "log.h"
+#include "mosqlite.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { EXIT_REJECTED = 1, EXIT_UNCONFIRMED = 2, EXIT_USAGE = 3, EXIT_CONNECT = 4 };
+
+#define LINES_CHUNK 32768           /* --lines: longest text per row */
+
+static const char usage[] =
+    "usage: mosqlite-pub [options] TABLE '{\"col\": value, ...}'        insert one row\n"
+    "       mosqlite-pub [options] --op upsert TABLE '{...}'\n"
+    "       mosqlite-pub [options] --op update --where '{...}' TABLE '{set...}'\n"
+    "       mosqlite-pub [options] --op delete --where '{...}' TABLE\n"
+    "       mosqlite-pub [options] -                   JSON Lines from stdin, to PREFIX/write\n"
+    "       mosqlite-pub [options] --lines COLUMN [--with '{...}'] TABLE   each stdin line\n"
+    "\n"
+    "Every request goes at QoS 2; the program ends once the broker has completed every\n"
+    "handshake (or, with --wait, once the writer has answered every request). A JSON\n"
+    "Lines line longer than --max-line is not sent and counts as an error; with --lines\n"
+    "a longer line is sent as several rows of at most 32 KiB of text. Invalid UTF-8 in a\n"
+    "--lines line becomes U+FFFD; a trailing CR is dropped. --timeout is how long to go\n"
+    "on without any request completing (0 = for ever).\n"
+    "Exit status: 0 all done (applied or duplicate with --wait); 1 a request was\n"
+    "rejected, or a line could not be sent; 2 unconfirmed after --timeout; 3 bad\n"
+    "arguments or config; 4 could not connect.\n";
+
+static char *o_host, *o_prefix, *o_user, *o_pass, *o_cafile,
+            *o_config, *o_op, *o_where, *o_id, *o_lines, *o_with;
+static long long o_port = 1883, o_timeout = 30, o_window = 1000, o_max_line = 262144;
+static int o_wait, o_verbose;
+
+static const struct cfg_opt opts[] = {
+    {"host", 'h', CFG_STR, &o_host, 0, 0, 0, "HOST", "broker host (127.0.0.1)"},
+    {"port", 'p', CFG_INT, &o_port, 1, 65535, 0, "PORT", "broker port (1883)"},
+    {"prefix", 0, CFG_STR, &o_prefix, 0, 0, 0, "PREFIX", "topic prefix (mosqlite)"},
+    {"username", 'u', CFG_STR, &o_user, 0, 0, 0, "USER", "MQTT username"},
+    {"password", 'P', CFG_STR, &o_pass, 0, 0, 0, "PASS", "MQTT password"},
+    {"cafile", 0, CFG_STR, &o_cafile, 0, 0, 0, "FILE", "CA certificates: connect with TLS"},
+    {"config", 'c', CFG_STR, &o_config, 0, 0, CFG_CMDLINE_ONLY, "FILE",
+     "read `key value` options from FILE"},
+    {"op", 0, CFG_STR, &o_op, 0, 0, CFG_CMDLINE_ONLY, "OP", "insert, upsert, update or delete"},
+    {"where", 0, CFG_STR, &o_where, 0, 0, CFG_CMDLINE_ONLY, "JSON", "rows to update or delete"},
+    {"id", 0, CFG_STR, &o_id, 0, 0, CFG_CMDLINE_ONLY, "ID", "the id of a single request"},
+    {"lines", 0, CFG_STR, &o_lines, 0, 0, CFG_CMDLINE_ONLY, "COLUMN",
+     "insert each stdin line into COLUMN of TABLE"},
+    {"with", 0, CFG_STR, &o_with, 0, 0, CFG_CMDLINE_ONLY, "JSON", "values added to each --lines row"},
+    {"wait", 0, CFG_FLAG, &o_wait, 0, 0, 0, NULL, "wait for the writer's receipts"},
+    {"timeout", 0, CFG_INT, &o_timeout, 0, 86400, 0, "SECONDS", "give up after this long without progress (30)"},
+    {"window", 0, CFG_INT, &o_window, 1, 65535, 0, "N", "most requests outstanding at once (1000)"},
+    {"max-line", 0, CFG_INT, &o_max_line, 16, 64 << 20, 0, "BYTES", "longest JSON Lines line (262144)"},
+    {"verbose", 'v', CFG_FLAG, &o_verbose, 0, 0, 0, NULL, "print a summary at the end"},
+    {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+};
+
+static volatile sig_atomic_t stop;
+static unsigned long local_failures;    /* lines we could not send */
+
+static void on_signal(int sig)
+{
+    stop = 1;
+    signal(sig, SIG_DFL);       /* a second signal ends the program at once */
+}
+
+/* Result callback: one stderr line per rejection. */
+static void on_result(mosqlite_client *c, const struct mosqlite_result *r, void *arg)
+{
+    unsigned long line = (unsigned long)(uintptr_t)r->tag;
+
+    if (r->status != MOSQLITE_REJECTED)
+        return;
+    if (line)
+        log_error("line %lu: request %s rejected: %s", line, r->id, r->error);
+    else
+        log_error("request %s rejected: %s", r->id, r->error);
+}
+
+/* ---- reading stdin ---- */
+
+struct reader {
+    char *buf;
+    size_t cap, start, end;
+    size_t max;                 /* longest piece handed out */
+    int eof;
+    int cont;                   /* the next piece continues a cut line */
+};
+
+/* The next line (without its newline) or piece of an overlong line. Returns 1 and
+ * sets *p, *len, *cut (more of this line follows) and *cont (this continues a cut
+ * line); 0 when more input is needed; -1 at the end. */
+static int next_line(struct reader *r, char **p, size_t *len, int *cut, int *cont)
+{
+    char *b = r->buf + r->start, *nl;
+    size_t avail = r->end - r->start, n;
+
+    *cont = r->cont;
+    if ((nl = memchr(b, '\n', avail))) {
+        *p = b;
+        *len = (size_t)(nl - b);
+        *cut = 0;
+        r->start += *len + 1;
+        r->cont = 0;
+        return 1;
+    }
+    if (avail >= r->max) {
+        n = r->max;             /* cut before a UTF-8 continuation byte if possible */
+        while (n > r->max - 3 && ((unsigned char)b[n] & 0xc0) == 0x80)
+            n--;
+        *p = b;
+        *len = n;
+        *cut = 1;
+        r->start += n;
+        r->cont = 1;
+        return 1;
+    }
+    if (r->eof && avail > 0) {
+        *p = b;
+        *len = avail;
+        *cut = 0;
+        r->start = r->end;
+        r->cont = 0;
+        return 1;
+    }
+    return r->eof ? -1 : 0;
+}
+
+/* Read what stdin has. 0, or -1 on a read error. */
+static int fill(struct reader *r)
+{
+    ssize_t n;
+
+    if (r->start > 0) {
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->start = 0;
+    }
+    n = read(0, r->buf + r->end, r->cap - r->end);
+    if (n < 0)
+        return errno == EINTR || errno == EAGAIN ? 0 : -1;
+    if (n == 0)
+        r->eof = 1;
+    r->end += (size_t)n;
+    return 0;
+}
+
+/* Publish one line. Returns 0 to go on, or a MOSQLITE_E* code that ends the input. */
+static int handle_line(mosqlite_client *c, const mosqlite_lines *tpl, const char *table,
+                       char *p, size_t len, int cut, int cont, unsigned long lineno)
+{
+    char *json;
+    int rc;
+
+    if (tpl) {
+        if (!cut && len > 0 && p[len - 1] == '\r')
+            len--;
+        if (!(json = mosqlite_lines_format(tpl, p, len)))
+            return MOSQLITE_ENOMEM;
+    } else {
+        size_t i = 0;
+        if (cut || cont) {
+            if (!cont) {
+                log_error("line %lu: longer than %lld bytes, not sent", lineno, o_max_line);
+                local_failures++;
+            }
+            return 0;
+        }
+        while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r'))
+            i++;
+        if (i == len)
+            return 0;           /* blank line */
+        if (!(json = malloc(len + 1)))
+            return MOSQLITE_ENOMEM;
+        memcpy(json, p, len);
+        json[len] = '\0';
+        if (strlen(json) != len) {
+            log_error("line %lu: has a NUL byte, not sent", lineno);
+            local_failures++;
+            free(json);
+            return 0;
+        }
+    }
+    rc = mosqlite_publish(c, tpl ? table : NULL, json, (void *)(uintptr_t)lineno, NULL);
+    free(json);
+    if (rc == MOSQLITE_EINVAL) {
+        log_error("line %lu: %s", lineno, mosqlite_errstr(c));
+        local_failures++;
+        return 0;
+    }
+    return rc;
+}
+
+/* Publish stdin, line by line, as it arrives. */
+static int run_stdin(mosqlite_client *c, const mosqlite_lines *tpl, const char *table)
+{
+    struct reader r = {0};
+    unsigned long lineno = 0;
+    int rc = MOSQLITE_OK;
+
+    r.max = tpl ? LINES_CHUNK : (size_t)o_max_line;
+    r.cap = r.max + 65536;
+    if (!(r.buf = malloc(r.cap)))
+        return MOSQLITE_ENOMEM;
+    while (!stop && rc == MOSQLITE_OK) {
+        char *p;
+        size_t len;
+        int cut, cont, got;
+        struct pollfd pfd = {0, POLLIN, 0};
+
+        while (rc == MOSQLITE_OK && (got = next_line(&r, &p, &len, &cut, &cont)) == 1) {
+            if (!cont)
+                lineno++;
+            rc = handle_line(c, tpl, table, p, len, cut, cont, lineno);
+        }
+        if (rc != MOSQLITE_OK || got < 0)
+            break;
+        /* Wait for input, but wake to deliver results and republish. */
+        if (poll(&pfd, 1, 100) > 0 && fill(&r) < 0) {
+            log_error("reading stdin: %s", strerror(errno));
+            local_failures++;
+            break;
+        }
+        if (rc == MOSQLITE_OK)
+            rc = mosqlite_service(c);
+    }
+    if (stop)
+        log_warn("interrupted: stopped reading stdin after %lu lines", lineno);
+    free(r.buf);
+    return rc;
+}
+
+/* One request from the arguments, built before connecting so bad JSON fails early. */
+static char *build_single(const char *data)
+{
+    enum mosqlite_op op = MOSQLITE_INSERT;
+    char err[256], *json;
+
+    mosqlite_op_parse(o_op ? o_op : "insert", &op);
+    if (!(json = mosqlite_request_build(op, data, o_where, o_id, err, sizeof err)))
+        log_error("%s", err);
+    return json;
+}
+
+/* Check the arguments; 0 when they make sense, else one line on stderr. */
+static int check_args(int npos, char **pos, int *mode)
+{
+    enum mosqlite_op op = MOSQLITE_INSERT;
+    const char *why = NULL;
+
+    if (o_op && mosqlite_op_parse(o_op, &op))
+        why = "--op must be insert, upsert, update or delete";
+    else if (o_lines) {
+        *mode = 'l';
+        if (npos != 1 || !strcmp(pos[0], "-"))
+            why = "--lines takes exactly one TABLE";
+        else if (o_op || o_where || o_id)
+            why = "--lines does not take --op, --where or --id";
+    } else if (o_with) {
+        why = "--with only goes with --lines";
+    } else if (npos == 1 && !strcmp(pos[0], "-")) {
+        *mode = '-';
+        if (o_op || o_where || o_id)
+            why = "- (JSON Lines) does not take --op, --where or --id: put them in each line";
+    } else {
+        *mode = 's';
+        if (npos == 0)
+            why = "nothing to publish (try --help)";
+        else if (op == MOSQLITE_DELETE && npos != 1)
+            why = "--op delete takes TABLE and --where, no values";
+        else if (op != MOSQLITE_DELETE && npos != 2)
+            why = "expected TABLE and a JSON object of values (try --help)";
+        else if ((op == MOSQLITE_UPDATE || op == MOSQLITE_DELETE) && !o_where)
+            why = "update and delete need --where";
+        else if (o_where && op != MOSQLITE_UPDATE && op != MOSQLITE_DELETE)
+            why = "--where only goes with --op update or delete";
+    }
+    if (!why && (*mode == 'l' || *mode == 's') && (!*pos[0] || strpbrk(pos[0], "/+#")))
+        why = "TABLE must be a plain table name";
+    if (why) {
+        log_error("%s", why);
+        return -1;
+    }
+    return 0;
+}
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv)
+{
+    struct mosqlite_options mo;
+    struct mosqlite_stats st;
+    struct sigaction sa;
+    mosqlite_client *c = NULL;
+    mosqlite_lines *tpl = NULL;
+    char err[512], *single = NULL;
+    int npos = 0, mode = 0, rc, status;
+    double t0 = wall(), dt;
+
+    log_init("mosqlite-pub", LOG_INFO);
+    rc = cfg_parse_args(opts, argc, argv, &npos, usage, err, sizeof err);
+    if (rc) {
+        if (rc < 0)
+            log_error("%s", err);
+        cfg_free(opts);
+        return rc > 0 ? 0 : EXIT_USAGE;
+    }
+    if (check_args(npos, argv + 1, &mode)) {
+        cfg_free(opts);
+        return EXIT_USAGE;
+    }
+    if (mode == 'l' && !(tpl = mosqlite_lines_new(o_lines, o_with, err, sizeof err))) {
+        log_error("%s", err);
+        cfg_free(opts);
+        return EXIT_USAGE;
+    }
+
+    if (mode == 's' && !(single = build_single(npos > 1 ? argv[2] : NULL))) {
+        cfg_free(opts);
+        return EXIT_USAGE;
+    }
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;          /* no SA_RESTART: poll() returns at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    mosqlite_options_init(&mo);
+    mo.host = o_host;           /* NULL: the library default */
+    mo.port = (int)o_port;
+    mo.prefix = o_prefix;
+    mo.username = o_user;
+    mo.password = o_pass;
+    mo.cafile = o_cafile;
+    mo.receipts = o_wait;
+    mo.window = (int)o_window;
+    mo.timeout_ms = (int)o_timeout * 1000;
+    if (!(c = mosqlite_client_new(&mo))) {
+        log_error("out of memory");
+        status = EXIT_CONNECT;
+        goto cleanup;
+    }
+    mosqlite_set_callback(c, on_result, NULL);
+    if (mosqlite_connect(c) != MOSQLITE_OK) {
+        log_error("%s", mosqlite_errstr(c));
+        status = EXIT_CONNECT;
+        goto cleanup;
+    }
+
+    if (mode == 's') {
+        if ((rc = mosqlite_publish(c, argv[1], single, NULL, NULL)) != MOSQLITE_OK)
+            log_error("%s", mosqlite_errstr(c));
+    } else {
+        rc = run_stdin(c, tpl, mode == 'l' ? argv[1] : NULL);
+    }
+    if (rc == MOSQLITE_EINVAL) {
+        local_failures++;
+        rc = MOSQLITE_OK;
+    }
+    if (rc == MOSQLITE_OK)
+        rc = mosqlite_wait(c, -1);
+    if (rc != MOSQLITE_OK)
+        log_error("%s", mosqlite_errstr(c));
+
+    mosqlite_stats(c, &st);
+    dt = wall() - t0;
+    if (o_verbose) {
+        unsigned long done = o_wait ? st.applied + st.duplicate + st.rejected : st.sent;
+        log_info("sent %lu, applied %lu, duplicate %lu, rejected %lu, unconfirmed %lu, "
+                 "republished %lu, refused by broker %lu, elapsed %.3f s, %.0f requests/s",
+                 st.sent, st.applied, st.duplicate, st.rejected, st.outstanding,
+                 st.republished, st.refused, dt, dt > 0 ? done / dt : 0.0);
+    }
+    if (rc == MOSQLITE_ETIMEDOUT || st.outstanding > 0)
+        status = EXIT_UNCONFIRMED;
+    else if (rc != MOSQLITE_OK)
+        status = EXIT_CONNECT;
+    else if (st.rejected > 0 || local_failures > 0)
+        status = EXIT_REJECTED;
+    else
+        status = 0;
+cleanup:
+    mosqlite_close(c);
+    mosqlite_lines_free(tpl);
+    mosqlite_free(single);
+    cfg_free(opts);
+    return status;
+}

@@ -1,0 +1,355 @@
+/* request.c: the JSON side of the publisher, with no I/O. Builds write requests
+ * (insert/upsert/update/delete), stamps a request with its id and reply_to when
+ * receipts are wanted, reads receipts, and turns text lines into inserts with bad
+ * UTF-8 repaired. Everything here is pure and testable without a broker. */
+#include "request.h"
+
+#include <cJSON.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef MOSQLITE_VERSION
+#define MOSQLITE_VERSION "0"
+#endif
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (!err || !errlen)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+void mosqlite_free(void *p)
+{
+    free(p);
+}
+
+const char *mosqlite_version(void)
+{
+    return MOSQLITE_VERSION;
+}
+
+int mosqlite_op_parse(const char *name, enum mosqlite_op *op)
+{
+    static const char *names[] = {"insert", "upsert", "update", "delete"};
+    int i;
+
+    for (i = 0; i < 4; i++)
+        if (name && !strcmp(name, names[i])) {
+            *op = (enum mosqlite_op)i;
+            return 0;
+        }
+    return -1;
+}
+
+/* Parse text that must be a JSON object; what names it in messages. */
+static cJSON *parse_object(const char *text, const char *what, char *err, size_t errlen)
+{
+    cJSON *o = cJSON_Parse(text);
+
+    if (!o || !cJSON_IsObject(o)) {
+        seterr(err, errlen, "%s is not a JSON object: %.60s", what, text);
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+char *mosqlite_request_build(enum mosqlite_op op, const char *data, const char *where,
+                             const char *id, char *err, size_t errlen)
+{
+    static const char *names[] = {"insert", "upsert", "update", "delete"};
+    cJSON *req = NULL, *d = NULL, *w = NULL;
+    char *out = NULL;
+
+    if ((unsigned)op > MOSQLITE_DELETE) {
+        seterr(err, errlen, "unknown operation");
+        return NULL;
+    }
+    if (op == MOSQLITE_DELETE ? data != NULL : data == NULL) {
+        seterr(err, errlen, op == MOSQLITE_DELETE ? "delete takes no values"
+                                                  : "%s needs values", names[op]);
+        return NULL;
+    }
+    if (op == MOSQLITE_UPDATE || op == MOSQLITE_DELETE) {
+        if (!where) {
+            seterr(err, errlen, "%s needs --where", names[op]);
+            return NULL;
+        }
+    } else if (where) {
+        seterr(err, errlen, "%s takes no where", names[op]);
+        return NULL;
+    }
+    if (id && !mosqlite_id_valid(id)) {
+        seterr(err, errlen, "id must be 1 to %d printable ASCII characters", MOSQLITE_ID_MAX);
+        return NULL;
+    }
+    if (data && !(d = parse_object(data, op == MOSQLITE_UPDATE ? "set" : "values", err, errlen)))
+        goto cleanup;
+    if (where && !(w = parse_object(where, "where", err, errlen)))
+        goto cleanup;
+    if (w && !w->child) {
+        seterr(err, errlen, "where must not be empty");
+        goto cleanup;
+    }
+    if (!(req = cJSON_CreateObject()))
+        goto nomem;
+    if (id && !cJSON_AddStringToObject(req, "id", id))
+        goto nomem;
+    if (!cJSON_AddStringToObject(req, "op", names[op]))
+        goto nomem;
+    if (d) {
+        cJSON_AddItemToObject(req, op == MOSQLITE_UPDATE ? "set" : "values", d);
+        d = NULL;
+    }
+    if (w) {
+        cJSON_AddItemToObject(req, "where", w);
+        w = NULL;
+    }
+    if (!(out = cJSON_PrintUnformatted(req)))
+        goto nomem;
+    goto cleanup;
+nomem:
+    seterr(err, errlen, "out of memory");
+cleanup:
+    cJSON_Delete(req);
+    cJSON_Delete(d);
+    cJSON_Delete(w);
+    return out;
+}
+
+char *mosqlite__stamp(const char *json, const char *reply_to, char *id_out, char *err, size_t errlen)
+{
+    cJSON *req = parse_object(json, "request", err, errlen), *id;
+    char *out = NULL;
+
+    if (!req)
+        return NULL;
+    id = cJSON_GetObjectItemCaseSensitive(req, "id");
+    if (id && !(cJSON_IsString(id) && mosqlite_id_valid(id->valuestring))) {
+        seterr(err, errlen, "request id must be a string of 1 to %d printable ASCII characters",
+               MOSQLITE_ID_MAX);
+        goto cleanup;
+    }
+    if (id) {
+        strcpy(id_out, id->valuestring);
+    } else {
+        if (mosqlite_new_id(id_out)) {
+            seterr(err, errlen, "no randomness for a request id");
+            goto cleanup;
+        }
+        if (!cJSON_AddStringToObject(req, "id", id_out))
+            goto nomem;
+    }
+    cJSON_DeleteItemFromObjectCaseSensitive(req, "reply_to");
+    if (!cJSON_AddStringToObject(req, "reply_to", reply_to))
+        goto nomem;
+    if ((out = cJSON_PrintUnformatted(req)))
+        goto cleanup;
+nomem:
+    seterr(err, errlen, "out of memory");
+cleanup:
+    cJSON_Delete(req);
+    return out;
+}
+
+int mosqlite__receipt(const char *payload, size_t len, char *id, enum mosqlite_status *status,
+                char **error)
+{
+    cJSON *r = cJSON_ParseWithLength(payload, len), *i, *s, *e;
+    int rc = -1;
+
+    *error = NULL;
+    if (!r)
+        return -1;
+    i = cJSON_GetObjectItemCaseSensitive(r, "id");
+    s = cJSON_GetObjectItemCaseSensitive(r, "status");
+    e = cJSON_GetObjectItemCaseSensitive(r, "error");
+    if (!cJSON_IsString(i) || !mosqlite_id_valid(i->valuestring) || !cJSON_IsString(s))
+        goto cleanup;
+    if (!strcmp(s->valuestring, "applied"))
+        *status = MOSQLITE_APPLIED;
+    else if (!strcmp(s->valuestring, "duplicate"))
+        *status = MOSQLITE_DUPLICATE;
+    else if (!strcmp(s->valuestring, "rejected"))
+        *status = MOSQLITE_REJECTED;
+    else
+        goto cleanup;
+    strcpy(id, i->valuestring);
+    if (*status == MOSQLITE_REJECTED)
+        *error = strdup(cJSON_IsString(e) ? e->valuestring : "rejected (no reason given)");
+    rc = 0;
+cleanup:
+    cJSON_Delete(r);
+    return rc;
+}
+
+/* ---- text lines ---- */
+
+struct mosqlite_lines {
+    char *head;     /* {"values":{WITH...,"COLUMN":  */
+    size_t headlen;
+};
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 if it is not one. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t need, i;
+    unsigned cp;
+
+    if (s[0] < 0x80)
+        return s[0] ? 1 : 0;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        need = 2, cp = s[0] & 0x1fu;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        need = 3, cp = s[0] & 0x0fu;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        need = 4, cp = s[0] & 0x07u;
+    else
+        return 0;
+    if (n < need)
+        return 0;
+    for (i = 1; i < need; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    if ((need == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (need == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return need;
+}
+
+size_t mosqlite_utf8_repair(const char *text, size_t len, char *out)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t i = 0, o = 0;
+
+    while (i < len) {
+        size_t n = utf8_seq(s + i, len - i);
+        if (n) {
+            memcpy(out + o, s + i, n);
+            o += n;
+            i += n;
+        } else {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+            i++;
+        }
+    }
+    out[o] = '\0';
+    return o;
+}
+
+/* Append s as a JSON string literal (quotes included) at out; returns the new end. */
+static char *json_quote(char *out, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    *out++ = '"';
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            *out++ = '\\';
+            *out++ = (char)c;
+        } else if (c == '\n') {
+            *out++ = '\\', *out++ = 'n';
+        } else if (c == '\t') {
+            *out++ = '\\', *out++ = 't';
+        } else if (c == '\r') {
+            *out++ = '\\', *out++ = 'r';
+        } else if (c < 0x20) {
+            memcpy(out, "\\u00", 4);
+            out[4] = hex[c >> 4];
+            out[5] = hex[c & 15];
+            out += 6;
+        } else {
+            *out++ = (char)c;
+        }
+    }
+    *out++ = '"';
+    return out;
+}
+
+mosqlite_lines *mosqlite_lines_new(const char *column, const char *with, char *err, size_t errlen)
+{
+    mosqlite_lines *l = NULL;
+    cJSON *w = NULL;
+    char *wtext = NULL;
+    size_t wlen, clen;
+
+    if (!column || !*column) {
+        seterr(err, errlen, "the column name is empty");
+        return NULL;
+    }
+    if (with) {
+        if (!(w = parse_object(with, "--with", err, errlen)))
+            return NULL;
+        cJSON_DeleteItemFromObjectCaseSensitive(w, column);
+        if (!(wtext = cJSON_PrintUnformatted(w)))
+            goto nomem;
+    }
+    wlen = wtext ? strlen(wtext) : 2;     /* "{...}" or "{}" */
+    clen = strlen(column);
+    if (!(l = calloc(1, sizeof *l)) || !(l->head = malloc(wlen + 6 * clen + 32)))
+        goto nomem;
+    {
+        char *p = l->head;
+        p += sprintf(p, "{\"values\":");
+        if (wtext && wlen > 2) {
+            memcpy(p, wtext, wlen - 1);     /* without the closing brace */
+            p += wlen - 1;
+            *p++ = ',';
+        } else {
+            *p++ = '{';
+        }
+        p = json_quote(p, column, clen);
+        *p++ = ':';
+        l->headlen = (size_t)(p - l->head);
+    }
+    goto cleanup;
+nomem:
+    seterr(err, errlen, "out of memory");
+    mosqlite_lines_free(l);
+    l = NULL;
+cleanup:
+    cJSON_free(wtext);
+    cJSON_Delete(w);
+    return l;
+}
+
+char *mosqlite_lines_format(const mosqlite_lines *l, const char *text, size_t len)
+{
+    char *fixed = malloc(3 * len + 1), *out, *p;
+    size_t n;
+
+    if (!fixed)
+        return NULL;
+    n = mosqlite_utf8_repair(text, len, fixed);
+    out = malloc(l->headlen + 6 * n + 8);
+    if (out) {
+        memcpy(out, l->head, l->headlen);
+        p = json_quote(out + l->headlen, fixed, n);
+        memcpy(p, "}}", 3);
+    }
+    free(fixed);
+    return out;
+}
+
+void mosqlite_lines_free(mosqlite_lines *l)
+{
+    if (!l)
+        return;
+    free(l->head);
+    free(l);
+}
