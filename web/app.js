@@ -115,8 +115,11 @@
     subs[T_EVENTS + "#"] = { qos: 0 };
     subs[T_REJECTED] = { qos: 1 };
     subs[T_REPLY + "#"] = { qos: 1 };
-    client.subscribe(subs, function (err) {
+    client.subscribe(subs, function (err, granted) {
       if (err) { setBadge($("conn"), "down", "subscribe failed: " + err.message); return; }
+      var refused = (granted || []).filter(function (g) { return g.qos & 0x80; })
+        .map(function (g) { return g.topic; });
+      if (refused.length) setBadge($("conn"), "down", "connected, not allowed to read " + refused.join(", "));
       subscribed = true;
       catchUp();   /* events are flowing now: anything the queries miss arrives live */
     });
