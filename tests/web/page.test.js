@@ -163,7 +163,7 @@ async function waitLogCount(page, n, ms) {
 
   pub("build_logs", { values: { build_id: BUILD, line: "   184312    2248   40960  227520   378c0 firmware.elf" } });
   pub("builds", { where: { id: 1412 }, op: "update", set: { status: "passed", finished_at: new Date().toISOString() } });
-  await sleep(600);
+  await sleep(2500);   /* one status interval: the counters include the rejection */
   await check("desktop screenshot saved", async () => {
     const file = process.env.SCREENSHOT || path.join(T, "screenshot.png");
     await page.screenshot({ path: file });
@@ -237,10 +237,11 @@ async function waitLogCount(page, n, ms) {
       pub("build_logs", { values: { build_id: BUILD, line: "written while the file was locked" } });
       await page.waitForSelector("#writer-error:not([hidden])", { timeout: 20000 });
       say("# writer error shown: " + await page.textContent("#writer-error-text"));
+      await page.screenshot({ path: path.join(T, "writer-error.png") });
     } finally {
       lock.stdin.end("COMMIT;\n");
     }
-    await page.waitForSelector("#writer-error[hidden]", { timeout: 20000 });
+    await page.waitForSelector("#writer-error", { state: "hidden", timeout: 20000 });
     await page.waitForFunction(() => {
       const l = document.querySelector("#log-lines .ll:last-child .tx");
       return l && l.textContent === "written while the file was locked";
