@@ -30,6 +30,7 @@ struct entry {
     enum estate state;
     int mid;                    /* mid of the latest publish */
     int sent_counted;           /* stats.sent already counted for this request */
+    int tries;                  /* publishes so far */
     double retry_at;            /* E_WAITING: when to publish again (ms) */
     int backoff_ms;             /* the next retry delay */
     char *topic, *payload;      /* owned */
@@ -263,6 +264,8 @@ static int send_entry(mosqlite_client *c, int i)
     /* NO_CONN/CONN_LOST: libmosquitto has queued it and sends it on reconnect. */
     e->state = E_SENDING;
     e->mid = mid;
+    if (e->tries++ > 0)
+        c->st.republished++;
     c->by_mid[mid & 0xffff] = i;
     return MOSQLITE_OK;
 }
@@ -278,8 +281,8 @@ static void scan(mosqlite_client *c, double now)
     c->next_scan = now + 50;
     for (i = 0; i < c->window; i++) {
         struct entry *e = &c->ents[i];
-        if (e->state == E_WAITING && e->retry_at <= now && send_entry(c, i) == MOSQLITE_OK)
-            c->st.republished++;
+        if (e->state == E_WAITING && e->retry_at <= now)
+            send_entry(c, i);
     }
 }
 

@@ -1,0 +1,67 @@
+#!/bin/bash
+# mosqlite-pub --wait: exit 0 when every request is applied or duplicate, 1 when one is
+# rejected (one stderr line per rejection, with its id and the writer's reason), 2 when
+# one is unconfirmed after --timeout (writer absent). Ids: --id, ids in JSON Lines,
+# generated ids; the same id twice is applied once.
+. "$(dirname "$0")/lib.sh"
+pubw() { "$BIN/mosqlite-pub" -p "$MQTT_PORT" --wait "$@"; }
+
+broker_start
+writer_start
+
+pubw builds '{"name":"one"}' 2>"$T/e1"; rc=$?
+check_eq "applied: exit 0" "$rc" 0
+check_eq "applied: row stored" "$(sql "SELECT count(*) FROM builds WHERE name = 'one'")" 1
+check_eq "applied: nothing on stderr" "$(cat "$T/e1")" ""
+
+pubw build_logs '{"build_id":1,"lne":"x"}' 2>"$T/e2"; rc=$?
+check_eq "rejected: exit 1" "$rc" 1
+check_eq "rejected: one line on stderr" "$(grep -c . "$T/e2")" 1
+check "rejected: the line has the id and the writer's reason" \
+    grep -Eq 'request [0-9A-Z]{26} rejected: .*lne' "$T/e2"
+
+pubw --id build-42 builds '{"id":42,"name":"forty-two"}' 2>/dev/null; rc=$?
+check_eq "--id: exit 0" "$rc" 0
+pubw -v --id build-42 builds '{"id":43,"name":"again"}' 2>"$T/e3"; rc=$?
+check_eq "--id again: duplicate is exit 0" "$rc" 0
+check "--id again: counted as duplicate" grep -q 'duplicate 1' "$T/e3"
+check_eq "--id again: not applied twice" "$(sql "SELECT count(*) FROM builds WHERE id IN (42, 43)")" 1
+pubw --op update --where '{"id":42}' builds '{"status":"passed"}'; rc=$?
+check_eq "--op update: exit 0" "$rc" 0
+check_eq "--op update: row updated" "$(sql "SELECT status FROM builds WHERE id = 42")" passed
+pubw --op upsert builds '{"id":42,"name":"forty-two b"}'; rc=$?
+check_eq "--op upsert: applied" "$rc.$(sql "SELECT name FROM builds WHERE id = 42")" "0.forty-two b"
+pubw --op delete --where '{"id":42}' builds; rc=$?
+check_eq "--op delete: row gone" "$rc.$(sql "SELECT count(*) FROM builds WHERE id = 42")" "0.0"
+
+# JSON Lines with --wait: ids kept or added; a bad line and a rejected one both counted.
+cat > "$T/in.jsonl" <<'L'
+{"table":"build_logs","values":{"build_id":5,"line":"a"}}
+{"id":"mine-1","table":"build_logs","values":{"build_id":5,"line":"b"}}
+
+{"table":"build_logs","values":{"build_id":5,"nope":"c"}}
+not json
+{"ops":[{"table":"builds","values":{"id":50,"name":"t"}},{"table":"build_logs","values":{"build_id":50,"line":"t"}}]}
+{"id":"mine-1","table":"build_logs","values":{"build_id":5,"line":"b again"}}
+L
+pubw -v - < "$T/in.jsonl" 2>"$T/e4"; rc=$?
+check_eq "JSON Lines --wait with a rejection: exit 1" "$rc" 1
+check "the rejection names line 4 and the column" grep -q 'line 4: request .* rejected: .*nope' "$T/e4"
+check "the unparsable line is named" grep -q 'line 5: request is not a JSON object' "$T/e4"
+check "summary: 3 applied, 1 duplicate, 1 rejected" grep -q 'applied 3, duplicate 1, rejected 1' "$T/e4"
+check_eq "rows of build 5: a and b" "$(sql "SELECT group_concat(line, ',') FROM (SELECT line FROM build_logs WHERE build_id = 5 ORDER BY id)")" "a,b"
+check_eq "the transaction applied" "$(sql "SELECT count(*) FROM build_logs WHERE build_id = 50")" 1
+
+# Writer absent: unconfirmed after --timeout.
+writer_stop
+start=$(date +%s)
+pubw --timeout 2 builds '{"name":"nobody home"}' 2>"$T/e5"; rc=$?
+took=$(( $(date +%s) - start ))
+check_eq "writer absent: exit 2" "$rc" 2
+check "writer absent: gave up after about 2 s (took ${took} s)" [ "$took" -ge 2 -a "$took" -le 5 ]
+check "writer absent: says unconfirmed" grep -q 'unconfirmed' "$T/e5"
+# The writer's session kept it: once back, the request is applied (once).
+writer_start
+home() { [ "$(sql "SELECT count(*) FROM builds WHERE name = 'nobody home'")" = 1 ]; }
+wait_until 10 home
+check_eq "queued request applied when the writer returns" "$(sql "SELECT count(*) FROM builds WHERE name = 'nobody home'")" 1
