@@ -85,6 +85,8 @@
   }
 
   $("broker").textContent = BROKER + (PREFIX !== "mosqlite" ? "  prefix " + PREFIX : "");
+  $("broker").title = "client id " + CLIENT_ID;
+  $("conn").setAttribute("data-client-id", CLIENT_ID);
 
   if (typeof mqtt === "undefined") {
     $("fatal").hidden = false;

@@ -226,6 +226,32 @@ async function waitLogCount(page, n, ms) {
     await phone.close();
   });
 
+  /* The page loses its connection while the writer goes on writing: the events of that
+   * time never reach it, so on reconnecting it must ask for the rows after its last id. */
+  await check("lines written while the page was disconnected appear after it reconnects, no gap", async () => {
+    /* another client takes the page's client id: the broker drops the page */
+    const id = await page.getAttribute("#conn", "data-client-id");
+    const thief = spawn("mosquitto_sub", ["-p", MQTT_PORT, "-i", id, "-t", `${PREFIX}/none`], { stdio: "ignore" });
+    try {
+      await page.waitForSelector("#conn[data-state=reconnecting]", { timeout: 5000 });
+      const before = Number(sql(`SELECT count(*) FROM build_logs WHERE build_id = ${BUILD}`));
+      for (let i = 1; i <= 5; i++)
+        pub("build_logs", { values: { build_id: BUILD, line: `written while the page was away ${i}/5` } });
+      for (const end = Date.now() + 5000; Date.now() < end; await sleep(20))
+        if (Number(sql(`SELECT count(*) FROM build_logs WHERE build_id = ${BUILD}`)) >= before + 5) break;
+      if (await page.getAttribute("#conn", "data-state") === "connected")
+        say("# the page was back before the lines were committed: the catch-up path was not exercised");
+    } finally {
+      thief.kill();
+    }
+    await page.waitForSelector("#conn[data-state=connected]", { timeout: 10000 });
+    await page.waitForFunction(() => {
+      const l = document.querySelector("#log-lines .ll:last-child .tx");
+      return l && l.textContent === "written while the page was away 5/5";
+    }, null, { timeout: 5000 });
+    sameLog(await pageLog(page), dbLog());
+  });
+
   /* A failure that is not the request's fault: another process holds the write lock.
    * The writer keeps the request, retries, and says so in its status. */
   await check("a locked database file shows the writer's error prominently, then it clears", async () => {
