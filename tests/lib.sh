@@ -111,3 +111,26 @@ sub_bg() {
     PIDS="$PIDS $!"
     sleep 0.3
 }
+
+# test_schema: conf/schema plus tests/schema in one migrations dir; sets SCHEMA.
+test_schema() {
+    SCHEMA=$T/schema
+    mkdir -p "$SCHEMA"
+    cp "$ROOT"/conf/schema/*.sql "$ROOT"/tests/schema/*.sql "$SCHEMA"/
+}
+
+# receipts_bg: collect every receipt published to $T-unique reply topics in $T/receipts.
+RECEIPTS=$T/receipts
+REPLY=receipts/test
+receipts_bg() { sub_bg "$RECEIPTS" "$REPLY/#"; }
+# receipt ID: wait for the receipt of request ID and print it.
+receipt() {
+    wait_until 10 grep -q "\"id\":\"$1\"" "$RECEIPTS" || { echo "no receipt for $1"; return 1; }
+    grep "\"id\":\"$1\"" "$RECEIPTS" | head -1
+}
+# req TOPIC-SUFFIX ID JSON-BODY: publish {"id": ID, "reply_to": ..., BODY...} and print
+# the receipt. BODY is the request's members without braces.
+req() {
+    pub "$1" "{\"id\":\"$2\",\"reply_to\":\"$REPLY/$2\",$3}"
+    receipt "$2"
+}

@@ -25,8 +25,29 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-/* One pass over the payload: valid UTF-8, no raw NUL, depth within limit, and no
- * \u0000 escape inside strings. */
+/* An integer literal (no fraction, no exponent) beyond 2^53 cannot be held exactly by
+ * the parser's double: say so, quoting the literal. A number with a fraction or an
+ * exponent is a REAL and is fine at any size. */
+static int big_integer(const unsigned char *p, size_t n, size_t i, size_t *end)
+{
+    static const char lim[] = "9007199254740992";
+    size_t d;
+
+    if (p[i] == '-')
+        i++;
+    d = i;
+    while (i < n && p[i] >= '0' && p[i] <= '9')
+        i++;
+    *end = i;
+    if (i < n && (p[i] == '.' || p[i] == 'e' || p[i] == 'E'))
+        return 0;
+    if (i - d != sizeof lim - 1)
+        return i - d > sizeof lim - 1;
+    return memcmp(p + d, lim, sizeof lim - 1) > 0;
+}
+
+/* One pass over the payload: valid UTF-8, no raw NUL, depth within limit, no
+ * \u0000 escape inside strings, no integer literal the parser would round. */
 static int scan_raw(const unsigned char *p, size_t n, int max_depth, char *err, size_t errlen)
 {
     size_t i = 0;
@@ -55,6 +76,14 @@ static int scan_raw(const unsigned char *p, size_t n, int max_depth, char *err, 
                 instr = 0;
         } else if (c == '"') {
             instr = 1;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t end;
+            if (big_integer(p, n, i, &end))
+                return fail(err, errlen, "integer %.*s at byte %zu is beyond +-2^53 and would lose "
+                            "precision; send it as a string", (int)(end - i > 40 ? 40 : end - i),
+                            (const char *)p + i, i);
+            i = end > i ? end : i + 1;
+            continue;
         } else if (c == '{' || c == '[') {
             if (++depth > max_depth)
                 return fail(err, errlen, "nesting too deep (limit %d)", max_depth);
@@ -173,13 +202,6 @@ static int check_value(const struct table *t, int col, const cJSON *v, char *err
 {
     const char *cname = t->cols[col].name;
 
-    if (cJSON_IsNumber(v)) {
-        double d = v->valuedouble;
-        if (d == floor(d) && fabs(d) > REQ_MAX_EXACT)
-            return fail(err, errlen, "column \"%s\": integer %.17g is beyond +-2^53 and would lose "
-                        "precision; send it as a string", cname, d);
-        return 0;
-    }
     if (cJSON_IsObject(v)) {
         const cJSON *c;
         for (c = v->child; c; c = c->next)
@@ -392,7 +414,7 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
     const char *end = NULL;
     const cJSON *ops, *f;
     char sub[512];
-    int i, n;
+    int i, n, scan_err;
 
     r->root = NULL;
     r->id = r->reply_to = NULL;
@@ -401,11 +423,12 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
         return fail(err, errlen, "payload too large: %zu bytes (limit %zu)", len, lim->max_payload);
     if (len == 0)
         return fail(err, errlen, "empty payload: expected a JSON object");
-    if (scan_raw((const unsigned char *)payload, len, lim->max_depth, err, errlen))
-        return -1;
+    /* A scan error is reported after the envelope is read, when the JSON still parses,
+     * so that the producer gets its receipt (cJSON itself stops at 1000 levels). */
+    scan_err = scan_raw((const unsigned char *)payload, len, lim->max_depth, err, errlen);
     r->root = cJSON_ParseWithLengthOpts(payload, len, &end, 0);
     if (!r->root)
-        return fail(err, errlen, "invalid JSON at byte %zu", end ? (size_t)(end - payload) : 0);
+        return scan_err ? -1 : fail(err, errlen, "invalid JSON at byte %zu", end ? (size_t)(end - payload) : 0);
     if (end && (size_t)(end - payload) < len) {
         size_t k = (size_t)(end - payload);
         while (k < len && (payload[k] == ' ' || payload[k] == '\n' || payload[k] == '\r' || payload[k] == '\t'))
@@ -417,18 +440,20 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
         return fail(err, errlen, "a request must be a JSON object");
     if (dup_keys(r->root, "the request", err, errlen))
         return -1;
-    f = cJSON_GetObjectItemCaseSensitive(r->root, "id");
-    if (f) {
-        if (!cJSON_IsString(f) || !printable_id(f->valuestring))
-            return fail(err, errlen, "\"id\" must be a string of 1 to 128 printable ASCII characters");
-        r->id = f->valuestring;
-    }
     f = cJSON_GetObjectItemCaseSensitive(r->root, "reply_to");
     if (f) {
         if (!cJSON_IsString(f) || !topic_ok(f->valuestring))
-            return fail(err, errlen, "\"reply_to\" must be a topic name without wildcards");
+            return scan_err ? -1 : fail(err, errlen, "\"reply_to\" must be a topic name without wildcards");
         r->reply_to = f->valuestring;
     }
+    f = cJSON_GetObjectItemCaseSensitive(r->root, "id");
+    if (f) {
+        if (!cJSON_IsString(f) || !printable_id(f->valuestring))
+            return scan_err ? -1 : fail(err, errlen, "\"id\" must be a string of 1 to 128 printable ASCII characters");
+        r->id = f->valuestring;
+    }
+    if (scan_err)
+        return -1;
     ops = cJSON_GetObjectItemCaseSensitive(r->root, "ops");
     if (ops) {
         const cJSON *o;

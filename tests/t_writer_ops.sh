@@ -1,0 +1,183 @@
+#!/bin/bash
+# The writer's request handling against a real broker and a real SQLite file: each op,
+# each value type, transactions, every class of rejection with its exact text, ids and
+# duplicates, receipts only after COMMIT, events carrying rows as stored.
+. "$(dirname "$0")/lib.sh"
+
+# --- command line and config ---------------------------------------------------
+"$BIN/mosqlite-writer" --version | grep -qx '0\.[0-9.]*' ; check "--version prints the version" [ $? = 0 ]
+"$BIN/mosqlite-writer" --help | grep -q -- '--batch-max' ; check "--help lists the options" [ $? = 0 ]
+out=$("$BIN/mosqlite-writer" --port 70000 2>&1); rc=$?
+check_eq "bad port: exit 2" "$rc" 2
+check_eq "bad port: one-line reason" "$out" 'mosqlite-writer: port: "70000" is not a whole number from 1 to 65535'
+printf 'port 1883\n# comment\nbatch-max 12x\n' > "$T/bad.conf"
+out=$("$BIN/mosqlite-writer" -c "$T/bad.conf" 2>&1)
+check_eq "config error names file:line" "$out" "mosqlite-writer: $T/bad.conf:3: batch-max: \"12x\" is not a whole number from 1 to 1000000"
+printf 'colour blue\n' > "$T/bad2.conf"
+out=$("$BIN/mosqlite-writer" -c "$T/bad2.conf" 2>&1)
+check_eq "unknown config key" "$out" "mosqlite-writer: $T/bad2.conf:1: unknown key \"colour\""
+
+# --- start ---------------------------------------------------------------------
+test_schema
+broker_start
+receipts_bg
+sub_bg "$T/events" "$PREFIX_TOPIC/events/#"
+sub_bg "$T/rejected" "$PREFIX_TOPIC/rejected"
+writer_start
+check_eq "migrations tracked by user_version" "$(sql 'PRAGMA user_version')" 900
+check_eq "WAL mode" "$(sql 'PRAGMA journal_mode')" wal
+
+# --- each op ---------------------------------------------------------------------
+r=$(req write/build_logs i1 '"values":{"build_id":7,"line":"compiling"}')
+check "insert: applied with changes and rowid" grep -q '"status":"applied","changes":1,"rowid":1' <<<"$r"
+check_eq "insert: row stored" "$(sql "SELECT build_id||'|'||line FROM build_logs WHERE id=1")" "7|compiling"
+r=$(req write i2 '"op":"insert","table":"builds","values":{"id":7,"name":"linux #7"}')
+check "insert on PREFIX/write with table" grep -q '"status":"applied"' <<<"$r"
+r=$(req write/builds u1 '"op":"upsert","values":{"id":7,"name":"linux #7b","status":"passed"}')
+check "upsert on primary key updates" grep -q '"status":"applied","changes":1,"rowid":7' <<<"$r"
+check_eq "upsert: row updated" "$(sql "SELECT name||'|'||status FROM builds WHERE id=7")" "linux #7b|passed"
+r=$(req write/uniq u2 '"op":"upsert","values":{"k":"a","v":1},"on_conflict":["k"]') ; r=$(req write/uniq u3 '"op":"upsert","values":{"k":"a","v":2},"on_conflict":["k"]')
+check_eq "upsert with on_conflict" "$(sql "SELECT count(*)||'|'||max(v) FROM uniq")" "1|2"
+r=$(req write/builds up1 '"op":"update","set":{"status":"failed"},"where":{"id":7}')
+check "update applied" grep -q '"status":"applied","changes":1' <<<"$r"
+check_eq "update: row changed" "$(sql "SELECT status FROM builds WHERE id=7")" failed
+r=$(req write/builds up2 '"op":"update","set":{"status":"failed"},"where":{"id":999}')
+check "update matching nothing: applied, changes 0" grep -q '"status":"applied","changes":0' <<<"$r"
+r=$(req write/nokey n1 '"values":{"x":"1","y":null}'); r=$(req write/nokey n2 '"op":"delete","where":{"y":null}')
+check "delete where null matches NULL" grep -q '"changes":1' <<<"$r"
+r=$(req write/build_logs d1 '"op":"delete","where":{"id":1}')
+check "delete applied" grep -q '"status":"applied","changes":1' <<<"$r"
+check_eq "delete: row gone" "$(sql "SELECT count(*) FROM build_logs WHERE id=1")" 0
+
+# --- value types -----------------------------------------------------------------
+r=$(req write/kinds v1 '"values":{"id":1,"i":42,"r":2.5,"t":"héllo \"q\"","b":{"$base64":"AAEC/w=="},"a":{"k":[1,true,null]}}')
+check "all types applied" grep -q '"status":"applied"' <<<"$r"
+check_eq "types stored" "$(sql "SELECT typeof(i),i,typeof(r),r,t,hex(b),a FROM kinds WHERE id=1")" 'integer|42|real|2.5|héllo "q"|000102FF|{"k":[1,true,null]}'
+r=$(req write/kinds v2 '"values":{"id":2,"i":true,"t":null,"a":[1,2]}')
+check_eq "true -> 1, null -> NULL, array -> JSON text" "$(sql "SELECT i, quote(t), a FROM kinds WHERE id=2")" '1|NULL|[1,2]'
+r=$(req write/kinds v3 '"values":{"id":3,"i":"9223372036854775807"}')
+check_eq "integer beyond 2^53 sent as a string is exact" "$(sql "SELECT typeof(i)||' '||i FROM kinds WHERE id=3")" "integer 9223372036854775807"
+r=$(req write/kinds v4 '"values":{"id":4,"i":-9007199254740992}')
+check_eq "integer at -2^53 exact" "$(sql "SELECT i FROM kinds WHERE id=4")" "-9007199254740992"
+r=$(req write/kinds v5 '"values":{"id":5,"i":false,"r":1e300}')
+check_eq "false -> 0, big real" "$(sql "SELECT i, r FROM kinds WHERE id=5")" "0|1.0e+300"
+
+# --- rejections, each with its exact text ----------------------------------------
+reject() {  # reject DESC TOPIC ID BODY EXPECTED-ERROR
+    r=$(req "$2" "$3" "$4")
+    check_eq "rejected: $1" "$(sed -n 's/.*"status":"rejected","error":"\(.*\)"}$/\1/p' <<<"$r")" "$5"
+}
+reject "unknown column" write/build_logs e1 '"values":{"build_id":7,"lne":"x"}' 'unknown column \"lne\" in table \"build_logs\"'
+reject "unknown table" write/nope e2 '"values":{"a":1}' 'unknown table \"nope\"'
+reject "internal table" write/mosqlite_applied e3 '"values":{"id":"x","at":1}' 'table \"mosqlite_applied\" is not writable'
+reject "sqlite table" write/sqlite_schema e4 '"values":{"name":"x"}' 'table \"sqlite_schema\" is not writable'
+reject "table differs from topic" write/builds e5 '"table":"build_logs","values":{"line":"x"}' '\"table\" is \"build_logs\" but the topic names table \"builds\"'
+reject "no table on PREFIX/write" write e6 '"values":{"line":"x"}' '\"table\" is required for a request on the write topic without a table'
+reject "unknown op" write/builds e7 '"op":"merge","values":{"name":"x"}' 'unknown op \"merge\" (use insert, upsert, update or delete)'
+reject "empty where" write/builds e8 '"op":"delete","where":{}' 'delete needs a non-empty \"where\": a request never deletes a whole table'
+reject "update without where" write/builds e9 '"op":"update","set":{"name":"x"}' 'update needs a non-empty \"where\": a request never updates a whole table'
+reject "values on update" write/builds e10 '"op":"update","values":{"name":"x"},"where":{"id":1}' 'update takes \"set\", not \"values\"'
+reject "NOT NULL" write/build_logs e11 '"values":{"build_id":7}' 'NOT NULL constraint failed: build_logs.line'
+reject "UNIQUE" write/uniq e12 '"values":{"k":"a","v":3}' 'UNIQUE constraint failed: uniq.k'
+reject "CHECK" write/builds e13 '"values":{"name":"x","status":"weird"}' "CHECK constraint failed: status IN ('queued', 'running', 'passed', 'failed', 'cancelled')"
+reject "FOREIGN KEY" write/child e14 '"values":{"parent_id":99}' 'FOREIGN KEY constraint failed'
+reject "STRICT type" write/kinds e15 '"values":{"i":"abc"}' 'cannot store TEXT value in INTEGER column kinds.i'
+reject "generated column" write/kinds e16 '"values":{"g":1}' 'column \"g\" in table \"kinds\" is generated and cannot be written'
+reject "integer beyond 2^53" write/kinds e17 '"values":{"i":18446744073709551616}' 'integer 18446744073709551616 at byte 57 is beyond +-2^53 and would lose precision; send it as a string'
+reject "bad base64" write/kinds e18 '"values":{"b":{"$base64":"!!"}}' 'column \"b\": $base64 is not valid base64'
+reject "duplicate key" write/builds e19 '"values":{"name":"a","name":"b"}' 'duplicate key \"name\" in values'
+reject "column twice (case)" write/builds e20 '"values":{"name":"a","NAME":"b"}' 'column \"name\" is given twice in \"values\"'
+reject "unknown field" write/builds e21 '"values":{"name":"a"},"colour":1' 'unknown field \"colour\"'
+reject "upsert without key" write/nokey e22 '"op":"upsert","values":{"x":"1"}' 'upsert into \"nokey\" needs \"on_conflict\": the table has no declared primary key'
+reject "on_conflict matching no index" write/nokey e23 '"op":"upsert","values":{"x":"1"},"on_conflict":["x"]' 'ON CONFLICT clause does not match any PRIMARY KEY or UNIQUE constraint'
+reject "values not an object" write/builds e24 '"values":[1,2]' '\"values\" must be an object of column: value'
+reject "transaction names failing op" write e25 '"ops":[{"table":"builds","values":{"id":50,"name":"ok"}},{"table":"build_logs","values":{"build_id":50}}]' 'ops[1]: NOT NULL constraint failed: build_logs.line'
+check_eq "transaction: all or nothing" "$(sql "SELECT count(*) FROM builds WHERE id=50")" 0
+reject "empty ops" write e26 '"ops":[]' '\"ops\" must be a non-empty array of operations'
+
+# Rejections without a readable envelope still reach PREFIX/rejected and the table.
+pub write/builds '{"values": {"name": "x"'
+pub write/builds "$(printf '{"values":{"name":"\xff"}}')"
+printf '{"values":{"name":"%0300000d"}}' 0 > "$T/big.json"
+mosquitto_pub -p "$MQTT_PORT" -q 2 -t "$PREFIX_TOPIC/write/builds" -f "$T/big.json"
+deep=$(printf '%.0s[' $(seq 40))
+pub write/builds "{\"values\":{\"name\":$deep}}"
+wait_until 10 bash -c "[ \$(grep -c . '$T/rejected') -ge 30 ]"
+check "invalid JSON rejected with position" grep -q '"error":"invalid JSON at byte 22"' "$T/rejected"
+check "invalid UTF-8 rejected" grep -q '"error":"payload is not valid UTF-8 (byte 19)"' "$T/rejected"
+check "oversized payload rejected" grep -q '"error":"payload too large: 300022 bytes (limit 262144)"' "$T/rejected"
+check "deep nesting rejected" grep -q '"error":"nesting too deep (limit 32)"' "$T/rejected"
+check "rejection carries the first 1 KiB of payload" grep -q '"id":"e1","error":"unknown column \\"lne\\" in table \\"build_logs\\"","payload":"{\\"id\\":\\"e1\\"' "$T/rejected"
+check_eq "rejections kept in mosqlite_rejected" "$(sql "SELECT count(*) FROM mosqlite_rejected")" "$(grep -c . "$T/rejected")"
+check "rejected row has topic, id, error, payload" [ "$(sql "SELECT topic||'|'||req_id||'|'||error FROM mosqlite_rejected WHERE req_id='e11'")" = "$PREFIX_TOPIC/write/build_logs|e11|NOT NULL constraint failed: build_logs.line" ]
+
+# --- ids ------------------------------------------------------------------------
+before=$(sql "SELECT count(*) FROM build_logs")
+r1=$(req write/build_logs dup1 '"values":{"build_id":8,"line":"once"}')
+pub write/build_logs '{"id":"dup1","reply_to":"'"$REPLY"'/dup1b","values":{"build_id":8,"line":"once"}}'
+wait_until 10 bash -c "[ \$(grep -c '\"id\":\"dup1\"' '$RECEIPTS') -ge 2 ]"
+check "second request with the same id: duplicate" grep -q '"id":"dup1","status":"duplicate"' "$RECEIPTS"
+check_eq "duplicate applied once" "$(sql "SELECT count(*) FROM build_logs WHERE line='once'")" 1
+check_eq "id kept in mosqlite_applied" "$(sql "SELECT count(*) FROM mosqlite_applied WHERE id='dup1'")" 1
+pub write/builds '{"id":"'"$(printf 'x%.0s' $(seq 130))"'","reply_to":"'"$REPLY"'/badid","values":{"name":"a"}}'
+wait_until 5 grep -q '"id":null,"status":"rejected","error":"\\"id\\" must be a string of 1 to 128 printable ASCII characters"' "$RECEIPTS"
+check "bad id: rejected, receipt still sent" [ $? = 0 ]
+
+# --- events carry rows as stored --------------------------------------------------
+r=$(req write/build_logs ev1 '"values":{"build_id":9,"line":"event me"}')
+wait_until 5 grep -q '"line":"event me"' "$T/events"
+ev=$(grep '"line":"event me"' "$T/events")
+stored=$(sql "SELECT json_object('id',id,'build_id',build_id,'line',line,'ts',ts) FROM build_logs WHERE line='event me'")
+check_eq "insert event = row as stored (defaults, generated id)" "$ev" "{\"table\":\"build_logs\",\"op\":\"insert\",\"rows\":[$stored]}"
+r=$(req write/build_logs ev2 '"op":"delete","where":{"line":"event me"}')
+wait_until 5 grep -q '"op":"delete".*event me' "$T/events"
+check_eq "delete event carries the row before deletion" "$(grep '"op":"delete".*event me' "$T/events" | head -1)" "{\"table\":\"build_logs\",\"op\":\"delete\",\"rows\":[$stored]}"
+check "no event for rejected requests" bash -c "! grep -q '\"build_id\":50' '$T/events'"
+# One op changing more than max-event-rows rows: 100 rows and truncated.
+ops=$(for i in $(seq 1 130); do printf '%s{"table":"build_logs","values":{"build_id":77,"line":"l%d"}}' "$([ $i = 1 ] || echo ,)" $i; done)
+r=$(req write bulk '"ops":['"$ops"']')
+r=$(req write/build_logs bulkdel '"op":"delete","where":{"build_id":77}')
+wait_until 5 grep -q '"op":"delete","rows":\[{"id":[0-9]*,"build_id":77' "$T/events"
+del=$(grep '"op":"delete","rows":\[{"id":[0-9]*,"build_id":77' "$T/events")
+check_eq "big delete event: 100 rows" "$(grep -o '"build_id":77' <<<"$del" | wc -l)" 100
+check "big delete event: truncated" grep -q '"truncated":true}$' <<<"$del"
+
+# --- receipts only after COMMIT ---------------------------------------------------
+# For 300 requests in flight at once: when each receipt arrives, its row must already
+# be visible to an outside reader of the file.
+sub_bg "$T/rc" "$REPLY/commit/#"
+( tail -n +1 -f "$T/rc" | while read -r line; do
+    id=$(sed -n 's/.*"id":"c\([0-9]*\)".*/\1/p' <<<"$line")
+    [ -n "$id" ] || continue
+    n=$(sqlite3 -cmd '.timeout 5000' "$DB" "SELECT count(*) FROM build_logs WHERE line='commit $id'")
+    echo "$id $n"
+  done > "$T/seen" ) &
+PIDS="$PIDS $!"
+for i in $(seq 1 300); do echo "{\"id\":\"c$i\",\"reply_to\":\"$REPLY/commit/$i\",\"values\":{\"build_id\":5,\"line\":\"commit $i\"}}"; done |
+    mosquitto_pub -p "$MQTT_PORT" -q 2 -t "$PREFIX_TOPIC/write/build_logs" -l
+wait_until 30 bash -c "[ \$(grep -c . '$T/seen') -ge 300 ]"
+check_eq "every receipt seen" "$(grep -c . "$T/seen")" 300
+check_eq "no receipt before its row was committed" "$(awk '$2 != 1' "$T/seen" | wc -l)" 0
+
+# --- the status ------------------------------------------------------------------
+wait_until 5 bash -c "status | grep -q '\"pending\":0'"
+st=$(status)
+check "status has every field" grep -qE '^\{"state":"online","version":"[0-9.]+","since":"[0-9T:-]+Z","applied":[0-9]+,"rejected":[0-9]+,"duplicates":[1-9][0-9]*,"commits":[0-9]+,"last_commit_ms":[0-9.]+,"last_batch":[0-9]+,"max_batch":[0-9]+,"pending":0,"error":null\}$' <<<"$st"
+check_eq "status counts rejections" "$(sed 's/.*"rejected":\([0-9]*\).*/\1/' <<<"$st")" "$(sql "SELECT count(*) FROM mosqlite_rejected")"
+
+# --- named queries ----------------------------------------------------------------
+writer_stop
+check_eq "SIGTERM: exit 0" "$?" 0
+check "SIGTERM: status offline" status_is offline
+WRITER_ARGS="-c $ROOT/conf/mosqlite.conf" writer_start
+sub_bg "$T/q" "q/1"
+mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"build_log","params":{"build_id":8,"after":0},"reply_to":"q/1"}'
+mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"drop_all","reply_to":"q/1"}'
+mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"build_log","params":{"build_id":8},"reply_to":"q/1"}'
+wait_until 5 bash -c "[ \$(grep -c . '$T/q') -ge 3 ]"
+check "query answers rows" grep -q '^{"query":"build_log","rows":\[{"id":[0-9]*,"build_id":8,"line":"once","ts":"[^"]*"}.*\],"truncated":false}$' "$T/q"
+check "unknown query refused" grep -qx '{"query":"drop_all","error":"unknown query \\"drop_all\\""}' "$T/q"
+check "missing parameter named" grep -qx '{"query":"build_log","error":"query \\"build_log\\" needs parameter \\"after\\""}' "$T/q"
+printf 'query bad DELETE FROM builds\n' > "$T/q.conf"
+out=$("$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$DB" --schema "$SCHEMA" -c "$T/q.conf" 2>&1)
+check "a query that writes is refused at start" grep -q 'query bad: must be one read-only SELECT' <<<"$out"
