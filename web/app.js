@@ -363,7 +363,7 @@
 
   /* ---- recent builds: the query, then events; events during the query wait ---- */
 
-  var builds = { rows: new Map(), loading: false, buffer: [], error: null, loaded: false, retry: null };
+  var builds = { rows: new Map(), loading: false, buffer: [], error: null, loaded: false, retry: null, backoff: 1000 };
 
   function loadBuilds() {
     if (builds.loading) return;
@@ -376,8 +376,10 @@
       if (r.error) {
         builds.error = r.error;
         clearTimeout(builds.retry);
-        builds.retry = setTimeout(function () { if (subscribed) loadBuilds(); }, 5000);
+        builds.backoff = Math.min(30000, builds.backoff * 2);
+        builds.retry = setTimeout(function () { if (subscribed) loadBuilds(); }, builds.backoff);
       } else {
+        builds.backoff = 1000;
         builds.error = null;
         builds.loaded = true;
         builds.rows = new Map();
@@ -450,7 +452,7 @@
 
   var log = { buildId: null, gen: 0, lastId: 0, buffer: [], inFlight: false, live: false,
               error: null, nodes: new Map(), shown: 0, dropped: 0, stick: true, unseen: 0,
-              retry: null };
+              retry: null, backoff: 1000 };
   var logBox = $("log-lines");
 
   function selectBuild(id) {
@@ -467,6 +469,8 @@
     log.dropped = 0;
     log.stick = true;
     log.unseen = 0;
+    log.backoff = 1000;
+    clearTimeout(log.retry);
     logBox.textContent = "";
     $("log-jump").hidden = true;
     var u = new URL(location.href);
@@ -489,10 +493,12 @@
       if (r.error) {
         log.error = r.error;
         renderLogHead();
-        log.retry = setTimeout(function () { if (gen === log.gen && subscribed && !log.inFlight) fetchLog(); }, 3000);
+        log.backoff = Math.min(30000, log.backoff * 2);
+        log.retry = setTimeout(function () { if (gen === log.gen && subscribed && !log.inFlight) fetchLog(); }, log.backoff);
         return;
       }
       log.error = null;
+      log.backoff = 1000;
       logAppend("insert", r.rows);
       if (r.rows.length >= PAGE_SIZE || r.truncated) { fetchLog(); return; }
       var buf = log.buffer;
