@@ -196,15 +196,17 @@ mosqlite_lines *mosqlite_lines_new(const char *column, const char *with,
                                    char *err, size_t errlen);
 
 /* Build {"values": {WITH..., COLUMN: text}} from len bytes of text (no NUL needed).
- * Invalid UTF-8 and NUL bytes each become U+FFFD. Returns a heap string (free with
- * mosqlite_free) or NULL when out of memory. */
+ * Invalid UTF-8 and NUL bytes become U+FFFD (see mosqlite_utf8_repair). Returns a
+ * heap string (free with mosqlite_free) or NULL when out of memory. */
 char *mosqlite_lines_format(const mosqlite_lines *lines, const char *text, size_t len);
 
 /* Free a template. Accepts NULL. */
 void mosqlite_lines_free(mosqlite_lines *lines);
 
-/* Copy len bytes of text to out (at least 3 * len + 1 bytes), replacing each byte that
- * is not part of valid UTF-8 (and each NUL) with U+FFFD. Returns the output length. */
+/* Copy len bytes of text to out (at least 3 * len + 1 bytes, NUL-terminated),
+ * replacing what is not valid UTF-8 with U+FFFD: one per maximal broken subpart (a
+ * truncated sequence like E2 82 gives one), one per stray byte, one per NUL.
+ * Returns the output length. */
 size_t mosqlite_utf8_repair(const char *text, size_t len, char *out);
 
 /* Write a new id to out (MOSQLITE_ID_LEN + 1 bytes): 26 characters of Crockford

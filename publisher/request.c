@@ -200,32 +200,35 @@ struct mosqlite_lines {
     size_t headlen;
 };
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0 if it is not one. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
+/* How many bytes at s (n left) form one UTF-8 character (*ok = 1), or else the
+ * "maximal subpart" of a broken one (*ok = 0, at least 1 byte): the bytes that started
+ * a valid sequence before it broke off, replaced together by one U+FFFD, as Unicode
+ * recommends (and as Python and browsers do). NUL is treated as broken. */
+static size_t utf8_seq(const unsigned char *s, size_t n, int *ok)
 {
+    unsigned char lo = 0x80, hi = 0xbf;
     size_t need, i;
-    unsigned cp;
 
-    if (s[0] < 0x80)
-        return s[0] ? 1 : 0;
+    *ok = 1;
+    if (s[0] > 0 && s[0] < 0x80)
+        return 1;
     if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        need = 2, cp = s[0] & 0x1fu;
+        need = 2;
     else if (s[0] >= 0xe0 && s[0] <= 0xef)
-        need = 3, cp = s[0] & 0x0fu;
+        need = 3, lo = s[0] == 0xe0 ? 0xa0 : 0x80, hi = s[0] == 0xed ? 0x9f : 0xbf;
     else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        need = 4, cp = s[0] & 0x07u;
-    else
-        return 0;
-    if (n < need)
-        return 0;
-    for (i = 1; i < need; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (s[i] & 0x3fu);
+        need = 4, lo = s[0] == 0xf0 ? 0x90 : 0x80, hi = s[0] == 0xf4 ? 0x8f : 0xbf;
+    else {
+        *ok = 0;
+        return 1;
     }
-    if ((need == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (need == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
+    for (i = 1; i < need; i++) {
+        if (i >= n || s[i] < lo || s[i] > hi) {
+            *ok = 0;
+            return i;
+        }
+        lo = 0x80, hi = 0xbf;
+    }
     return need;
 }
 
@@ -233,18 +236,15 @@ size_t mosqlite_utf8_repair(const char *text, size_t len, char *out)
 {
     const unsigned char *s = (const unsigned char *)text;
     size_t i = 0, o = 0;
+    int ok;
 
     while (i < len) {
-        size_t n = utf8_seq(s + i, len - i);
-        if (n) {
-            memcpy(out + o, s + i, n);
-            o += n;
-            i += n;
-        } else {
-            memcpy(out + o, "\xef\xbf\xbd", 3);
-            o += 3;
-            i++;
-        }
+        size_t n = utf8_seq(s + i, len - i, &ok);
+        if (ok)
+            memcpy(out + o, s + i, n), o += n;
+        else
+            memcpy(out + o, "\xef\xbf\xbd", 3), o += 3;
+        i += n;
     }
     out[o] = '\0';
     return o;
