@@ -48,3 +48,17 @@ note "$(tail -1 "$T/pub2.err")"
 wait_until 60 distinct_are 2 "$N2"
 check_eq "broker restart: no line lost" "$(sql 'SELECT count(DISTINCT line) FROM build_logs WHERE build_id = 2')" "$N2"
 note "broker restart: rows stored $(sql 'SELECT count(*) FROM build_logs WHERE build_id = 2') for $N2 lines (without --wait and ids, a copy the broker delivers twice across its restart is stored twice)"
+
+# Endless input, then the broker goes away: stdin is read only while the window has
+# room, so memory stays flat however much waits on the pipe.
+"$BIN/mosqlite-pub" -p "$MQTT_PORT" --timeout 0 - 2>/dev/null \
+    < <(yes '{"table":"build_logs","values":{"build_id":4,"line":"endless"}}') & PUB=$!
+PIDS="$PIDS $PUB"
+sleep 1
+broker_stop
+sleep 1; rss1=$(ps -o rss= -p "$PUB"); sleep 2; rss2=$(ps -o rss= -p "$PUB")
+check "endless input, broker gone: memory flat (RSS ${rss1} KiB, then ${rss2} KiB)" \
+    [ "$rss2" -lt 65536 -a $((rss2 - rss1)) -lt 2048 ]
+cpu=$(ps -o time= -p "$PUB")
+note "endless input: $(sql 'SELECT count(*) FROM build_logs WHERE build_id = 4') rows in 1 s before the broker stopped; CPU time $cpu"
+kill "$PUB"

@@ -191,7 +191,13 @@ async function waitLogCount(page, n, ms) {
     assert(r.name === evilName, "name shown as " + r.name);
   });
 
-  await check("events: choose a table, pause and resume, row cap", async () => {
+  await check("events: newest first, choose a table, pause and resume, row cap", async () => {
+    await page.selectOption("#ev-table", "build_logs");      /* re-rendered from what is kept */
+    const logIds = await page.$$eval("#ev-list .ev", (ns) =>
+      ns.map((n) => n.getAttribute("data-table") === "build_logs" ? Number(n.querySelector(".v").textContent) : NaN));
+    assert(logIds.length > 100, "only " + logIds.length + " build_logs events kept");
+    for (let i = 1; i < logIds.length; i++)
+      assert(logIds[i] < logIds[i - 1], `not newest first: ${logIds[i - 1]} then ${logIds[i]}`);
     await page.selectOption("#ev-table", "builds");
     let tables = await page.$$eval("#ev-list .ev", (ns) => ns.map((n) => n.getAttribute("data-table")));
     assert(tables.length > 0 && tables.every((t) => t === "builds"), "filter shows " + [...new Set(tables)]);
