@@ -28,11 +28,12 @@ check_eq() {
 }
 note() { echo "# $*"; }
 
-# A TCP port nobody listens on, in a range away from the usual services.
+# A TCP port nobody uses, below the kernel's ephemeral range (32768+), so that the
+# many short client connections of a test cannot take it between check and bind.
 free_port() {
     while :; do
-        p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 ))
-        if ! ss -Htln "sport = :$p" | grep -q .; then echo "$p"; return; fi
+        p=$(( 10000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 22000 ))
+        if ! ss -Htan "sport = :$p" | grep -q .; then echo "$p"; return; fi
     done
 }
 
@@ -63,15 +64,29 @@ broker_conf() {
 }
 
 # broker_start: start (or restart, on the same ports and persistence) a real broker.
+# On a first start that fails (a port taken meanwhile), try again on other ports.
 broker_start() {
-    : "${MQTT_PORT:=$(free_port)}"
-    : "${WS_PORT:=$(free_port)}"
-    export MQTT_PORT WS_PORT
-    [ -f "$T/broker/mosquitto.conf" ] || broker_conf
-    mosquitto -c "$T/broker/mosquitto.conf" >>"$T/broker/stdout.log" 2>&1 &
-    BROKER_PID=$!
-    PIDS="$PIDS $BROKER_PID"
-    wait_until 10 port_open "$MQTT_PORT" || { fail "broker did not start"; cat "$T/broker/"*.log; exit 1; }
+    _fresh=
+    [ -z "${MQTT_PORT:-}" ] && _fresh=1
+    for _try in 1 2 3 4 5; do
+        : "${MQTT_PORT:=$(free_port)}"
+        : "${WS_PORT:=$(free_port)}"
+        export MQTT_PORT WS_PORT
+        [ -f "$T/broker/mosquitto.conf" ] || broker_conf
+        mosquitto -c "$T/broker/mosquitto.conf" >>"$T/broker/stdout.log" 2>&1 &
+        BROKER_PID=$!
+        PIDS="$PIDS $BROKER_PID"
+        if wait_until 10 port_open "$MQTT_PORT" && wait_until 5 port_open "$WS_PORT" &&
+           kill -0 "$BROKER_PID" 2>/dev/null; then
+            return 0
+        fi
+        kill -9 "$BROKER_PID" 2>/dev/null
+        [ -n "$_fresh" ] || break
+        note "broker did not start on $MQTT_PORT/$WS_PORT; trying other ports"
+        unset MQTT_PORT WS_PORT
+        rm -f "$T/broker/mosquitto.conf"
+    done
+    fail "broker did not start"; cat "$T/broker/"*.log; exit 1
 }
 broker_stop() { kill "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null; }
 broker_kill() { kill -9 "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/null; }
