@@ -246,7 +246,8 @@
     eventsAdd(t, op, rows, !!ev.truncated);
   }
 
-  var evs = { items: [], held: [], paused: false, table: "", tables: {} };
+  var OPS = ["insert", "upsert", "update", "delete"];
+  var evs = { items: [], held: [], paused: false, table: "", tables: new Set() };
   var evCap = parseInt(params.get("cap"), 10) || 500;
   $("ev-cap").value = evCap;
 
@@ -254,7 +255,7 @@
     var li = el("li", "ev");
     li.setAttribute("data-table", it.table);
     li.appendChild(el("span", "ev-time", clock(it.at)));
-    li.appendChild(el("span", "op op-" + it.op, it.op));
+    li.appendChild(el("span", "op" + (OPS.indexOf(it.op) >= 0 ? " op-" + it.op : ""), it.op));
     li.appendChild(el("span", "ev-table", it.table));
     var kv = el("span", "kv");
     Object.keys(it.row).forEach(function (k) {
@@ -269,8 +270,8 @@
   }
 
   function eventsAdd(table, op, rows, truncated) {
-    if (!evs.tables[table]) {
-      evs.tables[table] = true;
+    if (!evs.tables.has(table)) {
+      evs.tables.add(table);
       var o = el("option", null, table);
       o.value = table;
       $("ev-table").appendChild(o);
@@ -290,9 +291,9 @@
 
   function evShow(items) {
     var frag = document.createDocumentFragment();
-    for (var i = items.length - 1; i >= 0; i--) {      /* newest first */
+    Array.prototype.push.apply(evs.items, items);      /* kept oldest first */
+    for (var i = items.length - 1; i >= 0; i--) {      /* shown newest first */
       var it = items[i];
-      evs.items.push(it);
       if (!evs.table || evs.table === it.table) {
         it.node = evNode(it);
         frag.appendChild(it.node);
