@@ -1,0 +1,380 @@
+/* window.c: the requests a client has outstanding. A fixed array of slots (the
+ * window) so memory stays bounded; a map from MQTT mid to slot for PUBCOMP, and a hash
+ * from request id to slot for receipts.
+ *
+ * A request's life: E_SENDING (given to libmosquitto, waiting for PUBCOMP of its latest
+ * publish) -> E_WAITING (with receipts: the broker has it, waiting for the receipt;
+ * or the broker refused it, or there was no connection yet) -> published again at
+ * retry_at -> ... -> E_DONE (finished, its result not yet delivered) -> E_FREE. A
+ * request in E_SENDING is libmosquitto's to resend on reconnect, so without receipts
+ * it is never published twice by us: a second copy would be a second row. */
+#include "client.h"
+
+#include <mqtt_protocol.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- the id hash (lock held) ---- */
+
+static unsigned hash_id(const char *s)
+{
+    unsigned h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+static void hash_add(mosqlite_client *c, int i)
+{
+    unsigned b = hash_id(c->ents[i].id) & (c->nbuckets - 1);
+    c->ents[i].hnext = c->buckets[b];
+    c->buckets[b] = i;
+    c->ents[i].hashed = 1;
+}
+
+static void hash_del(mosqlite_client *c, int i)
+{
+    int *p = &c->buckets[hash_id(c->ents[i].id) & (c->nbuckets - 1)];
+
+    for (; *p >= 0; p = &c->ents[*p].hnext)
+        if (*p == i) {
+            *p = c->ents[i].hnext;
+            break;
+        }
+    c->ents[i].hashed = 0;
+}
+
+static int hash_find(mosqlite_client *c, const char *id)
+{
+    int i = c->buckets[hash_id(id) & (c->nbuckets - 1)];
+
+    for (; i >= 0; i = c->ents[i].hnext)
+        if (!strcmp(c->ents[i].id, id) && c->ents[i].state != E_DONE)
+            return i;
+    return -1;
+}
+
+/* Lock held. The request in slot i is finished: queue its result for delivery. */
+static void finish(mosqlite_client *c, int i, enum mosqlite_status status, char *error)
+{
+    struct entry *e = &c->ents[i];
+
+    e->state = E_DONE;
+    e->status = status;
+    e->error = error;
+    if (e->hashed)
+        hash_del(c, i);
+    c->doneq[(c->dhead + c->ndone++) % c->window] = i;
+    c->progress_at = mosqlite__now_ms();
+    if (status == MOSQLITE_APPLIED)
+        c->st.applied++;
+    else if (status == MOSQLITE_DUPLICATE)
+        c->st.duplicate++;
+    else if (status == MOSQLITE_REJECTED)
+        c->st.rejected++;
+    pthread_cond_broadcast(&c->cond);
+}
+
+void mosqlite__on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
+                          const mosquitto_property *props)
+{
+    mosqlite_client *c = obj;
+    int i;
+    struct entry *e;
+
+    pthread_mutex_lock(&c->lock);
+    i = c->by_mid[mid & 0xffff];
+    e = i >= 0 ? &c->ents[i] : NULL;
+    if (e && e->state == E_SENDING && e->mid == mid) {
+        c->by_mid[mid & 0xffff] = -1;
+        /* 0x92 (packet id not found) answers a PUBREL we resent after a reconnect:
+         * the broker had already released the message, so it is done. Any other
+         * failure code comes with PUBREC: refused (quota full, not authorized, ...),
+         * the broker does not have it. */
+        if (reason >= 0x80 && reason != MQTT_RC_PACKET_ID_NOT_FOUND) {
+            e->state = E_WAITING;
+            e->retry_at = mosqlite__now_ms() + 100;
+            c->st.refused++;
+        } else {
+            if (!e->sent_counted) {
+                e->sent_counted = 1;
+                c->st.sent++;
+            }
+            if (c->receipts) {
+                e->state = E_WAITING;
+                e->retry_at = mosqlite__now_ms() + e->backoff_ms;
+                e->backoff_ms = e->backoff_ms * 2 > 16000 ? 16000 : e->backoff_ms * 2;
+            } else {
+                finish(c, i, MOSQLITE_SENT, NULL);
+            }
+        }
+        pthread_cond_broadcast(&c->cond);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+void mosqlite__on_message(struct mosquitto *mosq, void *obj,
+                          const struct mosquitto_message *m, const mosquitto_property *props)
+{
+    mosqlite_client *c = obj;
+    char id[MOSQLITE_ID_MAX + 1];
+    enum mosqlite_status status;
+    char *error;
+    int i;
+
+    if (strcmp(m->topic, c->reply_topic) ||
+        mosqlite__receipt(m->payload, (size_t)m->payloadlen, id, &status, &error))
+        return;
+    pthread_mutex_lock(&c->lock);
+    i = hash_find(c, id);
+    if (i >= 0)
+        finish(c, i, status, error);
+    else
+        free(error);                /* a receipt for a copy of a request already done */
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- the window (caller's thread, lock held) ---- */
+
+/* Publish slot i (again). */
+static int send_entry(mosqlite_client *c, int i)
+{
+    struct entry *e = &c->ents[i];
+    int mid = 0, rc;
+
+    rc = mosquitto_publish_v5(c->mosq, &mid, e->topic, (int)e->len, e->payload, 2, false, NULL);
+    if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN && rc != MOSQ_ERR_CONN_LOST)
+        return mosqlite__seterr(c, MOSQLITE_EINVAL, "publish: %s", mosquitto_strerror(rc));
+    /* NO_CONN/CONN_LOST: libmosquitto has queued it and sends it on reconnect. */
+    e->state = E_SENDING;
+    e->mid = mid;
+    if (e->tries++ > 0)
+        c->st.republished++;
+    c->by_mid[mid & 0xffff] = i;
+    return MOSQLITE_OK;
+}
+
+/* Republish what is due. Only while connected: a request waiting for the
+ * connection is not handed to libmosquitto twice. */
+static void scan(mosqlite_client *c, double now)
+{
+    int i;
+
+    if (now < c->next_scan || !c->connected || (c->receipts && !c->subscribed))
+        return;
+    c->next_scan = now + 50;
+    for (i = 0; i < c->window; i++) {
+        struct entry *e = &c->ents[i];
+        if (e->state == E_WAITING && e->retry_at <= now)
+            send_entry(c, i);
+    }
+}
+
+/* Hand finished results to the callback and free their slots. Drops the lock while
+ * the callback runs; finished slots are not touched by the network thread. */
+void mosqlite__deliver(mosqlite_client *c)
+{
+    int n = 0, k;
+
+    while (c->ndone > 0) {
+        c->batch[n++] = c->doneq[c->dhead];
+        c->dhead = (c->dhead + 1) % c->window;
+        c->ndone--;
+    }
+    if (!n)
+        return;
+    for (k = 0; k < n; k++) {
+        struct entry *e = &c->ents[c->batch[k]];
+        if (e->tag == &c->send_done) {
+            e->tag = NULL;
+            c->send_done = 1;
+            c->send_status = e->status;
+            snprintf(c->send_err, sizeof c->send_err, "%s", e->error ? e->error : "");
+        }
+    }
+    if (c->cb) {
+        pthread_mutex_unlock(&c->lock);
+        for (k = 0; k < n; k++) {
+            struct entry *e = &c->ents[c->batch[k]];
+            struct mosqlite_result r = {e->id, e->status, e->error, e->tag};
+            c->cb(c, &r, c->cb_arg);
+        }
+        pthread_mutex_lock(&c->lock);
+    }
+    for (k = 0; k < n; k++) {
+        struct entry *e = &c->ents[c->batch[k]];
+        free(e->topic);
+        free(e->payload);
+        free(e->error);
+        e->topic = e->payload = e->error = NULL;
+        c->bytes -= e->len;
+        e->state = E_FREE;
+        c->nused--;
+        c->freelist[c->nfree++] = c->batch[k];
+    }
+}
+
+/* One step of waiting: deliver, republish, check for the timeout, then sleep on the
+ * condition for at most wait_ms. Returns MOSQLITE_ETIMEDOUT when nothing has finished
+ * for the client's timeout while requests are outstanding. */
+int mosqlite__step(mosqlite_client *c, int wait_ms)
+{
+    double now = mosqlite__now_ms();
+    struct timespec ts;
+
+    mosqlite__deliver(c);
+    scan(c, now);
+    if (c->nused > 0 && c->timeout_ms > 0 && now - c->progress_at >= c->timeout_ms) {
+        c->timed_out = 1;
+        return mosqlite__seterr(c, MOSQLITE_ETIMEDOUT, "%d request%s unconfirmed after %d s without progress%s",
+                      c->nused, c->nused == 1 ? "" : "s", c->timeout_ms / 1000,
+                      c->connected ? "" : " (not connected to the broker)");
+    }
+    if (wait_ms > 0 && c->ndone == 0) {
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += (long)wait_ms * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+    }
+    return MOSQLITE_OK;
+}
+
+int mosqlite_publish(mosqlite_client *c, const char *table, const char *json, void *tag,
+                     char *id_out)
+{
+    char id[MOSQLITE_ID_MAX + 1] = "", *payload, *topic;
+    size_t len, tlen;
+    struct entry *e;
+    int i, rc;
+
+    if (id_out)
+        *id_out = '\0';
+    if (!c->started)
+        return mosqlite__seterr(c, MOSQLITE_ESTATE, "not connected");
+    if (table && *table && strpbrk(table, "/+#"))
+        return mosqlite__seterr(c, MOSQLITE_EINVAL, "table name \"%s\" has a character not allowed in a topic", table);
+    if (c->receipts)
+        payload = mosqlite__stamp(json, c->reply_topic, id, c->err, sizeof c->err);
+    else
+        payload = strdup(json);
+    if (!payload)
+        return c->receipts ? MOSQLITE_EINVAL : mosqlite__seterr(c, MOSQLITE_ENOMEM, "out of memory");
+    len = strlen(payload);
+    tlen = strlen(c->prefix) + (table ? strlen(table) : 0) + 8;
+    if (!(topic = malloc(tlen))) {
+        free(payload);
+        return mosqlite__seterr(c, MOSQLITE_ENOMEM, "out of memory");
+    }
+    snprintf(topic, tlen, table && *table ? "%s/write/%s" : "%s/write", c->prefix, table);
+
+    pthread_mutex_lock(&c->lock);
+    if (c->nused == 0)
+        c->progress_at = mosqlite__now_ms();
+    while (c->nfree == 0 || (c->nused > 0 && c->bytes + len > c->window_bytes)) {
+        if ((rc = mosqlite__step(c, 100)) != MOSQLITE_OK) {
+            pthread_mutex_unlock(&c->lock);
+            free(payload);
+            free(topic);
+            return rc;
+        }
+    }
+    i = c->freelist[--c->nfree];
+    e = &c->ents[i];
+    memset(e, 0, sizeof *e);
+    e->topic = topic;
+    e->payload = payload;
+    e->len = len;
+    e->tag = tag;
+    e->backoff_ms = c->retry_ms;
+    strcpy(e->id, id);
+    c->nused++;
+    c->bytes += len;
+    c->st.published++;
+    if (c->receipts)
+        hash_add(c, i);
+    if (c->connected && (!c->receipts || c->subscribed)) {
+        rc = send_entry(c, i);
+    } else {
+        e->state = E_WAITING;       /* scan() publishes it once connected */
+        rc = MOSQLITE_OK;
+    }
+    if (rc != MOSQLITE_OK) {        /* libmosquitto would not take it: undo */
+        if (e->hashed)
+            hash_del(c, i);
+        free(e->topic);
+        free(e->payload);
+        e->topic = e->payload = NULL;
+        e->state = E_FREE;
+        c->nused--;
+        c->bytes -= len;
+        c->st.published--;
+        c->freelist[c->nfree++] = i;
+    }
+    mosqlite__deliver(c);
+    pthread_mutex_unlock(&c->lock);
+    if (rc == MOSQLITE_OK && id_out)
+        strcpy(id_out, id);
+    return rc;
+}
+
+int mosqlite_send(mosqlite_client *c, const char *table, const char *json,
+                  enum mosqlite_status *status_out, char *error_out, size_t errlen)
+{
+    int rc;
+
+    pthread_mutex_lock(&c->lock);
+    c->send_done = 0;
+    pthread_mutex_unlock(&c->lock);
+    if ((rc = mosqlite_publish(c, table, json, &c->send_done, NULL)) != MOSQLITE_OK)
+        return rc;
+    pthread_mutex_lock(&c->lock);
+    while (!c->send_done && (rc = mosqlite__step(c, 100)) == MOSQLITE_OK)
+        ;
+    mosqlite__deliver(c);
+    pthread_mutex_unlock(&c->lock);
+    if (!c->send_done)
+        return rc;
+    if (status_out)
+        *status_out = c->send_status;
+    if (error_out && errlen)
+        snprintf(error_out, errlen, "%s", c->send_err);
+    if (c->send_status == MOSQLITE_REJECTED)
+        return mosqlite__seterr(c, MOSQLITE_EREJECTED, "rejected: %s", c->send_err);
+    return MOSQLITE_OK;
+}
+
+int mosqlite_wait(mosqlite_client *c, int timeout_ms)
+{
+    double deadline = mosqlite__now_ms() + timeout_ms;
+    int rc = MOSQLITE_OK;
+
+    pthread_mutex_lock(&c->lock);
+    while (c->nused > 0) {
+        if ((rc = mosqlite__step(c, 100)) != MOSQLITE_OK)
+            break;
+        if (timeout_ms >= 0 && mosqlite__now_ms() >= deadline && c->nused > 0) {
+            c->timed_out = 1;
+            rc = mosqlite__seterr(c, MOSQLITE_ETIMEDOUT, "%d request%s unconfirmed after %d ms",
+                        c->nused, c->nused == 1 ? "" : "s", timeout_ms);
+            break;
+        }
+    }
+    mosqlite__deliver(c);
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+int mosqlite_service(mosqlite_client *c)
+{
+    int rc;
+
+    pthread_mutex_lock(&c->lock);
+    rc = mosqlite__step(c, 0);
+    mosqlite__deliver(c);
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
