@@ -364,7 +364,8 @@
 
   /* ---- recent builds: the query, then events; events during the query wait ---- */
 
-  var builds = { rows: new Map(), loading: false, buffer: [], error: null, loaded: false, retry: null, backoff: 1000 };
+  var builds = { rows: new Map(), loading: false, buffer: [], error: null, loaded: false, retry: null, backoff: 1000,
+                 again: false };
 
   function loadBuilds() {
     if (builds.loading) return;
@@ -388,11 +389,16 @@
       }
       buf.forEach(function (e) { buildsApply(e.op, e.rows); });
       renderBuilds();
+      if (builds.again) { builds.again = false; loadBuilds(); }
     });
   }
 
   function onBuildsEvent(op, rows, truncated) {
-    if (builds.loading) { builds.buffer.push({ op: op, rows: rows }); return; }
+    if (builds.loading) {
+      builds.buffer.push({ op: op, rows: rows });
+      if (truncated) builds.again = true;
+      return;
+    }
     buildsApply(op, rows);
     renderBuilds();
     if (truncated) loadBuilds();
@@ -453,7 +459,7 @@
 
   var log = { buildId: null, gen: 0, lastId: 0, buffer: [], inFlight: false, live: false,
               error: null, nodes: new Map(), shown: 0, dropped: 0, stick: true, unseen: 0,
-              retry: null, backoff: 1000 };
+              retry: null, backoff: 1000, again: false };
   var logBox = $("log-lines");
 
   function selectBuild(id) {
@@ -485,6 +491,7 @@
   function fetchLog() {
     var gen = log.gen;
     clearTimeout(log.retry);
+    log.again = false;               /* this query sees every commit evented so far */
     log.inFlight = true;
     log.live = false;
     renderLogHead();
@@ -501,7 +508,7 @@
       log.error = null;
       log.backoff = 1000;
       logAppend("insert", r.rows);
-      if (r.rows.length >= PAGE_SIZE || r.truncated) { fetchLog(); return; }
+      if (r.rows.length >= PAGE_SIZE || r.truncated || log.again) { fetchLog(); return; }
       var buf = log.buffer;
       log.buffer = [];
       log.live = true;
@@ -517,7 +524,8 @@
       /* loading, or rows of this commit are missing from the event: keep these, and
        * (when truncated) ask the query for everything after the last id shown */
       if (mine.length) log.buffer.push({ op: op, rows: mine });
-      if (truncated && log.live && subscribed) fetchLog();
+      if (truncated && log.inFlight) log.again = true;   /* that query may predate it */
+      else if (truncated && log.live && subscribed) fetchLog();
       return;
     }
     if (mine.length) logAppend(op, mine);
