@@ -170,6 +170,20 @@ async function waitLogCount(page, n, ms) {
     say("# screenshot: " + file);
   });
 
+  await check("a commit of 150 lines (its event truncated at 100 rows) shows all 150", async () => {
+    const ops = [];
+    for (let i = 1; i <= 150; i++)
+      ops.push({ op: "insert", values: { build_id: BUILD, line: `test ${i}/150 ... ok` } });
+    pub("build_logs", { ops });
+    await page.waitForFunction(() => {
+      const l = document.querySelector("#log-lines .ll:last-child .tx");
+      return l && l.textContent === "test 150/150 ... ok";
+    }, null, { timeout: 5000 });
+    sameLog(await pageLog(page), dbLog());
+    const trunc = await page.$$eval("#ev-list .trunc", (ns) => ns.length);
+    if (!trunc) say("# no truncated event was seen: the writer sent all 150 rows");
+  });
+
   await check("a log line <img src=x onerror=...> stays text and runs nothing", async () => {
     const evil = '<img src=x onerror="window.__xss=1;document.title=\'pwned\'">';
     const evilName = "<b>bold</b><script>window.__xss=2</script>";
