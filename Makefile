@@ -117,6 +117,7 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' publisher/mosqlite.pc.in \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mosqlite.pc
 	cp -r conf $(DESTDIR)$(PREFIX)/share/mosqlite/
+	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/mosqlite/
 	cp -r web/. $(DESTDIR)$(PREFIX)/share/mosqlite/web/
 
 clean:

@@ -14,6 +14,10 @@ PREFIX_TOPIC=mosqlite
 cleanup() {
     for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
     wait 2>/dev/null
+    # Under `make asan`, a sanitizer report in any log of the test is a failure.
+    if grep -rlsE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T" --include='*.log' >/dev/null; then
+        fail "sanitizer report in $(grep -rlsE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T" --include='*.log' | head -1)"
+    fi
     if [ "$NFAIL" = 0 ] && [ -z "${KEEP:-}" ]; then rm -rf "$T"; else echo "# kept $T"; fi
 }
 trap cleanup EXIT
