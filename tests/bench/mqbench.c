@@ -41,6 +41,7 @@ struct client {
 
 static const char *o_mode, *o_host = "127.0.0.1", *o_topic, *o_reply, *o_db;
 static const char *o_table = "build_logs", *o_id, *o_ready;
+static int o_recv_max = 65535;
 static int o_port = 1883, o_clients = 1, o_window = 1000, o_qos = 2;
 static long o_n = 1000;
 static double o_rate = 1000, o_secs = 10, o_timeout = 120;
@@ -163,7 +164,7 @@ static struct mosquitto *client_new(struct client *c, const char *id, int clean)
 	struct mosquitto *m = mosquitto_new(id, clean, c);
 	if (!m) die("mosquitto_new", 0);
 	mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-	mosquitto_int_option(m, MOSQ_OPT_RECEIVE_MAXIMUM, 65535);
+	mosquitto_int_option(m, MOSQ_OPT_RECEIVE_MAXIMUM, o_recv_max);
 	mosquitto_int_option(m, MOSQ_OPT_SEND_MAXIMUM, 65535);
 	mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
 	mosquitto_connect_v5_callback_set(m, on_connect);
@@ -253,7 +254,7 @@ static int run_pub(void)
 	sqlite3 *db = o_db ? db_open() : NULL;
 	long base = db ? db_rows(db) : 0;
 	window_each = o_window / o_clients;
-	if (window_each < 8) window_each = 8;
+	if (window_each < 2) window_each = 2;
 	cl = calloc((size_t)o_clients, sizeof *cl);
 	for (int i = 0; i < o_clients; i++) {
 		cl[i].idx = i;
@@ -365,8 +366,13 @@ static int run_rate(void)
 
 static int run_wait(void)
 {
-	sqlite3 *db = db_open();
 	long long t0 = now_ns();
+	/* The writer may not have created the file or the table yet. */
+	while (access(o_db, F_OK) != 0 && now_ns() < t0 + (long long)(o_timeout * 1e9)) {
+		struct timespec ts = {0, 5000000};
+		nanosleep(&ts, NULL);
+	}
+	sqlite3 *db = db_open();
 	long got;
 	long long t1 = db_wait(db, o_n, &got);
 	double secs = ((t1 ? t1 : now_ns()) - t0) / 1e9;
@@ -379,7 +385,8 @@ static void usage(void)
 {
 	fputs("usage: mqbench pub|sub|rate|wait [-h HOST] [-p PORT] [-t TOPIC] [-n N]\n"
 	      "         [-c CLIENTS] [-w WINDOW] [-q QOS] [-r RATE] [-s SECONDS] [--reply TOPIC]\n"
-	      "         [--db PATH] [--table T] [--id CLIENTID] [--ready FILE] [--timeout S]\n",
+	      "         [--db PATH] [--table T] [--id CLIENTID] [--ready FILE] [--timeout S]\n"
+	      "         [--receive-max N]\n",
 	      stderr);
 	exit(2);
 }
@@ -406,6 +413,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--table")) o_table = v;
 		else if (!strcmp(a, "--id")) o_id = v;
 		else if (!strcmp(a, "--ready")) o_ready = v;
+		else if (!strcmp(a, "--receive-max")) o_recv_max = (int)parse_num(a, v);
 		else if (!strcmp(a, "--timeout")) o_timeout = parse_num(a, v);
 		else usage();
 	}
