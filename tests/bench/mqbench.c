@@ -18,6 +18,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,15 @@ static long long now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* cpu_s: user + system CPU seconds of this process so far. */
+static double cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
+		+ (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static void die(const char *what, int rc)
@@ -293,7 +303,7 @@ static int run_pub(void)
 			t2 ? "" : " timeout=1");
 		sqlite3_close(db);
 	}
-	printf("\n");
+	printf(" cpu_s=%.2f\n", cpu_s());
 	for (int i = 0; i < o_clients; i++) {
 		mosquitto_disconnect(cl[i].m);
 		mosquitto_destroy(cl[i].m);
@@ -309,8 +319,8 @@ static int run_sub(void)
 	cl[0].m = client_new(&cl[0], o_id, 0);
 	long long limit = now_ns() + (long long)(o_timeout * 1e9);
 	while (arrived < o_n && now_ns() < limit) step(1, 100);
-	printf("mode=sub n=%ld first_ns=%lld last_ns=%lld%s\n", arrived, first_ns, last_ns,
-		arrived < o_n ? " timeout=1" : "");
+	printf("mode=sub n=%ld first_ns=%lld last_ns=%lld cpu_s=%.2f%s\n", arrived, first_ns, last_ns,
+		cpu_s(), arrived < o_n ? " timeout=1" : "");
 	mosquitto_disconnect(cl[0].m);
 	mosquitto_destroy(cl[0].m);
 	return 0;
@@ -357,8 +367,8 @@ static int run_rate(void)
 	double p50 = k ? lat[k / 2] / 1e6 : -1;
 	double p99 = k ? lat[(k * 99 + 99) / 100 - 1] / 1e6 : -1;   /* nearest rank */
 	double mx = k ? lat[k - 1] / 1e6 : -1;
-	printf("mode=rate sent=%ld receipts=%ld not_applied=%ld send_secs=%.3f rate=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
-		maxsend, k, nbad, (t1 - t0) / 1e9, maxsend / ((t1 - t0) / 1e9), p50, p99, mx);
+	printf("mode=rate sent=%ld receipts=%ld not_applied=%ld send_secs=%.3f rate=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f cpu_s=%.2f\n",
+		maxsend, k, nbad, (t1 - t0) / 1e9, maxsend / ((t1 - t0) / 1e9), p50, p99, mx, cpu_s());
 	mosquitto_disconnect(cl[0].m);
 	mosquitto_destroy(cl[0].m);
 	return 0;

@@ -9,7 +9,8 @@
 #
 #   sh tests/bench/run.sh            full run, under 10 minutes on 2 cores
 #   QUICK=1 sh tests/bench/run.sh    small sizes, under a minute
-#   PROFILE=1 ...                    also perf-profile the writer draining a backlog
+#   PROFILE=1 ...                    also perf-profile the writer and the broker while
+#                                    the writer drains a backlog (top functions)
 #   KEEP=1 ...                       keep the temp dir (databases, logs, raw results)
 #
 # The C drivers (mqbench.c, sqlbench.c) are compiled into build/bench/. Raw key=value
@@ -27,10 +28,10 @@ export TMPDIR
 
 if [ -n "${QUICK:-}" ]; then
     N_SQL1=300 N_SQLB=20000 N_NAIVE=100 N_NAIVE8=20 N_BROKER=20000 N_E2E=10000
-    LAT_SECS=3 N_BACKLOG=50000 N_PROF=50000
+    LAT_SECS=3 N_BACKLOG=50000 N_PROF=30000 DRAIN_LIMIT=${DRAIN_LIMIT:-20}
 else
     N_SQL1=2000 N_SQLB=200000 N_NAIVE=500 N_NAIVE8=60 N_BROKER=150000 N_E2E=100000
-    LAT_SECS=20 N_BACKLOG=1000000 N_PROF=200000
+    LAT_SECS=20 N_BACKLOG=1000000 N_PROF=100000 DRAIN_LIMIT=${DRAIN_LIMIT:-240}
 fi
 # Messages a producer set keeps in flight, split between its connections (at least 2
 # each): the best window for one libmosquitto publisher through this broker (larger
@@ -60,6 +61,11 @@ kv() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
 calc() { awk "BEGIN { printf \"%.10g\", $1 }"; }
 record() { echo "$1 $2" >>"$RES"; }
 now() { date +%s.%N; }
+# ratio A B: A/B with 2 decimals, or - when either is missing.
+ratio() { if [ -n "$1" ] && [ -n "$2" ] && [ "$2" != 0 ]; then calc_f "%.2f" "$1 / $2"; else echo -; fi; }
+calc_f() { awk "BEGIN { printf \"$1\", $2 }"; }
+verdict() { if awk "BEGIN { exit !($1) }"; then echo PASS; else echo MISS; fi; }
+int() { if [ -n "$1" ]; then calc_f "%.0f" "$1"; else echo -; fi; }
 
 # ---------------------------------------------------------------------------------
 # Machine facts.
@@ -172,8 +178,25 @@ vm() { awk -v f="$2:" '$1 == f { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2
 # cpu_s PID: user + system CPU seconds of a live process.
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"; }
 
+# stat_of KEY: a number from the writer's retained status.
+stat_of() { status | sed -n "s/.*\"$1\":[ ]*\([0-9.]*\).*/\1/p" | head -1; }
+# wait_applied N: until the status says N requests applied (it is published every ~2 s
+# while counters change); prints the commit count then, or ? .
+applied_ge() { a=$(stat_of applied); [ -n "$a" ] && [ "$a" -ge "$1" ]; }
+commits_at() { if wait_until 6 applied_ge "$1"; then stat_of commits; else echo "?"; fi; }
+# phase_begin / phase_end NAME: CPU seconds the broker and the writer spent between them.
+phase_begin() { PB0=$(cpu_s "$BROKER_PID"); PW0=$(cpu_s "$WRITER_PID" 2>/dev/null || echo 0); }
+phase_end() {
+    PB=$(calc_f "%.2f" "$(cpu_s "$BROKER_PID") - $PB0")
+    PW=$(calc_f "%.2f" "$(cpu_s "$WRITER_PID" 2>/dev/null || echo "$PW0") - $PW0")
+}
+NOTES=$T/notes
+: >"$NOTES"
+note_line() { echo "# $*" >>"$NOTES"; }
+
 if [ -n "$HAVE_WRITER" ]; then
     say "writer: idle memory"
+    WRITER_PID=
     writer_start
     sleep 1
     RSS_IDLE=$(vm "$WRITER_PID" VmHWM)
@@ -181,10 +204,20 @@ if [ -n "$HAVE_WRITER" ]; then
 
     # e2e K: K producers publish N_E2E requests; rate = rows committed / time from the
     # first publish until they are all in the database.
+    APPLIED=0 COMMITS0=$(stat_of commits)
     e2e() {
+        phase_begin
         _p=$("$MQB" pub -p "$MQTT_PORT" -t mosqlite/write/build_logs -n "$N_E2E" -c "$1" \
             -w "$WINDOW" --db "$DB" --timeout 300)
-        record "e2e$1" "$_p"
+        phase_end
+        APPLIED=$((APPLIED + N_E2E))
+        _c=$(commits_at "$APPLIED")
+        _b=?
+        [ "$_c" != "?" ] && [ "$_c" != "$COMMITS0" ] && _b=$(calc_f "%.0f" "$N_E2E / ($_c - $COMMITS0)")
+        [ "$_c" != "?" ] && COMMITS0=$_c
+        record "e2e$1" "$_p broker_cpu_s=$PB writer_cpu_s=$PW avg_batch=$_b"
+        note_line "4 e2e $1 producer(s): $(kv "$_p" commit_secs) s wall; CPU s broker $PB, writer $PW," \
+            "driver $(kv "$_p" cpu_s); avg requests per commit $_b"
         E2E=$(kv "$_p" commit_rate)
     }
     for k in 1 8 64; do
@@ -194,62 +227,70 @@ if [ -n "$HAVE_WRITER" ]; then
     done
 
     say "receipt latency at 1000 requests/s"
+    phase_begin
     r=$("$MQB" rate -p "$MQTT_PORT" -t mosqlite/write/build_logs -r 1000 -s "$LAT_SECS" --timeout 30)
-    record latency "$r"
+    phase_end
+    record latency "$r broker_cpu_s=$PB writer_cpu_s=$PW"
     LAT_P50=$(kv "$r" p50_ms) LAT_P99=$(kv "$r" p99_ms) LAT_MAX=$(kv "$r" max_ms)
     LAT_N=$(kv "$r" receipts) LAT_SENT=$(kv "$r" sent) LAT_BAD=$(kv "$r" not_applied)
+    APPLIED=$((APPLIED + LAT_SENT))
+    _c=$(commits_at "$APPLIED")
+    _b=?
+    [ "$_c" != "?" ] && [ "$_c" != "$COMMITS0" ] && _b=$(calc_f "%.1f" "$LAT_SENT / ($_c - $COMMITS0)")
+    note_line "4e latency: CPU s broker $PB, writer $PW over $LAT_SECS s; avg requests per commit $_b"
     writer_stop
 
-    # backlog N DBFILE: queue N requests while the writer is down (its persistent session
-    # keeps them), start it on a fresh file, time until all N rows are committed.
-    # Sets BL_RATE BL_ROWS BL_QUEUE_RATE; leaves the writer running as $WRITER_PID.
+    # backlog N DBFILE CLIENT-ID: queue N requests while the writer is down (its
+    # persistent session keeps them), start it on a fresh file, time until all N rows
+    # are committed or DRAIN_LIMIT seconds pass. Sets BL_*; leaves the writer running.
     backlog() {
+        if [ "$3" != mosqlite-writer ]; then   # make the session exist first
+            WRITER_ARGS="--client-id $3" writer_start && writer_stop
+        fi
         _p=$("$MQB" pub -p "$MQTT_PORT" -t mosqlite/write/build_logs -n "$1" -w "$WINDOW" --timeout 900)
         BL_QUEUE_RATE=$(kv "$_p" pub_rate)
+        PB0=$(cpu_s "$BROKER_PID")
         "$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$2" --schema "$ROOT/conf/schema" \
-            ${WRITER_ARGS:-} >>"$WRITER_LOG" 2>&1 &
+            --client-id "$3" ${WRITER_ARGS:-} >>"$WRITER_LOG" 2>&1 &
         WRITER_PID=$!
         PIDS="$PIDS $WRITER_PID"
-        _w=$("$MQB" wait --db "$2" -n "$1" --timeout 900)
-        BL_RATE=$(kv "$_w" rate) BL_ROWS=$(kv "$_w" rows)
-        record "backlog" "$_p $_w"
+        if [ -n "${4:-}" ]; then
+            perf record -e cpu-clock -F 999 -g -o "$T/writer.perf" -p "$WRITER_PID" >"$T/perf-w.log" 2>&1 &
+            PERF_W=$!
+            perf record -e cpu-clock -F 999 -g -o "$T/broker.perf" -p "$BROKER_PID" >"$T/perf-b.log" 2>&1 &
+            PERF_B=$!
+        fi
+        _w=$("$MQB" wait --db "$2" -n "$1" --timeout "$DRAIN_LIMIT")
+        if [ -n "${4:-}" ]; then kill -INT "$PERF_W" "$PERF_B"; wait "$PERF_W" "$PERF_B"; fi
+        PB=$(calc_f "%.2f" "$(cpu_s "$BROKER_PID") - $PB0")
+        BL_RATE=$(kv "$_w" rate) BL_ROWS=$(kv "$_w" rows) BL_SECS=$(kv "$_w" secs)
+        BL_DONE=yes
+        [ "$(kv "$_w" timeout)" = 1 ] && BL_DONE=no
+        record "backlog-$3" "$_p $_w broker_cpu_s=$PB"
     }
-    say "backlog: queueing $N_BACKLOG requests with the writer down"
-    backlog "$N_BACKLOG" "$T/backlog.db"
+    say "backlog: queueing $N_BACKLOG requests with the writer down, then draining"
+    backlog "$N_BACKLOG" "$T/backlog.db" mosqlite-writer
+    DR_RATE=$BL_RATE DR_ROWS=$BL_ROWS DR_SECS=$BL_SECS DR_DONE=$BL_DONE DR_QUEUE_RATE=$BL_QUEUE_RATE
     BROKER_HWM=$(vm "$BROKER_PID" VmHWM)
     RSS_DRAIN=$(vm "$WRITER_PID" VmHWM)
     CPU_DRAIN=$(cpu_s "$WRITER_PID")
-    CPU_100K=$(calc "$CPU_DRAIN * 100000 / $BL_ROWS")
+    CPU_100K=$(calc "$CPU_DRAIN * 100000 / $DR_ROWS")
     record drain "hwm_mib=$RSS_DRAIN cpu_s=$CPU_DRAIN cpu_per_100k=$CPU_100K broker_hwm_mib=$BROKER_HWM"
+    BL_COMMITS=$(stat_of commits)
+    note_line "4d drain: $DR_ROWS rows in $DR_SECS s; CPU s broker $PB, writer $CPU_DRAIN;" \
+        "commits so far ${BL_COMMITS:-?}; broker peak RSS $BROKER_HWM MiB"
     writer_stop
 
     if [ -n "${PROFILE:-}" ]; then
-        say "profile: writer draining $N_PROF requests under perf"
-        backlog_prof() {
-            "$MQB" pub -p "$MQTT_PORT" -t mosqlite/write/build_logs -n "$N_PROF" -w "$WINDOW" \
-                --timeout 900 >/dev/null
-            "$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$T/prof.db" --schema "$ROOT/conf/schema" \
-                >>"$WRITER_LOG" 2>&1 &
-            WRITER_PID=$!
-            PIDS="$PIDS $WRITER_PID"
-            perf record -e cpu-clock -F 2000 -g -o "$T/perf.data" -p "$WRITER_PID" \
-                >"$T/perf.log" 2>&1 &
-            _perf=$!
-            "$MQB" wait --db "$T/prof.db" -n "$N_PROF" --timeout 900 >/dev/null
-            kill -INT "$_perf"; wait "$_perf"
-            writer_stop
-        }
-        backlog_prof
+        say "profile: writer and broker under perf while the writer drains $N_PROF requests"
+        backlog "$N_PROF" "$T/prof.db" bench-profile 1
+        PROF_NOTE="$BL_ROWS rows in $BL_SECS s"
+        writer_stop
     fi
 fi
 
 # ---------------------------------------------------------------------------------
 # The table.
-# ratio A B: A/B with 2 decimals, or - when either is missing.
-ratio() { if [ -n "$1" ] && [ -n "$2" ] && [ "$2" != 0 ]; then calc_f "%.2f" "$1 / $2"; else echo -; fi; }
-calc_f() { awk "BEGIN { printf \"$1\", $2 }"; }
-verdict() { if awk "BEGIN { exit !($1) }"; then echo PASS; else echo MISS; fi; }
-int() { if [ -n "$1" ]; then calc_f "%.0f" "$1"; else echo -; fi; }
 row() { printf '%-4s %-50s %14s %8s %8s  %s\n' "$@"; }
 
 echo
@@ -271,14 +312,16 @@ if [ -n "$HAVE_WRITER" ]; then
         row "4" "mosqlite e2e, $k producer(s), $N_E2E requests" "$(int "$v") rows/s" "$(ratio "$v" "$CEIL1")" "$rn" \
             ">=0.9 x broker@$k: $rb $(verdict "$rb >= 0.9"); >=50 x 3a: $(verdict "$rn >= 50")"
     done
-    rb=$(ratio "$BL_RATE" "$CEIL1")
-    row 4d "mosqlite backlog drain, $N_BACKLOG queued" "$(int "$BL_RATE") rows/s" "$rb" "$(ratio "$BL_RATE" "$NAIVE1")" \
-        "(queued at $(int "$BL_QUEUE_RATE") msg/s; $BL_ROWS rows)"
+    rb=$(ratio "$DR_RATE" "$CEIL1")
+    if [ "$DR_DONE" = yes ]; then bl="all drained in $DR_SECS s"
+    else bl="INCOMPLETE: $DR_ROWS rows in the ${DRAIN_LIMIT} s limit"; fi
+    row 4d "mosqlite backlog drain, $N_BACKLOG queued" "$(int "$DR_RATE") rows/s" "$rb" "$(ratio "$DR_RATE" "$NAIVE1")" \
+        "($bl; queued at $(int "$DR_QUEUE_RATE") msg/s)"
     row 4e "receipt latency at 1000 req/s, p50 / p99 / max" "$LAT_P50/$LAT_P99/$LAT_MAX ms" - - \
         "p99 < 10 ms: $(verdict "$LAT_P99 >= 0 && $LAT_P99 < 10") ($LAT_N/$LAT_SENT receipts, $LAT_BAD not applied)"
     row 5a "writer peak RSS (VmHWM), idle" "$RSS_IDLE MiB" - - "< 8 MiB: $(verdict "$RSS_IDLE < 8")"
     row 5b "writer peak RSS (VmHWM), draining $N_BACKLOG" "$RSS_DRAIN MiB" - - "< 32 MiB: $(verdict "$RSS_DRAIN < 32") (broker peak $BROKER_HWM MiB)"
-    row 5c "writer CPU (user+sys) per 100,000 requests" "$(calc_f "%.2f" "$CPU_100K") s" - - "(drain: $CPU_DRAIN s for $BL_ROWS)"
+    row 5c "writer CPU (user+sys) per 100,000 requests" "$(calc_f "%.2f" "$CPU_100K") s" - - "(drain: $CPU_DRAIN s for $DR_ROWS)"
 else
     row 4 "mosqlite end to end" "no $BIN/mosqlite-writer: run make first" - - ""
 fi
@@ -286,10 +329,22 @@ echo "# 1b/1c and the 0.9 target compare like with like (same number of producer
 echo "# /line1 is against the 1-publisher ceiling. Producers keep $WINDOW QoS 2 messages in flight"
 echo "# in total (at least 2 per connection). Took $(( $(date +%s) - STARTED )) s."
 
-if [ -n "${PROFILE:-}" ] && [ -f "$T/perf.data" ]; then
+cat "$NOTES" 2>/dev/null
+
+# top_symbols FILE: the 20 symbols with the most self time in a perf file.
+top_symbols() {
+    perf report -i "$1" --no-children -g none --sort dso,symbol --stdio 2>/dev/null |
+        grep -E '^ +[0-9]' | head -20 | sed -e 's/ *- *- *$//' -e 's/^/#   /'
+}
+if [ -n "${PROFILE:-}" ] && [ -f "$T/writer.perf" ]; then
     echo
-    echo "# writer profile while draining $N_PROF requests (perf, cpu-clock, self time):"
-    perf report -i "$T/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
-        grep -E '^ +[0-9]' | head -30
+    echo "# profile while the writer drains $N_PROF queued requests ($PROF_NOTE); perf cpu-clock, self time"
+    echo "# writer, by library:"
+    perf report -i "$T/writer.perf" --no-children -g none --sort dso --stdio 2>/dev/null |
+        grep -E '^ +[0-9]' | head -8 | sed 's/^/#   /'
+    echo "# writer, top symbols:"
+    top_symbols "$T/writer.perf"
+    echo "# broker (mosquitto), top symbols:"
+    top_symbols "$T/broker.perf"
 fi
 exit 0
