@@ -34,6 +34,12 @@ check_eq "--op upsert: applied" "$rc.$(sql "SELECT name FROM builds WHERE id = 4
 pubw --op delete --where '{"id":42}' builds; rc=$?
 check_eq "--op delete: row gone" "$rc.$(sql "SELECT count(*) FROM builds WHERE id = 42")" "0.0"
 
+# The same keys in a config file; the command line wins.
+printf '# publisher\nport 1\nwait yes\ntimeout 5\n' > "$T/pub.conf"
+"$BIN/mosqlite-pub" -c "$T/pub.conf" -p "$MQTT_PORT" -v builds '{"name":"from config"}' 2>"$T/ec"; rc=$?
+check_eq "config file: exit 0" "$rc" 0
+check "config file: wait yes took effect" grep -q 'applied 1,' "$T/ec"
+
 # JSON Lines with --wait: ids kept or added; a bad line and a rejected one both counted.
 cat > "$T/in.jsonl" <<'L'
 {"table":"build_logs","values":{"build_id":5,"line":"a"}}
