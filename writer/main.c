@@ -40,7 +40,7 @@ static struct {
     const char *synchronous;
     long long port, max_payload, max_depth, max_ops, batch_max, batch_ms, events_qos;
     long long query_max_rows, query_timeout_ms, status_interval, keepalive, busy_timeout_ms;
-    long long id_ttl_days, rejected_keep, max_event_rows;
+    long long id_ttl_days, rejected_keep, max_event_rows, receive_max;
     int verbose;
     struct cfg_list tables, queries;
 } cf = {
@@ -49,7 +49,7 @@ static struct {
     .port = 1883, .max_payload = 262144, .max_depth = 32, .max_ops = 1000,
     .batch_max = 5000, .batch_ms = 50, .events_qos = 0, .query_max_rows = 5000,
     .query_timeout_ms = 200, .status_interval = 2, .keepalive = 30, .busy_timeout_ms = 100,
-    .id_ttl_days = 7, .rejected_keep = 10000, .max_event_rows = 100,
+    .id_ttl_days = 7, .rejected_keep = 10000, .max_event_rows = 100, .receive_max = 65535,
 };
 
 static const struct cfg_opt options[] = {
@@ -76,6 +76,7 @@ static const struct cfg_opt options[] = {
     {"query-max-rows", 0, CFG_INT, &cf.query_max_rows, 1, 10000000, 0, "N", "rows a query returns (5000)"},
     {"query-timeout-ms", 0, CFG_INT, &cf.query_timeout_ms, 1, 600000, 0, "MS", "time cap of a query (200)"},
     {"status-interval", 0, CFG_INT, &cf.status_interval, 1, 3600, 0, "S", "status period while counters change (2)"},
+    {"receive-max", 0, CFG_INT, &cf.receive_max, 1, 65535, 0, "N", "requests the broker may have in flight to the writer (65535)"},
     {"keepalive", 0, CFG_INT, &cf.keepalive, 5, 65535, 0, "S", "MQTT keepalive (30)"},
     {"busy-timeout-ms", 0, CFG_INT, &cf.busy_timeout_ms, 0, 600000, 0, "MS", "wait on an outside lock before backing off (100)"},
     {"id-ttl-days", 0, CFG_INT, &cf.id_ttl_days, 7, 36500, 0, "DAYS", "keep applied ids this long (7)"},
@@ -374,6 +375,7 @@ static void run_batch(void)
     double t0 = now_exact_ms();
     struct msg *m, *last = NULL;
     size_t n = 0;
+    int waited = 0;
 
     if (db_begin(w.db, err, sizeof err) != DB_OK) {
         snprintf(w.stall_error, sizeof w.stall_error, "%s", err);
@@ -390,8 +392,10 @@ static void run_batch(void)
             }
         if (n >= (size_t)cf.batch_max || now_exact_ms() - t0 >= (double)cf.batch_ms || stop_requested)
             break;
-        /* Read ahead: more requests may already be waiting. */
-        mq_read_more(w.mq);
+        /* Read ahead: more requests may already be waiting. Requests whose PUBREL is
+         * still on the wire complete within a round trip: give them one short wait. */
+        if (!mq_read_more(w.mq, 0) && !(waited++ == 0 && mq_read_more(w.mq, 1)))
+            break;
         m = last ? last->next : mq_head(w.mq);
         if (!m)
             break;
@@ -508,6 +512,7 @@ int main(int argc, char **argv)
     mqo.prefix = cf.prefix;
     mqo.keepalive = (int)cf.keepalive;
     mqo.max_queue = (size_t)cf.batch_max;
+    mqo.receive_max = (int)cf.receive_max;
     w.mq = mq_new(&mqo, "{\"state\":\"offline\"}", on_query, NULL, err, sizeof err);
     if (!w.mq) {
         log_error("%s", err);

@@ -165,7 +165,7 @@ static int setup(struct mq *mq, struct conn *c, const char *id, int persistent, 
     }
     mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
     mosquitto_int_option(c->m, MOSQ_OPT_TCP_NODELAY, 1);
-    mosquitto_int_option(c->m, MOSQ_OPT_RECEIVE_MAXIMUM, 65535);
+    mosquitto_int_option(c->m, MOSQ_OPT_RECEIVE_MAXIMUM, mq->o.receive_max);
     mosquitto_max_inflight_messages_set(c->m, 0);
     mosquitto_connect_v5_callback_set(c->m, on_connect);
     mosquitto_disconnect_v5_callback_set(c->m, on_disconnect);
@@ -265,17 +265,47 @@ static void lost(struct mq *mq, struct conn *c, int rc)
     c->retry_at = now_ms() + c->backoff;
 }
 
+/* Is there something to read on c's socket right now? */
+static int readable(struct conn *c, int timeout_ms)
+{
+    struct pollfd p;
+
+    p.fd = mosquitto_socket(c->m);
+    if (p.fd < 0)
+        return 0;
+    p.events = POLLIN;
+    p.revents = 0;
+    return poll(&p, 1, timeout_ms) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
+}
+
+/* Read until the socket is drained: libmosquitto reads only a packet or a few per
+ * call, and a QoS 2 request takes two (PUBLISH, then PUBREL) before it reaches us.
+ * The request connection stops once max_queue requests are held. */
+static int read_all(struct mq *mq, struct conn *c)
+{
+    int rc, rounds = 0;
+
+    do {
+        rc = mosquitto_loop_read(c->m, 1);
+        if (rc) {
+            lost(mq, c, rc);
+            return -1;
+        }
+        if (mosquitto_want_write(c->m) && (rc = mosquitto_loop_write(c->m, 1))) {
+            lost(mq, c, rc);
+            return -1;
+        }
+    } while (++rounds < 100000 && (c != &mq->sub || mq->nq < mq->o.max_queue) &&
+             c->state != DOWN && readable(c, 0));
+    return 0;
+}
+
 static void service(struct mq *mq, struct conn *c, short revents)
 {
     int rc;
 
-    if (revents & (POLLIN | POLLHUP | POLLERR)) {
-        rc = mosquitto_loop_read(c->m, 1);
-        if (rc) {
-            lost(mq, c, rc);
-            return;
-        }
-    }
+    if ((revents & (POLLIN | POLLHUP | POLLERR)) && read_all(mq, c))
+        return;
     if (mosquitto_socket(c->m) >= 0 && mosquitto_want_write(c->m)) {
         rc = mosquitto_loop_write(c->m, 1);
         if (rc) {
@@ -323,9 +353,13 @@ void mq_poll(struct mq *mq, int timeout_ms)
             service(mq, cs[i], pfd[idx[i]].revents);
 }
 
-void mq_read_more(struct mq *mq)
+int mq_read_more(struct mq *mq, int wait_ms)
 {
-    mq_poll(mq, 0);
+    size_t before = mq->nq;
+
+    if (mq->sub.state == UP && mq->nq < mq->o.max_queue && readable(&mq->sub, wait_ms))
+        read_all(mq, &mq->sub);
+    return (int)(mq->nq - before);
 }
 
 void mq_accept(struct mq *mq, int on)

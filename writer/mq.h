@@ -39,6 +39,7 @@ struct mq_opts {
     const char *prefix;
     int keepalive;
     size_t max_queue;        /* stop reading requests while this many are held */
+    int receive_max;         /* MQTT v5 Receive Maximum: requests in flight to us */
 };
 
 typedef void (*mq_query_fn)(void *ud, const char *payload, size_t len, const char *resp_topic,
@@ -57,8 +58,9 @@ void mq_free(struct mq *mq);
  * Received requests are appended to the queue. */
 void mq_poll(struct mq *mq, int timeout_ms);
 
-/* Read whatever requests are already waiting on the socket, without blocking. */
-void mq_read_more(struct mq *mq);
+/* Read whatever requests are waiting on the request socket, waiting up to wait_ms for
+ * the first byte. Returns how many requests were added to the queue. */
+int mq_read_more(struct mq *mq, int wait_ms);
 
 /* Accept requests (open `sub`) or not (close it; the broker keeps the backlog). */
 void mq_accept(struct mq *mq, int on);
