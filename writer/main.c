@@ -410,9 +410,11 @@ static void run_batch(void)
     w.last_batch = (long long)n;
     if (w.last_batch > w.max_batch)
         w.max_batch = w.last_batch;
+    mq_batch(w.mq, 1);
     for (m = mq_head(w.mq); m && m != (last ? last->next : NULL); m = m->next)
         publish_outcome(m);
     publish_events();
+    mq_batch(w.mq, 0);
     mq_drop(w.mq, n);
     w.status_dirty = 1;
     unstall();

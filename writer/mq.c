@@ -12,11 +12,14 @@
 #include <errno.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "log.h"
@@ -265,6 +268,17 @@ static void lost(struct mq *mq, struct conn *c, int rc)
     c->retry_at = now_ms() + c->backoff;
 }
 
+/* Hold back small TCP segments while on (libmosquitto writes every packet with its
+ * own write()), and send them as few segments when turned off. Used around the
+ * burst of events and receipts that follows a commit. */
+static void cork(struct conn *c, int on)
+{
+    int fd = mosquitto_socket(c->m);
+
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+}
+
 /* Is there something to read on c's socket right now? */
 static int readable(struct conn *c, int timeout_ms)
 {
@@ -283,20 +297,18 @@ static int readable(struct conn *c, int timeout_ms)
  * The request connection stops once max_queue requests are held. */
 static int read_all(struct mq *mq, struct conn *c)
 {
-    int rc, rounds = 0;
+    int rc = 0, rounds = 0;
 
     do {
         rc = mosquitto_loop_read(c->m, 1);
-        if (rc) {
-            lost(mq, c, rc);
-            return -1;
-        }
-        if (mosquitto_want_write(c->m) && (rc = mosquitto_loop_write(c->m, 1))) {
-            lost(mq, c, rc);
-            return -1;
-        }
-    } while (++rounds < 100000 && (c != &mq->sub || mq->nq < mq->o.max_queue) &&
+        if (!rc && mosquitto_want_write(c->m))
+            rc = mosquitto_loop_write(c->m, 1);
+    } while (!rc && ++rounds < 100000 && (c != &mq->sub || mq->nq < mq->o.max_queue) &&
              c->state != DOWN && readable(c, 0));
+    if (rc) {
+        lost(mq, c, rc);
+        return -1;
+    }
     return 0;
 }
 
@@ -437,6 +449,12 @@ int mq_publish(struct mq *mq, const char *topic, const void *payload, size_t len
         return -1;
     }
     return 0;
+}
+
+void mq_batch(struct mq *mq, int on)
+{
+    if (mq->ctl.state == UP)
+        cork(&mq->ctl, on);
 }
 
 void mq_flush(struct mq *mq, int timeout_ms)

@@ -80,6 +80,10 @@ void mq_drop(struct mq *mq, size_t n);
 int mq_publish(struct mq *mq, const char *topic, const void *payload, size_t len, int qos,
                int retain, const void *corr, int corrlen);
 
+/* Around a burst of mq_publish calls: on, publish, off. The burst then leaves in as
+ * few TCP segments as it fits in. */
+void mq_batch(struct mq *mq, int on);
+
 /* Send what is waiting to be written, for up to timeout_ms (used at shutdown). */
 void mq_flush(struct mq *mq, int timeout_ms);
 
