@@ -42,12 +42,13 @@ struct client {
 
 static const char *o_mode, *o_host = "127.0.0.1", *o_topic, *o_reply, *o_db;
 static const char *o_table = "build_logs", *o_id, *o_ready;
-static int o_recv_max = 65535;
+static int o_recv_max = 65535, o_v311;
 static int o_port = 1883, o_clients = 1, o_window = 1000, o_qos = 2;
 static long o_n = 1000;
 static double o_rate = 1000, o_secs = 10, o_timeout = 120;
 
 static struct client *cl;
+static int lost_rc;         /* a connection was lost: stop, report what was done */
 static int window_each;
 static long arrived;
 static long long first_ns, last_ns;
@@ -173,7 +174,7 @@ static struct mosquitto *client_new(struct client *c, const char *id, int clean)
 {
 	struct mosquitto *m = mosquitto_new(id, clean, c);
 	if (!m) die("mosquitto_new", 0);
-	mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+	mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION, o_v311 ? MQTT_PROTOCOL_V311 : MQTT_PROTOCOL_V5);
 	mosquitto_int_option(m, MOSQ_OPT_RECEIVE_MAXIMUM, o_recv_max);
 	mosquitto_int_option(m, MOSQ_OPT_SEND_MAXIMUM, 65535);
 	mosquitto_int_option(m, MOSQ_OPT_TCP_NODELAY, 1);
@@ -182,7 +183,7 @@ static struct mosquitto *client_new(struct client *c, const char *id, int clean)
 	mosquitto_publish_v5_callback_set(m, on_publish);
 	mosquitto_message_v5_callback_set(m, on_message);
 	mosquitto_property *props = NULL;
-	if (!clean) mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, 3600);
+	if (!clean && !o_v311) mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, 3600);
 	int rc = mosquitto_connect_bind_v5(m, o_host, o_port, 60, NULL, props);
 	mosquitto_property_free_all(&props);
 	if (rc) die("connect", rc);
@@ -194,7 +195,7 @@ static void step(int n, int ms)
 {
 	struct pollfd pf[n];
 	for (int i = 0; i < n; i++) {
-		pf[i].fd = mosquitto_socket(cl[i].m);
+		pf[i].fd = mosquitto_socket(cl[i].m);   /* -1 once lost: poll skips it */
 		pf[i].events = POLLIN | (mosquitto_want_write(cl[i].m) ? POLLOUT : 0);
 		pf[i].revents = 0;
 	}
@@ -204,7 +205,10 @@ static void step(int n, int ms)
 		if (pf[i].revents & (POLLIN | POLLHUP | POLLERR)) rc = mosquitto_loop_read(cl[i].m, 1);
 		if (!rc && (pf[i].revents & POLLOUT)) rc = mosquitto_loop_write(cl[i].m, 1);
 		if (!rc) rc = mosquitto_loop_misc(cl[i].m);
-		if (rc) die("connection lost", rc);
+		if (rc && !lost_rc) {
+			fprintf(stderr, "mqbench: connection lost: %s\n", mosquitto_strerror(rc));
+			lost_rc = rc;
+		}
 	}
 }
 
@@ -215,6 +219,7 @@ static void wait_connected(int n)
 		int ok = 1;
 		for (int i = 0; i < n; i++) ok &= cl[i].connected;
 		if (ok) return;
+		if (lost_rc) exit(2);
 		if (now_ns() > limit) { fprintf(stderr, "mqbench: connect timed out\n"); exit(2); }
 		step(n, 10);
 	}
@@ -287,11 +292,12 @@ static int run_pub(void)
 			}
 			total_done += c->done;
 		}
-		if (total_done >= o_n) break;
+		if (total_done >= o_n || lost_rc) break;
 		if (now_ns() > limit) { fprintf(stderr, "mqbench: publish timed out\n"); break; }
 		step(o_clients, 100);
 	}
 	long long t1 = now_ns();
+	if (lost_rc) printf("lost=1 ");
 	printf("mode=pub n=%ld clients=%d window=%d start_ns=%lld done_ns=%lld pub_secs=%.3f pub_rate=%.0f",
 		total_done, o_clients, window_each, t0, t1, (t1 - t0) / 1e9, total_done / ((t1 - t0) / 1e9));
 	if (db) {
@@ -316,11 +322,12 @@ static int run_sub(void)
 	char id[64];
 	if (!o_id) { snprintf(id, sizeof id, "mqbench-sub-%d", (int)getpid()); o_id = id; }
 	cl = calloc(1, sizeof *cl);
+	long long t0 = now_ns(), limit = t0 + (long long)(o_timeout * 1e9);
 	cl[0].m = client_new(&cl[0], o_id, 0);
-	long long limit = now_ns() + (long long)(o_timeout * 1e9);
-	while (arrived < o_n && now_ns() < limit) step(1, 100);
-	printf("mode=sub n=%ld first_ns=%lld last_ns=%lld cpu_s=%.2f%s\n", arrived, first_ns, last_ns,
-		cpu_s(), arrived < o_n ? " timeout=1" : "");
+	while (arrived < o_n && now_ns() < limit && !lost_rc) step(1, 100);
+	if (lost_rc) printf("lost=1 ");
+	printf("mode=sub n=%ld start_ns=%lld first_ns=%lld last_ns=%lld cpu_s=%.2f%s\n", arrived, t0,
+		first_ns, last_ns, cpu_s(), arrived < o_n ? " timeout=1" : "");
 	mosquitto_disconnect(cl[0].m);
 	mosquitto_destroy(cl[0].m);
 	return 0;
@@ -341,11 +348,11 @@ static int run_rate(void)
 	lat = calloc((size_t)maxsend + 1, sizeof *lat);
 	cl = calloc(1, sizeof *cl);
 	cl[0].m = client_new(&cl[0], NULL, 1);
-	while (!cl[0].subscribed) step(1, 10);
+	while (!cl[0].subscribed && !lost_rc) step(1, 10);
 
 	long long t0 = now_ns(), period = (long long)(1e9 / o_rate);
 	long seq = 0;
-	while (seq < maxsend) {
+	while (seq < maxsend && !lost_rc) {
 		long long t = now_ns();
 		while (seq < maxsend && t >= t0 + seq * period) {
 			int len = payload(buf, sizeof buf, 0, seq, 1);
@@ -358,7 +365,7 @@ static int run_rate(void)
 		step(1, next > 0 ? (int)(next / 1000000) : 0);
 	}
 	long long t1 = now_ns(), limit = t1 + (long long)(o_timeout * 1e9);
-	while (nlat < maxsend && now_ns() < limit) step(1, 50);
+	while (nlat < maxsend && now_ns() < limit && !lost_rc) step(1, 50);
 
 	long k = 0;
 	for (long i = 0; i < maxsend; i++)
@@ -367,8 +374,9 @@ static int run_rate(void)
 	double p50 = k ? lat[k / 2] / 1e6 : -1;
 	double p99 = k ? lat[(k * 99 + 99) / 100 - 1] / 1e6 : -1;   /* nearest rank */
 	double mx = k ? lat[k - 1] / 1e6 : -1;
+	if (lost_rc) printf("lost=1 ");
 	printf("mode=rate sent=%ld receipts=%ld not_applied=%ld send_secs=%.3f rate=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f cpu_s=%.2f\n",
-		maxsend, k, nbad, (t1 - t0) / 1e9, maxsend / ((t1 - t0) / 1e9), p50, p99, mx, cpu_s());
+		seq, k, nbad, (t1 - t0) / 1e9, seq / ((t1 - t0) / 1e9), p50, p99, mx, cpu_s());
 	mosquitto_disconnect(cl[0].m);
 	mosquitto_destroy(cl[0].m);
 	return 0;
@@ -396,7 +404,7 @@ static void usage(void)
 	fputs("usage: mqbench pub|sub|rate|wait [-h HOST] [-p PORT] [-t TOPIC] [-n N]\n"
 	      "         [-c CLIENTS] [-w WINDOW] [-q QOS] [-r RATE] [-s SECONDS] [--reply TOPIC]\n"
 	      "         [--db PATH] [--table T] [--id CLIENTID] [--ready FILE] [--timeout S]\n"
-	      "         [--receive-max N]\n",
+	      "         [--receive-max N] [--mqtt 5|311]\n",
 	      stderr);
 	exit(2);
 }
@@ -423,6 +431,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--table")) o_table = v;
 		else if (!strcmp(a, "--id")) o_id = v;
 		else if (!strcmp(a, "--ready")) o_ready = v;
+		else if (!strcmp(a, "--mqtt")) o_v311 = !strcmp(v, "311");
 		else if (!strcmp(a, "--receive-max")) o_recv_max = (int)parse_num(a, v);
 		else if (!strcmp(a, "--timeout")) o_timeout = parse_num(a, v);
 		else usage();
