@@ -5,6 +5,7 @@
 # neighbours applied.
 . "$(dirname "$0")/lib.sh"
 
+test_schema
 broker_start
 writer_start
 
@@ -59,3 +60,21 @@ mb=$(sed 's/.*"max_batch":\([0-9]*\).*/\1/' <<<"$st")
 note "backlog of 1000 drained with max_batch=$mb ($st)"
 check "the backlog was applied in batches (max_batch > 1)" [ "$mb" -gt 1 ]
 check "integrity_check ok" [ "$(sql 'PRAGMA integrity_check')" = ok ]
+
+# --- a conflict that rolls back the whole batch ---------------------------------------
+# rb.k is UNIQUE ON CONFLICT ROLLBACK: the failing request takes the batch's transaction
+# with it. The writer must apply the others exactly once, and reject only that one.
+writer_stop
+pub write/rb '{"values":{"k":"a"}}'
+for i in 1 2 3; do pub write/build_logs "{\"values\":{\"build_id\":4,\"line\":\"before $i\"}}"; done
+pub write/rb '{"values":{"k":"a"}}'
+for i in 1 2 3; do pub write/build_logs "{\"values\":{\"build_id\":4,\"line\":\"after $i\"}}"; done
+writer_start
+wait_until 20 rows_are "build_logs WHERE build_id=4" 6
+sleep 0.5
+check_eq "batch rolled back by ON CONFLICT ROLLBACK: others applied once" \
+    "$(sql "SELECT group_concat(line) FROM (SELECT line FROM build_logs WHERE build_id=4 ORDER BY id)")" \
+    "before 1,before 2,before 3,after 1,after 2,after 3"
+check_eq "...the first rb row kept" "$(sql "SELECT count(*) FROM rb")" 1
+check_eq "...only the conflicting request rejected" \
+    "$(sql "SELECT count(*) || ' ' || max(error) FROM mosqlite_rejected WHERE topic LIKE '%/rb'")" "1 UNIQUE constraint failed: rb.k"

@@ -668,6 +668,11 @@ failed_op:
     return DB_OK;
 
 reject:
+    if (sqlite3_get_autocommit(db->h)) {
+        db->rows.len = 0;
+        db->nev = 0;
+        return DB_LOST;
+    }
     run(db->sp_rollback);
     run(db->sp_release);
     db->nev = nev;

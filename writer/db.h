@@ -17,7 +17,10 @@
 #include "req.h"
 #include "schema.h"
 
-enum db_rc { DB_OK, DB_DUP, DB_REJECT, DB_FAULT };
+/* DB_LOST: the request was rejected, and SQLite rolled back the whole batch with it
+ * (an ON CONFLICT ROLLBACK clause, or RAISE(ROLLBACK) in a trigger): the requests
+ * before it in the batch must be applied again, without it. */
+enum db_rc { DB_OK, DB_DUP, DB_REJECT, DB_FAULT, DB_LOST };
 
 struct db_opts {
     const char *path;
@@ -53,7 +56,8 @@ void db_rollback(struct db *db);                             /* and forget the e
 
 /* Apply one validated request inside the open batch. Sets *changes and *rowid
  * (-1 when none). DB_OK, DB_DUP (its id was applied before), DB_REJECT (+ err,
- * nothing of it remains), DB_FAULT (+ err; roll the batch back). */
+ * nothing of it remains), DB_LOST (+ err, see above), DB_FAULT (+ err; roll the
+ * batch back). */
 int db_apply(struct db *db, const struct req *r, long long *changes, long long *rowid,
              char *err, size_t errlen);
 

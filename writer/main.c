@@ -233,8 +233,19 @@ static int process(struct msg *m)
     } else if (req_parse(&w.req, db_schema(w.db), &w.lim, *tt ? tt : NULL, m->payload, m->len,
                          err, sizeof err)) {
         rc = DB_REJECT;
+    } else if (m->replay_reject) {
+        snprintf(err, sizeof err, "%s", m->error ? m->error : "rejected");
+        rc = DB_REJECT;
     } else {
         rc = db_apply(w.db, &w.req, &changes, &rowid, err, sizeof err);
+    }
+    if (rc == DB_LOST) {
+        /* Keep the reason; the caller replays the batch without this request. */
+        free(m->error);
+        m->error = strdup(err);
+        m->replay_reject = 1;
+        req_clear(&w.req);
+        return DB_LOST;
     }
     if (rc == DB_FAULT) {
         snprintf(w.stall_error, sizeof w.stall_error, "%s", err);
@@ -377,19 +388,30 @@ static void run_batch(void)
     size_t n = 0;
     int waited = 0;
 
+restart:
     if (db_begin(w.db, err, sizeof err) != DB_OK) {
         snprintf(w.stall_error, sizeof w.stall_error, "%s", err);
         stall();
         return;
     }
     m = mq_head(w.mq);
+    last = NULL;
+    n = 0;
     for (;;) {
-        for (; m && n < (size_t)cf.batch_max; last = m, m = m->next, n++)
-            if (process(m) == DB_FAULT) {
+        for (; m && n < (size_t)cf.batch_max; last = m, m = m->next, n++) {
+            int rc = process(m);
+            if (rc == DB_LOST) {
+                log_warn("a rejected request rolled back its whole batch (ON CONFLICT ROLLBACK "
+                         "or RAISE(ROLLBACK)); applying the batch again without it");
+                db_rollback(w.db);
+                goto restart;
+            }
+            if (rc == DB_FAULT) {
                 db_rollback(w.db);
                 stall();
                 return;
             }
+        }
         if (n >= (size_t)cf.batch_max || now_exact_ms() - t0 >= (double)cf.batch_ms || stop_requested)
             break;
         /* Read ahead: more requests may already be waiting. Requests whose PUBREL is

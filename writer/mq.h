@@ -27,6 +27,7 @@ struct msg {
     int corrlen;
     /* Filled in by the writer while applying. */
     int outcome;
+    int replay_reject;       /* rejected with its batch lost: do not apply again */
     long long changes, rowid;
     char *id, *reply_to, *error;   /* heap copies, freed with the message */
 };

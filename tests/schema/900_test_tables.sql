@@ -14,3 +14,5 @@ CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL REFERENCE
 CREATE TABLE uniq (k TEXT NOT NULL UNIQUE, v INTEGER);
 CREATE TABLE nokey (x TEXT, y TEXT);
 CREATE TABLE seq (producer INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (producer, n)) WITHOUT ROWID;
+-- A conflict here rolls back the whole transaction, not just the statement.
+CREATE TABLE rb (k TEXT UNIQUE ON CONFLICT ROLLBACK);
