@@ -181,3 +181,23 @@ check "missing parameter named" grep -qx '{"query":"build_log","error":"query \\
 printf 'query bad DELETE FROM builds\n' > "$T/q.conf"
 out=$("$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$DB" --schema "$SCHEMA" -c "$T/q.conf" 2>&1)
 check "a query that writes is refused at start" grep -q 'query bad: must be one read-only SELECT' <<<"$out"
+
+# --- query caps and the writable set ----------------------------------------------
+writer_stop
+cat > "$T/caps.conf" <<CONF
+tables builds kinds
+query-max-rows 3
+query-timeout-ms 100
+query few SELECT id FROM build_logs ORDER BY id
+query slow WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c
+CONF
+WRITER_ARGS="-c $T/caps.conf" writer_start
+: > "$T/q"
+mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"few","reply_to":"q/1"}'
+mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"slow","reply_to":"q/1"}'
+wait_until 10 bash -c "[ \$(grep -c . '$T/q') -ge 2 ]"
+check "row cap: 3 rows and truncated" grep -qE '^\{"query":"few","rows":\[\{"id":[0-9]+\},\{"id":[0-9]+\},\{"id":[0-9]+\}\],"truncated":true\}$' "$T/q"
+check "time cap: the query is stopped" grep -qx '{"query":"slow","error":"query \\"slow\\" ran past its time cap (100 ms)"}' "$T/q"
+reject "table outside \`tables\`" write/build_logs e40 '"values":{"build_id":1,"line":"x"}' 'table \"build_logs\" is not writable'
+r=$(req write/builds e41 '"values":{"name":"still writable"}')
+check "a table in \`tables\` stays writable" grep -q '"status":"applied"' <<<"$r"
