@@ -362,7 +362,8 @@ static int run_rate(void)
 			seq++;
 		}
 		long long next = t0 + seq * period - now_ns();
-		step(1, next > 0 ? (int)(next / 1000000) : 0);
+		/* Round up: a 0 ms poll while the next send is under 1 ms away would spin. */
+		step(1, next > 0 ? (int)((next + 999999) / 1000000) : 0);
 	}
 	long long t1 = now_ns(), limit = t1 + (long long)(o_timeout * 1e9);
 	while (nlat < maxsend && now_ns() < limit && !lost_rc) step(1, 50);
