@@ -82,6 +82,9 @@ echo "# kernel:    $(uname -sr)"
 echo "# mosquitto: broker $mosq_v, libmosquitto $(pkg-config --modversion libmosquitto), config mosquitto.conf.example"
 echo "# sqlite:    library $(pkg-config --modversion sqlite3), cli $(sqlite3 --version | cut -d' ' -f1); WAL, synchronous=FULL"
 echo "# disk:      $fs ($T)"
+if [ -x "$BIN/mosqlite-writer" ]; then
+    echo "# writer:    $("$BIN/mosqlite-writer" --version 2>&1 | head -1), built $(date -u -r "$BIN/mosqlite-writer" +%Y-%m-%dT%H:%M:%SZ)"
+fi
 echo "# load:      $(cut -d' ' -f1-3 /proc/loadavg) at start (other work on the machine makes figures noisy)"
 
 # ---------------------------------------------------------------------------------
