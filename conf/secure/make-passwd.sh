@@ -1,0 +1,25 @@
+#!/bin/sh
+# make-passwd.sh FILE USER PASSWORD [USER PASSWORD ...]: create (or replace) the
+# Mosquitto password file FILE with these users, hashed by mosquitto_passwd, readable
+# by its owner only. For conf/secure/mosquitto.conf:
+#   sh make-passwd.sh /etc/mosquitto/secure/passwd writer "$W" builder "$B" web "$WEB"
+#   sh make-passwd.sh /etc/mosquitto/secure/passwd-web web "$WEB"
+# A password given on the command line shows in `ps` while this runs; run it where no
+# one else is logged in, or type them at mosquitto_passwd's prompt instead.
+set -eu
+if [ $# -lt 3 ] || [ $(($# % 2)) != 1 ]; then
+    echo "usage: make-passwd.sh FILE USER PASSWORD [USER PASSWORD ...]" >&2
+    exit 2
+fi
+file=$1
+shift
+umask 077
+tmp=$file.tmp.$$
+: >"$tmp"
+while [ $# -gt 0 ]; do
+    case $1 in *:*|'') echo "make-passwd.sh: bad user name \"$1\"" >&2; rm -f "$tmp"; exit 2 ;; esac
+    mosquitto_passwd -b "$tmp" "$1" "$2"
+    shift 2
+done
+mv "$tmp" "$file"
+echo "make-passwd.sh: wrote $file"

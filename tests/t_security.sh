@@ -1,0 +1,159 @@
+#!/bin/bash
+# Access control and TLS with conf/secure/: the broker started from that config (ports,
+# paths and certificates of this test), users made with make-passwd.sh, a CA and a server
+# certificate made here with openssl. Anonymous and wrong-password clients are refused;
+# a web-role client that publishes a write gets nothing applied; a producer over TLS is
+# applied and gets its receipt; each role reads only what its block allows.
+. "$(dirname "$0")/lib.sh"
+SEC=$ROOT/conf/secure
+WPASS=writer-pw-$$ PPASS=builder-pw-$$ WEBPASS=web-pw-$$
+
+# The clients of lib.sh are anonymous: this one logs in as the web user, who may read status.
+status() {
+    timeout 3 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t "$PREFIX_TOPIC/status" -C 1 -W 2 2>/dev/null
+}
+
+# --- certificates, password files, the broker config ------------------------------------
+mkdir -p "$T/sec/certs" "$T/broker"
+( cd "$T/sec/certs" &&
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=mosqlite-test-ca &&
+  openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost &&
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext &&
+  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 \
+      -extfile san.ext ) >"$T/openssl.log" 2>&1 || { fail "openssl"; cat "$T/openssl.log"; exit 1; }
+sh "$SEC/make-passwd.sh" "$T/sec/passwd" writer "$WPASS" builder "$PPASS" web "$WEBPASS" >/dev/null
+sh "$SEC/make-passwd.sh" "$T/sec/passwd-web" web "$WEBPASS" >/dev/null
+check "password file holds hashes, not passwords" bash -c "! grep -q '$PPASS' '$T/sec/passwd'"
+cp "$SEC/acl" "$T/sec/acl"
+
+MQTT_PORT=$(free_port) WS_PORT=$(free_port) TLS_PORT=$(free_port)
+export MQTT_PORT WS_PORT
+sed -e "s/^listener 1883 127.0.0.1\$/listener $MQTT_PORT 127.0.0.1/" \
+    -e "s/^listener 8883\$/listener $TLS_PORT/" \
+    -e "s/^listener 9001\$/listener $WS_PORT/" \
+    -e "s|/etc/mosquitto/secure/|$T/sec/|" \
+    -e "s|^http_dir .*|http_dir $ROOT/web|" \
+    -e "s|^persistence_location .*|persistence_location $T/broker/|" \
+    -e "s|^log_dest .*|log_dest file $T/broker/mosquitto.log|" \
+    "$SEC/mosquitto.conf" >"$T/broker/mosquitto.conf"
+[ "$(id -u)" = 0 ] && echo "user root" >>"$T/broker/mosquitto.conf"
+broker_start
+wait_until 5 port_open "$TLS_PORT" || fail "TLS listener up"
+writer_start -u writer -P "$WPASS" -c "$ROOT/conf/mosqlite.conf"
+
+count() { sql "SELECT count(*) FROM build_logs WHERE build_id = $1"; }
+rows_for() { [ "$(count "$1")" = "$2" ]; }
+
+# --- anonymous and wrong passwords ------------------------------------------------------
+out=$(mosquitto_pub -p "$MQTT_PORT" -q 2 -t mosqlite/write/build_logs -m '{"values":{"build_id":1,"line":"anon"}}' 2>&1)
+rc=$?
+check "anonymous client refused on the MQTT listener (exit $rc: $out)" [ "$rc" != 0 ]
+out=$(mosquitto_pub -p "$TLS_PORT" --cafile "$T/sec/certs/ca.crt" -q 2 -t mosqlite/write/build_logs \
+      -m '{"values":{"build_id":1,"line":"anon tls"}}' 2>&1)
+rc=$?
+check "anonymous client refused on the TLS listener (exit $rc: $out)" [ "$rc" != 0 ]
+mosquitto_pub -p "$MQTT_PORT" -u builder -P wrong -q 2 -t mosqlite/write/build_logs \
+    -m '{"values":{"build_id":1,"line":"wrong password"}}' >/dev/null 2>&1
+check "wrong password refused" [ $? != 0 ]
+mosquitto_pub -p "$MQTT_PORT" -u web -P "$WEBPASS" -q 2 -t mosqlite/write/build_logs \
+    -m '{"values":{"build_id":2,"line":"web on mqtt"}}' 2>/dev/null
+mosquitto_pub -p "$MQTT_PORT" -u web -P "$WEBPASS" -V 5 -q 1 -t mosqlite/write \
+    -m '{"table":"build_logs","values":{"build_id":2,"line":"web on mqtt v5"}}' 2>&1 | head -2 >"$T/web5.out"
+note "web user publishing a write over MQTT 5: $(cat "$T/web5.out")"
+
+# --- the web role writes nothing -------------------------------------------------------
+# Over WebSockets with MQTT.js, as the page does (the only client here that speaks it).
+ws_pub() {  # USER PASS TOPIC PAYLOAD: exit 0 when connected and published
+    node -e '
+const mqtt = require(process.argv[1] + "/node_modules/mqtt");
+const [,, url, user, pass, topic, payload] = process.argv;
+const c = mqtt.connect(url, { username: user, password: pass, reconnectPeriod: 0, connectTimeout: 3000 });
+c.on("connect", () => c.publish(topic, payload, { qos: 1 }, () => { c.end(); process.exit(0); }));
+c.on("error", (e) => { console.error(e.message); process.exit(1); });
+setTimeout(() => process.exit(2), 5000);' "$ROOT" "ws://127.0.0.1:$WS_PORT" "$@"
+}
+if [ -d "$ROOT/node_modules/mqtt" ] && command -v node >/dev/null; then
+    ws_pub web "$WEBPASS" mosqlite/write/build_logs '{"values":{"build_id":2,"line":"web write"}}' 2>"$T/ws.err"
+    note "web user over WebSockets publishing a write: exit $? $(cat "$T/ws.err")"
+    ws_pub web "$WEBPASS" mosqlite/write '{"table":"build_logs","values":{"build_id":2,"line":"web write 2"}}' 2>/dev/null
+    ws_pub builder "$PPASS" mosqlite/write/build_logs '{"values":{"build_id":2,"line":"producer on ws"}}' 2>/dev/null
+    check "producer password refused on the WebSocket listener" [ $? != 0 ]
+    ws_pub "" "" mosqlite/write/build_logs '{"values":{"build_id":2,"line":"anon ws"}}' 2>/dev/null
+    check "anonymous refused on the WebSocket listener" [ $? != 0 ]
+else
+    note "no node + MQTT.js: WebSocket checks skipped"
+fi
+# A producer request after them, through the same broker: once it is applied, the web
+# writes (published before it) would have been applied too if the broker had let them.
+mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
+    -m '{"values":{"build_id":2,"line":"producer"}}'
+check "producer write on the MQTT listener applied" wait_until 10 rows_for 2 1
+check_eq "web-role writes: nothing applied" "$(sql "SELECT count(*) FROM build_logs WHERE line LIKE 'web%' OR line LIKE 'anon%' OR line LIKE '%on ws' OR line LIKE 'wrong%'")" 0
+
+# --- a producer over TLS -------------------------------------------------------------------
+out=$("$BIN/mosqlite-pub" -p "$TLS_PORT" --cafile "$T/sec/certs/ca.crt" -u builder -P "$PPASS" --wait \
+      --timeout 10 build_logs '{"build_id": 3, "line": "over TLS"}' 2>&1)
+rc=$?
+check_eq "mosqlite-pub --wait over TLS: applied, receipt read (exit 0) $out" "$rc" 0
+check_eq "the TLS producer's row" "$(count 3)" 1
+mosquitto_pub -p "$TLS_PORT" --cafile "$T/sec/certs/ca.crt" -u builder -P "$PPASS" -q 2 \
+    -t mosqlite/write/build_logs -m '{"values":{"build_id":4,"line":"mosquitto_pub over TLS"}}'
+check "mosquitto_pub over TLS applied" wait_until 10 rows_for 4 1
+mosquitto_pub -p "$TLS_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
+    -m '{"values":{"build_id":5,"line":"plain text on the TLS port"}}' >/dev/null 2>&1
+check "plain MQTT on the TLS port refused" [ $? != 0 ]
+
+# --- reading: each role sees only its own topics ----------------------------------------------
+check "web reads the status" status_is online
+sub_as() {  # USER PASS TOPIC [ARGS]: first message within 2 s
+    u=$1 p=$2 t=$3; shift 3
+    timeout 4 mosquitto_sub -p "$MQTT_PORT" -u "$u" -P "$p" -t "$t" -C 1 -W 2 "$@" 2>/dev/null
+}
+check_eq "producer cannot read the status" "$(sub_as builder "$PPASS" mosqlite/status)" ""
+check_eq "producer cannot read another client's receipts" \
+    "$(sub_as builder "$PPASS" 'mosqlite/receipts/#' -i not-the-owner -R)" ""
+# Events: a subscriber per role, then one write.
+( sub_as builder "$PPASS" 'mosqlite/events/#' -W 4 >"$T/ev.builder" ) &
+EV=$!
+( sub_as web "$WEBPASS" 'mosqlite/events/#' -W 4 >"$T/ev.web" ) &
+EV2=$!
+( sub_as web "$WEBPASS" 'mosqlite/write/#' -W 4 >"$T/wr.web" ) &
+EV3=$!
+sleep 0.5
+mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
+    -m '{"values":{"build_id":6,"line":"event"}}'
+wait "$EV" "$EV2" "$EV3"
+check_eq "producer cannot read events" "$(cat "$T/ev.builder")" ""
+check "web reads events" grep -q '"line":"event"' "$T/ev.web"
+check_eq "web cannot read other clients' write requests" "$(cat "$T/wr.web")" ""
+# The page's query path: the web user asks, the answer comes on its own reply topic.
+# Web users log in on the WebSocket listener only, which mosquitto_sub cannot speak: MQTT.js.
+if [ -d "$ROOT/node_modules/mqtt" ] && command -v node >/dev/null; then
+    ans=$(node -e '
+const mqtt = require(process.argv[1] + "/node_modules/mqtt");
+const [,, url, pass] = process.argv;
+const id = "mosqlite-web-test";
+const c = mqtt.connect(url, { clientId: id, username: "web", password: pass, reconnectPeriod: 0 });
+c.on("connect", () => c.subscribe(["mosqlite/reply/" + id + "/#", "mosqlite/status", "mosqlite/write/#"], { qos: 1 }, (e, g) => {
+  console.log("granted " + g.map((x) => x.topic + "=" + x.qos).join(" "));
+  c.publish("mosqlite/query", JSON.stringify({ query: "recent_builds", params: {}, reply_to: "mosqlite/reply/" + id + "/1" }), { qos: 1 });
+}));
+c.on("message", (t, m) => { if (t.startsWith("mosqlite/reply/")) { console.log("answer " + m); c.end(); process.exit(0); } });
+c.on("error", (e) => { console.log("error " + e.message); process.exit(1); });
+setTimeout(() => { console.log("timeout"); process.exit(2); }, 5000);' "$ROOT" "ws://127.0.0.1:$WS_PORT" "$WEBPASS" 2>&1)
+    note "web query: $ans"
+    check "web runs a named query and reads its answer" grep -q '^answer {"query":"recent_builds","rows":\[' <<<"$ans"
+fi
+check "broker log shows the refusals" grep -q "not authorised\|not authorized\|Bad username or password\|disconnected, not authorised" "$T/broker/mosquitto.log"
+
+# --- reply_to cannot aim the writer at another role's topics ------------------------------
+# The writer may publish status and events, so the ACL lets its receipts through to any
+# topic a producer names in reply_to: a receipt must not land on the status topic.
+( timeout 4 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t mosqlite/status -W 3 >"$T/st.web" 2>/dev/null ) &
+ST=$!
+sleep 0.5
+mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
+    -m '{"id":"spoof-1","reply_to":"mosqlite/status","values":{"build_id":7,"line":"spoof"}}'
+wait "$ST"
+check "a producer's reply_to cannot put a receipt on mosqlite/status" bash -c "! grep -q spoof-1 '$T/st.web'"
+note "status topic saw: $(grep spoof-1 "$T/st.web")"
