@@ -41,6 +41,7 @@ static struct {
     long long port, max_payload, max_depth, max_ops, batch_max, batch_ms, events_qos;
     long long query_max_rows, query_timeout_ms, status_interval, keepalive, busy_timeout_ms;
     long long id_ttl_days, rejected_keep, max_event_rows, receive_max;
+    const char *request_protocol;
     int verbose;
     struct cfg_list tables, queries;
 } cf = {
@@ -49,7 +50,7 @@ static struct {
     .port = 1883, .max_payload = 262144, .max_depth = 32, .max_ops = 1000,
     .batch_max = 5000, .batch_ms = 50, .events_qos = 0, .query_max_rows = 5000,
     .query_timeout_ms = 200, .status_interval = 2, .keepalive = 30, .busy_timeout_ms = 100,
-    .id_ttl_days = 7, .rejected_keep = 10000, .max_event_rows = 100, .receive_max = 65535,
+    .id_ttl_days = 7, .rejected_keep = 10000, .max_event_rows = 100, .receive_max = 65535, .request_protocol = "3.1.1",
 };
 
 static const struct cfg_opt options[] = {
@@ -76,6 +77,7 @@ static const struct cfg_opt options[] = {
     {"query-max-rows", 0, CFG_INT, &cf.query_max_rows, 1, 10000000, 0, "N", "rows a query returns (5000)"},
     {"query-timeout-ms", 0, CFG_INT, &cf.query_timeout_ms, 1, 600000, 0, "MS", "time cap of a query (200)"},
     {"status-interval", 0, CFG_INT, &cf.status_interval, 1, 3600, 0, "S", "status period while counters change (2)"},
+    {"request-protocol", 0, CFG_STR, &cf.request_protocol, 0, 0, 0, "V", "MQTT version of the request session: 3.1.1 or 5 (3.1.1)"},
     {"receive-max", 0, CFG_INT, &cf.receive_max, 1, 65535, 0, "N", "requests the broker may have in flight to the writer (65535)"},
     {"keepalive", 0, CFG_INT, &cf.keepalive, 5, 65535, 0, "S", "MQTT keepalive (30)"},
     {"busy-timeout-ms", 0, CFG_INT, &cf.busy_timeout_ms, 0, 600000, 0, "MS", "wait on an outside lock before backing off (100)"},
@@ -189,6 +191,10 @@ static void on_query(void *ud, const char *payload, size_t len, const char *resp
     query_run(w.queries, payload, len, &out, &reply_to);
     if (!reply_to)
         reply_to = resp_topic;
+    if (reply_to && !req_reply_topic_ok(reply_to, cf.prefix)) {
+        log_warn("query answer to %s refused: not a topic for answers", reply_to);
+        reply_to = NULL;
+    }
     if (reply_to && !out.oom)
         mq_publish(w.mq, reply_to, out.s, out.len, 1, 0, corr, corrlen);
     else if (!reply_to)
@@ -256,7 +262,8 @@ static int process(struct msg *m)
     free(m->reply_to);
     free(m->error);
     m->id = xstrdup(w.req.id);
-    m->reply_to = xstrdup(w.req.reply_to ? w.req.reply_to : m->resp_topic);
+    m->reply_to = xstrdup(w.req.reply_to ? w.req.reply_to :
+                          m->resp_topic && req_reply_topic_ok(m->resp_topic, cf.prefix) ? m->resp_topic : NULL);
     m->error = NULL;
     req_clear(&w.req);
     if (rc == DB_REJECT) {
@@ -489,6 +496,11 @@ int main(int argc, char **argv)
         cfg_free(options);
         return 2;
     }
+    if (strcmp(cf.request_protocol, "3.1.1") && strcmp(cf.request_protocol, "5")) {
+        fprintf(stderr, "mosqlite-writer: request-protocol: \"%s\" is not 3.1.1 or 5\n", cf.request_protocol);
+        cfg_free(options);
+        return 2;
+    }
     log_init("mosqlite-writer", cf.verbose ? LOG_DEBUG : LOG_INFO);
     split_tables(&tables);
 
@@ -516,6 +528,7 @@ int main(int argc, char **argv)
     w.lim.max_payload = (size_t)cf.max_payload;
     w.lim.max_depth = (int)cf.max_depth;
     w.lim.max_ops = (int)cf.max_ops;
+    w.lim.prefix = cf.prefix;
     w.t_status = xjoin(cf.prefix, "/status");
     w.t_rejected = xjoin(cf.prefix, "/rejected");
     w.t_events = xjoin(cf.prefix, "/events/");
@@ -537,6 +550,7 @@ int main(int argc, char **argv)
     mqo.keepalive = (int)cf.keepalive;
     mqo.max_queue = (size_t)cf.batch_max;
     mqo.receive_max = (int)cf.receive_max;
+    mqo.request_v5 = !strcmp(cf.request_protocol, "5");
     w.mq = mq_new(&mqo, "{\"state\":\"offline\"}", on_query, NULL, err, sizeof err);
     if (!w.mq) {
         log_error("%s", err);
@@ -583,8 +597,8 @@ int main(int argc, char **argv)
     }
 
     /* Shutdown: take nothing more, commit what is held, say offline, disconnect. */
+    mq_quiesce(w.mq, 2000);
     log_info("stopping: %zu requests in hand", mq_queued(w.mq));
-    mq_accept(w.mq, 0);
     {
         long long give_up = now_ms() + 5000;
         while (mq_queued(w.mq) && now_ms() < give_up) {

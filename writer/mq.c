@@ -44,7 +44,9 @@ struct mq {
     int ctl_new;
     mq_query_fn on_query;
     void *ud;
-    char *write_filter, *query_topic, *status_topic;
+    char *write_filter, *query_topic, *status_topic, *marker_filter;
+    int marker_mid;          /* SUBACK awaited by mq_quiesce, or 0 */
+    int frozen;              /* after mq_quiesce: the request connection is left alone */
 };
 
 static long long now_ms(void)
@@ -77,12 +79,25 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
     c->backoff = 0;
     log_info("%s connection up (%s:%d)%s", c->name, mq->o.host, mq->o.port,
              c == &mq->sub && (flags & 1) ? ", session resumed" : "");
-    if (c == &mq->sub)
-        mosquitto_subscribe_v5(m, NULL, mq->write_filter, 2, 0, NULL);
+    if (c == &mq->sub) {
+        /* A session the broker kept has the subscription already; subscribing again
+         * would make MQTT 3.1.1 resend retained messages. */
+        if (!(flags & 1))
+            mosquitto_subscribe_v5(m, NULL, mq->write_filter, 2,
+                                   mq->o.request_v5 ? MQTT_SUB_OPT_SEND_RETAIN_NEVER : 0, NULL);
+    }
     else {
         mosquitto_subscribe_v5(m, NULL, mq->query_topic, 1, 0, NULL);
         mq->ctl_new = 1;
     }
+}
+
+static void on_unsubscribe(struct mosquitto *m, void *ud, int mid, const mosquitto_property *p)
+{
+    struct mq *mq = ud;
+
+    if (m == mq->sub.m && mid == mq->marker_mid)
+        mq->marker_mid = 0;
 }
 
 static void on_disconnect(struct mosquitto *m, void *ud, int rc, const mosquitto_property *p)
@@ -120,6 +135,11 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
     read_props(props, &rt, &corr, &corrlen);
     if (m == mq->ctl.m) {
         mq->on_query(mq->ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
+        goto out;
+    }
+    if (in->retain) {
+        log_warn("ignored a retained request on %s: publish requests without retain, or it "
+                 "would be applied again on every new subscription", in->topic);
         goto out;
     }
     tlen = strlen(in->topic) + 1;
@@ -166,7 +186,12 @@ static int setup(struct mq *mq, struct conn *c, const char *id, int persistent, 
         snprintf(err, errlen, "cannot create MQTT client %s: %s", id, strerror(errno));
         return -1;
     }
-    mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+    mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION,
+                         persistent && !mq->o.request_v5 ? MQTT_PROTOCOL_V311 : MQTT_PROTOCOL_V5);
+    /* Outgoing packets wait for mosquitto_loop_write(): the writer decides when its
+     * acknowledgements leave (see mq_quiesce). */
+    mosquitto_threaded_set(c->m, true);
+    mosquitto_unsubscribe_v5_callback_set(c->m, on_unsubscribe);
     mosquitto_int_option(c->m, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_int_option(c->m, MOSQ_OPT_RECEIVE_MAXIMUM, mq->o.receive_max);
     mosquitto_max_inflight_messages_set(c->m, 0);
@@ -208,8 +233,9 @@ struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_query_fn
     mq->write_filter = join(o->prefix, "/write/#");
     mq->query_topic = join(o->prefix, "/query");
     mq->status_topic = join(o->prefix, "/status");
+    mq->marker_filter = join(o->prefix, "/write/.mosqlite-writer-marker");
     ctl_id = join(o->client_id, "-ctl");
-    if (!mq->write_filter || !mq->query_topic || !mq->status_topic || !ctl_id) {
+    if (!mq->write_filter || !mq->query_topic || !mq->status_topic || !mq->marker_filter || !ctl_id) {
         free(ctl_id);
         snprintf(err, errlen, "out of memory");
         mq_free(mq);
@@ -242,7 +268,7 @@ static void try_connect(struct mq *mq, struct conn *c)
     if (c->ever) {
         rc = mosquitto_reconnect(c->m);
     } else {
-        if (c == &mq->sub)   /* keep the session (and its queue) forever */
+        if (c == &mq->sub && mq->o.request_v5)   /* keep the session (and its queue) forever */
             mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, UINT32_MAX);
         rc = mosquitto_connect_bind_v5(c->m, mq->o.host, mq->o.port, mq->o.keepalive, NULL, props);
         mosquitto_property_free_all(&props);
@@ -338,6 +364,8 @@ void mq_poll(struct mq *mq, int timeout_ms)
 
     for (i = 0; i < 2; i++) {
         int s;
+        if (cs[i] == &mq->sub && mq->frozen)
+            continue;
         try_connect(mq, cs[i]);
         s = mosquitto_socket(cs[i]->m);
         if (cs[i]->state == DOWN || s < 0)
@@ -369,7 +397,7 @@ int mq_read_more(struct mq *mq, int wait_ms)
 {
     size_t before = mq->nq;
 
-    if (mq->sub.state == UP && mq->nq < mq->o.max_queue && readable(&mq->sub, wait_ms))
+    if (!mq->frozen && mq->sub.state == UP && mq->nq < mq->o.max_queue && readable(&mq->sub, wait_ms))
         read_all(mq, &mq->sub);
     return (int)(mq->nq - before);
 }
@@ -393,6 +421,38 @@ void mq_accept(struct mq *mq, int on)
         mosquitto_loop_write(c->m, 1);
         c->state = DOWN;
     }
+}
+
+void mq_quiesce(struct mq *mq, int timeout_ms)
+{
+    struct conn *c = &mq->sub;
+    long long end = now_ms() + timeout_ms;
+    int mid = 0;
+
+    c->wanted = 0;
+    mq->frozen = 1;
+    if (c->state != UP)
+        return;
+    /* Unsubscribing from a filter the session never had changes nothing, but its
+     * UNSUBACK marks a point: the broker answers packets in order, so every PUBREL
+     * for a PUBREC sent before it arrives before it. */
+    if (mosquitto_unsubscribe_v5(c->m, &mid, mq->marker_filter, NULL))
+        mid = 0;
+    mq->marker_mid = mid;
+    while (mosquitto_want_write(c->m) && now_ms() < end)
+        if (mosquitto_loop_write(c->m, 1))
+            break;
+    /* Read, but send nothing more: a request whose PUBLISH arrives now is never
+     * acknowledged, so the broker keeps it for the next start. */
+    while (mq->marker_mid && c->state == UP && now_ms() < end)
+        if (readable(c, 20) && mosquitto_loop_read(c->m, 1))
+            break;
+    if (mq->marker_mid)
+        log_warn("stopping: no answer from the broker to the final marker");
+    /* Drop the connection without sending the acknowledgements still queued. */
+    if (mosquitto_socket(c->m) >= 0)
+        shutdown(mosquitto_socket(c->m), SHUT_RDWR);
+    c->state = DOWN;
 }
 
 int mq_ctl_connected(struct mq *mq)
@@ -453,8 +513,15 @@ int mq_publish(struct mq *mq, const char *topic, const void *payload, size_t len
 
 void mq_batch(struct mq *mq, int on)
 {
-    if (mq->ctl.state == UP)
-        cork(&mq->ctl, on);
+    struct conn *c = &mq->ctl;
+
+    if (on || c->state != UP)
+        return;
+    /* Send the burst now, as few segments as it fits in. */
+    cork(c, 1);
+    if (mosquitto_want_write(c->m) && mosquitto_loop_write(c->m, 1))
+        lost(mq, c, MOSQ_ERR_CONN_LOST);
+    cork(c, 0);
 }
 
 void mq_flush(struct mq *mq, int timeout_ms)
@@ -477,7 +544,7 @@ void mq_free(struct mq *mq)
     for (i = 0; i < 2; i++) {
         if (!cs[i]->m)
             continue;
-        if (cs[i]->state == UP) {
+        if (cs[i]->state == UP && !(i == 0 && mq->frozen)) {
             mosquitto_disconnect_v5(cs[i]->m, 0, NULL);
             mosquitto_loop_write(cs[i]->m, 1);
         }
@@ -487,5 +554,6 @@ void mq_free(struct mq *mq)
     free(mq->write_filter);
     free(mq->query_topic);
     free(mq->status_topic);
+    free(mq->marker_filter);
     free(mq);
 }

@@ -41,6 +41,7 @@ struct mq_opts {
     int keepalive;
     size_t max_queue;        /* stop reading requests while this many are held */
     int receive_max;         /* MQTT v5 Receive Maximum: requests in flight to us */
+    int request_v5;          /* requests over MQTT v5 (else 3.1.1, see README) */
 };
 
 typedef void (*mq_query_fn)(void *ud, const char *payload, size_t len, const char *resp_topic,
@@ -66,6 +67,12 @@ int mq_read_more(struct mq *mq, int wait_ms);
 /* Accept requests (open `sub`) or not (close it; the broker keeps the backlog). */
 void mq_accept(struct mq *mq, int on);
 
+/* Before exiting: stop taking requests without losing one. Reads until every
+ * request already acknowledged to the broker has reached the queue, then drops the
+ * request connection without acknowledging anything newer (the broker redelivers
+ * those on the next start). The queue must then be applied before exit. */
+void mq_quiesce(struct mq *mq, int timeout_ms);
+
 /* 1 once when `ctl` has (re)connected since the last call: time to publish status. */
 int mq_ctl_connected(struct mq *mq);
 int mq_sub_connected(const struct mq *mq);
@@ -81,7 +88,7 @@ void mq_drop(struct mq *mq, size_t n);
 int mq_publish(struct mq *mq, const char *topic, const void *payload, size_t len, int qos,
                int retain, const void *corr, int corrlen);
 
-/* Around a burst of mq_publish calls: on, publish, off. The burst then leaves in as
+/* Around a burst of mq_publish calls: on, publish, off. Off sends the burst, in as
  * few TCP segments as it fits in. */
 void mq_batch(struct mq *mq, int on);
 

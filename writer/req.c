@@ -74,6 +74,9 @@ static int scan_raw(const unsigned char *p, size_t n, int max_depth, char *err, 
             }
             if (c == '"')
                 instr = 0;
+            else if (c < 0x20)
+                return fail(err, errlen, "invalid JSON: control character 0x%02x in a string "
+                            "(byte %zu); escape it", c, i);
         } else if (c == '"') {
             instr = 1;
         } else if (c == '-' || (c >= '0' && c <= '9')) {
@@ -146,6 +149,19 @@ static int topic_ok(const char *s)
 {
     size_t n = strlen(s);
     return n > 0 && n <= 65535 && !strpbrk(s, "+#");
+}
+
+int req_reply_topic_ok(const char *topic, const char *prefix)
+{
+    size_t n = prefix ? strlen(prefix) : 0;
+    const char *rest;
+
+    if (!topic_ok(topic))
+        return 0;
+    if (!n || strncmp(topic, prefix, n) || (topic[n] != '/' && topic[n]))
+        return 1;                    /* outside the prefix: the ACL decides */
+    rest = topic + n;
+    return !strncmp(rest, "/receipts/", 10) || !strncmp(rest, "/reply/", 7);
 }
 
 const char *req_blob_text(const cJSON *v)
@@ -235,7 +251,7 @@ static void *grow(void *p, int *cap, int need, size_t size)
 
 /* Read a column -> value object into r->valbuf. */
 static int read_columns(struct req *r, const struct table *t, const cJSON *obj, const char *field,
-                        int allow_empty, struct req_val **out, int *nout, char *err, size_t errlen)
+                        int allow_empty, int *off, int *nout, char *err, size_t errlen)
 {
     const cJSON *c;
     int n = 0, start;
@@ -273,8 +289,8 @@ static int read_columns(struct req *r, const struct table *t, const cJSON *obj, 
         r->valbuf[r->nval].v = c;
         r->nval++;
     }
-    /* Store the start offset; pointers are fixed up once valbuf stops moving. */
-    *out = (struct req_val *)(size_t)start;
+    /* Pointers are set once valbuf stops moving (end of req_parse). */
+    *off = start;
     *nout = n;
     return 0;
 }
@@ -341,7 +357,7 @@ static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const
                         set ? "set" : "where");
         if (!values)
             return fail(err, errlen, "%s needs \"values\"", op_names[op->kind]);
-        if (read_columns(r, op->table, values, "values", op->kind == OP_INSERT, &op->vals,
+        if (read_columns(r, op->table, values, "values", op->kind == OP_INSERT, &op->voff,
                          &op->nvals, err, errlen))
             return -1;
         break;
@@ -350,7 +366,7 @@ static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const
             return fail(err, errlen, "update takes \"set\", not \"values\"");
         if (!set)
             return fail(err, errlen, "update needs \"set\"");
-        if (read_columns(r, op->table, set, "set", 0, &op->vals, &op->nvals, err, errlen))
+        if (read_columns(r, op->table, set, "set", 0, &op->voff, &op->nvals, err, errlen))
             return -1;
         /* fall through */
     case OP_DELETE:
@@ -359,7 +375,7 @@ static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const
         if (!where || (cJSON_IsObject(where) && !where->child))
             return fail(err, errlen, "%s needs a non-empty \"where\": a request never %ss a whole table",
                         op_names[op->kind], op_names[op->kind]);
-        if (read_columns(r, op->table, where, "where", 0, &op->where, &op->nwhere, err, errlen))
+        if (read_columns(r, op->table, where, "where", 0, &op->woff, &op->nwhere, err, errlen))
             return -1;
         break;
     }
@@ -378,7 +394,7 @@ static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const
             if (!(p = grow(r->intbuf, &r->intcap, r->nint + n, sizeof *r->intbuf)))
                 return fail(err, errlen, "out of memory");
             r->intbuf = p;
-            op->conflict = (int *)(size_t)r->nint;
+            op->coff = r->nint;
             for (c = conf->child; c; c = c->next) {
                 int col;
                 if (!cJSON_IsString(c))
@@ -397,7 +413,7 @@ static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const
             if (!(p = grow(r->intbuf, &r->intcap, r->nint + n, sizeof *r->intbuf)))
                 return fail(err, errlen, "out of memory");
             r->intbuf = p;
-            op->conflict = (int *)(size_t)r->nint;
+            op->coff = r->nint;
             for (i = 0; i < t->ncols; i++)
                 if (t->cols[i].pk)
                     r->intbuf[r->nint + t->cols[i].pk - 1] = i;
@@ -444,6 +460,10 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
     if (f) {
         if (!cJSON_IsString(f) || !topic_ok(f->valuestring))
             return scan_err ? -1 : fail(err, errlen, "\"reply_to\" must be a topic name without wildcards");
+        if (!req_reply_topic_ok(f->valuestring, lim->prefix))
+            return scan_err ? -1 : fail(err, errlen, "\"reply_to\" may not be one of the writer's own "
+                                        "topics: use %s/receipts/... or a topic outside %s/",
+                                        lim->prefix, lim->prefix);
         r->reply_to = f->valuestring;
     }
     f = cJSON_GetObjectItemCaseSensitive(r->root, "id");
@@ -489,9 +509,9 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
     /* valbuf and intbuf are final now: turn the stored offsets into pointers. */
     for (i = 0; i < r->nops; i++) {
         struct req_op *op = &r->ops[i];
-        op->vals = r->valbuf + (size_t)op->vals;
-        op->where = r->valbuf + (size_t)op->where;
-        op->conflict = r->intbuf + (size_t)op->conflict;
+        op->vals = op->nvals ? r->valbuf + op->voff : NULL;
+        op->where = op->nwhere ? r->valbuf + op->woff : NULL;
+        op->conflict = op->nconflict ? r->intbuf + op->coff : NULL;
     }
     return 0;
 }

@@ -21,6 +21,7 @@ struct req_limits {
     size_t max_payload;    /* bytes */
     int max_depth;         /* JSON nesting */
     int max_ops;           /* ops in one transaction */
+    const char *prefix;    /* topic prefix: reply_to may not name the writer's own topics */
 };
 
 /* A column and the JSON value for it. */
@@ -39,6 +40,7 @@ struct req_op {
     int nwhere;
     int *conflict;         /* upsert: conflict target columns */
     int nconflict;
+    int voff, woff, coff;  /* offsets into the request's buffers while parsing */
 };
 
 struct req {
@@ -75,6 +77,11 @@ void req_free(struct req *r);
 /* Decode base64 (standard alphabet, padding optional). Returns the decoded length,
  * or -1 if the text is not base64. out needs room for n / 4 * 3 + 3 bytes. */
 long req_base64_decode(const char *in, size_t n, unsigned char *out);
+
+/* May the writer publish a receipt or answer to topic? Not under PREFIX/ except
+ * PREFIX/receipts/... and PREFIX/reply/..., so a request cannot make the writer
+ * publish on its own status, events or rejections, or as a request. */
+int req_reply_topic_ok(const char *topic, const char *prefix);
 
 /* If v is {"$base64": "..."} return the string, else NULL. */
 const char *req_blob_text(const cJSON *v);
