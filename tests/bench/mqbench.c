@@ -5,7 +5,7 @@
  *   pub   publish N QoS 2 build_logs requests from C concurrent clients, each keeping at
  *         most W/C messages in flight; counts completions (PUBCOMP). With --db it then
  *         polls the SQLite file until N more rows are there ("committed").
- *   sub   one subscriber shaped like the writer (clean session off, MQTT v5, receive
+ *   sub   one subscriber (clean session off; --mqtt 311 like the writer's request session, or v5 with receive
  *         maximum 65535, QoS 2) counting arrivals until N: the broker's own ceiling.
  *   rate  publish requests with an id and a reply_to at a steady R per second for S
  *         seconds and time each receipt: latency percentiles.
