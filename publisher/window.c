@@ -223,8 +223,11 @@ int mosqlite__step(mosqlite_client *c, int wait_ms)
 {
     double now = mosqlite__now_ms();
     struct timespec ts;
+    int nfree = c->nfree;
 
     mosqlite__deliver(c);
+    if (c->nfree != nfree)
+        wait_ms = 0;                /* progress made: let the caller use it at once */
     scan(c, now);
     if (c->nused > 0 && c->timeout_ms > 0 && now - c->progress_at >= c->timeout_ms) {
         c->timed_out = 1;
