@@ -62,6 +62,7 @@ broker_conf() {
         -e "s|^http_dir .*|http_dir $ROOT/web|" \
         -e "s|^log_dest .*|log_dest file $T/broker/mosquitto.log|" \
         "$ROOT/mosquitto.conf.example" > "$T/broker/mosquitto.conf"
+    echo "log_type subscribe" >> "$T/broker/mosquitto.conf"
     [ "$(id -u)" = 0 ] && echo "user root" >> "$T/broker/mosquitto.conf"
     [ -n "${BROKER_EXTRA:-}" ] && printf '%s\n' "$BROKER_EXTRA" >> "$T/broker/mosquitto.conf"
     return 0
@@ -126,9 +127,12 @@ rows_are() { [ "$(sql "SELECT count(*) FROM $1")" = "$2" ]; }
 # returns once the subscription is in place.
 sub_bg() {
     f=$1; t=$2; shift 2
-    mosquitto_sub -p "$MQTT_PORT" -t "$t" -q 1 "$@" >"$f" 2>&1 &
+    _id=sub-$$-$RANDOM$RANDOM
+    mosquitto_sub -p "$MQTT_PORT" -i "$_id" -t "$t" -q 1 "$@" >"$f" 2>&1 &
     PIDS="$PIDS $!"
-    sleep 0.3
+    # The broker logs each SUBSCRIBE (log_type subscribe, set by broker_conf).
+    wait_until 10 grep -q "^[^ ]* $_id [0-9] " "$T/broker/mosquitto.log" ||
+        note "no SUBSCRIBE from $_id in the broker log after 10 s"
 }
 
 # test_schema: conf/schema plus tests/schema in one migrations dir; sets SCHEMA.

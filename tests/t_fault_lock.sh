@@ -16,7 +16,9 @@ wait_until 60 at_least $((NW / 3)) || fail "rows reached $((NW / 3))"
 
 # The outside writer: sqlite3 reading statements from a pipe, so the transaction stays
 # open (holding the write lock) for HOLD seconds after it says so.
-( echo "BEGIN IMMEDIATE;"
+# It waits up to 10 s for its turn (the writer commits many times a second).
+( echo ".timeout 10000"
+  echo "BEGIN IMMEDIATE;"
   echo "INSERT INTO build_logs (build_id, line) VALUES (1000, 'outside');"
   echo "SELECT 'locked';"
   sleep "$HOLD"
@@ -24,7 +26,8 @@ wait_until 60 at_least $((NW / 3)) || fail "rows reached $((NW / 3))"
   echo "SELECT 'released';" ) | sqlite3 "$DB" >"$T/locker.out" 2>&1 &
 LOCKER=$!
 PIDS="$PIDS $LOCKER"
-wait_until 10 grep -q locked "$T/locker.out" || fail "outside process took the lock"
+wait_until 15 grep -q locked "$T/locker.out"
+check "outside process took the lock" [ "$(cat "$T/locker.out")" = locked ]
 at_lock=$(applied_rows)
 note "outside process holds the write lock at $at_lock rows, for ${HOLD}s"
 wait_until 4 error_is '"[^"]*locked'
@@ -33,7 +36,7 @@ note "status while locked: $(status)"
 sleep 1
 check_eq "nothing applied while the lock is held" "$(applied_rows)" "$at_lock"
 wait "$LOCKER"
-check "outside process committed and released" grep -q released "$T/locker.out"
+check "outside process committed and released, without an error" [ "$(tr "\n" " " < "$T/locker.out")" = "locked released " ]
 check_eq "the outside row is there" "$(sql "SELECT count(*) FROM build_logs WHERE build_id = 1000")" 1
 wait_until 15 error_is null
 check "status error cleared after the release" error_is null

@@ -22,6 +22,7 @@ exec 3>&-
 wait "$PUB"; rc=$?
 check_eq "--lines: exit 0" "$rc" 0
 want="first line|second line|$(seq -f 'line %g' 1 500 | paste -sd '|')"
+wait_until 30 count_is 7 502   # without --wait, exit 0 means the broker has them all
 check_eq "--lines: all 502 lines in order" "$(lines_of 7)" "$want"
 
 # Bad UTF-8, CR LF, an empty line, a line without a final newline.
