@@ -73,6 +73,14 @@ static double cpu_s(void)
 		+ (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+/* hwm_mib: this process's peak resident set, MiB. */
+static double hwm_mib(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_maxrss / 1024.0;
+}
+
 static void die(const char *what, int rc)
 {
 	fprintf(stderr, "mqbench: %s: %s\n", what, rc ? mosquitto_strerror(rc) : strerror(errno));
@@ -326,8 +334,8 @@ static int run_sub(void)
 	cl[0].m = client_new(&cl[0], o_id, 0);
 	while (arrived < o_n && now_ns() < limit && !lost_rc) step(1, 100);
 	if (lost_rc) printf("lost=1 ");
-	printf("mode=sub n=%ld start_ns=%lld first_ns=%lld last_ns=%lld cpu_s=%.2f%s\n", arrived, t0,
-		first_ns, last_ns, cpu_s(), arrived < o_n ? " timeout=1" : "");
+	printf("mode=sub n=%ld start_ns=%lld first_ns=%lld last_ns=%lld cpu_s=%.2f hwm_mib=%.1f%s\n", arrived,
+		t0, first_ns, last_ns, cpu_s(), hwm_mib(), arrived < o_n ? " timeout=1" : "");
 	mosquitto_disconnect(cl[0].m);
 	mosquitto_destroy(cl[0].m);
 	return 0;

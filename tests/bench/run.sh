@@ -225,6 +225,8 @@ fi
 if [ "$(kv "$_s" lost)" = 1 ]; then BD_NOTE="subscriber DISCONNECTED after $BD_N"
 elif [ "$(kv "$_s" timeout)" = 1 ]; then BD_NOTE="INCOMPLETE: $BD_N in the $DRAIN_LIMIT s limit"
 else BD_NOTE="all drained in $BD_SECS s"; fi
+BD_SUB_HWM=$(kv "$_s" hwm_mib)
+BD_NOTE="$BD_NOTE; subscriber peak RSS $BD_SUB_HWM MiB"
 BD_BROKER_CPU=$(cpu_s "$BROKER_PID")
 record broker_drain "$_p $_s broker_cpu_s=$BD_BROKER_CPU"
 
@@ -384,7 +386,7 @@ if [ -n "$HAVE_WRITER" ]; then
     row 4e "receipt latency at 1000 req/s, p50 / p99 / max" "$LAT_P50/$LAT_P99/$LAT_MAX ms" - - \
         "p99 < 10 ms: $(verdict "$LAT_P99 >= 0 && $LAT_P99 < 10") ($LAT_N/$LAT_SENT receipts, $LAT_BAD not applied)"
     row 5a "writer peak RSS (VmHWM), idle" "$RSS_IDLE MiB" - - "< 8 MiB: $(verdict "$RSS_IDLE < 8")"
-    row 5b "writer peak RSS (VmHWM), draining $N_BACKLOG" "$RSS_DRAIN MiB" - - "< 32 MiB: $(verdict "$RSS_DRAIN < 32") (broker peak $BROKER_HWM MiB)"
+    row 5b "writer peak RSS (VmHWM), draining $N_BACKLOG" "$RSS_DRAIN MiB" - - "< 32 MiB: $(verdict "$RSS_DRAIN < 32") (bare subscriber, line 1d: $BD_SUB_HWM MiB; broker peak $BROKER_HWM MiB)"
     row 5c "writer CPU (user+sys) per 100,000 requests" "$(calc_f "%.2f" "${CPU_100K:-0}") s" - - "(drain: $CPU_DRAIN s for $DR_ROWS rows)"
 else
     row 4 "mosqlite end to end" "no $BIN/mosqlite-writer: run make first" - - ""
