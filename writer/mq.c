@@ -544,6 +544,7 @@ void mq_free(struct mq *mq)
     for (i = 0; i < 2; i++) {
         if (!cs[i]->m)
             continue;
+        cs[i]->wanted = 0;    /* closing on purpose: not a lost connection */
         if (cs[i]->state == UP && !(i == 0 && mq->frozen)) {
             mosquitto_disconnect_v5(cs[i]->m, 0, NULL);
             mosquitto_loop_write(cs[i]->m, 1);
