@@ -20,10 +20,10 @@ broker_start
 writer_start
 "$T/pub_lib_test" live "$MQTT_PORT"
 # The 100 sent without receipts are with the broker, not necessarily applied yet.
-logs_are() { [ "$(sql 'SELECT count(*) FROM build_logs WHERE build_id BETWEEN 77 AND 79')" = "$1" ]; }
-wait_until 30 logs_are 402
-check_eq "rows from C: 1 + 1 + 300 + 100" \
-    "$(sql 'SELECT count(*) FROM build_logs WHERE build_id BETWEEN 77 AND 79')" 402
+live_rows() { sql 'SELECT count(*) FROM build_logs WHERE build_id BETWEEN 77 AND 79'; }
+live_rows_are() { [ "$(live_rows)" = "$1" ]; }
+wait_until 30 live_rows_are 402
+check_eq "rows from C: 1 + 1 + 300 + 100" "$(live_rows)" 402
 
 writer_stop
 "$T/pub_lib_test" retry "$MQTT_PORT" & P=$!

@@ -64,22 +64,23 @@ static long long now_ns(void)
 	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* cpu_s: user + system CPU seconds of this process so far. */
-static double cpu_s(void)
+static struct rusage self_usage(void)
 {
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
+	return ru;
+}
+
+/* cpu_s: user + system CPU seconds of this process so far. */
+static double cpu_s(void)
+{
+	struct rusage ru = self_usage();
 	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
 		+ (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 /* hwm_mib: this process's peak resident set, MiB. */
-static double hwm_mib(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_maxrss / 1024.0;
-}
+static double hwm_mib(void) { return self_usage().ru_maxrss / 1024.0; }
 
 static void die(const char *what, int rc)
 {
