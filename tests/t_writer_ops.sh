@@ -127,7 +127,7 @@ check "bad id: rejected, receipt still sent" [ $? = 0 ]
 r=$(req write/build_logs ev1 '"values":{"build_id":9,"line":"event me"}')
 wait_until 5 grep -q '"line":"event me"' "$T/events"
 ev=$(grep '"line":"event me"' "$T/events")
-stored=$(sql "SELECT json_object('id',id,'build_id',build_id,'line',line,'ts',ts) FROM build_logs WHERE line='event me'")
+stored=$(sql "SELECT json_object('id',id,'build_id',build_id,'line',line,'ts',ts,'stream',stream) FROM build_logs WHERE line='event me'")
 check_eq "insert event = row as stored (defaults, generated id)" "$ev" "{\"table\":\"build_logs\",\"op\":\"insert\",\"rows\":[$stored]}"
 r=$(req write/build_logs ev2 '"op":"delete","where":{"line":"event me"}')
 wait_until 5 grep -q '"op":"delete".*event me' "$T/events"
@@ -155,7 +155,7 @@ sub_bg "$T/rc" "$REPLY/commit/#"
 PIDS="$PIDS $!"
 for i in $(seq 1 300); do echo "{\"id\":\"c$i\",\"reply_to\":\"$REPLY/commit/$i\",\"values\":{\"build_id\":5,\"line\":\"commit $i\"}}"; done |
     mosquitto_pub -p "$MQTT_PORT" -q 2 -t "$PREFIX_TOPIC/write/build_logs" -l
-wait_until 30 bash -c "[ \$(grep -c . '$T/seen') -ge 300 ]"
+wait_until 90 bash -c "[ \$(grep -c . '$T/seen') -ge 300 ]"
 check_eq "every receipt seen" "$(grep -c . "$T/seen")" 300
 check_eq "no receipt before its row was committed" "$(awk '$2 != 1' "$T/seen" | wc -l)" 0
 
