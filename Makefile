@@ -166,7 +166,8 @@ install: all
 	install -m 644 mosquitto.conf.example $(D)$(PKGDATADIR)/
 	install -d $(D)$(PKGDATADIR)/secure
 	$(SUBST) conf/secure/mosquitto.conf > $(D)$(PKGDATADIR)/secure/mosquitto.conf
-	install -m 644 conf/secure/acl conf/secure/make-passwd.sh $(D)$(PKGDATADIR)/secure/
+	install -m 644 conf/secure/acl $(D)$(PKGDATADIR)/secure/
+	install -m 755 conf/secure/make-passwd.sh $(D)$(PKGDATADIR)/secure/
 	@# Config files: an existing one is the administrator's and is kept.
 	@[ -f $(D)$(CONFDIR)/mosqlite.conf ] || { echo "install $(CONFDIR)/mosqlite.conf"; \
 	    sed -e 's|^# db data/mosqlite.db.*|db $(STATEDIR)/mosqlite.db|' \
