@@ -10,8 +10,11 @@
 mk() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$ROOT" BIN=bin BUILD=build "$@"; }
 
 R=$T/root
-mk install DESTDIR="$R" >"$T/install.log" 2>&1
-check "make install DESTDIR=... (PREFIX /usr/local)" [ $? = 0 ] || { cat "$T/install.log"; exit 1; }
+if mk install DESTDIR="$R" >"$T/install.log" 2>&1; then
+    ok "make install DESTDIR=... (PREFIX /usr/local)"
+else
+    fail "make install DESTDIR=... (PREFIX /usr/local)"; cat "$T/install.log"; exit 1
+fi
 P=$R/usr/local
 for f in bin/mosqlite-pub sbin/mosqlite-writer lib/libmosqlite.a lib/libmosqlite.so.0.1.0 \
          include/mosqlite.h lib/pkgconfig/mosqlite.pc share/man/man8/mosqlite-writer.8 \
@@ -44,8 +47,8 @@ check "the secure broker config serves the installed page" \
 # The man pages render without warnings and point to the protocol reference.
 for m in "$P"/share/man/man*/*; do
     out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$m" 2>"$T/man.err")
-    check "man -l $(basename "$m") renders without warnings" [ -n "$out" ] && [ ! -s "$T/man.err" ] ||
-        cat "$T/man.err"
+    check "man -l $(basename "$m") renders without warnings" test -n "$out" -a ! -s "$T/man.err"
+    sed 's/^/# /' "$T/man.err"
     echo "$out" | grep -q "/usr/local/share/doc/mosqlite/PROTOCOL.md" ||
         fail "$(basename "$m") names PROTOCOL.md's installed path"
 done
@@ -66,7 +69,7 @@ broker_start
 BIN=$P/sbin WRITER_ARGS="-c $R/etc/mosqlite/mosqlite.conf" SCHEMA=$R/etc/mosqlite/schema writer_start
 "$P/bin/mosqlite-pub" -p "$MQTT_PORT" --wait --timeout 20 builds '{"id": 41, "name": "installed #41"}' \
     >"$T/pub.out" 2>&1
-check "installed mosqlite-pub --wait: exit 0 once applied" [ $? = 0 ] || cat "$T/pub.out"
+check "installed mosqlite-pub --wait: exit 0 once applied" [ $? = 0 ]; sed 's/^/# /' "$T/pub.out"
 check_eq "the installed writer applied it" "$(sql 'SELECT name FROM builds WHERE id = 41')" "installed #41"
 
 # A C program built against the installed library, as pkg-config describes it.
@@ -74,7 +77,7 @@ export PKG_CONFIG_PATH=$P/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$R
 check_eq "pkg-config --modversion mosqlite" "$(pkg-config --modversion mosqlite)" 0.1.0
 cc -std=c11 -Wall -Wextra -Werror -o "$T/probe" "$ROOT/tests/c/install_probe.c" \
     $(pkg-config --cflags --libs mosqlite) 2>"$T/cc.err"
-check "a program builds with the installed header and pkg-config file" [ $? = 0 ] || cat "$T/cc.err"
+check "a program builds with the installed header and pkg-config file" [ $? = 0 ]; sed 's/^/# /' "$T/cc.err"
 check_eq "it needs libmosqlite.so.0" "$(objdump -p "$T/probe" | awk '$1 == "NEEDED" && /mosqlite/ {print $2}')" \
     libmosqlite.so.0
 out=$(LD_LIBRARY_PATH=$P/lib "$T/probe" "$MQTT_PORT" builds '{"values": {"id": 42, "name": "from C"}}')
@@ -101,8 +104,8 @@ if command -v systemd-analyze >/dev/null; then
         fail "make install PREFIX=$T/prefix"
     MANPATH=$T/prefix/share/man systemd-analyze verify \
         "$T/prefix/lib/systemd/system/mosqlite-writer.service" >"$T/verify.out" 2>&1
-    check "systemd-analyze verify mosqlite-writer.service" [ $? = 0 ] && [ ! -s "$T/verify.out" ] ||
-        cat "$T/verify.out"
+    check "systemd-analyze verify mosqlite-writer.service" test $? = 0 -a ! -s "$T/verify.out"
+    sed 's/^/# verify: /' "$T/verify.out"
 else
     fail "systemd-analyze missing (tests/deps.sh installs systemd)"
 fi
