@@ -106,6 +106,13 @@ if command -v systemd-analyze >/dev/null; then
         "$T/prefix/lib/systemd/system/mosqlite-writer.service" >"$T/verify.out" 2>&1
     check "systemd-analyze verify mosqlite-writer.service" test $? = 0 -a ! -s "$T/verify.out"
     sed 's/^/# verify: /' "$T/verify.out"
+    # The sandbox as systemd rates it (0 = locked down, 10 = none): 1.4 at the time
+    # of writing; more than 3 means a protection was dropped.
+    systemd-analyze security --offline=true --threshold=30 \
+        "$T/prefix/lib/systemd/system/mosqlite-writer.service" >"$T/security.out" 2>&1
+    rc=$?
+    level=$(grep -o 'exposure level[^:]*: [0-9.]*' "$T/security.out" | grep -o '[0-9.]*$')
+    check "systemd-analyze security: exposure at most 3.0 (${level:-?})" [ "$rc" = 0 ]
 else
     fail "systemd-analyze missing (tests/deps.sh installs systemd)"
 fi
