@@ -73,6 +73,8 @@ for m in mosqlite-writer.8 mosqlite-pub.1 libmosqlite.3; do
 done
 check_eq "man finds mosqlite-writer in section 8" "$(man -w mosqlite-writer)" /usr/share/man/man8/mosqlite-writer.8.gz
 check_eq "pkg-config --modversion mosqlite" "$(pkg-config --modversion mosqlite)" "$V"
+check_eq "mosqlite.pc names the multiarch libdir" "$(pkg-config --variable=libdir mosqlite)" \
+    "/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null)"
 
 # The writer as the unit runs it: the service user, the installed config (database in
 # /var/lib/mosqlite, schema in /etc/mosqlite/schema), here with this test's port.
