@@ -114,7 +114,8 @@ fuzz: deps
 # SYSCONFDIR is /etc whatever PREFIX is: the service reads /etc/mosqlite/mosqlite.conf
 # and the broker /etc/mosquitto/conf.d/. systemd reads units from PREFIX/lib/systemd
 # (/usr/local/lib too), but sysusers.d only from /usr/lib and /etc: a PREFIX other than
-# /usr puts the user's definition in SYSCONFDIR/sysusers.d.
+# /usr puts the user's definition in SYSCONFDIR/sysusers.d. The unit's StateDirectory is
+# always under /var/lib: keep LOCALSTATEDIR=/var for a service install.
 BINDIR        ?= $(PREFIX)/bin
 SBINDIR       ?= $(PREFIX)/sbin
 LIBDIR        ?= $(PREFIX)/lib
@@ -132,7 +133,6 @@ CONFDIR        = $(SYSCONFDIR)/mosqlite
 STATEDIR       = $(LOCALSTATEDIR)/lib/mosqlite
 SONAME         = libmosqlite.so.0
 MANPAGES       = man/mosqlite-writer.8 man/mosqlite-pub.1 man/libmosqlite.3
-WEBFILES       = web/index.html web/app.js web/style.css web/vendor/mqtt.min.js
 D              = $(DESTDIR)
 
 # sed script that fills in @NAME@ in the *.in files.
