@@ -6,7 +6,8 @@
 #   make asan       the same test suite against an ASan+UBSan build
 #   make bench      tests/bench (not part of make test)
 #   make fuzz       libFuzzer over the request parser (FUZZ_SECONDS, default 60)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc (make uninstall undoes it)
+#   make deb        a Debian package (debian/), into build/deb/
 #
 # User CFLAGS/LDFLAGS are kept apart from the flags the build needs.
 
@@ -107,19 +108,94 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 
+# ---- install, uninstall, deb ----------------------------------------------------
+# Every installed path comes from these variables; files that name a path (the unit,
+# the configs, the man pages, mosqlite.pc) are filled in from them at install time.
+# SYSCONFDIR is /etc whatever PREFIX is: the service reads /etc/mosqlite/mosqlite.conf
+# and the broker /etc/mosquitto/conf.d/. systemd reads units from PREFIX/lib/systemd
+# (/usr/local/lib too), but sysusers.d only from /usr/lib and /etc: a PREFIX other than
+# /usr puts the user's definition in SYSCONFDIR/sysusers.d. The unit's StateDirectory is
+# always under /var/lib: keep LOCALSTATEDIR=/var for a service install.
+BINDIR        ?= $(PREFIX)/bin
+SBINDIR       ?= $(PREFIX)/sbin
+LIBDIR        ?= $(PREFIX)/lib
+INCLUDEDIR    ?= $(PREFIX)/include
+PKGCONFIGDIR  ?= $(LIBDIR)/pkgconfig
+DATADIR       ?= $(PREFIX)/share
+PKGDATADIR    ?= $(DATADIR)/mosqlite
+MANDIR        ?= $(DATADIR)/man
+DOCDIR        ?= $(DATADIR)/doc/mosqlite
+SYSCONFDIR    ?= /etc
+LOCALSTATEDIR ?= /var
+UNITDIR       ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR   ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/sysusers.d,$(SYSCONFDIR)/sysusers.d)
+CONFDIR        = $(SYSCONFDIR)/mosqlite
+STATEDIR       = $(LOCALSTATEDIR)/lib/mosqlite
+SONAME         = libmosqlite.so.0
+MANPAGES       = man/mosqlite-writer.8 man/mosqlite-pub.1 man/libmosqlite.3
+D              = $(DESTDIR)
+
+# sed script that fills in @NAME@ in the *.in files.
+SUBST = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@PREFIX@|$(PREFIX)|g' \
+        -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+        -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@PKGDATADIR@|$(PKGDATADIR)|g' \
+        -e 's|@DOCDIR@|$(DOCDIR)|g' -e 's|@CONFDIR@|$(CONFDIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g' \
+        -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@SYSUSERSDIR@|$(SYSUSERSDIR)|g' \
+        -e 's|@UNITDIR@|$(UNITDIR)|g'
+
+.PHONY: uninstall deb
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
-	    $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/share/mosqlite/web
-	install -m 755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(BUILD)/libmosqlite.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/libmosqlite.so $(DESTDIR)$(PREFIX)/lib/libmosqlite.so.0
-	ln -sf libmosqlite.so.0 $(DESTDIR)$(PREFIX)/lib/libmosqlite.so
-	install -m 644 publisher/mosqlite.h $(DESTDIR)$(PREFIX)/include/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' publisher/mosqlite.pc.in \
-	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mosqlite.pc
-	cp -r conf $(DESTDIR)$(PREFIX)/share/mosqlite/
-	install -m 644 README.md $(DESTDIR)$(PREFIX)/share/mosqlite/
-	cp -r web/. $(DESTDIR)$(PREFIX)/share/mosqlite/web/
+	@[ -f web/vendor/mqtt.min.js ] || { echo "web/vendor/mqtt.min.js missing: run make web" >&2; exit 1; }
+	install -d $(D)$(BINDIR) $(D)$(SBINDIR) $(D)$(LIBDIR) $(D)$(INCLUDEDIR) $(D)$(PKGCONFIGDIR) \
+	    $(D)$(MANDIR)/man1 $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man8 $(D)$(DOCDIR) \
+	    $(D)$(PKGDATADIR)/web/vendor $(D)$(CONFDIR)/schema $(D)$(SYSCONFDIR)/mosquitto/conf.d \
+	    $(D)$(UNITDIR) $(D)$(SYSUSERSDIR)
+	install -m 755 $(BIN)/mosqlite-pub $(D)$(BINDIR)/
+	install -m 755 $(BIN)/mosqlite-writer $(D)$(SBINDIR)/
+	install -m 644 $(BUILD)/libmosqlite.a $(D)$(LIBDIR)/
+	install -m 644 $(BUILD)/libmosqlite.so $(D)$(LIBDIR)/libmosqlite.so.$(VERSION)
+	ln -sf libmosqlite.so.$(VERSION) $(D)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(D)$(LIBDIR)/libmosqlite.so
+	install -m 644 publisher/mosqlite.h $(D)$(INCLUDEDIR)/
+	$(SUBST) publisher/mosqlite.pc.in > $(D)$(PKGCONFIGDIR)/mosqlite.pc
+	for m in $(MANPAGES); do \
+	    $(SUBST) $$m.in > $(D)$(MANDIR)/man$${m##*.}/$${m#man/} || exit 1; done
+	install -m 644 README.md docs/PROTOCOL.md $(D)$(DOCDIR)/
+	install -m 644 web/index.html web/app.js web/style.css $(D)$(PKGDATADIR)/web/
+	install -m 644 web/vendor/mqtt.min.js $(D)$(PKGDATADIR)/web/vendor/
+	install -m 644 mosquitto.conf.example $(D)$(PKGDATADIR)/
+	install -d $(D)$(PKGDATADIR)/secure
+	$(SUBST) conf/secure/mosquitto.conf > $(D)$(PKGDATADIR)/secure/mosquitto.conf
+	install -m 644 conf/secure/acl $(D)$(PKGDATADIR)/secure/
+	install -m 755 conf/secure/make-passwd.sh $(D)$(PKGDATADIR)/secure/
+	@# Config files: an existing one is the administrator's and is kept.
+	@[ -f $(D)$(CONFDIR)/mosqlite.conf ] || { echo "install $(CONFDIR)/mosqlite.conf"; \
+	    sed -e 's|^# db data/mosqlite.db.*|db $(STATEDIR)/mosqlite.db|' \
+	        -e 's|^# schema conf/schema.*|schema $(CONFDIR)/schema|' conf/mosqlite.conf \
+	        > $(D)$(CONFDIR)/mosqlite.conf; }
+	@for f in conf/schema/*.sql; do [ -f $(D)$(CONFDIR)/schema/$${f##*/} ] || \
+	    { echo "install $(CONFDIR)/schema/$${f##*/}"; install -m 644 $$f $(D)$(CONFDIR)/schema/; }; done
+	@[ -f $(D)$(SYSCONFDIR)/mosquitto/conf.d/mosqlite.conf ] || \
+	    { echo "install $(SYSCONFDIR)/mosquitto/conf.d/mosqlite.conf"; \
+	      $(SUBST) conf/mosquitto/mosqlite.conf.in > $(D)$(SYSCONFDIR)/mosquitto/conf.d/mosqlite.conf; }
+	$(SUBST) conf/systemd/mosqlite-writer.service.in > $(D)$(UNITDIR)/mosqlite-writer.service
+	install -m 644 conf/systemd/mosqlite.sysusers $(D)$(SYSUSERSDIR)/mosqlite.conf
+
+# Removes what install put in place, but keeps the configuration (mosqlite.conf, the
+# schema, the broker drop-in) and the database, like a package removed without purge.
+uninstall:
+	rm -f $(D)$(BINDIR)/mosqlite-pub $(D)$(SBINDIR)/mosqlite-writer \
+	    $(D)$(LIBDIR)/libmosqlite.a $(D)$(LIBDIR)/libmosqlite.so $(D)$(LIBDIR)/$(SONAME) \
+	    $(D)$(LIBDIR)/libmosqlite.so.$(VERSION) $(D)$(INCLUDEDIR)/mosqlite.h \
+	    $(D)$(PKGCONFIGDIR)/mosqlite.pc $(D)$(MANDIR)/man8/mosqlite-writer.8 \
+	    $(D)$(MANDIR)/man1/mosqlite-pub.1 $(D)$(MANDIR)/man3/libmosqlite.3 \
+	    $(D)$(UNITDIR)/mosqlite-writer.service $(D)$(SYSUSERSDIR)/mosqlite.conf
+	rm -rf $(D)$(DOCDIR) $(D)$(PKGDATADIR)
+
+# A Debian package of the same files, built with dpkg-buildpackage and debhelper from
+# debian/; the .deb files land in build/deb/.
+deb:
+	@sh debian/build.sh
 
 clean:
 	rm -rf build bin

@@ -16,6 +16,11 @@ PKGS="gcc make pkg-config libsqlite3-dev libcjson-dev sqlite3 openssl chromium
 nodejs npm clang iproute2 procps"
 MQ_PKGS="mosquitto mosquitto-clients libmosquitto1 libmosquitto-dev"
 [ "${MOSQLITE_NO_BROWSER:-}" = 1 ] && PKGS=$(echo "$PKGS" | sed 's/chromium//')
+# Installing as a service (tests/t_install.sh, tests/t_deb.sh): man to render the man
+# pages, systemd-analyze to check the unit, Debian's tools for make deb and lintian.
+# Debian 13 keeps systemd.pc (where units go) in systemd-dev.
+PKGS="$PKGS man-db systemd dpkg-dev debhelper lintian"
+[ "$( . /etc/os-release 2>/dev/null; echo "${VERSION_CODENAME:-}")" = bookworm ] || PKGS="$PKGS systemd-dev"
 
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -34,7 +34,8 @@ check_eq "retried request applied exactly once" "$(sql 'SELECT count(*) FROM bui
 
 # The pkg-config template, as `make install` fills it in.
 mkdir -p "$T/pc"
-sed -e "s|@PREFIX@|/opt/mq|g" -e "s|@VERSION@|0.1.0|g" "$ROOT/publisher/mosqlite.pc.in" > "$T/pc/mosqlite.pc"
+sed -e "s|@PREFIX@|/opt/mq|g" -e "s|@LIBDIR@|/opt/mq/lib|g" -e "s|@INCLUDEDIR@|/opt/mq/include|g" \
+    -e "s|@VERSION@|0.1.0|g" "$ROOT/publisher/mosqlite.pc.in" > "$T/pc/mosqlite.pc"
 pc() { PKG_CONFIG_PATH=$T/pc pkg-config "$@" mosqlite | sed 's/ *$//'; }
 check_eq "pkg-config --libs mosqlite" "$(pc --libs)" "-L/opt/mq/lib -lmosqlite"
 check "pkg-config --cflags has the include dir" grep -q -- "-I/opt/mq/include" <<<"$(pc --cflags)"
