@@ -64,6 +64,7 @@ edge_status_online() { edge_status | grep -q '"state":[ ]*"online"'; }
 bridge_connects() { grep -c " as mosqlite-edge-site1 " "$T/broker/mosquitto.log"; }
 bridge_connected_times() { [ "$(bridge_connects)" -ge "$1" ]; }
 
+AUTH="-p $EDGE_PORT -u builder -P $BPASS"
 edge_start
 note "central broker on $MQTT_PORT, edge broker on $EDGE_PORT; $(mosquitto -h | head -1)"
 check "the bridge connects to the central broker" wait_until 15 bridge_connected_times 1
@@ -75,6 +76,19 @@ out=$("$BIN/mosqlite-pub" -p "$EDGE_PORT" -u builder -P "$BPASS" --wait --timeou
 rc=$?
 check_eq "one request through the edge: applied, receipt back (exit 0) $out" "$rc" 0
 check_eq "its row" "$(sql "SELECT count(*) FROM build_logs WHERE build_id = 100")" 1
+
+# Round trips, one request at a time (--window 1): straight to the central broker, and
+# through the edge and the bridge. A note, not a check.
+lat_feed() {
+    awk -v p="$1" 'BEGIN { for (i = 1; i <= 50; i++)
+        printf "{\"id\":\"lat-%d-%d\",\"table\":\"build_logs\",\"values\":{\"build_id\":%d,\"line\":\"%d\"}}\n", p, i, p, i }'
+}
+lat_feed 101 | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --wait --window 1 -v - 2>"$T/lat-central.err"
+lat_feed 102 | "$BIN/mosqlite-pub" $AUTH --wait --window 1 -v - 2>"$T/lat-edge.err"
+check_eq "50 requests one at a time through the edge: all applied" \
+    "$(sql "SELECT count(*) FROM build_logs WHERE build_id = 102")" 50
+note "one at a time, 50 requests: straight to the central broker $(sed -n 's/.*elapsed \([0-9.]*\) s.*/\1/p' "$T/lat-central.err") s," \
+     "through the edge and the bridge $(sed -n 's/.*elapsed \([0-9.]*\) s.*/\1/p' "$T/lat-edge.err") s"
 
 # Events come in too: a watcher on the edge.
 EVENTS=$T/edge-events
@@ -90,7 +104,6 @@ sleep 0.5
 # publishes those again, later and out of order.
 kill -USR1 "$BROKER_PID"
 check "the central broker saved its sessions" wait_until 10 test -s "$T/broker/mosquitto.db"
-AUTH="-p $EDGE_PORT -u builder -P $BPASS"
 producer 1 "$NO" "$PACE_O" --window 1 $AUTH
 producer 2 "$NO" "$PACE_O" --window 1 $AUTH
 producer 3 "$NW" "$PACE_W" $AUTH
