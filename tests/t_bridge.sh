@@ -4,8 +4,9 @@
 # writer) and the edge one (conf/bridge/ with this test's ports, paths, passwords and
 # ACL; plain MQTT to the central broker, whose TLS and passwords t_security.sh checks).
 # Four producers publish with mosqlite-pub --wait to the EDGE: two with --window 1, two
-# with the default window. Mid-stream the central broker is killed (SIGKILL, or
-# CENTRAL_SIGNAL=TERM) and stays down a few seconds while the producers go on
+# with the default window. Mid-stream the central broker saves its state (as an
+# autosave would), is then killed (SIGKILL, or CENTRAL_SIGNAL=TERM) and stays down a
+# few seconds while the producers go on
 # publishing to the edge; then it is restarted on the same port and persistence. Then,
 # with the producers still publishing, the edge broker is restarted (SIGTERM). Checks:
 # every request applied exactly once, each --window 1 producer's order (the windowed
