@@ -6,9 +6,9 @@
 # Four producers publish with mosqlite-pub --wait to the EDGE: two with --window 1, two
 # with the default window. Mid-stream the central broker saves its state (as an
 # autosave would), is then killed (SIGKILL, or CENTRAL_SIGNAL=TERM) and stays down a
-# few seconds while the producers go on
-# publishing to the edge; then it is restarted on the same port and persistence. Then,
-# with the producers still publishing, the edge broker is restarted (SIGTERM). Checks:
+# few seconds while the producers go on publishing to the edge; then it is restarted
+# on the same port and persistence. Then, with the producers still publishing, the
+# edge broker is restarted (SIGTERM). Checks:
 # every request applied exactly once, each --window 1 producer's order (the windowed
 # producers' order is a note: a broker restart can reorder what they have in flight),
 # every receipt delivered back through the bridge (mosqlite-pub --wait exits 0), no
