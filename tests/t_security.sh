@@ -3,10 +3,12 @@
 # paths and certificates of this test), users made with make-passwd.sh, a CA and a server
 # certificate made here with openssl. Anonymous and wrong-password clients are refused;
 # a web-role client that publishes a write gets nothing applied; a producer over TLS is
-# applied and gets its receipt; each role reads only what its block allows.
+# applied and gets its receipt; each role reads only what its block allows; an edge
+# broker from conf/bridge/ bridges over TLS with the edge role's login, and a producer on
+# the edge gets its request applied and its receipt back.
 . "$(dirname "$0")/lib.sh"
 SEC=$ROOT/conf/secure
-WPASS=writer-pw-$$ PPASS=builder-pw-$$ WEBPASS=web-pw-$$
+WPASS=writer-pw-$$ PPASS=builder-pw-$$ WEBPASS=web-pw-$$ EPASS=edge-pw-$$
 
 # The clients of lib.sh are anonymous: this one logs in as the web user, who may read status.
 status() {
@@ -21,7 +23,7 @@ mkdir -p "$T/sec/certs" "$T/broker"
   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext &&
   openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 \
       -extfile san.ext ) >"$T/openssl.log" 2>&1 || { fail "openssl"; cat "$T/openssl.log"; exit 1; }
-sh "$SEC/make-passwd.sh" "$T/sec/passwd" writer "$WPASS" builder "$PPASS" web "$WEBPASS" >/dev/null
+sh "$SEC/make-passwd.sh" "$T/sec/passwd" writer "$WPASS" builder "$PPASS" web "$WEBPASS" edge-site1 "$EPASS" >/dev/null
 sh "$SEC/make-passwd.sh" "$T/sec/passwd-web" web "$WEBPASS" >/dev/null
 check "password file holds hashes, not passwords" bash -c "! grep -q '$PPASS' '$T/sec/passwd'"
 cp "$SEC/acl" "$T/sec/acl"
@@ -157,3 +159,44 @@ mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/buil
 wait "$ST"
 check "a producer's reply_to cannot put a receipt on mosqlite/status" bash -c "! grep -q spoof-1 '$T/st.web'"
 note "status topic saw: $(grep spoof-1 "$T/st.web")"
+
+# --- an edge broker bridged over TLS with the edge role's login (conf/bridge/) --------------
+E=$T/edge
+mkdir -p "$E"
+sh "$SEC/make-passwd.sh" "$E/passwd" builder "$PPASS" >/dev/null
+cp "$SEC/acl" "$E/acl"
+chmod 600 "$E/acl"
+EDGE_PORT=$(free_port)
+# Only ports, paths and secrets change: the TLS settings and the login are the shipped ones.
+sed -e "s/^listener 1883 127.0.0.1\$/listener $EDGE_PORT 127.0.0.1/" \
+    -e "s|^bridge_cafile .*|bridge_cafile $T/sec/certs/ca.crt|" \
+    -e "s|/etc/mosquitto/bridge/|$E/|" \
+    -e "s|^persistence_location .*|persistence_location $E/|" \
+    -e "s|^log_dest .*|log_dest file $E/mosquitto.log|" \
+    -e "s|^address .*|address localhost:$TLS_PORT|" \
+    -e "s|^remote_password .*|remote_password $EPASS|" \
+    -e "s|^restart_timeout .*|restart_timeout 1|" \
+    "$ROOT/conf/bridge/mosquitto.conf" >"$E/mosquitto.conf"
+[ "$(id -u)" = 0 ] && echo "user root" >>"$E/mosquitto.conf"
+mosquitto -c "$E/mosquitto.conf" >"$E/stdout.log" 2>&1 &
+EDGE_PID=$!
+PIDS="$PIDS $EDGE_PID"
+check "edge broker up" wait_until 10 port_open "$EDGE_PORT"
+edge_bridged() { grep -q "New bridge connected .* as mosqlite-edge-site1 .*u'edge-site1'" "$T/broker/mosquitto.log"; }
+check "the edge's bridge logs in over TLS as edge-site1" wait_until 15 edge_bridged
+out=$("$BIN/mosqlite-pub" -p "$EDGE_PORT" -u builder -P "$PPASS" --wait --timeout 20 \
+      build_logs '{"build_id": 8, "line": "through the edge"}' 2>&1)
+rc=$?
+check_eq "mosqlite-pub --wait on the edge: applied, receipt back over the bridge (exit 0) $out" "$rc" 0
+check_eq "the edge producer's row" "$(count 8)" 1
+# A bridge whose login is wrong gets nothing through.
+sed -e "s|^remote_password .*|remote_password wrong|" -e "s|^connection .*|connection wrong-login|" \
+    -e "s|^remote_clientid .*|remote_clientid mosqlite-edge-wrong|" \
+    -e "s/^listener $EDGE_PORT /listener $(free_port) /" \
+    -e "s|^persistence .*|persistence false|" -e "s|$E/mosquitto.log|$E/wrong.log|" \
+    "$E/mosquitto.conf" >"$E/wrong.conf"
+mosquitto -c "$E/wrong.conf" >"$E/wrong.stdout" 2>&1 &
+PIDS="$PIDS $!"
+wrong_refused() { grep -q "mosqlite-edge-wrong.*\(not authori[sz]ed\|Bad username or password\)" "$T/broker/mosquitto.log"; }
+check "a bridge with a wrong password is refused" wait_until 15 wrong_refused
+kill "$EDGE_PID" 2>/dev/null; wait "$EDGE_PID" 2>/dev/null
