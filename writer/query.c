@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "db.h"
+#include "val.h"
 
 struct named {
     char *name;
@@ -173,7 +173,7 @@ void query_run(struct queries *q, const char *payload, size_t len, struct jbuf *
                 sqlite3_clear_bindings(st);
                 return;
             }
-            db_bind_json(st, idx, p);
+            val_bind(st, idx, p);
         }
     }
     for (i = 1; i <= sqlite3_bind_parameter_count(st); i++) {
@@ -200,7 +200,7 @@ void query_run(struct queries *q, const char *payload, size_t len, struct jbuf *
             break;
         if (nrows++)
             jb_putc(out, ',');
-        db_row_json(out, st);
+        val_row_json(out, st);
     }
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         if (rc == SQLITE_INTERRUPT)

@@ -144,7 +144,8 @@ out:
     return rc;
 }
 
-char *sql_quote_ident(const char *name)
+/* "name" with inner double quotes doubled; the caller frees. */
+static char *quote_ident(const char *name)
 {
     size_t n = 3;
     const char *p;
@@ -191,7 +192,7 @@ static int load_columns(sqlite3 *db, struct table *t)
         c = &t->cols[t->ncols];
         memset(c, 0, sizeof *c);
         c->name = strdup((const char *)sqlite3_column_text(st, 0));
-        c->quoted = c->name ? sql_quote_ident(c->name) : NULL;
+        c->quoted = c->name ? quote_ident(c->name) : NULL;
         if (!c->quoted) {
             free(c->name);
             break;
@@ -242,7 +243,7 @@ int schema_load(sqlite3 *db, const struct cfg_list *writable, struct schema *s,
         t = &s->tables[s->ntables];
         memset(t, 0, sizeof *t);
         t->name = strdup((const char *)sqlite3_column_text(st, 0));
-        t->quoted = t->name ? sql_quote_ident(t->name) : NULL;
+        t->quoted = t->name ? quote_ident(t->name) : NULL;
         if (!t->quoted) {
             free(t->name);
             break;
@@ -310,7 +311,7 @@ const struct table *schema_table(const struct schema *s, const char *name)
     return NULL;
 }
 
-int table_column(const struct table *t, const char *name)
+int schema_column(const struct table *t, const char *name)
 {
     int i;
 
