@@ -1,4 +1,4 @@
-/* util.c: the clock, the error setter and string joining (see util.h). */
+/* util.c: backoff, the clock, the error setter and string joining (see util.h). */
 #include "util.h"
 
 #include <stdarg.h>
@@ -6,6 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+int util_backoff(int last_ms)
+{
+    if (!last_ms)
+        return UTIL_BACKOFF_FIRST_MS;
+    return last_ms * 2 > UTIL_BACKOFF_MAX_MS ? UTIL_BACKOFF_MAX_MS : last_ms * 2;
+}
 
 long long util_now_ms(void)
 {

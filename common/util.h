@@ -15,6 +15,14 @@
 #define UTIL_STR_(x) #x
 #define UTIL_STR(x)  UTIL_STR_(x)
 
+/* Retrying what failed (a broker connection, a database that cannot be written):
+ * the first wait, doubled on each failure up to the last. */
+#define UTIL_BACKOFF_FIRST_MS 100
+#define UTIL_BACKOFF_MAX_MS   5000
+
+/* The wait after one more failure, given the last wait (0 for none yet). */
+int util_backoff(int last_ms);
+
 /* Milliseconds on the monotonic clock: whole, and with the fraction. */
 long long util_now_ms(void);
 double util_now_exact_ms(void);
