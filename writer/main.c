@@ -108,7 +108,6 @@ static struct {
     struct req_limits lim;
     struct jbuf out;               /* scratch for publishing */
     char *t_status, *t_rejected, *t_events, *write_topic;
-    size_t write_topic_len;
     char since[32];
     struct out_stats stats;
     int stalled;
@@ -168,22 +167,6 @@ static void on_query(void *ud, const char *payload, size_t len, const char *resp
     jb_free(&out);
 }
 
-/* The table named by a request topic: "" for PREFIX/write, the table for
- * PREFIX/write/TABLE, NULL for anything else. */
-static const char *topic_table(const char *topic)
-{
-    const char *t;
-
-    if (strncmp(topic, w.write_topic, w.write_topic_len))
-        return NULL;
-    t = topic + w.write_topic_len;
-    if (!*t)
-        return "";
-    if (*t != '/' || !t[1] || strchr(t + 1, '/'))
-        return NULL;
-    return t + 1;
-}
-
 static char *xstrdup(const char *s)
 {
     return s ? strdup(s) : NULL;
@@ -219,15 +202,10 @@ static void drop_requests(size_t n)
 static int apply_request(struct msg *m, const struct outcome *o, long long *changes,
                          long long *rowid, char *err, size_t errlen)
 {
-    const char *tt = topic_table(m->topic);
+    const char *table;
 
-    if (!tt) {
-        snprintf(err, errlen, "topic \"%.200s\" is not %s or %s/TABLE", m->topic,
-                 w.write_topic, w.write_topic);
-        return DB_REJECT;
-    }
-    if (req_parse(&w.req, db_schema(w.db), &w.lim, *tt ? tt : NULL, m->payload, m->len,
-                  err, errlen))
+    if (req_topic(m->topic, w.write_topic, &table, err, errlen) ||
+        req_parse(&w.req, db_schema(w.db), &w.lim, table, m->payload, m->len, err, errlen))
         return DB_REJECT;
     if (o->replay_reject) {
         snprintf(err, errlen, "%s", o->error ? o->error : "rejected");
@@ -505,7 +483,6 @@ static int open_db(char *err, size_t errlen)
     w.t_rejected = xjoin(cf.prefix, "/rejected");
     w.t_events = xjoin(cf.prefix, "/events/");
     w.write_topic = xjoin(cf.prefix, "/write");
-    w.write_topic_len = strlen(w.write_topic);
     t = time(NULL);
     gmtime_r(&t, &tm);
     strftime(w.since, sizeof w.since, "%Y-%m-%dT%H:%M:%SZ", &tm);

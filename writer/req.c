@@ -534,6 +534,26 @@ static int parse_ops(struct req *r, const struct schema *s, const struct req_lim
     return 0;
 }
 
+int req_topic(const char *topic, const char *write_topic, const char **table,
+              char *err, size_t errlen)
+{
+    size_t n = strlen(write_topic);
+    const char *t;
+
+    *table = NULL;
+    if (!strncmp(topic, write_topic, n)) {
+        t = topic + n;
+        if (!*t)
+            return 0;
+        if (*t == '/' && t[1] && !strchr(t + 1, '/')) {
+            *table = t + 1;
+            return 0;
+        }
+    }
+    return util_fail(err, errlen, "topic \"%.200s\" is not %s or %s/TABLE", topic, write_topic,
+                     write_topic);
+}
+
 int req_parse(struct req *r, const struct schema *s, const struct req_limits *lim,
               const char *topic_table, const char *payload, size_t len, char *err, size_t errlen)
 {

@@ -61,6 +61,12 @@ struct req {
     int seencap;
 };
 
+/* The table a request's topic names. write_topic is PREFIX/write: on it *table is set
+ * to NULL (the request names its tables); on PREFIX/write/TABLE, to TABLE (pointing
+ * into topic). Any other topic: -1 with the rejection text in err. */
+int req_topic(const char *topic, const char *write_topic, const char **table,
+              char *err, size_t errlen);
+
 /* Parse and validate. topic_table is TABLE for PREFIX/write/TABLE, NULL for
  * PREFIX/write. On error returns -1 with the rejection reason in err; r->id and
  * r->reply_to are still set when they could be read, so the rejection can be answered.
