@@ -19,23 +19,36 @@ static int done(struct jbuf *b)
     return b->oom ? -1 : 0;
 }
 
+/* ,"key":value (key needs no escaping) */
+static void put_str(struct jbuf *b, const char *key, const char *v)
+{
+    jb_putc(b, ',');
+    jb_key(b, key);
+    jb_cstr(b, v);
+}
+
+static void put_int(struct jbuf *b, const char *key, long long v)
+{
+    jb_putc(b, ',');
+    jb_key(b, key);
+    jb_int(b, v);
+}
+
 int out_receipt(struct jbuf *b, const struct outcome *o)
 {
     start(b);
     jb_puts(b, "{\"id\":");
     jb_cstr(b, o->id);
     if (o->kind == OUT_REJECTED) {
-        jb_puts(b, ",\"status\":\"rejected\",\"error\":");
-        jb_cstr(b, o->error);
+        put_str(b, "status", "rejected");
+        put_str(b, "error", o->error);
     } else if (o->kind == OUT_DUP) {
-        jb_puts(b, ",\"status\":\"duplicate\"");
+        put_str(b, "status", "duplicate");
     } else {
-        jb_puts(b, ",\"status\":\"applied\",\"changes\":");
-        jb_int(b, o->changes);
-        if (o->rowid >= 0) {
-            jb_puts(b, ",\"rowid\":");
-            jb_int(b, o->rowid);
-        }
+        put_str(b, "status", "applied");
+        put_int(b, "changes", o->changes);
+        if (o->rowid >= 0)
+            put_int(b, "rowid", o->rowid);
     }
     jb_putc(b, '}');
     return done(b);
@@ -47,10 +60,8 @@ int out_rejection(struct jbuf *b, const char *topic, const struct outcome *o,
     start(b);
     jb_puts(b, "{\"topic\":");
     jb_cstr(b, topic);
-    jb_puts(b, ",\"id\":");
-    jb_cstr(b, o->id);
-    jb_puts(b, ",\"error\":");
-    jb_cstr(b, o->error);
+    put_str(b, "id", o->id);
+    put_str(b, "error", o->error);
     jb_puts(b, ",\"payload\":");
     jb_str(b, payload, len > REQ_EXCERPT ? REQ_EXCERPT : len);
     jb_putc(b, '}');
@@ -63,9 +74,8 @@ int out_event(struct jbuf *b, const char *table, enum op_kind kind, const char *
     start(b);
     jb_puts(b, "{\"table\":");
     jb_cstr(b, table);
-    jb_puts(b, ",\"op\":\"");
-    jb_puts(b, op_names[kind]);
-    jb_puts(b, "\",\"rows\":[");
+    put_str(b, "op", op_names[kind]);
+    jb_puts(b, ",\"rows\":[");
     jb_putn(b, rows, n);
     jb_putc(b, ']');
     if (truncated)
@@ -80,26 +90,18 @@ int out_status(struct jbuf *b, const char *state, const char *since, const struc
     start(b);
     jb_puts(b, "{\"state\":");
     jb_cstr(b, state);
-    jb_puts(b, ",\"version\":\"" MOSQLITE_VERSION "\",\"since\":");
-    jb_cstr(b, since);
-    jb_puts(b, ",\"applied\":");
-    jb_int(b, s->applied);
-    jb_puts(b, ",\"rejected\":");
-    jb_int(b, s->rejected);
-    jb_puts(b, ",\"duplicates\":");
-    jb_int(b, s->duplicates);
-    jb_puts(b, ",\"commits\":");
-    jb_int(b, s->commits);
+    put_str(b, "version", MOSQLITE_VERSION);
+    put_str(b, "since", since);
+    put_int(b, "applied", s->applied);
+    put_int(b, "rejected", s->rejected);
+    put_int(b, "duplicates", s->duplicates);
+    put_int(b, "commits", s->commits);
     jb_puts(b, ",\"last_commit_ms\":");
     jb_double(b, (double)(long long)(s->last_commit_ms * 1000.0) / 1000.0);
-    jb_puts(b, ",\"last_batch\":");
-    jb_int(b, s->last_batch);
-    jb_puts(b, ",\"max_batch\":");
-    jb_int(b, s->max_batch);
-    jb_puts(b, ",\"pending\":");
-    jb_int(b, (long long)pending);
-    jb_puts(b, ",\"error\":");
-    jb_cstr(b, error);
+    put_int(b, "last_batch", s->last_batch);
+    put_int(b, "max_batch", s->max_batch);
+    put_int(b, "pending", (long long)pending);
+    put_str(b, "error", error);
     jb_putc(b, '}');
     return done(b);
 }

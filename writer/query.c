@@ -115,66 +115,31 @@ static void answer_error(struct jbuf *out, const char *name, const char *msg)
     jb_putc(out, '}');
 }
 
-void query_run(struct queries *q, const char *payload, size_t len, struct jbuf *out,
-               const char **reply_to)
+/* Bind params ({"name": value}, for :name or $name) to nq's statement; every named
+ * parameter must be given. -1 when out holds the error answer. */
+static int bind_params(const struct named *nq, const cJSON *params, struct jbuf *out)
 {
-    const cJSON *jname, *params, *rt;
-    struct named *nq = NULL;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = nq->st;
+    const cJSON *p;
     char msg[512];
-    int i, rc;
-    long long nrows = 0;
+    int i;
 
-    out->len = 0;
-    out->oom = 0;
-    *reply_to = NULL;
-    cJSON_Delete(q->last);
-    q->last = cJSON_ParseWithLength(payload, len);
-    if (!q->last || !cJSON_IsObject(q->last)) {
-        answer_error(out, NULL, "a query request must be a JSON object");
-        return;
-    }
-    rt = cJSON_GetObjectItemCaseSensitive(q->last, "reply_to");
-    if (cJSON_IsString(rt) && rt->valuestring[0] && !strpbrk(rt->valuestring, "+#"))
-        *reply_to = rt->valuestring;
-    jname = cJSON_GetObjectItemCaseSensitive(q->last, "query");
-    if (!cJSON_IsString(jname)) {
-        answer_error(out, NULL, "\"query\" must name a defined query");
-        return;
-    }
-    for (i = 0; i < q->n; i++)
-        if (!strcmp(q->q[i].name, jname->valuestring))
-            nq = &q->q[i];
-    if (!nq) {
-        snprintf(msg, sizeof msg, "unknown query \"%.100s\"", jname->valuestring);
-        answer_error(out, jname->valuestring, msg);
-        return;
-    }
-    st = nq->st;
-    params = cJSON_GetObjectItemCaseSensitive(q->last, "params");
-    if (params && !cJSON_IsObject(params)) {
-        answer_error(out, nq->name, "\"params\" must be an object");
-        return;
-    }
-    if (params) {
-        const cJSON *p;
-        for (p = params->child; p; p = p->next) {
-            char pname[256];
-            int idx;
-            snprintf(pname, sizeof pname, ":%s", p->string);
+    for (p = params ? params->child : NULL; p; p = p->next) {
+        char pname[256];
+        int idx;
+        snprintf(pname, sizeof pname, ":%s", p->string);
+        idx = sqlite3_bind_parameter_index(st, pname);
+        if (!idx) {
+            snprintf(pname, sizeof pname, "$%s", p->string);
             idx = sqlite3_bind_parameter_index(st, pname);
-            if (!idx) {
-                snprintf(pname, sizeof pname, "$%s", p->string);
-                idx = sqlite3_bind_parameter_index(st, pname);
-            }
-            if (!idx) {
-                snprintf(msg, sizeof msg, "query \"%s\" has no parameter \"%.100s\"", nq->name, p->string);
-                answer_error(out, nq->name, msg);
-                sqlite3_clear_bindings(st);
-                return;
-            }
-            val_bind(st, idx, p);
         }
+        if (!idx) {
+            snprintf(msg, sizeof msg, "query \"%s\" has no parameter \"%.100s\"", nq->name, p->string);
+            answer_error(out, nq->name, msg);
+            sqlite3_clear_bindings(st);
+            return -1;
+        }
+        val_bind(st, idx, p);
     }
     for (i = 1; i <= sqlite3_bind_parameter_count(st); i++) {
         const char *pn = sqlite3_bind_parameter_name(st, i);
@@ -182,9 +147,20 @@ void query_run(struct queries *q, const char *payload, size_t len, struct jbuf *
             snprintf(msg, sizeof msg, "query \"%s\" needs parameter \"%s\"", nq->name, pn + 1);
             answer_error(out, nq->name, msg);
             sqlite3_clear_bindings(st);
-            return;
+            return -1;
         }
     }
+    return 0;
+}
+
+/* Step the bound statement under the time cap, up to max_rows rows, into out. */
+static void run_named(struct queries *q, const struct named *nq, struct jbuf *out)
+{
+    sqlite3_stmt *st = nq->st;
+    long long nrows = 0;
+    char msg[512];
+    int rc;
+
     clock_gettime(CLOCK_MONOTONIC, &q->deadline);
     q->deadline.tv_sec += q->timeout_ms / 1000;
     q->deadline.tv_nsec += (q->timeout_ms % 1000) * 1000000;
@@ -214,4 +190,46 @@ void query_run(struct queries *q, const char *payload, size_t len, struct jbuf *
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+}
+
+void query_run(struct queries *q, const char *payload, size_t len, struct jbuf *out,
+               const char **reply_to)
+{
+    const cJSON *jname, *params, *rt;
+    struct named *nq = NULL;
+    char msg[512];
+    int i;
+
+    out->len = 0;
+    out->oom = 0;
+    *reply_to = NULL;
+    cJSON_Delete(q->last);
+    q->last = cJSON_ParseWithLength(payload, len);
+    if (!q->last || !cJSON_IsObject(q->last)) {
+        answer_error(out, NULL, "a query request must be a JSON object");
+        return;
+    }
+    rt = cJSON_GetObjectItemCaseSensitive(q->last, "reply_to");
+    if (cJSON_IsString(rt) && rt->valuestring[0] && !strpbrk(rt->valuestring, "+#"))
+        *reply_to = rt->valuestring;
+    jname = cJSON_GetObjectItemCaseSensitive(q->last, "query");
+    if (!cJSON_IsString(jname)) {
+        answer_error(out, NULL, "\"query\" must name a defined query");
+        return;
+    }
+    for (i = 0; i < q->n; i++)
+        if (!strcmp(q->q[i].name, jname->valuestring))
+            nq = &q->q[i];
+    if (!nq) {
+        snprintf(msg, sizeof msg, "unknown query \"%.100s\"", jname->valuestring);
+        answer_error(out, jname->valuestring, msg);
+        return;
+    }
+    params = cJSON_GetObjectItemCaseSensitive(q->last, "params");
+    if (params && !cJSON_IsObject(params)) {
+        answer_error(out, nq->name, "\"params\" must be an object");
+        return;
+    }
+    if (!bind_params(nq, params, out))
+        run_named(q, nq, out);
 }

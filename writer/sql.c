@@ -107,36 +107,40 @@ static void build_insert(struct jbuf *b, const struct req_op *op)
         build_upsert(b, op);
 }
 
+/* "a"=?1,"b"=?2 (sep ",", op "=") or "a" IS ?3 AND "b" IS ?4: parameters from p on.
+ * The next parameter number. */
+static int put_params(struct jbuf *b, const struct table *t, const struct req_val *v, int n,
+                      const char *sep, const char *op, int p)
+{
+    char num[16];
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if (i)
+            jb_puts(b, sep);
+        jb_puts(b, t->cols[v[i].col].quoted);
+        snprintf(num, sizeof num, "%s?%d", op, p++);
+        jb_puts(b, num);
+    }
+    return p;
+}
+
 /* UPDATE ... SET or DELETE FROM, then WHERE. */
 static void build_update_delete(struct jbuf *b, const struct req_op *op)
 {
-    const struct table *t = op->table;
-    char num[16];
-    int i, p = 1;
+    int p = 1;
 
     if (op->kind == OP_UPDATE) {
         jb_puts(b, "UPDATE ");
-        jb_puts(b, t->quoted);
+        jb_puts(b, op->table->quoted);
         jb_puts(b, " SET ");
-        for (i = 0; i < op->nvals; i++) {
-            snprintf(num, sizeof num, "=?%d", p++);
-            if (i)
-                jb_putc(b, ',');
-            jb_puts(b, t->cols[op->vals[i].col].quoted);
-            jb_puts(b, num);
-        }
+        p = put_params(b, op->table, op->vals, op->nvals, ",", "=", p);
     } else {
         jb_puts(b, "DELETE FROM ");
-        jb_puts(b, t->quoted);
+        jb_puts(b, op->table->quoted);
     }
     jb_puts(b, " WHERE ");
-    for (i = 0; i < op->nwhere; i++) {
-        snprintf(num, sizeof num, " IS ?%d", p++);
-        if (i)
-            jb_puts(b, " AND ");
-        jb_puts(b, t->cols[op->where[i].col].quoted);
-        jb_puts(b, num);
-    }
+    put_params(b, op->table, op->where, op->nwhere, " AND ", " IS ", p);
 }
 
 void sql_build(struct jbuf *b, const struct req_op *op)
