@@ -9,7 +9,11 @@
  * the broker keeps the backlog, and retries with backoff; the status says why.
  *
  * Signals only set a flag. On SIGTERM/SIGINT the writer stops taking requests,
- * commits what it holds, publishes the offline status and disconnects. */
+ * commits what it holds, publishes the offline status and disconnects.
+ *
+ * main() is writer_open (config, database, connections), writer_serve (the loop) and
+ * writer_shut_down. The other steps of a request have their own files: README.md in
+ * this directory lists them in order. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
