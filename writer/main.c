@@ -1,33 +1,27 @@
 /* main.c: mosqlite-writer, the only process that writes the SQLite file.
  *
- * The loop: wait for requests (mq.c), then apply as many as are waiting in one
- * transaction, each in its own savepoint (db.c), reading ahead on the socket between
- * requests until nothing more is waiting or the batch bound (count or time) is hit;
- * COMMIT; only then publish receipts, events and rejections. A failure that is not a
- * request's fault (disk full, I/O error, the file locked by another process) rolls the
- * batch back, keeps every request of it in memory, closes the request connection so
- * the broker keeps the backlog, and retries with backoff; the status says why.
+ * Here the parts are wired together: the configuration (one table for the command
+ * line and the config file), then writer_open (the database, the named queries, both
+ * broker connections, the batch), writer_serve (the loop: poll the connections, run a
+ * batch when requests are queued, keep the status current, prune now and then) and
+ * writer_shut_down. A request's own way through the writer is in the other files:
+ * README.md in this directory lists them in order.
  *
  * Signals only set a flag. On SIGTERM/SIGINT the writer stops taking requests,
- * commits what it holds, publishes the offline status and disconnects.
- *
- * main() is writer_open (config, database, connections), writer_serve (the loop) and
- * writer_shut_down. The other steps of a request have their own files: README.md in
- * this directory lists them in order. */
+ * commits what it holds, publishes the offline status and disconnects. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <mosquitto.h>
 
+#include "batch.h"
 #include "cfg.h"
 #include "db.h"
 #include "jbuf.h"
 #include "log.h"
 #include "mq.h"
-#include "out.h"
 #include "query.h"
 #include "req.h"
 #include "util.h"
@@ -107,45 +101,15 @@ static struct {
     struct db *db;
     struct mq *mq;
     struct queries *queries;
+    struct batch *batch;
     struct cfg_list tables;        /* `tables` split into names */
-    struct req req;
-    struct req_limits lim;
-    struct jbuf out;               /* scratch for publishing */
-    char *t_status, *t_rejected, *t_events, *write_topic;
-    char since[32];
-    struct out_stats stats;
-    int stalled;
-    char stall_error[1024];
-    long long stall_retry_at;
-    int stall_backoff;
-    int status_dirty;
-    long long last_status_ms, last_prune_ms;
+    long long last_prune_ms;
 } w;
 
 static void on_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
-}
-
-static char *xjoin(const char *a, const char *b)
-{
-    char *s = util_join(a, b);
-
-    if (!s) {
-        log_error("out of memory");
-        exit(1);
-    }
-    return s;
-}
-
-static void publish_status(const char *state)
-{
-    if (!out_status(&w.out, state, w.since, &w.stats, mq_queued(w.mq),
-                    w.stalled ? w.stall_error : NULL))
-        mq_publish(w.mq, w.t_status, w.out.s, w.out.len, 1, 1, NULL, 0);
-    w.status_dirty = 0;
-    w.last_status_ms = util_now_ms();
 }
 
 static void on_query(void *ud, const char *payload, size_t len, const char *resp_topic,
@@ -171,244 +135,6 @@ static void on_query(void *ud, const char *payload, size_t len, const char *resp
     jb_free(&out);
 }
 
-static char *xstrdup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-/* A message's outcome lives in the room mq keeps for the writer in each message;
- * its strings are the writer's, freed here before mq frees the message. */
-static struct outcome *outcome_of(struct msg *m)
-{
-    return m->app;
-}
-
-static void outcome_clear(struct outcome *o)
-{
-    free(o->id);
-    free(o->reply_to);
-    free(o->error);
-    o->id = o->reply_to = o->error = NULL;
-}
-
-/* Drop the first n messages of the queue. */
-static void drop_requests(size_t n)
-{
-    struct msg *m = mq_head(w.mq);
-    size_t i;
-
-    for (i = 0; i < n && m; i++, m = m->next)
-        outcome_clear(outcome_of(m));
-    mq_drop(w.mq, n);
-}
-
-/* Parse and apply; rc as db_apply, the rejection text in err. */
-static int apply_request(struct msg *m, const struct outcome *o, long long *changes,
-                         long long *rowid, char *err, size_t errlen)
-{
-    const char *table;
-
-    if (req_topic(m->topic, w.write_topic, &table, err, errlen) ||
-        req_parse(&w.req, db_schema(w.db), &w.lim, table, m->payload, m->len, err, errlen))
-        return DB_REJECT;
-    if (o->replay_reject) {
-        snprintf(err, errlen, "%s", o->error ? o->error : "rejected");
-        return DB_REJECT;
-    }
-    return db_apply(w.db, &w.req, changes, rowid, err, errlen);
-}
-
-/* Apply one request in the open batch. DB_FAULT means roll the batch back. */
-static int process(struct msg *m)
-{
-    struct outcome *o = outcome_of(m);
-    char err[1024];
-    long long changes, rowid;
-    int rc;
-
-    o->kind = 0;
-    rc = apply_request(m, o, &changes, &rowid, err, sizeof err);
-    if (rc == DB_LOST) {
-        /* Keep the reason; the caller replays the batch without this request. */
-        free(o->error);
-        o->error = strdup(err);
-        o->replay_reject = 1;
-        req_clear(&w.req);
-        return DB_LOST;
-    }
-    if (rc == DB_FAULT) {
-        snprintf(w.stall_error, sizeof w.stall_error, "%s", err);
-        req_clear(&w.req);
-        return DB_FAULT;
-    }
-    outcome_clear(o);
-    o->id = xstrdup(w.req.id);
-    o->reply_to = xstrdup(w.req.reply_to ? w.req.reply_to :
-                          m->resp_topic && req_reply_topic_ok(m->resp_topic, cf.prefix) ? m->resp_topic : NULL);
-    req_clear(&w.req);
-    if (rc == DB_REJECT) {
-        o->kind = OUT_REJECTED;
-        o->error = strdup(err);
-        if (db_record_rejection(w.db, m->topic, o->id, err, m->payload, m->len, w.stall_error,
-                                sizeof w.stall_error) == DB_FAULT)
-            return DB_FAULT;
-        return DB_OK;
-    }
-    o->kind = rc == DB_DUP ? OUT_DUP : OUT_APPLIED;
-    o->changes = changes;
-    o->rowid = rowid;
-    return DB_OK;
-}
-
-static void publish_outcome(struct msg *m)
-{
-    const struct outcome *o = outcome_of(m);
-
-    if (o->kind == OUT_REJECTED) {
-        w.stats.rejected++;
-        log_debug("rejected %s: %s", m->topic, o->error ? o->error : "?");
-        if (!out_rejection(&w.out, m->topic, o, m->payload, m->len))
-            mq_publish(w.mq, w.t_rejected, w.out.s, w.out.len, 1, 0, NULL, 0);
-    } else if (o->kind == OUT_DUP) {
-        w.stats.duplicates++;
-    } else {
-        w.stats.applied++;
-    }
-    if (o->reply_to && !out_receipt(&w.out, o))
-        mq_publish(w.mq, o->reply_to, w.out.s, w.out.len, 1, 0, m->corr, m->corrlen);
-}
-
-static void publish_events(void)
-{
-    const struct schema *s = db_schema(w.db);
-    const char *rows = db_event_rows(w.db);
-    const struct db_event *ev;
-    int n, i;
-
-    ev = db_events(w.db, &n);
-    for (i = 0; i < n; i++) {
-        const char *table = s->tables[ev[i].tindex].name;
-        char *topic = xjoin(w.t_events, table);
-        if (!out_event(&w.out, table, ev[i].kind, rows + ev[i].start, ev[i].end - ev[i].start,
-                       ev[i].truncated))
-            mq_publish(w.mq, topic, w.out.s, w.out.len, (int)cf.events_qos, 0, NULL, 0);
-        free(topic);
-    }
-}
-
-static void stall(void)
-{
-    int was = w.stalled;
-
-    w.stalled = 1;
-    w.stall_backoff = util_backoff(w.stall_backoff);
-    w.stall_retry_at = util_now_ms() + w.stall_backoff;
-    mq_accept(w.mq, 0);
-    if (!was) {
-        log_error("database fault, holding %zu requests and retrying: %s", mq_queued(w.mq), w.stall_error);
-        publish_status("online");
-    }
-}
-
-static void unstall(void)
-{
-    if (!w.stalled)
-        return;
-    log_info("database writable again");
-    w.stalled = 0;
-    w.stall_backoff = 0;
-    mq_accept(w.mq, !stop_requested);
-    w.status_dirty = 1;
-    publish_status("online");
-}
-
-/* Apply the queue in the open transaction, reading ahead for more, until the batch
- * bound (count or time) or nothing more is waiting. The requests applied are the
- * first *n; *last the last of them. *waited counts the short waits for a request
- * still on the wire (one per batch, however often it restarts). DB_OK, DB_LOST (rolled back: start again) or
- * DB_FAULT (rolled back). */
-static int apply_batch(double t0, int *waited, struct msg **last, size_t *n)
-{
-    struct msg *m = mq_head(w.mq);
-
-    *last = NULL;
-    *n = 0;
-    for (;;) {
-        for (; m && *n < (size_t)cf.batch_max; *last = m, m = m->next, (*n)++) {
-            int rc = process(m);
-            if (rc == DB_LOST) {
-                log_warn("a rejected request rolled back its whole batch (ON CONFLICT ROLLBACK "
-                         "or RAISE(ROLLBACK)); applying the batch again without it");
-                db_rollback(w.db);
-                return DB_LOST;
-            }
-            if (rc == DB_FAULT) {
-                db_rollback(w.db);
-                return DB_FAULT;
-            }
-        }
-        if (*n >= (size_t)cf.batch_max || util_now_exact_ms() - t0 >= (double)cf.batch_ms ||
-            stop_requested)
-            return DB_OK;
-        /* Read ahead: more requests may already be waiting. Requests whose PUBREL is
-         * still on the wire complete within a round trip: give them one short wait. */
-        if (!mq_read_more(w.mq, 0) && !((*waited)++ == 0 && mq_read_more(w.mq, 1)))
-            return DB_OK;
-        m = *last ? (*last)->next : mq_head(w.mq);
-        if (!m)
-            return DB_OK;
-    }
-}
-
-/* After COMMIT: the counters, then receipts, rejections and events in one burst. */
-static void publish_batch(double t0, struct msg *last, size_t n)
-{
-    struct msg *m;
-
-    w.stats.last_commit_ms = util_now_exact_ms() - t0;
-    w.stats.commits++;
-    w.stats.last_batch = (long long)n;
-    if (w.stats.last_batch > w.stats.max_batch)
-        w.stats.max_batch = w.stats.last_batch;
-    mq_batch(w.mq, 1);
-    for (m = mq_head(w.mq); m && m != (last ? last->next : NULL); m = m->next)
-        publish_outcome(m);
-    publish_events();
-    mq_batch(w.mq, 0);
-    drop_requests(n);
-    w.status_dirty = 1;
-    unstall();
-}
-
-/* One group commit over the queue. */
-static void run_batch(void)
-{
-    char err[512];
-    double t0 = util_now_exact_ms();
-    struct msg *last;
-    size_t n;
-    int rc, waited = 0;
-
-    do {
-        if (db_begin(w.db, err, sizeof err) != DB_OK) {
-            snprintf(w.stall_error, sizeof w.stall_error, "%s", err);
-            stall();
-            return;
-        }
-        rc = apply_batch(t0, &waited, &last, &n);
-    } while (rc == DB_LOST);
-    if (rc == DB_FAULT) {
-        stall();
-        return;
-    }
-    if (db_commit(w.db, err, sizeof err) != DB_OK) {
-        snprintf(w.stall_error, sizeof w.stall_error, "%s", err);
-        stall();
-        return;
-    }
-    publish_batch(t0, last, n);
-}
-
 /* `tables a b c` may be given on one line or several. */
 static void split_tables(struct cfg_list *out)
 {
@@ -426,7 +152,8 @@ static void split_tables(struct cfg_list *out)
     }
 }
 
-/* The command line and config file. 0, or the exit code: 0 after --help, 2 on error. */
+/* The command line and config file. 0, or -1 to exit with *exit_code: 0 after --help,
+ * 2 on error. */
 static int open_config(int argc, char **argv, int *exit_code)
 {
     char err[1024];
@@ -458,12 +185,10 @@ static int open_config(int argc, char **argv, int *exit_code)
     return 0;
 }
 
-/* The database, the named queries, the request limits and the topics. */
+/* The database and the named queries. */
 static int open_db(char *err, size_t errlen)
 {
     struct db_opts dbo;
-    time_t t;
-    struct tm tm;
 
     memset(&dbo, 0, sizeof dbo);
     dbo.path = cf.db;
@@ -479,24 +204,14 @@ static int open_db(char *err, size_t errlen)
     if (cf.queries.n && !(w.queries = query_open(cf.db, &cf.queries, cf.query_max_rows,
                                                  cf.query_timeout_ms, err, errlen)))
         return -1;
-    w.lim.max_payload = (size_t)cf.max_payload;
-    w.lim.max_depth = (int)cf.max_depth;
-    w.lim.max_ops = (int)cf.max_ops;
-    w.lim.prefix = cf.prefix;
-    w.t_status = xjoin(cf.prefix, "/status");
-    w.t_rejected = xjoin(cf.prefix, "/rejected");
-    w.t_events = xjoin(cf.prefix, "/events/");
-    w.write_topic = xjoin(cf.prefix, "/write");
-    t = time(NULL);
-    gmtime_r(&t, &tm);
-    strftime(w.since, sizeof w.since, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return 0;
 }
 
-/* Both broker connections (see mq.h). */
+/* Both broker connections (see mq.h), and the batch that applies what they bring. */
 static int open_mq(char *err, size_t errlen)
 {
     struct mq_opts mqo;
+    struct batch_opts bo;
 
     mosquitto_lib_init();
     memset(&mqo, 0, sizeof mqo);
@@ -512,8 +227,23 @@ static int open_mq(char *err, size_t errlen)
     mqo.receive_max = (int)cf.receive_max;
     mqo.request_v5 = !strcmp(cf.request_protocol, "5");
     mqo.app_size = sizeof(struct outcome);
-    w.mq = mq_new(&mqo, "{\"state\":\"offline\"}", on_query, NULL, err, errlen);
-    return w.mq ? 0 : -1;
+    if (!(w.mq = mq_new(&mqo, "{\"state\":\"offline\"}", on_query, NULL, err, errlen)))
+        return -1;
+    memset(&bo, 0, sizeof bo);
+    bo.prefix = cf.prefix;
+    bo.lim.max_payload = (size_t)cf.max_payload;
+    bo.lim.max_depth = (int)cf.max_depth;
+    bo.lim.max_ops = (int)cf.max_ops;
+    bo.lim.prefix = cf.prefix;
+    bo.max = (size_t)cf.batch_max;
+    bo.ms = cf.batch_ms;
+    bo.events_qos = (int)cf.events_qos;
+    bo.stop = &stop_requested;
+    if (!(w.batch = batch_new(w.db, w.mq, &bo))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 /* Everything the writer needs before it serves. 0, or -1 to exit with *exit_code
@@ -551,13 +281,16 @@ static int writer_open(int argc, char **argv, int *exit_code)
  * when stalled, else up to POLL_MAX_MS. */
 static int poll_timeout(long long now)
 {
-    if (mq_queued(w.mq) && !w.stalled)
+    long long retry_at;
+    int stalled = batch_stalled(w.batch, &retry_at);
+
+    if (mq_queued(w.mq) && !stalled)
         return 0;
-    if (!w.stalled)
+    if (!stalled)
         return POLL_MAX_MS;
-    if (w.stall_retry_at <= now)
+    if (retry_at <= now)
         return 0;
-    return (int)(w.stall_retry_at - now < POLL_MAX_MS ? w.stall_retry_at - now : POLL_MAX_MS);
+    return (int)(retry_at - now < POLL_MAX_MS ? retry_at - now : POLL_MAX_MS);
 }
 
 /* The loop, until a signal: poll, apply what is queued, keep the status current,
@@ -565,21 +298,21 @@ static int poll_timeout(long long now)
 static void writer_serve(void)
 {
     char err[1024];
+    long long retry_at;
 
     while (!stop_requested) {
         long long now;
 
         mq_poll(w.mq, poll_timeout(util_now_ms()));
         if (mq_ctl_connected(w.mq))
-            publish_status("online");
+            batch_status(w.batch, "online");
         if (stop_requested)
             break;
         now = util_now_ms();
-        if (mq_queued(w.mq) && (!w.stalled || now >= w.stall_retry_at))
-            run_batch();
-        if (w.status_dirty && now - w.last_status_ms >= cf.status_interval * 1000)
-            publish_status("online");
-        if (!w.stalled && now - w.last_prune_ms >= PRUNE_EVERY_MS) {
+        if (batch_due(w.batch, now))
+            batch_run(w.batch);
+        batch_status_due(w.batch, now, cf.status_interval * 1000);
+        if (!batch_stalled(w.batch, &retry_at) && now - w.last_prune_ms >= PRUNE_EVERY_MS) {
             if (db_prune(w.db, err, sizeof err) != DB_OK)
                 log_warn("%s", err);
             w.last_prune_ms = now;
@@ -590,6 +323,7 @@ static void writer_serve(void)
 /* Take nothing more, commit what is held, say offline, disconnect. The exit code. */
 static int writer_shut_down(void)
 {
+    const struct out_stats *st = batch_stats(w.batch);
     long long give_up;
     int exit_code = 0;
 
@@ -597,38 +331,32 @@ static int writer_shut_down(void)
     log_info("stopping: %zu requests in hand", mq_queued(w.mq));
     give_up = util_now_ms() + SHUTDOWN_APPLY_MS;
     while (mq_queued(w.mq) && util_now_ms() < give_up) {
-        if (!w.stalled || util_now_ms() >= w.stall_retry_at)
-            run_batch();
+        if (batch_due(w.batch, util_now_ms()))
+            batch_run(w.batch);
         else
             mq_poll(w.mq, SHUTDOWN_RETRY_MS);
     }
     if (mq_queued(w.mq)) {
-        log_error("exiting with %zu requests not applied: %s", mq_queued(w.mq), w.stall_error);
+        log_error("exiting with %zu requests not applied: %s", mq_queued(w.mq), batch_error(w.batch));
         exit_code = 1;
     }
-    publish_status("offline");
+    batch_status(w.batch, "offline");
     mq_flush(w.mq, FLUSH_MS);
     log_info("stopped: %lld applied, %lld rejected, %lld duplicates, %lld commits",
-             w.stats.applied, w.stats.rejected, w.stats.duplicates, w.stats.commits);
+             st->applied, st->rejected, st->duplicates, st->commits);
     return exit_code;
 }
 
 /* Free everything writer_open made, whatever step it reached. */
 static void writer_free(void)
 {
+    batch_free(w.batch);
     if (w.mq) {
-        drop_requests(mq_queued(w.mq));
         mq_free(w.mq);
         mosquitto_lib_cleanup();
     }
     query_close(w.queries);
     db_close(w.db);
-    req_free(&w.req);
-    jb_free(&w.out);
-    free(w.t_status);
-    free(w.t_rejected);
-    free(w.t_events);
-    free(w.write_topic);
     free(w.tables.items);
     cfg_free(options);
 }

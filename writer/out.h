@@ -1,5 +1,5 @@
 /* out.h: the JSON the writer publishes, built from plain values: receipts, events,
- * rejections and the status. Pure: a buffer in, text out, no globals, no I/O; main.c
+ * rejections and the status. Pure: a buffer in, text out, no globals, no I/O; batch.c
  * publishes the text on the topic each is for:
  *
  *   receipt    the request's reply_to (or MQTT v5 Response Topic), after COMMIT
@@ -23,7 +23,7 @@
 enum out_kind { OUT_APPLIED = 1, OUT_DUP, OUT_REJECTED };
 
 /* What became of one request. The strings are heap copies owned by whoever fills
- * the outcome in (main.c); the encoders only read them. */
+ * the outcome in (batch.c); the encoders only read them. */
 struct outcome {
     enum out_kind kind;           /* 0 while not decided */
     int replay_reject;            /* rejected with its batch lost: do not apply again */
