@@ -1,9 +1,10 @@
 # mosqlite: plain make, pkg-config, -Wall -Wextra -Werror.
 #
 #   make            build bin/mosqlite-writer, bin/mosqlite-pub, build/libmosqlite.{a,so}
-#   make test       install missing Debian/npm packages, build, run tests/run.sh
+#   make check      unit tests of the writer's pure parts and common/ (no broker, < 1 s)
+#   make test       install missing Debian/npm packages, build, make check, run tests/run.sh
 #   make run        install missing packages, start Mosquitto + writer + page (Ctrl-C stops)
-#   make asan       the same test suite against an ASan+UBSan build
+#   make asan       the unit tests and the same test suite against an ASan+UBSan build
 #   make bench      tests/bench (not part of make test)
 #   make fuzz       libFuzzer over the request parser (FUZZ_SECONDS, default 60)
 #   make install    PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc (make uninstall undoes it)
@@ -34,6 +35,8 @@ WRITER_SRC = $(wildcard writer/*.c)
 # The publisher library is every publisher/*.c except the CLI in publisher/main.c.
 PUBLIB_SRC = $(filter-out publisher/main.c,$(wildcard publisher/*.c))
 PUBCLI_SRC = publisher/main.c
+# Unit tests: tests/unit/*.c linked with every writer object but main.o.
+UNIT_SRC   = $(wildcard tests/unit/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 COMMON_OBJ = $(call obj,$(COMMON_SRC))
@@ -41,14 +44,16 @@ WRITER_OBJ = $(call obj,$(WRITER_SRC))
 PUBLIB_OBJ = $(call obj,$(PUBLIB_SRC))
 PUBLIB_PIC = $(patsubst %.c,$(BUILD)/pic/%.o,$(PUBLIB_SRC))
 PUBCLI_OBJ = $(call obj,$(PUBCLI_SRC))
+UNIT_OBJ   = $(call obj,$(UNIT_SRC))
+WRITER_LIB_OBJ = $(filter-out $(BUILD)/writer/main.o,$(WRITER_OBJ))
 
 PROGS = $(BIN)/mosqlite-writer $(BIN)/mosqlite-pub
 LIBS  = $(BUILD)/libmosqlite.a $(BUILD)/libmosqlite.so
 
-.PHONY: all deps test run asan bench fuzz soak install clean web
+.PHONY: all deps check test run asan bench fuzz soak install clean web
 all: $(PROGS) $(LIBS)
 
-$(BUILD)/%.o: %.c $(wildcard common/*.h writer/*.h publisher/*.h)
+$(BUILD)/%.o: %.c $(wildcard common/*.h writer/*.h publisher/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -72,6 +77,15 @@ $(BUILD)/libmosqlite.so: $(PUBLIB_PIC)
 	@mkdir -p $(BUILD)
 	$(CC) -shared $(CFLAGS) $(LDFLAGS) -Wl,-soname,libmosqlite.so.0 -o $@ $^ $(PKG_LIBS)
 
+$(UNIT_OBJ): ALL_CFLAGS += -Iwriter
+
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(WRITER_LIB_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+check: $(BUILD)/unit-tests
+	@$(BUILD)/unit-tests
+
 # Installs missing Debian packages (apt-get, as root or via sudo) and npm packages.
 deps:
 	@sh tests/deps.sh
@@ -81,6 +95,7 @@ web: deps
 
 test: deps
 	$(MAKE) all
+	$(MAKE) check
 	@sh web/build.sh
 	@sh tests/run.sh
 
@@ -91,7 +106,7 @@ run: deps
 
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 asan: deps
-	$(MAKE) BUILD=build/asan BIN=build/asan/bin CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" all
+	$(MAKE) BUILD=build/asan BIN=build/asan/bin CFLAGS="$(ASAN_FLAGS)" LDFLAGS="-fsanitize=address,undefined" all check
 	@sh web/build.sh
 	@# A small quarantine keeps ASan's own memory from hiding the writer's in RSS checks.
 	@ASAN_OPTIONS=$${ASAN_OPTIONS:-quarantine_size_mb=4} BIN=build/asan/bin sh tests/run.sh

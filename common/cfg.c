@@ -7,10 +7,11 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util.h"
 
 #ifndef MOSQLITE_VERSION
 #define MOSQLITE_VERSION "0"
@@ -35,15 +36,6 @@ static void *own(void *p)
     }
     owned[nowned++] = p;
     return p;
-}
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
 }
 
 int cfg_parse_int(const char *s, long long min, long long max, long long *out)
@@ -94,14 +86,14 @@ static int apply(const struct cfg_opt *o, const char *val, char *err, size_t err
     case CFG_STR: {
         char *s = own(strdup(val));
         if (!s)
-            return fail(err, errlen, "out of memory");
+            return util_fail(err, errlen, "out of memory");
         *(char **)o->dst = s;
         return 0;
     }
     case CFG_INT: {
         long long v;
         if (cfg_parse_int(val, o->min, o->max, &v))
-            return fail(err, errlen, "%s: \"%s\" is not a whole number from %lld to %lld",
+            return util_fail(err, errlen, "%s: \"%s\" is not a whole number from %lld to %lld",
                         o->name, val, o->min, o->max);
         *(long long *)o->dst = v;
         return 0;
@@ -109,7 +101,7 @@ static int apply(const struct cfg_opt *o, const char *val, char *err, size_t err
     case CFG_FLAG: {
         int b;
         if (parse_bool(val, &b))
-            return fail(err, errlen, "%s: \"%s\" is not yes or no", o->name, val);
+            return util_fail(err, errlen, "%s: \"%s\" is not yes or no", o->name, val);
         *(int *)o->dst = b;
         return 0;
     }
@@ -118,16 +110,16 @@ static int apply(const struct cfg_opt *o, const char *val, char *err, size_t err
         char **items = realloc(l->items, (l->n + 1) * sizeof *items);
         char *s;
         if (!items)
-            return fail(err, errlen, "out of memory");
+            return util_fail(err, errlen, "out of memory");
         l->items = items;
         s = own(strdup(val));
         if (!s)
-            return fail(err, errlen, "out of memory");
+            return util_fail(err, errlen, "out of memory");
         l->items[l->n++] = s;
         return 0;
     }
     }
-    return fail(err, errlen, "%s: bad option type", o->name);
+    return util_fail(err, errlen, "%s: bad option type", o->name);
 }
 
 int cfg_set(const struct cfg_opt *opts, const char *key, const char *val,
@@ -137,7 +129,7 @@ int cfg_set(const struct cfg_opt *opts, const char *key, const char *val,
 
     if (!o || (from_file && (o->flags & CFG_CMDLINE_ONLY)) ||
         (!from_file && (o->flags & CFG_FILE_ONLY)))
-        return fail(err, errlen, "unknown key \"%s\"", key);
+        return util_fail(err, errlen, "unknown key \"%s\"", key);
     return apply(o, val, err, errlen);
 }
 
@@ -150,7 +142,7 @@ int cfg_load_file(const struct cfg_opt *opts, const char *path, char *err, size_
     int lineno = 0, rc = 0;
 
     if (!f)
-        return fail(err, errlen, "%s: %s", path, strerror(errno));
+        return util_fail(err, errlen, "%s: %s", path, strerror(errno));
     while ((len = getline(&line, &cap, f)) >= 0) {
         char *k, *end, reason[256];
         const char *v;
@@ -173,13 +165,13 @@ int cfg_load_file(const struct cfg_opt *opts, const char *path, char *err, size_
         if (!*v) {
             const struct cfg_opt *o = find_long(opts, k, strlen(k));
             if (!o || o->type != CFG_FLAG) {
-                rc = fail(err, errlen, "%s:%d: \"%s\" needs a value", path, lineno, k);
+                rc = util_fail(err, errlen, "%s:%d: \"%s\" needs a value", path, lineno, k);
                 break;
             }
             v = "yes";
         }
         if (cfg_set(opts, k, v, 1, reason, sizeof reason)) {
-            rc = fail(err, errlen, "%s:%d: %s", path, lineno, reason);
+            rc = util_fail(err, errlen, "%s:%d: %s", path, lineno, reason);
             break;
         }
     }
@@ -249,19 +241,19 @@ static int walk_args(const struct cfg_opt *opts, int argc, char **argv, int appl
             name = a;
         } else {
             if (a[2])
-                return fail(err, errlen, "unknown option \"%s\" (try --help)", a);
+                return util_fail(err, errlen, "unknown option \"%s\" (try --help)", a);
             o = find_short(opts, a[1]);
             shortname[1] = a[1];
             name = shortname;
         }
         if (!o || (o->flags & CFG_FILE_ONLY))
-            return fail(err, errlen, "unknown option \"%s\" (try --help)", a);
+            return util_fail(err, errlen, "unknown option \"%s\" (try --help)", a);
         if (o->type == CFG_FLAG) {
             if (!val)
                 val = "yes";
         } else if (!val) {
             if (i + 1 >= argc)
-                return fail(err, errlen, "option %s needs a value", name);
+                return util_fail(err, errlen, "option %s needs a value", name);
             val = argv[++i];
         }
         if (!strcmp(o->name, "config")) {
@@ -269,7 +261,7 @@ static int walk_args(const struct cfg_opt *opts, int argc, char **argv, int appl
             continue;
         }
         if (apply_opts && apply(o, val, reason, sizeof reason))
-            return fail(err, errlen, "%s", reason);
+            return util_fail(err, errlen, "%s", reason);
     }
     *npos = pos;
     return 0;
@@ -286,7 +278,7 @@ int cfg_parse_args(const struct cfg_opt *opts, int argc, char **argv, int *npos,
     /* walk_args reorders argv, so the first pass runs on a copy. */
     copy = malloc((size_t)(argc + 1) * sizeof *copy);
     if (!copy)
-        return fail(err, errlen, "out of memory");
+        return util_fail(err, errlen, "out of memory");
     for (i = 0; i <= argc; i++)
         copy[i] = argv[i];
     rc = walk_args(opts, argc, copy, 0, &config, npos, usage, err, errlen);

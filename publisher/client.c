@@ -74,15 +74,23 @@ static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int n,
 /* PUBCOMP (or a PUBREC/PUBCOMP with a failure reason) for mid. */
 /* ---- public API ---- */
 
+/* The defaults of mosqlite_options_init, also taken for an option left at 0. */
+#define DEFAULT_PORT         1883
+#define DEFAULT_WINDOW       1000
+#define DEFAULT_WINDOW_BYTES (16u << 20)
+#define DEFAULT_TIMEOUT_MS   30000
+#define DEFAULT_RETRY_MS     2000
+#define DEFAULT_KEEPALIVE    30
+
 void mosqlite_options_init(struct mosqlite_options *o)
 {
     memset(o, 0, sizeof *o);
-    o->port = 1883;
-    o->window = 1000;
-    o->window_bytes = 16u << 20;
-    o->timeout_ms = 30000;
-    o->retry_ms = 2000;
-    o->keepalive = 30;
+    o->port = DEFAULT_PORT;
+    o->window = DEFAULT_WINDOW;
+    o->window_bytes = DEFAULT_WINDOW_BYTES;
+    o->timeout_ms = DEFAULT_TIMEOUT_MS;
+    o->retry_ms = DEFAULT_RETRY_MS;
+    o->keepalive = DEFAULT_KEEPALIVE;
 }
 
 static char *dupornull(const char *s, int *bad)
@@ -111,13 +119,13 @@ mosqlite_client *mosqlite_client_new(const struct mosqlite_options *o)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&c->cond, &ca);
     pthread_condattr_destroy(&ca);
-    c->port = o->port > 0 ? o->port : 1883;
+    c->port = o->port > 0 ? o->port : DEFAULT_PORT;
     c->receipts = o->receipts;
-    c->window = o->window > 0 ? o->window : 1000;
-    c->window_bytes = o->window_bytes > 0 ? o->window_bytes : 16u << 20;
-    c->timeout_ms = o->timeout_ms >= 0 ? o->timeout_ms : 30000;
-    c->retry_ms = o->retry_ms > 0 ? o->retry_ms : 2000;
-    c->keepalive = o->keepalive > 0 ? o->keepalive : 30;
+    c->window = o->window > 0 ? o->window : DEFAULT_WINDOW;
+    c->window_bytes = o->window_bytes > 0 ? o->window_bytes : DEFAULT_WINDOW_BYTES;
+    c->timeout_ms = o->timeout_ms >= 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+    c->retry_ms = o->retry_ms > 0 ? o->retry_ms : DEFAULT_RETRY_MS;
+    c->keepalive = o->keepalive > 0 ? o->keepalive : DEFAULT_KEEPALIVE;
     c->host = dupornull(o->host ? o->host : "127.0.0.1", &bad);
     c->username = dupornull(o->username, &bad);
     c->password = dupornull(o->password, &bad);

@@ -1,18 +1,15 @@
-/* db.c: the read-write connection, the statement cache and applying requests
- * (see db.h).
+/* db.c: the read-write connection: opening and hardening it, the batch's
+ * transaction, applying one request inside it, and the events its rows make (see
+ * db.h). The SQL of an operation and its prepared statements are sql.c's; binding
+ * values and writing rows as JSON, val.c's.
  *
  * Hardening: SQLITE_DBCONFIG_DEFENSIVE, no ATTACH, and an authorizer that, once the
  * migrations have run, refuses DDL, PRAGMA, ATTACH and writes to internal tables for
  * every statement the request path prepares. Identifiers in SQL come from the schema
- * (already quoted there); values are bound parameters, never text in SQL.
- *
- * Statements are cached by (table, op, the columns named): a producer sending the
- * same shape of request again reuses the prepared statement. */
+ * (already quoted there); values are bound parameters, never text in SQL. */
 #include "db.h"
 
 #include <errno.h>
-#include <math.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,33 +18,28 @@
 #include <time.h>
 
 #include "log.h"
+#include "sql.h"
 #include "utf8.h"
-
-#define CACHE_SLOTS 1024          /* power of two */
-#define CACHE_MAX   (CACHE_SLOTS / 2)
-
-struct cache_ent {
-    uint64_t hash;
-    unsigned char *key;
-    size_t klen;
-    sqlite3_stmt *st;
-};
+#include "val.h"
 
 struct db {
     sqlite3 *h;
     struct schema schema;
     struct db_opts o;
     int trusted;                  /* 1 while the writer runs its own statements */
-    struct cache_ent cache[CACHE_SLOTS];
-    int ncache;
-    unsigned char *key;           /* scratch for cache keys */
-    size_t keycap;
-    struct jbuf sql;              /* scratch for building SQL */
+    struct sql_cache *cache;      /* the request path's statements */
     sqlite3_stmt *begin, *commit, *rollback, *sp, *sp_release, *sp_rollback;
     sqlite3_stmt *dup_check, *dup_insert, *rej_insert;
     struct jbuf rows;             /* event rows of the open batch */
     struct db_event *ev;
     int nev, capev;
+};
+
+/* Where a request started in the batch's events, to put them back if it is rejected. */
+struct ev_mark {
+    int nev;
+    size_t rows_len;
+    struct db_event last;         /* the open group as it was, when nev > 0 */
 };
 
 int db_is_fault(int rc)
@@ -121,27 +113,20 @@ static int exec(struct db *db, const char *sql, char *err, size_t errlen)
     return 0;
 }
 
-struct db *db_open(const struct db_opts *o, char *err, size_t errlen)
+/* Open or create the file (and its directory), in WAL mode, with the pragmas. */
+static int open_file(struct db *db, const struct db_opts *o, char *err, size_t errlen)
 {
-    struct db *db = calloc(1, sizeof *db);
     char pragma[128];
     sqlite3_stmt *st;
-    int on = 1;
 
-    if (!db) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    db->o = *o;
-    db->trusted = 1;
     if (mkparent(o->path)) {
         snprintf(err, errlen, "%s: cannot create its directory: %s", o->path, strerror(errno));
-        goto fail;
+        return -1;
     }
     if (sqlite3_open_v2(o->path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                         SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", o->path, db->h ? sqlite3_errmsg(db->h) : "cannot open");
-        goto fail;
+        return -1;
     }
     sqlite3_extended_result_codes(db->h, 1);
     sqlite3_busy_timeout(db->h, (int)o->busy_timeout_ms);
@@ -151,29 +136,39 @@ struct db *db_open(const struct db_opts *o, char *err, size_t errlen)
         strcasecmp((const char *)sqlite3_column_text(st, 0), "wal")) {
         snprintf(err, errlen, "%s: cannot use WAL mode: %s", o->path, sqlite3_errmsg(db->h));
         sqlite3_finalize(st);
-        goto fail;
+        return -1;
     }
     sqlite3_finalize(st);
     snprintf(pragma, sizeof pragma, "PRAGMA synchronous=%s", o->synchronous);
-    if (exec(db, pragma, err, errlen) || exec(db, "PRAGMA foreign_keys=ON", err, errlen))
-        goto fail;
-    if (schema_migrate(db->h, o->schema_dir, err, errlen))
-        goto fail;
-    if (exec(db,
-             "CREATE TABLE IF NOT EXISTS mosqlite_applied ("
-             " id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;"
-             "CREATE INDEX IF NOT EXISTS mosqlite_applied_at ON mosqlite_applied (at);"
-             "CREATE TABLE IF NOT EXISTS mosqlite_rejected ("
-             " id INTEGER PRIMARY KEY, at TEXT NOT NULL, topic TEXT NOT NULL, req_id TEXT,"
-             " error TEXT NOT NULL, payload)", err, errlen))
-        goto fail;
-    if (schema_load(db->h, o->tables, &db->schema, err, errlen))
-        goto fail;
+    return exec(db, pragma, err, errlen) || exec(db, "PRAGMA foreign_keys=ON", err, errlen) ? -1 : 0;
+}
+
+/* The writer's own tables: ids applied (for duplicates) and rejections kept. */
+static int create_internal(struct db *db, char *err, size_t errlen)
+{
+    return exec(db,
+                "CREATE TABLE IF NOT EXISTS mosqlite_applied ("
+                " id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;"
+                "CREATE INDEX IF NOT EXISTS mosqlite_applied_at ON mosqlite_applied (at);"
+                "CREATE TABLE IF NOT EXISTS mosqlite_rejected ("
+                " id INTEGER PRIMARY KEY, at TEXT NOT NULL, topic TEXT NOT NULL, req_id TEXT,"
+                " error TEXT NOT NULL, payload)", err, errlen);
+}
+
+/* From here on the connection runs only what the request path may do (see the top). */
+static void harden(struct db *db)
+{
+    int on = 1;
+
     sqlite3_db_config(db->h, SQLITE_DBCONFIG_DEFENSIVE, 1, &on);
     sqlite3_db_config(db->h, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, &on);
     sqlite3_limit(db->h, SQLITE_LIMIT_ATTACHED, 0);
     /* Installing an authorizer expires prepared statements: do it before preparing. */
     sqlite3_set_authorizer(db->h, authorize, db);
+}
+
+static int prepare_internal(struct db *db, char *err, size_t errlen)
+{
     if (!(db->begin = prep(db, "BEGIN IMMEDIATE")) || !(db->commit = prep(db, "COMMIT")) ||
         !(db->rollback = prep(db, "ROLLBACK")) || !(db->sp = prep(db, "SAVEPOINT req")) ||
         !(db->sp_release = prep(db, "RELEASE req")) ||
@@ -183,6 +178,29 @@ struct db *db_open(const struct db_opts *o, char *err, size_t errlen)
         !(db->rej_insert = prep(db, "INSERT INTO mosqlite_rejected (at, topic, req_id, error, payload)"
                                     " VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?1, ?2, ?3, ?4)"))) {
         snprintf(err, errlen, "preparing internal statements: %s", sqlite3_errmsg(db->h));
+        return -1;
+    }
+    return 0;
+}
+
+struct db *db_open(const struct db_opts *o, char *err, size_t errlen)
+{
+    struct db *db = calloc(1, sizeof *db);
+
+    if (!db) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    db->o = *o;
+    db->trusted = 1;
+    if (open_file(db, o, err, errlen) || schema_migrate(db->h, o->schema_dir, err, errlen) ||
+        create_internal(db, err, errlen) || schema_load(db->h, o->tables, &db->schema, err, errlen))
+        goto fail;
+    harden(db);
+    if (prepare_internal(db, err, errlen))
+        goto fail;
+    if (!(db->cache = sql_cache_new(db->h))) {
+        snprintf(err, errlen, "out of memory");
         goto fail;
     }
     db->trusted = 0;
@@ -192,23 +210,11 @@ fail:
     return NULL;
 }
 
-static void cache_clear(struct db *db)
-{
-    int i;
-
-    for (i = 0; i < CACHE_SLOTS; i++) {
-        sqlite3_finalize(db->cache[i].st);
-        free(db->cache[i].key);
-        memset(&db->cache[i], 0, sizeof db->cache[i]);
-    }
-    db->ncache = 0;
-}
-
 void db_close(struct db *db)
 {
     if (!db)
         return;
-    cache_clear(db);
+    sql_cache_free(db->cache);
     sqlite3_finalize(db->begin);
     sqlite3_finalize(db->commit);
     sqlite3_finalize(db->rollback);
@@ -221,10 +227,8 @@ void db_close(struct db *db)
     if (db->h && sqlite3_close(db->h) != SQLITE_OK)
         log_warn("closing the database: %s", sqlite3_errmsg(db->h));
     schema_free(&db->schema);
-    jb_free(&db->sql);
     jb_free(&db->rows);
     free(db->ev);
-    free(db->key);
     free(db);
 }
 
@@ -291,246 +295,6 @@ void db_rollback(struct db *db)
     db->nev = 0;
 }
 
-/* The cache key: op, table, and the column lists. */
-static size_t make_key(struct db *db, const struct req_op *op)
-{
-    size_t need = 16 + 4 * ((size_t)op->nvals + (size_t)op->nwhere + (size_t)op->nconflict);
-    int32_t *k;
-    size_t n = 0;
-    int i;
-
-    if (need > db->keycap) {
-        unsigned char *p = realloc(db->key, need);
-        if (!p)
-            return 0;
-        db->key = p;
-        db->keycap = need;
-    }
-    k = (int32_t *)(void *)db->key;
-    k[n++] = op->kind;
-    k[n++] = op->tindex;
-    k[n++] = op->nvals;
-    for (i = 0; i < op->nvals; i++)
-        k[n++] = op->vals[i].col;
-    k[n++] = op->nwhere;
-    for (i = 0; i < op->nwhere; i++)
-        k[n++] = op->where[i].col;
-    for (i = 0; i < op->nconflict; i++)
-        k[n++] = op->conflict[i];
-    return n * sizeof *k;
-}
-
-static uint64_t hash(const unsigned char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL;
-    while (n--)
-        h = (h ^ *p++) * 1099511628211ULL;
-    return h;
-}
-
-static int in_conflict(const struct req_op *op, int col)
-{
-    int i;
-    for (i = 0; i < op->nconflict; i++)
-        if (op->conflict[i] == col)
-            return 1;
-    return 0;
-}
-
-static void build_sql(struct jbuf *b, const struct req_op *op)
-{
-    const struct table *t = op->table;
-    char num[16];
-    int i, p = 1, nset = 0;
-
-    b->len = 0;
-    b->oom = 0;
-    if (op->kind == OP_INSERT || op->kind == OP_UPSERT) {
-        jb_puts(b, "INSERT INTO ");
-        jb_puts(b, t->quoted);
-        if (!op->nvals) {
-            jb_puts(b, " DEFAULT VALUES");
-        } else {
-            jb_puts(b, " (");
-            for (i = 0; i < op->nvals; i++) {
-                if (i)
-                    jb_putc(b, ',');
-                jb_puts(b, t->cols[op->vals[i].col].quoted);
-            }
-            jb_puts(b, ") VALUES (");
-            for (i = 0; i < op->nvals; i++) {
-                snprintf(num, sizeof num, "%s?%d", i ? "," : "", p++);
-                jb_puts(b, num);
-            }
-            jb_putc(b, ')');
-        }
-        if (op->kind == OP_UPSERT) {
-            jb_puts(b, " ON CONFLICT (");
-            for (i = 0; i < op->nconflict; i++) {
-                if (i)
-                    jb_putc(b, ',');
-                jb_puts(b, t->cols[op->conflict[i]].quoted);
-            }
-            jb_puts(b, ") DO UPDATE SET ");
-            for (i = 0; i < op->nvals; i++) {
-                const char *q = t->cols[op->vals[i].col].quoted;
-                if (in_conflict(op, op->vals[i].col))
-                    continue;
-                if (nset++)
-                    jb_putc(b, ',');
-                jb_puts(b, q);
-                jb_puts(b, "=excluded.");
-                jb_puts(b, q);
-            }
-            if (!nset) {
-                /* Nothing to change: a no-op update, so RETURNING still reports the row. */
-                const char *q = t->cols[op->conflict[0]].quoted;
-                jb_puts(b, q);
-                jb_puts(b, "=excluded.");
-                jb_puts(b, q);
-            }
-        }
-    } else {
-        if (op->kind == OP_UPDATE) {
-            jb_puts(b, "UPDATE ");
-            jb_puts(b, t->quoted);
-            jb_puts(b, " SET ");
-            for (i = 0; i < op->nvals; i++) {
-                snprintf(num, sizeof num, "=?%d", p++);
-                if (i)
-                    jb_putc(b, ',');
-                jb_puts(b, t->cols[op->vals[i].col].quoted);
-                jb_puts(b, num);
-            }
-        } else {
-            jb_puts(b, "DELETE FROM ");
-            jb_puts(b, t->quoted);
-        }
-        jb_puts(b, " WHERE ");
-        for (i = 0; i < op->nwhere; i++) {
-            snprintf(num, sizeof num, " IS ?%d", p++);
-            if (i)
-                jb_puts(b, " AND ");
-            jb_puts(b, t->cols[op->where[i].col].quoted);
-            jb_puts(b, num);
-        }
-    }
-    jb_puts(b, " RETURNING *");
-}
-
-/* The cached statement for op, preparing it on a miss. SQLite's own error code comes
- * back in *rc when preparing fails (e.g. an on_conflict that matches no index). */
-static sqlite3_stmt *stmt_for(struct db *db, const struct req_op *op, int *rc)
-{
-    size_t klen = make_key(db, op), slot;
-    uint64_t h;
-    sqlite3_stmt *st = NULL;
-
-    *rc = SQLITE_NOMEM;
-    if (!klen)
-        return NULL;
-    h = hash(db->key, klen);
-    for (slot = h & (CACHE_SLOTS - 1); db->cache[slot].key; slot = (slot + 1) & (CACHE_SLOTS - 1))
-        if (db->cache[slot].hash == h && db->cache[slot].klen == klen &&
-            !memcmp(db->cache[slot].key, db->key, klen)) {
-            *rc = SQLITE_OK;
-            return db->cache[slot].st;
-        }
-    build_sql(&db->sql, op);
-    if (db->sql.oom)
-        return NULL;
-    *rc = sqlite3_prepare_v3(db->h, db->sql.s, (int)db->sql.len, SQLITE_PREPARE_PERSISTENT, &st, NULL);
-    if (*rc != SQLITE_OK)
-        return NULL;
-    if (db->ncache >= CACHE_MAX) {
-        cache_clear(db);
-        slot = h & (CACHE_SLOTS - 1);
-    }
-    db->cache[slot].key = malloc(klen);
-    if (!db->cache[slot].key)
-        return st;                 /* caller finalizes: not cached */
-    memcpy(db->cache[slot].key, db->key, klen);
-    db->cache[slot].klen = klen;
-    db->cache[slot].hash = h;
-    db->cache[slot].st = st;
-    db->ncache++;
-    return st;
-}
-
-static int is_cached(const struct db *db, const sqlite3_stmt *st)
-{
-    size_t i;
-    for (i = 0; i < CACHE_SLOTS; i++)
-        if (db->cache[i].st == st)
-            return 1;
-    return 0;
-}
-
-int db_bind_json(sqlite3_stmt *st, int i, const cJSON *v)
-{
-    const char *b64;
-
-    if (cJSON_IsString(v))
-        return sqlite3_bind_text(st, i, v->valuestring, -1, SQLITE_STATIC);
-    if (cJSON_IsNumber(v)) {
-        double d = v->valuedouble;
-        if (d == floor(d) && fabs(d) <= REQ_MAX_EXACT)
-            return sqlite3_bind_int64(st, i, (sqlite3_int64)d);
-        return sqlite3_bind_double(st, i, d);
-    }
-    if (cJSON_IsTrue(v))
-        return sqlite3_bind_int(st, i, 1);
-    if (cJSON_IsFalse(v))
-        return sqlite3_bind_int(st, i, 0);
-    if (cJSON_IsNull(v))
-        return sqlite3_bind_null(st, i);
-    if ((b64 = req_blob_text(v))) {
-        size_t n = strlen(b64);
-        unsigned char *p = malloc(n / 4 * 3 + 3);
-        long len;
-        if (!p)
-            return SQLITE_NOMEM;
-        len = req_base64_decode(b64, n, p);
-        return sqlite3_bind_blob64(st, i, p, (sqlite3_uint64)(len < 0 ? 0 : len), free);
-    }
-    {
-        char *json = cJSON_PrintUnformatted(v);
-        if (!json)
-            return SQLITE_NOMEM;
-        return sqlite3_bind_text(st, i, json, -1, cJSON_free);
-    }
-}
-
-void db_row_json(struct jbuf *b, sqlite3_stmt *st)
-{
-    int i, n = sqlite3_column_count(st);
-
-    jb_putc(b, '{');
-    for (i = 0; i < n; i++) {
-        if (i)
-            jb_putc(b, ',');
-        jb_cstr(b, sqlite3_column_name(st, i));
-        jb_putc(b, ':');
-        switch (sqlite3_column_type(st, i)) {
-        case SQLITE_INTEGER:
-            jb_int(b, sqlite3_column_int64(st, i));
-            break;
-        case SQLITE_FLOAT:
-            jb_double(b, sqlite3_column_double(st, i));
-            break;
-        case SQLITE_TEXT:
-            jb_str(b, (const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i));
-            break;
-        case SQLITE_BLOB:
-            jb_base64(b, sqlite3_column_blob(st, i), (size_t)sqlite3_column_bytes(st, i));
-            break;
-        default:
-            jb_puts(b, "null");
-        }
-    }
-    jb_putc(b, '}');
-}
-
 /* The event group rows of (table, kind) go to: the open one when it matches and has
  * room, else a new one. */
 static struct db_event *event_for(struct db *db, const struct req_op *op)
@@ -573,7 +337,7 @@ static int step_op(struct db *db, sqlite3_stmt *st, const struct req_op *op, lon
         }
         if (e->nrows)
             jb_putc(&db->rows, ',');
-        db_row_json(&db->rows, st);
+        val_row_json(&db->rows, st);
         e->nrows++;
         e->end = db->rows.len;
     }
@@ -582,92 +346,54 @@ static int step_op(struct db *db, sqlite3_stmt *st, const struct req_op *op, lon
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-int db_apply(struct db *db, const struct req *r, long long *changes, long long *rowid,
-             char *err, size_t errlen)
+/* Run one op of r: its cached statement, its values bound, stepped to the end.
+ * SQLITE_OK, or SQLite's code with the rejection text (ops[i]: prefixed in a
+ * transaction) in err. */
+static int apply_op(struct db *db, const struct req *r, int i, long long *changes,
+                    long long *rowid, char *err, size_t errlen)
 {
-    int nev = db->nev, i, rc;
-    size_t rows_len = db->rows.len;
-    struct db_event last;
+    const struct req_op *op = &r->ops[i];
+    int tx = r->nops > 1;
+    sqlite3_stmt *st;
+    char msg[512];
+    int j, p = 1, rc;
 
-    if (nev)
-        last = db->ev[nev - 1];
-    *changes = 0;
-    *rowid = -1;
-    if ((rc = run(db->sp)) != SQLITE_OK)
-        return fault(db, rc, err, errlen);
-    if (r->id) {
-        sqlite3_bind_text(db->dup_check, 1, r->id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(db->dup_check);
-        sqlite3_reset(db->dup_check);
-        if (rc == SQLITE_ROW) {
-            run(db->sp_release);
-            return DB_DUP;
-        }
-        if (rc != SQLITE_DONE)
-            goto failed;
-    }
-    for (i = 0; i < r->nops; i++) {
-        const struct req_op *op = &r->ops[i];
-        sqlite3_stmt *st = stmt_for(db, op, &rc);
-        int j, p = 1;
-        if (!st)
-            goto failed_op;
-        for (j = 0; j < op->nvals && rc == SQLITE_OK; j++)
-            rc = db_bind_json(st, p++, op->vals[j].v);
-        for (j = 0; j < op->nwhere && rc == SQLITE_OK; j++)
-            rc = db_bind_json(st, p++, op->where[j].v);
-        if (rc == SQLITE_OK) {
-            long long before = sqlite3_last_insert_rowid(db->h);
-            rc = step_op(db, st, op, rowid);
-            if (rc == SQLITE_OK && *rowid < 0 && op->table->rowid && op->kind != OP_UPDATE &&
-                op->kind != OP_DELETE && sqlite3_last_insert_rowid(db->h) != before)
-                *rowid = sqlite3_last_insert_rowid(db->h);
-            if (rc == SQLITE_OK)
-                *changes += sqlite3_changes64(db->h);
-        }
-        if (rc != SQLITE_OK)
-            rc = sqlite3_errcode(db->h) != SQLITE_OK ? sqlite3_extended_errcode(db->h) : rc;
-        if (rc != SQLITE_OK) {
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(db->h));
-            sqlite3_reset(st);
-            sqlite3_clear_bindings(st);
-            if (!is_cached(db, st))
-                sqlite3_finalize(st);
-            if (db_is_fault(rc))
-                goto failed;
-            if (r->nops > 1)
-                snprintf(err, errlen, "ops[%d]: %s", i, msg);
-            else
-                snprintf(err, errlen, "%s", msg);
-            goto reject;
-        }
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        if (!is_cached(db, st))
-            sqlite3_finalize(st);
-        continue;
-failed_op:
-        if (db_is_fault(rc))
-            goto failed;
-        if (r->nops > 1)
+    if (!(st = sql_cache_get(db->cache, op, &rc))) {
+        if (tx)
             snprintf(err, errlen, "ops[%d]: %s", i, sqlite3_errmsg(db->h));
         else
             snprintf(err, errlen, "%s", sqlite3_errmsg(db->h));
-        goto reject;
+        return rc;
     }
-    if (r->id) {
-        sqlite3_bind_text(db->dup_insert, 1, r->id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(db->dup_insert, 2, (sqlite3_int64)time(NULL));
-        rc = run_trusted(db, db->dup_insert);
-        if (rc != SQLITE_OK)
-            goto failed;
+    for (j = 0; j < op->nvals && rc == SQLITE_OK; j++)
+        rc = val_bind(st, p++, op->vals[j].v);
+    for (j = 0; j < op->nwhere && rc == SQLITE_OK; j++)
+        rc = val_bind(st, p++, op->where[j].v);
+    if (rc == SQLITE_OK) {
+        long long before = sqlite3_last_insert_rowid(db->h);
+        rc = step_op(db, st, op, rowid);
+        if (rc == SQLITE_OK && *rowid < 0 && op->table->rowid && op->kind != OP_UPDATE &&
+            op->kind != OP_DELETE && sqlite3_last_insert_rowid(db->h) != before)
+            *rowid = sqlite3_last_insert_rowid(db->h);
+        if (rc == SQLITE_OK)
+            *changes += sqlite3_changes64(db->h);
     }
-    if ((rc = run(db->sp_release)) != SQLITE_OK)
-        goto failed;
-    return DB_OK;
+    if (rc != SQLITE_OK) {
+        rc = sqlite3_errcode(db->h) != SQLITE_OK ? sqlite3_extended_errcode(db->h) : rc;
+        snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(db->h));
+        if (tx)
+            snprintf(err, errlen, "ops[%d]: %s", i, msg);
+        else
+            snprintf(err, errlen, "%s", msg);
+    }
+    sql_cache_done(db->cache, st);
+    return rc;
+}
 
-reject:
+/* Undo a rejected request: back to its savepoint and its place in the events, or
+ * DB_LOST when SQLite already rolled the whole transaction back. */
+static int unwind(struct db *db, const struct ev_mark *m)
+{
     if (sqlite3_get_autocommit(db->h)) {
         db->rows.len = 0;
         db->nev = 0;
@@ -675,14 +401,58 @@ reject:
     }
     run(db->sp_rollback);
     run(db->sp_release);
-    db->nev = nev;
-    if (nev)
-        db->ev[nev - 1] = last;
-    db->rows.len = rows_len;
+    db->nev = m->nev;
+    if (m->nev)
+        db->ev[m->nev - 1] = m->last;
+    db->rows.len = m->rows_len;
     return DB_REJECT;
-failed:
-    fault(db, rc, err, errlen);
-    return DB_FAULT;
+}
+
+/* 1 when r's id was applied before, 0 when not, -1 with SQLite's code in *rc. */
+static int seen_before(struct db *db, const char *id, int *rc)
+{
+    sqlite3_bind_text(db->dup_check, 1, id, -1, SQLITE_STATIC);
+    *rc = sqlite3_step(db->dup_check);
+    sqlite3_reset(db->dup_check);
+    if (*rc == SQLITE_ROW)
+        return 1;
+    return *rc == SQLITE_DONE ? 0 : -1;
+}
+
+int db_apply(struct db *db, const struct req *r, long long *changes, long long *rowid,
+             char *err, size_t errlen)
+{
+    struct ev_mark m;
+    int i, rc, seen;
+
+    m.nev = db->nev;
+    m.rows_len = db->rows.len;
+    if (m.nev)
+        m.last = db->ev[m.nev - 1];
+    *changes = 0;
+    *rowid = -1;
+    if ((rc = run(db->sp)) != SQLITE_OK)
+        return fault(db, rc, err, errlen);
+    if (r->id && (seen = seen_before(db, r->id, &rc))) {
+        if (seen < 0)
+            return fault(db, rc, err, errlen);
+        run(db->sp_release);
+        return DB_DUP;
+    }
+    for (i = 0; i < r->nops; i++) {
+        rc = apply_op(db, r, i, changes, rowid, err, errlen);
+        if (rc != SQLITE_OK)
+            return db_is_fault(rc) ? fault(db, rc, err, errlen) : unwind(db, &m);
+    }
+    if (r->id) {
+        sqlite3_bind_text(db->dup_insert, 1, r->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(db->dup_insert, 2, (sqlite3_int64)time(NULL));
+        if ((rc = run_trusted(db, db->dup_insert)) != SQLITE_OK)
+            return fault(db, rc, err, errlen);
+    }
+    if ((rc = run(db->sp_release)) != SQLITE_OK)
+        return fault(db, rc, err, errlen);
+    return DB_OK;
 }
 
 int db_record_rejection(struct db *db, const char *topic, const char *id, const char *error,
@@ -691,8 +461,8 @@ int db_record_rejection(struct db *db, const char *topic, const char *id, const 
     sqlite3_stmt *st = db->rej_insert;
     int rc;
 
-    if (len > 1024) {
-        len = 1024;
+    if (len > REQ_EXCERPT) {
+        len = REQ_EXCERPT;
         /* Do not cut a UTF-8 sequence in two. */
         while (len > 0 && ((unsigned char)payload[len] & 0xC0) == 0x80)
             len--;

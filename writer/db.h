@@ -61,7 +61,8 @@ void db_rollback(struct db *db);                             /* and forget the e
 int db_apply(struct db *db, const struct req *r, long long *changes, long long *rowid,
              char *err, size_t errlen);
 
-/* Keep a rejected request in mosqlite_rejected (first 1 KiB of its payload). */
+/* Keep a rejected request in mosqlite_rejected: its first REQ_EXCERPT bytes, cut back
+ * to a whole UTF-8 character; TEXT when that is valid UTF-8 without NUL, else a BLOB. */
 int db_record_rejection(struct db *db, const char *topic, const char *id, const char *error,
                         const char *payload, size_t len, char *err, size_t errlen);
 
@@ -72,13 +73,6 @@ int db_prune(struct db *db, char *err, size_t errlen);
 /* The events of the batch so far, valid until the next db_begin. */
 const struct db_event *db_events(const struct db *db, int *n);
 const char *db_event_rows(const struct db *db);
-
-/* Write a row of a stepped statement as a JSON object (used by queries too). */
-void db_row_json(struct jbuf *b, sqlite3_stmt *st);
-
-/* Bind a JSON value as the contract maps it (string, integer, real, 1/0, NULL, blob
- * from {"$base64"}, JSON text for other objects and arrays). */
-int db_bind_json(sqlite3_stmt *st, int i, const cJSON *v);
 
 /* True for SQLite result codes that are not a request's fault. */
 int db_is_fault(int rc);

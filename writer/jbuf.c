@@ -1,11 +1,13 @@
 /* jbuf.c: JSON text building (see jbuf.h). */
 #include "jbuf.h"
-#include "utf8.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "utf8.h"
+#include "util.h"
 
 static int grow(struct jbuf *b, size_t more)
 {
@@ -123,7 +125,7 @@ void jb_int(struct jbuf *b, long long v)
 {
     char tmp[32];
     int n;
-    const long long lim = 9007199254740992LL;   /* 2^53 */
+    const long long lim = UTIL_EXACT_INT;
 
     if (v > lim || v < -lim)
         n = snprintf(tmp, sizeof tmp, "\"%lld\"", v);

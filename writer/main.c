@@ -1,24 +1,22 @@
 /* main.c: mosqlite-writer, the only process that writes the SQLite file.
  *
- * The loop: wait for requests (mq.c), then apply as many as are waiting in one
- * transaction, each in its own savepoint (db.c), reading ahead on the socket between
- * requests until nothing more is waiting or the batch bound (count or time) is hit;
- * COMMIT; only then publish receipts, events and rejections. A failure that is not a
- * request's fault (disk full, I/O error, the file locked by another process) rolls the
- * batch back, keeps every request of it in memory, closes the request connection so
- * the broker keeps the backlog, and retries with backoff; the status says why.
+ * Here the parts are wired together: the configuration (one table for the command
+ * line and the config file), then writer_open (the database, the named queries, both
+ * broker connections, the batch), writer_serve (the loop: poll the connections, run a
+ * batch when requests are queued, keep the status current, prune now and then) and
+ * writer_shut_down. A request's own way through the writer is in the other files:
+ * README.md in this directory lists them in order.
  *
  * Signals only set a flag. On SIGTERM/SIGINT the writer stops taking requests,
  * commits what it holds, publishes the offline status and disconnects. */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <mosquitto.h>
 
+#include "batch.h"
 #include "cfg.h"
 #include "db.h"
 #include "jbuf.h"
@@ -26,12 +24,18 @@
 #include "mq.h"
 #include "query.h"
 #include "req.h"
+#include "util.h"
 
 #ifndef MOSQLITE_VERSION
 #define MOSQLITE_VERSION "0"
 #endif
 
-enum { OUT_APPLIED = 1, OUT_DUP, OUT_REJECTED };
+#define POLL_MAX_MS          1000     /* longest wait in the loop when idle */
+#define PRUNE_EVERY_MS       (3600 * 1000)
+#define QUIESCE_MS           2000     /* shutdown: to read what the broker has sent */
+#define SHUTDOWN_APPLY_MS    5000     /* shutdown: to apply what is held */
+#define SHUTDOWN_RETRY_MS    50       /* shutdown: poll between retries of a stalled batch */
+#define FLUSH_MS             2000     /* shutdown: to send the offline status */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -97,86 +101,15 @@ static struct {
     struct db *db;
     struct mq *mq;
     struct queries *queries;
-    struct req req;
-    struct req_limits lim;
-    struct jbuf out;               /* scratch for publishing */
-    char *t_status, *t_rejected, *t_events, *write_topic;
-    size_t write_topic_len;
-    char since[32];
-    long long applied, rejected, duplicates, commits, last_batch, max_batch;
-    double last_commit_ms;
-    int stalled;
-    char stall_error[1024];
-    long long stall_retry_at;
-    int stall_backoff;
-    int status_dirty;
-    long long last_status_ms, last_prune_ms;
+    struct batch *batch;
+    struct cfg_list tables;        /* `tables` split into names */
+    long long last_prune_ms;
 } w;
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double now_exact_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
 
 static void on_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
-}
-
-static char *xjoin(const char *a, const char *b)
-{
-    char *s = malloc(strlen(a) + strlen(b) + 1);
-    if (!s) {
-        log_error("out of memory");
-        exit(1);
-    }
-    sprintf(s, "%s%s", a, b);
-    return s;
-}
-
-static void publish_status(const char *state)
-{
-    struct jbuf *b = &w.out;
-
-    b->len = 0;
-    b->oom = 0;
-    jb_puts(b, "{\"state\":");
-    jb_cstr(b, state);
-    jb_puts(b, ",\"version\":\"" MOSQLITE_VERSION "\",\"since\":");
-    jb_cstr(b, w.since);
-    jb_puts(b, ",\"applied\":");
-    jb_int(b, w.applied);
-    jb_puts(b, ",\"rejected\":");
-    jb_int(b, w.rejected);
-    jb_puts(b, ",\"duplicates\":");
-    jb_int(b, w.duplicates);
-    jb_puts(b, ",\"commits\":");
-    jb_int(b, w.commits);
-    jb_puts(b, ",\"last_commit_ms\":");
-    jb_double(b, (double)(long long)(w.last_commit_ms * 1000.0) / 1000.0);
-    jb_puts(b, ",\"last_batch\":");
-    jb_int(b, w.last_batch);
-    jb_puts(b, ",\"max_batch\":");
-    jb_int(b, w.max_batch);
-    jb_puts(b, ",\"pending\":");
-    jb_int(b, (long long)mq_queued(w.mq));
-    jb_puts(b, ",\"error\":");
-    jb_cstr(b, w.stalled ? w.stall_error : NULL);
-    jb_putc(b, '}');
-    if (!b->oom)
-        mq_publish(w.mq, w.t_status, b->s, b->len, 1, 1, NULL, 0);
-    w.status_dirty = 0;
-    w.last_status_ms = now_ms();
 }
 
 static void on_query(void *ud, const char *payload, size_t len, const char *resp_topic,
@@ -202,258 +135,11 @@ static void on_query(void *ud, const char *payload, size_t len, const char *resp
     jb_free(&out);
 }
 
-/* The table named by a request topic: "" for PREFIX/write, the table for
- * PREFIX/write/TABLE, NULL for anything else. */
-static const char *topic_table(const char *topic)
-{
-    const char *t;
-
-    if (strncmp(topic, w.write_topic, w.write_topic_len))
-        return NULL;
-    t = topic + w.write_topic_len;
-    if (!*t)
-        return "";
-    if (*t != '/' || !t[1] || strchr(t + 1, '/'))
-        return NULL;
-    return t + 1;
-}
-
-static char *xstrdup(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
-/* Apply one request in the open batch. DB_FAULT means roll the batch back. */
-static int process(struct msg *m)
-{
-    char err[1024];
-    const char *tt = topic_table(m->topic);
-    long long changes, rowid;
-    int rc;
-
-    m->outcome = 0;
-    if (!tt) {
-        snprintf(err, sizeof err, "topic \"%.200s\" is not %s or %s/TABLE", m->topic,
-                 w.write_topic, w.write_topic);
-        rc = DB_REJECT;
-    } else if (req_parse(&w.req, db_schema(w.db), &w.lim, *tt ? tt : NULL, m->payload, m->len,
-                         err, sizeof err)) {
-        rc = DB_REJECT;
-    } else if (m->replay_reject) {
-        snprintf(err, sizeof err, "%s", m->error ? m->error : "rejected");
-        rc = DB_REJECT;
-    } else {
-        rc = db_apply(w.db, &w.req, &changes, &rowid, err, sizeof err);
-    }
-    if (rc == DB_LOST) {
-        /* Keep the reason; the caller replays the batch without this request. */
-        free(m->error);
-        m->error = strdup(err);
-        m->replay_reject = 1;
-        req_clear(&w.req);
-        return DB_LOST;
-    }
-    if (rc == DB_FAULT) {
-        snprintf(w.stall_error, sizeof w.stall_error, "%s", err);
-        req_clear(&w.req);
-        return DB_FAULT;
-    }
-    free(m->id);
-    free(m->reply_to);
-    free(m->error);
-    m->id = xstrdup(w.req.id);
-    m->reply_to = xstrdup(w.req.reply_to ? w.req.reply_to :
-                          m->resp_topic && req_reply_topic_ok(m->resp_topic, cf.prefix) ? m->resp_topic : NULL);
-    m->error = NULL;
-    req_clear(&w.req);
-    if (rc == DB_REJECT) {
-        m->outcome = OUT_REJECTED;
-        m->error = strdup(err);
-        if (db_record_rejection(w.db, m->topic, m->id, err, m->payload, m->len, w.stall_error,
-                                sizeof w.stall_error) == DB_FAULT)
-            return DB_FAULT;
-        return DB_OK;
-    }
-    m->outcome = rc == DB_DUP ? OUT_DUP : OUT_APPLIED;
-    m->changes = changes;
-    m->rowid = rowid;
-    return DB_OK;
-}
-
-static void publish_outcome(struct msg *m)
-{
-    struct jbuf *b = &w.out;
-
-    if (m->outcome == OUT_REJECTED) {
-        size_t plen = m->len > 1024 ? 1024 : m->len;
-        w.rejected++;
-        log_debug("rejected %s: %s", m->topic, m->error ? m->error : "?");
-        b->len = 0;
-        b->oom = 0;
-        jb_puts(b, "{\"topic\":");
-        jb_cstr(b, m->topic);
-        jb_puts(b, ",\"id\":");
-        jb_cstr(b, m->id);
-        jb_puts(b, ",\"error\":");
-        jb_cstr(b, m->error);
-        jb_puts(b, ",\"payload\":");
-        jb_str(b, m->payload, plen);
-        jb_putc(b, '}');
-        if (!b->oom)
-            mq_publish(w.mq, w.t_rejected, b->s, b->len, 1, 0, NULL, 0);
-    } else if (m->outcome == OUT_DUP) {
-        w.duplicates++;
-    } else {
-        w.applied++;
-    }
-    if (!m->reply_to)
-        return;
-    b->len = 0;
-    b->oom = 0;
-    jb_puts(b, "{\"id\":");
-    jb_cstr(b, m->id);
-    if (m->outcome == OUT_REJECTED) {
-        jb_puts(b, ",\"status\":\"rejected\",\"error\":");
-        jb_cstr(b, m->error);
-    } else if (m->outcome == OUT_DUP) {
-        jb_puts(b, ",\"status\":\"duplicate\"");
-    } else {
-        jb_puts(b, ",\"status\":\"applied\",\"changes\":");
-        jb_int(b, m->changes);
-        if (m->rowid >= 0) {
-            jb_puts(b, ",\"rowid\":");
-            jb_int(b, m->rowid);
-        }
-    }
-    jb_putc(b, '}');
-    if (!b->oom)
-        mq_publish(w.mq, m->reply_to, b->s, b->len, 1, 0, m->corr, m->corrlen);
-}
-
-static void publish_events(void)
-{
-    const struct schema *s = db_schema(w.db);
-    const char *rows = db_event_rows(w.db);
-    const struct db_event *ev;
-    struct jbuf *b = &w.out;
-    int n, i;
-
-    ev = db_events(w.db, &n);
-    for (i = 0; i < n; i++) {
-        const char *table = s->tables[ev[i].tindex].name;
-        char *topic = xjoin(w.t_events, table);
-        b->len = 0;
-        b->oom = 0;
-        jb_puts(b, "{\"table\":");
-        jb_cstr(b, table);
-        jb_puts(b, ",\"op\":\"");
-        jb_puts(b, op_names[ev[i].kind]);
-        jb_puts(b, "\",\"rows\":[");
-        jb_putn(b, rows + ev[i].start, ev[i].end - ev[i].start);
-        jb_putc(b, ']');
-        if (ev[i].truncated)
-            jb_puts(b, ",\"truncated\":true");
-        jb_putc(b, '}');
-        if (!b->oom)
-            mq_publish(w.mq, topic, b->s, b->len, (int)cf.events_qos, 0, NULL, 0);
-        free(topic);
-    }
-}
-
-static void stall(void)
-{
-    int was = w.stalled;
-
-    w.stalled = 1;
-    w.stall_backoff = w.stall_backoff ? (w.stall_backoff * 2 > 5000 ? 5000 : w.stall_backoff * 2) : 100;
-    w.stall_retry_at = now_ms() + w.stall_backoff;
-    mq_accept(w.mq, 0);
-    if (!was) {
-        log_error("database fault, holding %zu requests and retrying: %s", mq_queued(w.mq), w.stall_error);
-        publish_status("online");
-    }
-}
-
-static void unstall(void)
-{
-    if (!w.stalled)
-        return;
-    log_info("database writable again");
-    w.stalled = 0;
-    w.stall_backoff = 0;
-    mq_accept(w.mq, !stop_requested);
-    w.status_dirty = 1;
-    publish_status("online");
-}
-
-/* One group commit over the queue. */
-static void run_batch(void)
-{
-    char err[512];
-    double t0 = now_exact_ms();
-    struct msg *m, *last = NULL;
-    size_t n = 0;
-    int waited = 0;
-
-restart:
-    if (db_begin(w.db, err, sizeof err) != DB_OK) {
-        snprintf(w.stall_error, sizeof w.stall_error, "%s", err);
-        stall();
-        return;
-    }
-    m = mq_head(w.mq);
-    last = NULL;
-    n = 0;
-    for (;;) {
-        for (; m && n < (size_t)cf.batch_max; last = m, m = m->next, n++) {
-            int rc = process(m);
-            if (rc == DB_LOST) {
-                log_warn("a rejected request rolled back its whole batch (ON CONFLICT ROLLBACK "
-                         "or RAISE(ROLLBACK)); applying the batch again without it");
-                db_rollback(w.db);
-                goto restart;
-            }
-            if (rc == DB_FAULT) {
-                db_rollback(w.db);
-                stall();
-                return;
-            }
-        }
-        if (n >= (size_t)cf.batch_max || now_exact_ms() - t0 >= (double)cf.batch_ms || stop_requested)
-            break;
-        /* Read ahead: more requests may already be waiting. Requests whose PUBREL is
-         * still on the wire complete within a round trip: give them one short wait. */
-        if (!mq_read_more(w.mq, 0) && !(waited++ == 0 && mq_read_more(w.mq, 1)))
-            break;
-        m = last ? last->next : mq_head(w.mq);
-        if (!m)
-            break;
-    }
-    if (db_commit(w.db, err, sizeof err) != DB_OK) {
-        snprintf(w.stall_error, sizeof w.stall_error, "%s", err);
-        stall();
-        return;
-    }
-    w.last_commit_ms = now_exact_ms() - t0;
-    w.commits++;
-    w.last_batch = (long long)n;
-    if (w.last_batch > w.max_batch)
-        w.max_batch = w.last_batch;
-    mq_batch(w.mq, 1);
-    for (m = mq_head(w.mq); m && m != (last ? last->next : NULL); m = m->next)
-        publish_outcome(m);
-    publish_events();
-    mq_batch(w.mq, 0);
-    mq_drop(w.mq, n);
-    w.status_dirty = 1;
-    unstall();
-}
-
+/* `tables a b c` may be given on one line or several. */
 static void split_tables(struct cfg_list *out)
 {
     size_t i;
 
-    /* `tables a b c` may be given on one line or several. */
     for (i = 0; i < cf.tables.n; i++) {
         char *s = cf.tables.items[i], *tok, *save = NULL;
         for (tok = strtok_r(s, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
@@ -466,77 +152,66 @@ static void split_tables(struct cfg_list *out)
     }
 }
 
-int main(int argc, char **argv)
+/* The command line and config file. 0, or -1 to exit with *exit_code: 0 after --help,
+ * 2 on error. */
+static int open_config(int argc, char **argv, int *exit_code)
 {
     char err[1024];
-    struct cfg_list tables = {0};
-    struct db_opts dbo;
-    struct mq_opts mqo;
-    struct sigaction sa;
-    int npos, rc, exit_code = 0;
-    time_t t;
-    struct tm tm;
+    int npos, rc;
 
     rc = cfg_parse_args(options, argc, argv, &npos, usage, err, sizeof err);
+    *exit_code = rc < 0 ? 2 : 0;
     if (rc) {
         if (rc < 0)
             fprintf(stderr, "mosqlite-writer: %s\n", err);
-        cfg_free(options);
-        return rc < 0 ? 2 : 0;
+        return -1;
     }
+    *exit_code = 2;
     if (npos) {
         fprintf(stderr, "mosqlite-writer: unexpected argument \"%s\" (try --help)\n", argv[1]);
-        cfg_free(options);
-        return 2;
+        return -1;
     }
     if (strcasecmp(cf.synchronous, "FULL") && strcasecmp(cf.synchronous, "NORMAL") &&
         strcasecmp(cf.synchronous, "OFF") && strcasecmp(cf.synchronous, "EXTRA")) {
         fprintf(stderr, "mosqlite-writer: synchronous: \"%s\" is not FULL, NORMAL, OFF or EXTRA\n",
                 cf.synchronous);
-        cfg_free(options);
-        return 2;
+        return -1;
     }
     if (strcmp(cf.request_protocol, "3.1.1") && strcmp(cf.request_protocol, "5")) {
         fprintf(stderr, "mosqlite-writer: request-protocol: \"%s\" is not 3.1.1 or 5\n", cf.request_protocol);
-        cfg_free(options);
-        return 2;
+        return -1;
     }
-    log_init("mosqlite-writer", cf.verbose ? LOG_DEBUG : LOG_INFO);
-    split_tables(&tables);
+    *exit_code = 0;
+    return 0;
+}
+
+/* The database and the named queries. */
+static int open_db(char *err, size_t errlen)
+{
+    struct db_opts dbo;
 
     memset(&dbo, 0, sizeof dbo);
     dbo.path = cf.db;
     dbo.schema_dir = cf.schema;
     dbo.synchronous = cf.synchronous;
-    dbo.tables = &tables;
+    dbo.tables = &w.tables;
     dbo.busy_timeout_ms = cf.busy_timeout_ms;
     dbo.id_ttl_days = cf.id_ttl_days;
     dbo.rejected_keep = cf.rejected_keep;
     dbo.max_event_rows = cf.max_event_rows;
-    w.db = db_open(&dbo, err, sizeof err);
-    if (!w.db) {
-        log_error("%s", err);
-        exit_code = 1;
-        goto out;
-    }
+    if (!(w.db = db_open(&dbo, err, errlen)))
+        return -1;
     if (cf.queries.n && !(w.queries = query_open(cf.db, &cf.queries, cf.query_max_rows,
-                                                 cf.query_timeout_ms, err, sizeof err))) {
-        log_error("%s", err);
-        exit_code = 1;
-        goto out;
-    }
-    w.lim.max_payload = (size_t)cf.max_payload;
-    w.lim.max_depth = (int)cf.max_depth;
-    w.lim.max_ops = (int)cf.max_ops;
-    w.lim.prefix = cf.prefix;
-    w.t_status = xjoin(cf.prefix, "/status");
-    w.t_rejected = xjoin(cf.prefix, "/rejected");
-    w.t_events = xjoin(cf.prefix, "/events/");
-    w.write_topic = xjoin(cf.prefix, "/write");
-    w.write_topic_len = strlen(w.write_topic);
-    t = time(NULL);
-    gmtime_r(&t, &tm);
-    strftime(w.since, sizeof w.since, "%Y-%m-%dT%H:%M:%SZ", &tm);
+                                                 cf.query_timeout_ms, err, errlen)))
+        return -1;
+    return 0;
+}
+
+/* Both broker connections (see mq.h), and the batch that applies what they bring. */
+static int open_mq(char *err, size_t errlen)
+{
+    struct mq_opts mqo;
+    struct batch_opts bo;
 
     mosquitto_lib_init();
     memset(&mqo, 0, sizeof mqo);
@@ -551,13 +226,42 @@ int main(int argc, char **argv)
     mqo.max_queue = (size_t)cf.batch_max;
     mqo.receive_max = (int)cf.receive_max;
     mqo.request_v5 = !strcmp(cf.request_protocol, "5");
-    w.mq = mq_new(&mqo, "{\"state\":\"offline\"}", on_query, NULL, err, sizeof err);
-    if (!w.mq) {
-        log_error("%s", err);
-        exit_code = 1;
-        goto out;
+    mqo.app_size = sizeof(struct outcome);
+    if (!(w.mq = mq_new(&mqo, "{\"state\":\"offline\"}", on_query, NULL, err, errlen)))
+        return -1;
+    memset(&bo, 0, sizeof bo);
+    bo.prefix = cf.prefix;
+    bo.lim.max_payload = (size_t)cf.max_payload;
+    bo.lim.max_depth = (int)cf.max_depth;
+    bo.lim.max_ops = (int)cf.max_ops;
+    bo.lim.prefix = cf.prefix;
+    bo.max = (size_t)cf.batch_max;
+    bo.ms = cf.batch_ms;
+    bo.events_qos = (int)cf.events_qos;
+    bo.stop = &stop_requested;
+    if (!(w.batch = batch_new(w.db, w.mq, &bo))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
     }
+    return 0;
+}
 
+/* Everything the writer needs before it serves. 0, or -1 to exit with *exit_code
+ * (0 after --help or --version). */
+static int writer_open(int argc, char **argv, int *exit_code)
+{
+    char err[1024];
+    struct sigaction sa;
+
+    if (open_config(argc, argv, exit_code))
+        return -1;
+    log_init("mosqlite-writer", cf.verbose ? LOG_DEBUG : LOG_INFO);
+    split_tables(&w.tables);
+    if (open_db(err, sizeof err) || open_mq(err, sizeof err)) {
+        log_error("%s", err);
+        *exit_code = 1;
+        return -1;
+    }
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
@@ -567,68 +271,104 @@ int main(int argc, char **argv)
 
     if (db_prune(w.db, err, sizeof err) != DB_OK)
         log_warn("%s", err);
-    w.last_prune_ms = now_ms();
+    w.last_prune_ms = util_now_ms();
     log_info("version %s: %s, schema %s, %d tables, broker %s:%lld, prefix %s", MOSQLITE_VERSION,
              cf.db, cf.schema, db_schema(w.db)->ntables, cf.host, cf.port, cf.prefix);
+    return 0;
+}
+
+/* How long the loop may wait: not at all with requests to apply, until the retry
+ * when stalled, else up to POLL_MAX_MS. */
+static int poll_timeout(long long now)
+{
+    long long retry_at;
+    int stalled = batch_stalled(w.batch, &retry_at);
+
+    if (mq_queued(w.mq) && !stalled)
+        return 0;
+    if (!stalled)
+        return POLL_MAX_MS;
+    if (retry_at <= now)
+        return 0;
+    return (int)(retry_at - now < POLL_MAX_MS ? retry_at - now : POLL_MAX_MS);
+}
+
+/* The loop, until a signal: poll, apply what is queued, keep the status current,
+ * prune now and then. */
+static void writer_serve(void)
+{
+    char err[1024];
+    long long retry_at;
 
     while (!stop_requested) {
-        long long now = now_ms();
-        int timeout = 1000;
+        long long now;
 
-        if (mq_queued(w.mq) && !w.stalled)
-            timeout = 0;
-        else if (w.stalled)
-            timeout = (int)(w.stall_retry_at > now ? (w.stall_retry_at - now < 1000 ? w.stall_retry_at - now : 1000) : 0);
-        mq_poll(w.mq, timeout);
+        mq_poll(w.mq, poll_timeout(util_now_ms()));
         if (mq_ctl_connected(w.mq))
-            publish_status("online");
+            batch_status(w.batch, "online");
         if (stop_requested)
             break;
-        now = now_ms();
-        if (mq_queued(w.mq) && (!w.stalled || now >= w.stall_retry_at))
-            run_batch();
-        if (w.status_dirty && now - w.last_status_ms >= cf.status_interval * 1000)
-            publish_status("online");
-        if (!w.stalled && now - w.last_prune_ms >= 3600 * 1000) {
+        now = util_now_ms();
+        if (batch_due(w.batch, now))
+            batch_run(w.batch);
+        batch_status_due(w.batch, now, cf.status_interval * 1000);
+        if (!batch_stalled(w.batch, &retry_at) && now - w.last_prune_ms >= PRUNE_EVERY_MS) {
             if (db_prune(w.db, err, sizeof err) != DB_OK)
                 log_warn("%s", err);
             w.last_prune_ms = now;
         }
     }
+}
 
-    /* Shutdown: take nothing more, commit what is held, say offline, disconnect. */
-    mq_quiesce(w.mq, 2000);
+/* Take nothing more, commit what is held, say offline, disconnect. The exit code. */
+static int writer_shut_down(void)
+{
+    const struct out_stats *st = batch_stats(w.batch);
+    long long give_up;
+    int exit_code = 0;
+
+    mq_quiesce(w.mq, QUIESCE_MS);
     log_info("stopping: %zu requests in hand", mq_queued(w.mq));
-    {
-        long long give_up = now_ms() + 5000;
-        while (mq_queued(w.mq) && now_ms() < give_up) {
-            if (!w.stalled || now_ms() >= w.stall_retry_at)
-                run_batch();
-            else
-                mq_poll(w.mq, 50);
-        }
+    give_up = util_now_ms() + SHUTDOWN_APPLY_MS;
+    while (mq_queued(w.mq) && util_now_ms() < give_up) {
+        if (batch_due(w.batch, util_now_ms()))
+            batch_run(w.batch);
+        else
+            mq_poll(w.mq, SHUTDOWN_RETRY_MS);
     }
     if (mq_queued(w.mq)) {
-        log_error("exiting with %zu requests not applied: %s", mq_queued(w.mq), w.stall_error);
+        log_error("exiting with %zu requests not applied: %s", mq_queued(w.mq), batch_error(w.batch));
         exit_code = 1;
     }
-    publish_status("offline");
-    mq_flush(w.mq, 2000);
+    batch_status(w.batch, "offline");
+    mq_flush(w.mq, FLUSH_MS);
     log_info("stopped: %lld applied, %lld rejected, %lld duplicates, %lld commits",
-             w.applied, w.rejected, w.duplicates, w.commits);
-out:
-    mq_free(w.mq);
-    if (w.mq)
+             st->applied, st->rejected, st->duplicates, st->commits);
+    return exit_code;
+}
+
+/* Free everything writer_open made, whatever step it reached. */
+static void writer_free(void)
+{
+    batch_free(w.batch);
+    if (w.mq) {
+        mq_free(w.mq);
         mosquitto_lib_cleanup();
+    }
     query_close(w.queries);
     db_close(w.db);
-    req_free(&w.req);
-    jb_free(&w.out);
-    free(w.t_status);
-    free(w.t_rejected);
-    free(w.t_events);
-    free(w.write_topic);
-    free(tables.items);
+    free(w.tables.items);
     cfg_free(options);
+}
+
+int main(int argc, char **argv)
+{
+    int exit_code = 0;
+
+    if (!writer_open(argc, argv, &exit_code)) {
+        writer_serve();
+        exit_code = writer_shut_down();
+    }
+    writer_free();
     return exit_code;
 }

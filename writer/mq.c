@@ -15,16 +15,22 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdalign.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "log.h"
+#include "util.h"
 
 enum { DOWN, CONNECTING, UP };
+
+/* Where the caller's room starts in a message: after the struct, aligned for any type. */
+#define APP_OFFSET ((sizeof(struct msg) + alignof(max_align_t) - 1) / alignof(max_align_t) * \
+                    alignof(max_align_t))
 
 struct conn {
     struct mosquitto *m;
@@ -48,21 +54,6 @@ struct mq {
     int marker_mid;          /* SUBACK awaited by mq_quiesce, or 0 */
     int frozen;              /* after mq_quiesce: the request connection is left alone */
 };
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static char *join(const char *a, const char *b)
-{
-    char *s = malloc(strlen(a) + strlen(b) + 1);
-    if (s)
-        sprintf(s, "%s%s", a, b);
-    return s;
-}
 
 static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const mosquitto_property *p)
 {
@@ -144,12 +135,14 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
     }
     tlen = strlen(in->topic) + 1;
     rtlen = rt ? strlen(rt) + 1 : 0;
-    need = sizeof *msg + tlen + (size_t)in->payloadlen + 1 + rtlen + corrlen;
+    need = APP_OFFSET + mq->o.app_size + tlen + (size_t)in->payloadlen + 1 + rtlen + corrlen;
     if (!(msg = calloc(1, need))) {
         log_error("out of memory: a request from %s was not queued", in->topic);
         goto out;
     }
-    p = (char *)(msg + 1);
+    p = (char *)msg + APP_OFFSET;
+    msg->app = mq->o.app_size ? p : NULL;
+    p += mq->o.app_size;
     msg->topic = p;
     memcpy(p, in->topic, tlen);
     p += tlen;
@@ -230,11 +223,11 @@ struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_query_fn
     mq->ud = ud;
     mq->sub.name = "request";
     mq->ctl.name = "control";
-    mq->write_filter = join(o->prefix, "/write/#");
-    mq->query_topic = join(o->prefix, "/query");
-    mq->status_topic = join(o->prefix, "/status");
-    mq->marker_filter = join(o->prefix, "/write/.mosqlite-writer-marker");
-    ctl_id = join(o->client_id, "-ctl");
+    mq->write_filter = util_join(o->prefix, "/write/#");
+    mq->query_topic = util_join(o->prefix, "/query");
+    mq->status_topic = util_join(o->prefix, "/status");
+    mq->marker_filter = util_join(o->prefix, "/write/.mosqlite-writer-marker");
+    ctl_id = util_join(o->client_id, "-ctl");
     if (!mq->write_filter || !mq->query_topic || !mq->status_topic || !mq->marker_filter || !ctl_id) {
         free(ctl_id);
         snprintf(err, errlen, "out of memory");
@@ -259,7 +252,7 @@ struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_query_fn
 
 static void try_connect(struct mq *mq, struct conn *c)
 {
-    long long now = now_ms();
+    long long now = util_now_ms();
     mosquitto_property *props = NULL;
     int rc;
 
@@ -278,9 +271,9 @@ static void try_connect(struct mq *mq, struct conn *c)
         c->ever = 1;
         return;
     }
-    c->backoff = c->backoff ? (c->backoff * 2 > 5000 ? 5000 : c->backoff * 2) : 100;
+    c->backoff = util_backoff(c->backoff);
     c->retry_at = now + c->backoff;
-    if (c->backoff == 100 || c->backoff == 5000)
+    if (c->backoff == UTIL_BACKOFF_FIRST_MS || c->backoff == UTIL_BACKOFF_MAX_MS)
         log_warn("cannot reach the broker at %s:%d for the %s connection (%s); retrying",
                  mq->o.host, mq->o.port, c->name, mosquitto_strerror(rc) ? mosquitto_strerror(rc) : "?");
 }
@@ -290,8 +283,8 @@ static void lost(struct mq *mq, struct conn *c, int rc)
     if (c->state != DOWN && c->wanted)
         log_warn("%s connection lost: %s", c->name, mosquitto_strerror(rc));
     c->state = DOWN;
-    c->backoff = c->backoff ? c->backoff : 100;
-    c->retry_at = now_ms() + c->backoff;
+    c->backoff = c->backoff ? c->backoff : UTIL_BACKOFF_FIRST_MS;
+    c->retry_at = util_now_ms() + c->backoff;
 }
 
 /* Hold back small TCP segments while on (libmosquitto writes every packet with its
@@ -379,7 +372,7 @@ void mq_poll(struct mq *mq, int timeout_ms)
     }
     if (timeout_ms > 0 && (mq->sub.state == DOWN || mq->ctl.state == DOWN)) {
         /* Wake up for the next reconnect attempt. */
-        long long wait = 5000, now = now_ms();
+        long long wait = UTIL_BACKOFF_MAX_MS, now = util_now_ms();
         for (i = 0; i < 2; i++)
             if (cs[i]->wanted && cs[i]->state == DOWN && cs[i]->retry_at - now < wait)
                 wait = cs[i]->retry_at - now;
@@ -426,7 +419,7 @@ void mq_accept(struct mq *mq, int on)
 void mq_quiesce(struct mq *mq, int timeout_ms)
 {
     struct conn *c = &mq->sub;
-    long long end = now_ms() + timeout_ms;
+    long long end = util_now_ms() + timeout_ms;
     int mid = 0;
 
     c->wanted = 0;
@@ -439,12 +432,12 @@ void mq_quiesce(struct mq *mq, int timeout_ms)
     if (mosquitto_unsubscribe_v5(c->m, &mid, mq->marker_filter, NULL))
         mid = 0;
     mq->marker_mid = mid;
-    while (mosquitto_want_write(c->m) && now_ms() < end)
+    while (mosquitto_want_write(c->m) && util_now_ms() < end)
         if (mosquitto_loop_write(c->m, 1))
             break;
     /* Read, but send nothing more: a request whose PUBLISH arrives now is never
      * acknowledged, so the broker keeps it for the next start. */
-    while (mq->marker_mid && c->state == UP && now_ms() < end)
+    while (mq->marker_mid && c->state == UP && util_now_ms() < end)
         if (readable(c, 20) && mosquitto_loop_read(c->m, 1))
             break;
     if (mq->marker_mid)
@@ -482,9 +475,6 @@ void mq_drop(struct mq *mq, size_t n)
     while (n-- && mq->head) {
         struct msg *m = mq->head;
         mq->head = m->next;
-        free(m->id);
-        free(m->reply_to);
-        free(m->error);
         free(m);
         mq->nq--;
     }
@@ -526,9 +516,9 @@ void mq_batch(struct mq *mq, int on)
 
 void mq_flush(struct mq *mq, int timeout_ms)
 {
-    long long end = now_ms() + timeout_ms;
+    long long end = util_now_ms() + timeout_ms;
 
-    while (mq->ctl.state == UP && mosquitto_want_write(mq->ctl.m) && now_ms() < end)
+    while (mq->ctl.state == UP && mosquitto_want_write(mq->ctl.m) && util_now_ms() < end)
         mq_poll(mq, 20);
 }
 

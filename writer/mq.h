@@ -16,7 +16,8 @@
 
 #include <stddef.h>
 
-/* One request as received, in one allocation. */
+/* One request as received, in one allocation (mq's: created by mq_poll and
+ * mq_read_more, freed by mq_drop and mq_free). */
 struct msg {
     struct msg *next;
     char *topic;
@@ -25,11 +26,9 @@ struct msg {
     char *resp_topic;        /* MQTT v5 Response Topic, or NULL */
     void *corr;              /* MQTT v5 Correlation Data, or NULL */
     int corrlen;
-    /* Filled in by the writer while applying. */
-    int outcome;
-    int replay_reject;       /* rejected with its batch lost: do not apply again */
-    long long changes, rowid;
-    char *id, *reply_to, *error;   /* heap copies, freed with the message */
+    void *app;               /* mq_opts.app_size bytes for the caller, zeroed, aligned for
+                              * any type; mq never reads them: whatever the caller keeps
+                              * there it frees before mq_drop or mq_free */
 };
 
 struct mq_opts {
@@ -42,6 +41,7 @@ struct mq_opts {
     size_t max_queue;        /* stop reading requests while this many are held */
     int receive_max;         /* MQTT v5 Receive Maximum: requests in flight to us */
     int request_v5;          /* requests over MQTT v5 (else 3.1.1, see README) */
+    size_t app_size;         /* room for the caller in each message (msg->app) */
 };
 
 typedef void (*mq_query_fn)(void *ud, const char *payload, size_t len, const char *resp_topic,

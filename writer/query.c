@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "db.h"
+#include "val.h"
 
 struct named {
     char *name;
@@ -115,15 +115,90 @@ static void answer_error(struct jbuf *out, const char *name, const char *msg)
     jb_putc(out, '}');
 }
 
+/* Bind params ({"name": value}, for :name or $name) to nq's statement; every named
+ * parameter must be given. -1 when out holds the error answer. */
+static int bind_params(const struct named *nq, const cJSON *params, struct jbuf *out)
+{
+    sqlite3_stmt *st = nq->st;
+    const cJSON *p;
+    char msg[512];
+    int i;
+
+    for (p = params ? params->child : NULL; p; p = p->next) {
+        char pname[256];
+        int idx;
+        snprintf(pname, sizeof pname, ":%s", p->string);
+        idx = sqlite3_bind_parameter_index(st, pname);
+        if (!idx) {
+            snprintf(pname, sizeof pname, "$%s", p->string);
+            idx = sqlite3_bind_parameter_index(st, pname);
+        }
+        if (!idx) {
+            snprintf(msg, sizeof msg, "query \"%s\" has no parameter \"%.100s\"", nq->name, p->string);
+            answer_error(out, nq->name, msg);
+            sqlite3_clear_bindings(st);
+            return -1;
+        }
+        val_bind(st, idx, p);
+    }
+    for (i = 1; i <= sqlite3_bind_parameter_count(st); i++) {
+        const char *pn = sqlite3_bind_parameter_name(st, i);
+        if (pn && (!params || !cJSON_GetObjectItemCaseSensitive(params, pn + 1))) {
+            snprintf(msg, sizeof msg, "query \"%s\" needs parameter \"%s\"", nq->name, pn + 1);
+            answer_error(out, nq->name, msg);
+            sqlite3_clear_bindings(st);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Step the bound statement under the time cap, up to max_rows rows, into out. */
+static void run_named(struct queries *q, const struct named *nq, struct jbuf *out)
+{
+    sqlite3_stmt *st = nq->st;
+    long long nrows = 0;
+    char msg[512];
+    int rc;
+
+    clock_gettime(CLOCK_MONOTONIC, &q->deadline);
+    q->deadline.tv_sec += q->timeout_ms / 1000;
+    q->deadline.tv_nsec += (q->timeout_ms % 1000) * 1000000;
+    if (q->deadline.tv_nsec >= 1000000000) {
+        q->deadline.tv_sec++;
+        q->deadline.tv_nsec -= 1000000000;
+    }
+    jb_puts(out, "{\"query\":");
+    jb_cstr(out, nq->name);
+    jb_puts(out, ",\"rows\":[");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (nrows == q->max_rows)
+            break;
+        if (nrows++)
+            jb_putc(out, ',');
+        val_row_json(out, st);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        if (rc == SQLITE_INTERRUPT)
+            snprintf(msg, sizeof msg, "query \"%s\" ran past its time cap (%lld ms)", nq->name, q->timeout_ms);
+        else
+            snprintf(msg, sizeof msg, "query \"%s\": %s", nq->name, sqlite3_errmsg(q->h));
+        answer_error(out, nq->name, msg);
+    } else {
+        jb_puts(out, "],\"truncated\":");
+        jb_puts(out, rc == SQLITE_ROW ? "true}" : "false}");
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
 void query_run(struct queries *q, const char *payload, size_t len, struct jbuf *out,
                const char **reply_to)
 {
     const cJSON *jname, *params, *rt;
     struct named *nq = NULL;
-    sqlite3_stmt *st;
     char msg[512];
-    int i, rc;
-    long long nrows = 0;
+    int i;
 
     out->len = 0;
     out->oom = 0;
@@ -150,68 +225,11 @@ void query_run(struct queries *q, const char *payload, size_t len, struct jbuf *
         answer_error(out, jname->valuestring, msg);
         return;
     }
-    st = nq->st;
     params = cJSON_GetObjectItemCaseSensitive(q->last, "params");
     if (params && !cJSON_IsObject(params)) {
         answer_error(out, nq->name, "\"params\" must be an object");
         return;
     }
-    if (params) {
-        const cJSON *p;
-        for (p = params->child; p; p = p->next) {
-            char pname[256];
-            int idx;
-            snprintf(pname, sizeof pname, ":%s", p->string);
-            idx = sqlite3_bind_parameter_index(st, pname);
-            if (!idx) {
-                snprintf(pname, sizeof pname, "$%s", p->string);
-                idx = sqlite3_bind_parameter_index(st, pname);
-            }
-            if (!idx) {
-                snprintf(msg, sizeof msg, "query \"%s\" has no parameter \"%.100s\"", nq->name, p->string);
-                answer_error(out, nq->name, msg);
-                sqlite3_clear_bindings(st);
-                return;
-            }
-            db_bind_json(st, idx, p);
-        }
-    }
-    for (i = 1; i <= sqlite3_bind_parameter_count(st); i++) {
-        const char *pn = sqlite3_bind_parameter_name(st, i);
-        if (pn && (!params || !cJSON_GetObjectItemCaseSensitive(params, pn + 1))) {
-            snprintf(msg, sizeof msg, "query \"%s\" needs parameter \"%s\"", nq->name, pn + 1);
-            answer_error(out, nq->name, msg);
-            sqlite3_clear_bindings(st);
-            return;
-        }
-    }
-    clock_gettime(CLOCK_MONOTONIC, &q->deadline);
-    q->deadline.tv_sec += q->timeout_ms / 1000;
-    q->deadline.tv_nsec += (q->timeout_ms % 1000) * 1000000;
-    if (q->deadline.tv_nsec >= 1000000000) {
-        q->deadline.tv_sec++;
-        q->deadline.tv_nsec -= 1000000000;
-    }
-    jb_puts(out, "{\"query\":");
-    jb_cstr(out, nq->name);
-    jb_puts(out, ",\"rows\":[");
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (nrows == q->max_rows)
-            break;
-        if (nrows++)
-            jb_putc(out, ',');
-        db_row_json(out, st);
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        if (rc == SQLITE_INTERRUPT)
-            snprintf(msg, sizeof msg, "query \"%s\" ran past its time cap (%lld ms)", nq->name, q->timeout_ms);
-        else
-            snprintf(msg, sizeof msg, "query \"%s\": %s", nq->name, sqlite3_errmsg(q->h));
-        answer_error(out, nq->name, msg);
-    } else {
-        jb_puts(out, "],\"truncated\":");
-        jb_puts(out, rc == SQLITE_ROW ? "true}" : "false}");
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    if (!bind_params(nq, params, out))
+        run_named(q, nq, out);
 }

@@ -6,31 +6,23 @@
  * each operation. Duplicate keys in the structural objects are refused: which of two
  * values is meant would be a guess. */
 #include "req.h"
-#include "utf8.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-const char *const op_names[] = {"insert", "upsert", "update", "delete"};
+#include "utf8.h"
+#include "util.h"
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
+const char *const op_names[] = {"insert", "upsert", "update", "delete"};
 
 /* An integer literal (no fraction, no exponent) beyond 2^53 cannot be held exactly by
  * the parser's double: say so, quoting the literal. A number with a fraction or an
  * exponent is a REAL and is fine at any size. */
 static int big_integer(const unsigned char *p, size_t n, size_t i, size_t *end)
 {
-    static const char lim[] = "9007199254740992";
+    static const char lim[] = UTIL_STR(UTIL_EXACT_INT);
     size_t d;
 
     if (p[i] == '-')
@@ -58,38 +50,38 @@ static int scan_raw(const unsigned char *p, size_t n, int max_depth, char *err, 
         if (c >= 0x80) {
             size_t k = utf8_seqlen(p + i, n - i);
             if (!k)
-                return fail(err, errlen, "payload is not valid UTF-8 (byte %zu)", i);
+                return util_fail(err, errlen, "payload is not valid UTF-8 (byte %zu)", i);
             i += k;
             continue;
         }
         if (c == 0)
-            return fail(err, errlen, "payload contains a NUL byte (byte %zu)", i);
+            return util_fail(err, errlen, "payload contains a NUL byte (byte %zu)", i);
         if (instr) {
             if (c == '\\') {
                 if (i + 5 < n && p[i + 1] == 'u' && p[i + 2] == '0' && p[i + 3] == '0' &&
                     p[i + 4] == '0' && p[i + 5] == '0')
-                    return fail(err, errlen, "string contains \\u0000 (byte %zu): NUL characters are not supported", i);
+                    return util_fail(err, errlen, "string contains \\u0000 (byte %zu): NUL characters are not supported", i);
                 i += 2;
                 continue;
             }
             if (c == '"')
                 instr = 0;
             else if (c < 0x20)
-                return fail(err, errlen, "invalid JSON: control character 0x%02x in a string "
+                return util_fail(err, errlen, "invalid JSON: control character 0x%02x in a string "
                             "(byte %zu); escape it", c, i);
         } else if (c == '"') {
             instr = 1;
         } else if (c == '-' || (c >= '0' && c <= '9')) {
             size_t end;
             if (big_integer(p, n, i, &end))
-                return fail(err, errlen, "integer %.*s at byte %zu is beyond +-2^53 and would lose "
+                return util_fail(err, errlen, "integer %.*s at byte %zu is beyond +-2^53 and would lose "
                             "precision; send it as a string", (int)(end - i > 40 ? 40 : end - i),
                             (const char *)p + i, i);
             i = end > i ? end : i + 1;
             continue;
         } else if (c == '{' || c == '[') {
             if (++depth > max_depth)
-                return fail(err, errlen, "nesting too deep (limit %d)", max_depth);
+                return util_fail(err, errlen, "nesting too deep (limit %d)", max_depth);
         } else if (c == '}' || c == ']') {
             depth--;
         }
@@ -117,17 +109,17 @@ static int dup_keys(const cJSON *obj, const char *what, char *err, size_t errlen
         for (a = obj->child; a; a = a->next)
             for (b = a->next; b; b = b->next)
                 if (!strcmp(a->string, b->string))
-                    return fail(err, errlen, "duplicate key \"%.100s\" in %s", a->string, what);
+                    return util_fail(err, errlen, "duplicate key \"%.100s\" in %s", a->string, what);
         return 0;
     }
     if (!(keys = malloc((size_t)n * sizeof *keys)))
-        return fail(err, errlen, "out of memory");
+        return util_fail(err, errlen, "out of memory");
     for (i = 0, a = obj->child; a; a = a->next)
         keys[i++] = a->string;
     qsort(keys, (size_t)n, sizeof *keys, cmp_str);
     for (i = 1; i < n; i++)
         if (!strcmp(keys[i - 1], keys[i])) {
-            fail(err, errlen, "duplicate key \"%.100s\" in %s", keys[i], what);
+            util_fail(err, errlen, "duplicate key \"%.100s\" in %s", keys[i], what);
             free(keys);
             return -1;
         }
@@ -213,8 +205,10 @@ long req_base64_decode(const char *in, size_t n, unsigned char *out)
     return (long)o;
 }
 
-/* Check one value's type. */
-static int check_value(const struct table *t, int col, const cJSON *v, char *err, size_t errlen)
+/* The one value shape checked here is a blob: an object with a "$base64" key must be
+ * {"$base64": "..."} alone, with valid base64. Any other value is taken as it is: its
+ * type against the column is SQLite's to judge (affinity, or a STRICT table's error). */
+static int check_blob(const struct table *t, int col, const cJSON *v, char *err, size_t errlen)
 {
     const char *cname = t->cols[col].name;
 
@@ -224,10 +218,10 @@ static int check_value(const struct table *t, int col, const cJSON *v, char *err
             if (!strcmp(c->string, "$base64")) {
                 const char *b = req_blob_text(v);
                 if (!b)
-                    return fail(err, errlen, "column \"%s\": a blob is {\"$base64\": \"...\"} "
+                    return util_fail(err, errlen, "column \"%s\": a blob is {\"$base64\": \"...\"} "
                                 "with a string and no other key", cname);
                 if (req_base64_decode(b, strlen(b), NULL) < 0)
-                    return fail(err, errlen, "column \"%s\": $base64 is not valid base64", cname);
+                    return util_fail(err, errlen, "column \"%s\": $base64 is not valid base64", cname);
                 return 0;
             }
     }
@@ -258,32 +252,32 @@ static int read_columns(struct req *r, const struct table *t, const cJSON *obj, 
     void *p;
 
     if (!cJSON_IsObject(obj))
-        return fail(err, errlen, "\"%s\" must be an object of column: value", field);
+        return util_fail(err, errlen, "\"%s\" must be an object of column: value", field);
     if (!obj->child && !allow_empty)
-        return fail(err, errlen, "\"%s\" must not be empty", field);
+        return util_fail(err, errlen, "\"%s\" must not be empty", field);
     if (dup_keys(obj, field, err, errlen))
         return -1;
     for (c = obj->child; c; c = c->next)
         n++;
     if (!(p = grow(r->valbuf, &r->valcap, r->nval + n, sizeof *r->valbuf)))
-        return fail(err, errlen, "out of memory");
+        return util_fail(err, errlen, "out of memory");
     r->valbuf = p;
     if (!(p = grow(r->seen, &r->seencap, t->ncols, 1)))
-        return fail(err, errlen, "out of memory");
+        return util_fail(err, errlen, "out of memory");
     r->seen = p;
     memset(r->seen, 0, (size_t)t->ncols);
     start = r->nval;
     for (c = obj->child; c; c = c->next) {
-        int col = table_column(t, c->string);
+        int col = schema_column(t, c->string);
         if (col < 0)
-            return fail(err, errlen, "unknown column \"%.100s\" in table \"%s\"", c->string, t->name);
+            return util_fail(err, errlen, "unknown column \"%.100s\" in table \"%s\"", c->string, t->name);
         if (t->cols[col].generated && strcmp(field, "where"))
-            return fail(err, errlen, "column \"%s\" in table \"%s\" is generated and cannot be written",
+            return util_fail(err, errlen, "column \"%s\" in table \"%s\" is generated and cannot be written",
                         t->cols[col].name, t->name);
         if (r->seen[col])
-            return fail(err, errlen, "column \"%s\" is given twice in \"%s\"", t->cols[col].name, field);
+            return util_fail(err, errlen, "column \"%s\" is given twice in \"%s\"", t->cols[col].name, field);
         r->seen[col] = 1;
-        if (check_value(t, col, c, err, errlen))
+        if (check_blob(t, col, c, err, errlen))
             return -1;
         r->valbuf[r->nval].col = col;
         r->valbuf[r->nval].v = c;
@@ -295,173 +289,204 @@ static int read_columns(struct req *r, const struct table *t, const cJSON *obj, 
     return 0;
 }
 
-static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const char *topic_table,
-                    struct req_op *op, char *err, size_t errlen)
+/* The fields of one operation object, each NULL when absent. */
+struct op_fields {
+    const cJSON *op, *table, *values, *set, *where, *conflict;
+};
+
+/* Sort the operation's fields out, refusing any unknown one. */
+static int op_fields(const cJSON *o, struct op_fields *f, char *err, size_t errlen)
 {
     static const char *const allowed[] = {"op", "table", "values", "set", "where", "on_conflict",
                                           "id", "reply_to", "ops", NULL};
-    const cJSON *f, *jop = NULL, *jtable = NULL, *values = NULL, *set = NULL, *where = NULL, *conf = NULL;
-    const char *tname;
+    const cJSON *c;
     int i;
 
-    memset(op, 0, sizeof *op);
-    for (f = o->child; f; f = f->next) {
-        for (i = 0; allowed[i] && strcmp(allowed[i], f->string); i++)
+    memset(f, 0, sizeof *f);
+    for (c = o->child; c; c = c->next) {
+        for (i = 0; allowed[i] && strcmp(allowed[i], c->string); i++)
             ;
         if (!allowed[i])
-            return fail(err, errlen, "unknown field \"%.100s\"", f->string);
+            return util_fail(err, errlen, "unknown field \"%.100s\"", c->string);
         switch (i) {
-        case 0: jop = f; break;
-        case 1: jtable = f; break;
-        case 2: values = f; break;
-        case 3: set = f; break;
-        case 4: where = f; break;
-        case 5: conf = f; break;
+        case 0: f->op = c; break;
+        case 1: f->table = c; break;
+        case 2: f->values = c; break;
+        case 3: f->set = c; break;
+        case 4: f->where = c; break;
+        case 5: f->conflict = c; break;
         }
-    }
-    if (jop) {
-        if (!cJSON_IsString(jop))
-            return fail(err, errlen, "\"op\" must be a string: insert, upsert, update or delete");
-        for (i = 0; i < 4 && strcmp(op_names[i], jop->valuestring); i++)
-            ;
-        if (i == 4)
-            return fail(err, errlen, "unknown op \"%.100s\" (use insert, upsert, update or delete)",
-                        jop->valuestring);
-        op->kind = (enum op_kind)i;
-    }
-    if (jtable && !cJSON_IsString(jtable))
-        return fail(err, errlen, "\"table\" must be a string");
-    if (topic_table) {
-        tname = topic_table;
-        if (jtable && sqlite3_stricmp(jtable->valuestring, topic_table))
-            return fail(err, errlen, "\"table\" is \"%.100s\" but the topic names table \"%.100s\"",
-                        jtable->valuestring, topic_table);
-    } else {
-        if (!jtable)
-            return fail(err, errlen, "\"table\" is required for a request on the write topic "
-                        "without a table");
-        tname = jtable->valuestring;
-    }
-    op->table = schema_table(s, tname);
-    if (!op->table)
-        return fail(err, errlen, "unknown table \"%.100s\"", tname);
-    if (!op->table->writable)
-        return fail(err, errlen, "table \"%s\" is not writable", op->table->name);
-    op->tindex = (int)(op->table - s->tables);
-
-    switch (op->kind) {
-    case OP_INSERT:
-    case OP_UPSERT:
-        if (set || where)
-            return fail(err, errlen, "%s takes \"values\", not \"%s\"", op_names[op->kind],
-                        set ? "set" : "where");
-        if (!values)
-            return fail(err, errlen, "%s needs \"values\"", op_names[op->kind]);
-        if (read_columns(r, op->table, values, "values", op->kind == OP_INSERT, &op->voff,
-                         &op->nvals, err, errlen))
-            return -1;
-        break;
-    case OP_UPDATE:
-        if (values)
-            return fail(err, errlen, "update takes \"set\", not \"values\"");
-        if (!set)
-            return fail(err, errlen, "update needs \"set\"");
-        if (read_columns(r, op->table, set, "set", 0, &op->voff, &op->nvals, err, errlen))
-            return -1;
-        /* fall through */
-    case OP_DELETE:
-        if (op->kind == OP_DELETE && (values || set))
-            return fail(err, errlen, "delete takes only \"where\"");
-        if (!where || (cJSON_IsObject(where) && !where->child))
-            return fail(err, errlen, "%s needs a non-empty \"where\": a request never %ss a whole table",
-                        op_names[op->kind], op_names[op->kind]);
-        if (read_columns(r, op->table, where, "where", 0, &op->woff, &op->nwhere, err, errlen))
-            return -1;
-        break;
-    }
-    if (conf && op->kind != OP_UPSERT)
-        return fail(err, errlen, "\"on_conflict\" is only for upsert");
-    if (op->kind == OP_UPSERT) {
-        const struct table *t = op->table;
-        int n = 0;
-        void *p;
-        if (conf) {
-            const cJSON *c;
-            if (!cJSON_IsArray(conf) || !conf->child)
-                return fail(err, errlen, "\"on_conflict\" must be a non-empty array of column names");
-            for (c = conf->child; c; c = c->next)
-                n++;
-            if (!(p = grow(r->intbuf, &r->intcap, r->nint + n, sizeof *r->intbuf)))
-                return fail(err, errlen, "out of memory");
-            r->intbuf = p;
-            op->coff = r->nint;
-            for (c = conf->child; c; c = c->next) {
-                int col;
-                if (!cJSON_IsString(c))
-                    return fail(err, errlen, "\"on_conflict\" must be a non-empty array of column names");
-                col = table_column(t, c->valuestring);
-                if (col < 0)
-                    return fail(err, errlen, "unknown column \"%.100s\" in table \"%s\"",
-                                c->valuestring, t->name);
-                r->intbuf[r->nint++] = col;
-            }
-        } else {
-            if (!t->npk)
-                return fail(err, errlen, "upsert into \"%s\" needs \"on_conflict\": the table has "
-                            "no declared primary key", t->name);
-            n = t->npk;
-            if (!(p = grow(r->intbuf, &r->intcap, r->nint + n, sizeof *r->intbuf)))
-                return fail(err, errlen, "out of memory");
-            r->intbuf = p;
-            op->coff = r->nint;
-            for (i = 0; i < t->ncols; i++)
-                if (t->cols[i].pk)
-                    r->intbuf[r->nint + t->cols[i].pk - 1] = i;
-            r->nint += n;
-        }
-        op->nconflict = n;
     }
     return 0;
 }
 
-int req_parse(struct req *r, const struct schema *s, const struct req_limits *lim,
-              const char *topic_table, const char *payload, size_t len, char *err, size_t errlen)
+/* The op (insert when absent) and the table: the topic's, or "table" on PREFIX/write. */
+static int op_target(const struct schema *s, const struct op_fields *f, const char *topic_table,
+                     struct req_op *op, char *err, size_t errlen)
+{
+    const char *tname;
+    int i;
+
+    if (f->op) {
+        if (!cJSON_IsString(f->op))
+            return util_fail(err, errlen, "\"op\" must be a string: insert, upsert, update or delete");
+        for (i = 0; i < 4 && strcmp(op_names[i], f->op->valuestring); i++)
+            ;
+        if (i == 4)
+            return util_fail(err, errlen, "unknown op \"%.100s\" (use insert, upsert, update or delete)",
+                        f->op->valuestring);
+        op->kind = (enum op_kind)i;
+    }
+    if (f->table && !cJSON_IsString(f->table))
+        return util_fail(err, errlen, "\"table\" must be a string");
+    if (topic_table) {
+        tname = topic_table;
+        if (f->table && sqlite3_stricmp(f->table->valuestring, topic_table))
+            return util_fail(err, errlen, "\"table\" is \"%.100s\" but the topic names table \"%.100s\"",
+                        f->table->valuestring, topic_table);
+    } else {
+        if (!f->table)
+            return util_fail(err, errlen, "\"table\" is required for a request on the write topic "
+                        "without a table");
+        tname = f->table->valuestring;
+    }
+    op->table = schema_table(s, tname);
+    if (!op->table)
+        return util_fail(err, errlen, "unknown table \"%.100s\"", tname);
+    if (!op->table->writable)
+        return util_fail(err, errlen, "table \"%s\" is not writable", op->table->name);
+    op->tindex = (int)(op->table - s->tables);
+    return 0;
+}
+
+/* The column lists each op takes: values (insert, upsert), set and where (update),
+ * where (delete). */
+static int op_columns(struct req *r, const struct op_fields *f, struct req_op *op,
+                      char *err, size_t errlen)
+{
+    switch (op->kind) {
+    case OP_INSERT:
+    case OP_UPSERT:
+        if (f->set || f->where)
+            return util_fail(err, errlen, "%s takes \"values\", not \"%s\"", op_names[op->kind],
+                        f->set ? "set" : "where");
+        if (!f->values)
+            return util_fail(err, errlen, "%s needs \"values\"", op_names[op->kind]);
+        return read_columns(r, op->table, f->values, "values", op->kind == OP_INSERT, &op->voff,
+                            &op->nvals, err, errlen);
+    case OP_UPDATE:
+        if (f->values)
+            return util_fail(err, errlen, "update takes \"set\", not \"values\"");
+        if (!f->set)
+            return util_fail(err, errlen, "update needs \"set\"");
+        if (read_columns(r, op->table, f->set, "set", 0, &op->voff, &op->nvals, err, errlen))
+            return -1;
+        /* fall through */
+    case OP_DELETE:
+        if (op->kind == OP_DELETE && (f->values || f->set))
+            return util_fail(err, errlen, "delete takes only \"where\"");
+        if (!f->where || (cJSON_IsObject(f->where) && !f->where->child))
+            return util_fail(err, errlen, "%s needs a non-empty \"where\": a request never %ss a whole table",
+                        op_names[op->kind], op_names[op->kind]);
+        return read_columns(r, op->table, f->where, "where", 0, &op->woff, &op->nwhere, err, errlen);
+    }
+    return 0;
+}
+
+/* An upsert's conflict target: the columns named in "on_conflict", else the table's
+ * declared primary key, in key order. */
+static int op_conflict(struct req *r, const cJSON *conf, struct req_op *op, char *err, size_t errlen)
+{
+    const struct table *t = op->table;
+    const cJSON *c;
+    int n = 0, i;
+    void *p;
+
+    if (conf) {
+        if (!cJSON_IsArray(conf) || !conf->child)
+            return util_fail(err, errlen, "\"on_conflict\" must be a non-empty array of column names");
+        for (c = conf->child; c; c = c->next)
+            n++;
+    } else if (!(n = t->npk)) {
+        return util_fail(err, errlen, "upsert into \"%s\" needs \"on_conflict\": the table has "
+                         "no declared primary key", t->name);
+    }
+    if (!(p = grow(r->intbuf, &r->intcap, r->nint + n, sizeof *r->intbuf)))
+        return util_fail(err, errlen, "out of memory");
+    r->intbuf = p;
+    op->coff = r->nint;
+    if (!conf) {
+        for (i = 0; i < t->ncols; i++)
+            if (t->cols[i].pk)
+                r->intbuf[r->nint + t->cols[i].pk - 1] = i;
+        r->nint += n;
+    }
+    for (c = conf ? conf->child : NULL; c; c = c->next) {
+        int col;
+        if (!cJSON_IsString(c))
+            return util_fail(err, errlen, "\"on_conflict\" must be a non-empty array of column names");
+        col = schema_column(t, c->valuestring);
+        if (col < 0)
+            return util_fail(err, errlen, "unknown column \"%.100s\" in table \"%s\"",
+                             c->valuestring, t->name);
+        r->intbuf[r->nint++] = col;
+    }
+    op->nconflict = n;
+    return 0;
+}
+
+static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const char *topic_table,
+                    struct req_op *op, char *err, size_t errlen)
+{
+    struct op_fields f;
+
+    memset(op, 0, sizeof *op);
+    if (op_fields(o, &f, err, errlen) || op_target(s, &f, topic_table, op, err, errlen) ||
+        op_columns(r, &f, op, err, errlen))
+        return -1;
+    if (f.conflict && op->kind != OP_UPSERT)
+        return util_fail(err, errlen, "\"on_conflict\" is only for upsert");
+    if (op->kind == OP_UPSERT)
+        return op_conflict(r, f.conflict, op, err, errlen);
+    return 0;
+}
+
+/* The bytes, the JSON and the envelope: size, the raw scan, the parse, one object
+ * without duplicate keys, then reply_to and id. A raw-scan error is reported after
+ * the envelope is read, when the JSON still parses, so that the producer gets its
+ * receipt (cJSON itself stops at 1000 levels). */
+static int parse_envelope(struct req *r, const struct req_limits *lim, const char *payload,
+                          size_t len, char *err, size_t errlen)
 {
     const char *end = NULL;
-    const cJSON *ops, *f;
-    char sub[512];
-    int i, n, scan_err;
+    const cJSON *f;
+    int scan_err;
 
-    r->root = NULL;
-    r->id = r->reply_to = NULL;
-    r->nops = r->nval = r->nint = 0;
     if (len > lim->max_payload)
-        return fail(err, errlen, "payload too large: %zu bytes (limit %zu)", len, lim->max_payload);
+        return util_fail(err, errlen, "payload too large: %zu bytes (limit %zu)", len, lim->max_payload);
     if (len == 0)
-        return fail(err, errlen, "empty payload: expected a JSON object");
-    /* A scan error is reported after the envelope is read, when the JSON still parses,
-     * so that the producer gets its receipt (cJSON itself stops at 1000 levels). */
+        return util_fail(err, errlen, "empty payload: expected a JSON object");
     scan_err = scan_raw((const unsigned char *)payload, len, lim->max_depth, err, errlen);
     r->root = cJSON_ParseWithLengthOpts(payload, len, &end, 0);
     if (!r->root)
-        return scan_err ? -1 : fail(err, errlen, "invalid JSON at byte %zu", end ? (size_t)(end - payload) : 0);
+        return scan_err ? -1 : util_fail(err, errlen, "invalid JSON at byte %zu", end ? (size_t)(end - payload) : 0);
     if (end && (size_t)(end - payload) < len) {
         size_t k = (size_t)(end - payload);
         while (k < len && (payload[k] == ' ' || payload[k] == '\n' || payload[k] == '\r' || payload[k] == '\t'))
             k++;
         if (k < len)
-            return fail(err, errlen, "invalid JSON: unexpected text at byte %zu", k);
+            return util_fail(err, errlen, "invalid JSON: unexpected text at byte %zu", k);
     }
     if (!cJSON_IsObject(r->root))
-        return fail(err, errlen, "a request must be a JSON object");
+        return util_fail(err, errlen, "a request must be a JSON object");
     if (dup_keys(r->root, "the request", err, errlen))
         return -1;
     f = cJSON_GetObjectItemCaseSensitive(r->root, "reply_to");
     if (f) {
         if (!cJSON_IsString(f) || !topic_ok(f->valuestring))
-            return scan_err ? -1 : fail(err, errlen, "\"reply_to\" must be a topic name without wildcards");
+            return scan_err ? -1 : util_fail(err, errlen, "\"reply_to\" must be a topic name without wildcards");
         if (!req_reply_topic_ok(f->valuestring, lim->prefix))
-            return scan_err ? -1 : fail(err, errlen, "\"reply_to\" may not be one of the writer's own "
+            return scan_err ? -1 : util_fail(err, errlen, "\"reply_to\" may not be one of the writer's own "
                                         "topics: use %s/receipts/... or a topic outside %s/",
                                         lim->prefix, lim->prefix);
         r->reply_to = f->valuestring;
@@ -469,39 +494,84 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
     f = cJSON_GetObjectItemCaseSensitive(r->root, "id");
     if (f) {
         if (!cJSON_IsString(f) || !printable_id(f->valuestring))
-            return scan_err ? -1 : fail(err, errlen, "\"id\" must be a string of 1 to 128 printable ASCII characters");
+            return scan_err ? -1 : util_fail(err, errlen, "\"id\" must be a string of 1 to 128 printable ASCII characters");
         r->id = f->valuestring;
     }
-    if (scan_err)
+    return scan_err ? -1 : 0;
+}
+
+/* A transaction: {"ops": [op, ...], "id", "reply_to"}, each op parsed as a lone
+ * request would be, its error prefixed with ops[i]. */
+static int parse_ops(struct req *r, const struct schema *s, const struct req_limits *lim,
+                     const char *topic_table, const cJSON *ops, char *err, size_t errlen)
+{
+    const cJSON *f, *o;
+    char sub[512];
+    int i, n;
+
+    for (f = r->root->child; f; f = f->next)
+        if (strcmp(f->string, "ops") && strcmp(f->string, "id") && strcmp(f->string, "reply_to"))
+            return util_fail(err, errlen, "a transaction has only \"ops\", \"id\" and \"reply_to\"; "
+                        "\"%.100s\" belongs inside an op", f->string);
+    if (!cJSON_IsArray(ops) || !ops->child)
+        return util_fail(err, errlen, "\"ops\" must be a non-empty array of operations");
+    n = cJSON_GetArraySize(ops);
+    if (n > lim->max_ops)
+        return util_fail(err, errlen, "too many ops: %d (limit %d)", n, lim->max_ops);
+    if (!(r->ops = grow(r->ops, &r->opcap, n, sizeof *r->ops)))
+        return util_fail(err, errlen, "out of memory");
+    for (i = 0, o = ops->child; o; o = o->next, i++) {
+        if (!cJSON_IsObject(o))
+            return util_fail(err, errlen, "ops[%d]: an operation must be a JSON object", i);
+        if (dup_keys(o, "the operation", sub, sizeof sub) ||
+            (cJSON_GetObjectItemCaseSensitive(o, "ops") && util_fail(sub, sizeof sub, "operations do not nest")) ||
+            (cJSON_GetObjectItemCaseSensitive(o, "id") && util_fail(sub, sizeof sub, "\"id\" belongs to the transaction, not to an op")) ||
+            (cJSON_GetObjectItemCaseSensitive(o, "reply_to") && util_fail(sub, sizeof sub, "\"reply_to\" belongs to the transaction, not to an op")) ||
+            parse_op(r, s, o, topic_table, &r->ops[i], sub, sizeof sub))
+            return util_fail(err, errlen, "ops[%d]: %s", i, sub);
+    }
+    r->nops = n;
+    return 0;
+}
+
+int req_topic(const char *topic, const char *write_topic, const char **table,
+              char *err, size_t errlen)
+{
+    size_t n = strlen(write_topic);
+    const char *t;
+
+    *table = NULL;
+    if (!strncmp(topic, write_topic, n)) {
+        t = topic + n;
+        if (!*t)
+            return 0;
+        if (*t == '/' && t[1] && !strchr(t + 1, '/')) {
+            *table = t + 1;
+            return 0;
+        }
+    }
+    return util_fail(err, errlen, "topic \"%.200s\" is not %s or %s/TABLE", topic, write_topic,
+                     write_topic);
+}
+
+int req_parse(struct req *r, const struct schema *s, const struct req_limits *lim,
+              const char *topic_table, const char *payload, size_t len, char *err, size_t errlen)
+{
+    const cJSON *ops;
+    int i;
+
+    r->root = NULL;
+    r->id = r->reply_to = NULL;
+    r->nops = r->nval = r->nint = 0;
+    if (parse_envelope(r, lim, payload, len, err, errlen))
         return -1;
     ops = cJSON_GetObjectItemCaseSensitive(r->root, "ops");
     if (ops) {
-        const cJSON *o;
-        for (f = r->root->child; f; f = f->next)
-            if (strcmp(f->string, "ops") && strcmp(f->string, "id") && strcmp(f->string, "reply_to"))
-                return fail(err, errlen, "a transaction has only \"ops\", \"id\" and \"reply_to\"; "
-                            "\"%.100s\" belongs inside an op", f->string);
-        if (!cJSON_IsArray(ops) || !ops->child)
-            return fail(err, errlen, "\"ops\" must be a non-empty array of operations");
-        n = cJSON_GetArraySize(ops);
-        if (n > lim->max_ops)
-            return fail(err, errlen, "too many ops: %d (limit %d)", n, lim->max_ops);
-        if (!(r->ops = grow(r->ops, &r->opcap, n, sizeof *r->ops)))
-            return fail(err, errlen, "out of memory");
-        for (i = 0, o = ops->child; o; o = o->next, i++) {
-            if (!cJSON_IsObject(o))
-                return fail(err, errlen, "ops[%d]: an operation must be a JSON object", i);
-            if (dup_keys(o, "the operation", sub, sizeof sub) ||
-                (cJSON_GetObjectItemCaseSensitive(o, "ops") && fail(sub, sizeof sub, "operations do not nest")) ||
-                (cJSON_GetObjectItemCaseSensitive(o, "id") && fail(sub, sizeof sub, "\"id\" belongs to the transaction, not to an op")) ||
-                (cJSON_GetObjectItemCaseSensitive(o, "reply_to") && fail(sub, sizeof sub, "\"reply_to\" belongs to the transaction, not to an op")) ||
-                parse_op(r, s, o, topic_table, &r->ops[i], sub, sizeof sub))
-                return fail(err, errlen, "ops[%d]: %s", i, sub);
-        }
-        r->nops = n;
+        if (parse_ops(r, s, lim, topic_table, ops, err, errlen))
+            return -1;
     } else {
         if (!(r->ops = grow(r->ops, &r->opcap, 1, sizeof *r->ops)))
-            return fail(err, errlen, "out of memory");
+            return util_fail(err, errlen, "out of memory");
         if (parse_op(r, s, r->root, topic_table, &r->ops[0], err, errlen))
             return -1;
         r->nops = 1;

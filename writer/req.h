@@ -2,9 +2,11 @@
  *
  * req_parse() checks everything that can be checked without touching the data: the
  * payload's size, UTF-8, nesting depth and JSON syntax, the envelope's shape, the
- * table (exists and writable) and every column name against the schema, and each
- * value's type. What it returns points into the parsed JSON tree it owns; the SQL
- * layer (db.c) binds those values. The error text is the product's rejection text. */
+ * table (exists and writable) and every column name against the schema, and the
+ * shape of each blob ({"$base64": "..."}); a value's type against its column is left
+ * to SQLite. What it returns points into the parsed JSON tree it owns;
+ * sql.c builds the statement and val.c binds those values. The error text is the
+ * product's rejection text. */
 #ifndef MOSQLITE_REQ_H
 #define MOSQLITE_REQ_H
 
@@ -59,6 +61,12 @@ struct req {
     int seencap;
 };
 
+/* The table a request's topic names. write_topic is PREFIX/write: on it *table is set
+ * to NULL (the request names its tables); on PREFIX/write/TABLE, to TABLE (pointing
+ * into topic). Any other topic: -1 with the rejection text in err. */
+int req_topic(const char *topic, const char *write_topic, const char **table,
+              char *err, size_t errlen);
+
 /* Parse and validate. topic_table is TABLE for PREFIX/write/TABLE, NULL for
  * PREFIX/write. On error returns -1 with the rejection reason in err; r->id and
  * r->reply_to are still set when they could be read, so the rejection can be answered.
@@ -71,8 +79,9 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
 void req_clear(struct req *r);
 void req_free(struct req *r);
 
-/* Integers are exact up to 2^53 in JSON numbers. */
-#define REQ_MAX_EXACT 9007199254740992.0
+/* A rejected request's payload is kept (mosqlite_rejected) and republished
+ * (PREFIX/rejected) cut to its first 1 KiB. */
+#define REQ_EXCERPT 1024
 
 /* Decode base64 (standard alphabet, padding optional). Returns the decoded length,
  * or -1 if the text is not base64. out needs room for n / 4 * 3 + 3 bytes. */

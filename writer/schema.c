@@ -60,6 +60,29 @@ static int user_version(sqlite3 *db, long long *v)
     return rc == SQLITE_ROW ? 0 : -1;
 }
 
+/* One migration in its own transaction, which also sets user_version to its number. */
+static int apply_migration(sqlite3 *db, const struct migration *m, char *err, size_t errlen)
+{
+    char *sql, *emsg = NULL, set[64];
+    int rc = 0;
+
+    if (!(sql = read_file(m->path, err, errlen)))
+        return -1;
+    snprintf(set, sizeof set, "PRAGMA user_version = %lld", m->num);
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &emsg) != SQLITE_OK ||
+        sqlite3_exec(db, sql, NULL, NULL, &emsg) != SQLITE_OK ||
+        sqlite3_exec(db, set, NULL, NULL, &emsg) != SQLITE_OK ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, &emsg) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", m->path, emsg ? emsg : sqlite3_errmsg(db));
+        sqlite3_free(emsg);
+        if (!sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        rc = -1;
+    }
+    free(sql);
+    return rc;
+}
+
 int schema_migrate(sqlite3 *db, const char *dir, char *err, size_t errlen)
 {
     DIR *d = opendir(dir);
@@ -112,24 +135,10 @@ int schema_migrate(sqlite3 *db, const char *dir, char *err, size_t errlen)
         goto out;
     }
     for (i = 0; i < n; i++) {
-        char *sql, *emsg = NULL, set[64];
         if (m[i].num <= cur)
             continue;
-        if (!(sql = read_file(m[i].path, err, errlen)))
+        if (apply_migration(db, &m[i], err, errlen))
             goto out;
-        snprintf(set, sizeof set, "PRAGMA user_version = %lld", m[i].num);
-        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &emsg) != SQLITE_OK ||
-            sqlite3_exec(db, sql, NULL, NULL, &emsg) != SQLITE_OK ||
-            sqlite3_exec(db, set, NULL, NULL, &emsg) != SQLITE_OK ||
-            sqlite3_exec(db, "COMMIT", NULL, NULL, &emsg) != SQLITE_OK) {
-            snprintf(err, errlen, "%s: %s", m[i].path, emsg ? emsg : sqlite3_errmsg(db));
-            sqlite3_free(emsg);
-            if (!sqlite3_get_autocommit(db))
-                sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            free(sql);
-            goto out;
-        }
-        free(sql);
         cur = m[i].num;
     }
     rc = 0;
@@ -144,7 +153,8 @@ out:
     return rc;
 }
 
-char *sql_quote_ident(const char *name)
+/* "name" with inner double quotes doubled; the caller frees. */
+static char *quote_ident(const char *name)
 {
     size_t n = 3;
     const char *p;
@@ -191,7 +201,7 @@ static int load_columns(sqlite3 *db, struct table *t)
         c = &t->cols[t->ncols];
         memset(c, 0, sizeof *c);
         c->name = strdup((const char *)sqlite3_column_text(st, 0));
-        c->quoted = c->name ? sql_quote_ident(c->name) : NULL;
+        c->quoted = c->name ? quote_ident(c->name) : NULL;
         if (!c->quoted) {
             free(c->name);
             break;
@@ -242,7 +252,7 @@ int schema_load(sqlite3 *db, const struct cfg_list *writable, struct schema *s,
         t = &s->tables[s->ntables];
         memset(t, 0, sizeof *t);
         t->name = strdup((const char *)sqlite3_column_text(st, 0));
-        t->quoted = t->name ? sql_quote_ident(t->name) : NULL;
+        t->quoted = t->name ? quote_ident(t->name) : NULL;
         if (!t->quoted) {
             free(t->name);
             break;
@@ -310,7 +320,7 @@ const struct table *schema_table(const struct schema *s, const char *name)
     return NULL;
 }
 
-int table_column(const struct table *t, const char *name)
+int schema_column(const struct table *t, const char *name)
 {
     int i;
 

@@ -48,9 +48,6 @@ void schema_free(struct schema *s);
 
 /* Case-insensitive lookups, as SQLite resolves names. NULL / -1 when absent. */
 const struct table *schema_table(const struct schema *s, const char *name);
-int table_column(const struct table *t, const char *name);
-
-/* "name" with inner double quotes doubled; caller frees. */
-char *sql_quote_ident(const char *name);
+int schema_column(const struct table *t, const char *name);
 
 #endif

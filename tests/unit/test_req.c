@@ -1,0 +1,111 @@
+/* test_req.c: request parsing (req.c) beyond the corpus: what a valid request turns
+ * into (ops, columns, conflict target, id, reply_to), the topic check, the topics a
+ * receipt may go to, base64. The hostile cases are test_corpus.c. */
+#include <string.h>
+
+#include "req.h"
+#include "schema.h"
+#include "unit.h"
+
+static sqlite3 *h;
+static struct schema sch;
+static struct req r;
+static const struct req_limits lim = {4096, 8, 3, "mq"};
+
+static int parse(const char *table, const char *payload, char *err, size_t errlen)
+{
+    req_clear(&r);
+    return req_parse(&r, &sch, &lim, table, payload, strlen(payload), err, errlen);
+}
+
+static void check_parse(void)
+{
+    char err[512] = "";
+    int ok;
+
+    ok = !parse("T", "{\"id\":\"a1\",\"reply_to\":\"mq/receipts/x\",\"op\":\"upsert\","
+                "\"values\":{\"B\":1,\"v\":\"x\"}}", err, sizeof err);
+    unit_check(ok && r.nops == 1 && !strcmp(r.id, "a1") && !strcmp(r.reply_to, "mq/receipts/x") &&
+               r.ops[0].kind == OP_UPSERT && r.ops[0].table == schema_table(&sch, "t") && r.ops[0].nvals == 2 &&
+               r.ops[0].vals[0].col == 1 && r.ops[0].vals[1].col == 2,
+               "req: an upsert: id, reply_to, table and columns resolved case-insensitively%s%s",
+               *err ? ": " : "", err);
+    unit_check(ok && r.ops[0].nconflict == 2 && r.ops[0].conflict[0] == 1 && r.ops[0].conflict[1] == 0,
+               "req: the default conflict target is the primary key in key order");
+    ok = !parse(NULL, "{\"ops\":[{\"table\":\"t\",\"values\":{}},{\"op\":\"delete\",\"table\":\"t\","
+                "\"where\":{\"a\":1,\"b\":2}}]}", err, sizeof err);
+    unit_check(ok && r.nops == 2 && r.ops[0].nvals == 0 && r.ops[1].kind == OP_DELETE &&
+               r.ops[1].nwhere == 2 && !r.id && !r.reply_to,
+               "req: a transaction on the write topic%s%s", *err ? ": " : "", err);
+    parse(NULL, "{\"ops\":[{\"table\":\"t\",\"values\":{}},{\"table\":\"t\",\"values\":{}},"
+          "{\"table\":\"t\",\"values\":{}},{\"table\":\"t\",\"values\":{}}]}", err, sizeof err);
+    unit_check_str(err, "too many ops: 4 (limit 3)", "req: the max-ops limit");
+    parse("t", "{\"values\":{\"a\":[[[[[[[1]]]]]]]}}", err, sizeof err);
+    unit_check_str(err, "nesting too deep (limit 8)", "req: the max-depth limit");
+    parse("t", "{\"id\":\"x\",\"values\":{\"nope\":1}}", err, sizeof err);
+    unit_check(!strcmp(err, "unknown column \"nope\" in table \"t\"") && r.id && !strcmp(r.id, "x"),
+               "req: a rejected request still has its id for the receipt");
+}
+
+static void check_topic(void)
+{
+    const char *t = "?";
+    char err[512] = "";
+
+    unit_check(!req_topic("mq/write", "mq/write", &t, err, sizeof err) && !t,
+               "req_topic: PREFIX/write names no table");
+    unit_check(!req_topic("mq/write/x y", "mq/write", &t, err, sizeof err) && t && !strcmp(t, "x y"),
+               "req_topic: PREFIX/write/TABLE names TABLE");
+    req_topic("mq/write/a/b", "mq/write", &t, err, sizeof err);
+    unit_check_str(err, "topic \"mq/write/a/b\" is not mq/write or mq/write/TABLE",
+                   "req_topic: a deeper topic is refused");
+    unit_check(req_topic("mq/write/", "mq/write", &t, err, sizeof err) &&
+               req_topic("mq/writex", "mq/write", &t, err, sizeof err) &&
+               req_topic("mq", "mq/write", &t, err, sizeof err),
+               "req_topic: an empty table, a longer word, a shorter topic refused");
+}
+
+static void check_reply_topic(void)
+{
+    unit_check(req_reply_topic_ok("mq/receipts/p1", "mq") && req_reply_topic_ok("mq/reply/q", "mq") &&
+               req_reply_topic_ok("elsewhere/x", "mq") && req_reply_topic_ok("mqx/status", "mq"),
+               "req: receipts may go to PREFIX/receipts/, PREFIX/reply/ and outside the prefix");
+    unit_check(!req_reply_topic_ok("mq/status", "mq") && !req_reply_topic_ok("mq/write/t", "mq") &&
+               !req_reply_topic_ok("mq", "mq") && !req_reply_topic_ok("a/+", "mq") &&
+               !req_reply_topic_ok("", "mq"),
+               "req: not the writer's own topics, nor wildcards, nor empty");
+}
+
+static void check_base64(void)
+{
+    unsigned char out[16];
+
+    unit_check(req_base64_decode("AAH/", 4, out) == 3 && out[0] == 0 && out[1] == 1 && out[2] == 0xff,
+               "base64: decodes");
+    unit_check(req_base64_decode("QQ", 2, out) == 1 && req_base64_decode("QQ==", 4, out) == 1,
+               "base64: padding optional");
+    unit_check(req_base64_decode("QR==", 4, out) < 0 && req_base64_decode("Q", 1, out) < 0 &&
+               req_base64_decode("Q===", 4, out) < 0 && req_base64_decode("A-B_", 4, out) < 0,
+               "base64: non-canonical bits, a lone char, bad padding, the URL alphabet refused");
+}
+
+void test_req(void)
+{
+    static const struct cfg_list all = {NULL, 0};
+    char err[256];
+
+    if (sqlite3_open(":memory:", &h) != SQLITE_OK ||
+        sqlite3_exec(h, "CREATE TABLE t (a INTEGER, b INTEGER, v TEXT, PRIMARY KEY (b, a))",
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        schema_load(h, &all, &sch, err, sizeof err)) {
+        unit_check(0, "req: in-memory schema");
+    } else {
+        check_parse();
+        check_topic();
+        check_reply_topic();
+        check_base64();
+    }
+    req_free(&r);
+    schema_free(&sch);
+    sqlite3_close(h);
+}

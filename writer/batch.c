@@ -1,0 +1,345 @@
+/* batch.c: group commit over the request queue, and what it publishes (see batch.h).
+ *
+ * Each received message carries the writer's struct outcome (mq.c keeps room for it):
+ * set while the request is applied, read when its receipt and rejection are
+ * published after COMMIT, kept across a rollback (a request whose rejection took the
+ * whole batch with it is rejected again, without being applied, when the batch is
+ * replayed), and freed here before the message is dropped. */
+#include "batch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "util.h"
+
+struct batch {
+    struct db *db;
+    struct mq *mq;
+    struct batch_opts o;
+    struct req req;                /* the request being applied */
+    struct jbuf out;               /* scratch for publishing */
+    char *t_write, *t_status, *t_rejected, *t_events;
+    char since[32];                /* start time, ISO 8601 */
+    struct out_stats stats;
+    int stalled;
+    char error[1024];              /* the last database fault */
+    long long retry_at;
+    int backoff;
+    int status_dirty;              /* counters changed since the last status */
+    long long last_status_ms;
+};
+
+static char *xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static struct outcome *outcome_of(struct msg *m)
+{
+    return m->app;
+}
+
+static void outcome_clear(struct outcome *o)
+{
+    free(o->id);
+    free(o->reply_to);
+    free(o->error);
+    o->id = o->reply_to = o->error = NULL;
+}
+
+/* Drop the first n messages of the queue. */
+static void drop_requests(struct batch *b, size_t n)
+{
+    struct msg *m = mq_head(b->mq);
+    size_t i;
+
+    for (i = 0; i < n && m; i++, m = m->next)
+        outcome_clear(outcome_of(m));
+    mq_drop(b->mq, n);
+}
+
+struct batch *batch_new(struct db *db, struct mq *mq, const struct batch_opts *o)
+{
+    struct batch *b = calloc(1, sizeof *b);
+    time_t t = time(NULL);
+    struct tm tm;
+
+    if (!b)
+        return NULL;
+    b->db = db;
+    b->mq = mq;
+    b->o = *o;
+    b->t_write = util_join(o->prefix, "/write");
+    b->t_status = util_join(o->prefix, "/status");
+    b->t_rejected = util_join(o->prefix, "/rejected");
+    b->t_events = util_join(o->prefix, "/events/");
+    if (!b->t_write || !b->t_status || !b->t_rejected || !b->t_events) {
+        batch_free(b);
+        return NULL;
+    }
+    gmtime_r(&t, &tm);
+    strftime(b->since, sizeof b->since, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return b;
+}
+
+void batch_free(struct batch *b)
+{
+    if (!b)
+        return;
+    drop_requests(b, mq_queued(b->mq));
+    req_free(&b->req);
+    jb_free(&b->out);
+    free(b->t_write);
+    free(b->t_status);
+    free(b->t_rejected);
+    free(b->t_events);
+    free(b);
+}
+
+int batch_stalled(const struct batch *b, long long *retry_at)
+{
+    *retry_at = b->retry_at;
+    return b->stalled;
+}
+
+const char *batch_error(const struct batch *b)
+{
+    return b->error;
+}
+
+const struct out_stats *batch_stats(const struct batch *b)
+{
+    return &b->stats;
+}
+
+int batch_due(const struct batch *b, long long now_ms)
+{
+    return mq_queued(b->mq) && (!b->stalled || now_ms >= b->retry_at);
+}
+
+void batch_status(struct batch *b, const char *state)
+{
+    if (!out_status(&b->out, state, b->since, &b->stats, mq_queued(b->mq),
+                    b->stalled ? b->error : NULL))
+        mq_publish(b->mq, b->t_status, b->out.s, b->out.len, 1, 1, NULL, 0);
+    b->status_dirty = 0;
+    b->last_status_ms = util_now_ms();
+}
+
+void batch_status_due(struct batch *b, long long now_ms, long long interval_ms)
+{
+    if (b->status_dirty && now_ms - b->last_status_ms >= interval_ms)
+        batch_status(b, "online");
+}
+
+/* Parse and apply; rc as db_apply, the rejection text in err. */
+static int apply_request(struct batch *b, struct msg *m, const struct outcome *o,
+                         long long *changes, long long *rowid, char *err, size_t errlen)
+{
+    const char *table;
+
+    if (req_topic(m->topic, b->t_write, &table, err, errlen) ||
+        req_parse(&b->req, db_schema(b->db), &b->o.lim, table, m->payload, m->len, err, errlen))
+        return DB_REJECT;
+    if (o->replay_reject) {
+        snprintf(err, errlen, "%s", o->error ? o->error : "rejected");
+        return DB_REJECT;
+    }
+    return db_apply(b->db, &b->req, changes, rowid, err, errlen);
+}
+
+/* Apply one request in the open batch. DB_FAULT means roll the batch back. */
+static int process(struct batch *b, struct msg *m)
+{
+    struct outcome *o = outcome_of(m);
+    char err[1024];
+    long long changes, rowid;
+    int rc;
+
+    o->kind = 0;
+    rc = apply_request(b, m, o, &changes, &rowid, err, sizeof err);
+    if (rc == DB_LOST) {
+        /* Keep the reason; the caller replays the batch without this request. */
+        free(o->error);
+        o->error = strdup(err);
+        o->replay_reject = 1;
+        req_clear(&b->req);
+        return DB_LOST;
+    }
+    if (rc == DB_FAULT) {
+        snprintf(b->error, sizeof b->error, "%s", err);
+        req_clear(&b->req);
+        return DB_FAULT;
+    }
+    outcome_clear(o);
+    o->id = xstrdup(b->req.id);
+    o->reply_to = xstrdup(b->req.reply_to ? b->req.reply_to :
+                          m->resp_topic && req_reply_topic_ok(m->resp_topic, b->o.prefix) ? m->resp_topic : NULL);
+    req_clear(&b->req);
+    if (rc == DB_REJECT) {
+        o->kind = OUT_REJECTED;
+        o->error = strdup(err);
+        if (db_record_rejection(b->db, m->topic, o->id, err, m->payload, m->len, b->error,
+                                sizeof b->error) == DB_FAULT)
+            return DB_FAULT;
+        return DB_OK;
+    }
+    o->kind = rc == DB_DUP ? OUT_DUP : OUT_APPLIED;
+    o->changes = changes;
+    o->rowid = rowid;
+    return DB_OK;
+}
+
+static void publish_outcome(struct batch *b, struct msg *m)
+{
+    const struct outcome *o = outcome_of(m);
+
+    if (o->kind == OUT_REJECTED) {
+        b->stats.rejected++;
+        log_debug("rejected %s: %s", m->topic, o->error ? o->error : "?");
+        if (!out_rejection(&b->out, m->topic, o, m->payload, m->len))
+            mq_publish(b->mq, b->t_rejected, b->out.s, b->out.len, 1, 0, NULL, 0);
+    } else if (o->kind == OUT_DUP) {
+        b->stats.duplicates++;
+    } else {
+        b->stats.applied++;
+    }
+    if (o->reply_to && !out_receipt(&b->out, o))
+        mq_publish(b->mq, o->reply_to, b->out.s, b->out.len, 1, 0, m->corr, m->corrlen);
+}
+
+static void publish_events(struct batch *b)
+{
+    const struct schema *s = db_schema(b->db);
+    const char *rows = db_event_rows(b->db);
+    const struct db_event *ev;
+    int n, i;
+
+    ev = db_events(b->db, &n);
+    for (i = 0; i < n; i++) {
+        const char *table = s->tables[ev[i].tindex].name;
+        char *topic = util_join(b->t_events, table);
+        if (!topic) {
+            log_error("out of memory");
+            exit(1);
+        }
+        if (!out_event(&b->out, table, ev[i].kind, rows + ev[i].start, ev[i].end - ev[i].start,
+                       ev[i].truncated))
+            mq_publish(b->mq, topic, b->out.s, b->out.len, b->o.events_qos, 0, NULL, 0);
+        free(topic);
+    }
+}
+
+static void stall(struct batch *b)
+{
+    int was = b->stalled;
+
+    b->stalled = 1;
+    b->backoff = util_backoff(b->backoff);
+    b->retry_at = util_now_ms() + b->backoff;
+    mq_accept(b->mq, 0);
+    if (!was) {
+        log_error("database fault, holding %zu requests and retrying: %s", mq_queued(b->mq), b->error);
+        batch_status(b, "online");
+    }
+}
+
+static void unstall(struct batch *b)
+{
+    if (!b->stalled)
+        return;
+    log_info("database writable again");
+    b->stalled = 0;
+    b->backoff = 0;
+    mq_accept(b->mq, !*b->o.stop);
+    b->status_dirty = 1;
+    batch_status(b, "online");
+}
+
+/* Apply the queue in the open transaction, reading ahead for more, until the batch
+ * bound (count or time) or nothing more is waiting. The requests applied are the
+ * first *n; *last the last of them. *waited counts the short waits for a request
+ * still on the wire (one per batch, however often it restarts). DB_OK, DB_LOST
+ * (rolled back: start again) or DB_FAULT (rolled back). */
+static int apply_queue(struct batch *b, double t0, int *waited, struct msg **last, size_t *n)
+{
+    struct msg *m = mq_head(b->mq);
+
+    *last = NULL;
+    *n = 0;
+    for (;;) {
+        for (; m && *n < b->o.max; *last = m, m = m->next, (*n)++) {
+            int rc = process(b, m);
+            if (rc == DB_LOST) {
+                log_warn("a rejected request rolled back its whole batch (ON CONFLICT ROLLBACK "
+                         "or RAISE(ROLLBACK)); applying the batch again without it");
+                db_rollback(b->db);
+                return DB_LOST;
+            }
+            if (rc == DB_FAULT) {
+                db_rollback(b->db);
+                return DB_FAULT;
+            }
+        }
+        if (*n >= b->o.max || util_now_exact_ms() - t0 >= (double)b->o.ms || *b->o.stop)
+            return DB_OK;
+        /* Read ahead: more requests may already be waiting. Requests whose PUBREL is
+         * still on the wire complete within a round trip: give them one short wait. */
+        if (!mq_read_more(b->mq, 0) && !((*waited)++ == 0 && mq_read_more(b->mq, 1)))
+            return DB_OK;
+        m = *last ? (*last)->next : mq_head(b->mq);
+        if (!m)
+            return DB_OK;
+    }
+}
+
+/* After COMMIT: the counters, then receipts, rejections and events in one burst. */
+static void publish_batch(struct batch *b, double t0, struct msg *last, size_t n)
+{
+    struct msg *m;
+
+    b->stats.last_commit_ms = util_now_exact_ms() - t0;
+    b->stats.commits++;
+    b->stats.last_batch = (long long)n;
+    if (b->stats.last_batch > b->stats.max_batch)
+        b->stats.max_batch = b->stats.last_batch;
+    mq_batch(b->mq, 1);
+    for (m = mq_head(b->mq); m && m != (last ? last->next : NULL); m = m->next)
+        publish_outcome(b, m);
+    publish_events(b);
+    mq_batch(b->mq, 0);
+    drop_requests(b, n);
+    b->status_dirty = 1;
+    unstall(b);
+}
+
+void batch_run(struct batch *b)
+{
+    char err[512];
+    double t0 = util_now_exact_ms();
+    struct msg *last;
+    size_t n;
+    int rc, waited = 0;
+
+    do {
+        if (db_begin(b->db, err, sizeof err) != DB_OK) {
+            snprintf(b->error, sizeof b->error, "%s", err);
+            stall(b);
+            return;
+        }
+        rc = apply_queue(b, t0, &waited, &last, &n);
+    } while (rc == DB_LOST);
+    if (rc == DB_FAULT) {
+        stall(b);
+        return;
+    }
+    if (db_commit(b->db, err, sizeof err) != DB_OK) {
+        snprintf(b->error, sizeof b->error, "%s", err);
+        stall(b);
+        return;
+    }
+    publish_batch(b, t0, last, n);
+}

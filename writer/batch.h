@@ -1,0 +1,58 @@
+/* batch.h: group commit, the heart of the writer's loop.
+ *
+ * batch_run() applies the queue of received requests (mq.c) in one transaction,
+ * each in its own savepoint (db.c), reading ahead on the socket between requests
+ * until nothing more is waiting or the batch bound (count or time) is hit; COMMIT;
+ * only then publishes receipts, rejections and events (encoded by out.c). A failure
+ * that is not a request's fault (disk full, I/O error, the file locked by another
+ * process) rolls the batch back, keeps every request of it, closes the request
+ * connection so the broker keeps the backlog, and retries with backoff: the batch is
+ * then "stalled", and the status says why.
+ *
+ * The batch also keeps the counters and publishes the retained status. */
+#ifndef MOSQLITE_BATCH_H
+#define MOSQLITE_BATCH_H
+
+#include <signal.h>
+#include <stddef.h>
+
+#include "db.h"
+#include "mq.h"
+#include "out.h"
+#include "req.h"
+
+struct batch_opts {
+    const char *prefix;              /* topic prefix: PREFIX/write, /rejected, /events/, /status */
+    struct req_limits lim;           /* for req_parse */
+    size_t max;                      /* most requests in one commit */
+    long long ms;                    /* longest a batch stays open */
+    int events_qos;
+    volatile sig_atomic_t *stop;     /* set by a signal: close the batch, accept nothing new */
+};
+
+struct batch;
+
+/* A batch over db and mq (both the caller's, and must outlive it). mq must have been
+ * made with app_size >= sizeof(struct outcome): the outcome of each request is kept
+ * in its message. NULL when out of memory. */
+struct batch *batch_new(struct db *db, struct mq *mq, const struct batch_opts *o);
+/* Free; what the batch kept in the messages still queued too. Accepts NULL. */
+void batch_free(struct batch *b);
+
+/* Whether to run now: requests are queued, and no retry is pending for later than now. */
+int batch_due(const struct batch *b, long long now_ms);
+/* One group commit over the queue (see the top). */
+void batch_run(struct batch *b);
+
+/* 1 while a database fault holds the queue; *retry_at then is when it is tried again. */
+int batch_stalled(const struct batch *b, long long *retry_at);
+/* The reason of the last database fault. */
+const char *batch_error(const struct batch *b);
+const struct out_stats *batch_stats(const struct batch *b);
+
+/* Publish the retained status now ("online" or "offline"). */
+void batch_status(struct batch *b, const char *state);
+/* Publish "online" when the counters changed and interval_ms has passed since the last. */
+void batch_status_due(struct batch *b, long long now_ms, long long interval_ms);
+
+#endif
