@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mosquitto.h>
+#include <sqlite3.h>
+
 #include "util.h"
 
 #ifndef MOSQLITE_VERSION
@@ -180,6 +183,15 @@ int cfg_load_file(const struct cfg_opt *opts, const char *path, char *err, size_
     return rc;
 }
 
+void cfg_print_version(void)
+{
+    int major, minor, rev;
+
+    mosquitto_lib_version(&major, &minor, &rev);
+    printf("%s\nlibmosquitto %d.%d.%d, SQLite %s\n", MOSQLITE_VERSION, major, minor, rev,
+           sqlite3_libversion());
+}
+
 void cfg_print_help(const struct cfg_opt *opts, const char *usage)
 {
     printf("%s\nOptions:\n", usage);
@@ -229,7 +241,7 @@ static int walk_args(const struct cfg_opt *opts, int argc, char **argv, int appl
         if (!strcmp(a, "--version")) {
             if (apply_opts)
                 continue;
-            printf("%s\n", MOSQLITE_VERSION);
+            cfg_print_version();
             return 1;
         }
         if (a[1] == '-') {

@@ -55,6 +55,8 @@ int cfg_parse_args(const struct cfg_opt *opts, int argc, char **argv, int *npos,
 
 /* Print the option table as --help text. */
 void cfg_print_help(const struct cfg_opt *opts, const char *usage);
+/* --version: the version on the first line, then the libraries it runs with. */
+void cfg_print_version(void);
 
 /* Strict integer parsing: the whole string, base 10, within [min, max]. */
 int cfg_parse_int(const char *s, long long min, long long max, long long *out);

@@ -6,9 +6,12 @@
 
 # --- command line and config ---------------------------------------------------
 "$BIN/mosqlite-writer" --version | grep -qx '0\.[0-9.]*' ; check "--version prints the version" [ $? = 0 ]
+libmosq=$(dpkg-query -W -f='${Version}' libmosquitto1 | sed 's/-.*//')
+"$BIN/mosqlite-writer" --version | grep -qx "libmosquitto $libmosq, SQLite [0-9.]*"
+check "--version names libmosquitto ($libmosq) and SQLite" [ $? = 0 ]
 "$BIN/mosqlite-writer" --help | grep -q -- '--batch-max' ; check "--help lists the options" [ $? = 0 ]
 out=$("$BIN/mosqlite-writer" --port 70000 2>&1); rc=$?
-check_eq "bad port: exit 2" "$rc" 2
+check_eq "bad port: exit 3, as mosqlite-pub" "$rc" 3
 check_eq "bad port: one-line reason" "$out" 'mosqlite-writer: port: "70000" is not a whole number from 1 to 65535'
 printf 'port 1883\n# comment\nbatch-max 12x\n' > "$T/bad.conf"
 out=$("$BIN/mosqlite-writer" -c "$T/bad.conf" 2>&1)
@@ -26,6 +29,16 @@ sub_bg "$T/rejected" "$PREFIX_TOPIC/rejected"
 writer_start
 check_eq "migrations tracked by user_version" "$(sql 'PRAGMA user_version')" 900
 check_eq "WAL mode" "$(sql 'PRAGMA journal_mode')" wal
+# The broker names its version on $SYS/broker/version; the writer shows it, and takes
+# MQTT 5 for its request session on Mosquitto 2.0.13 or newer (3.1.1 before).
+broker_v=$(mosquitto -h | sed -n 's/^mosquitto version //p' | head -1)
+want_proto=5
+dpkg --compare-versions "$broker_v" lt 2.0.13 && want_proto=3.1.1
+wait_until 10 bash -c "mosquitto_sub -p $MQTT_PORT -t '$PREFIX_TOPIC/status' -C 1 -W 2 | grep -q '\"broker\":\"$broker_v\"'"
+check "status names the broker's version ($broker_v)" [ $? = 0 ]
+check "status: request session in MQTT $want_proto (auto)" grep -q "\"request_protocol\":\"$want_proto\"" <<<"$(status)"
+check "status names libmosquitto" grep -q "\"libmosquitto\":\"$libmosq\"" <<<"$(status)"
+check "log says which request protocol and why" grep -q "request session in MQTT $want_proto" "$WRITER_LOG"
 
 # --- each op ---------------------------------------------------------------------
 r=$(req write/build_logs i1 '"values":{"build_id":7,"line":"compiling"}')
@@ -162,7 +175,7 @@ check_eq "no receipt before its row was committed" "$(awk '$2 != 1' "$T/seen" | 
 # --- the status ------------------------------------------------------------------
 wait_until 5 bash -c "status | grep -q '\"pending\":0'"
 st=$(status)
-check "status has every field" grep -qE '^\{"state":"online","version":"[0-9.]+","since":"[0-9T:-]+Z","applied":[0-9]+,"rejected":[0-9]+,"duplicates":[1-9][0-9]*,"commits":[0-9]+,"last_commit_ms":[0-9.]+,"last_batch":[0-9]+,"max_batch":[0-9]+,"pending":0,"error":null\}$' <<<"$st"
+check "status has every field" grep -qE '^\{"state":"online","version":"[0-9.]+","since":"[0-9T:-]+Z","applied":[0-9]+,"rejected":[0-9]+,"duplicates":[1-9][0-9]*,"commits":[0-9]+,"last_commit_ms":[0-9.]+,"last_batch":[0-9]+,"max_batch":[0-9]+,"pending":0,"error":null,"broker":"[0-9.]+","libmosquitto":"[0-9.]+","sqlite":"[0-9.]+","request_protocol":"(5|3\.1\.1)"\}$' <<<"$st"
 check_eq "status counts rejections" "$(sed 's/.*"rejected":\([0-9]*\).*/\1/' <<<"$st")" "$(sql "SELECT count(*) FROM mosqlite_rejected")"
 
 # --- named queries ----------------------------------------------------------------

@@ -12,6 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <mosquitto.h>
+#include <sqlite3.h>
+
 #include "log.h"
 #include "util.h"
 
@@ -122,8 +125,18 @@ int batch_due(const struct batch *b, long long now_ms)
 
 void batch_status(struct batch *b, const char *state)
 {
+    char libmosq[32];
+    int major, minor, rev;
+    struct out_versions v;
+
+    mosquitto_lib_version(&major, &minor, &rev);
+    snprintf(libmosq, sizeof libmosq, "%d.%d.%d", major, minor, rev);
+    v.broker = mq_broker_version(b->mq);
+    v.libmosquitto = libmosq;
+    v.sqlite = sqlite3_libversion();
+    v.request_protocol = mq_request_protocol(b->mq);
     if (!out_status(&b->out, state, b->since, &b->stats, mq_queued(b->mq),
-                    b->stalled ? b->error : NULL))
+                    b->stalled ? b->error : NULL, &v))
         mq_publish(b->mq, b->t_status, b->out.s, b->out.len, 1, 1, NULL, 0);
     b->status_dirty = 0;
     b->last_status_ms = util_now_ms();

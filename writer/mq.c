@@ -53,7 +53,59 @@ struct mq {
     char *write_filter, *query_topic, *status_topic, *marker_filter;
     int marker_mid;          /* SUBACK awaited by mq_quiesce, or 0 */
     int frozen;              /* after mq_quiesce: the request connection is left alone */
+    int proto;               /* request session: MQ_PROTO_311 or MQ_PROTO_5; 0 undecided */
+    long long ctl_up_ms;     /* when ctl last connected: the broker's version is due */
+    char broker_version[32]; /* "2.0.21", from $SYS/broker/version; "" unknown */
 };
+
+/* The broker names its version on this retained topic (when its $SYS tree is on). */
+#define VERSION_TOPIC   "$SYS/broker/version"
+/* How long `request-protocol auto` waits for it before it settles for MQTT 3.1.1. */
+#define VERSION_WAIT_MS 1500
+
+/* decide_proto: the request session's MQTT version. Mosquitto before 2.0.13 sends a v5
+ * client more than its Receive Maximum under load (and the client must drop the
+ * connection), so MQTT 5 only where the broker is known to be newer. */
+static void decide_proto(struct mq *mq, const char *why)
+{
+    int a = 0, b = 0, c = 0;
+
+    if (mq->proto)
+        return;
+    mq->ctl_new = 1;    /* the status shows the choice */
+    if (mq->broker_version[0] && sscanf(mq->broker_version, "%d.%d.%d", &a, &b, &c) == 3 &&
+        (a > 2 || (a == 2 && (b > 0 || c >= 13)))) {
+        mq->proto = MQ_PROTO_5;
+        log_info("request session in MQTT 5 (%s)", why);
+        return;
+    }
+    mq->proto = MQ_PROTO_311;
+    if (mq->broker_version[0])
+        log_warn("request session in MQTT 3.1.1: Mosquitto %s is older than 2.0.13, which "
+                 "overruns an MQTT 5 Receive Maximum (%s)", mq->broker_version, why);
+    else
+        log_info("request session in MQTT 3.1.1 (%s)", why);
+}
+
+/* on_version: "mosquitto version 2.0.21" on $SYS/broker/version. */
+static void on_version(struct mq *mq, const char *payload, int len)
+{
+    static const char pre[] = "mosquitto version ";
+    size_t n = sizeof pre - 1;
+    int i;
+
+    if (len <= (int)n || strncmp(payload, pre, n))
+        return;
+    for (i = 0; (size_t)i < sizeof mq->broker_version - 1 && (int)n + i < len; i++) {
+        char ch = payload[n + (size_t)i];
+        if (!((ch >= '0' && ch <= '9') || ch == '.'))
+            break;
+        mq->broker_version[i] = ch;
+    }
+    mq->broker_version[i] = '\0';
+    decide_proto(mq, "the broker says it is Mosquitto");
+    mq->ctl_new = 1;    /* the status shows it */
+}
 
 static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const mosquitto_property *p)
 {
@@ -75,10 +127,12 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
          * would make MQTT 3.1.1 resend retained messages. */
         if (!(flags & 1))
             mosquitto_subscribe_v5(m, NULL, mq->write_filter, 2,
-                                   mq->o.request_v5 ? MQTT_SUB_OPT_SEND_RETAIN_NEVER : 0, NULL);
+                                   mq->proto == MQ_PROTO_5 ? MQTT_SUB_OPT_SEND_RETAIN_NEVER : 0, NULL);
     }
     else {
         mosquitto_subscribe_v5(m, NULL, mq->query_topic, 1, 0, NULL);
+        mosquitto_subscribe_v5(m, NULL, VERSION_TOPIC, 0, 0, NULL);
+        mq->ctl_up_ms = util_now_ms();
         mq->ctl_new = 1;
     }
 }
@@ -125,7 +179,10 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 
     read_props(props, &rt, &corr, &corrlen);
     if (m == mq->ctl.m) {
-        mq->on_query(mq->ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
+        if (!strcmp(in->topic, VERSION_TOPIC))
+            on_version(mq, in->payload, in->payloadlen);
+        else
+            mq->on_query(mq->ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
         goto out;
     }
     if (in->retain) {
@@ -179,8 +236,8 @@ static int setup(struct mq *mq, struct conn *c, const char *id, int persistent, 
         snprintf(err, errlen, "cannot create MQTT client %s: %s", id, strerror(errno));
         return -1;
     }
-    mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION,
-                         persistent && !mq->o.request_v5 ? MQTT_PROTOCOL_V311 : MQTT_PROTOCOL_V5);
+    /* The request session's version is set when it first connects (try_connect). */
+    mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
     /* Outgoing packets wait for mosquitto_loop_write(): the writer decides when its
      * acknowledgements leave (see mq_quiesce). */
     mosquitto_threaded_set(c->m, true);
@@ -218,6 +275,7 @@ struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_query_fn
         return NULL;
     }
     mq->o = *o;
+    mq->proto = o->request_proto;
     mq->tail = &mq->head;
     mq->on_query = on_query;
     mq->ud = ud;
@@ -258,11 +316,17 @@ static void try_connect(struct mq *mq, struct conn *c)
 
     if (!c->wanted || c->state != DOWN || now < c->retry_at)
         return;
+    if (c == &mq->sub && !mq->proto)
+        return;     /* waits for the broker's version (request-protocol auto) */
     if (c->ever) {
         rc = mosquitto_reconnect(c->m);
     } else {
-        if (c == &mq->sub && mq->o.request_v5)   /* keep the session (and its queue) forever */
-            mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, UINT32_MAX);
+        if (c == &mq->sub) {
+            mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION,
+                                 mq->proto == MQ_PROTO_5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
+            if (mq->proto == MQ_PROTO_5)   /* keep the session (and its queue) forever */
+                mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, UINT32_MAX);
+        }
         rc = mosquitto_connect_bind_v5(c->m, mq->o.host, mq->o.port, mq->o.keepalive, NULL, props);
         mosquitto_property_free_all(&props);
     }
@@ -355,6 +419,10 @@ void mq_poll(struct mq *mq, int timeout_ms)
     struct pollfd pfd[2];
     int i, n = 0, idx[2] = {-1, -1};
 
+    if (!mq->proto && mq->ctl.state == UP && util_now_ms() - mq->ctl_up_ms >= VERSION_WAIT_MS)
+        decide_proto(mq, "the broker did not say its version on " VERSION_TOPIC);
+    if (!mq->proto && timeout_ms > 100)
+        timeout_ms = 100;
     for (i = 0; i < 2; i++) {
         int s;
         if (cs[i] == &mq->sub && mq->frozen)
@@ -547,4 +615,14 @@ void mq_free(struct mq *mq)
     free(mq->status_topic);
     free(mq->marker_filter);
     free(mq);
+}
+
+const char *mq_broker_version(const struct mq *mq)
+{
+    return mq->broker_version;
+}
+
+const char *mq_request_protocol(const struct mq *mq)
+{
+    return mq->proto == MQ_PROTO_5 ? "5" : mq->proto == MQ_PROTO_311 ? "3.1.1" : "auto";
 }

@@ -40,9 +40,11 @@ struct mq_opts {
     int keepalive;
     size_t max_queue;        /* stop reading requests while this many are held */
     int receive_max;         /* MQTT v5 Receive Maximum: requests in flight to us */
-    int request_v5;          /* requests over MQTT v5 (else 3.1.1, see README) */
+    int request_proto;       /* MQ_PROTO_311, MQ_PROTO_5, or 0: from the broker's version */
     size_t app_size;         /* room for the caller in each message (msg->app) */
 };
+
+enum { MQ_PROTO_311 = 4, MQ_PROTO_5 = 5 };
 
 typedef void (*mq_query_fn)(void *ud, const char *payload, size_t len, const char *resp_topic,
                             const void *corr, int corrlen);
@@ -94,5 +96,10 @@ void mq_batch(struct mq *mq, int on);
 
 /* Send what is waiting to be written, for up to timeout_ms (used at shutdown). */
 void mq_flush(struct mq *mq, int timeout_ms);
+
+/* The broker's version as it names it on $SYS/broker/version ("" until known), and
+ * the request session's MQTT version ("3.1.1", "5", or "auto" while undecided). */
+const char *mq_broker_version(const struct mq *mq);
+const char *mq_request_protocol(const struct mq *mq);
 
 #endif

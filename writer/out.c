@@ -85,7 +85,7 @@ int out_event(struct jbuf *b, const char *table, enum op_kind kind, const char *
 }
 
 int out_status(struct jbuf *b, const char *state, const char *since, const struct out_stats *s,
-               size_t pending, const char *error)
+               size_t pending, const char *error, const struct out_versions *v)
 {
     start(b);
     jb_puts(b, "{\"state\":");
@@ -102,6 +102,12 @@ int out_status(struct jbuf *b, const char *state, const char *since, const struc
     put_int(b, "max_batch", s->max_batch);
     put_int(b, "pending", (long long)pending);
     put_str(b, "error", error);
+    if (v) {
+        put_str(b, "broker", v->broker && v->broker[0] ? v->broker : NULL);
+        put_str(b, "libmosquitto", v->libmosquitto && v->libmosquitto[0] ? v->libmosquitto : NULL);
+        put_str(b, "sqlite", v->sqlite && v->sqlite[0] ? v->sqlite : NULL);
+        put_str(b, "request_protocol", v->request_protocol);
+    }
     jb_putc(b, '}');
     return done(b);
 }

@@ -52,9 +52,17 @@ int out_rejection(struct jbuf *b, const char *topic, const struct outcome *o,
 int out_event(struct jbuf *b, const char *table, enum op_kind kind, const char *rows, size_t n,
               int truncated);
 
+/* What the writer runs on, shown after the counters; an empty or NULL field is null. */
+struct out_versions {
+    const char *broker;             /* the broker's own version, "" until it has said it */
+    const char *libmosquitto, *sqlite;
+    const char *request_protocol;   /* "3.1.1", "5", or "auto" while undecided */
+};
+
 /* state is "online" or "offline"; since the start time (ISO 8601); pending the
- * requests held; error the reason the database cannot be written, or NULL. */
+ * requests held; error the reason the database cannot be written, or NULL; v may be
+ * NULL (no version fields). */
 int out_status(struct jbuf *b, const char *state, const char *since, const struct out_stats *s,
-               size_t pending, const char *error);
+               size_t pending, const char *error, const struct out_versions *v);
 
 #endif

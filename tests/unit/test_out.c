@@ -67,15 +67,21 @@ static void check_status(void)
 {
     struct out_stats s = {5, 2, 1, 3, 4, 9, 1.23456789};
 
-    unit_check_str(text(out_status(&b, "online", "2026-11-24T00:00:00Z", &s, 7, NULL)),
+    struct out_versions v = {"", "2.0.21", "3.40.1", "5"};
+
+    unit_check_str(text(out_status(&b, "online", "2026-11-24T00:00:00Z", &s, 7, NULL, NULL)),
                    "{\"state\":\"online\",\"version\":\"" MOSQLITE_VERSION "\",\"since\":"
                    "\"2026-11-24T00:00:00Z\",\"applied\":5,\"rejected\":2,\"duplicates\":1,"
                    "\"commits\":3,\"last_commit_ms\":1.234,\"last_batch\":4,\"max_batch\":9,"
                    "\"pending\":7,\"error\":null}",
                    "out: status, commit time to the microsecond");
-    unit_check(strstr(text(out_status(&b, "online", "s", &s, 0, "database is locked")),
+    unit_check(strstr(text(out_status(&b, "online", "s", &s, 0, "database is locked", NULL)),
                       ",\"error\":\"database is locked\"}") != NULL,
                "out: status carries the stall reason");
+    unit_check(strstr(text(out_status(&b, "online", "s", &s, 0, NULL, &v)),
+                      ",\"error\":null,\"broker\":null,\"libmosquitto\":\"2.0.21\","
+                      "\"sqlite\":\"3.40.1\",\"request_protocol\":\"5\"}") != NULL,
+               "out: status names the broker (null until known), the libraries and the request protocol");
 }
 
 void test_out(void)
