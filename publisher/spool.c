@@ -201,7 +201,7 @@ spool *spool_open(const char *dir, int must_exist, unsigned long long max_bytes,
     }
     sp->max = max_bytes;
     sp->seg_max = max_bytes / 8 < 65536 ? 65536 : max_bytes / 8;
-    if (mkdir(dir, 0700) && errno != EEXIST) {
+    if (!must_exist && mkdir(dir, 0700) && errno != EEXIST) {
         snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
         goto fail;
     }

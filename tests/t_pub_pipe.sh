@@ -27,7 +27,7 @@ gen() { echo "for i in \$(seq 1 $1); do echo \"out \$i\"; echo \"err \$i\" >&2; 
 # ---- 1. broker down from the start, back during the build ----
 MQTT_PORT=$(free_port) WS_PORT=$(free_port)
 export MQTT_PORT WS_PORT
-wrap 1 --linger 60 -- sh -c "$(gen 300 0.1 5)" >"$T/b1.out" 2>"$T/b1.err" &
+wrap 1 --linger 60 -- sh -c "$(gen 300 0.1 5)" >"$T/b1.out" 2>"$T/b1.err.log" &
 PUB=$!
 sleep 1
 broker_start
@@ -35,15 +35,15 @@ writer_start
 wait "$PUB"; rc=$?
 check_eq "broker down at start, back mid-build: exit status is the command's (5)" "$rc" 5
 same "tee: stdout passed through" "$(paste -sd , "$T/b1.out")" "$(want out 300)"
-same "tee: the command's stderr on stderr" "$(grep '^err ' "$T/b1.err" | paste -sd ,)" "$(want err 300)"
+same "tee: the command's stderr on stderr" "$(grep '^err ' "$T/b1.err.log" | paste -sd ,)" "$(want err 300)"
 same "stdout lines once, in order" "$(lines_of 1 stdout)" "$(want out 300)"
 same "stderr lines once, in order" "$(lines_of 1 stderr)" "$(want err 300)"
 check_eq "builds row: failed, exit 5" "$(build_row 1)" "failed,5,1,1"
-check "said the broker was away" grep -q 'kept in the spool' "$T/b1.err"
-note "$(grep -c '' "$T/b1.err") stderr lines; first of the pipe's own: $(grep -m1 'mosqlite-pub' "$T/b1.err")"
+check "said the broker was away" grep -q 'kept in the spool' "$T/b1.err.log"
+note "$(grep -c '' "$T/b1.err.log") stderr lines; first of the pipe's own: $(grep -m1 'mosqlite-pub' "$T/b1.err.log")"
 
 # ---- 2. the broker killed (SIGKILL) in the middle of a build, then back ----
-wrap 2 --linger 60 -- sh -c "$(gen 2000 0.02 0)" >"$T/b2.out" 2>"$T/b2.err" &
+wrap 2 --linger 60 -- sh -c "$(gen 2000 0.02 0)" >"$T/b2.out" 2>"$T/b2.err.log" &
 PUB=$!
 wait_until 30 sh -c "[ \"\$(sqlite3 -cmd '.timeout 5000' '$DB' 'SELECT count(*) FROM build_logs WHERE build_id = 2')\" -ge 500 ]" ||
     fail "500 lines applied before the kill"
@@ -69,7 +69,7 @@ wrap 4 --build-name "linux #4" -- sh -c 'echo before; kill -TERM $$' >/dev/null;
 check_eq "killed by SIGTERM: exit 128+15" "$rc" 143
 check_eq "killed by SIGTERM: cancelled, exit_code 143" "$(build_row 4)" "cancelled,143,1,1"
 check_eq "--build-name" "$(sql 'SELECT name FROM builds WHERE id = 4')" "linux #4"
-wrap 5 -- /nonexistent/command 2>"$T/b5.err"; rc=$?
+wrap 5 -- /nonexistent/command 2>"$T/b5.err.log"; rc=$?
 check_eq "command not found: exit 127" "$rc" 127
 check_eq "command not found: failed, 127" "$(build_row 5)" "failed,127,1,1"
 check_eq "command not found: the reason is a stderr line of the build" \
@@ -77,13 +77,13 @@ check_eq "command not found: the reason is a stderr line of the build" \
 
 # ---- 4. a reader of the tee that goes away fails nothing ----
 set -o pipefail
-wrap 6 -- sh -c 'seq 1 20000; exit 0' 2>"$T/b6.err" | head -1 >/dev/null
+wrap 6 -- sh -c 'seq 1 20000; exit 0' 2>"$T/b6.err.log" | head -1 >/dev/null
 st=("${PIPESTATUS[@]}")
 check_eq "wrapper | head -1: the wrapper exits 0" "${st[0]}" 0
 wait_until 30 count_is 6 20000
 check_eq "wrapper | head -1: all 20000 lines still recorded" "$(sql 'SELECT count(DISTINCT line) || "," || count(*) FROM build_logs WHERE build_id = 6')" "20000,20000"
 check_eq "wrapper | head -1: passed" "$(build_row 6)" "passed,0,1,1"
-(seq 1 20000; exit 0) | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --lines line --with '{"build_id": 7}' build_logs 2>"$T/p7.err" | head -1 >/dev/null
+(seq 1 20000; exit 0) | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --lines line --with '{"build_id": 7}' build_logs 2>"$T/p7.err.log" | head -1 >/dev/null
 st=("${PIPESTATUS[@]}")
 check_eq "build | pipe | head -1: the build exits 0 (no SIGPIPE)" "${st[0]}" 0
 check_eq "build | pipe | head -1: the pipe exits 0" "${st[1]}" 0
@@ -95,32 +95,32 @@ broker_stop
 set -o pipefail
 start=$(date +%s%N)
 (seq 1 3000; exit 0) | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --spool "$T/spool8" --linger 1 \
-    --lines line --with '{"build_id": 8}' build_logs 2>"$T/p8.err" >"$T/p8.out"
+    --lines line --with '{"build_id": 8}' build_logs 2>"$T/p8.err.log" >"$T/p8.out"
 st=("${PIPESTATUS[@]}")
 took=$(( ($(date +%s%N) - start) / 1000000 ))
 set +o pipefail
 check_eq "broker away: the build exits 0 (no SIGPIPE)" "${st[0]}" 0
 check_eq "broker away: the pipe exits 0" "${st[1]}" 0
 check_eq "broker away: the tee passed all 3000 lines" "$(wc -l < "$T/p8.out")" 3000
-check "broker away: says the lines are kept and how to send them" grep -q 'mosqlite-pub --deliver' "$T/p8.err"
+check "broker away: says the lines are kept and how to send them" grep -q 'mosqlite-pub --deliver' "$T/p8.err.log"
 note "3000 lines with the broker away, --linger 1: the pipe took $took ms in all"
 check "broker away: the spool is left on disk" [ -f "$T/spool8/state" ]
 
 # A wrapped build with the broker away and a spool too small: drops are said and counted.
 wrap 9 --spool "$T/spool9" --spool-max 65536 --linger 1 -- sh -c 'for i in $(seq 1 3000); do echo "line $i of a build log that is long enough to fill a small spool"; done; exit 2' \
-    >/dev/null 2>"$T/b9.err"; rc=$?
+    >/dev/null 2>"$T/b9.err.log"; rc=$?
 check_eq "spool full: exit status is the command's (2)" "$rc" 2
-check "spool full: said on stderr" grep -q 'the spool is full' "$T/b9.err"
-dropped=$(sed -n 's/.* \([0-9]*\) lines were dropped.*/\1/p' "$T/b9.err")
+check "spool full: said on stderr" grep -q 'the spool is full' "$T/b9.err.log"
+dropped=$(sed -n 's/.* \([0-9]*\) lines were dropped.*/\1/p' "$T/b9.err.log")
 check "spool full: the drops are counted" [ "${dropped:-0}" -gt 0 ]
 
 # ---- 6. the broker back: --deliver sends what was left, once and in order ----
 broker_start
-"$BIN/mosqlite-pub" -p "$MQTT_PORT" --deliver "$T/spool8" 2>"$T/d8.err"; rc=$?
+"$BIN/mosqlite-pub" -p "$MQTT_PORT" --deliver "$T/spool8" 2>"$T/d8.err.log"; rc=$?
 check_eq "--deliver: exit 0" "$rc" 0
 same "--deliver: every line once, in order" "$(sql "SELECT group_concat(line, ',') FROM (SELECT line FROM build_logs WHERE build_id = 8 ORDER BY id)")" "$(seq 1 3000 | paste -sd ,)"
 check "--deliver: the spool is removed" [ ! -e "$T/spool8" ]
-"$BIN/mosqlite-pub" -p "$MQTT_PORT" --deliver "$T/spool9" 2>"$T/d9.err"; rc=$?
+"$BIN/mosqlite-pub" -p "$MQTT_PORT" --deliver "$T/spool9" 2>"$T/d9.err.log"; rc=$?
 check_eq "--deliver (after drops): exit 0" "$rc" 0
 kept=$(sql 'SELECT count(*) FROM build_logs WHERE build_id = 9')
 check_eq "after drops: kept + dropped = 3000 lines" "$((kept + dropped))" 3000
@@ -129,3 +129,4 @@ same "after drops: the kept lines are the first ones, in order" \
 check_eq "after drops: builds row failed, exit 2" "$(build_row 9)" "failed,2,1,1"
 "$BIN/mosqlite-pub" -p "$MQTT_PORT" --deliver "$T/nothing" 2>/dev/null; rc=$?
 check_eq "--deliver on no spool: exit 3" "$rc" 3
+check "--deliver on no spool: makes no directory" [ ! -e "$T/nothing" ]
