@@ -268,15 +268,15 @@ struct reader {
 /* Spool one line (len bytes of text, no newline). */
 static void put_line(struct reader *r, const mosqlite_lines *tpl, const char *p, size_t len)
 {
-    char *vals = mosqlite_lines_format(tpl, p, len), ts[40];
+    char *vals, ts[40];
     size_t need, hl, vl;
     struct spool_stats st;
 
     r->lines++;
-    if (!vals) {
-        spool_append(r->sp, 'L', "", 0, 0);   /* cannot happen but out of memory: counted */
+    if (!r->sp)
         return;
-    }
+    if (!(vals = mosqlite_lines_format(tpl, p, len)))
+        return;                         /* out of memory: the line is lost, the input goes on */
     hl = strlen(r->head);
     vl = strlen(vals);
     need = hl + vl + 128 + (r->time_column ? strlen(r->time_column) * 6 : 0);
@@ -679,15 +679,16 @@ int pipe_run(const struct pipe_conf *pc, char **cmd)
     char dir[4096], *head = NULL, *rec;
     cJSON *tq;
     pthread_t th;
-    int made, nsrc, wstatus = 0, status = 3, joined, i;
+    int made = 0, nsrc, wstatus = 0, status = 3, joined = 1, threaded = 0, i;
     pid_t pid = -1;
     double t0 = now_ms(), started = 0, ended = 0;
 
     memset(&d, 0, sizeof d);
     memset(&r, 0, sizeof r);
     memset(src, 0, sizeof src);
+    /* Without a spool the pipe still copies and reads to the end: the build goes on. */
     if (!(d.sp = open_spool(pc, dir, sizeof dir, &made)))
-        return 3;
+        log_error("no spool: lines are copied but not recorded");
     d.spool_dir = dir;
     d.mo = pc->mo;
     d.mo.receipts = 1;
@@ -716,11 +717,7 @@ int pipe_run(const struct pipe_conf *pc, char **cmd)
             goto out;
         }
     set_signals(on_signal);
-    if (cmd && pc->build_table) {
-        if (!(rec = build_record(pc, cmd, 1, 0, 0))) {
-            log_error("out of memory");
-            goto out;
-        }
+    if (d.sp && cmd && pc->build_table && (rec = build_record(pc, cmd, 1, 0, 0))) {
         spool_append(d.sp, 'B', rec, strlen(rec), 1);
         cJSON_free(rec);
     }
@@ -742,10 +739,8 @@ int pipe_run(const struct pipe_conf *pc, char **cmd)
         src[0].tpl = tpl[0];
         nsrc = 1;
     }
-    if (pthread_create(&th, NULL, deliver_main, &d)) {
-        log_error("cannot start the delivering thread");
-        goto out;
-    }
+    if (d.sp && !(threaded = !pthread_create(&th, NULL, deliver_main, &d)))
+        log_error("cannot start the delivering thread: lines stay in the spool");
 
     read_all(&r, src, nsrc, pid, &wstatus, &ended, !cmd);
     if (cmd) {
@@ -753,22 +748,25 @@ int pipe_run(const struct pipe_conf *pc, char **cmd)
             status = 128 + WTERMSIG(wstatus);
         else
             status = WEXITSTATUS(wstatus);
-        if (pc->build_table && (rec = build_record(pc, cmd, 0, wstatus, ended - started))) {
+        if (d.sp && pc->build_table &&
+            (rec = build_record(pc, cmd, 0, wstatus, ended - started))) {
             spool_append(d.sp, 'B', rec, strlen(rec), 1);
             cJSON_free(rec);
         }
     } else {
         status = 0;
     }
-    spool_end(d.sp);
-    if (cmd || nsignals < 2)
-        drain(&d, pc->linger_s);
-    joined = stop_deliverer(&d, th);
-    finish_spool(pc, &d, joined, dir, r.lines, t0);
-    if (!joined)
-        d.sp = NULL;
+    if (d.sp) {
+        spool_end(d.sp);
+        if (threaded && (cmd || nsignals < 2))
+            drain(&d, pc->linger_s);
+        if (threaded)
+            joined = stop_deliverer(&d, th);
+        finish_spool(pc, &d, joined, dir, r.lines, t0);
+        d.sp = NULL;                    /* closed by finish_spool, or still in use */
+    }
 out:
-    if (d.sp && status == 3)
+    if (d.sp)
         spool_close(d.sp, made);
     for (i = 0; i < 3; i++)
         mosqlite_lines_free(tpl[i]);

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -213,6 +214,10 @@ spool *spool_open(const char *dir, int must_exist, unsigned long long max_bytes,
     }
     if ((sp->sfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (flock(sp->sfd, LOCK_EX | LOCK_NB)) {
+        snprintf(err, errlen, "the spool %s is in use by another mosqlite-pub", dir);
         goto fail;
     }
     if (existed) {

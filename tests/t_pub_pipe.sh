@@ -95,7 +95,7 @@ broker_stop
 set -o pipefail
 start=$(date +%s%N)
 (seq 1 3000; exit 0) | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --spool "$T/spool8" --linger 1 \
-    --lines line --with '{"build_id": 8}' build_logs 2>"$T/p8.err.log" >"$T/p8.out"
+    --time-column ts --lines line --with '{"build_id": 8}' build_logs 2>"$T/p8.err.log" >"$T/p8.out"
 st=("${PIPESTATUS[@]}")
 took=$(( ($(date +%s%N) - start) / 1000000 ))
 set +o pipefail
@@ -106,6 +106,19 @@ check "broker away: says the lines are kept and how to send them" grep -q 'mosql
 note "3000 lines with the broker away, --linger 1: the pipe took $took ms in all"
 check "broker away: the spool is left on disk" [ -f "$T/spool8/state" ]
 
+# A spool in use by another pipe: the second one still copies and reads to the end.
+sleep 3 | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --spool "$T/spool10" --linger 0 --lines line build_logs 2>/dev/null &
+HOLDER=$!
+wait_until 5 test -f "$T/spool10/state"
+set -o pipefail
+(seq 1 100; exit 0) | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --spool "$T/spool10" --lines line build_logs 2>"$T/p10.err.log" >"$T/p10.out"
+st=("${PIPESTATUS[@]}")
+set +o pipefail
+check_eq "spool in use: the build and the pipe exit 0" "${st[0]},${st[1]}" "0,0"
+check_eq "spool in use: the tee still passes every line" "$(wc -l < "$T/p10.out")" 100
+check "spool in use: said on stderr" grep -q 'in use by another mosqlite-pub' "$T/p10.err.log"
+wait "$HOLDER"
+
 # A wrapped build with the broker away and a spool too small: drops are said and counted.
 wrap 9 --spool "$T/spool9" --spool-max 65536 --linger 1 -- sh -c 'for i in $(seq 1 3000); do echo "line $i of a build log that is long enough to fill a small spool"; done; exit 2' \
     >/dev/null 2>"$T/b9.err.log"; rc=$?
@@ -115,11 +128,15 @@ dropped=$(sed -n 's/.* \([0-9]*\) lines were dropped.*/\1/p' "$T/b9.err.log")
 check "spool full: the drops are counted" [ "${dropped:-0}" -gt 0 ]
 
 # ---- 6. the broker back: --deliver sends what was left, once and in order ----
+before=$(date -u +%Y-%m-%dT%H:%M:%S)
+sleep 1
 broker_start
 "$BIN/mosqlite-pub" -p "$MQTT_PORT" --deliver "$T/spool8" 2>"$T/d8.err.log"; rc=$?
 check_eq "--deliver: exit 0" "$rc" 0
 same "--deliver: every line once, in order" "$(sql "SELECT group_concat(line, ',') FROM (SELECT line FROM build_logs WHERE build_id = 8 ORDER BY id)")" "$(seq 1 3000 | paste -sd ,)"
 check "--deliver: the spool is removed" [ ! -e "$T/spool8" ]
+check "--time-column: a line's time is when it was read, not when it was applied" \
+    [ "$(sql "SELECT max(ts) < '$before' FROM build_logs WHERE build_id = 8")" = 1 ]
 "$BIN/mosqlite-pub" -p "$MQTT_PORT" --deliver "$T/spool9" 2>"$T/d9.err.log"; rc=$?
 check_eq "--deliver (after drops): exit 0" "$rc" 0
 kept=$(sql 'SELECT count(*) FROM build_logs WHERE build_id = 9')
