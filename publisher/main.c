@@ -11,6 +11,7 @@
 #include "mosqlite.h"
 #include "pipe.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -58,10 +59,11 @@ static const char usage[] =
 
 static char *o_host, *o_prefix, *o_user, *o_pass, *o_cafile,
             *o_config, *o_op, *o_where, *o_id, *o_lines, *o_with, *o_spool, *o_deliver,
-            *o_build_table, *o_build_where, *o_build_name, *o_stream_column, *o_time_column;
+            *o_build_table, *o_build_where, *o_build_name, *o_stream_column, *o_time_column,
+            *o_client_id, *o_id_prefix, *o_cert, *o_key, *o_protocol;
 static long long o_port = 1883, o_timeout = 30, o_window = 1000, o_max_line = 262144,
-                 o_spool_max = 64LL << 20, o_linger = 10;
-static int o_wait, o_verbose, o_no_tee, o_no_build;
+                 o_spool_max = 64LL << 20, o_linger = 10, o_qos = 2;
+static int o_wait, o_verbose, o_no_tee, o_no_build, o_insecure, o_debug;
 
 static const struct cfg_opt opts[] = {
     {"host", 'h', CFG_STR, &o_host, 0, 0, 0, "HOST", "broker host (127.0.0.1)"},
@@ -70,11 +72,22 @@ static const struct cfg_opt opts[] = {
     {"username", 'u', CFG_STR, &o_user, 0, 0, 0, "USER", "MQTT username"},
     {"password", 'P', CFG_STR, &o_pass, 0, 0, 0, "PASS", "MQTT password"},
     {"cafile", 0, CFG_STR, &o_cafile, 0, 0, 0, "FILE", "CA certificates: connect with TLS"},
+    {"cert", 0, CFG_STR, &o_cert, 0, 0, 0, "FILE", "TLS client certificate (with --key)"},
+    {"key", 0, CFG_STR, &o_key, 0, 0, 0, "FILE", "TLS client private key"},
+    {"insecure", 0, CFG_FLAG, &o_insecure, 0, 0, 0, NULL, "TLS: do not check the server's host name"},
+    {"client-id", 'i', CFG_STR, &o_client_id, 0, 0, 0, "ID",
+     "MQTT client id (default mosqlite-pub-<new id>); not the request id (--id)"},
+    {"id-prefix", 'I', CFG_STR, &o_id_prefix, 0, 0, 0, "PREFIX", "MQTT client id: PREFIX then a new id"},
+    {"qos", 'q', CFG_INT, &o_qos, 0, 255, 0, "2", "QoS: always 2 (any other is refused)"},
+    {"protocol-version", 'V', CFG_STR, &o_protocol, 0, 0, 0, "5",
+     "MQTT version: 5 (or mqttv5); the only one spoken"},
+    {"debug", 'd', CFG_FLAG, &o_debug, 0, 0, 0, NULL, "print libmosquitto's debug lines (packets)"},
     {"config", 'c', CFG_STR, &o_config, 0, 0, CFG_CMDLINE_ONLY, "FILE",
      "read `key value` options from FILE"},
     {"op", 0, CFG_STR, &o_op, 0, 0, CFG_CMDLINE_ONLY, "OP", "insert, upsert, update or delete"},
     {"where", 0, CFG_STR, &o_where, 0, 0, CFG_CMDLINE_ONLY, "JSON", "rows to update or delete"},
-    {"id", 0, CFG_STR, &o_id, 0, 0, CFG_CMDLINE_ONLY, "ID", "the id of a single request"},
+    {"id", 0, CFG_STR, &o_id, 0, 0, CFG_CMDLINE_ONLY, "ID",
+     "the request id of a single request (not mosquitto_pub's -i/--id: that is -i/--client-id)"},
     {"lines", 0, CFG_STR, &o_lines, 0, 0, CFG_CMDLINE_ONLY, "COLUMN",
      "insert each stdin line into COLUMN of TABLE"},
     {"with", 0, CFG_STR, &o_with, 0, 0, CFG_CMDLINE_ONLY, "JSON", "values added to each --lines row"},
@@ -290,6 +303,39 @@ static char *build_single(const char *data)
     return json;
 }
 
+/* Defaults from the user's config file, then the environment; -c FILE and the command
+ * line are applied over them and win. The file is $XDG_CONFIG_HOME/mosqlite-pub or
+ * ~/.config/mosqlite-pub (as mosquitto_pub reads ~/.config/mosquitto_pub), in the same
+ * `key value` lines as -c; the variables are MOSQLITE_ and a config key in capitals,
+ * dashes as underscores (MOSQLITE_HOST, MOSQLITE_PORT, MOSQLITE_SPOOL_MAX, ...).
+ * 0, or -1 with a reason in err. */
+static int load_defaults(char *err, size_t errlen)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME"), *v;
+    const struct cfg_opt *o;
+    char path[4096] = "", name[64], reason[256];
+    size_t i;
+
+    if (xdg && *xdg)
+        snprintf(path, sizeof path, "%s/mosqlite-pub", xdg);
+    else if (home && *home)
+        snprintf(path, sizeof path, "%s/.config/mosqlite-pub", home);
+    if (*path && access(path, F_OK) == 0 && cfg_load_file(opts, path, err, errlen))
+        return -1;
+    for (o = opts; o->name; o++) {
+        if (o->flags & CFG_CMDLINE_ONLY)
+            continue;
+        snprintf(name, sizeof name, "MOSQLITE_%s", o->name);
+        for (i = 9; name[i]; i++)
+            name[i] = name[i] == '-' ? '_' : (char)toupper((unsigned char)name[i]);
+        if ((v = getenv(name)) && cfg_set(opts, o->name, v, 1, reason, sizeof reason)) {
+            snprintf(err, errlen, "environment %s: %s", name, reason);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* A column name that can go into JSON text as it is. */
 static int plain_name(const char *s)
 {
@@ -308,6 +354,15 @@ static int check_args(int npos, char **pos, char **cmd, int *mode)
 
     if (o_op && mosqlite_op_parse(o_op, &op))
         why = "--op must be insert, upsert, update or delete";
+    else if (o_qos != 2)
+        why = "-q/--qos: mosqlite-pub publishes at QoS 2 only (exactly once needs it)";
+    else if (o_protocol && strcmp(o_protocol, "5") && strcmp(o_protocol, "mqttv5"))
+        why = "-V/--protocol-version: mosqlite-pub speaks MQTT 5 only (5 or mqttv5): it needs "
+              "v5 reason codes to know when the broker refused a request";
+    else if (o_client_id && o_id_prefix)
+        why = "-i/--client-id and -I/--id-prefix do not go together";
+    else if ((o_cert != NULL) != (o_key != NULL))
+        why = "--cert and --key go together";
     else if (o_deliver) {
         *mode = 'd';
         if (npos || cmd || o_lines)
@@ -400,7 +455,7 @@ int main(int argc, char **argv)
     struct mosqlite_stats st;
     struct sigaction sa;
     mosqlite_client *c = NULL;
-    char err[512], *single = NULL, **cmd = NULL;
+    char err[512], *single = NULL, **cmd = NULL, id[MOSQLITE_ID_LEN + 1], client_id[512];
     int npos = 0, mode = 0, rc, status, i;
     double t0 = wall(), dt;
 
@@ -413,6 +468,11 @@ int main(int argc, char **argv)
             argc = i;
             break;
         }
+    if (load_defaults(err, sizeof err)) {
+        log_error("%s", err);
+        cfg_free(opts);
+        return EXIT_USAGE;
+    }
     rc = cfg_parse_args(opts, argc, argv, &npos, usage, err, sizeof err);
     if (rc) {
         if (rc < 0)
@@ -437,6 +497,16 @@ int main(int argc, char **argv)
     mo.username = o_user;
     mo.password = o_pass;
     mo.cafile = o_cafile;
+    mo.certfile = o_cert;
+    mo.keyfile = o_key;
+    mo.tls_insecure = o_insecure;
+    mo.debug = o_debug;
+    if (o_id_prefix && mosqlite_new_id(id) == 0) {
+        snprintf(client_id, sizeof client_id, "%s%s", o_id_prefix, id);
+        mo.client_id = client_id;
+    } else {
+        mo.client_id = o_client_id;     /* NULL: the library's mosqlite-pub-<id> */
+    }
     mo.receipts = o_wait;
     mo.window = (int)o_window;
     mo.timeout_ms = (int)o_timeout * 1000;
@@ -481,12 +551,17 @@ int main(int argc, char **argv)
 
     mosqlite_stats(c, &st);
     dt = wall() - t0;
-    if (o_verbose) {
-        unsigned long done = o_wait ? st.applied + st.duplicate + st.rejected : st.sent;
+    if (o_verbose && o_wait) {
+        unsigned long done = st.applied + st.duplicate + st.rejected;
         log_info("sent %lu, applied %lu, duplicate %lu, rejected %lu, unconfirmed %lu, "
                  "republished %lu, refused by broker %lu, elapsed %.3f s, %.0f requests/s",
                  st.sent, st.applied, st.duplicate, st.rejected, st.outstanding,
                  st.republished, st.refused, dt, dt > 0 ? done / dt : 0.0);
+    } else if (o_verbose) {             /* without receipts nothing says what was applied */
+        log_info("sent %lu (taken by the broker; use --wait to know what was applied), "
+                 "unconfirmed %lu, republished %lu, refused by broker %lu, elapsed %.3f s, "
+                 "%.0f requests/s", st.sent, st.outstanding, st.republished, st.refused, dt,
+                 dt > 0 ? st.sent / dt : 0.0);
     }
     if (rc == MOSQLITE_ETIMEDOUT || st.outstanding > 0)
         status = EXIT_UNCONFIRMED;
