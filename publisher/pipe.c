@@ -456,12 +456,22 @@ int pipe_check_build(const struct pipe_conf *pc, char *err, size_t errlen)
     cJSON *w;
     int ok;
 
+    char e[400], *req;
+
     if (!pc->build_table)
         return 0;
     if (!*pc->build_table || strpbrk(pc->build_table, "/+#")) {
         snprintf(err, errlen, "--build-table must be a plain table name");
         return -1;
     }
+    /* The library's strict check; its message starts "where ...". */
+    if (pc->build_where &&
+        !(req = mosqlite_request_build(MOSQLITE_DELETE, NULL, pc->build_where, NULL, e, sizeof e))) {
+        snprintf(err, errlen, "--build-%s", e);
+        return -1;
+    }
+    if (pc->build_where)
+        mosqlite_free(req);
     w = build_where(pc);
     ok = w && cJSON_IsObject(w) && w->child;
     cJSON_Delete(w);

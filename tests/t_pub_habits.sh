@@ -75,6 +75,8 @@ bad "trailing comma" 'at byte 9, expected a member name in double quotes, found 
 bad "missing colon" "at byte 6, expected ':' after the member name, found '7'" -p 1 --op update --where '{"id" 7}' builds '{"a": 1}'
 bad "leading zero" "at byte 14, expected a number without a leading zero, found '1'" -p 1 --lines line --with '{"build_id": 01}' build_logs
 bad "unterminated string" "expected the closing quote of the string, found the end" -p 1 builds '{"name": "x'
+bad "--build-where" "--build-where is not a JSON object: invalid JSON at byte 6" -p 1 --lines line build_logs --build-where '{"id" 7}' -- true
+bad "empty --build-where" "--build-where must not be empty" -p 1 --lines line build_logs --build-where '{}' -- true
 bad "an array" "values is not a JSON object ({...}) but an array" -p 1 builds '[1]'
 bad "trailing text" "at byte 10, expected the end of the text, found 'x'" -p 1 builds '{"id": 1} x'
 

@@ -147,3 +147,68 @@ check_eq "after drops: builds row failed, exit 2" "$(build_row 9)" "failed,2,1,1
 "$BIN/mosqlite-pub" -p "$MQTT_PORT" --deliver "$T/nothing" 2>/dev/null; rc=$?
 check_eq "--deliver on no spool: exit 3" "$rc" 3
 check "--deliver on no spool: makes no directory" [ ! -e "$T/nothing" ]
+
+# ---- 7. signals ----
+# (exec: $! must be the wrapper itself, not a subshell around it)
+(exec "$BIN/mosqlite-pub" -p "$MQTT_PORT" --lines line --with '{"build_id": 11}' build_logs --no-tee -- sleep 30) &
+W=$!
+wait_until 10 sh -c "[ \"\$(sqlite3 -cmd '.timeout 5000' '$DB' 'SELECT status FROM builds WHERE id = 11')\" = running ]" ||
+    fail "build 11 marked running"
+kill -TERM "$W"; wait "$W"; rc=$?
+check_eq "SIGTERM to the wrapper goes on to the command: exit 143" "$rc" 143
+check_eq "SIGTERM to the wrapper: cancelled, 143" "$(build_row 11)" "cancelled,143,1,1"
+
+mkfifo "$T/fifo12"
+"$BIN/mosqlite-pub" -p "$MQTT_PORT" --no-tee --lines line --with '{"build_id": 12}' build_logs <"$T/fifo12" 2>"$T/p12.err.log" &
+P=$!
+exec 4>"$T/fifo12"
+echo before >&4
+wait_until 10 count_is 12 1 || fail "the pipe took its first line"
+kill -TERM "$P"
+sleep 0.5
+check "the pipe reads on after one SIGTERM" kill -0 "$P"
+echo after >&4
+exec 4>&-
+wait "$P"; rc=$?
+check_eq "the pipe after one SIGTERM: exit 0 at the end of input" "$rc" 0
+check_eq "the pipe after one SIGTERM: both lines" "$(sql "SELECT group_concat(line) FROM (SELECT line FROM build_logs WHERE build_id = 12 ORDER BY id)")" "before,after"
+mkfifo "$T/fifo13"
+"$BIN/mosqlite-pub" -p "$MQTT_PORT" --no-tee --lines line --with '{"build_id": 13}' build_logs <"$T/fifo13" 2>"$T/p13.err.log" &
+P=$!
+exec 4>"$T/fifo13"
+echo one >&4
+wait_until 10 count_is 13 1 || fail "the pipe took its first line"
+kill -TERM "$P"; sleep 0.2; kill -TERM "$P"
+wait_until 10 sh -c "! kill -0 $P 2>/dev/null"; check "a second SIGTERM ends the pipe" [ $? = 0 ]
+exec 4>&-
+wait "$P"; rc=$?
+check_eq "a second SIGTERM: exit 0" "$rc" 0
+
+# ---- 8. a later run with the same --spool sends what was left first ----
+broker_stop
+seq 1 50 | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --no-tee --spool "$T/spool14" --linger 0 --lines line --with '{"build_id": 14}' build_logs 2>/dev/null
+broker_start
+seq 51 100 | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --no-tee --spool "$T/spool14" --lines line --with '{"build_id": 14}' build_logs 2>"$T/p14.err.log"; rc=$?
+check_eq "later run on the same spool: exit 0" "$rc" 0
+same "later run: the former run's lines first, all once, in order" \
+    "$(sql "SELECT group_concat(line, ',') FROM (SELECT line FROM build_logs WHERE build_id = 14 ORDER BY id)")" "$(seq 1 100 | paste -sd ,)"
+check "later run: the spool is removed" [ ! -e "$T/spool14" ]
+
+# ---- 9. a transaction in flight when the pipe gave up is applied once ----
+# The writer is stopped (SIGSTOP): the broker takes the first transaction, no receipt
+# comes, the pipe gives up after --linger 1 with it in flight. The writer then goes on
+# and applies it; --deliver sends it again under the same id: a duplicate, not new rows.
+dup0=$(status | sed -n 's/.*"duplicates":\([0-9]*\).*/\1/p')
+kill -STOP "$WRITER_PID"
+seq 1 250 | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --no-tee --spool "$T/spool15" --linger 1 --lines line --with '{"build_id": 15}' build_logs 2>"$T/p15.err.log"
+check "in flight: the spool says so" grep -q ' [1-9][0-9]*$' "$T/spool15/state"
+note "spool state: $(cat "$T/spool15/state")"
+kill -CONT "$WRITER_PID"
+wait_until 10 sh -c "[ \"\$(sqlite3 -cmd '.timeout 5000' '$DB' 'SELECT count(*) FROM build_logs WHERE build_id = 15')\" -gt 0 ]"
+note "rows of build 15 applied before --deliver: $(sql 'SELECT count(*) FROM build_logs WHERE build_id = 15')"
+"$BIN/mosqlite-pub" -p "$MQTT_PORT" --deliver "$T/spool15" 2>"$T/d15.err.log"; rc=$?
+check_eq "in flight, then --deliver: exit 0" "$rc" 0
+same "in flight, then --deliver: every line once, in order" \
+    "$(sql "SELECT group_concat(line, ',') FROM (SELECT line FROM build_logs WHERE build_id = 15 ORDER BY id)")" "$(seq 1 250 | paste -sd ,)"
+wait_until 10 sh -c "[ \"\$(timeout 3 mosquitto_sub -p $MQTT_PORT -t mosqlite/status -C 1 -W 2 | sed -n 's/.*\"duplicates\":\([0-9]*\).*/\1/p')\" -gt ${dup0:-0} ]"
+check "the writer answered the resent transaction as a duplicate" [ $? = 0 ]
