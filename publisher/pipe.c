@@ -456,7 +456,7 @@ int pipe_check_build(const struct pipe_conf *pc, char *err, size_t errlen)
     cJSON *w;
     int ok;
 
-    char e[400], *req;
+    char e[400], *req = NULL;
 
     if (!pc->build_table)
         return 0;

@@ -10,10 +10,10 @@ pub() { "$BIN/mosqlite-pub" "$@"; }
 count() { sql "SELECT count(*) FROM builds WHERE name = '$1'"; }
 bad() {   # bad DESC WANT-TEXT ARGS...: exit 3 with one stderr line holding WANT-TEXT
     d=$1 want=$2; shift 2
-    pub "$@" >/dev/null 2>"$T/bad.err"; rc=$?
+    pub "$@" >/dev/null 2>"$T/bad.err.log"; rc=$?
     check_eq "$d: exit 3" "$rc" 3
-    if grep -qF -- "$want" "$T/bad.err" && [ "$(wc -l < "$T/bad.err")" = 1 ]; then ok "$d: says [$want]"
-    else fail "$d: says [$want] (got: $(cat "$T/bad.err"))"; fi
+    if grep -qF -- "$want" "$T/bad.err.log" && [ "$(wc -l < "$T/bad.err.log")" = 1 ]; then ok "$d: says [$want]"
+    else fail "$d: says [$want] (got: $(cat "$T/bad.err.log"))"; fi
 }
 
 broker_start
@@ -26,9 +26,9 @@ check "-i: the broker saw client id my-client-7" grep -q ' as my-client-7 ' "$T/
 pub -p "$MQTT_PORT" -I ci-runner- -V mqttv5 --wait builds '{"id": 2, "name": "I"}'; rc=$?
 check_eq "-I, -V mqttv5: exit 0" "$rc" 0
 check "-I: the client id starts with the prefix" grep -q ' as ci-runner-[0-9A-Z]\{26\} ' "$T/broker/mosquitto.log"
-pub -p "$MQTT_PORT" -d builds '{"id": 3, "name": "d"}' 2>"$T/d.err"; rc=$?
+pub -p "$MQTT_PORT" -d builds '{"id": 3, "name": "d"}' 2>"$T/d.err.log"; rc=$?
 check_eq "-d: exit 0" "$rc" 0
-check "-d: libmosquitto's packet lines on stderr" grep -q 'sending PUBLISH' "$T/d.err"
+check "-d: libmosquitto's packet lines on stderr" grep -q 'sending PUBLISH' "$T/d.err.log"
 check_eq "the three rows" "$(sql 'SELECT group_concat(name) FROM (SELECT name FROM builds WHERE id <= 3 ORDER BY id)')" "i,I,d"
 bad "-q 1" "QoS 2 only" -p "$MQTT_PORT" -q 1 builds '{"id": 4}'
 bad "-q 0" "QoS 2 only" -p "$MQTT_PORT" -q 0 builds '{"id": 4}'
@@ -39,19 +39,19 @@ bad "--cert without --key" "--cert and --key go together" -p "$MQTT_PORT" --cert
 pub --help | grep -q -- '--id ID .*request id.*-i/--client-id'; check "--help: --id is the request id, -i the client id" [ $? = 0 ]
 
 # ---- -v without --wait ----
-pub -p "$MQTT_PORT" -v builds '{"id": 5, "name": "v"}' 2>"$T/v.err"; rc=$?
+pub -p "$MQTT_PORT" -v builds '{"id": 5, "name": "v"}' 2>"$T/v.err.log"; rc=$?
 check_eq "-v without --wait: exit 0" "$rc" 0
 check "-v without --wait: no 'applied 0'" sh -c "! grep -q 'applied 0' '$T/v.err'"
-check "-v without --wait: says sent 1" grep -q 'sent 1 ' "$T/v.err"
+check "-v without --wait: says sent 1" grep -q 'sent 1 ' "$T/v.err.log"
 
 # ---- config file and environment ----
 mkdir -p "$T/home/.config"
 printf 'port 1\nwait yes\n' > "$T/home/.config/mosqlite-pub"
 HOME=$T/home pub builds '{"id": 6, "name": "f"}' 2>/dev/null; rc=$?
 check_eq "~/.config/mosqlite-pub read (port 1 there: cannot connect)" "$rc" 4
-HOME=$T/home pub -p "$MQTT_PORT" -v builds '{"id": 6, "name": "f"}' 2>"$T/f.err"; rc=$?
+HOME=$T/home pub -p "$MQTT_PORT" -v builds '{"id": 6, "name": "f"}' 2>"$T/f.err.log"; rc=$?
 check_eq "the command line wins over the file: exit 0" "$rc" 0
-check "the file's wait yes took effect" grep -q 'applied 1,' "$T/f.err"
+check "the file's wait yes took effect" grep -q 'applied 1,' "$T/f.err.log"
 HOME=$T/home MOSQLITE_PORT=$MQTT_PORT pub builds '{"id": 7, "name": "e"}'; rc=$?
 check_eq "MOSQLITE_PORT wins over the file: exit 0" "$rc" 0
 check_eq "rows from the file and the environment" "$(count f),$(count e)" "1,1"
@@ -62,13 +62,13 @@ check_eq "\$XDG_CONFIG_HOME/mosqlite-pub: exit 0" "$rc" 0
 printf 'port %s\n' "$MQTT_PORT" > "$T/c.conf"
 MOSQLITE_PORT=1 pub -c "$T/c.conf" --wait builds '{"id": 9, "name": "c"}'; rc=$?
 check_eq "-c FILE wins over the environment: exit 0" "$rc" 0
-MOSQLITE_PORT=abc pub -p "$MQTT_PORT" builds '{}' 2>"$T/env.err"; rc=$?
+MOSQLITE_PORT=abc pub -p "$MQTT_PORT" builds '{}' 2>"$T/env.err.log"; rc=$?
 check_eq "bad MOSQLITE_PORT: exit 3" "$rc" 3
-check "bad MOSQLITE_PORT: named" grep -q 'environment MOSQLITE_PORT: port: "abc"' "$T/env.err"
+check "bad MOSQLITE_PORT: named" grep -q 'environment MOSQLITE_PORT: port: "abc"' "$T/env.err.log"
 printf 'port 1\nbogus 2\n' > "$T/home/.config/mosqlite-pub"
-HOME=$T/home pub -p "$MQTT_PORT" builds '{}' 2>"$T/cf.err"; rc=$?
+HOME=$T/home pub -p "$MQTT_PORT" builds '{}' 2>"$T/cf.err.log"; rc=$?
 check_eq "bad ~/.config/mosqlite-pub: exit 3" "$rc" 3
-check "bad ~/.config/mosqlite-pub: file:line" grep -q "$T/home/.config/mosqlite-pub:2: unknown key" "$T/cf.err"
+check "bad ~/.config/mosqlite-pub: file:line" grep -q "$T/home/.config/mosqlite-pub:2: unknown key" "$T/cf.err.log"
 
 # ---- JSON errors give the byte and what was expected ----
 bad "trailing comma" 'at byte 9, expected a member name in double quotes, found '"'"'}'"'" -p 1 builds '{"id": 1,}'
@@ -113,7 +113,7 @@ PIDS="$PIDS $BROKER_PID"
 wait_until 10 port_open "$TLS_PORT" || fail "TLS listener up"
 wait_until 15 status_is online || fail "writer back online"
 tlspub() { pub -p "$TLS_PORT" --cafile "$T/tls/ca.crt" --timeout 5 "$@"; }
-tlspub --cert "$T/tls/client.crt" --key "$T/tls/client.key" --insecure --wait builds '{"id": 20, "name": "tls"}' 2>"$T/tls1.err"; rc=$?
+tlspub --cert "$T/tls/client.crt" --key "$T/tls/client.key" --insecure --wait builds '{"id": 20, "name": "tls"}' 2>"$T/tls1.err.log"; rc=$?
 check_eq "--cert --key --insecure: applied (exit 0)" "$rc" 0
 tlspub --insecure --wait builds '{"id": 21, "name": "no cert"}' 2>/dev/null; rc=$?
 check_eq "without --cert: refused by the broker (exit 4)" "$rc" 4
