@@ -261,16 +261,53 @@ struct reader {
     const char *time_column;
     char *rec;
     size_t reccap;
+    char *batch;                        /* records of one read, stored in one write */
+    size_t blen, bcap;
+    long bn;
     int full;                           /* dropping lines right now */
     unsigned long long lines;
 };
+
+/* Store one record, or drop it and say so when the spool is full. */
+static void store(struct reader *r, const char *text, size_t len)
+{
+    struct spool_stats st;
+
+    if (spool_append(r->sp, 'L', text, len, 0)) {
+        if (!r->full) {
+            spool_stats(r->sp, &st);
+            log_warn("the spool is full (%llu lines, %llu bytes undelivered): dropping lines "
+                     "until the broker takes some", st.pending, st.bytes);
+        }
+        r->full = 1;
+    } else if (r->full) {
+        spool_stats(r->sp, &st);
+        log_warn("the spool has room again; %llu lines dropped so far", st.dropped);
+        r->full = 0;
+    }
+}
+
+/* Store the records of one read: in one write, or one by one when they do not all fit. */
+static void flush(struct reader *r)
+{
+    char *p, *end, *nl;
+
+    if (!r->bn)
+        return;
+    if (r->full || spool_append_many(r->sp, r->batch, r->blen, r->bn))
+        for (p = r->batch, end = r->batch + r->blen; p < end; p = nl + 1) {
+            nl = memchr(p, '\n', (size_t)(end - p));
+            store(r, p + 1, (size_t)(nl - p) - 1);
+        }
+    r->blen = 0;
+    r->bn = 0;
+}
 
 /* Spool one line (len bytes of text, no newline). */
 static void put_line(struct reader *r, const mosqlite_lines *tpl, const char *p, size_t len)
 {
     char *vals, ts[40];
     size_t need, hl, vl;
-    struct spool_stats st;
 
     r->lines++;
     if (!r->sp)
@@ -299,18 +336,21 @@ static void put_line(struct reader *r, const mosqlite_lines *tpl, const char *p,
         need += (size_t)sprintf(r->rec + need, ",\"%s\":\"%s\"}}", r->time_column, ts);
     }
     free(vals);
-    if (spool_append(r->sp, 'L', r->rec, need, 0)) {
-        if (!r->full) {
-            spool_stats(r->sp, &st);
-            log_warn("the spool is full (%llu lines, %llu bytes undelivered): dropping lines "
-                     "until the broker takes some", st.pending, st.bytes);
+    if (r->blen + need + 2 > r->bcap) {
+        size_t ncap = (r->blen + need + 2) * 2;
+        char *nb = realloc(r->batch, ncap);
+        if (!nb) {
+            store(r, r->rec, need);     /* out of memory: one at a time */
+            return;
         }
-        r->full = 1;
-    } else if (r->full) {
-        spool_stats(r->sp, &st);
-        log_warn("the spool has room again; %llu lines dropped so far", st.dropped);
-        r->full = 0;
+        r->batch = nb;
+        r->bcap = ncap;
     }
+    r->batch[r->blen++] = 'L';
+    memcpy(r->batch + r->blen, r->rec, need);
+    r->blen += need;
+    r->batch[r->blen++] = '\n';
+    r->bn++;
 }
 
 /* Cut the buffer into lines; at the end of input, what is left is a line too. */
@@ -341,6 +381,8 @@ static void cut_lines(struct reader *r, struct source *s, int eof)
     }
     memmove(s->buf, b, avail);
     s->len = avail;
+    if (r->sp)
+        flush(r);
 }
 
 /* Copy to the tee; a reader that went away ends the copy, never the program. */
@@ -784,6 +826,7 @@ out:
         free(src[i].buf);
     cJSON_Delete(tq);
     free(r.rec);
+    free(r.batch);
     free(head);
     return status;
 }

@@ -280,6 +280,40 @@ out:
     return rc;
 }
 
+int spool_append_many(spool *sp, const char *recs, size_t len, long n)
+{
+    ssize_t w;
+    int rc = 1;
+
+    pthread_mutex_lock(&sp->lock);
+    if (sp->st.bytes + len > sp->max || sp->wfd < 0)
+        goto out;
+    w = pwrite(sp->wfd, recs, len, sp->woff);
+    if (w != (ssize_t)len) {
+        if (w > 0)
+            (void)ftruncate(sp->wfd, sp->woff);
+        goto out;
+    }
+    sp->woff += w;
+    sp->st.bytes += len;
+    sp->st.pending += (unsigned long long)n;
+    sp->st.appended += (unsigned long long)n;
+    rc = 0;
+    if ((unsigned long long)sp->woff >= sp->seg_max) {
+        int fd = seg_open(sp, sp->wseg + 1, O_RDWR | O_CREAT | O_TRUNC);
+        if (fd >= 0) {
+            close(sp->wfd);
+            sp->wfd = fd;
+            sp->wseg++;
+            sp->woff = 0;
+        }
+    }
+    pthread_cond_broadcast(&sp->cond);
+out:
+    pthread_mutex_unlock(&sp->lock);
+    return rc;
+}
+
 /* Lock held. Pass over fully delivered segments; the bytes left in the read one. */
 static off_t readable(spool *sp)
 {

@@ -39,6 +39,12 @@ spool *spool_open(const char *dir, int resume, unsigned long long max_bytes,
  * disk refused it). */
 int spool_append(spool *sp, char kind, const char *text, size_t len, int force);
 
+/* Append n records at once: len bytes, each a kind byte, its text and a newline (one
+ * write for many lines). Returns 0 when all are stored; 1 when they do not all fit
+ * under the bound or the disk refused them: then none is stored (the caller appends
+ * them one by one, and what does not fit is dropped). */
+int spool_append_many(spool *sp, const char *recs, size_t len, long n);
+
 /* The oldest records, at most maxn and maxbytes of text (always at least one), all of
  * the same kind, their texts joined by commas into *buf (grown as needed, *len set).
  * A run that left records in flight gets exactly those first. Sets *kind and *seq (the
