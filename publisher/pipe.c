@@ -5,9 +5,9 @@
  *   - the reading side (the main thread) reads its input to the end whatever happens:
  *     it copies what it reads to its own stdout as it reads it (a tee; a cut-off
  *     reader of that copy only ends the copy), cuts the input into lines, and appends
- *     each line as a record to the spool on disk (spool.c), which takes a line in the
- *     time of a write to the page cache. When the spool is full the line is dropped
- *     and counted, never waited for. As a wrapper it runs the command without a shell,
+ *     them as records to the spool on disk (spool.c), the lines of one read in one
+ *     write to the page cache. When the spool is full a line is dropped and counted,
+ *     never waited for. As a wrapper it runs the command without a shell,
  *     reads its stdout and stderr (each line keeps its stream), and records the build's
  *     start and end in the builds table as records of the same spool.
  *   - the delivering side (a thread) connects when it can, takes the oldest records
