@@ -49,9 +49,12 @@
 static volatile sig_atomic_t nsignals, last_signal;
 static volatile pid_t child_pid;
 
-static void on_signal(int sig)
+/* A signal the terminal sent (Ctrl-C, Ctrl-\\, a hangup) has reached the command
+ * already, with the whole foreground process group; one sent to this process alone
+ * (kill, a CI runner's SIGTERM) is passed on, so the command ends as it would have. */
+static void on_signal(int sig, siginfo_t *si, void *ctx)
 {
-    if (child_pid > 0)
+    if (child_pid > 0 && si->si_code != SI_KERNEL)
         kill(child_pid, sig);
     last_signal = sig;
     nsignals++;
@@ -660,12 +663,13 @@ static mosqlite_lines *template_for(const struct pipe_conf *pc, const char *stre
     return t;
 }
 
-static void set_signals(void (*handler)(int))
+static void set_signals(void (*handler)(int, siginfo_t *, void *))
 {
     struct sigaction sa;
 
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = handler;            /* no SA_RESTART: poll() returns at once */
+    sa.sa_sigaction = handler;          /* no SA_RESTART: poll() returns at once */
+    sa.sa_flags = SA_SIGINFO;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
