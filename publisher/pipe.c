@@ -144,6 +144,7 @@ static void *deliver_main(void *arg)
     size_t cap = 0, len, pcap = 0;
     unsigned long long seq;
     long n;
+    int rc;
     double sent_at;
 
     while (!d->abandon) {
@@ -175,7 +176,15 @@ static void *deliver_main(void *arg)
         snprintf(payload, pcap, "{\"id\":\"%s-%llu\",\"ops\":[%s]}", spool_id(d->sp), seq, body);
         spool_inflight(d->sp, n);
         d->got = 0;
-        if (mosqlite_publish(d->c, NULL, payload, NULL, NULL) != MOSQLITE_OK) {
+        if ((rc = mosqlite_publish(d->c, NULL, payload, NULL, NULL)) == MOSQLITE_EINVAL) {
+            /* The library refuses it (it would never be sent): count it as rejected. */
+            log_error("%ld %s not sent: %s", n, kind == 'B' ? "build record(s)" : "line(s)",
+                      mosqlite_errstr(d->c));
+            d->rejected += (unsigned long long)n;
+            spool_done(d->sp, n);
+            continue;
+        }
+        if (rc != MOSQLITE_OK) {
             log_error("publishing lines: %s", mosqlite_errstr(d->c));
             nap(d, 1000);
             continue;
