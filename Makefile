@@ -32,9 +32,10 @@ ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
 
 COMMON_SRC = $(wildcard common/*.c)
 WRITER_SRC = $(wildcard writer/*.c)
-# The publisher library is every publisher/*.c except the CLI in publisher/main.c.
-PUBLIB_SRC = $(filter-out publisher/main.c,$(wildcard publisher/*.c))
-PUBCLI_SRC = publisher/main.c
+# The publisher library is every publisher/*.c except the CLI's: main.c and the log
+# pipe (pipe.c, spool.c).
+PUBCLI_SRC = publisher/main.c publisher/pipe.c publisher/spool.c
+PUBLIB_SRC = $(filter-out $(PUBCLI_SRC),$(wildcard publisher/*.c))
 # Unit tests: tests/unit/*.c linked with every writer object but main.o.
 UNIT_SRC   = $(wildcard tests/unit/*.c)
 

@@ -2,28 +2,37 @@
 # make run: the whole thing on this machine. Mosquitto from mosquitto.conf.example
 # (MQTT on 127.0.0.1:1883, the page on :9001), mosqlite-writer on data/mosqlite.db with
 # conf/schema and conf/mosqlite.conf. Ctrl-C stops both. MQTT_PORT and WS_PORT move
-# the ports; when the default one is taken (a system mosquitto, say), the next free
-# one is used and printed.
+# the ports, DATA_DIR the data directory (default data/). When a port is taken (a
+# system mosquitto, say), the next free one is used and printed. The broker's own log
+# (its connection notices above all) goes to DATA_DIR/mosquitto.log, not the terminal.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+DATA=${DATA_DIR:-data}
+case "$DATA" in /*) ;; *) DATA=$ROOT/$DATA;; esac
 
-in_use() { ss -Htan "sport = :$1" | grep -q .; }
+# Mosquitto binds its listeners with address reuse on, so connections on a port, and
+# the TIME-WAIT sockets a broker that just stopped leaves behind, do not keep it from
+# binding: only a socket listening on the port does.
+listening() { ss -Htln "sport = :$1" | grep -q .; }
 pick() {
     p=$1
-    while in_use "$p"; do p=$((p + 1)); done
-    [ "$p" = "$1" ] || echo "run: port $1 is in use, using $p" >&2
+    while listening "$p"; do p=$((p + 1)); done
+    [ "$p" = "$1" ] || echo "run: port $1 is in use (something listens on it), using $p" >&2
     echo "$p"
 }
 MQTT_PORT=$(pick "${MQTT_PORT:-1883}")
 WS_PORT=$(pick "${WS_PORT:-9001}")
+[ "$WS_PORT" != "$MQTT_PORT" ] || WS_PORT=$(pick $((WS_PORT + 1)))
 
-mkdir -p data
-conf=data/mosquitto.conf
+mkdir -p "$DATA"
+conf=$DATA/mosquitto.conf
+log=$DATA/mosquitto.log
 sed -e "s/^listener 1883 127.0.0.1/listener $MQTT_PORT 127.0.0.1/" \
     -e "s/^listener 9001\$/listener $WS_PORT/" \
     -e "s|^http_dir .*|http_dir $ROOT/web|" \
-    -e "s|^persistence_location .*|persistence_location $ROOT/data/|" \
+    -e "s|^persistence_location .*|persistence_location $DATA/|" \
+    -e "s|^log_dest .*|log_dest file $log|" \
     mosquitto.conf.example > "$conf"
 # As root, Mosquitto drops to the `mosquitto` user, which could not write data/.
 [ "$(id -u)" = 0 ] && echo "user root" >> "$conf"
@@ -37,26 +46,33 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-mosquitto -c "$conf" &
+mosquitto -c "$conf" >>"$log" 2>&1 &
 BROKER=$!
 i=0
-until in_use "$MQTT_PORT"; do
+until listening "$MQTT_PORT" && listening "$WS_PORT"; do
     i=$((i + 1))
-    [ $i -lt 100 ] || { echo "run: mosquitto did not start" >&2; exit 1; }
+    if [ $i -ge 100 ] || ! kill -0 "$BROKER" 2>/dev/null; then
+        echo "run: mosquitto did not start; the end of $log:" >&2
+        tail -n 5 "$log" >&2
+        exit 1
+    fi
     sleep 0.1
 done
-bin/mosqlite-writer -c conf/mosqlite.conf -p "$MQTT_PORT" &
+bin/mosqlite-writer -c conf/mosqlite.conf -p "$MQTT_PORT" --db "$DATA/mosqlite.db" &
 WRITER=$!
 
 cat <<MSG
 
   mosqlite is running.
-    page:      http://localhost:$WS_PORT/
-    database:  $ROOT/data/mosqlite.db   (read it: sqlite3 -cmd '.timeout 2000' data/mosqlite.db)
+    page:        http://localhost:$WS_PORT/
+    database:    $DATA/mosqlite.db   (read it: sqlite3 -cmd '.timeout 2000' $DATA/mosqlite.db)
+    broker log:  $log
     write a row from a shell:
       mosquitto_pub -p $MQTT_PORT -q 2 -t mosqlite/write/build_logs -m '{"values":{"build_id":7,"line":"hello"}}'
     pipe a build log:
       make 2>&1 | bin/mosqlite-pub -p $MQTT_PORT --lines line --with '{"build_id": 7}' build_logs
+    run a build and record it (status, exit code, duration, each line's stream):
+      bin/mosqlite-pub -p $MQTT_PORT --lines line --with '{"build_id": 8}' build_logs -- make
   Ctrl-C stops the writer and the broker.
 
 MSG

@@ -71,7 +71,12 @@ static void on_subscribe(struct mosquitto *mosq, void *obj, int mid, int n,
     pthread_mutex_unlock(&c->lock);
 }
 
-/* PUBCOMP (or a PUBREC/PUBCOMP with a failure reason) for mid. */
+/* -d: libmosquitto's own log lines, as mosquitto_pub -d prints them. */
+static void on_log(struct mosquitto *mosq, void *obj, int level, const char *msg)
+{
+    fprintf(stderr, "%s\n", msg);
+}
+
 /* ---- public API ---- */
 
 /* The defaults of mosqlite_options_init, also taken for an option left at 0. */
@@ -130,6 +135,9 @@ mosqlite_client *mosqlite_client_new(const struct mosqlite_options *o)
     c->username = dupornull(o->username, &bad);
     c->password = dupornull(o->password, &bad);
     c->cafile = dupornull(o->cafile, &bad);
+    c->certfile = dupornull(o->certfile, &bad);
+    c->keyfile = dupornull(o->keyfile, &bad);
+    c->tls_insecure = o->tls_insecure;
     c->prefix = dupornull(o->prefix ? o->prefix : "mosqlite", &bad);
     if (o->client_id) {
         c->client_id = dupornull(o->client_id, &bad);
@@ -170,6 +178,8 @@ mosqlite_client *mosqlite_client_new(const struct mosqlite_options *o)
     mosquitto_publish_v5_callback_set(c->mosq, mosqlite__on_publish);
     mosquitto_message_v5_callback_set(c->mosq, mosqlite__on_message);
     mosquitto_reconnect_delay_set(c->mosq, 1, 4, true);
+    if (o->debug)
+        mosquitto_log_callback_set(c->mosq, on_log);
     snprintf(c->err, sizeof c->err, "no error");
     return c;
 fail:
@@ -193,8 +203,13 @@ int mosqlite_connect(mosqlite_client *c)
         return mosqlite__seterr(c, MOSQLITE_ESTATE, "already connected");
     if (c->username && (rc = mosquitto_username_pw_set(c->mosq, c->username, c->password)))
         return mosqlite__seterr(c, MOSQLITE_ECONNECT, "username: %s", mosquitto_strerror(rc));
-    if (c->cafile && (rc = mosquitto_tls_set(c->mosq, c->cafile, NULL, NULL, NULL, NULL)))
-        return mosqlite__seterr(c, MOSQLITE_ECONNECT, "TLS with %s: %s", c->cafile, mosquitto_strerror(rc));
+    if ((c->cafile || c->certfile) &&
+        (rc = mosquitto_tls_set(c->mosq, c->cafile, NULL, c->certfile, c->keyfile, NULL)))
+        return mosqlite__seterr(c, MOSQLITE_ECONNECT, "TLS with %s%s%s: %s",
+                                c->cafile ? c->cafile : "", c->certfile ? " and " : "",
+                                c->certfile ? c->certfile : "", mosquitto_strerror(rc));
+    if (c->tls_insecure && (rc = mosquitto_tls_insecure_set(c->mosq, true)))
+        return mosqlite__seterr(c, MOSQLITE_ECONNECT, "--insecure: %s", mosquitto_strerror(rc));
     /* Keep the session (and what is in flight) across reconnects for 10 minutes. */
     mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, 600);
     c->conn_rc = -1;
@@ -271,6 +286,8 @@ void mosqlite_close(mosqlite_client *c)
     free(c->username);
     free(c->password);
     free(c->cafile);
+    free(c->certfile);
+    free(c->keyfile);
     free(c->prefix);
     free(c->client_id);
     free(c->reply_topic);

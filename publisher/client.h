@@ -32,7 +32,8 @@ struct mosqlite_client {
     pthread_mutex_t lock;       /* guards everything below that callbacks touch */
     pthread_cond_t cond;        /* signalled on any change */
     char *host, *username, *password, *cafile, *prefix, *client_id, *reply_topic;
-    int port, receipts, window, timeout_ms, retry_ms, keepalive;
+    char *certfile, *keyfile;
+    int port, receipts, window, timeout_ms, retry_ms, keepalive, tls_insecure;
     size_t window_bytes;
     struct entry *ents;         /* window slots */
     int *freelist, nfree;       /* free slots (a stack) */

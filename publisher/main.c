@@ -1,13 +1,17 @@
 /* main.c: mosqlite-pub, the command-line publisher, built on the library in
- * mosqlite.h. Three ways in: one request from the arguments (TABLE JSON, --op, --where,
- * --id), JSON Lines from stdin (`-`), or each stdin line as one insert (--lines COLUMN
- * --with JSON TABLE). stdin is read only while the library's window has room, so memory
- * stays bounded on endless input, and every line is published as soon as it is read.
- * The exit status says whether everything landed (see usage below). */
+ * mosqlite.h. Four ways in: one request from the arguments (TABLE JSON, --op, --where,
+ * --id), JSON Lines from stdin (`-`), the log pipe (--lines COLUMN --with JSON TABLE,
+ * optionally wrapping a command after `--`; see pipe.c), and --deliver DIR for what a
+ * log pipe left in its spool. For JSON Lines, stdin is read only while the library's
+ * window has room, so memory stays bounded on endless input, and every line is
+ * published as soon as it is read. The exit status says whether everything landed
+ * (see usage below); the log pipe's never fails the build it watches. */
 #include "cfg.h"
 #include "log.h"
 #include "mosqlite.h"
+#include "pipe.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -20,7 +24,6 @@
 
 enum { EXIT_REJECTED = 1, EXIT_UNCONFIRMED = 2, EXIT_USAGE = 3, EXIT_CONNECT = 4 };
 
-#define LINES_CHUNK 32768           /* --lines: longest text per row */
 
 static const char usage[] =
     "usage: mosqlite-pub [options] TABLE '{\"col\": value, ...}'        insert one row\n"
@@ -28,22 +31,39 @@ static const char usage[] =
     "       mosqlite-pub [options] --op update --where '{...}' TABLE '{set...}'\n"
     "       mosqlite-pub [options] --op delete --where '{...}' TABLE\n"
     "       mosqlite-pub [options] -                   JSON Lines from stdin, to PREFIX/write\n"
-    "       mosqlite-pub [options] --lines COLUMN [--with '{...}'] TABLE   each stdin line\n"
+    "       mosqlite-pub [options] --lines COLUMN [--with '{...}'] TABLE   log pipe: each stdin line\n"
+    "       mosqlite-pub [options] --lines COLUMN [--with '{...}'] TABLE -- COMMAND [ARGS...]\n"
+    "       mosqlite-pub [options] --deliver DIR       what a log pipe left in its spool\n"
     "\n"
     "Every request goes at QoS 2; the program ends once the broker has completed every\n"
     "handshake (or, with --wait, once the writer has answered every request). A JSON\n"
-    "Lines line longer than --max-line is not sent and counts as an error; with --lines\n"
-    "a longer line is sent as several rows of at most 32 KiB of text. Invalid UTF-8 in a\n"
-    "--lines line becomes U+FFFD; a trailing CR is dropped. --timeout is how long to go\n"
-    "on without any request completing (0 = for ever).\n"
+    "Lines line longer than --max-line is not sent and counts as an error. --timeout is\n"
+    "how long to go on without any request completing (0 = for ever).\n"
     "Exit status: 0 all done (applied or duplicate with --wait); 1 a request was\n"
     "rejected, or a line could not be sent; 2 unconfirmed after --timeout; 3 bad\n"
-    "arguments or config; 4 could not connect.\n";
+    "arguments or config; 4 could not connect.\n"
+    "\n"
+    "The log pipe (--lines) copies stdin to stdout as it reads it (--no-tee: not), reads\n"
+    "to the end whatever happens, and inserts each line into COLUMN of TABLE with the\n"
+    "values of --with: 100 lines at most per transaction, each under an id, so a line is\n"
+    "applied once and in order. Lines go through a spool on disk (--spool, bounded by\n"
+    "--spool-max: past it lines are dropped and counted) while the broker is away. At the\n"
+    "end it waits while delivery progresses, and up to --linger seconds without; what is\n"
+    "left stays in the spool for --deliver DIR. A line longer than 32 KiB becomes several\n"
+    "rows; invalid UTF-8 becomes U+FFFD; a trailing CR is dropped. Its exit status is 0.\n"
+    "With `-- COMMAND`, it runs COMMAND (no shell), reads its stdout and stderr (copied\n"
+    "to its own; each line's stream goes to --stream-column), marks the build running in\n"
+    "--build-table before and passed/failed/cancelled with exit_code, finished_at and\n"
+    "duration_ms after, and exits with COMMAND's status (128 + N if killed by signal N).\n"
+    "--deliver exits 0 when all is delivered, 2 when some is left.\n";
 
 static char *o_host, *o_prefix, *o_user, *o_pass, *o_cafile,
-            *o_config, *o_op, *o_where, *o_id, *o_lines, *o_with;
-static long long o_port = 1883, o_timeout = 30, o_window = 1000, o_max_line = 262144;
-static int o_wait, o_verbose;
+            *o_config, *o_op, *o_where, *o_id, *o_lines, *o_with, *o_spool, *o_deliver,
+            *o_build_table, *o_build_where, *o_build_name, *o_stream_column, *o_time_column,
+            *o_client_id, *o_id_prefix, *o_cert, *o_key, *o_protocol;
+static long long o_port = 1883, o_timeout = 30, o_window = 1000, o_max_line = 262144,
+                 o_spool_max = 64LL << 20, o_linger = 10, o_qos = 2;
+static int o_wait, o_verbose, o_no_tee, o_no_build, o_insecure, o_debug;
 
 static const struct cfg_opt opts[] = {
     {"host", 'h', CFG_STR, &o_host, 0, 0, 0, "HOST", "broker host (127.0.0.1)"},
@@ -52,14 +72,46 @@ static const struct cfg_opt opts[] = {
     {"username", 'u', CFG_STR, &o_user, 0, 0, 0, "USER", "MQTT username"},
     {"password", 'P', CFG_STR, &o_pass, 0, 0, 0, "PASS", "MQTT password"},
     {"cafile", 0, CFG_STR, &o_cafile, 0, 0, 0, "FILE", "CA certificates: connect with TLS"},
+    {"cert", 0, CFG_STR, &o_cert, 0, 0, 0, "FILE", "TLS client certificate (with --key)"},
+    {"key", 0, CFG_STR, &o_key, 0, 0, 0, "FILE", "TLS client private key"},
+    {"insecure", 0, CFG_FLAG, &o_insecure, 0, 0, 0, NULL, "TLS: do not check the server's host name"},
+    {"client-id", 'i', CFG_STR, &o_client_id, 0, 0, 0, "ID",
+     "MQTT client id (default mosqlite-pub-<new id>); not the request id (--id)"},
+    {"id-prefix", 'I', CFG_STR, &o_id_prefix, 0, 0, 0, "PREFIX", "MQTT client id: PREFIX then a new id"},
+    {"qos", 'q', CFG_INT, &o_qos, 0, 255, 0, "2", "QoS: always 2 (any other is refused)"},
+    {"protocol-version", 'V', CFG_STR, &o_protocol, 0, 0, 0, "5",
+     "MQTT version: 5 (or mqttv5); the only one spoken"},
+    {"debug", 'd', CFG_FLAG, &o_debug, 0, 0, 0, NULL, "print libmosquitto's debug lines (packets)"},
     {"config", 'c', CFG_STR, &o_config, 0, 0, CFG_CMDLINE_ONLY, "FILE",
      "read `key value` options from FILE"},
     {"op", 0, CFG_STR, &o_op, 0, 0, CFG_CMDLINE_ONLY, "OP", "insert, upsert, update or delete"},
     {"where", 0, CFG_STR, &o_where, 0, 0, CFG_CMDLINE_ONLY, "JSON", "rows to update or delete"},
-    {"id", 0, CFG_STR, &o_id, 0, 0, CFG_CMDLINE_ONLY, "ID", "the id of a single request"},
+    {"id", 0, CFG_STR, &o_id, 0, 0, CFG_CMDLINE_ONLY, "ID",
+     "the request id of a single request (not mosquitto_pub's -i/--id: that is -i/--client-id)"},
     {"lines", 0, CFG_STR, &o_lines, 0, 0, CFG_CMDLINE_ONLY, "COLUMN",
      "insert each stdin line into COLUMN of TABLE"},
     {"with", 0, CFG_STR, &o_with, 0, 0, CFG_CMDLINE_ONLY, "JSON", "values added to each --lines row"},
+    {"no-tee", 0, CFG_FLAG, &o_no_tee, 0, 0, 0, NULL, "--lines: do not copy the input to stdout"},
+    {"spool", 0, CFG_STR, &o_spool, 0, 0, 0, "DIR",
+     "--lines: spool directory (a new one in $TMPDIR, removed when empty)"},
+    {"spool-max", 0, CFG_INT, &o_spool_max, 65536, 1LL << 40, 0, "BYTES",
+     "--lines: most undelivered bytes spooled (67108864)"},
+    {"linger", 0, CFG_INT, &o_linger, 0, 86400, 0, "SECONDS",
+     "--lines, --deliver: at the end, wait this long without progress (10)"},
+    {"deliver", 0, CFG_STR, &o_deliver, 0, 0, CFG_CMDLINE_ONLY, "DIR",
+     "deliver what a log pipe left in the spool DIR"},
+    {"build-table", 0, CFG_STR, &o_build_table, 0, 0, 0, "TABLE",
+     "-- COMMAND: the builds table (builds)"},
+    {"build-where", 0, CFG_STR, &o_build_where, 0, 0, CFG_CMDLINE_ONLY, "JSON",
+     "-- COMMAND: the build's row ({\"id\": --with's build_id})"},
+    {"build-name", 0, CFG_STR, &o_build_name, 0, 0, CFG_CMDLINE_ONLY, "NAME",
+     "-- COMMAND: the build's name (the command line)"},
+    {"no-build", 0, CFG_FLAG, &o_no_build, 0, 0, CFG_CMDLINE_ONLY, NULL,
+     "-- COMMAND: record no start and end"},
+    {"stream-column", 0, CFG_STR, &o_stream_column, 0, 0, 0, "COLUMN",
+     "-- COMMAND: stdout or stderr goes here (stream; \"\": none)"},
+    {"time-column", 0, CFG_STR, &o_time_column, 0, 0, 0, "COLUMN",
+     "--lines: the time each line was read goes here (none)"},
     {"wait", 0, CFG_FLAG, &o_wait, 0, 0, 0, NULL, "wait for the writer's receipts"},
     {"timeout", 0, CFG_INT, &o_timeout, 0, 86400, 0, "SECONDS", "give up after this long without progress (30)"},
     {"window", 0, CFG_INT, &o_window, 1, 65535, 0, "N", "most requests outstanding at once (1000)"},
@@ -158,19 +210,15 @@ static int fill(struct reader *r)
     return 0;
 }
 
-/* Publish one line. Returns 0 to go on, or a MOSQLITE_E* code that ends the input. */
-static int handle_line(mosqlite_client *c, const mosqlite_lines *tpl, const char *table,
-                       char *p, size_t len, int cut, int cont, unsigned long lineno)
+/* Publish one JSON Lines line. Returns 0 to go on, or a MOSQLITE_E* code that ends
+ * the input. */
+static int handle_line(mosqlite_client *c, char *p, size_t len, int cut, int cont,
+                       unsigned long lineno)
 {
     char *json;
     int rc;
 
-    if (tpl) {
-        if (!cut && len > 0 && p[len - 1] == '\r')
-            len--;
-        if (!(json = mosqlite_lines_format(tpl, p, len)))
-            return MOSQLITE_ENOMEM;
-    } else {
+    {
         size_t i = 0;
         if (cut || cont) {
             if (!cont) {
@@ -194,7 +242,7 @@ static int handle_line(mosqlite_client *c, const mosqlite_lines *tpl, const char
             return 0;
         }
     }
-    rc = mosqlite_publish(c, tpl ? table : NULL, json, (void *)(uintptr_t)lineno, NULL);
+    rc = mosqlite_publish(c, NULL, json, (void *)(uintptr_t)lineno, NULL);
     free(json);
     if (rc == MOSQLITE_EINVAL) {
         log_error("line %lu: %s", lineno, mosqlite_errstr(c));
@@ -204,14 +252,14 @@ static int handle_line(mosqlite_client *c, const mosqlite_lines *tpl, const char
     return rc;
 }
 
-/* Publish stdin, line by line, as it arrives. */
-static int run_stdin(mosqlite_client *c, const mosqlite_lines *tpl, const char *table)
+/* Publish JSON Lines from stdin, line by line, as they arrive. */
+static int run_stdin(mosqlite_client *c)
 {
     struct reader r = {0};
     unsigned long lineno = 0;
     int rc = MOSQLITE_OK;
 
-    r.max = tpl ? LINES_CHUNK : (size_t)o_max_line;
+    r.max = (size_t)o_max_line;
     r.cap = r.max + 65536;
     if (!(r.buf = malloc(r.cap)))
         return MOSQLITE_ENOMEM;
@@ -224,7 +272,7 @@ static int run_stdin(mosqlite_client *c, const mosqlite_lines *tpl, const char *
         while (rc == MOSQLITE_OK && (got = next_line(&r, &p, &len, &cut, &cont)) == 1) {
             if (!cont)
                 lineno++;
-            rc = handle_line(c, tpl, table, p, len, cut, cont, lineno);
+            rc = handle_line(c, p, len, cut, cont, lineno);
         }
         if (rc != MOSQLITE_OK || got < 0)
             break;
@@ -255,22 +303,85 @@ static char *build_single(const char *data)
     return json;
 }
 
-/* Check the arguments; 0 when they make sense, else one line on stderr. */
-static int check_args(int npos, char **pos, int *mode)
+/* Defaults from the user's config file, then the environment; -c FILE and the command
+ * line are applied over them and win. The file is $XDG_CONFIG_HOME/mosqlite-pub or
+ * ~/.config/mosqlite-pub (as mosquitto_pub reads ~/.config/mosquitto_pub), in the same
+ * `key value` lines as -c; the variables are MOSQLITE_ and a config key in capitals,
+ * dashes as underscores (MOSQLITE_HOST, MOSQLITE_PORT, MOSQLITE_SPOOL_MAX, ...).
+ * 0, or -1 with a reason in err. */
+static int load_defaults(char *err, size_t errlen)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME"), *v;
+    const struct cfg_opt *o;
+    char path[4096] = "", name[64], reason[256];
+    size_t i;
+
+    if (xdg && *xdg)
+        snprintf(path, sizeof path, "%s/mosqlite-pub", xdg);
+    else if (home && *home)
+        snprintf(path, sizeof path, "%s/.config/mosqlite-pub", home);
+    if (*path && access(path, F_OK) == 0 && cfg_load_file(opts, path, err, errlen))
+        return -1;
+    for (o = opts; o->name; o++) {
+        if (o->flags & CFG_CMDLINE_ONLY)
+            continue;
+        snprintf(name, sizeof name, "MOSQLITE_%s", o->name);
+        for (i = 9; name[i]; i++)
+            name[i] = name[i] == '-' ? '_' : (char)toupper((unsigned char)name[i]);
+        if ((v = getenv(name)) && cfg_set(opts, o->name, v, 1, reason, sizeof reason)) {
+            snprintf(err, errlen, "environment %s: %s", name, reason);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A column name that can go into JSON text as it is. */
+static int plain_name(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == '"' || *s == '\\')
+            return 0;
+    return 1;
+}
+
+/* Check the arguments; 0 when they make sense, else one line on stderr. cmd is what
+ * followed `--` (NULL when there was none). */
+static int check_args(int npos, char **pos, char **cmd, int *mode)
 {
     enum mosqlite_op op = MOSQLITE_INSERT;
     const char *why = NULL;
 
     if (o_op && mosqlite_op_parse(o_op, &op))
         why = "--op must be insert, upsert, update or delete";
-    else if (o_lines) {
+    else if (o_qos != 2)
+        why = "-q/--qos: mosqlite-pub publishes at QoS 2 only (exactly once needs it)";
+    else if (o_protocol && strcmp(o_protocol, "5") && strcmp(o_protocol, "mqttv5"))
+        why = "-V/--protocol-version: mosqlite-pub speaks MQTT 5 only (5 or mqttv5): it needs "
+              "v5 reason codes to know when the broker refused a request";
+    else if (o_client_id && o_id_prefix)
+        why = "-i/--client-id and -I/--id-prefix do not go together";
+    else if ((o_cert != NULL) != (o_key != NULL))
+        why = "--cert and --key go together";
+    else if (o_deliver) {
+        *mode = 'd';
+        if (npos || cmd || o_lines)
+            why = "--deliver DIR takes nothing else to publish";
+    } else if (o_lines) {
         *mode = 'l';
         if (npos != 1 || !strcmp(pos[0], "-"))
-            why = "--lines takes exactly one TABLE";
+            why = "--lines takes exactly one TABLE (then -- COMMAND to run a build)";
         else if (o_op || o_where || o_id)
             why = "--lines does not take --op, --where or --id";
+        else if (cmd && !cmd[0])
+            why = "nothing to run after --";
+        else if (!plain_name(o_lines) || (o_time_column && !plain_name(o_time_column)) ||
+                 (o_stream_column && !plain_name(o_stream_column)))
+            why = "a column name must not hold quotes, backslashes or control characters";
     } else if (o_with) {
         why = "--with only goes with --lines";
+    } else if (cmd) {
+        why = "-- COMMAND goes with --lines COLUMN TABLE";
     } else if (npos == 1 && !strcmp(pos[0], "-")) {
         *mode = '-';
         if (o_op || o_where || o_id)
@@ -297,6 +408,40 @@ static int check_args(int npos, char **pos, int *mode)
     return 0;
 }
 
+/* The log pipe, the wrapper (cmd) and --deliver; returns the exit status. */
+static int run_pipe(int mode, const char *table, char **cmd, const struct mosqlite_options *mo)
+{
+    struct pipe_conf pc;
+    mosqlite_lines *tpl;
+    char err[512];
+
+    memset(&pc, 0, sizeof pc);
+    pc.table = table;
+    pc.column = o_lines;
+    pc.with = o_with;
+    pc.stream_column = o_stream_column ? o_stream_column : "stream";
+    pc.time_column = o_time_column;
+    pc.build_table = cmd && !o_no_build ? (o_build_table ? o_build_table : "builds") : NULL;
+    pc.build_where = o_build_where;
+    pc.build_name = o_build_name;
+    pc.spool_dir = mode == 'd' ? o_deliver : o_spool;
+    pc.spool_max = (unsigned long long)o_spool_max;
+    pc.linger_s = (int)o_linger;
+    pc.tee = !o_no_tee;
+    pc.verbose = o_verbose;
+    pc.mo = *mo;
+    if (mode == 'd')
+        return pipe_deliver(&pc);
+    if (!(tpl = mosqlite_lines_new(o_lines, o_with, err, sizeof err)) ||
+        pipe_check_build(&pc, err, sizeof err)) {
+        log_error("%s", err);
+        mosqlite_lines_free(tpl);
+        return EXIT_USAGE;
+    }
+    mosqlite_lines_free(tpl);
+    return pipe_run(&pc, cmd);
+}
+
 static double wall(void)
 {
     struct timespec ts;
@@ -310,12 +455,24 @@ int main(int argc, char **argv)
     struct mosqlite_stats st;
     struct sigaction sa;
     mosqlite_client *c = NULL;
-    mosqlite_lines *tpl = NULL;
-    char err[512], *single = NULL;
-    int npos = 0, mode = 0, rc, status;
+    char err[512], *single = NULL, **cmd = NULL, id[MOSQLITE_ID_LEN + 1], client_id[512];
+    int npos = 0, mode = 0, rc, status, i;
     double t0 = wall(), dt;
 
     log_init("mosqlite-pub", LOG_INFO);
+    /* Everything after the first `--` is the command to run, not ours to parse. */
+    for (i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--")) {
+            cmd = argv + i + 1;
+            argv[i] = NULL;
+            argc = i;
+            break;
+        }
+    if (load_defaults(err, sizeof err)) {
+        log_error("%s", err);
+        cfg_free(opts);
+        return EXIT_USAGE;
+    }
     rc = cfg_parse_args(opts, argc, argv, &npos, usage, err, sizeof err);
     if (rc) {
         if (rc < 0)
@@ -323,12 +480,7 @@ int main(int argc, char **argv)
         cfg_free(opts);
         return rc > 0 ? 0 : EXIT_USAGE;
     }
-    if (check_args(npos, argv + 1, &mode)) {
-        cfg_free(opts);
-        return EXIT_USAGE;
-    }
-    if (mode == 'l' && !(tpl = mosqlite_lines_new(o_lines, o_with, err, sizeof err))) {
-        log_error("%s", err);
+    if (check_args(npos, argv + 1, cmd, &mode)) {
         cfg_free(opts);
         return EXIT_USAGE;
     }
@@ -338,12 +490,6 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;          /* no SA_RESTART: poll() returns at once */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
     mosqlite_options_init(&mo);
     mo.host = o_host;           /* NULL: the library default */
     mo.port = (int)o_port;
@@ -351,9 +497,31 @@ int main(int argc, char **argv)
     mo.username = o_user;
     mo.password = o_pass;
     mo.cafile = o_cafile;
+    mo.certfile = o_cert;
+    mo.keyfile = o_key;
+    mo.tls_insecure = o_insecure;
+    mo.debug = o_debug;
+    if (o_id_prefix && mosqlite_new_id(id) == 0) {
+        snprintf(client_id, sizeof client_id, "%s%s", o_id_prefix, id);
+        mo.client_id = client_id;
+    } else {
+        mo.client_id = o_client_id;     /* NULL: the library's mosqlite-pub-<id> */
+    }
     mo.receipts = o_wait;
     mo.window = (int)o_window;
     mo.timeout_ms = (int)o_timeout * 1000;
+    if (mode == 'l' || mode == 'd') {
+        status = run_pipe(mode, argv[1], cmd, &mo);
+        cfg_free(opts);
+        return status;
+    }
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;          /* no SA_RESTART: poll() returns at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     if (!(c = mosqlite_client_new(&mo))) {
         log_error("out of memory");
         status = EXIT_CONNECT;
@@ -370,7 +538,7 @@ int main(int argc, char **argv)
         if ((rc = mosqlite_publish(c, argv[1], single, NULL, NULL)) != MOSQLITE_OK)
             log_error("%s", mosqlite_errstr(c));
     } else {
-        rc = run_stdin(c, tpl, mode == 'l' ? argv[1] : NULL);
+        rc = run_stdin(c);
     }
     if (rc == MOSQLITE_EINVAL) {
         local_failures++;
@@ -383,12 +551,17 @@ int main(int argc, char **argv)
 
     mosqlite_stats(c, &st);
     dt = wall() - t0;
-    if (o_verbose) {
-        unsigned long done = o_wait ? st.applied + st.duplicate + st.rejected : st.sent;
+    if (o_verbose && o_wait) {
+        unsigned long done = st.applied + st.duplicate + st.rejected;
         log_info("sent %lu, applied %lu, duplicate %lu, rejected %lu, unconfirmed %lu, "
                  "republished %lu, refused by broker %lu, elapsed %.3f s, %.0f requests/s",
                  st.sent, st.applied, st.duplicate, st.rejected, st.outstanding,
                  st.republished, st.refused, dt, dt > 0 ? done / dt : 0.0);
+    } else if (o_verbose) {             /* without receipts nothing says what was applied */
+        log_info("sent %lu (taken by the broker; use --wait to know what was applied), "
+                 "unconfirmed %lu, republished %lu, refused by broker %lu, elapsed %.3f s, "
+                 "%.0f requests/s", st.sent, st.outstanding, st.republished, st.refused, dt,
+                 dt > 0 ? st.sent / dt : 0.0);
     }
     if (rc == MOSQLITE_ETIMEDOUT || st.outstanding > 0)
         status = EXIT_UNCONFIRMED;
@@ -400,7 +573,6 @@ int main(int argc, char **argv)
         status = 0;
 cleanup:
     mosqlite_close(c);
-    mosqlite_lines_free(tpl);
     mosqlite_free(single);
     cfg_free(opts);
     return status;

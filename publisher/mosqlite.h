@@ -77,6 +77,10 @@ struct mosqlite_options {
                              * requests are outstanding (0 = never); default 30000 */
     int retry_ms;           /* first republish delay with receipts; default 2000 */
     int keepalive;          /* seconds; default 30 */
+    const char *certfile;   /* TLS client certificate (with keyfile); default none */
+    const char *keyfile;    /* its private key; default none */
+    int tls_insecure;       /* 1: do not check the server's host name; default 0 */
+    int debug;              /* 1: libmosquitto's log (packets sent and received) on stderr */
 };
 
 /* One finished request, as given to the result callback. */

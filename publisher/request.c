@@ -51,13 +51,181 @@ int mosqlite_op_parse(const char *name, enum mosqlite_op *op)
     return -1;
 }
 
+/* ---- where JSON text goes wrong ---- */
+
+/* A small RFC 8259 checker, used only to explain text cJSON refused: it stops at the
+ * first fault, and leaves its byte offset in p and what was expected there in why. */
+struct jcheck {
+    const char *start, *p;
+    const char *why;
+};
+
+static void jc_ws(struct jcheck *j)
+{
+    while (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')
+        j->p++;
+}
+
+static int jc_fail(struct jcheck *j, const char *why)
+{
+    j->why = why;
+    return -1;
+}
+
+static int jc_string(struct jcheck *j)
+{
+    int i;
+
+    if (*j->p != '"')
+        return jc_fail(j, "a string in double quotes");
+    for (j->p++; *j->p != '"'; j->p++) {
+        if (!*j->p)
+            return jc_fail(j, "the closing quote of the string");
+        if ((unsigned char)*j->p < 0x20)
+            return jc_fail(j, "no raw control character in a string (escape it)");
+        if (*j->p == '\\') {
+            j->p++;
+            if (!*j->p || !strchr("\"\\/bfnrtu", *j->p))
+                return jc_fail(j, "an escape: \\\" \\\\ \\/ \\b \\f \\n \\r \\t or \\uXXXX");
+            if (*j->p == 'u')
+                for (i = 0; i < 4; i++)
+                    if (!strchr("0123456789abcdefABCDEF", *++j->p) || !*j->p)
+                        return jc_fail(j, "four hex digits after \\u");
+        }
+    }
+    j->p++;
+    return 0;
+}
+
+static int jc_digits(struct jcheck *j, const char *why)
+{
+    if (*j->p < '0' || *j->p > '9')
+        return jc_fail(j, why);
+    while (*j->p >= '0' && *j->p <= '9')
+        j->p++;
+    return 0;
+}
+
+static int jc_number(struct jcheck *j)
+{
+    if (*j->p == '-')
+        j->p++;
+    if (*j->p == '0') {
+        j->p++;
+        if (*j->p >= '0' && *j->p <= '9')
+            return jc_fail(j, "a number without a leading zero");
+    } else if (jc_digits(j, "a digit")) {
+        return -1;
+    }
+    if (*j->p == '.' && (j->p++, jc_digits(j, "a digit after the decimal point")))
+        return -1;
+    if (*j->p == 'e' || *j->p == 'E') {
+        j->p++;
+        if (*j->p == '+' || *j->p == '-')
+            j->p++;
+        if (jc_digits(j, "a digit in the exponent"))
+            return -1;
+    }
+    return 0;
+}
+
+static int jc_value(struct jcheck *j, int depth);
+
+static int jc_members(struct jcheck *j, int depth, int object)
+{
+    char close = object ? '}' : ']';
+
+    j->p++;
+    jc_ws(j);
+    if (*j->p == close) {
+        j->p++;
+        return 0;
+    }
+    for (;;) {
+        if (object) {
+            if (jc_string(j))
+                return j->why && !strcmp(j->why, "a string in double quotes")
+                    ? jc_fail(j, "a member name in double quotes") : -1;
+            jc_ws(j);
+            if (*j->p != ':')
+                return jc_fail(j, "':' after the member name");
+            j->p++;
+        }
+        if (jc_value(j, depth + 1))
+            return -1;
+        jc_ws(j);
+        if (*j->p == close) {
+            j->p++;
+            return 0;
+        }
+        if (*j->p != ',')
+            return jc_fail(j, object ? "',' or '}'" : "',' or ']'");
+        j->p++;
+        jc_ws(j);
+    }
+}
+
+static int jc_value(struct jcheck *j, int depth)
+{
+    static const char *lits[] = {"true", "false", "null"};
+    int i;
+
+    jc_ws(j);
+    if (depth > 64)
+        return jc_fail(j, "less nesting");
+    if (*j->p == '{' || *j->p == '[')
+        return jc_members(j, depth, *j->p == '{');
+    if (*j->p == '"')
+        return jc_string(j);
+    if (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))
+        return jc_number(j);
+    for (i = 0; i < 3; i++)
+        if (!strncmp(j->p, lits[i], strlen(lits[i]))) {
+            j->p += strlen(lits[i]);
+            return 0;
+        }
+    return jc_fail(j, "a value (a string, number, object, array, true, false or null)");
+}
+
+/* Check that text is one JSON object (RFC 8259, as strict as the writer). 0, or -1
+ * with "WHAT is not a JSON object: invalid JSON at byte N, expected ..., found ..."
+ * (or "... but an array") in err. */
+static int check_object(const char *text, const char *what, char *err, size_t errlen)
+{
+    struct jcheck j = {text, text, NULL};
+    char found[32];
+
+    if (!jc_value(&j, 0)) {
+        jc_ws(&j);
+        if (!*j.p) {
+            if (*(j.start + strspn(j.start, " \t\r\n")) == '{')
+                return 0;
+            seterr(err, errlen, "%s is not a JSON object ({...}) but %s", what,
+                   *(j.start + strspn(j.start, " \t\r\n")) == '[' ? "an array" : "a single value");
+            return -1;
+        }
+        j.why = "the end of the text";
+    }
+    if (!*j.p)
+        snprintf(found, sizeof found, "the end");
+    else if ((unsigned char)*j.p < 0x20 || (unsigned char)*j.p > 0x7e)
+        snprintf(found, sizeof found, "byte 0x%02x", (unsigned char)*j.p);
+    else
+        snprintf(found, sizeof found, "'%c'", *j.p);
+    seterr(err, errlen, "%s is not a JSON object: invalid JSON at byte %zu, expected %s, found %s", what,
+           (size_t)(j.p - j.start), j.why, found);
+    return -1;
+}
+
 /* Parse text that must be a JSON object; what names it in messages. */
 static cJSON *parse_object(const char *text, const char *what, char *err, size_t errlen)
 {
-    cJSON *o = cJSON_Parse(text);
+    cJSON *o;
 
-    if (!o || !cJSON_IsObject(o)) {
-        seterr(err, errlen, "%s is not a JSON object: %.60s", what, text);
+    if (check_object(text, what, err, errlen))
+        return NULL;
+    if (!(o = cJSON_Parse(text)) || !cJSON_IsObject(o)) {
+        seterr(err, errlen, "%s: out of memory", what);
         cJSON_Delete(o);
         return NULL;
     }

@@ -2,6 +2,8 @@
 # mosqlite-pub --lines COLUMN --with JSON TABLE: each stdin line is one insert, sent as
 # it arrives (a live log pipe), in order; bad UTF-8 bytes become U+FFFD, a trailing CR
 # is dropped, an empty line is an empty row, an overlong line is split into rows.
+# (--no-tee: the copy on stdout is tested in t_pub_pipe.sh; here it would put bad
+# UTF-8 into the test log.)
 . "$(dirname "$0")/lib.sh"
 lines_of() { sql "SELECT group_concat(line, '|') FROM (SELECT line FROM build_logs WHERE build_id = $1 ORDER BY id)"; }
 count_is() { [ "$(sql "SELECT count(*) FROM build_logs WHERE build_id = $1")" = "$2" ]; }
@@ -11,7 +13,7 @@ writer_start
 
 # Live: a line is in the database while the producer is still running.
 mkfifo "$T/pipe"
-"$BIN/mosqlite-pub" -p "$MQTT_PORT" --lines line --with '{"build_id": 7}' build_logs < "$T/pipe" & PUB=$!
+"$BIN/mosqlite-pub" -p "$MQTT_PORT" --no-tee --lines line --with '{"build_id": 7}' build_logs < "$T/pipe" & PUB=$!
 exec 3>"$T/pipe"
 echo "first line" >&3
 wait_until 5 count_is 7 1; check "first line stored before the second is written" [ $? = 0 ]
@@ -27,7 +29,7 @@ check_eq "--lines: all 502 lines in order" "$(lines_of 7)" "$want"
 
 # Bad UTF-8, CR LF, an empty line, a line without a final newline.
 printf 'ok \xff\xfe end\nhalf \xe2\x82\ncrlf\r\n\n\xe2\x82\xac euro\nlast' |
-    "$BIN/mosqlite-pub" -p "$MQTT_PORT" --wait --lines line --with '{"build_id": 8}' build_logs; rc=$?
+    "$BIN/mosqlite-pub" -p "$MQTT_PORT" --no-tee --wait --lines line --with '{"build_id": 8}' build_logs; rc=$?
 check_eq "bad UTF-8 with --wait: exit 0" "$rc" 0
 check_eq "6 rows, nothing dropped" "$(sql 'SELECT count(*) FROM build_logs WHERE build_id = 8')" 6
 check_eq "invalid bytes became U+FFFD" "$(sql "SELECT hex(line) FROM build_logs WHERE build_id = 8 ORDER BY id LIMIT 1")" \
@@ -36,10 +38,10 @@ check_eq "truncated sequence became U+FFFD" "$(sql "SELECT line FROM build_logs 
 check_eq "CR LF, empty, UTF-8, no final newline" "$(sql "SELECT group_concat(quote(line), ',') FROM (SELECT line FROM build_logs WHERE build_id = 8 ORDER BY id LIMIT 4 OFFSET 2)")" "'crlf','','€ euro','last'"
 
 # A 100,000-byte line is split into rows of at most 32 KiB.
-head -c 100000 /dev/zero | tr '\0' 'x' | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --wait --lines line --with '{"build_id": 9}' build_logs; rc=$?
+head -c 100000 /dev/zero | tr '\0' 'x' | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --no-tee --wait --lines line --with '{"build_id": 9}' build_logs; rc=$?
 check_eq "long line: exit 0" "$rc" 0
 check_eq "long line: 4 rows, 100000 bytes in all" "$(sql "SELECT count(*) || ',' || sum(length(line)) || ',' || max(length(line)) FROM build_logs WHERE build_id = 9")" "4,100000,32768"
 
 # --with must not fight the column: the line wins.
-echo "mine" | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --wait --lines line --with '{"build_id": 10, "line": "theirs"}' build_logs
+echo "mine" | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --no-tee --wait --lines line --with '{"build_id": 10, "line": "theirs"}' build_logs
 check_eq "--with naming the column: the line wins" "$(lines_of 10)" mine
