@@ -61,9 +61,12 @@ done
 bin/mosqlite-writer -c conf/mosqlite.conf -p "$MQTT_PORT" --db "$DATA/mosqlite.db" &
 WRITER=$!
 
+broker_v=$(mosquitto -h 2>/dev/null | sed -n 's/^mosquitto version //p' | head -1)
+libs=$(bin/mosqlite-writer --version | sed -n 2p)
 cat <<MSG
 
   mosqlite is running.
+    versions:    Mosquitto ${broker_v:-?} (broker), $libs
     page:        http://localhost:$WS_PORT/
     database:    $DATA/mosqlite.db   (read it: sqlite3 -cmd '.timeout 2000' $DATA/mosqlite.db)
     broker log:  $log

@@ -30,6 +30,8 @@ wait_until 20 running "$T/run.out"; check "run.sh says it is running" [ $? = 0 ]
 check "TIME-WAIT only: the port is used, not skipped" not grep -q 'in use' "$T/run.out"
 check "the broker listens on the port asked for" port_open "$P"
 check "it names the broker's log file" grep -q "broker log: *$T/data/mosquitto.log" "$T/run.out"
+broker_v=$(mosquitto -h | sed -n "s/^mosquitto version //p" | head -1)
+check "it names the broker's and the libraries' versions" grep -q "versions: *Mosquitto $broker_v (broker), libmosquitto [0-9.]*, SQLite" "$T/run.out"
 cmd=$(grep -m1 'mosquitto_pub -p' "$T/run.out" | sed 's/^ *//')
 check_eq "the printed command names the port" "$(echo "$cmd" | awk '{print $3}')" "$P"
 eval "$cmd"
