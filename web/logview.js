@@ -60,6 +60,7 @@
       a.className = "ln";
       a.href = "#L" + n;
       a.textContent = String(n);
+      if (l.stream === "stderr") a.title = "stderr";
       d.appendChild(a);
       var ts = document.createElement("span");
       ts.className = "ts";
