@@ -619,7 +619,8 @@
    * open-ended part after the last id shown. */
 
   var log = { buildId: null, gen: 0, loading: false, live: false, error: null, buffer: [], again: false,
-              parts: [], head: 0, inFlight: 0, cursor: 0, last: 0, density: 1, rowBytes: 140,
+              parts: [], head: 0, inFlight: 0, cursor: 0, last: 0, density: 1, rowBytes: 140, onFirst: null,
+              waiting: false,
               seenRows: 0, seenBytes: 0, retry: null, backoff: 1000, wantLine: null,
               t0: 0, firstMs: null, allMs: null };
   var view = mosqliteLogView($("log-lines"), {
@@ -655,6 +656,7 @@
     var gen = ++log.gen;              /* answers to an earlier load are dropped */
     clearTimeout(log.retry);
     log.inFlight = 0;
+    log.waiting = false;
     log.again = false;                /* these queries see every commit evented so far */
     log.loading = true;
     log.live = false;
@@ -664,14 +666,33 @@
     renderLogHead();
     var after = view.lastId();
     if (after > 0) { log.cursor = after; log.last = after; pump(gen); return; }
+    /* A fresh open asks for the first screen (an open-ended part from the start) and for
+     * the span at once; the parts after the first answer are cut once both are in. */
+    var span = null, head = { after: 0, until: MAX_ID, rows: [], done: false, busy: false, first: true };
+    log.cursor = MAX_ID;              /* nothing new is cut until then */
+    log.waiting = true;
+    log.parts.push(head);
+    log.onFirst = function () {
+      if (head.done) { log.waiting = false; return; }   /* the whole log was in it */
+      head.until = head.after;        /* the first part ends at its last row... */
+      head.done = true;
+      if (span) plan();               /* ...and the rest is cut from there */
+    };
+    function plan() {
+      var n = Number(span.lines) || 0, first = Number(span.first) || 0, last = Number(span.last) || 0;
+      log.waiting = false;
+      log.cursor = Math.max(head.until, first - 1);
+      log.last = last;
+      log.density = n && last >= first ? n / (last - first + 1) : 1;
+      showParts();
+      pump(gen);
+    }
+    ask(gen, head);
     runQuery("build_log_span", { build_id: log.buildId }, function (r) {
       if (gen !== log.gen) return;
       if (r.error || !r.rows.length) { logFailed(gen, r.error || "no answer rows"); return; }
-      var s = r.rows[0], n = Number(s.lines) || 0, first = Number(s.first) || 0, last = Number(s.last) || 0;
-      log.cursor = Math.max(0, first - 1);
-      log.last = last;
-      log.density = n && last >= first ? n / (last - first + 1) : 1;
-      pump(gen);
+      span = r.rows[0];
+      if (head.done && head.until !== MAX_ID) plan();
     });
   }
 
@@ -722,8 +743,9 @@
       if (r.rows.length) { Array.prototype.push.apply(p.rows, r.rows); p.after = Number(r.rows[r.rows.length - 1].id); }
       /* cut at :bytes or :limit: more of this part to ask for; else it is complete */
       p.done = !(r.rows.length && (bytes >= ANSWER_BYTES || r.rows.length >= ANSWER_ROWS || r.truncated));
+      if (p.first) { p.first = false; log.onFirst(); }
       showParts();
-      if (log.head >= log.parts.length && log.cursor >= MAX_ID) { loaded(gen); return; }
+      if (log.head >= log.parts.length && log.cursor >= MAX_ID && !log.waiting) { loaded(gen); return; }
       pump(gen);
     });
   }
@@ -736,7 +758,7 @@
       if (!p.done) break;
       log.head++;
     }
-    if (log.firstMs === null && (view.size() || (log.head >= log.parts.length && log.cursor >= MAX_ID)))
+    if (log.firstMs === null && (view.size() || (log.head >= log.parts.length && log.cursor >= MAX_ID && !log.waiting)))
       log.firstMs = Math.round(performance.now() - log.t0);
     goWanted();
   }
