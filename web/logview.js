@@ -14,6 +14,7 @@
 
   var ANSI = window.mosqliteAnsi;
   var MARGIN = 30;             /* rows rendered above and below the visible ones */
+  var THROTTLE_MS = 100;       /* most often new lines are drawn */
 
   function make(box, opts) {
     var spacer = document.createElement("div");
@@ -31,7 +32,8 @@
       view: null,           /* indexes shown when filtering, else null (all) */
       query: "", hits: [], hitAt: -1, filter: false,
       mark: null,           /* the id highlighted by #L */
-      stick: true, unseen: 0, rowH: 0, from: -1, to: -1, dirty: true, frame: 0,
+      stick: true, unseen: 0, rowH: 0, from: -1, to: -1, dirty: true, frame: 0, timer: 0, drawn: 0,
+      toEnd: false, changed: false,
       onchange: opts.onchange || function () {}
     };
 
@@ -102,10 +104,14 @@
       return false;
     }
 
+    /* All DOM work happens here, once a frame however many lines came in meanwhile. */
     function render() {
       v.frame = 0;
+      v.drawn = performance.now();
       var h = rowHeight(), n = count();
       spacer.style.height = (n * h) + "px";
+      if (v.toEnd) { box.scrollTop = n * h; v.toEnd = false; }
+      if (v.changed) { v.changed = false; v.onchange(); }
       var top = box.scrollTop, vis = Math.ceil(box.clientHeight / h) + 1;
       var from = Math.max(0, Math.floor(top / h) - MARGIN), to = Math.min(n, Math.floor(top / h) + vis + MARGIN);
       if (!v.dirty && from === v.from && to === v.to) return;
@@ -117,15 +123,24 @@
       v.from = from; v.to = to; v.dirty = false;
     }
 
-    function schedule(dirty) {
+    /* Lines coming in are drawn at most every THROTTLE_MS (a long log arrives in
+     * hundreds of answers); a scroll or a click is drawn in the next frame. */
+    function schedule(dirty, now) {
       if (dirty) v.dirty = true;
-      if (!v.frame) v.frame = requestAnimationFrame(render);
+      if (v.frame) {
+        if (!now || !v.timer) return;
+        clearTimeout(v.timer);
+        v.timer = 0;
+      }
+      var wait = now ? 0 : v.drawn + THROTTLE_MS - performance.now();
+      if (wait > 0) {
+        v.frame = v.timer = setTimeout(function () { v.timer = 0; v.frame = requestAnimationFrame(render); }, wait);
+      } else {
+        v.frame = requestAnimationFrame(render);
+      }
     }
 
-    function toBottom() {
-      spacer.style.height = (count() * rowHeight()) + "px";
-      box.scrollTop = box.scrollHeight;
-    }
+    function toBottom() { v.toEnd = true; v.dirty = true; schedule(true); }
 
     function matches(l) { return v.query !== "" && l.text.toLowerCase().indexOf(v.query) >= 0; }
 
@@ -150,10 +165,10 @@
       });
       if (cap && v.lines.length > cap) trim(v.lines.length - cap);
       if (!added && !changed) return 0;
-      if (v.stick && added) { toBottom(); v.dirty = true; }
+      if (v.stick && added) toBottom();
       else if (added) v.unseen += added;
+      v.changed = true;                /* onchange from the next frame, not per batch */
       schedule(changed || v.to >= count() - added);
-      v.onchange();
       return added;
     }
 
@@ -174,7 +189,7 @@
       if (!keepPlace) v.hitAt = -1;
       if (v.hitAt >= v.hits.length) v.hitAt = v.hits.length - 1;
       v.view = v.filter && q ? v.hits.slice() : null;
-      schedule(true);
+      schedule(true, true);
       v.onchange();
     }
 
@@ -183,7 +198,7 @@
       v.filter = !!on;
       v.view = v.filter && v.query ? v.hits.slice() : null;
       v.stick = false;
-      if (keep !== null) scrollToIndex(keep, false); else schedule(true);
+      if (keep !== null) scrollToIndex(keep, false); else schedule(true, true);
       v.onchange();
     }
 
@@ -194,8 +209,9 @@
       spacer.style.height = (count() * rowHeight()) + "px";
       box.scrollTop = Math.max(0, pos * rowHeight() - box.clientHeight / 2 + rowHeight());
       v.stick = false;
+      v.toEnd = false;
       if (select) v.mark = v.lines[i].id;
-      schedule(true);
+      schedule(true, true);
     }
 
     /* Next (dir 1) or previous (-1) match after the current one, wrapping. */
@@ -218,10 +234,10 @@
     box.addEventListener("scroll", function () {
       v.stick = box.scrollHeight - box.scrollTop - box.clientHeight < 24;
       if (v.stick) v.unseen = 0;
-      schedule(false);
+      schedule(false, true);
       v.onchange();
     });
-    window.addEventListener("resize", function () { schedule(true); });
+    window.addEventListener("resize", function () { schedule(true, true); });
 
     return {
       state: v,
@@ -230,10 +246,15 @@
       setFilter: setFilter,
       step: step,
       goLine: goLine,
-      follow: function () { v.stick = true; v.unseen = 0; toBottom(); schedule(true); v.onchange(); },
+      follow: function () {         /* at once: a click on "follow" */
+        v.stick = true; v.unseen = 0;
+        spacer.style.height = (count() * rowHeight()) + "px";
+        box.scrollTop = box.scrollHeight;
+        schedule(true, true); v.onchange();
+      },
       clear: function () {
         v.lines = []; v.byId = new Map(); v.dropped = 0; v.hits = []; v.hitAt = -1; v.view = v.filter && v.query ? [] : null;
-        v.mark = null; v.stick = true; v.unseen = 0; box.scrollTop = 0; schedule(true); v.onchange();
+        v.mark = null; v.stick = true; v.unseen = 0; box.scrollTop = 0; schedule(true, true); v.onchange();
       },
       /* The whole log as text, escapes removed, one line per line. */
       text: function () { return v.lines.map(function (l) { return l.text; }).join("\n") + (v.lines.length ? "\n" : ""); },

@@ -359,7 +359,8 @@ function luminance(rgb) {
       "previous from the first did not wrap to the last: " + await page.textContent("#find-count"));
     await page.check("#find-filter");
     await page.$eval("#log-lines", (b) => { b.scrollTop = 0; b.dispatchEvent(new Event("scroll")); });
-    await sleep(100);
+    await page.waitForFunction((t) => document.querySelector("#log-lines .ll .tx").textContent === t, want[0], { timeout: 2000 })
+      .catch(() => {});
     const shown = await page.$$eval("#log-lines .ll .tx", (ns) => ns.map((n) => n.textContent));
     const all = await page.$eval("#log-lines", (b) => Math.round(b.querySelector(".log-spacer").getBoundingClientRect().height /
       b.querySelector(".ll").getBoundingClientRect().height));
