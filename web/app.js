@@ -66,14 +66,14 @@
     return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
   }
 
-  /* An ISO time from the database as local HH:MM:SS (or the text as is). */
+  /* An ISO time from the database as local HH:MM:SS, with the date when it is not
+   * within the last 18 hours (or the text as is). */
   function timeOf(iso) {
     if (iso === null || iso === undefined || iso === "") return "";
     var d = new Date(iso);
     if (isNaN(d.getTime())) return show(iso);
-    var today = new Date();
     var t = clock(d);
-    if (d.toDateString() !== today.toDateString())
+    if (Math.abs(Date.now() - d.getTime()) > 18 * 3600 * 1000)
       t = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " + t;
     return t;
   }
