@@ -304,8 +304,13 @@ function luminance(rgb) {
     assert(r.after && r.after.weight < 700 && r.after.color === r.plainColor, "reset after error: " + JSON.stringify(r.after));
     assert(r.stderr && !r.stdout, "stderr line not marked, or a stdout one marked");
     assert(r.imgs === 0 && r.xss === undefined, "markup in a coloured line ran");
-    const ev = await page.$$eval("#ev-list .ev .v", (ns) => ns.map((n) => n.textContent).filter((t) => /link failed/.test(t)));
-    say("# 16-colour red " + r.red.color + " (--a1 " + r.red16 + "), 208 " + r.orange.color + ", events show " + JSON.stringify(ev.slice(0, 1)));
+    /* a coloured line written now: its event shows the colours too, not the escapes */
+    pub("build_logs", { values: { build_id: 1417, line: "\u001b[31mFAILED\u001b[0m tests/tcp_selftest" } });
+    await page.waitForFunction(() => Array.from(document.querySelectorAll("#ev-list .ev .v"))
+      .some((v) => v.textContent === "FAILED tests/tcp_selftest" && v.querySelector(".a-f1")), null, { timeout: 3000 });
+    const esc = await page.$$eval("#ev-list .ev .v", (ns) => ns.filter((n) => n.textContent.includes("\u001b")).length);
+    assert(esc === 0, esc + " event values show raw escapes");
+    say("# 16-colour red " + r.red.color + " (--a1 " + r.red16 + "), 256-colour 208 " + r.orange.color);
     await p.close();
   });
 
