@@ -615,8 +615,9 @@
    * can tell (its rows add up to :bytes or more); then the rest of that part is asked for.
    * Part k is shown once parts 0..k-1 are complete. The last part has no upper end, so
    * lines written while the log opens are in it. Live rows of the build wait in `buffer`
-   * meanwhile and are merged by id at the end. A catch-up (reconnect, writer back) is one
-   * open-ended part after the last id shown. */
+   * meanwhile and are merged by id at the end. A catch-up (reconnect, writer back) is the
+   * same from the last id shown. A part whose query fails is asked again after a pause
+   * (1 s, doubling), while the others go on. */
 
   var log = { buildId: null, gen: 0, loading: false, live: false, error: null, buffer: [], again: false,
               parts: [], head: 0, inFlight: 0, cursor: 0, last: 0, density: 1, rowBytes: 140, onFirst: null,
@@ -664,11 +665,11 @@
     log.head = 0;
     log.t0 = performance.now();
     renderLogHead();
-    var after = view.lastId();
-    if (after > 0) { log.cursor = after; log.last = after; pump(gen); return; }
-    /* A fresh open asks for the first screen (an open-ended part from the start) and for
-     * the span at once; the parts after the first answer are cut once both are in. */
-    var span = null, head = { after: 0, until: MAX_ID, rows: [], done: false, busy: false, first: true };
+    /* Ask at once for the first screen (an open-ended part after the last line shown:
+     * the start, on a fresh open) and for the span; the parts after the first answer are
+     * cut once both are in. A catch-up of a few lines ends with that first answer. */
+    var span = null, head = { after: view.lastId(), until: MAX_ID, rows: [], done: false, busy: false,
+                              wait: false, first: true };
     log.cursor = MAX_ID;              /* nothing new is cut until then */
     log.waiting = true;
     log.parts.push(head);
@@ -700,13 +701,13 @@
   function pump(gen) {
     for (var i = log.head; i < log.parts.length && log.inFlight < IN_FLIGHT; i++) {
       var p = log.parts[i];
-      if (!p.done && !p.busy) ask(gen, p);
+      if (!p.done && !p.busy && !p.wait) ask(gen, p);
     }
     while (log.inFlight < IN_FLIGHT && log.cursor < MAX_ID) {
       var rows = Math.max(1, Math.floor(PART_BYTES / log.rowBytes));
       var until = log.cursor + Math.max(1, Math.ceil(rows / log.density));
       if (until >= log.last) until = MAX_ID;
-      var part = { after: log.cursor, until: until, rows: [], done: false, busy: false };
+      var part = { after: log.cursor, until: until, rows: [], done: false, busy: false, wait: false };
       log.parts.push(part);
       log.cursor = until;
       ask(gen, part);
@@ -732,7 +733,14 @@
       if (gen !== log.gen) return;
       log.inFlight--;
       p.busy = false;
-      if (r.error) { logFailed(gen, r.error); return; }
+      if (r.error) {                  /* this part again later; the others go on */
+        log.error = r.error;
+        renderLogHead();
+        p.wait = true;
+        setTimeout(function () { p.wait = false; if (gen === log.gen) pump(gen); }, log.backoff);
+        log.backoff = Math.min(30000, log.backoff * 2);
+        return;
+      }
       log.error = null;
       log.backoff = 1000;
       var bytes = 0;
