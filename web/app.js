@@ -4,8 +4,10 @@
  * with a login form when the broker wants one (the password stays in this page's memory,
  * never in a URL). It subscribes to PREFIX/status (the writer's retained status),
  * PREFIX/events/# (committed rows), PREFIX/rejected and a reply topic of its own, and
- * only once those subscriptions are in place runs the named queries: recent_builds,
- * rejections (the newest kept in mosqlite_rejected) and a build's log.
+ * runs the named queries right behind that SUBSCRIBE (the broker takes a connection's
+ * packets in order, so the subscriptions are in place before any query reaches the
+ * writer): recent_builds, rejections (the newest kept in mosqlite_rejected) and a
+ * build's log.
  *
  * A build's log opens fast however long it is: Mosquitto's WebSocket listener is slow
  * with large messages and fast with many small ones, so build_log_span gives the line
