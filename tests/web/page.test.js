@@ -513,10 +513,17 @@ function luminance(rgb) {
     try {
       await page.waitForSelector("#conn[data-state=reconnecting]", { timeout: 5000 });
       const before = Number(sql(`SELECT count(*) FROM build_logs WHERE build_id = ${BUILD}`));
+      /* 2,000 lines in two commits (a catch-up of many parts), then 5 one by one */
+      for (let t = 0; t < 2; t++) {
+        const ops = [];
+        for (let i = 1; i <= 1000; i++)
+          ops.push({ op: "insert", values: { build_id: BUILD, line: `test ${t * 1000 + i}/2000 while away ... ok` } });
+        pub("build_logs", { ops });
+      }
       for (let i = 1; i <= 5; i++)
         pub("build_logs", { values: { build_id: BUILD, line: `written while the page was away ${i}/5` } });
       for (const end = Date.now() + 5000; Date.now() < end; await sleep(20))
-        if (Number(sql(`SELECT count(*) FROM build_logs WHERE build_id = ${BUILD}`)) >= before + 5) break;
+        if (Number(sql(`SELECT count(*) FROM build_logs WHERE build_id = ${BUILD}`)) >= before + 2005) break;
       if (await page.getAttribute("#conn", "data-state") === "connected")
         say("# the page was back before the lines were committed: the catch-up path was not exercised");
     } finally {
@@ -526,7 +533,7 @@ function luminance(rgb) {
     await page.waitForFunction(() => {
       const l = document.querySelector("#log-lines .ll:last-child .tx");
       return l && l.textContent === "written while the page was away 5/5";
-    }, null, { timeout: 5000 });
+    }, null, { timeout: 10000 });
     sameLog(await pageLog(page), dbLog());
   });
 
