@@ -172,10 +172,15 @@
       return added;
     }
 
+    /* Drop the k oldest lines (the cap); search hits move down by k. */
     function trim(k) {
       v.lines.splice(0, k).forEach(function (l) { v.byId.delete(l.id); });
       v.dropped += k;
-      search(v.query, true);
+      var down = function (i) { return i - k; }, kept = function (i) { return i >= 0; };
+      var before = v.hits.length;
+      v.hits = v.hits.map(down).filter(kept);
+      if (v.view) v.view = v.view.map(down).filter(kept);
+      if (v.hitAt >= 0) v.hitAt = Math.max(v.hits.length ? 0 : -1, v.hitAt - (before - v.hits.length));
     }
 
     function show(x) { return x === null || x === undefined ? "NULL" : typeof x === "object" ? JSON.stringify(x) : String(x); }
