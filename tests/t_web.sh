@@ -1,10 +1,13 @@
 #!/bin/bash
 # t_web.sh: the page (web/) in headless Debian Chromium, driven by playwright-core,
 # against a real broker that serves it (http_dir) and a real writer. The checks are in
-# tests/web/page.test.js; this script starts the broker and the writer, seeds builds and
-# a long build log, and runs the lib.sh helpers the page test asks for on its stdout
-# ("@@ writer_kill", "@@ broker_stop", ...), answering "done RC" on its stdin.
-# SCREENSHOT=path saves the desktop screenshot there (docs/screenshot.png is made so).
+# tests/web/page.test.js; this script starts the broker and the writer, seeds builds, a
+# long build log, a coloured one and one of 50,000 lines, and runs the lib.sh helpers
+# the page test asks for on its stdout ("@@ writer_kill", "@@ broker_stop", ...),
+# answering "done RC" on its stdin. A second broker, with logins and a TLS WebSocket
+# listener (a self-signed certificate made here), serves the page for the login checks.
+# SCREENSHOT=path saves the desktop screenshot there (the README's pictures come from
+# tests/web/screenshots.sh).
 . "$(dirname "$0")/lib.sh"
 
 if [ "${MOSQLITE_NO_BROWSER:-}" = 1 ]; then note "skipped: MOSQLITE_NO_BROWSER=1"; exit 0; fi
@@ -12,16 +15,8 @@ for need in "$ROOT/web/vendor/mqtt.min.js" "$ROOT/node_modules/playwright-core/p
     [ -e "$need" ] || { fail "page test: $need missing (run make deps; sh web/build.sh)"; exit 1; }
 done
 
-# The writer's config: the project's, when it defines the page's two named queries.
+# The writer's config: the project's, with the page's named queries.
 CONF=$ROOT/conf/mosqlite.conf
-if ! grep -q '^query[[:space:]]\+build_log[[:space:]]' "$CONF" 2>/dev/null ||
-   ! grep -q '^query[[:space:]]\+recent_builds[[:space:]]' "$CONF"; then
-    CONF=$T/writer.conf
-    cat >"$CONF" <<'CONF'
-query recent_builds SELECT id, name, status, started_at, finished_at FROM builds ORDER BY id DESC LIMIT 50
-query build_log SELECT id, build_id, line, ts FROM build_logs WHERE build_id = :build_id AND id > :after ORDER BY id LIMIT 1000
-CONF
-fi
 WRITER_ARGS="-c $CONF"
 
 broker_start
@@ -42,10 +37,63 @@ awk 'BEGIN {
     for (i = 1; i <= 300; i++)
         printf "{\"values\":{\"build_id\":1412,\"line\":\"CC boot/stage%d/obj_%03d.o\"}}\n", i % 2 + 1, i;
 }' | mosquitto_pub -p "$MQTT_PORT" -q 2 -t "$PREFIX_TOPIC/write/build_logs" -l
-wait_until 90 rows_are build_logs 2800 || { fail "seed: build_logs has $(sql 'SELECT count(*) FROM build_logs') rows, want 2800"; exit 1; }
+# Build 1417: a coloured log (ANSI SGR: 16 colours, bold, 256 colours, true colour).
+pub write/builds '{"values":{"id":1417,"name":"lint @c0105ed","status":"failed","exit_code":1}}'
+E='\u001b'
+for l in "${E}[1;31merror:${E}[0m link failed" "${E}[38;5;208morange 256${E}[0m and ${E}[38;2;1;2;3mtrue colour${E}[0m" \
+         "${E}[1mbold${E}[22m plain ${E}[32mgreen${E}[39m" "${E}[31m<img src=x onerror=window.__xss=3>${E}[0m" "no colour at all"; do
+    case $l in *error:*) st=stderr;; *) st=stdout;; esac
+    pub write/build_logs "{\"values\":{\"build_id\":1417,\"line\":\"$l\",\"stream\":\"$st\"}}"
+done
+# Build 1418: 50,000 lines, in 50 transactions of 1,000.
+pub write/builds '{"values":{"id":1418,"name":"firmware/full @7be3310","status":"passed","exit_code":0,"duration_ms":2882000}}'
+awk 'BEGIN {
+    for (t = 0; t < 50; t++) {
+        printf "{\"ops\":[";
+        for (i = 1; i <= 1000; i++)
+            printf "%s{\"table\":\"build_logs\",\"values\":{\"build_id\":1418,\"line\":\"[%3d%%] Building C object src/CMakeFiles/full.dir/lib/part_%05d.c.o\"}}", (i > 1 ? "," : ""), int((t * 1000 + i) / 500), t * 1000 + i;
+        printf "]}\n";
+    }
+}' | mosquitto_pub -p "$MQTT_PORT" -q 2 -t "$PREFIX_TOPIC/write" -l
+wait_until 120 rows_are build_logs 52805 || { fail "seed: build_logs has $(sql 'SELECT count(*) FROM build_logs') rows, want 52805"; exit 1; }
 note "seeded $(sql 'SELECT count(*) FROM builds') builds, $(sql 'SELECT count(*) FROM build_logs') log lines"
 
-export T DB MQTT_PORT WS_PORT ROOT PREFIX_TOPIC
+# The second broker: logins required on its WebSocket listeners, one of them TLS.
+SEC=$T/secure
+mkdir -p "$SEC"
+SEC_PASS=pw-$RANDOM$RANDOM
+mosquitto_passwd -b -c "$SEC/passwd" web "$SEC_PASS" 2>/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$SEC/key.pem" -out "$SEC/cert.pem" 2>/dev/null
+chmod 644 "$SEC/key.pem" "$SEC/passwd"
+SEC_MQTT=$(free_port) SEC_WS=$(free_port) SEC_WSS=$(free_port)
+cat >"$SEC/mosquitto.conf" <<SECCONF
+per_listener_settings true
+listener $SEC_MQTT 127.0.0.1
+allow_anonymous false
+password_file $SEC/passwd
+listener $SEC_WS 127.0.0.1
+protocol websockets
+http_dir $ROOT/web
+allow_anonymous false
+password_file $SEC/passwd
+acl_file $ROOT/conf/secure/acl
+listener $SEC_WSS 127.0.0.1
+protocol websockets
+http_dir $ROOT/web
+certfile $SEC/cert.pem
+keyfile $SEC/key.pem
+allow_anonymous false
+password_file $SEC/passwd
+acl_file $ROOT/conf/secure/acl
+log_dest file $SEC/mosquitto.log
+SECCONF
+[ "$(id -u)" = 0 ] && echo "user root" >> "$SEC/mosquitto.conf"
+mosquitto -c "$SEC/mosquitto.conf" >>"$SEC/stdout.log" 2>&1 &
+PIDS="$PIDS $!"
+wait_until 10 port_open "$SEC_WSS" || note "the login broker did not start: $(cat "$SEC"/*.log)"
+
+export T DB MQTT_PORT WS_PORT ROOT PREFIX_TOPIC SEC_WS SEC_WSS SEC_PASS
 coproc PAGE { cd "$ROOT" && exec node tests/web/page.test.js 2>&1; }
 NODE_PID=$PAGE_PID
 PIDS="$PIDS $NODE_PID"

@@ -1,13 +1,23 @@
 /*
  * app.js: the mosqlite page. It connects to the broker it was loaded from (MQTT over
- * WebSockets, ws://location.host/, or ?broker=), subscribes to PREFIX/status (the
- * writer's retained status), PREFIX/events/# (committed rows), PREFIX/rejected and a
- * reply topic of its own, and only once those subscriptions are in place runs the named
- * queries recent_builds and build_log. A build's log is the query's pages (after = last
- * id seen, until a short page) followed by the live build_logs rows that were buffered
- * meanwhile, merged by id: no gap, no duplicate. After a reconnect, a truncated event or
- * the writer coming back online, it asks again from the last id it has. Every value
- * from the database goes into the page as text (textContent), never as HTML.
+ * WebSockets: ws://location.host/, wss:// when the page came over https, or ?broker=),
+ * with a login form when the broker wants one (the password stays in this page's memory,
+ * never in a URL). It subscribes to PREFIX/status (the writer's retained status),
+ * PREFIX/events/# (committed rows), PREFIX/rejected and a reply topic of its own, and
+ * runs the named queries right behind that SUBSCRIBE (the broker takes a connection's
+ * packets in order, so the subscriptions are in place before any query reaches the
+ * writer): recent_builds, rejections (the newest kept in mosqlite_rejected) and a
+ * build's log.
+ *
+ * A build's log opens fast however long it is: Mosquitto's WebSocket listener is slow
+ * with large messages and fast with many small ones, so build_log_span gives the line
+ * count and id range, the range is cut into parts of about 5 KB of lines, and dozens of
+ * build_log queries are in flight at once; the parts are shown in order as they
+ * complete, the first screen as soon as its first answer is in. The live
+ * build_logs rows buffered meanwhile are merged by id once every part is read: no gap,
+ * no duplicate. After a reconnect, a truncated event or the writer coming back online,
+ * it asks again for the rows after the last id it has. logview.js shows the lines.
+ * Every value from the database goes into the page as text, never as HTML.
  * Plain script, no modules: Mosquitto's HTTP server sends no Content-Type.
  */
 (function () {
@@ -17,8 +27,13 @@
   var PREFIX = params.get("prefix") || "mosqlite";
   var BROKER = params.get("broker") ||
     ((location.protocol === "https:" ? "wss://" : "ws://") + (location.host || "127.0.0.1:9001") + "/");
-  var PAGE_SIZE = 1000;          /* build_log's LIMIT: a shorter page is the last one */
-  var LOG_CAP = 50000;           /* log lines kept in the page */
+  var LOG_CAP = 200000;          /* log lines kept in the page */
+  var IN_FLIGHT = 48;            /* build_log queries in flight while opening a log */
+  var PART_BYTES = 5000;         /* a part's expected size: most fit in one answer */
+  var ANSWER_BYTES = 8000;       /* build_log's :bytes: answers stay small (see above) */
+  var ANSWER_ROWS = 400;         /* build_log's :limit */
+  var MAX_ID = 9007199254740991;
+  var REJ_PAGES = 5;             /* rejections backfilled: 5 answers of 10 */
   var REJ_CAP = 200;             /* rejections kept */
   var QUERY_TIMEOUT_MS = 8000;   /* a query unanswered by then is retried later */
 
@@ -53,14 +68,14 @@
     return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
   }
 
-  /* An ISO time from the database as local HH:MM:SS (or the text as is). */
+  /* An ISO time from the database as local HH:MM:SS, with the date when it is not
+   * within the last 18 hours (or the text as is). */
   function timeOf(iso) {
     if (iso === null || iso === undefined || iso === "") return "";
     var d = new Date(iso);
     if (isNaN(d.getTime())) return show(iso);
-    var today = new Date();
     var t = clock(d);
-    if (d.toDateString() !== today.toDateString())
+    if (Math.abs(Date.now() - d.getTime()) > 18 * 3600 * 1000)
       t = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " + t;
     return t;
   }
@@ -73,10 +88,37 @@
     return Math.floor(s / 86400) + " d";
   }
 
-  function duration(a, b) {
-    var t0 = new Date(a).getTime(), t1 = b ? new Date(b).getTime() : Date.now();
-    if (isNaN(t0) || isNaN(t1)) return "";
-    return ago(t1 - t0);
+  /* A span of time, precise to the second: "42 s", "3 min 05 s", "2 h 07 min". */
+  function span(ms) {
+    var s = Math.max(0, Math.round(ms / 1000));
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min " + pad(s % 60) + " s";
+    return Math.floor(s / 3600) + " h " + pad(Math.floor((s % 3600) / 60)) + " min";
+  }
+
+  /* How long a build took: its duration_ms when recorded, else finished_at - started_at;
+   * a running or queued build counts up from started_at; any other one without an end
+   * shows nothing (it ended, but nothing says when). */
+  function took(b) {
+    if (typeof b.duration_ms === "number" && b.duration_ms >= 0) return span(b.duration_ms);
+    var t0 = new Date(b.started_at).getTime();
+    if (isNaN(t0)) return "";
+    if (b.finished_at) {
+      var t1 = new Date(b.finished_at).getTime();
+      return isNaN(t1) ? "" : span(t1 - t0);
+    }
+    return b.status === "running" ? span(Date.now() - t0) : "";
+  }
+
+  /* Text that may hold ANSI escapes, into node as styled runs (text only). */
+  function ansiInto(node, text) {
+    mosqliteAnsi.runs(text).forEach(function (r) {
+      var s = document.createElement("span");
+      mosqliteAnsi.apply(s, r.style);
+      s.textContent = r.text;
+      node.appendChild(s);
+    });
+    return node;
   }
 
   function setBadge(node, state, text) {
@@ -84,7 +126,7 @@
     node.textContent = text;
   }
 
-  $("broker").textContent = BROKER + (PREFIX !== "mosqlite" ? "  prefix " + PREFIX : "");
+  $("broker").textContent = BROKER.replace(/\/\/[^@\/]*@/, "//") + (PREFIX !== "mosqlite" ? "  prefix " + PREFIX : "");
   $("broker").title = "client id " + CLIENT_ID;
   $("conn").setAttribute("data-client-id", CLIENT_ID);
 
@@ -94,65 +136,113 @@
     setBadge($("conn"), "down", "no MQTT.js");
     return;
   }
+  /* ---- connection, and the login a broker may ask for ----
+   * MQTT.js reconnects by itself; a refused login (CONNACK "not authorized" or "bad user
+   * name or password") stops that and shows the form instead. */
 
-  /* ---- connection ---- */
+  var connected = false, subscribed = false, everConnected = false, client = null;
+  var login = { username: "", password: "", asked: false };
 
-  var connected = false, subscribed = false, everConnected = false;
-  var client = mqtt.connect(BROKER, {
-    clientId: CLIENT_ID,
-    clean: true,
-    keepalive: 20,
-    connectTimeout: 5000,
-    reconnectPeriod: 1000,
-    resubscribe: false           /* we subscribe on every connect, then catch up */
-  });
-
-  client.on("connect", function () {
-    connected = true;
-    everConnected = true;
-    setBadge($("conn"), "connected", "connected");
-    cancelQueries();
-    var subs = {};
-    subs[T_STATUS] = { qos: 1 };
-    subs[T_EVENTS + "#"] = { qos: 0 };
-    subs[T_REJECTED] = { qos: 1 };
-    subs[T_REPLY + "#"] = { qos: 1 };
-    client.subscribe(subs, function (err, granted) {
-      if (err) { setBadge($("conn"), "down", "subscribe failed: " + err.message); return; }
-      var refused = (granted || []).filter(function (g) { return g.qos & 0x80; })
-        .map(function (g) { return g.topic; });
-      if (refused.length) setBadge($("conn"), "down", "connected, not allowed to read " + refused.join(", "));
+  function connect() {
+    if (client) client.end(true);
+    var opts = {
+      clientId: CLIENT_ID,
+      clean: true,
+      keepalive: 20,
+      connectTimeout: 5000,
+      reconnectPeriod: 1000,
+      resubscribe: false           /* we subscribe on every connect, then catch up */
+    };
+    if (login.username) { opts.username = login.username; opts.password = login.password; }
+    var c = mqtt.connect(BROKER, opts);
+    client = c;
+    setBadge($("conn"), "connecting", "connecting");
+    c.on("connect", function () {
+      if (c !== client) return;
+      connected = true;
+      everConnected = true;
+      $("login").hidden = true;
+      setBadge($("conn"), "connected", login.username ? "connected as " + login.username : "connected");
+      cancelQueries();
+      var subs = {};
+      subs[T_STATUS] = { qos: 1 };
+      subs[T_EVENTS + "#"] = { qos: 0 };
+      subs[T_REJECTED] = { qos: 1 };
+      subs[T_REPLY + "#"] = { qos: 1 };
+      c.subscribe(subs, function (err, granted) {
+        if (c !== client) return;
+        if (err) { setBadge($("conn"), "down", "subscribe failed: " + err.message); return; }
+        var refused = (granted || []).filter(function (g) { return g.qos & 0x80; })
+          .map(function (g) { return g.topic; });
+        if (refused.length) setBadge($("conn"), "down", "connected, not allowed to read " + refused.join(", "));
+      });
+      /* The broker takes a connection's packets in order: the queries published now
+       * reach the writer after these subscriptions are in place, so their answers and
+       * every event after them arrive, without waiting a round trip for the SUBACK. */
       subscribed = true;
-      catchUp();   /* events are flowing now: anything the queries miss arrives live */
+      catchUp();
     });
-  });
-  client.on("reconnect", function () {
-    setBadge($("conn"), "reconnecting", everConnected ? "reconnecting…" : "connecting…");
-  });
-  client.on("close", function () {
-    if (connected) setBadge($("conn"), "reconnecting", "disconnected, reconnecting…");
-    connected = false;
-    subscribed = false;
-    renderWriter();
-  });
-  client.on("error", function (err) {
-    $("conn").title = String(err && err.message || err);
-  });
-  client.on("message", function (topic, payload, packet) {
-    var msg;
-    try { msg = JSON.parse(payload.toString()); } catch (e) { return; }
-    if (!msg || typeof msg !== "object") return;
-    if (topic === T_STATUS) onStatus(msg, packet && packet.retain);
-    else if (topic === T_REJECTED) onRejected(msg);
-    else if (topic.indexOf(T_EVENTS) === 0) onEvent(topic.slice(T_EVENTS.length), msg);
-    else if (topic.indexOf(T_REPLY) === 0) onReply(topic, msg);
+    c.on("reconnect", function () {
+      if (c !== client) return;
+      setBadge($("conn"), "reconnecting", everConnected ? "reconnecting…" : "connecting…");
+    });
+    c.on("close", function () {
+      if (c !== client) return;
+      if (connected) setBadge($("conn"), "reconnecting", "disconnected, reconnecting…");
+      connected = false;
+      subscribed = false;
+      renderWriter();
+    });
+    c.on("error", function (err) {
+      if (c !== client) return;
+      var code = err && err.code, msg = String(err && err.message || err);
+      $("conn").title = msg;
+      if (code === 4 || code === 5 || code === 134 || code === 135 ||
+          /not authori[sz]ed|bad user ?name or password/i.test(msg)) {
+        c.end(true);
+        connected = false;
+        subscribed = false;
+        askLogin(login.username ? "The broker refused this login (" + msg.replace(/^Connection refused: /, "") + ")." :
+          "The broker needs a login.");
+      }
+    });
+    c.on("message", function (topic, payload, packet) {
+      if (c !== client) return;
+      var msg;
+      try { msg = JSON.parse(payload.toString()); } catch (e) { return; }
+      if (!msg || typeof msg !== "object") return;
+      if (topic === T_STATUS) onStatus(msg, packet && packet.retain);
+      else if (topic === T_REJECTED) onRejected(msg);
+      else if (topic.indexOf(T_EVENTS) === 0) onEvent(topic.slice(T_EVENTS.length), msg);
+      else if (topic.indexOf(T_REPLY) === 0) onReply(topic, msg);
+    });
+  }
+
+  function askLogin(why) {
+    setBadge($("conn"), "down", "login needed");
+    $("login-why").textContent = why + (location.protocol === "https:" || /^wss:/.test(BROKER) ? "" :
+      " This page came over plain http: the password crosses the network unencrypted.");
+    $("login").hidden = false;
+    $("login-user").value = login.username;
+    $("login-pass").value = "";
+    (login.username ? $("login-pass") : $("login-user")).focus();
+  }
+
+  $("login").addEventListener("submit", function (e) {
+    e.preventDefault();
+    login.username = $("login-user").value;
+    login.password = $("login-pass").value;
+    $("login-pass").value = "";
+    $("login").hidden = true;
+    connect();
   });
 
   /* Everything that must be asked again after a reconnect or the writer's return. */
   function catchUp() {
     if (!subscribed) return;
     loadBuilds();
-    if (log.buildId !== null && !log.inFlight) fetchLog();
+    loadRejections();
+    if (log.buildId !== null && !log.loading) loadLog();
   }
 
   /* ---- named queries: one reply topic per request ---- */
@@ -168,6 +258,7 @@
         cb({ query: name, error: "no answer within " + QUERY_TIMEOUT_MS / 1000 + " s (is the writer online?)" });
       }, QUERY_TIMEOUT_MS)
     };
+    if (!client) return;
     client.publish(T_QUERY, JSON.stringify({ query: name, params: qparams, reply_to: topic }), { qos: 1 });
   }
 
@@ -185,7 +276,8 @@
     Object.keys(queries).forEach(function (t) { clearTimeout(queries[t].timer); });
     queries = {};
     builds.loading = false;
-    log.inFlight = false;
+    log.loading = false;
+    rej.loading = false;
   }
 
   /* ---- writer status ---- */
@@ -261,7 +353,8 @@
     Object.keys(it.row).forEach(function (k) {
       var pair = el("span", "pair");
       pair.appendChild(el("span", "k", k));
-      pair.appendChild(el("span", "v", show(it.row[k])));
+      var val = it.row[k];
+      pair.appendChild(typeof val === "string" ? ansiInto(el("span", "v"), val) : el("span", "v", show(val)));
       kv.appendChild(pair);
     });
     li.appendChild(kv);
@@ -340,16 +433,23 @@
     evTrim();
   });
 
-  /* ---- rejections ---- */
+  /* ---- rejections: the newest kept in mosqlite_rejected, then live ----
+   * The list is rebuilt from the table on every (re)connect; rejections that arrive
+   * while that query runs are held, and added unless the table already had them. */
 
-  var rejN = 0;
+  var rej = { loading: false, held: [], gen: 0, loaded: false, error: null };
 
-  function onRejected(r) {
-    rejN++;
-    $("rej-count").textContent = "(" + rejN + ")";
+  function rejKey(topic, error, payload) {
+    return show(topic) + "\u0000" + show(error) + "\u0000" + show(payload).slice(0, 300);
+  }
+
+  function rejNode(r) {
     var li = el("li", "rej");
     var head = el("div", "rej-head");
-    head.appendChild(el("span", "ev-time", clock(new Date())));
+    var at = r.at ? new Date(r.at) : new Date();
+    var t = el("span", "ev-time", r.at ? timeOf(r.at) : clock(at));
+    if (r.at) t.title = show(r.at);
+    head.appendChild(t);
     head.appendChild(el("span", "rej-error", show(r.error)));
     li.appendChild(head);
     var meta = el("div", "rej-meta muted");
@@ -357,11 +457,54 @@
     if (r.id !== null && r.id !== undefined) meta.appendChild(el("span", null, "id " + show(r.id)));
     li.appendChild(meta);
     li.appendChild(el("pre", "rej-payload", show(r.payload)));
-    var list = $("rej-list");
-    list.insertBefore(li, list.firstChild);
-    while (list.children.length > REJ_CAP) list.lastChild.remove();
+    return li;
   }
 
+  function rejAdd(r) {            /* newest first */
+    var list = $("rej-list");
+    list.insertBefore(rejNode(r), list.firstChild);
+    while (list.children.length > REJ_CAP) list.lastChild.remove();
+    $("rej-count").textContent = "(" + list.children.length + (list.children.length >= REJ_CAP ? "+" : "") + ")";
+  }
+
+  function onRejected(r) {
+    if (rej.loading) { rej.held.push(r); return; }
+    rejAdd(r);
+  }
+
+  function loadRejections() {
+    var gen = ++rej.gen, rows = [], pages = 0;
+    rej.loading = true;
+    function page(before) {
+      runQuery("rejections", { before: before }, function (r) {
+        if (gen !== rej.gen) return;
+        if (!r.error) {
+          Array.prototype.push.apply(rows, r.rows);
+          if (r.rows.length >= 10 && ++pages < REJ_PAGES) { page(r.rows[r.rows.length - 1].id); return; }
+        }
+        rej.loading = false;
+        rej.error = r.error || null;
+        var held = rej.held, seen = new Map();
+        rej.held = [];
+        $("rej-list").textContent = "";
+        for (var i = rows.length - 1; i >= 0; i--) {   /* oldest first: rejAdd puts each on top */
+          var x = rows[i];
+          rejAdd({ at: x.at, topic: x.topic, id: x.req_id, error: x.error, payload: x.payload });
+          var k = rejKey(x.topic, x.error, x.payload);
+          seen.set(k, (seen.get(k) || 0) + 1);
+        }
+        held.forEach(function (h) {
+          var k = rejKey(h.topic, h.error, h.payload);
+          if (seen.get(k)) seen.set(k, seen.get(k) - 1); else rejAdd(h);
+        });
+        if (!$("rej-list").children.length) $("rej-count").textContent = "";
+        $("rej-note").textContent = rej.error ? "Earlier rejections could not be read (" + rej.error + "); new ones appear here." :
+          "Requests the writer refused, newest first: the latest kept in mosqlite_rejected, then new ones as they happen.";
+        $("rej-note").classList.toggle("error", !!rej.error);
+      });
+    }
+    page(MAX_ID);
+  }
   /* ---- recent builds: the query, then events; events during the query wait ---- */
 
   var builds = { rows: new Map(), loading: false, buffer: [], error: null, loaded: false, retry: null, backoff: 1000,
@@ -424,15 +567,16 @@
       if (id === log.buildId) tr.className = "selected";
       tr.appendChild(el("td", "num", show(id)));
       tr.appendChild(el("td", "name", show(b.name)));
-      var st = el("td");
+      var st = el("td", "status");
       var badge = el("span", "badge", show(b.status));
       badge.setAttribute("data-state", show(b.status));
       st.appendChild(badge);
+      if (b.exit_code !== null && b.exit_code !== undefined) st.appendChild(el("span", "exit muted", " exit " + show(b.exit_code)));
       tr.appendChild(st);
       var started = el("td", "wide time", timeOf(b.started_at));
       started.title = show(b.started_at);
       tr.appendChild(started);
-      tr.appendChild(el("td", "wide num", duration(b.started_at, b.finished_at)));
+      tr.appendChild(el("td", "wide num took", took(b)));
       frag.appendChild(tr);
     });
     tbody.textContent = "";
@@ -453,68 +597,204 @@
   $("builds-list").addEventListener("click", pickBuild);
   $("builds-list").addEventListener("keydown", pickBuild);
 
-  /* ---- a build's log ----
-   * lastId: the highest id shown. Live rows of the build go to `buffer` while a query
-   * is in flight (loading), and are merged by id once the last page is in. */
 
-  var log = { buildId: null, gen: 0, lastId: 0, buffer: [], inFlight: false, live: false,
-              error: null, nodes: new Map(), shown: 0, dropped: 0, stick: true, unseen: 0,
-              retry: null, backoff: 1000, again: false };
-  var logBox = $("log-lines");
+  /* A running build's "took" goes on counting; an ended one's stays put. */
+  setInterval(function () {
+    document.querySelectorAll("#builds-list tr[data-id]").forEach(function (tr) {
+      var b = builds.rows.get(Number(tr.getAttribute("data-id")));
+      var c = tr.querySelector(".took");
+      if (b && c && b.status === "running") c.textContent = took(b);
+    });
+    renderLogHead();
+  }, 1000);
+
+  /* ---- a build's log ----
+   * Opening: build_log_span gives the line count and id range; parts (after, until] of
+   * that range are cut from a cursor, each sized to fill about one small answer at the
+   * density and line length seen so far, and asked for at once, IN_FLIGHT at a time:
+   * a chain of answers one after another would wait on the broker's idle tick each time.
+   * An answer holds the whole part unless it was cut at :bytes or :limit, which the page
+   * can tell (its rows add up to :bytes or more); then the rest of that part is asked for.
+   * Part k is shown once parts 0..k-1 are complete. The last part has no upper end, so
+   * lines written while the log opens are in it. Live rows of the build wait in `buffer`
+   * meanwhile and are merged by id at the end. A catch-up (reconnect, writer back) is the
+   * same from the last id shown. A part whose query fails is asked again after a pause
+   * (1 s, doubling), while the others go on. */
+
+  var log = { buildId: null, gen: 0, loading: false, live: false, error: null, buffer: [], again: false,
+              parts: [], head: 0, inFlight: 0, cursor: 0, last: 0, density: 1, rowBytes: 140, onFirst: null,
+              waiting: false,
+              seenRows: 0, seenBytes: 0, retry: null, backoff: 1000, wantLine: null,
+              t0: 0, firstMs: null, allMs: null };
+  var view = mosqliteLogView($("log-lines"), {
+    time: function (ts) { return timeOf(ts).replace(/^.* /, ""); },
+    onchange: function () { renderLogTools(); }
+  });
 
   function selectBuild(id) {
     if (!(id >= 0)) return;
     log.buildId = id;
     log.gen++;
-    log.lastId = 0;
     log.buffer = [];
-    log.inFlight = false;
+    log.loading = false;
     log.live = false;
     log.error = null;
-    log.nodes = new Map();
-    log.shown = 0;
-    log.dropped = 0;
-    log.stick = true;
-    log.unseen = 0;
     log.backoff = 1000;
+    log.inFlight = 0;
+    log.firstMs = log.allMs = null;
     clearTimeout(log.retry);
-    logBox.textContent = "";
-    $("log-jump").hidden = true;
+    view.clear();
     var u = new URL(location.href);
-    u.searchParams.set("build", id);
+    if (Number(u.searchParams.get("build")) !== id) {
+      u.searchParams.set("build", id);
+      u.hash = "";
+      log.wantLine = null;
+    }
     history.replaceState(null, "", u);
     renderBuilds();
-    if (subscribed) fetchLog();
+    if (subscribed) loadLog();
   }
 
-  /* Ask for the rows after lastId; page on until a short page, then go live. */
-  function fetchLog() {
-    var gen = log.gen;
+  function loadLog() {
+    var gen = ++log.gen;              /* answers to an earlier load are dropped */
     clearTimeout(log.retry);
-    log.again = false;               /* this query sees every commit evented so far */
-    log.inFlight = true;
+    log.inFlight = 0;
+    log.waiting = false;
+    log.again = false;                /* these queries see every commit evented so far */
+    log.loading = true;
     log.live = false;
+    log.parts = [];
+    log.head = 0;
+    log.t0 = performance.now();
     renderLogHead();
-    runQuery("build_log", { build_id: log.buildId, after: log.lastId }, function (r) {
+    /* Ask at once for the first screen (an open-ended part after the last line shown:
+     * the start, on a fresh open) and for the span; the parts after the first answer are
+     * cut once both are in. A catch-up of a few lines ends with that first answer. */
+    var span = null, head = { after: view.lastId(), until: MAX_ID, rows: [], done: false, busy: false,
+                              wait: false, first: true };
+    log.cursor = MAX_ID;              /* nothing new is cut until then */
+    log.waiting = true;
+    log.parts.push(head);
+    log.onFirst = function () {
+      if (head.done) { log.waiting = false; return; }   /* the whole log was in it */
+      head.until = head.after;        /* the first part ends at its last row... */
+      head.done = true;
+      if (span) plan();               /* ...and the rest is cut from there */
+    };
+    function plan() {
+      var n = Number(span.lines) || 0, first = Number(span.first) || 0, last = Number(span.last) || 0;
+      log.waiting = false;
+      log.cursor = Math.max(head.until, first - 1);
+      log.last = last;
+      log.density = n && last >= first ? n / (last - first + 1) : 1;
+      showParts();
+      pump(gen);
+    }
+    ask(gen, head);
+    runQuery("build_log_span", { build_id: log.buildId }, function (r) {
       if (gen !== log.gen) return;
-      log.inFlight = false;
-      if (r.error) {
+      if (r.error || !r.rows.length) { logFailed(gen, r.error || "no answer rows"); return; }
+      span = r.rows[0];
+      if (head.done && head.until !== MAX_ID) plan();
+    });
+  }
+
+  /* Ask for parts that wait for more, then new parts from the cursor, up to IN_FLIGHT. */
+  function pump(gen) {
+    for (var i = log.head; i < log.parts.length && log.inFlight < IN_FLIGHT; i++) {
+      var p = log.parts[i];
+      if (!p.done && !p.busy && !p.wait) ask(gen, p);
+    }
+    while (log.inFlight < IN_FLIGHT && log.cursor < MAX_ID) {
+      var rows = Math.max(1, Math.floor(PART_BYTES / log.rowBytes));
+      var until = log.cursor + Math.max(1, Math.ceil(rows / log.density));
+      if (until >= log.last) until = MAX_ID;
+      var part = { after: log.cursor, until: until, rows: [], done: false, busy: false, wait: false };
+      log.parts.push(part);
+      log.cursor = until;
+      ask(gen, part);
+    }
+  }
+
+  /* The bytes build_log counts for a line: its UTF-8 length plus 64. */
+  function answerBytes(line) {
+    line = show(line);
+    var n = line.length;
+    if (/[^\x00-\x7f]/.test(line)) for (var i = 0; i < line.length; i++) {
+      var c = line.charCodeAt(i);
+      if (c >= 0xd800 && c < 0xdc00) { n += 2; i++; } else if (c >= 0x800) n += 2; else if (c >= 0x80) n += 1;
+    }
+    return n + 64;
+  }
+
+  function ask(gen, p) {
+    p.busy = true;
+    log.inFlight++;
+    runQuery("build_log", { build_id: log.buildId, after: p.after, until: p.until,
+                            limit: ANSWER_ROWS, bytes: ANSWER_BYTES }, function (r) {
+      if (gen !== log.gen) return;
+      log.inFlight--;
+      p.busy = false;
+      if (r.error) {                  /* this part again later; the others go on */
         log.error = r.error;
         renderLogHead();
+        p.wait = true;
+        setTimeout(function () { p.wait = false; if (gen === log.gen) pump(gen); }, log.backoff);
         log.backoff = Math.min(30000, log.backoff * 2);
-        log.retry = setTimeout(function () { if (gen === log.gen && subscribed && !log.inFlight) fetchLog(); }, log.backoff);
         return;
       }
       log.error = null;
       log.backoff = 1000;
-      logAppend("insert", r.rows);
-      if (r.rows.length >= PAGE_SIZE || r.truncated || log.again) { fetchLog(); return; }
-      var buf = log.buffer;
-      log.buffer = [];
-      log.live = true;
-      buf.forEach(function (e) { logAppend(e.op, e.rows); });
-      renderLogHead();
+      var bytes = 0;
+      r.rows.forEach(function (row) { bytes += answerBytes(row.line); });
+      log.seenRows += r.rows.length;
+      log.seenBytes += bytes;
+      if (log.seenRows) log.rowBytes = log.seenBytes / log.seenRows;
+      if (r.rows.length) { Array.prototype.push.apply(p.rows, r.rows); p.after = Number(r.rows[r.rows.length - 1].id); }
+      /* cut at :bytes or :limit: more of this part to ask for; else it is complete */
+      p.done = !(r.rows.length && (bytes >= ANSWER_BYTES || r.rows.length >= ANSWER_ROWS || r.truncated));
+      if (p.first) { p.first = false; log.onFirst(); }
+      showParts();
+      if (log.head >= log.parts.length && log.cursor >= MAX_ID && !log.waiting) { loaded(gen); return; }
+      pump(gen);
     });
+  }
+
+  /* The complete parts at the front, and what the first incomplete one has so far. */
+  function showParts() {
+    while (log.head < log.parts.length) {
+      var p = log.parts[log.head];
+      if (p.rows.length) { view.append("insert", p.rows, LOG_CAP); p.rows = []; }
+      if (!p.done) break;
+      log.head++;
+    }
+    if (log.firstMs === null && (view.size() || (log.head >= log.parts.length && log.cursor >= MAX_ID && !log.waiting)))
+      log.firstMs = Math.round(performance.now() - log.t0);
+    goWanted();
+  }
+
+  function loaded(gen) {
+    log.loading = false;
+    if (log.again) { loadLog(); return; }
+    var buf = log.buffer;
+    log.buffer = [];
+    log.live = true;
+    buf.forEach(function (e) { view.append(e.op, e.rows, LOG_CAP); });
+    view.state.unseen = 0;            /* "new lines" counts what arrives once live */
+    log.allMs = Math.round(performance.now() - log.t0);
+    goWanted();
+    renderLogHead();
+  }
+
+  function logFailed(gen, err) {
+    log.error = err;
+    log.loading = false;
+    log.inFlight = 0;
+    renderLogHead();
+    log.backoff = Math.min(30000, log.backoff * 2);
+    log.retry = setTimeout(function () {
+      if (gen === log.gen && subscribed && !log.loading) loadLog();
+    }, log.backoff);
   }
 
   function onLogEvent(op, rows, truncated) {
@@ -524,67 +804,23 @@
       /* loading, or rows of this commit are missing from the event: keep these, and
        * (when truncated) ask the query for everything after the last id shown */
       if (mine.length) log.buffer.push({ op: op, rows: mine });
-      if (truncated && log.inFlight) log.again = true;   /* that query may predate it */
-      else if (truncated && log.live && subscribed) fetchLog();
+      if (truncated && log.loading) log.again = true;   /* those queries may predate it */
+      else if (truncated && log.live && subscribed) loadLog();
       return;
     }
-    if (mine.length) logAppend(op, mine);
+    if (mine.length) view.append(op, mine, LOG_CAP);
   }
 
-  function logNode(row) {
-    var d = el("div", "ll");
-    d.setAttribute("data-id", show(row.id));
-    var ts = el("span", "ts", timeOf(row.ts).replace(/^.* /, ""));
-    ts.title = show(row.ts);
-    d.appendChild(ts);
-    d.appendChild(el("span", "tx", show(row.line)));
-    return d;
+  /* #L120: the line to show and highlight, once it is loaded. */
+  function readHash() {
+    var m = /^#L(\d+)$/.exec(location.hash);
+    log.wantLine = m ? Number(m[1]) : null;
+    goWanted();
   }
-
-  function logAppend(op, rows) {
-    if (!rows.length) return;
-    var frag = document.createDocumentFragment(), added = 0;
-    rows.forEach(function (row) {
-      var id = Number(row.id), old = log.nodes.get(id);
-      if (op === "delete") { if (old) { old.classList.add("deleted"); } return; }
-      if (id <= log.lastId) {          /* already shown: an update, or a duplicate */
-        if (old && op !== "insert") old.replaceWith(log.nodes.set(id, logNode(row)).get(id));
-        return;
-      }
-      var n = logNode(row);
-      log.nodes.set(id, n);
-      frag.appendChild(n);
-      log.lastId = id;
-      added++;
-    });
-    if (!added) return;
-    logBox.appendChild(frag);
-    log.shown += added;
-    while (log.shown > LOG_CAP) {
-      var first = logBox.firstChild;
-      log.nodes.delete(Number(first.getAttribute("data-id")));
-      first.remove();
-      log.shown--;
-      log.dropped++;
-    }
-    if (log.stick) {
-      logBox.scrollTop = logBox.scrollHeight;
-    } else {
-      log.unseen += added;
-      $("log-jump").hidden = false;
-      $("log-jump").textContent = "↓ " + log.unseen + " new line" + (log.unseen === 1 ? "" : "s");
-    }
-    renderLogHead();
+  function goWanted() {
+    if (log.wantLine !== null && view.goLine(log.wantLine)) log.wantLine = null;
   }
-
-  logBox.addEventListener("scroll", function () {
-    log.stick = logBox.scrollHeight - logBox.scrollTop - logBox.clientHeight < 24;
-    if (log.stick) { log.unseen = 0; $("log-jump").hidden = true; }
-  });
-  $("log-jump").addEventListener("click", function () {
-    log.stick = true;
-    logBox.scrollTop = logBox.scrollHeight;
-  });
+  window.addEventListener("hashchange", readHash);
 
   function renderLogHead() {
     if (log.buildId === null) return;
@@ -593,15 +829,84 @@
     var st = $("log-status");
     st.hidden = !b;
     if (b) setBadge(st, show(b.status), show(b.status));
-    var n = log.shown + " line" + (log.shown === 1 ? "" : "s");
-    if (log.dropped) n += " (" + log.dropped + " older ones not kept)";
-    var note = log.error ? "Could not load the log: " + log.error + "; retrying" :
-      log.live ? n + " · live" : n + " · loading…";
+    var facts = [];
+    if (b && b.exit_code !== null && b.exit_code !== undefined) facts.push("exit " + show(b.exit_code));
+    var t = b ? took(b) : "";
+    if (t) facts.push("took " + t);
+    $("log-facts").textContent = facts.join(" · ");
+    var n = view.size(), note = n + " line" + (n === 1 ? "" : "s");
+    if (view.state.dropped) note += " (" + view.state.dropped + " older ones not kept)";
+    note = log.error ? "Could not load the log: " + log.error + "; retrying" :
+      log.live ? note + " · live" : note + " · loading…";
     $("log-note").textContent = note;
     $("log-note").classList.toggle("error", !!log.error);
-    $("log").setAttribute("data-live", String(log.live));
+    var box = $("log");
+    box.setAttribute("data-live", String(log.live));
+    box.setAttribute("data-lines", String(n));
+    if (log.firstMs !== null) box.setAttribute("data-first-ms", String(log.firstMs));
+    if (log.allMs !== null) box.setAttribute("data-all-ms", String(log.allMs));
+    $("log-tools").hidden = false;
   }
 
+  /* ---- search, filter, follow, download ---- */
+
+  var searchTimer = null;
+  function renderLogTools() {
+    var v = view.state;
+    var c = !v.query ? "" : !v.hits.length ? "no match" :
+      (v.hitAt >= 0 ? (v.hitAt + 1) + " of " : "") + v.hits.length + " line" + (v.hits.length === 1 ? "" : "s");
+    $("find-count").textContent = c;
+    $("find-prev").disabled = $("find-next").disabled = !v.hits.length;
+    var jump = $("log-jump");
+    jump.hidden = v.stick;
+    jump.textContent = v.unseen ? "↓ " + v.unseen + " new line" + (v.unseen === 1 ? "" : "s") : "↓ follow";
+    renderLogHead();
+  }
+  $("find").addEventListener("input", function () {
+    clearTimeout(searchTimer);
+    var q = this.value;
+    searchTimer = setTimeout(function () { view.search(q); }, view.size() > 20000 ? 150 : 40);
+  });
+  $("find").addEventListener("keydown", function (e) {
+    if (e.key === "Enter") {
+      e.preventDefault();
+      clearTimeout(searchTimer);
+      if (view.state.query !== this.value.toLowerCase()) view.search(this.value);
+      view.step(e.shiftKey ? -1 : 1);
+    } else if (e.key === "Escape") {
+      this.value = "";
+      view.search("");
+    }
+  });
+  $("find-next").addEventListener("click", function () { view.step(1); });
+  $("find-prev").addEventListener("click", function () { view.step(-1); });
+  $("find-filter").addEventListener("change", function () { view.setFilter(this.checked); });
+  $("log-jump").addEventListener("click", function () { view.follow(); });
+  $("log-download").addEventListener("click", function () {
+    var blob = new Blob([view.text()], { type: "text/plain;charset=utf-8" });
+    var a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = "build-" + log.buildId + ".log";
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
+  });
+  document.addEventListener("keydown", function (e) {      /* Ctrl+F / "/" : the log's search */
+    if (log.buildId === null || e.target === $("find")) return;
+    if ((e.key === "f" && (e.ctrlKey || e.metaKey)) || (e.key === "/" && !/^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName))) {
+      e.preventDefault();
+      $("find").focus();
+      $("find").select();
+    }
+  });
+
+  readHash();
   var first = Number(params.get("build"));
-  if (params.get("build") !== null && first >= 0) selectBuild(first);
+  if (params.get("build") !== null && first >= 0) {
+    var wanted = log.wantLine;
+    selectBuild(first);
+    log.wantLine = wanted;
+  }
+  connect();
 })();
