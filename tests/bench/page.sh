@@ -56,7 +56,7 @@ BUILDS="101:$n101 102:$n102" node "$ROOT/tests/bench/page.js" >"$T/page.out" 2>&
     { cat "$T/page.out"; echo "bench page: the Chromium driver failed" >&2; exit 2; }
 grep '^#' "$T/page.out"
 
-row() { printf '%-4s %-50s %14s %8s %8s  %s\n' "$@"; }
+row() { printf '%-8s %-50s %14s %8s %8s  %s\n' "$@"; }
 verdict() { if awk "BEGIN { exit !($1) }"; then echo PASS; else echo MISS; fi; }
 res() { sed -n "s/^$1 //p" "$T/page.out" | head -1; }
 for b in 101:5,000:6a 102:50,000:6b; do

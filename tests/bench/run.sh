@@ -12,6 +12,7 @@
 #   PROFILE=1 ...                    also perf-profile the writer and the broker while
 #                                    the writer drains a backlog (top functions)
 #   KEEP=1 ...                       keep the temp dir (databases, logs, raw results)
+#   NO_PAGE=1 ...                    skip line 6, the page in Chromium (tests/bench/page.sh)
 #
 # The C drivers (mqbench.c, sqlbench.c) are compiled into build/bench/. Raw key=value
 # results of each step are kept in $T/results.
@@ -454,6 +455,13 @@ if [ -n "$HAVE_WRITER" ]; then
     row 5c "writer CPU (user+sys) per 100,000 requests" "$(calc_f "%.2f" "${CPU_100K:-0}") s" - - "(drain: $CPU_DRAIN s for $DR_ROWS rows)"
 else
     row 4 "mosqlite end to end" "no $BIN/mosqlite-writer: run make first" - - ""
+fi
+# 6. The page opening a long build log in Chromium, through the WebSocket listener
+# (tests/bench/page.sh: its own broker and writer). NO_PAGE=1 skips it.
+if [ -z "${NO_PAGE:-}" ] && [ -n "$HAVE_WRITER" ]; then
+    say "page: opening a 5,000- and a 50,000-line log in Chromium"
+    sh "$ROOT/tests/bench/page.sh" 2>"$T/page.err" | grep -E '^6' ||
+        row 6 "page: opening a long log" - - - "not measured: $(tail -n 1 "$T/page.err")"
 fi
 echo "# /line1: against the 1-publisher broker ceiling (line 1.1); /line3a: against one sqlite3 per write."
 echo "# Request session: MQTT $REQ_PROTO (the bare subscriber of lines 1 and 1d too; receive maximum $RECV_MAX)."
