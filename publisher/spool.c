@@ -242,6 +242,23 @@ fail:
     return NULL;
 }
 
+/* seg_roll: once the segment being written is full, go on in a new one (or keep
+ * appending to this one if the new one cannot be made). Called with the lock held. */
+static void seg_roll(spool *sp)
+{
+    int fd;
+
+    if ((unsigned long long)sp->woff < sp->seg_max)
+        return;
+    fd = seg_open(sp, sp->wseg + 1, O_RDWR | O_CREAT | O_TRUNC);
+    if (fd >= 0) {
+        close(sp->wfd);
+        sp->wfd = fd;
+        sp->wseg++;
+        sp->woff = 0;
+    }
+}
+
 int spool_append(spool *sp, char kind, const char *text, size_t len, int force)
 {
     char nl = '\n';
@@ -263,15 +280,7 @@ int spool_append(spool *sp, char kind, const char *text, size_t len, int force)
     sp->st.pending++;
     sp->st.appended++;
     rc = 0;
-    if ((unsigned long long)sp->woff >= sp->seg_max) {
-        int fd = seg_open(sp, sp->wseg + 1, O_RDWR | O_CREAT | O_TRUNC);
-        if (fd >= 0) {                  /* else keep appending to this one */
-            close(sp->wfd);
-            sp->wfd = fd;
-            sp->wseg++;
-            sp->woff = 0;
-        }
-    }
+    seg_roll(sp);
     pthread_cond_broadcast(&sp->cond);
 out:
     if (rc)
@@ -299,15 +308,7 @@ int spool_append_many(spool *sp, const char *recs, size_t len, long n)
     sp->st.pending += (unsigned long long)n;
     sp->st.appended += (unsigned long long)n;
     rc = 0;
-    if ((unsigned long long)sp->woff >= sp->seg_max) {
-        int fd = seg_open(sp, sp->wseg + 1, O_RDWR | O_CREAT | O_TRUNC);
-        if (fd >= 0) {
-            close(sp->wfd);
-            sp->wfd = fd;
-            sp->wseg++;
-            sp->woff = 0;
-        }
-    }
+    seg_roll(sp);
     pthread_cond_broadcast(&sp->cond);
 out:
     pthread_mutex_unlock(&sp->lock);

@@ -257,6 +257,11 @@ stat_of() { status | sed -n "s/.*\"$1\":[ ]*\([0-9.]*\).*/\1/p" | head -1; }
 # is published every ~2 s while counters change), or ? .
 applied_ge() { _a=$(stat_of applied); [ -n "$_a" ] && [ "$_a" -ge "$1" ]; }
 commits_at() { if wait_until 6 applied_ge "$1"; then stat_of commits; else echo "?"; fi; }
+# per_commit N FORMAT: requests per commit once the status says N applied, or ? .
+per_commit() {
+    _c=$(commits_at "$1")
+    if [ "$_c" != "?" ] && [ "$_c" != 0 ]; then calc_f "$2" "$1 / $_c"; else echo "?"; fi
+}
 # phase_begin / phase_end: CPU seconds the broker and the writer spent between them.
 phase_begin() { PB0=$(cpu_s "$BROKER_PID"); PW0=$(cpu_s "$WRITER_PID" 2>/dev/null || echo 0); PL0=$(lost_count); }
 phase_end() {
@@ -306,9 +311,7 @@ if [ -n "$HAVE_WRITER" ]; then
         _p=$("$MQB" pub -p "$MQTT_PORT" -t mosqlite/write/build_logs -n "$N_E2E" -c "$_k" \
             -w "$WINDOW" --db "$DB" --timeout "$PHASE_LIMIT")
         phase_end
-        _c=$(commits_at "$N_E2E")
-        _b=?
-        [ "$_c" != "?" ] && [ "$_c" != 0 ] && _b=$(calc_f "%.0f" "$N_E2E / $_c")
+        _b=$(per_commit "$N_E2E" %.0f)
         tally "$DB" "$N_E2E"
         record "e2e$_k$_tag" "$_p broker_cpu_s=$PB writer_cpu_s=$PW avg_batch=$_b writer_reconnects=$PL lost=$LOST twice=$TWICE"
         note_line "4 e2e $_k producer(s)${*:+ ($*)}: $(kv "$_p" commit_secs) s wall; CPU s broker $PB, writer $PW," \
@@ -338,9 +341,7 @@ if [ -n "$HAVE_WRITER" ]; then
         r=$("$MQB" rate -p "$MQTT_PORT" -t mosqlite/write/build_logs -r "$1" -s "$LAT_SECS" --timeout 30)
         phase_end
         _sent=$(kv "$r" sent)
-        _c=$(commits_at "$_sent")
-        _b=?
-        [ "$_c" != "?" ] && [ "$_c" != 0 ] && _b=$(calc_f "%.1f" "$_sent / $_c")
+        _b=$(per_commit "$_sent" %.1f)
         tally "$DB" "$_sent"
         record "latency$1" "$r broker_cpu_s=$PB writer_cpu_s=$PW lost=$LOST twice=$TWICE"
         note_line "4e latency at $1/s: sent at $(kv "$r" rate)/s; CPU s broker $PB, writer $PW over $LAT_SECS s;" \
