@@ -505,6 +505,49 @@ static cJSON *build_where(const struct pipe_conf *pc)
     return w;
 }
 
+/* The columns the wrapper sets itself in the builds table. */
+static const char *const build_columns[] = {
+    "name", "status", "started_at", "finished_at", "exit_code", "duration_ms", NULL,
+};
+
+/* check_time_column: a row must not get the time column twice (from --lines, --with or
+ * --stream-column too): the writer would reject every line as a duplicate key. */
+static int check_time_column(const struct pipe_conf *pc, char *err, size_t errlen)
+{
+    const char *tc = pc->time_column && *pc->time_column ? pc->time_column : NULL;
+    cJSON *with;
+    int clash;
+
+    if (!tc)
+        return 0;
+    with = pc->with ? cJSON_Parse(pc->with) : NULL;
+    clash = !strcmp(tc, pc->column) || (with && cJSON_GetObjectItemCaseSensitive(with, tc)) ||
+            (pc->stream_column && !strcmp(tc, pc->stream_column));
+    cJSON_Delete(with);
+    if (!clash)
+        return 0;
+    snprintf(err, errlen, "--time-column %s: that column already gets a value from --lines, "
+             "--with or --stream-column", tc);
+    return -1;
+}
+
+/* check_where_columns: --build-where names the row, and must not name a column the
+ * wrapper sets (the start would carry it twice and be rejected). */
+static int check_where_columns(const cJSON *w, char *err, size_t errlen)
+{
+    const cJSON *k;
+    int i;
+
+    for (k = w->child; k; k = k->next)
+        for (i = 0; build_columns[i]; i++)
+            if (!strcmp(k->string, build_columns[i])) {
+                snprintf(err, errlen, "--build-where cannot name %s: the wrapper sets that "
+                         "column itself; name the row by its key", k->string);
+                return -1;
+            }
+    return 0;
+}
+
 int pipe_check_build(const struct pipe_conf *pc, char *err, size_t errlen)
 {
     cJSON *w;
@@ -512,6 +555,8 @@ int pipe_check_build(const struct pipe_conf *pc, char *err, size_t errlen)
 
     char e[400], *req = NULL;
 
+    if (check_time_column(pc, err, errlen))
+        return -1;
     if (!pc->build_table)
         return 0;
     if (!*pc->build_table || strpbrk(pc->build_table, "/+#")) {
@@ -528,6 +573,10 @@ int pipe_check_build(const struct pipe_conf *pc, char *err, size_t errlen)
         mosqlite_free(req);
     w = build_where(pc);
     ok = w && cJSON_IsObject(w) && w->child;
+    if (ok && check_where_columns(w, err, errlen)) {
+        cJSON_Delete(w);
+        return -1;
+    }
     cJSON_Delete(w);
     if (ok)
         return 0;

@@ -32,7 +32,8 @@ int pipe_run(const struct pipe_conf *pc, char **cmd);
  * seconds without progress, 3 when there is no spool there. */
 int pipe_deliver(const struct pipe_conf *pc);
 
-/* Check the wrapper's build options before anything runs; 0, or -1 with err set. */
+/* Check the column and build options before anything runs (a column given twice, a
+ * --build-where naming a column the wrapper sets); 0, or -1 with err set. */
 int pipe_check_build(const struct pipe_conf *pc, char *err, size_t errlen);
 
 #endif

@@ -26,6 +26,8 @@ ok()   { echo "ok - $*"; }
 fail() { echo "not ok - $*"; NFAIL=$((NFAIL + 1)); }
 # check DESC CMD...: ok when CMD succeeds
 check() { d=$1; shift; if "$@"; then ok "$d"; else fail "$d"; fi; }
+# not CMD...: true when CMD fails (for check).
+not() { ! "$@"; }
 # check_eq DESC GOT WANT
 check_eq() {
     if [ "$2" = "$3" ]; then ok "$1"; else fail "$1 (got [$2], want [$3])"; fi

@@ -156,6 +156,16 @@ check_eq "after drops: builds row failed, exit 2" "$(build_row 9)" "failed,2,1,1
 "$BIN/mosqlite-pub" -p "$MQTT_PORT" --deliver "$T/nothing" 2>/dev/null; rc=$?
 check_eq "--deliver on no spool: exit 3" "$rc" 3
 check "--deliver on no spool: makes no directory" [ ! -e "$T/nothing" ]
+# A column given twice would make the writer reject every row: refused before the run.
+out=$("$BIN/mosqlite-pub" -p "$MQTT_PORT" --lines line --with '{"build_id": 30, "ts": "x"}' \
+    --time-column ts build_logs -- echo never 2>&1); rc=$?
+check_eq "--time-column also in --with: exit 3" "$rc" 3
+check "...with the reason" grep -q -- '--time-column ts: that column already gets a value' <<<"$out"
+out=$("$BIN/mosqlite-pub" -p "$MQTT_PORT" --lines line --with '{"build_id": 31}' \
+    --build-where '{"name": "x"}' build_logs -- echo never 2>&1); rc=$?
+check_eq "--build-where naming a column the wrapper sets: exit 3" "$rc" 3
+check "...with the reason" grep -q -- '--build-where cannot name name' <<<"$out"
+check "...the command never ran" not grep -q never <<<"$out"
 
 # ---- 7. signals ----
 # (exec: $! must be the wrapper itself, not a subshell around it)

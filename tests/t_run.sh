@@ -7,7 +7,6 @@
 running() { grep -q 'mosqlite is running' "$1"; }
 row_count() { sqlite3 -cmd '.timeout 5000' "$1" 'SELECT count(*) FROM build_logs' 2>/dev/null; }
 rows_in() { [ "$(row_count "$1")" = "$2" ]; }
-not() { ! "$@"; }
 tw_count() { ss -Htan state time-wait "sport = :$1" | grep -c .; }
 
 # A broker on the port with a client connected, then stopped: the broker closes the
