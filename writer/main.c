@@ -55,7 +55,7 @@ static struct {
     .port = 1883, .max_payload = 262144, .max_depth = 32, .max_ops = 1000,
     .batch_max = 5000, .batch_ms = 50, .events_qos = 0, .query_max_rows = 5000,
     .query_timeout_ms = 200, .status_interval = 2, .keepalive = 30, .busy_timeout_ms = 100,
-    .id_ttl_days = 7, .rejected_keep = 10000, .max_event_rows = 100, .receive_max = 1000, .request_protocol = "auto",
+    .id_ttl_days = 7, .rejected_keep = 10000, .max_event_rows = 100, .receive_max = 65535, .request_protocol = "3.1.1",
 };
 
 static const struct cfg_opt options[] = {
@@ -82,8 +82,8 @@ static const struct cfg_opt options[] = {
     {"query-max-rows", 0, CFG_INT, &cf.query_max_rows, 1, 10000000, 0, "N", "rows a query returns (5000)"},
     {"query-timeout-ms", 0, CFG_INT, &cf.query_timeout_ms, 1, 600000, 0, "MS", "time cap of a query (200)"},
     {"status-interval", 0, CFG_INT, &cf.status_interval, 1, 3600, 0, "S", "status period while counters change (2)"},
-    {"request-protocol", 0, CFG_STR, &cf.request_protocol, 0, 0, 0, "V", "MQTT version of the request session: auto, 3.1.1 or 5 (auto: 5 on Mosquitto 2.0.13 or newer)"},
-    {"receive-max", 0, CFG_INT, &cf.receive_max, 1, 65535, 0, "N", "MQTT 5: requests the broker may have in flight to the writer (1000)"},
+    {"request-protocol", 0, CFG_STR, &cf.request_protocol, 0, 0, 0, "V", "MQTT version of the request session: 3.1.1 or 5 (3.1.1)"},
+    {"receive-max", 0, CFG_INT, &cf.receive_max, 1, 65535, 0, "N", "MQTT 5: requests the broker may have in flight to the writer (65535)"},
     {"keepalive", 0, CFG_INT, &cf.keepalive, 5, 65535, 0, "S", "MQTT keepalive (30)"},
     {"busy-timeout-ms", 0, CFG_INT, &cf.busy_timeout_ms, 0, 600000, 0, "MS", "wait on an outside lock before backing off (100)"},
     {"id-ttl-days", 0, CFG_INT, &cf.id_ttl_days, 7, 36500, 0, "DAYS", "keep applied ids this long (7)"},
@@ -179,9 +179,8 @@ static int open_config(int argc, char **argv, int *exit_code)
                 cf.synchronous);
         return -1;
     }
-    if (strcmp(cf.request_protocol, "auto") && strcmp(cf.request_protocol, "3.1.1") &&
-        strcmp(cf.request_protocol, "5")) {
-        fprintf(stderr, "mosqlite-writer: request-protocol: \"%s\" is not auto, 3.1.1 or 5\n",
+    if (strcmp(cf.request_protocol, "3.1.1") && strcmp(cf.request_protocol, "5")) {
+        fprintf(stderr, "mosqlite-writer: request-protocol: \"%s\" is not 3.1.1 or 5\n",
                 cf.request_protocol);
         return -1;
     }
@@ -229,8 +228,7 @@ static int open_mq(char *err, size_t errlen)
     mqo.keepalive = (int)cf.keepalive;
     mqo.max_queue = (size_t)cf.batch_max;
     mqo.receive_max = (int)cf.receive_max;
-    mqo.request_proto = !strcmp(cf.request_protocol, "5") ? MQ_PROTO_5 :
-                        !strcmp(cf.request_protocol, "3.1.1") ? MQ_PROTO_311 : 0;
+    mqo.request_proto = !strcmp(cf.request_protocol, "5") ? MQ_PROTO_5 : MQ_PROTO_311;
     mqo.app_size = sizeof(struct outcome);
     if (!(w.mq = mq_new(&mqo, "{\"state\":\"offline\"}", on_query, NULL, err, errlen)))
         return -1;

@@ -53,39 +53,13 @@ struct mq {
     char *write_filter, *query_topic, *status_topic, *marker_filter;
     int marker_mid;          /* SUBACK awaited by mq_quiesce, or 0 */
     int frozen;              /* after mq_quiesce: the request connection is left alone */
-    int proto;               /* request session: MQ_PROTO_311 or MQ_PROTO_5; 0 undecided */
-    long long ctl_up_ms;     /* when ctl last connected: the broker's version is due */
+    int proto;               /* request session: MQ_PROTO_311 or MQ_PROTO_5 */
     char broker_version[32]; /* "2.0.21", from $SYS/broker/version; "" unknown */
 };
 
-/* The broker names its version on this retained topic (when its $SYS tree is on). */
+/* The broker names its version on this retained topic (when its $SYS tree is on); the
+ * status shows it. */
 #define VERSION_TOPIC   "$SYS/broker/version"
-/* How long `request-protocol auto` waits for it before it settles for MQTT 3.1.1. */
-#define VERSION_WAIT_MS 1500
-
-/* decide_proto: the request session's MQTT version. Mosquitto before 2.0.13 sends a v5
- * client more than its Receive Maximum under load (and the client must drop the
- * connection), so MQTT 5 only where the broker is known to be newer. */
-static void decide_proto(struct mq *mq, const char *why)
-{
-    int a = 0, b = 0, c = 0;
-
-    if (mq->proto)
-        return;
-    mq->ctl_new = 1;    /* the status shows the choice */
-    if (mq->broker_version[0] && sscanf(mq->broker_version, "%d.%d.%d", &a, &b, &c) == 3 &&
-        (a > 2 || (a == 2 && (b > 0 || c >= 13)))) {
-        mq->proto = MQ_PROTO_5;
-        log_info("request session in MQTT 5 (%s)", why);
-        return;
-    }
-    mq->proto = MQ_PROTO_311;
-    if (mq->broker_version[0])
-        log_warn("request session in MQTT 3.1.1: Mosquitto %s is older than 2.0.13, which "
-                 "overruns an MQTT 5 Receive Maximum (%s)", mq->broker_version, why);
-    else
-        log_info("request session in MQTT 3.1.1 (%s)", why);
-}
 
 /* on_version: "mosquitto version 2.0.21" on $SYS/broker/version. */
 static void on_version(struct mq *mq, const char *payload, int len)
@@ -103,7 +77,6 @@ static void on_version(struct mq *mq, const char *payload, int len)
         mq->broker_version[i] = ch;
     }
     mq->broker_version[i] = '\0';
-    decide_proto(mq, "the broker says it is Mosquitto");
     mq->ctl_new = 1;    /* the status shows it */
 }
 
@@ -132,7 +105,6 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
     else {
         mosquitto_subscribe_v5(m, NULL, mq->query_topic, 1, 0, NULL);
         mosquitto_subscribe_v5(m, NULL, VERSION_TOPIC, 0, 0, NULL);
-        mq->ctl_up_ms = util_now_ms();
         mq->ctl_new = 1;
     }
 }
@@ -275,7 +247,7 @@ struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_query_fn
         return NULL;
     }
     mq->o = *o;
-    mq->proto = o->request_proto;
+    mq->proto = o->request_proto == MQ_PROTO_5 ? MQ_PROTO_5 : MQ_PROTO_311;
     mq->tail = &mq->head;
     mq->on_query = on_query;
     mq->ud = ud;
@@ -316,8 +288,6 @@ static void try_connect(struct mq *mq, struct conn *c)
 
     if (!c->wanted || c->state != DOWN || now < c->retry_at)
         return;
-    if (c == &mq->sub && !mq->proto)
-        return;     /* waits for the broker's version (request-protocol auto) */
     if (c->ever) {
         rc = mosquitto_reconnect(c->m);
     } else {
@@ -419,10 +389,6 @@ void mq_poll(struct mq *mq, int timeout_ms)
     struct pollfd pfd[2];
     int i, n = 0, idx[2] = {-1, -1};
 
-    if (!mq->proto && mq->ctl.state == UP && util_now_ms() - mq->ctl_up_ms >= VERSION_WAIT_MS)
-        decide_proto(mq, "the broker did not say its version on " VERSION_TOPIC);
-    if (!mq->proto && timeout_ms > 100)
-        timeout_ms = 100;
     for (i = 0; i < 2; i++) {
         int s;
         if (cs[i] == &mq->sub && mq->frozen)
@@ -624,5 +590,5 @@ const char *mq_broker_version(const struct mq *mq)
 
 const char *mq_request_protocol(const struct mq *mq)
 {
-    return mq->proto == MQ_PROTO_5 ? "5" : mq->proto == MQ_PROTO_311 ? "3.1.1" : "auto";
+    return mq->proto == MQ_PROTO_5 ? "5" : "3.1.1";
 }

@@ -40,7 +40,7 @@ struct mq_opts {
     int keepalive;
     size_t max_queue;        /* stop reading requests while this many are held */
     int receive_max;         /* MQTT v5 Receive Maximum: requests in flight to us */
-    int request_proto;       /* MQ_PROTO_311, MQ_PROTO_5, or 0: from the broker's version */
+    int request_proto;       /* MQ_PROTO_311 (see README) or MQ_PROTO_5 */
     size_t app_size;         /* room for the caller in each message (msg->app) */
 };
 
@@ -98,7 +98,7 @@ void mq_batch(struct mq *mq, int on);
 void mq_flush(struct mq *mq, int timeout_ms);
 
 /* The broker's version as it names it on $SYS/broker/version ("" until known), and
- * the request session's MQTT version ("3.1.1", "5", or "auto" while undecided). */
+ * the request session's MQTT version ("3.1.1" or "5"). */
 const char *mq_broker_version(const struct mq *mq);
 const char *mq_request_protocol(const struct mq *mq);
 

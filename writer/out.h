@@ -56,7 +56,7 @@ int out_event(struct jbuf *b, const char *table, enum op_kind kind, const char *
 struct out_versions {
     const char *broker;             /* the broker's own version, "" until it has said it */
     const char *libmosquitto, *sqlite;
-    const char *request_protocol;   /* "3.1.1", "5", or "auto" while undecided */
+    const char *request_protocol;   /* "3.1.1" or "5" */
 };
 
 /* state is "online" or "offline"; since the start time (ISO 8601); pending the
