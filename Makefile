@@ -26,7 +26,10 @@ WARN       = -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes -Wwrite-string
              -Wmissing-prototypes -Wno-unused-parameter
 BUILD     ?= build
 BIN       ?= bin
+# SQLite's session extension (changesets for replicas): Debian's libsqlite3 has it
+# compiled in; these make sqlite3.h declare it.
 ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
+             -DSQLITE_ENABLE_SESSION -DSQLITE_ENABLE_PREUPDATE_HOOK \
              -DMOSQLITE_VERSION='"$(VERSION)"' -Icommon -Ipublisher \
              $(WARN) $(PKG_CFLAGS) $(CFLAGS)
 

@@ -517,3 +517,15 @@ const char *db_event_rows(const struct db *db)
 {
     return db->rows.s;
 }
+
+/* ---- for changes.c and snapshot.c (replication) ---- */
+
+sqlite3 *db_handle(struct db *db)
+{
+    return db->h;
+}
+
+void db_trust(struct db *db, int on)
+{
+    db->trusted = on;
+}

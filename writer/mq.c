@@ -53,6 +53,12 @@ struct mq {
     char *write_filter, *query_topic, *status_topic, *marker_filter;
     int marker_mid;          /* SUBACK awaited by mq_quiesce, or 0 */
     int frozen;              /* after mq_quiesce: the request connection is left alone */
+    struct {                 /* more `ctl` subscriptions (mq_listen) */
+        char *topic;
+        mq_query_fn fn;
+        void *ud;
+    } listen[MQ_LISTEN_MAX];
+    int nlisten;
 };
 
 static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const mosquitto_property *p)
@@ -79,6 +85,8 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
     }
     else {
         mosquitto_subscribe_v5(m, NULL, mq->query_topic, 1, 0, NULL);
+        for (int i = 0; i < mq->nlisten; i++)
+            mosquitto_subscribe_v5(m, NULL, mq->listen[i].topic, 1, 0, NULL);
         mq->ctl_new = 1;
     }
 }
@@ -125,6 +133,11 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 
     read_props(props, &rt, &corr, &corrlen);
     if (m == mq->ctl.m) {
+        for (int i = 0; i < mq->nlisten; i++)
+            if (!strcmp(in->topic, mq->listen[i].topic)) {
+                mq->listen[i].fn(mq->listen[i].ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
+                goto out;
+            }
         mq->on_query(mq->ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
         goto out;
     }
@@ -542,9 +555,21 @@ void mq_free(struct mq *mq)
         mosquitto_destroy(cs[i]->m);
     }
     mq_drop(mq, mq->nq);
+    for (i = 0; i < mq->nlisten; i++)
+        free(mq->listen[i].topic);
     free(mq->write_filter);
     free(mq->query_topic);
     free(mq->status_topic);
     free(mq->marker_filter);
     free(mq);
+}
+
+int mq_listen(struct mq *mq, const char *topic, mq_query_fn fn, void *ud)
+{
+    if (mq->nlisten == MQ_LISTEN_MAX || !(mq->listen[mq->nlisten].topic = strdup(topic)))
+        return -1;
+    mq->listen[mq->nlisten].fn = fn;
+    mq->listen[mq->nlisten].ud = ud;
+    mq->nlisten++;
+    return 0;
 }

@@ -1,0 +1,204 @@
+/* changes.c: the changeset of each commit and its sequence number (see changes.h).
+ *
+ * Why the sequence lives in a table and not in memory: the UPDATE of mosqlite_seq is
+ * part of the commit it numbers, so after a crash the file and the number agree, and
+ * the changeset itself carries the new number to the replica, which stores it in the
+ * same transaction as the rows. A replica therefore always knows exactly which commit
+ * its file reflects.
+ *
+ * Why a new session after each commit: SQLite 3.40 has no way to empty a session, and
+ * a session's changeset is the net difference since it began. Rows changed and then
+ * rolled back (a rejected request's savepoint, a batch rolled back on a fault) differ
+ * from nothing, so they never appear. A prune between batches (db_prune, its own
+ * transaction) is carried by the next commit's changeset. */
+#include "changes.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jbuf.h"
+#include "log.h"
+#include "util.h"
+
+struct changes {
+    struct db *db;
+    sqlite3 *h;
+    sqlite3_session *sess;
+    sqlite3_stmt *bump;            /* UPDATE mosqlite_seq ... RETURNING seq */
+    char *topic;                   /* PREFIX/changes */
+    int qos;
+    long long seq;                 /* last committed */
+    long long schema;              /* PRAGMA user_version */
+    char dbid[40];
+    struct jbuf msg;               /* sealed, not yet published: header + changeset */
+    long long sealed_seq;          /* 0 when nothing is sealed */
+};
+
+static long long wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int session_start(struct changes *c, char *err, size_t errlen)
+{
+    int rc;
+
+    if (c->sess)
+        sqlite3session_delete(c->sess);
+    c->sess = NULL;
+    if ((rc = sqlite3session_create(c->h, "main", &c->sess)) != SQLITE_OK ||
+        (rc = sqlite3session_attach(c->sess, NULL)) != SQLITE_OK)
+        return util_fail(err, errlen, "starting the changes session: %s", sqlite3_errstr(rc));
+    return 0;
+}
+
+/* Warn about the tables a changeset cannot carry: those without a declared key. */
+static void warn_keyless(sqlite3 *h)
+{
+    sqlite3_stmt *st;
+
+    if (sqlite3_prepare_v2(h, "SELECT m.name FROM sqlite_schema m WHERE m.type = 'table'"
+                           " AND m.name NOT LIKE 'sqlite_%' AND NOT EXISTS"
+                           " (SELECT 1 FROM pragma_table_info(m.name) WHERE pk > 0)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        log_warn("table \"%s\" has no declared PRIMARY KEY: replicas do not receive its rows",
+                 (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+}
+
+/* Create mosqlite_seq, read where it stands. Runs trusted (internal table, PRAGMA). */
+static int seq_open(struct changes *c, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    char *emsg = NULL;
+    int rc = -1;
+
+    if (sqlite3_exec(c->h,
+                     "CREATE TABLE IF NOT EXISTS mosqlite_seq (id INTEGER PRIMARY KEY CHECK (id = 1),"
+                     " seq INTEGER NOT NULL, db TEXT NOT NULL);"
+                     "INSERT OR IGNORE INTO mosqlite_seq VALUES (1, 0, lower(hex(randomblob(8))))",
+                     NULL, NULL, &emsg) != SQLITE_OK) {
+        util_fail(err, errlen, "creating mosqlite_seq: %s", emsg ? emsg : sqlite3_errmsg(c->h));
+        sqlite3_free(emsg);
+        return -1;
+    }
+    if (sqlite3_prepare_v2(c->h, "SELECT seq, db, (SELECT user_version FROM pragma_user_version)"
+                           " FROM mosqlite_seq WHERE id = 1", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW) {
+        util_fail(err, errlen, "reading mosqlite_seq: %s", sqlite3_errmsg(c->h));
+        goto cleanup;
+    }
+    c->seq = sqlite3_column_int64(st, 0);
+    snprintf(c->dbid, sizeof c->dbid, "%s", (const char *)sqlite3_column_text(st, 1));
+    c->schema = sqlite3_column_int64(st, 2);
+    if (sqlite3_prepare_v3(c->h, "UPDATE mosqlite_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq",
+                           -1, SQLITE_PREPARE_PERSISTENT, &c->bump, NULL) != SQLITE_OK) {
+        util_fail(err, errlen, "preparing the sequence: %s", sqlite3_errmsg(c->h));
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+struct changes *changes_new(struct db *db, const char *prefix, int qos, char *err, size_t errlen)
+{
+    struct changes *c = calloc(1, sizeof *c);
+    int rc;
+
+    if (!c || !(c->topic = util_join(prefix, "/changes"))) {
+        util_fail(err, errlen, "out of memory");
+        changes_free(c);
+        return NULL;
+    }
+    c->db = db;
+    c->h = db_handle(db);
+    c->qos = qos;
+    db_trust(db, 1);
+    rc = seq_open(c, err, errlen);
+    if (!rc)
+        warn_keyless(c->h);
+    db_trust(db, 0);
+    if (rc || session_start(c, err, errlen)) {
+        changes_free(c);
+        return NULL;
+    }
+    log_info("changes: database %s at sequence %lld (schema %lld), on %s", c->dbid, c->seq,
+             c->schema, c->topic);
+    return c;
+}
+
+void changes_free(struct changes *c)
+{
+    if (!c)
+        return;
+    if (c->sess)
+        sqlite3session_delete(c->sess);
+    sqlite3_finalize(c->bump);
+    jb_free(&c->msg);
+    free(c->topic);
+    free(c);
+}
+
+long long changes_seq(const struct changes *c)
+{
+    return c->seq;
+}
+
+int changes_seal(struct changes *c, char *err, size_t errlen)
+{
+    char head[256];
+    void *cs = NULL;
+    int n = 0, rc, len;
+    long long seq;
+
+    c->sealed_seq = 0;
+    db_trust(c->db, 1);
+    rc = sqlite3_step(c->bump);
+    seq = rc == SQLITE_ROW ? sqlite3_column_int64(c->bump, 0) : 0;
+    if (rc == SQLITE_ROW)
+        rc = sqlite3_step(c->bump);
+    sqlite3_reset(c->bump);
+    db_trust(c->db, 0);
+    if (rc != SQLITE_DONE || !seq)
+        return util_fail(err, errlen, "advancing the sequence: %s", sqlite3_errmsg(c->h));
+    if ((rc = sqlite3session_changeset(c->sess, &n, &cs)) != SQLITE_OK)
+        return util_fail(err, errlen, "taking the changeset: %s", sqlite3_errstr(rc));
+    len = snprintf(head, sizeof head, "{\"seq\":%lld,\"prev\":%lld,\"db\":\"%s\",\"schema\":%lld,\"at\":%lld}\n",
+                   seq, seq - 1, c->dbid, c->schema, wall_ms());
+    c->msg.len = 0;
+    c->msg.oom = 0;
+    jb_putn(&c->msg, head, (size_t)len);
+    jb_putn(&c->msg, cs, (size_t)n);
+    sqlite3_free(cs);
+    if (c->msg.oom)
+        return util_fail(err, errlen, "out of memory for the changeset of commit %lld", seq);
+    c->sealed_seq = seq;
+    return 0;
+}
+
+void changes_publish(struct changes *c, struct mq *mq)
+{
+    char err[256];
+
+    if (!c->sealed_seq)
+        return;
+    c->seq = c->sealed_seq;
+    c->sealed_seq = 0;
+    if (mq_publish(mq, c->topic, c->msg.s, c->msg.len, c->qos, 0, NULL, 0))
+        log_error("changes: commit %lld could not be published: replicas will find a gap", c->seq);
+    if (session_start(c, err, sizeof err)) {
+        /* Without a session the next changesets would be empty: stop rather than lie. */
+        log_error("%s", err);
+        exit(1);
+    }
+}
