@@ -1,6 +1,7 @@
 # mosqlite: plain make, pkg-config, -Wall -Wextra -Werror.
 #
-#   make            build bin/mosqlite-writer, bin/mosqlite-pub, build/libmosqlite.{a,so}
+#   make            build bin/mosqlite-writer, bin/mosqlite-pub, bin/mosqlite-replica,
+#                   build/libmosqlite.{a,so}
 #   make check      unit tests of the writer's pure parts and common/ (no broker, < 1 s)
 #   make test       install missing Debian/npm packages, build, make check, run tests/run.sh
 #   make run        install missing packages, start Mosquitto + writer + page (Ctrl-C stops)
@@ -35,6 +36,7 @@ ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
 
 COMMON_SRC = $(wildcard common/*.c)
 WRITER_SRC = $(wildcard writer/*.c)
+REPLICA_SRC = $(wildcard replica/*.c)
 # The publisher library is every publisher/*.c except the CLI in publisher/main.c.
 PUBLIB_SRC = $(filter-out publisher/main.c,$(wildcard publisher/*.c))
 PUBCLI_SRC = publisher/main.c
@@ -44,19 +46,20 @@ UNIT_SRC   = $(wildcard tests/unit/*.c)
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 COMMON_OBJ = $(call obj,$(COMMON_SRC))
 WRITER_OBJ = $(call obj,$(WRITER_SRC))
+REPLICA_OBJ = $(call obj,$(REPLICA_SRC))
 PUBLIB_OBJ = $(call obj,$(PUBLIB_SRC))
 PUBLIB_PIC = $(patsubst %.c,$(BUILD)/pic/%.o,$(PUBLIB_SRC))
 PUBCLI_OBJ = $(call obj,$(PUBCLI_SRC))
 UNIT_OBJ   = $(call obj,$(UNIT_SRC))
 WRITER_LIB_OBJ = $(filter-out $(BUILD)/writer/main.o,$(WRITER_OBJ))
 
-PROGS = $(BIN)/mosqlite-writer $(BIN)/mosqlite-pub
+PROGS = $(BIN)/mosqlite-writer $(BIN)/mosqlite-pub $(BIN)/mosqlite-replica
 LIBS  = $(BUILD)/libmosqlite.a $(BUILD)/libmosqlite.so
 
 .PHONY: all deps check test run asan bench fuzz soak install clean web
 all: $(PROGS) $(LIBS)
 
-$(BUILD)/%.o: %.c $(wildcard common/*.h writer/*.h publisher/*.h tests/unit/*.h)
+$(BUILD)/%.o: %.c $(wildcard common/*.h writer/*.h publisher/*.h replica/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -65,6 +68,10 @@ $(BUILD)/pic/%.o: %.c $(wildcard common/*.h publisher/*.h)
 	$(CC) $(ALL_CFLAGS) -fPIC -c -o $@ $<
 
 $(BIN)/mosqlite-writer: $(WRITER_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BIN)/mosqlite-replica: $(REPLICA_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
@@ -170,6 +177,7 @@ install: all
 	    $(D)$(UNITDIR) $(D)$(SYSUSERSDIR)
 	install -m 755 $(BIN)/mosqlite-pub $(D)$(BINDIR)/
 	install -m 755 $(BIN)/mosqlite-writer $(D)$(SBINDIR)/
+	install -m 755 $(BIN)/mosqlite-replica $(D)$(SBINDIR)/
 	install -m 644 $(BUILD)/libmosqlite.a $(D)$(LIBDIR)/
 	install -m 644 $(BUILD)/libmosqlite.so $(D)$(LIBDIR)/libmosqlite.so.$(VERSION)
 	ln -sf libmosqlite.so.$(VERSION) $(D)$(LIBDIR)/$(SONAME)
@@ -202,7 +210,7 @@ install: all
 # Removes what install put in place, but keeps the configuration (mosqlite.conf, the
 # schema, the broker drop-in) and the database, like a package removed without purge.
 uninstall:
-	rm -f $(D)$(BINDIR)/mosqlite-pub $(D)$(SBINDIR)/mosqlite-writer \
+	rm -f $(D)$(BINDIR)/mosqlite-pub $(D)$(SBINDIR)/mosqlite-writer $(D)$(SBINDIR)/mosqlite-replica \
 	    $(D)$(LIBDIR)/libmosqlite.a $(D)$(LIBDIR)/libmosqlite.so $(D)$(LIBDIR)/$(SONAME) \
 	    $(D)$(LIBDIR)/libmosqlite.so.$(VERSION) $(D)$(INCLUDEDIR)/mosqlite.h \
 	    $(D)$(PKGCONFIGDIR)/mosqlite.pc $(D)$(MANDIR)/man8/mosqlite-writer.8 \

@@ -171,7 +171,10 @@ int changes_seal(struct changes *c, char *err, size_t errlen)
     db_trust(c->db, 0);
     if (rc != SQLITE_DONE || !seq)
         return util_fail(err, errlen, "advancing the sequence: %s", sqlite3_errmsg(c->h));
-    if ((rc = sqlite3session_changeset(c->sess, &n, &cs)) != SQLITE_OK)
+    db_trust(c->db, 1);
+    rc = sqlite3session_changeset(c->sess, &n, &cs);
+    db_trust(c->db, 0);
+    if (rc != SQLITE_OK)
         return util_fail(err, errlen, "taking the changeset: %s", sqlite3_errstr(rc));
     len = snprintf(head, sizeof head, "{\"seq\":%lld,\"prev\":%lld,\"db\":\"%s\",\"schema\":%lld,\"at\":%lld}\n",
                    seq, seq - 1, c->dbid, c->schema, wall_ms());

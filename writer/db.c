@@ -69,6 +69,10 @@ static int authorize(void *arg, int action, const char *a, const char *b, const 
     case SQLITE_READ: case SQLITE_SELECT: case SQLITE_FUNCTION: case SQLITE_SAVEPOINT:
     case SQLITE_TRANSACTION: case SQLITE_RECURSIVE:
         return SQLITE_OK;
+    case SQLITE_PRAGMA:
+        /* Replication: the session extension reads a table's columns (read-only) the
+         * first time a request changes it (changes.c). */
+        return a && !strcasecmp(a, "table_info") ? SQLITE_OK : SQLITE_DENY;
     default:
         return SQLITE_DENY;       /* DDL, PRAGMA, ATTACH, DETACH, ANALYZE, VACUUM ... */
     }
