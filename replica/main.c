@@ -38,6 +38,7 @@
 #define EXIT_FATAL   1
 #define EXIT_USAGE   3
 #define LOOP_MS      100       /* longest wait in the loop */
+#define READ_AHEAD   1000      /* more network turns while messages keep coming */
 #define PROMOTE_QUIET_MS 1000  /* --promote: no change for this long = all applied */
 #define PROMOTE_MAX_MS   60000 /* --promote: give up after this */
 
@@ -50,7 +51,7 @@ static struct {
     int bootstrap, promote, force, verbose;
 } cf = {
     .host = "127.0.0.1", .prefix = "mosqlite", .db = "data/replica.db", .id = "replica",
-    .synchronous = "FULL", .port = 1883, .keepalive = 30, .status_interval = 1,
+    .synchronous = "NORMAL", .port = 1883, .keepalive = 30, .status_interval = 1,
 };
 
 static const struct cfg_opt options[] = {
@@ -63,7 +64,7 @@ static const struct cfg_opt options[] = {
     {"config", 'c', CFG_STR, &cf.config, 0, 0, CFG_CMDLINE_ONLY, "FILE", "config file of `key value` lines"},
     {"db", 0, CFG_STR, &cf.db, 0, 0, 0, "PATH", "the replica's SQLite file (data/replica.db)"},
     {"id", 0, CFG_STR, &cf.id, 0, 0, 0, "ID", "this replica's name: client id mosqlite-replica-ID (replica)"},
-    {"synchronous", 0, CFG_STR, &cf.synchronous, 0, 0, 0, "MODE", "SQLite synchronous: FULL, NORMAL or OFF (FULL)"},
+    {"synchronous", 0, CFG_STR, &cf.synchronous, 0, 0, 0, "MODE", "SQLite synchronous: FULL, NORMAL or OFF (NORMAL)"},
     {"keepalive", 0, CFG_INT, &cf.keepalive, 5, 65535, 0, "S", "MQTT keepalive (30)"},
     {"status-interval", 0, CFG_INT, &cf.status_interval, 1, 3600, 0, "S", "status period while it changes (1)"},
     {"bootstrap", 0, CFG_FLAG, &cf.bootstrap, 0, 0, CFG_CMDLINE_ONLY, "", "start again from a snapshot of the writer's file"},
@@ -87,6 +88,7 @@ static struct {
     int connected, subscribed, sub_mid, backoff, status_dirty;
     long long retry_at, last_status_ms;
     int writer_online;        /* --promote: 1 online, 0 not, -1 not known yet */
+    long long received;       /* messages so far */
 } r = {.writer_online = -1};
 
 static void on_signal(int sig)
@@ -135,6 +137,7 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 {
     (void)m;
     (void)ud;
+    r.received++;
     if (!strcmp(msg->topic, r.t_changes))
         follow_change(r.follow, msg->payload, (size_t)msg->payloadlen);
     else if (!strcmp(msg->topic, r.t_reply))
@@ -211,6 +214,14 @@ static void turn(void)
 
     keep_connected(now);
     rc = mosquitto_loop(r.m, follow_pending(r.follow) ? 0 : LOOP_MS, 1);
+    /* Read what else is waiting before applying: a backlog then goes into the file
+     * in few transactions, not one per commit of the writer. */
+    for (int i = 0; !rc && i < READ_AHEAD; i++) {
+        long long before = r.received;
+        rc = mosquitto_loop(r.m, 0, 1);
+        if (r.received == before && !mosquitto_want_write(r.m))
+            break;
+    }
     if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST) {
         if (r.connected)
             log_warn("connection lost: %s", mosquitto_strerror(rc));
