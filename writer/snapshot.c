@@ -173,8 +173,8 @@ static int send_chunks(struct snapshot *s)
 
     for (k = 0; k < SNAP_BURST && s->chunk < s->chunks; k++, s->chunk++) {
         int h = snprintf(buf, 256, "{\"seq\":%lld,\"db\":\"%s\",\"schema\":%lld,\"chunk\":%lld,"
-                         "\"chunks\":%lld,\"size\":%lld}\n", s->seq, s->dbid, s->schema, s->chunk,
-                         s->chunks, s->size);
+                         "\"chunks\":%lld,\"offset\":%lld,\"size\":%lld}\n", s->seq, s->dbid,
+                         s->schema, s->chunk, s->chunks, s->chunk * SNAP_CHUNK, s->size);
         size_t n = fread(buf + h, 1, SNAP_CHUNK, s->f);
         if (ferror(s->f)) {
             log_error("snapshot: reading %s: %s", s->tmp, strerror(errno));

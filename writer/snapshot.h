@@ -7,7 +7,7 @@
  * file next to the database; reads in the same transaction the sequence number the
  * copy reflects; then publishes the file in chunks on reply_to (QoS 1):
  *
- *     {"seq":S,"db":"<id>","schema":V,"chunk":I,"chunks":N,"size":BYTES}\n<bytes>
+ *     {"seq":S,"db":"<id>","schema":V,"chunk":I,"chunks":N,"offset":O,"size":BYTES}\n<bytes>
  *
  * Every chunk is SNAP_CHUNK bytes but the last. One snapshot at a time; requests that
  * come meanwhile wait their turn. */

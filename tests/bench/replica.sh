@@ -123,7 +123,7 @@ for rate in $RATES; do
     row "R2.$rate" "replica lag at $rate req/s, p50 / p99 per commit" "${a:--} / ${b:--} ms" - "$n"
 done
 echo "# Lag: from the writer's clock just before COMMIT to the replica's COMMIT, per commit (one"
-echo "# commit holds a batch of requests); both on this machine, so one clock. Replicas: synchronous=FULL."
+echo "# commit holds a batch of requests); both on this machine, so one clock. Replicas: their default, synchronous=NORMAL."
 echo "# The replicas run on this machine too: their CPU and fsyncs compete with the writer's and the"
 echo "# broker's (on their own machines they cost the writer only the broker's fan-out)."
 echo "# Took $(( $(date +%s) - STARTED )) s."
