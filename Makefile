@@ -157,7 +157,7 @@ SYSUSERSDIR   ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/sysusers.d,$(SYSCON
 CONFDIR        = $(SYSCONFDIR)/mosqlite
 STATEDIR       = $(LOCALSTATEDIR)/lib/mosqlite
 SONAME         = libmosqlite.so.0
-MANPAGES       = man/mosqlite-writer.8 man/mosqlite-pub.1 man/libmosqlite.3
+MANPAGES       = man/mosqlite-writer.8 man/mosqlite-replica.8 man/mosqlite-pub.1 man/libmosqlite.3
 D              = $(DESTDIR)
 
 # sed script that fills in @NAME@ in the *.in files.
@@ -213,7 +213,7 @@ uninstall:
 	rm -f $(D)$(BINDIR)/mosqlite-pub $(D)$(SBINDIR)/mosqlite-writer $(D)$(SBINDIR)/mosqlite-replica \
 	    $(D)$(LIBDIR)/libmosqlite.a $(D)$(LIBDIR)/libmosqlite.so $(D)$(LIBDIR)/$(SONAME) \
 	    $(D)$(LIBDIR)/libmosqlite.so.$(VERSION) $(D)$(INCLUDEDIR)/mosqlite.h \
-	    $(D)$(PKGCONFIGDIR)/mosqlite.pc $(D)$(MANDIR)/man8/mosqlite-writer.8 \
+	    $(D)$(PKGCONFIGDIR)/mosqlite.pc $(D)$(MANDIR)/man8/mosqlite-writer.8 $(D)$(MANDIR)/man8/mosqlite-replica.8 \
 	    $(D)$(MANDIR)/man1/mosqlite-pub.1 $(D)$(MANDIR)/man3/libmosqlite.3 \
 	    $(D)$(UNITDIR)/mosqlite-writer.service $(D)$(SYSUSERSDIR)/mosqlite.conf
 	rm -rf $(D)$(DOCDIR) $(D)$(PKGDATADIR)
