@@ -13,6 +13,11 @@ replica_pid() { eval "echo \$RPID_$1"; }
 replica_kill() { kill -9 "$(replica_pid "$1")" 2>/dev/null; wait "$(replica_pid "$1")" 2>/dev/null; }
 replica_stop() { kill -TERM "$(replica_pid "$1")" 2>/dev/null; wait "$(replica_pid "$1")"; }
 
+# replica_subscribed NAME COUNT: the broker has logged more than COUNT subscriptions of
+# replica NAME to the changes (log_type subscribe, set by broker_conf).
+replica_subs() { grep -c " mosqlite-replica-$1 [0-9] $PREFIX_TOPIC/changes\$" "$T/broker/mosquitto.log"; }
+replica_subscribed() { [ "$(replica_subs "$1")" -gt "$2" ]; }
+
 # The retained status of replica NAME, or nothing within 2 s.
 replica_status() {
     timeout 3 mosquitto_sub -p "$MQTT_PORT" -t "$PREFIX_TOPIC/replica/$1/status" -C 1 -W 2 2>/dev/null
