@@ -21,6 +21,11 @@ broker_start
 writer_start
 replica_start r1
 wait_until 15 caught_up r1 || fail "r1 follows the writer"
+# --promote refuses while the writer's status says online (a second writer on a copy
+# of the file would be a split brain).
+timeout 60 "$BIN/mosqlite-replica" -p "$MQTT_PORT" --id r9 --db "$T/r9.db" --promote >"$T/r9.log" 2>&1
+check_eq "--promote refuses while the writer is online (exit 1)" "$?" 1
+check "and says why" grep -q "the writer's status says online" "$T/r9.log"
 sub_bg "$T/receipts.all" "$PREFIX_TOPIC/receipts/#"
 producers_start "$NO" "$NW" "$PACE"
 
