@@ -40,7 +40,7 @@ REPLICA_SRC = $(wildcard replica/*.c)
 # The publisher library is every publisher/*.c except the CLI in publisher/main.c.
 PUBLIB_SRC = $(filter-out publisher/main.c,$(wildcard publisher/*.c))
 PUBCLI_SRC = publisher/main.c
-# Unit tests: tests/unit/*.c linked with every writer object but main.o.
+# Unit tests: tests/unit/*.c linked with every writer and replica object but main.o.
 UNIT_SRC   = $(wildcard tests/unit/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
@@ -52,6 +52,7 @@ PUBLIB_PIC = $(patsubst %.c,$(BUILD)/pic/%.o,$(PUBLIB_SRC))
 PUBCLI_OBJ = $(call obj,$(PUBCLI_SRC))
 UNIT_OBJ   = $(call obj,$(UNIT_SRC))
 WRITER_LIB_OBJ = $(filter-out $(BUILD)/writer/main.o,$(WRITER_OBJ))
+REPLICA_LIB_OBJ = $(filter-out $(BUILD)/replica/main.o,$(REPLICA_OBJ))
 
 PROGS = $(BIN)/mosqlite-writer $(BIN)/mosqlite-pub $(BIN)/mosqlite-replica
 LIBS  = $(BUILD)/libmosqlite.a $(BUILD)/libmosqlite.so
@@ -87,9 +88,9 @@ $(BUILD)/libmosqlite.so: $(PUBLIB_PIC)
 	@mkdir -p $(BUILD)
 	$(CC) -shared $(CFLAGS) $(LDFLAGS) -Wl,-soname,libmosqlite.so.0 -o $@ $^ $(PKG_LIBS)
 
-$(UNIT_OBJ): ALL_CFLAGS += -Iwriter
+$(UNIT_OBJ): ALL_CFLAGS += -Iwriter -Ireplica
 
-$(BUILD)/unit-tests: $(UNIT_OBJ) $(WRITER_LIB_OBJ) $(COMMON_OBJ)
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(WRITER_LIB_OBJ) $(REPLICA_LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
