@@ -35,7 +35,22 @@ struct changes {
     char dbid[40];
     struct jbuf msg;               /* sealed, not yet published: header + changeset */
     long long sealed_seq;          /* 0 when nothing is sealed */
+    int unsent;                    /* the sealed commit has no changeset to send */
+    char **skip;                   /* tables the session leaves out (see warn_unfit) */
+    size_t nskip;
 };
+
+/* The session's table filter: every table but those in c->skip. */
+static int want_table(void *ud, const char *table)
+{
+    const struct changes *c = ud;
+    size_t i;
+
+    for (i = 0; i < c->nskip; i++)
+        if (!strcmp(c->skip[i], table))
+            return 0;
+    return 1;
+}
 
 static long long wall_ms(void)
 {
@@ -55,22 +70,36 @@ static int session_start(struct changes *c, char *err, size_t errlen)
     if ((rc = sqlite3session_create(c->h, "main", &c->sess)) != SQLITE_OK ||
         (rc = sqlite3session_attach(c->sess, NULL)) != SQLITE_OK)
         return util_fail(err, errlen, "starting the changes session: %s", sqlite3_errstr(rc));
+    sqlite3session_table_filter(c->sess, want_table, c);
     return 0;
 }
 
-/* Warn about the tables a changeset cannot carry: those without a declared key. */
-static void warn_keyless(sqlite3 *h)
+/* The tables a changeset cannot carry, left out of the session with a warning: those
+ * without a declared PRIMARY KEY (the session extension cannot name their rows) and
+ * those with generated columns (SQLite 3.40's session extension counts their columns
+ * differently when it records a change and when it writes the changeset, and fails). */
+static void warn_unfit(struct changes *c)
 {
     sqlite3_stmt *st;
 
-    if (sqlite3_prepare_v2(h, "SELECT m.name FROM sqlite_schema m WHERE m.type = 'table'"
-                           " AND m.name NOT LIKE 'sqlite_%' AND NOT EXISTS"
-                           " (SELECT 1 FROM pragma_table_info(m.name) WHERE pk > 0)",
+    if (sqlite3_prepare_v2(c->h, "SELECT m.name, NOT EXISTS (SELECT 1 FROM pragma_table_info(m.name) WHERE pk > 0)"
+                           " FROM sqlite_schema m WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND"
+                           " (NOT EXISTS (SELECT 1 FROM pragma_table_info(m.name) WHERE pk > 0) OR"
+                           "  EXISTS (SELECT 1 FROM pragma_table_xinfo(m.name) WHERE hidden IN (2, 3)))",
                            -1, &st, NULL) != SQLITE_OK)
         return;
-    while (sqlite3_step(st) == SQLITE_ROW)
-        log_warn("table \"%s\" has no declared PRIMARY KEY: replicas do not receive its rows",
-                 (const char *)sqlite3_column_text(st, 0));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        char **n = realloc(c->skip, (c->nskip + 1) * sizeof *n);
+        if (!n || !(n[c->nskip] = strdup(name))) {
+            c->skip = n ? n : c->skip;
+            break;
+        }
+        c->skip = n;
+        c->nskip++;
+        log_warn("table \"%s\" has %s: replicas do not receive its rows", name,
+                 sqlite3_column_int(st, 1) ? "no declared PRIMARY KEY" : "generated columns");
+    }
     sqlite3_finalize(st);
 }
 
@@ -126,7 +155,7 @@ struct changes *changes_new(struct db *db, const char *prefix, int qos, char *er
     db_trust(db, 1);
     rc = seq_open(c, err, errlen);
     if (!rc)
-        warn_keyless(c->h);
+        warn_unfit(c);
     db_trust(db, 0);
     if (rc || session_start(c, err, errlen)) {
         changes_free(c);
@@ -144,6 +173,9 @@ void changes_free(struct changes *c)
     if (c->sess)
         sqlite3session_delete(c->sess);
     sqlite3_finalize(c->bump);
+    while (c->nskip)
+        free(c->skip[--c->nskip]);
+    free(c->skip);
     jb_free(&c->msg);
     free(c->topic);
     free(c);
@@ -174,8 +206,15 @@ int changes_seal(struct changes *c, char *err, size_t errlen)
     db_trust(c->db, 1);
     rc = sqlite3session_changeset(c->sess, &n, &cs);
     db_trust(c->db, 0);
-    if (rc != SQLITE_OK)
-        return util_fail(err, errlen, "taking the changeset: %s", sqlite3_errstr(rc));
+    c->unsent = rc != SQLITE_OK;
+    if (rc != SQLITE_OK) {
+        /* Replication must not stop the writer: commit without a changeset. The
+         * replicas find the gap and take a snapshot. */
+        log_error("changes: commit %lld goes without a changeset (%s): replicas will take a "
+                  "snapshot", seq, sqlite3_errstr(rc));
+        c->sealed_seq = seq;
+        return 0;
+    }
     len = snprintf(head, sizeof head, "{\"seq\":%lld,\"prev\":%lld,\"db\":\"%s\",\"schema\":%lld,\"at\":%lld}\n",
                    seq, seq - 1, c->dbid, c->schema, wall_ms());
     c->msg.len = 0;
@@ -197,7 +236,7 @@ void changes_publish(struct changes *c, struct mq *mq)
         return;
     c->seq = c->sealed_seq;
     c->sealed_seq = 0;
-    if (mq_publish(mq, c->topic, c->msg.s, c->msg.len, c->qos, 0, NULL, 0))
+    if (!c->unsent && mq_publish(mq, c->topic, c->msg.s, c->msg.len, c->qos, 0, NULL, 0))
         log_error("changes: commit %lld could not be published: replicas will find a gap", c->seq);
     if (session_start(c, err, sizeof err)) {
         /* Without a session the next changesets would be empty: stop rather than lie. */
