@@ -39,6 +39,7 @@
 #define EXIT_USAGE   3
 #define LOOP_MS      100       /* longest wait in the loop */
 #define READ_AHEAD   1000      /* more network turns while messages keep coming */
+#define CONNECT_WAIT_MS 10000  /* longest wait for the broker's CONNACK */
 #define PROMOTE_QUIET_MS 1000  /* --promote: no change for this long = all applied */
 #define PROMOTE_MAX_MS   60000 /* --promote: give up after this */
 
@@ -86,6 +87,8 @@ static struct {
     struct follow *follow;
     char client_id[256], *t_changes, *t_reply, *t_status, *t_snapshot, *t_writer_status;
     int connected, subscribed, sub_mid, backoff, status_dirty;
+    int ever;                 /* connected once: mosquitto_reconnect from then on */
+    long long connecting_until;  /* a connect is under way until CONNACK or then */
     long long retry_at, last_status_ms;
     int writer_online;        /* --promote: 1 online, 0 not, -1 not known yet */
     long long received;       /* messages so far */
@@ -105,6 +108,7 @@ static void on_connect(struct mosquitto *m, void *ud, int rc)
         return;
     }
     r.connected = 1;
+    r.connecting_until = 0;
     r.backoff = 0;
     log_info("connected to %s:%lld as %s", cf.host, cf.port, r.client_id);
     mosquitto_subscribe(m, NULL, r.t_changes, 2);
@@ -131,6 +135,7 @@ static void on_disconnect(struct mosquitto *m, void *ud, int rc)
     if (r.connected && rc)
         log_warn("connection lost: %s", mosquitto_strerror(rc));
     r.connected = r.subscribed = 0;
+    r.connecting_until = 0;
 }
 
 static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *msg)
@@ -191,18 +196,23 @@ static int open_mq(char *err, size_t errlen)
     return 0;
 }
 
-/* Connect, or reconnect after a loss, with backoff. */
+/* Connect, or reconnect after a loss, with backoff; one attempt at a time. */
 static void keep_connected(long long now)
 {
     int rc;
 
-    if (r.connected || now < r.retry_at)
+    if (r.connected || now < r.retry_at || now < r.connecting_until)
         return;
-    rc = r.retry_at ? mosquitto_reconnect(r.m)
-                    : mosquitto_connect(r.m, cf.host, (int)cf.port, (int)cf.keepalive);
+    rc = r.ever ? mosquitto_reconnect(r.m)
+                : mosquitto_connect(r.m, cf.host, (int)cf.port, (int)cf.keepalive);
+    if (!rc) {
+        r.ever = 1;
+        r.connecting_until = now + CONNECT_WAIT_MS;
+        return;
+    }
     r.backoff = util_backoff(r.backoff);
     r.retry_at = now + r.backoff;
-    if (rc && (r.backoff == UTIL_BACKOFF_FIRST_MS || r.backoff == UTIL_BACKOFF_MAX_MS))
+    if (r.backoff == UTIL_BACKOFF_FIRST_MS || r.backoff == UTIL_BACKOFF_MAX_MS)
         log_warn("cannot reach the broker at %s:%lld (%s); retrying", cf.host, cf.port, mosquitto_strerror(rc));
 }
 
@@ -226,8 +236,11 @@ static void turn(void)
         if (r.connected)
             log_warn("connection lost: %s", mosquitto_strerror(rc));
         r.connected = r.subscribed = 0;
-        if (!r.retry_at)
-            r.retry_at = 1;
+        r.connecting_until = 0;
+        if (r.ever && now >= r.retry_at) {
+            r.backoff = util_backoff(r.backoff);
+            r.retry_at = now + r.backoff;
+        }
         usleep(10000);
     }
     now = util_now_ms();
