@@ -14,7 +14,7 @@
 . "$(dirname "$0")/fault.sh"
 . "$(dirname "$0")/replica.sh"
 
-NO=150 NW=1500 PACE=300
+NO=300 NW=3000 PACE=300
 TOTAL=$((2 * NO + 2 * NW))
 
 broker_start
