@@ -573,3 +573,8 @@ int mq_listen(struct mq *mq, const char *topic, mq_query_fn fn, void *ud)
     mq->nlisten++;
     return 0;
 }
+
+int mq_ctl_backlog(struct mq *mq)
+{
+    return mq->ctl.state != UP || mosquitto_want_write(mq->ctl.m);
+}

@@ -98,6 +98,10 @@ void mq_batch(struct mq *mq, int on);
 #define MQ_LISTEN_MAX 4
 int mq_listen(struct mq *mq, const char *topic, mq_query_fn fn, void *ud);
 
+/* 1 while `ctl` is down or has packets not yet written to its socket: a large sender
+ * (snapshot.c) waits, so that it never piles up in memory. */
+int mq_ctl_backlog(struct mq *mq);
+
 /* Send what is waiting to be written, for up to timeout_ms (used at shutdown). */
 void mq_flush(struct mq *mq, int timeout_ms);
 

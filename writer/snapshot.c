@@ -1,8 +1,9 @@
 /* snapshot.c: copies of the database for bootstrapping replicas (see snapshot.h).
  *
  * The work is cut into steps so that the writer's loop keeps applying requests while a
- * snapshot is made and sent: SNAP_PAGES pages of backup per step, then SNAP_BURST
- * chunks per step. The copy comes from a read transaction on a connection of its own:
+ * snapshot is made and sent: SNAP_PAGES pages of backup per step, then up to
+ * SNAP_BURST chunks per step, and none while the control connection still has bytes
+ * to write (so a large file never piles up in the writer's memory). The copy comes from a read transaction on a connection of its own:
  * in WAL mode it sees the database as it was when the transaction began, whatever the
  * writer commits meanwhile, and the sequence number read in the same transaction is
  * the one the copy reflects. The writer is never blocked by it; its WAL only cannot be
@@ -171,7 +172,7 @@ static int send_chunks(struct snapshot *s)
     static char buf[SNAP_CHUNK + 256];
     int k;
 
-    for (k = 0; k < SNAP_BURST && s->chunk < s->chunks; k++, s->chunk++) {
+    for (k = 0; k < SNAP_BURST && s->chunk < s->chunks && !mq_ctl_backlog(s->mq); k++, s->chunk++) {
         int h = snprintf(buf, 256, "{\"seq\":%lld,\"db\":\"%s\",\"schema\":%lld,\"chunk\":%lld,"
                          "\"chunks\":%lld,\"offset\":%lld,\"size\":%lld}\n", s->seq, s->dbid,
                          s->schema, s->chunk, s->chunks, s->chunk * SNAP_CHUNK, s->size);
