@@ -131,6 +131,20 @@ void test_follow(void)
     unit_check(strstr(sql, "gap: this file is at 1, the next change is 4 (after 3)") != NULL,
                "follow: the status names the gap: %s", sql);
 
+    /* Another database (the writer started on a new file): a snapshot too. */
+    follow_free(f2);
+    store_close(s2);
+    f2 = replica(r2, &s2);
+    {
+        static const char other[] = "{\"seq\":2,\"prev\":1,\"db\":\"d2\",\"schema\":0,\"at\":0}\n";
+        follow_change(f2, other, sizeof other - 1);
+    }
+    follow_step(f2, 0);
+    unit_check_str(follow_state(f2), "bootstrapping", "follow: another database identity: bootstrapping");
+    follow_status(f2, "r2", NULL, sql, sizeof sql);
+    unit_check(strstr(sql, "the writer's database is now d2 (schema 0), this file holds d1 (schema 0)") != NULL,
+               "follow: the status says so: %s", sql);
+
     follow_free(f1);
     follow_free(f2);
     store_close(s1);
