@@ -50,6 +50,8 @@ kv() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
 calc_f() { awk "BEGIN { printf \"$1\", $2 }"; }
 verdict() { if awk "BEGIN { exit !($1) }"; then echo PASS; else echo MISS; fi; }
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+# cpu_s PID: user + system CPU seconds of a process so far.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null; }
 
 # phase_start K: a fresh broker, writer and K following replicas (b1..bK).
 phase_start() {
@@ -86,7 +88,9 @@ for k in $REPLICAS; do
     if [ -n "$RS" ]; then
         if wait_until 120 all_caught_up; then catch=$(( $(now_ms) - t0 )); else catch=">120000"; fi
     fi
-    eval "THR$k=$(kv "$p" commit_rate) CATCH$k=$catch"
+    wcpu=$(cpu_s "$WRITER_PID") rcpu=0
+    for r in $RS; do rcpu=$(calc_f "%.2f" "$rcpu + $(cpu_s "$(replica_pid "$r")")"); done
+    eval "THR$k=$(kv "$p" commit_rate) CATCH$k=$catch WCPU$k=$wcpu RCPU$k=$rcpu"
     phase_stop
 done
 
@@ -110,11 +114,12 @@ echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ), git $(git rev-parse --short HEAD 2
 row "#" "measurement" "result" "/R1.0" "target / notes"
 row "-----" "--------------------------------------------------" "--------------" "--------" "------------------------------"
 for k in $REPLICAS; do
-    eval "v=\$THR$k c=\$CATCH$k"
+    eval "v=\$THR$k c=\$CATCH$k wc=\$WCPU$k rc=\$RCPU$k"
     rt=-
     [ -n "${THR0:-}" ] && [ -n "$v" ] && rt=$(calc_f "%.2f" "$v / $THR0")
     note=
-    [ "$c" != - ] && note="replicas caught up $c ms after the writer had it all"
+    note="CPU: writer ${wc} s, replicas ${rc} s in all"
+    [ "$c" != - ] && note="$note; replicas caught up $c ms after the writer had it all"
     if [ "$k" = 4 ] && [ "$rt" != - ]; then note="$rt x R1.0, >=0.8: $(verdict "$rt >= 0.8"); $note"; fi
     row "R1.$k" "writer throughput, $k replica(s), $N_THR requests" "$(calc_f "%.0f" "${v:-0}") rows/s" "$rt" "$note"
 done
