@@ -24,6 +24,18 @@ replica_start r1
 check "r1 bootstraps from the writer's snapshot and follows" \
     wait_until 15 sh -c "timeout 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/replica/r1/status -C 1 -W 2 | grep -q '\"state\":\"following\"'"
 
+# --- one change as it travels: a header line, then the changeset ---------------------------
+timeout 15 mosquitto_sub -p "$MQTT_PORT" -t "$PREFIX_TOPIC/changes" -C 1 -W 10 >"$T/one-change" 2>&1 &
+CSUB=$!
+sleep 0.5
+pub write/builds '{"values": {"id": 424242, "name": "one change"}}'
+wait "$CSUB"
+check "PREFIX/changes: {seq, prev, db, schema, at} then the changeset" \
+    grep -qE '^\{"seq":([0-9]+),"prev":[0-9]+,"db":"[0-9a-f]{16}","schema":[0-9]+,"at":[0-9]{13}\}$' "$T/one-change"
+check "the changeset names the table" grep -aq "builds" "$T/one-change"
+seq1=$(head -1 "$T/one-change" | sed -n 's/.*"seq":\([0-9]*\),"prev":\([0-9]*\).*/\1 \2/p')
+check_eq "prev is seq - 1" "$(echo "$seq1" | awk '{ print $1 - $2 }')" 1
+
 # --- the stream, in two halves; r1 killed and back in the first, r2 born in the second ---
 mixed 1 "$HALF" >"$T/stream1.jsonl"
 mixed $((HALF + 1)) "$N" >"$T/stream2.jsonl"
