@@ -1,6 +1,7 @@
 # mosqlite: plain make, pkg-config, -Wall -Wextra -Werror.
 #
-#   make            build bin/mosqlite-writer, bin/mosqlite-pub, build/libmosqlite.{a,so}
+#   make            build bin/mosqlite-writer, bin/mosqlite-pub, bin/mosqlite-replica,
+#                   build/libmosqlite.{a,so}
 #   make check      unit tests of the writer's pure parts and common/ (no broker, < 1 s)
 #   make test       install missing Debian/npm packages, build, make check, run tests/run.sh
 #   make run        install missing packages, start Mosquitto + writer + page (Ctrl-C stops)
@@ -26,35 +27,41 @@ WARN       = -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes -Wwrite-string
              -Wmissing-prototypes -Wno-unused-parameter
 BUILD     ?= build
 BIN       ?= bin
+# SQLite's session extension (changesets for replicas): Debian's libsqlite3 has it
+# compiled in; these make sqlite3.h declare it.
 ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
+             -DSQLITE_ENABLE_SESSION -DSQLITE_ENABLE_PREUPDATE_HOOK \
              -DMOSQLITE_VERSION='"$(VERSION)"' -Icommon -Ipublisher \
              $(WARN) $(PKG_CFLAGS) $(CFLAGS)
 
 COMMON_SRC = $(wildcard common/*.c)
 WRITER_SRC = $(wildcard writer/*.c)
+REPLICA_SRC = $(wildcard replica/*.c)
 # The publisher library is every publisher/*.c except the CLI's: main.c and the log
 # pipe (pipe.c, spool.c).
 PUBCLI_SRC = publisher/main.c publisher/pipe.c publisher/spool.c
 PUBLIB_SRC = $(filter-out $(PUBCLI_SRC),$(wildcard publisher/*.c))
-# Unit tests: tests/unit/*.c linked with every writer object but main.o.
+# Unit tests: tests/unit/*.c linked with every writer and replica object but main.o.
 UNIT_SRC   = $(wildcard tests/unit/*.c)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 COMMON_OBJ = $(call obj,$(COMMON_SRC))
 WRITER_OBJ = $(call obj,$(WRITER_SRC))
+REPLICA_OBJ = $(call obj,$(REPLICA_SRC))
 PUBLIB_OBJ = $(call obj,$(PUBLIB_SRC))
 PUBLIB_PIC = $(patsubst %.c,$(BUILD)/pic/%.o,$(PUBLIB_SRC))
 PUBCLI_OBJ = $(call obj,$(PUBCLI_SRC))
 UNIT_OBJ   = $(call obj,$(UNIT_SRC))
 WRITER_LIB_OBJ = $(filter-out $(BUILD)/writer/main.o,$(WRITER_OBJ))
+REPLICA_LIB_OBJ = $(filter-out $(BUILD)/replica/main.o,$(REPLICA_OBJ))
 
-PROGS = $(BIN)/mosqlite-writer $(BIN)/mosqlite-pub
+PROGS = $(BIN)/mosqlite-writer $(BIN)/mosqlite-pub $(BIN)/mosqlite-replica
 LIBS  = $(BUILD)/libmosqlite.a $(BUILD)/libmosqlite.so
 
 .PHONY: all deps check test run asan bench fuzz soak install clean web
 all: $(PROGS) $(LIBS)
 
-$(BUILD)/%.o: %.c $(wildcard common/*.h writer/*.h publisher/*.h tests/unit/*.h)
+$(BUILD)/%.o: %.c $(wildcard common/*.h writer/*.h publisher/*.h replica/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -63,6 +70,10 @@ $(BUILD)/pic/%.o: %.c $(wildcard common/*.h publisher/*.h)
 	$(CC) $(ALL_CFLAGS) -fPIC -c -o $@ $<
 
 $(BIN)/mosqlite-writer: $(WRITER_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BIN)/mosqlite-replica: $(REPLICA_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
@@ -78,9 +89,9 @@ $(BUILD)/libmosqlite.so: $(PUBLIB_PIC)
 	@mkdir -p $(BUILD)
 	$(CC) -shared $(CFLAGS) $(LDFLAGS) -Wl,-soname,libmosqlite.so.0 -o $@ $^ $(PKG_LIBS)
 
-$(UNIT_OBJ): ALL_CFLAGS += -Iwriter
+$(UNIT_OBJ): ALL_CFLAGS += -Iwriter -Ireplica
 
-$(BUILD)/unit-tests: $(UNIT_OBJ) $(WRITER_LIB_OBJ) $(COMMON_OBJ)
+$(BUILD)/unit-tests: $(UNIT_OBJ) $(WRITER_LIB_OBJ) $(REPLICA_LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
@@ -148,7 +159,7 @@ SYSUSERSDIR   ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/sysusers.d,$(SYSCON
 CONFDIR        = $(SYSCONFDIR)/mosqlite
 STATEDIR       = $(LOCALSTATEDIR)/lib/mosqlite
 SONAME         = libmosqlite.so.0
-MANPAGES       = man/mosqlite-writer.8 man/mosqlite-pub.1 man/libmosqlite.3
+MANPAGES       = man/mosqlite-writer.8 man/mosqlite-replica.8 man/mosqlite-pub.1 man/libmosqlite.3
 D              = $(DESTDIR)
 
 # sed script that fills in @NAME@ in the *.in files.
@@ -168,6 +179,7 @@ install: all
 	    $(D)$(UNITDIR) $(D)$(SYSUSERSDIR)
 	install -m 755 $(BIN)/mosqlite-pub $(D)$(BINDIR)/
 	install -m 755 $(BIN)/mosqlite-writer $(D)$(SBINDIR)/
+	install -m 755 $(BIN)/mosqlite-replica $(D)$(SBINDIR)/
 	install -m 644 $(BUILD)/libmosqlite.a $(D)$(LIBDIR)/
 	install -m 644 $(BUILD)/libmosqlite.so $(D)$(LIBDIR)/libmosqlite.so.$(VERSION)
 	ln -sf libmosqlite.so.$(VERSION) $(D)$(LIBDIR)/$(SONAME)
@@ -200,10 +212,10 @@ install: all
 # Removes what install put in place, but keeps the configuration (mosqlite.conf, the
 # schema, the broker drop-in) and the database, like a package removed without purge.
 uninstall:
-	rm -f $(D)$(BINDIR)/mosqlite-pub $(D)$(SBINDIR)/mosqlite-writer \
+	rm -f $(D)$(BINDIR)/mosqlite-pub $(D)$(SBINDIR)/mosqlite-writer $(D)$(SBINDIR)/mosqlite-replica \
 	    $(D)$(LIBDIR)/libmosqlite.a $(D)$(LIBDIR)/libmosqlite.so $(D)$(LIBDIR)/$(SONAME) \
 	    $(D)$(LIBDIR)/libmosqlite.so.$(VERSION) $(D)$(INCLUDEDIR)/mosqlite.h \
-	    $(D)$(PKGCONFIGDIR)/mosqlite.pc $(D)$(MANDIR)/man8/mosqlite-writer.8 \
+	    $(D)$(PKGCONFIGDIR)/mosqlite.pc $(D)$(MANDIR)/man8/mosqlite-writer.8 $(D)$(MANDIR)/man8/mosqlite-replica.8 \
 	    $(D)$(MANDIR)/man1/mosqlite-pub.1 $(D)$(MANDIR)/man3/libmosqlite.3 \
 	    $(D)$(UNITDIR)/mosqlite-writer.service $(D)$(SYSUSERSDIR)/mosqlite.conf
 	rm -rf $(D)$(DOCDIR) $(D)$(PKGDATADIR)

@@ -320,6 +320,9 @@ static void publish_batch(struct batch *b, double t0, struct msg *last, size_t n
     if (b->stats.last_batch > b->stats.max_batch)
         b->stats.max_batch = b->stats.last_batch;
     mq_batch(b->mq, 1);
+    /* Replication: the commit's changeset goes out before its receipts. */
+    if (b->o.changes)
+        changes_publish(b->o.changes, b->mq);
     for (m = mq_head(b->mq); m && m != (last ? last->next : NULL); m = m->next)
         publish_outcome(b, m);
     publish_events(b);
@@ -346,6 +349,13 @@ void batch_run(struct batch *b)
         rc = apply_queue(b, t0, &waited, &last, &n);
     } while (rc == DB_LOST);
     if (rc == DB_FAULT) {
+        stall(b);
+        return;
+    }
+    /* Replication: number the commit and take its changeset, inside the transaction. */
+    if (b->o.changes && changes_seal(b->o.changes, err, sizeof err)) {
+        db_rollback(b->db);
+        snprintf(b->error, sizeof b->error, "%s", err);
         stall(b);
         return;
     }

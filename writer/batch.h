@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <stddef.h>
 
+#include "changes.h"
 #include "db.h"
 #include "mq.h"
 #include "out.h"
@@ -28,6 +29,8 @@ struct batch_opts {
     long long ms;                    /* longest a batch stays open */
     int events_qos;
     volatile sig_atomic_t *stop;     /* set by a signal: close the batch, accept nothing new */
+    struct changes *changes;         /* replication (changes.h): sealed before COMMIT,
+                                      * published before the receipts; NULL for none */
 };
 
 struct batch;

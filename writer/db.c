@@ -69,6 +69,10 @@ static int authorize(void *arg, int action, const char *a, const char *b, const 
     case SQLITE_READ: case SQLITE_SELECT: case SQLITE_FUNCTION: case SQLITE_SAVEPOINT:
     case SQLITE_TRANSACTION: case SQLITE_RECURSIVE:
         return SQLITE_OK;
+    case SQLITE_PRAGMA:
+        /* Replication: the session extension reads a table's columns (read-only) the
+         * first time a request changes it (changes.c). */
+        return a && !strcasecmp(a, "table_info") ? SQLITE_OK : SQLITE_DENY;
     default:
         return SQLITE_DENY;       /* DDL, PRAGMA, ATTACH, DETACH, ANALYZE, VACUUM ... */
     }
@@ -516,4 +520,16 @@ const struct db_event *db_events(const struct db *db, int *n)
 const char *db_event_rows(const struct db *db)
 {
     return db->rows.s;
+}
+
+/* ---- for changes.c and snapshot.c (replication) ---- */
+
+sqlite3 *db_handle(struct db *db)
+{
+    return db->h;
+}
+
+void db_trust(struct db *db, int on)
+{
+    db->trusted = on;
 }

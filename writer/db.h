@@ -77,4 +77,9 @@ const char *db_event_rows(const struct db *db);
 /* True for SQLite result codes that are not a request's fault. */
 int db_is_fault(int rc);
 
+/* For changes.c and snapshot.c: the connection itself, and trusted mode (on: the
+ * writer's own statements on internal tables pass the authorizer; off again after). */
+sqlite3 *db_handle(struct db *db);
+void db_trust(struct db *db, int on);
+
 #endif

@@ -18,12 +18,14 @@
 
 #include "batch.h"
 #include "cfg.h"
+#include "changes.h"
 #include "db.h"
 #include "jbuf.h"
 #include "log.h"
 #include "mq.h"
 #include "query.h"
 #include "req.h"
+#include "snapshot.h"
 #include "util.h"
 
 #ifndef MOSQLITE_VERSION
@@ -47,6 +49,7 @@ static struct {
     long long query_max_rows, query_timeout_ms, status_interval, keepalive, busy_timeout_ms;
     long long id_ttl_days, rejected_keep, max_event_rows, receive_max;
     const char *request_protocol;
+    long long changes_qos;            /* replication: QoS of PREFIX/changes */
     int verbose;
     struct cfg_list tables, queries;
 } cf = {
@@ -56,6 +59,7 @@ static struct {
     .batch_max = 5000, .batch_ms = 50, .events_qos = 0, .query_max_rows = 5000,
     .query_timeout_ms = 200, .status_interval = 2, .keepalive = 30, .busy_timeout_ms = 100,
     .id_ttl_days = 7, .rejected_keep = 10000, .max_event_rows = 100, .receive_max = 65535, .request_protocol = "3.1.1",
+    .changes_qos = 1,
 };
 
 static const struct cfg_opt options[] = {
@@ -88,6 +92,7 @@ static const struct cfg_opt options[] = {
     {"busy-timeout-ms", 0, CFG_INT, &cf.busy_timeout_ms, 0, 600000, 0, "MS", "wait on an outside lock before backing off (100)"},
     {"id-ttl-days", 0, CFG_INT, &cf.id_ttl_days, 7, 36500, 0, "DAYS", "keep applied ids this long (7)"},
     {"rejected-keep", 0, CFG_INT, &cf.rejected_keep, 0, 100000000, 0, "N", "rows kept in mosqlite_rejected (10000)"},
+    {"changes-qos", 0, CFG_INT, &cf.changes_qos, 1, 2, 0, "QOS", "QoS of PREFIX/changes for replicas (1)"},
     {"verbose", 'v', CFG_FLAG, &cf.verbose, 0, 0, 0, "", "log debug lines"},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
@@ -104,6 +109,9 @@ static struct {
     struct mq *mq;
     struct queries *queries;
     struct batch *batch;
+    struct changes *changes;       /* replication: changesets, sequence (changes.h) */
+    struct snapshot *snap;         /* replication: snapshots for replicas (snapshot.h) */
+    int snap_busy;                 /* a snapshot is being made or sent */
     struct cfg_list tables;        /* `tables` split into names */
     long long last_prune_ms;
 } w;
@@ -204,6 +212,9 @@ static int open_db(char *err, size_t errlen)
     dbo.max_event_rows = cf.max_event_rows;
     if (!(w.db = db_open(&dbo, err, errlen)))
         return -1;
+    /* Replication: before anything commits (the prune at start included). */
+    if (!(w.changes = changes_new(w.db, cf.prefix, (int)cf.changes_qos, err, errlen)))
+        return -1;
     if (cf.queries.n && !(w.queries = query_open(cf.db, &cf.queries, cf.query_max_rows,
                                                  cf.query_timeout_ms, err, errlen)))
         return -1;
@@ -215,6 +226,7 @@ static int open_mq(char *err, size_t errlen)
 {
     struct mq_opts mqo;
     struct batch_opts bo;
+    char *snap_topic;
 
     mosquitto_lib_init();
     memset(&mqo, 0, sizeof mqo);
@@ -232,6 +244,15 @@ static int open_mq(char *err, size_t errlen)
     mqo.app_size = sizeof(struct outcome);
     if (!(w.mq = mq_new(&mqo, "{\"state\":\"offline\"}", on_query, NULL, err, errlen)))
         return -1;
+    /* Replication: snapshots asked for on PREFIX/snapshot. */
+    snap_topic = util_join(cf.prefix, "/snapshot");
+    if (!snap_topic || !(w.snap = snapshot_new(cf.db, cf.prefix, w.mq)) ||
+        mq_listen(w.mq, snap_topic, snapshot_request, w.snap)) {
+        free(snap_topic);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    free(snap_topic);
     memset(&bo, 0, sizeof bo);
     bo.prefix = cf.prefix;
     bo.lim.max_payload = (size_t)cf.max_payload;
@@ -242,6 +263,7 @@ static int open_mq(char *err, size_t errlen)
     bo.ms = cf.batch_ms;
     bo.events_qos = (int)cf.events_qos;
     bo.stop = &stop_requested;
+    bo.changes = w.changes;
     if (!(w.batch = batch_new(w.db, w.mq, &bo))) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -287,7 +309,7 @@ static int poll_timeout(long long now)
     long long retry_at;
     int stalled = batch_stalled(w.batch, &retry_at);
 
-    if (mq_queued(w.mq) && !stalled)
+    if ((mq_queued(w.mq) && !stalled) || w.snap_busy)
         return 0;
     if (!stalled)
         return POLL_MAX_MS;
@@ -315,6 +337,7 @@ static void writer_serve(void)
         if (batch_due(w.batch, now))
             batch_run(w.batch);
         batch_status_due(w.batch, now, cf.status_interval * 1000);
+        w.snap_busy = snapshot_step(w.snap);
         if (!batch_stalled(w.batch, &retry_at) && now - w.last_prune_ms >= PRUNE_EVERY_MS) {
             if (db_prune(w.db, err, sizeof err) != DB_OK)
                 log_warn("%s", err);
@@ -354,11 +377,13 @@ static int writer_shut_down(void)
 static void writer_free(void)
 {
     batch_free(w.batch);
+    snapshot_free(w.snap);
     if (w.mq) {
         mq_free(w.mq);
         mosquitto_lib_cleanup();
     }
     query_close(w.queries);
+    changes_free(w.changes);
     db_close(w.db);
     free(w.tables.items);
     cfg_free(options);

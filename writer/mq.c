@@ -55,6 +55,12 @@ struct mq {
     int frozen;              /* after mq_quiesce: the request connection is left alone */
     int proto;               /* request session: MQ_PROTO_311 or MQ_PROTO_5 */
     char broker_version[32]; /* "2.0.21", from $SYS/broker/version; "" unknown */
+    struct {                 /* more `ctl` subscriptions (mq_listen) */
+        char *topic;
+        mq_query_fn fn;
+        void *ud;
+    } listen[MQ_LISTEN_MAX];
+    int nlisten;
 };
 
 /* The broker names its version on this retained topic (when its $SYS tree is on); the
@@ -105,6 +111,8 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
     else {
         mosquitto_subscribe_v5(m, NULL, mq->query_topic, 1, 0, NULL);
         mosquitto_subscribe_v5(m, NULL, VERSION_TOPIC, 0, 0, NULL);
+        for (int i = 0; i < mq->nlisten; i++)
+            mosquitto_subscribe_v5(m, NULL, mq->listen[i].topic, 1, 0, NULL);
         mq->ctl_new = 1;
     }
 }
@@ -151,10 +159,16 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
 
     read_props(props, &rt, &corr, &corrlen);
     if (m == mq->ctl.m) {
-        if (!strcmp(in->topic, VERSION_TOPIC))
+        if (!strcmp(in->topic, VERSION_TOPIC)) {
             on_version(mq, in->payload, in->payloadlen);
-        else
-            mq->on_query(mq->ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
+            goto out;
+        }
+        for (int i = 0; i < mq->nlisten; i++)
+            if (!strcmp(in->topic, mq->listen[i].topic)) {
+                mq->listen[i].fn(mq->listen[i].ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
+                goto out;
+            }
+        mq->on_query(mq->ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
         goto out;
     }
     if (in->retain) {
@@ -576,6 +590,8 @@ void mq_free(struct mq *mq)
         mosquitto_destroy(cs[i]->m);
     }
     mq_drop(mq, mq->nq);
+    for (i = 0; i < mq->nlisten; i++)
+        free(mq->listen[i].topic);
     free(mq->write_filter);
     free(mq->query_topic);
     free(mq->status_topic);
@@ -591,4 +607,19 @@ const char *mq_broker_version(const struct mq *mq)
 const char *mq_request_protocol(const struct mq *mq)
 {
     return mq->proto == MQ_PROTO_5 ? "5" : "3.1.1";
+}
+
+int mq_listen(struct mq *mq, const char *topic, mq_query_fn fn, void *ud)
+{
+    if (mq->nlisten == MQ_LISTEN_MAX || !(mq->listen[mq->nlisten].topic = strdup(topic)))
+        return -1;
+    mq->listen[mq->nlisten].fn = fn;
+    mq->listen[mq->nlisten].ud = ud;
+    mq->nlisten++;
+    return 0;
+}
+
+int mq_ctl_backlog(struct mq *mq)
+{
+    return mq->ctl.state != UP || mosquitto_want_write(mq->ctl.m);
 }

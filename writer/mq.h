@@ -94,6 +94,16 @@ int mq_publish(struct mq *mq, const char *topic, const void *payload, size_t len
  * few TCP segments as it fits in. */
 void mq_batch(struct mq *mq, int on);
 
+/* One more topic for `ctl` to subscribe to (QoS 1, from its next connect on), whose
+ * messages go to fn instead of the named queries' callback. Up to MQ_LISTEN_MAX;
+ * topic is copied. 0, or -1 when full or out of memory. */
+#define MQ_LISTEN_MAX 4
+int mq_listen(struct mq *mq, const char *topic, mq_query_fn fn, void *ud);
+
+/* 1 while `ctl` is down or has packets not yet written to its socket: a large sender
+ * (snapshot.c) waits, so that it never piles up in memory. */
+int mq_ctl_backlog(struct mq *mq);
+
 /* Send what is waiting to be written, for up to timeout_ms (used at shutdown). */
 void mq_flush(struct mq *mq, int timeout_ms);
 

@@ -1,0 +1,48 @@
+/* follow.h: the replica's logic, without the network: what to do with each message.
+ *
+ * Changes (PREFIX/changes) are queued as they arrive and applied in sequence order:
+ * one already held (seq <= position) is dropped, the next one (prev = position) is
+ * applied, one further on (prev > position: something between was lost, e.g. by a
+ * broker that lost its queue) is a gap. A gap, another database identity, another
+ * schema version, or no file at all: the replica needs a snapshot, keeps queuing
+ * meanwhile, installs the snapshot when all its chunks are in, and goes on from its
+ * sequence number. A change that conflicts with the file is refused: the replica stops
+ * applying and says why (state "conflict") until it is started with --bootstrap.
+ *
+ * States: "bootstrapping", "following", "conflict". */
+#ifndef MOSQLITE_FOLLOW_H
+#define MOSQLITE_FOLLOW_H
+
+#include <stddef.h>
+
+#include "store.h"
+
+struct follow;
+
+/* Over store (the caller's); snapshots are assembled in tmp_path. bootstrap: take a
+ * snapshot even if the file has a position. NULL when out of memory. */
+struct follow *follow_new(struct store *store, const char *tmp_path, int bootstrap);
+void follow_free(struct follow *f);   /* accepts NULL */
+
+/* A message on PREFIX/changes, and one on the replica's snapshot reply topic. */
+void follow_change(struct follow *f, const void *payload, size_t len);
+void follow_chunk(struct follow *f, const void *payload, size_t len);
+
+/* Apply what can be applied, install a complete snapshot. Returns 1 when a snapshot
+ * should be asked for now (none asked yet, or the last ask went unanswered). */
+int follow_step(struct follow *f, long long now_ms);
+/* The caller asked for a snapshot at now_ms. */
+void follow_asked(struct follow *f, long long now_ms);
+
+const char *follow_state(const struct follow *f);
+/* Changes received and not applied. */
+size_t follow_pending(const struct follow *f);
+/* ms since the last change arrived (or since start). */
+long long follow_quiet_ms(const struct follow *f, long long now_ms);
+/* The status as JSON into buf; state_override replaces the state when not NULL. */
+int follow_status(const struct follow *f, const char *id, const char *state_override, char *buf,
+                  size_t len);
+/* 1 once after each change of state or position worth a status. */
+int follow_dirty(struct follow *f);
+
+#endif
