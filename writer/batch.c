@@ -227,8 +227,10 @@ static void publish_events(struct batch *b)
             exit(1);
         }
         if (!out_event(&b->out, table, ev[i].kind, rows + ev[i].start, ev[i].end - ev[i].start,
-                       ev[i].truncated))
+                       ev[i].truncated)) {
             mq_publish(b->mq, topic, b->out.s, b->out.len, b->o.events_qos, 0, NULL, 0);
+            hook_event(b->o.hooks, table, op_names[ev[i].kind], b->out.s, b->out.len);
+        }
         free(topic);
     }
 }

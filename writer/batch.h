@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "db.h"
+#include "hook.h"
 #include "mq.h"
 #include "out.h"
 #include "req.h"
@@ -28,6 +29,7 @@ struct batch_opts {
     long long ms;                    /* longest a batch stays open */
     int events_qos;
     volatile sig_atomic_t *stop;     /* set by a signal: close the batch, accept nothing new */
+    struct hooks *hooks;             /* run after each commit with its events, or NULL */
 };
 
 struct batch;

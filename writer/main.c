@@ -19,6 +19,7 @@
 #include "batch.h"
 #include "cfg.h"
 #include "db.h"
+#include "hook.h"
 #include "jbuf.h"
 #include "log.h"
 #include "mq.h"
@@ -36,6 +37,7 @@
 #define SHUTDOWN_APPLY_MS    5000     /* shutdown: to apply what is held */
 #define SHUTDOWN_RETRY_MS    50       /* shutdown: poll between retries of a stalled batch */
 #define FLUSH_MS             2000     /* shutdown: to send the offline status */
+#define HOOK_GRACE_MS        2000     /* shutdown: for hook commands still running */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -48,7 +50,10 @@ static struct {
     const char *request_protocol;
     int verbose;
     struct cfg_list tables, queries;
+    struct cfg_list hooks;
+    long long hook_max, hook_timeout_ms, hook_queue;
 } cf = {
+    .hook_max = 4, .hook_timeout_ms = 10000, .hook_queue = 1000,
     .host = "127.0.0.1", .prefix = "mosqlite", .db = "data/mosqlite.db",
     .schema = "conf/schema", .client_id = "mosqlite-writer", .synchronous = "FULL",
     .port = 1883, .max_payload = 262144, .max_depth = 32, .max_ops = 1000,
@@ -87,6 +92,10 @@ static const struct cfg_opt options[] = {
     {"busy-timeout-ms", 0, CFG_INT, &cf.busy_timeout_ms, 0, 600000, 0, "MS", "wait on an outside lock before backing off (100)"},
     {"id-ttl-days", 0, CFG_INT, &cf.id_ttl_days, 7, 36500, 0, "DAYS", "keep applied ids this long (7)"},
     {"rejected-keep", 0, CFG_INT, &cf.rejected_keep, 0, 100000000, 0, "N", "rows kept in mosqlite_rejected (10000)"},
+    {"hook", 0, CFG_LIST, &cf.hooks, 0, 0, CFG_FILE_ONLY, "TABLE OP CMD...", "run CMD after each commit that changed TABLE by OP"},
+    {"hook-max", 0, CFG_INT, &cf.hook_max, 1, 1000, 0, "N", "hook commands running at once (4)"},
+    {"hook-timeout-ms", 0, CFG_INT, &cf.hook_timeout_ms, 1, 86400000, 0, "MS", "a hook command is killed after this (10000)"},
+    {"hook-queue", 0, CFG_INT, &cf.hook_queue, 0, 10000000, 0, "N", "hook runs waiting for a slot; more are dropped (1000)"},
     {"verbose", 'v', CFG_FLAG, &cf.verbose, 0, 0, 0, "", "log debug lines"},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
@@ -102,6 +111,8 @@ static struct {
     struct mq *mq;
     struct queries *queries;
     struct batch *batch;
+    struct hooks *hooks;
+    char *t_hooks;                 /* PREFIX/hooks */
     struct cfg_list tables;        /* `tables` split into names */
     long long last_prune_ms;
 } w;
@@ -133,6 +144,14 @@ static void on_query(void *ud, const char *payload, size_t len, const char *resp
     else if (!reply_to)
         log_debug("query without reply_to ignored");
     jb_free(&out);
+}
+
+/* A hook that failed, timed out or was dropped: PREFIX/hooks. */
+static void on_hook_report(void *ud, const char *json, size_t len)
+{
+    (void)ud;
+    if (w.t_hooks)
+        mq_publish(w.mq, w.t_hooks, json, len, 1, 0, NULL, 0);
 }
 
 /* `tables a b c` may be given on one line or several. */
@@ -239,6 +258,11 @@ static int open_mq(char *err, size_t errlen)
     bo.ms = cf.batch_ms;
     bo.events_qos = (int)cf.events_qos;
     bo.stop = &stop_requested;
+    if (!(w.t_hooks = util_join(cf.prefix, "/hooks")) ||
+        !(w.hooks = hook_new(&cf.hooks, (int)cf.hook_max, cf.hook_timeout_ms, (int)cf.hook_queue,
+                             on_hook_report, NULL, err, errlen)))
+        return -1;
+    bo.hooks = cf.hooks.n ? w.hooks : NULL;
     if (!(w.batch = batch_new(w.db, w.mq, &bo))) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -287,7 +311,7 @@ static int poll_timeout(long long now)
     if (mq_queued(w.mq) && !stalled)
         return 0;
     if (!stalled)
-        return POLL_MAX_MS;
+        return hook_wait_ms(w.hooks, POLL_MAX_MS);
     if (retry_at <= now)
         return 0;
     return (int)(retry_at - now < POLL_MAX_MS ? retry_at - now : POLL_MAX_MS);
@@ -306,6 +330,7 @@ static void writer_serve(void)
         mq_poll(w.mq, poll_timeout(util_now_ms()));
         if (mq_ctl_connected(w.mq))
             batch_status(w.batch, "online");
+        hook_tick(w.hooks);
         if (stop_requested)
             break;
         now = util_now_ms();
@@ -340,6 +365,14 @@ static int writer_shut_down(void)
         log_error("exiting with %zu requests not applied: %s", mq_queued(w.mq), batch_error(w.batch));
         exit_code = 1;
     }
+    give_up = util_now_ms() + HOOK_GRACE_MS;
+    while ((hook_running(w.hooks) || hook_queued(w.hooks)) && util_now_ms() < give_up) {
+        mq_poll(w.mq, hook_wait_ms(w.hooks, SHUTDOWN_RETRY_MS));
+        hook_tick(w.hooks);
+    }
+    if (hook_running(w.hooks) || hook_queued(w.hooks))
+        log_warn("stopping: killing %d hook commands, %d more not started",
+                 hook_running(w.hooks), hook_queued(w.hooks));
     batch_status(w.batch, "offline");
     mq_flush(w.mq, FLUSH_MS);
     log_info("stopped: %lld applied, %lld rejected, %lld duplicates, %lld commits",
@@ -351,6 +384,8 @@ static int writer_shut_down(void)
 static void writer_free(void)
 {
     batch_free(w.batch);
+    hook_free(w.hooks);
+    free(w.t_hooks);
     if (w.mq) {
         mq_free(w.mq);
         mosquitto_lib_cleanup();

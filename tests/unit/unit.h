@@ -31,5 +31,6 @@ void test_req(void);
 void test_sql(void);
 void test_val(void);
 void test_corpus(void);
+void test_hook(void);
 
 #endif
