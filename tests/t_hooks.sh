@@ -38,7 +38,8 @@ done | mosquitto_pub -p "$MQTT_PORT" -q 2 -t "$PREFIX_TOPIC/write/build_logs" -l
 wait_until 20 grep -q '"id":"l'$N'"' "$RECEIPTS"
 check_eq "all $N inserts applied" "$(sql 'SELECT count(*) FROM build_logs')" $N
 seen_rows() { grep -o '"line":"line [0-9]*"' "$T/seen" | sort -u | wc -l; }
-wait_until 20 [ "$(seen_rows)" = $N ]
+all_seen() { [ "$(seen_rows)" = $N ]; }
+wait_until 20 all_seen
 check_eq "the hook saw every committed row, in events on its stdin" "$(seen_rows)" $N
 check "each run got one event of build_logs inserts" \
     bash -c "! grep -v '^{\"table\":\"build_logs\",\"op\":\"insert\",\"rows\":\[' '$T/seen'"

@@ -129,6 +129,12 @@ void batch_status(struct batch *b, const char *state)
     b->last_status_ms = util_now_ms();
 }
 
+void batch_paused(struct batch *b, int on)
+{
+    b->stats.paused = on;
+    batch_status(b, "online");
+}
+
 void batch_status_due(struct batch *b, long long now_ms, long long interval_ms)
 {
     if (b->status_dirty && now_ms - b->last_status_ms >= interval_ms)

@@ -54,6 +54,8 @@ const struct out_stats *batch_stats(const struct batch *b);
 
 /* Publish the retained status now ("online" or "offline"). */
 void batch_status(struct batch *b, const char *state);
+/* Paused by an admin command or not: kept for the status, which is published now. */
+void batch_paused(struct batch *b, int on);
 /* Publish "online" when the counters changed and interval_ms has passed since the last. */
 void batch_status_due(struct batch *b, long long now_ms, long long interval_ms);
 

@@ -517,3 +517,8 @@ const char *db_event_rows(const struct db *db)
 {
     return db->rows.s;
 }
+
+sqlite3 *db_handle(struct db *db)
+{
+    return db->h;
+}

@@ -74,6 +74,10 @@ int db_prune(struct db *db, char *err, size_t errlen);
 const struct db_event *db_events(const struct db *db, int *n);
 const char *db_event_rows(const struct db *db);
 
+/* The read-write connection itself, for maintenance between batches (maint.c: the
+ * backup API, checkpoints); never for statements, which the authorizer would refuse. */
+sqlite3 *db_handle(struct db *db);
+
 /* True for SQLite result codes that are not a request's fault. */
 int db_is_fault(int rc);
 

@@ -22,6 +22,7 @@
 #include "hook.h"
 #include "jbuf.h"
 #include "log.h"
+#include "maint.h"
 #include "mq.h"
 #include "query.h"
 #include "req.h"
@@ -52,8 +53,10 @@ static struct {
     struct cfg_list tables, queries;
     struct cfg_list hooks;
     long long hook_max, hook_timeout_ms, hook_queue;
+    const char *backup_dir;
+    long long backup_step_pages;
 } cf = {
-    .hook_max = 4, .hook_timeout_ms = 10000, .hook_queue = 1000,
+    .hook_max = 4, .hook_timeout_ms = 10000, .hook_queue = 1000, .backup_step_pages = 1024,
     .host = "127.0.0.1", .prefix = "mosqlite", .db = "data/mosqlite.db",
     .schema = "conf/schema", .client_id = "mosqlite-writer", .synchronous = "FULL",
     .port = 1883, .max_payload = 262144, .max_depth = 32, .max_ops = 1000,
@@ -96,6 +99,8 @@ static const struct cfg_opt options[] = {
     {"hook-max", 0, CFG_INT, &cf.hook_max, 1, 1000, 0, "N", "hook commands running at once (4)"},
     {"hook-timeout-ms", 0, CFG_INT, &cf.hook_timeout_ms, 1, 86400000, 0, "MS", "a hook command is killed after this (10000)"},
     {"hook-queue", 0, CFG_INT, &cf.hook_queue, 0, 10000000, 0, "N", "hook runs waiting for a slot; more are dropped (1000)"},
+    {"backup-dir", 0, CFG_STR, &cf.backup_dir, 0, 0, 0, "DIR", "where admin backups go (unset: backups refused)"},
+    {"backup-step-pages", 0, CFG_INT, &cf.backup_step_pages, 1, 1000000, 0, "N", "pages a backup copies between batches (1024)"},
     {"verbose", 'v', CFG_FLAG, &cf.verbose, 0, 0, 0, "", "log debug lines"},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
@@ -112,6 +117,7 @@ static struct {
     struct queries *queries;
     struct batch *batch;
     struct hooks *hooks;
+    struct maint *maint;
     char *t_hooks;                 /* PREFIX/hooks */
     struct cfg_list tables;        /* `tables` split into names */
     long long last_prune_ms;
@@ -226,6 +232,29 @@ static int open_db(char *err, size_t errlen)
     return 0;
 }
 
+/* Maintenance commands on PREFIX/admin (see maint.h). */
+static int open_maint(char *err, size_t errlen)
+{
+    struct maint_opts mo;
+
+    memset(&mo, 0, sizeof mo);
+    mo.db_path = cf.db;
+    mo.h = db_handle(w.db);
+    mo.schema = db_schema(w.db);
+    mo.backup_dir = cf.backup_dir;
+    mo.step_pages = cf.backup_step_pages;
+    mo.busy_timeout_ms = cf.busy_timeout_ms;
+    mo.prefix = cf.prefix;
+    mo.mq = w.mq;
+    mo.batch = w.batch;
+    if (!(w.maint = maint_new(&mo))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    mq_on_admin(w.mq, maint_command, w.maint);
+    return 0;
+}
+
 /* Both broker connections (see mq.h), and the batch that applies what they bring. */
 static int open_mq(char *err, size_t errlen)
 {
@@ -267,6 +296,8 @@ static int open_mq(char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    if (open_maint(err, errlen))
+        return -1;
     return 0;
 }
 
@@ -311,7 +342,7 @@ static int poll_timeout(long long now)
     if (mq_queued(w.mq) && !stalled)
         return 0;
     if (!stalled)
-        return hook_wait_ms(w.hooks, POLL_MAX_MS);
+        return maint_wait_ms(w.maint, hook_wait_ms(w.hooks, POLL_MAX_MS));
     if (retry_at <= now)
         return 0;
     return (int)(retry_at - now < POLL_MAX_MS ? retry_at - now : POLL_MAX_MS);
@@ -336,6 +367,7 @@ static void writer_serve(void)
         now = util_now_ms();
         if (batch_due(w.batch, now))
             batch_run(w.batch);
+        maint_tick(w.maint);
         batch_status_due(w.batch, now, cf.status_interval * 1000);
         if (!batch_stalled(w.batch, &retry_at) && now - w.last_prune_ms >= PRUNE_EVERY_MS) {
             if (db_prune(w.db, err, sizeof err) != DB_OK)
@@ -385,6 +417,7 @@ static void writer_free(void)
 {
     batch_free(w.batch);
     hook_free(w.hooks);
+    maint_free(w.maint);
     free(w.t_hooks);
     if (w.mq) {
         mq_free(w.mq);

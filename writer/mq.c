@@ -53,6 +53,9 @@ struct mq {
     char *write_filter, *query_topic, *status_topic, *marker_filter;
     int marker_mid;          /* SUBACK awaited by mq_quiesce, or 0 */
     int frozen;              /* after mq_quiesce: the request connection is left alone */
+    mq_query_fn on_admin;    /* commands on admin_topic, or NULL */
+    void *admin_ud;
+    char *admin_topic;
 };
 
 static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const mosquitto_property *p)
@@ -79,6 +82,8 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
     }
     else {
         mosquitto_subscribe_v5(m, NULL, mq->query_topic, 1, 0, NULL);
+        if (mq->on_admin)
+            mosquitto_subscribe_v5(m, NULL, mq->admin_topic, 1, 0, NULL);
         mq->ctl_new = 1;
     }
 }
@@ -124,6 +129,10 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
     char *p;
 
     read_props(props, &rt, &corr, &corrlen);
+    if (m == mq->ctl.m && mq->on_admin && !strcmp(in->topic, mq->admin_topic)) {
+        mq->on_admin(mq->admin_ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
+        goto out;
+    }
     if (m == mq->ctl.m) {
         mq->on_query(mq->ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
         goto out;
@@ -248,6 +257,14 @@ struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_query_fn
         return NULL;
     }
     return mq;
+}
+
+void mq_on_admin(struct mq *mq, mq_query_fn fn, void *ud)
+{
+    if (!(mq->admin_topic = util_join(mq->o.prefix, "/admin")))
+        return;
+    mq->on_admin = fn;
+    mq->admin_ud = ud;
 }
 
 static void try_connect(struct mq *mq, struct conn *c)
@@ -546,5 +563,6 @@ void mq_free(struct mq *mq)
     free(mq->query_topic);
     free(mq->status_topic);
     free(mq->marker_filter);
+    free(mq->admin_topic);
     free(mq);
 }
