@@ -101,8 +101,8 @@ int out_status(struct jbuf *b, const char *state, const char *since, const struc
     put_int(b, "last_batch", s->last_batch);
     put_int(b, "max_batch", s->max_batch);
     put_int(b, "pending", (long long)pending);
-    jb_puts(b, s->paused ? ",\"paused\":true" : ",\"paused\":false");
     put_str(b, "error", error);
+    jb_puts(b, s->paused ? ",\"paused\":true" : ",\"paused\":false");
     jb_putc(b, '}');
     return done(b);
 }
