@@ -5,7 +5,8 @@
 # a web-role client that publishes a write gets nothing applied; a producer over TLS is
 # applied and gets its receipt; each role reads only what its block allows; an edge
 # broker from conf/bridge/ bridges over TLS with the edge role's login, and a producer on
-# the edge gets its request applied and its receipt back.
+# the edge gets its request applied and its receipt back. Only the admin role may
+# command the writer on mosqlite/admin: a producer's or web user's pause goes nowhere.
 . "$(dirname "$0")/lib.sh"
 SEC=$ROOT/conf/secure
 WPASS=writer-pw-$$ PPASS=builder-pw-$$ WEBPASS=web-pw-$$ EPASS=edge-pw-$$ OPASS=ops-pw-$$
