@@ -121,9 +121,40 @@ static void check_run(void)
     free(out);
 }
 
+/* hook-max 1: a second run waits for the first; hook-queue 1: a third is dropped. */
+static void check_limit(void)
+{
+    char err[256], line[] = "t insert true";
+    char *items[1] = {line};
+    struct cfg_list lines = {items, 1};
+    struct hooks *h;
+    long long end;
+
+    reports[0] = '\0';
+    h = hook_new(&lines, 1, 5000, 1, on_report, NULL, err, sizeof err);
+    if (!h) {
+        unit_check(0, "hook: hook_new (%s)", err);
+        return;
+    }
+    hook_event(h, "t", "insert", "{}", 2);
+    hook_event(h, "t", "insert", "{}", 2);
+    hook_event(h, "t", "insert", "{}", 2);
+    unit_check(hook_running(h) == 1 && hook_queued(h) == 1,
+               "hook: hook-max 1 runs one, queues one (running %d, queued %d)", hook_running(h), hook_queued(h));
+    unit_check(strstr(reports, "\"outcome\":\"dropped\"") != NULL, "hook: beyond hook-queue a run is dropped and reported");
+    end = util_now_ms() + 5000;
+    while ((hook_running(h) || hook_queued(h)) && util_now_ms() < end) {
+        usleep((useconds_t)hook_wait_ms(h, 1000) * 1000 + 1000);
+        hook_tick(h);
+    }
+    unit_check(!hook_running(h) && !hook_queued(h), "hook: the queued run started when the first ended");
+    hook_free(h);
+}
+
 void test_hook(void)
 {
     check_parse();
     check_report();
     check_run();
+    check_limit();
 }
