@@ -44,7 +44,13 @@ struct backup {
     long long t0;
     double longest_ms;
     int steps;
+    int pages;
     struct reply to;
+    const char *dir;
+    int syncing;                  /* copied: a thread syncs and renames it (backup_sync) */
+    pthread_t th;
+    atomic_int synced;
+    int sync_errno;               /* 0, or why the sync or rename failed */
 };
 
 /* integrity_check or stats, in a thread. */
@@ -114,6 +120,8 @@ static void backup_free(struct backup *b, int remove_partial)
 {
     if (!b)
         return;
+    if (b->syncing)
+        pthread_join(b->th, NULL);
     if (b->bk)
         sqlite3_backup_finish(b->bk);
     if (b->dest)
@@ -200,33 +208,76 @@ static void backup_start(struct maint *m, const struct admin_req *r, const struc
     log_info("backup to %s started", b->final);
 }
 
-/* The complete copy on disk, then its name in the directory. 0 or -1 (errno). */
-static int backup_sync(const struct backup *b, const char *dir)
+/* In a thread, since syncing a large copy can take seconds: the complete copy on disk,
+ * then its name in the directory. */
+static void *backup_sync(void *arg)
 {
-    int fd = open(b->partial, O_RDONLY), rc;
+    struct backup *b = arg;
+    int fd, rc = -1;
 
-    if (fd < 0)
-        return -1;
-    rc = fsync(fd);
-    close(fd);
-    if (rc || rename(b->partial, b->final))
-        return -1;
-    if ((fd = open(dir, O_RDONLY)) >= 0) {
+    errno = 0;
+    if ((fd = open(b->partial, O_RDONLY)) >= 0) {
+        rc = fsync(fd);
+        close(fd);
+    }
+    if (rc || rename(b->partial, b->final)) {
+        b->sync_errno = errno ? errno : EIO;
+    } else if ((fd = open(b->dir, O_RDONLY)) >= 0) {
         fsync(fd);
         close(fd);
     }
-    return 0;
+    atomic_store(&b->synced, 1);
+    return NULL;
 }
 
-/* One step; at the end, close, sync, rename, answer. */
+static void backup_answer(struct maint *m, struct backup *b)
+{
+    long long ms = util_now_ms() - b->t0;
+    struct stat st;
+
+    log_info("backup to %s done: %d pages in %lld ms, %d steps, longest %.1f ms",
+             b->final, b->pages, ms, b->steps, b->longest_ms);
+    admin_ok(&m->out, "backup");
+    jb_puts(&m->out, ",\"name\":");
+    jb_cstr(&m->out, b->name);
+    jb_puts(&m->out, ",\"path\":");
+    jb_cstr(&m->out, b->final);
+    jb_puts(&m->out, ",\"bytes\":");
+    jb_int(&m->out, stat(b->final, &st) ? -1 : (long long)st.st_size);
+    jb_puts(&m->out, ",\"pages\":");
+    jb_int(&m->out, b->pages);
+    jb_puts(&m->out, ",\"ms\":");
+    jb_int(&m->out, ms);
+    jb_puts(&m->out, ",\"steps\":");
+    jb_int(&m->out, b->steps);
+    jb_puts(&m->out, ",\"longest_step_ms\":");
+    jb_double(&m->out, (double)(long long)(b->longest_ms * 1000.0) / 1000.0);
+    if (!admin_end(&m->out))
+        send_to(m, &b->to, &m->out);
+}
+
+/* One step; once copied, close and start the sync; once synced, answer. */
 static void backup_step(struct maint *m)
 {
     struct backup *b = m->bk;
-    double t = util_now_exact_ms(), dt;
+    double t, dt;
     char err[1024];
-    int rc, pages;
-    struct stat st;
+    int rc;
 
+    if (b->syncing) {
+        if (!atomic_load(&b->synced))
+            return;
+        if (b->sync_errno) {
+            snprintf(err, sizeof err, "syncing and renaming %s: %s", b->partial, strerror(b->sync_errno));
+            answer_error(m, &b->to, "backup", err);
+        } else {
+            backup_answer(m, b);
+        }
+        backup_free(b, b->sync_errno != 0);
+        m->bk = NULL;
+        return;
+    }
+    t = util_now_exact_ms();
     rc = sqlite3_backup_step(b->bk, (int)m->o.step_pages);
     dt = util_now_exact_ms() - t;
     b->steps++;
@@ -234,37 +285,18 @@ static void backup_step(struct maint *m)
         b->longest_ms = dt;
     if (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
         return;
-    pages = sqlite3_backup_pagecount(b->bk);
+    b->pages = sqlite3_backup_pagecount(b->bk);
     sqlite3_backup_finish(b->bk);
     b->bk = NULL;
     if (rc == SQLITE_DONE && sqlite3_close(b->dest) == SQLITE_OK) {
         b->dest = NULL;
-        if (!backup_sync(b, m->o.backup_dir)) {
-            long long ms = util_now_ms() - b->t0;
-            log_info("backup to %s done: %d pages in %lld ms, %d steps, longest %.1f ms",
-                     b->final, pages, ms, b->steps, b->longest_ms);
-            admin_ok(&m->out, "backup");
-            jb_puts(&m->out, ",\"name\":");
-            jb_cstr(&m->out, b->name);
-            jb_puts(&m->out, ",\"path\":");
-            jb_cstr(&m->out, b->final);
-            jb_puts(&m->out, ",\"bytes\":");
-            jb_int(&m->out, stat(b->final, &st) ? -1 : (long long)st.st_size);
-            jb_puts(&m->out, ",\"pages\":");
-            jb_int(&m->out, pages);
-            jb_puts(&m->out, ",\"ms\":");
-            jb_int(&m->out, ms);
-            jb_puts(&m->out, ",\"steps\":");
-            jb_int(&m->out, b->steps);
-            jb_puts(&m->out, ",\"longest_step_ms\":");
-            jb_double(&m->out, (double)(long long)(b->longest_ms * 1000.0) / 1000.0);
-            if (!admin_end(&m->out))
-                send_to(m, &b->to, &m->out);
-            backup_free(b, 0);
-            m->bk = NULL;
+        b->dir = m->o.backup_dir;
+        atomic_init(&b->synced, 0);
+        if (!pthread_create(&b->th, NULL, backup_sync, b)) {
+            b->syncing = 1;
             return;
         }
-        snprintf(err, sizeof err, "syncing and renaming %s: %s", b->partial, strerror(errno));
+        snprintf(err, sizeof err, "cannot start a thread to sync %s", b->partial);
     } else {
         snprintf(err, sizeof err, "%s: %s", b->partial,
                  b->dest && sqlite3_errcode(b->dest) ? sqlite3_errmsg(b->dest) : sqlite3_errstr(rc));
@@ -551,9 +583,10 @@ int maint_wait_ms(const struct maint *m, int max_ms)
 {
     if (!m)
         return max_ms;
-    if (m->bk || (m->job && atomic_load(&m->job->done)))
+    if ((m->bk && (!m->bk->syncing || atomic_load(&m->bk->synced))) ||
+        (m->job && atomic_load(&m->job->done)))
         return 0;
-    if (m->job && max_ms > JOB_POLL_MS)
+    if ((m->job || m->bk) && max_ms > JOB_POLL_MS)
         return JOB_POLL_MS;
     return max_ms;
 }
