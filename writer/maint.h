@@ -5,8 +5,8 @@
  *                    steps of backup-step-pages pages run by maint_tick() between
  *                    batches. A write made meanwhile by that connection is copied into
  *                    the backup too (SQLite does it), so the copy holds every commit made
- *                    before it ends. It goes to backup-dir/.NAME.partial and is renamed
- *                    to backup-dir/NAME when complete.
+ *                    before it ends. It goes to backup-dir/.NAME.partial; once
+ *                    complete, a thread syncs it and renames it to backup-dir/NAME.
  *   integrity_check, stats
  *                    on a read-only connection of their own, in a thread; the loop only
  *                    collects the answer.
