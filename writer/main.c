@@ -56,7 +56,7 @@ static struct {
     const char *backup_dir;
     long long backup_step_pages;
 } cf = {
-    .hook_max = 4, .hook_timeout_ms = 10000, .hook_queue = 1000, .backup_step_pages = 1024,
+    .hook_max = 4, .hook_timeout_ms = 10000, .hook_queue = 1000, .backup_step_pages = 256,
     .host = "127.0.0.1", .prefix = "mosqlite", .db = "data/mosqlite.db",
     .schema = "conf/schema", .client_id = "mosqlite-writer", .synchronous = "FULL",
     .port = 1883, .max_payload = 262144, .max_depth = 32, .max_ops = 1000,
@@ -100,7 +100,7 @@ static const struct cfg_opt options[] = {
     {"hook-timeout-ms", 0, CFG_INT, &cf.hook_timeout_ms, 1, 86400000, 0, "MS", "a hook command is killed after this (10000)"},
     {"hook-queue", 0, CFG_INT, &cf.hook_queue, 0, 10000000, 0, "N", "hook runs waiting for a slot; more are dropped (1000)"},
     {"backup-dir", 0, CFG_STR, &cf.backup_dir, 0, 0, 0, "DIR", "where admin backups go (unset: backups refused)"},
-    {"backup-step-pages", 0, CFG_INT, &cf.backup_step_pages, 1, 1000000, 0, "N", "pages a backup copies between batches (1024)"},
+    {"backup-step-pages", 0, CFG_INT, &cf.backup_step_pages, 1, 1000000, 0, "N", "pages a backup copies between batches (256)"},
     {"verbose", 'v', CFG_FLAG, &cf.verbose, 0, 0, 0, "", "log debug lines"},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
