@@ -5,10 +5,11 @@
 # a web-role client that publishes a write gets nothing applied; a producer over TLS is
 # applied and gets its receipt; each role reads only what its block allows; an edge
 # broker from conf/bridge/ bridges over TLS with the edge role's login, and a producer on
-# the edge gets its request applied and its receipt back.
+# the edge gets its request applied and its receipt back. Only the admin role may
+# command the writer on mosqlite/admin: a producer's or web user's pause goes nowhere.
 . "$(dirname "$0")/lib.sh"
 SEC=$ROOT/conf/secure
-WPASS=writer-pw-$$ PPASS=builder-pw-$$ WEBPASS=web-pw-$$ EPASS=edge-pw-$$
+WPASS=writer-pw-$$ PPASS=builder-pw-$$ WEBPASS=web-pw-$$ EPASS=edge-pw-$$ OPASS=ops-pw-$$
 
 # The clients of lib.sh are anonymous: this one logs in as the web user, who may read status.
 status() {
@@ -23,7 +24,7 @@ mkdir -p "$T/sec/certs" "$T/broker"
   printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext &&
   openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 \
       -extfile san.ext ) >"$T/openssl.log" 2>&1 || { fail "openssl"; cat "$T/openssl.log"; exit 1; }
-sh "$SEC/make-passwd.sh" "$T/sec/passwd" writer "$WPASS" builder "$PPASS" web "$WEBPASS" edge-site1 "$EPASS" >/dev/null
+sh "$SEC/make-passwd.sh" "$T/sec/passwd" writer "$WPASS" builder "$PPASS" web "$WEBPASS" edge-site1 "$EPASS" ops "$OPASS" >/dev/null
 sh "$SEC/make-passwd.sh" "$T/sec/passwd-web" web "$WEBPASS" >/dev/null
 check "password file holds hashes, not passwords" bash -c "! grep -q '$PPASS' '$T/sec/passwd'"
 cp "$SEC/acl" "$T/sec/acl"
@@ -147,6 +148,26 @@ setTimeout(() => { console.log("timeout"); process.exit(2); }, 5000);' "$ROOT" "
     check "web runs a named query and reads its answer" grep -q '^answer {"query":"recent_builds","rows":\[' <<<"$ans"
 fi
 check "broker log shows the refusals" grep -q "not authorised\|not authorized\|Bad username or password\|disconnected, not authorised" "$T/broker/mosquitto.log"
+
+# --- the admin topic: only the admin role ------------------------------------------------
+# The producer and the web user try to pause the writer; then the admin asks for stats on
+# its own reply topic: answered, and not paused.
+mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 1 -t mosqlite/admin \
+    -m '{"cmd":"pause","reply_to":"mosqlite/receipts/x"}' 2>/dev/null
+mosquitto_pub -p "$MQTT_PORT" -u web -P "$WEBPASS" -q 1 -t mosqlite/admin \
+    -m '{"cmd":"pause","reply_to":"mosqlite/reply/x/1"}' 2>/dev/null
+( timeout 8 mosquitto_sub -p "$MQTT_PORT" -u ops -P "$OPASS" -i ops-test -t 'mosqlite/reply/ops-test/#' \
+      -C 1 -W 6 >"$T/ops.answer" 2>&1 ) &
+OPS=$!
+sleep 0.5
+mosquitto_pub -p "$MQTT_PORT" -u ops -P "$OPASS" -q 1 -t mosqlite/admin \
+    -m '{"cmd":"stats","reply_to":"mosqlite/reply/ops-test/1"}'
+wait "$OPS"
+check "the admin role's command is answered ($(cut -c1-60 "$T/ops.answer"))" \
+    grep -q '"cmd":"stats","ok":true' "$T/ops.answer"
+check "the producer's and the web user's pause were refused by the broker" \
+    bash -c "grep -q '\"paused\":false' '$T/ops.answer' && ! grep -q 'admin pause' '$WRITER_LOG'"
+check_eq "the producer cannot read the hook failures" "$(sub_as builder "$PPASS" mosqlite/hooks -W 1)" ""
 
 # --- reply_to cannot aim the writer at another role's topics ------------------------------
 # The writer may publish status and events, so the ACL lets its receipts through to any

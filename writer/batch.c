@@ -142,6 +142,12 @@ void batch_status(struct batch *b, const char *state)
     b->last_status_ms = util_now_ms();
 }
 
+void batch_paused(struct batch *b, int on)
+{
+    b->stats.paused = on;
+    batch_status(b, "online");
+}
+
 void batch_status_due(struct batch *b, long long now_ms, long long interval_ms)
 {
     if (b->status_dirty && now_ms - b->last_status_ms >= interval_ms)
@@ -240,8 +246,10 @@ static void publish_events(struct batch *b)
             exit(1);
         }
         if (!out_event(&b->out, table, ev[i].kind, rows + ev[i].start, ev[i].end - ev[i].start,
-                       ev[i].truncated))
+                       ev[i].truncated)) {
             mq_publish(b->mq, topic, b->out.s, b->out.len, b->o.events_qos, 0, NULL, 0);
+            hook_event(b->o.hooks, table, op_names[ev[i].kind], b->out.s, b->out.len);
+        }
         free(topic);
     }
 }

@@ -18,6 +18,7 @@
 
 #include "changes.h"
 #include "db.h"
+#include "hook.h"
 #include "mq.h"
 #include "out.h"
 #include "req.h"
@@ -31,6 +32,7 @@ struct batch_opts {
     volatile sig_atomic_t *stop;     /* set by a signal: close the batch, accept nothing new */
     struct changes *changes;         /* replication (changes.h): sealed before COMMIT,
                                       * published before the receipts; NULL for none */
+    struct hooks *hooks;             /* run after each commit with its events, or NULL */
 };
 
 struct batch;
@@ -55,6 +57,8 @@ const struct out_stats *batch_stats(const struct batch *b);
 
 /* Publish the retained status now ("online" or "offline"). */
 void batch_status(struct batch *b, const char *state);
+/* Paused by an admin command or not: kept for the status, which is published now. */
+void batch_paused(struct batch *b, int on);
 /* Publish "online" when the counters changed and interval_ms has passed since the last. */
 void batch_status_due(struct batch *b, long long now_ms, long long interval_ms);
 

@@ -77,8 +77,10 @@ const char *db_event_rows(const struct db *db);
 /* True for SQLite result codes that are not a request's fault. */
 int db_is_fault(int rc);
 
-/* For changes.c and snapshot.c: the connection itself, and trusted mode (on: the
- * writer's own statements on internal tables pass the authorizer; off again after). */
+/* The read-write connection itself, for maintenance between batches (maint.c: the
+ * backup API, checkpoints) and replication (changes.c, snapshot.c); and trusted mode
+ * (on: the writer's own statements on internal tables pass the authorizer; off again
+ * after). Without trusted mode the authorizer refuses statements on it. */
 sqlite3 *db_handle(struct db *db);
 void db_trust(struct db *db, int on);
 

@@ -20,8 +20,10 @@
 #include "cfg.h"
 #include "changes.h"
 #include "db.h"
+#include "hook.h"
 #include "jbuf.h"
 #include "log.h"
+#include "maint.h"
 #include "mq.h"
 #include "query.h"
 #include "req.h"
@@ -39,6 +41,7 @@
 #define SHUTDOWN_APPLY_MS    5000     /* shutdown: to apply what is held */
 #define SHUTDOWN_RETRY_MS    50       /* shutdown: poll between retries of a stalled batch */
 #define FLUSH_MS             2000     /* shutdown: to send the offline status */
+#define HOOK_GRACE_MS        2000     /* shutdown: for hook commands still running */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -52,7 +55,12 @@ static struct {
     long long changes_qos;            /* replication: QoS of PREFIX/changes */
     int verbose;
     struct cfg_list tables, queries;
+    struct cfg_list hooks;
+    long long hook_max, hook_timeout_ms, hook_queue;
+    const char *backup_dir;
+    long long backup_step_pages;
 } cf = {
+    .hook_max = 4, .hook_timeout_ms = 10000, .hook_queue = 1000, .backup_step_pages = 256,
     .host = "127.0.0.1", .prefix = "mosqlite", .db = "data/mosqlite.db",
     .schema = "conf/schema", .client_id = "mosqlite-writer", .synchronous = "FULL",
     .port = 1883, .max_payload = 262144, .max_depth = 32, .max_ops = 1000,
@@ -93,6 +101,12 @@ static const struct cfg_opt options[] = {
     {"id-ttl-days", 0, CFG_INT, &cf.id_ttl_days, 7, 36500, 0, "DAYS", "keep applied ids this long (7)"},
     {"rejected-keep", 0, CFG_INT, &cf.rejected_keep, 0, 100000000, 0, "N", "rows kept in mosqlite_rejected (10000)"},
     {"changes-qos", 0, CFG_INT, &cf.changes_qos, 1, 2, 0, "QOS", "QoS of PREFIX/changes for replicas (1)"},
+    {"hook", 0, CFG_LIST, &cf.hooks, 0, 0, CFG_FILE_ONLY, "TABLE OP CMD...", "run CMD after each commit that changed TABLE by OP"},
+    {"hook-max", 0, CFG_INT, &cf.hook_max, 1, 1000, 0, "N", "hook commands running at once (4)"},
+    {"hook-timeout-ms", 0, CFG_INT, &cf.hook_timeout_ms, 1, 86400000, 0, "MS", "a hook command is killed after this (10000)"},
+    {"hook-queue", 0, CFG_INT, &cf.hook_queue, 0, 10000000, 0, "N", "hook runs waiting for a slot; more are dropped (1000)"},
+    {"backup-dir", 0, CFG_STR, &cf.backup_dir, 0, 0, 0, "DIR", "where admin backups go (unset: backups refused)"},
+    {"backup-step-pages", 0, CFG_INT, &cf.backup_step_pages, 1, 1000000, 0, "N", "pages a backup copies between batches (256)"},
     {"verbose", 'v', CFG_FLAG, &cf.verbose, 0, 0, 0, "", "log debug lines"},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
@@ -112,6 +126,9 @@ static struct {
     struct changes *changes;       /* replication: changesets, sequence (changes.h) */
     struct snapshot *snap;         /* replication: snapshots for replicas (snapshot.h) */
     int snap_busy;                 /* a snapshot is being made or sent */
+    struct hooks *hooks;
+    struct maint *maint;
+    char *t_hooks;                 /* PREFIX/hooks */
     struct cfg_list tables;        /* `tables` split into names */
     long long last_prune_ms;
 } w;
@@ -143,6 +160,14 @@ static void on_query(void *ud, const char *payload, size_t len, const char *resp
     else if (!reply_to)
         log_debug("query without reply_to ignored");
     jb_free(&out);
+}
+
+/* A hook that failed, timed out or was dropped: PREFIX/hooks. */
+static void on_hook_report(void *ud, const char *json, size_t len)
+{
+    (void)ud;
+    if (w.t_hooks)
+        mq_publish(w.mq, w.t_hooks, json, len, 1, 0, NULL, 0);
 }
 
 /* `tables a b c` may be given on one line or several. */
@@ -221,6 +246,29 @@ static int open_db(char *err, size_t errlen)
     return 0;
 }
 
+/* Maintenance commands on PREFIX/admin (see maint.h). */
+static int open_maint(char *err, size_t errlen)
+{
+    struct maint_opts mo;
+
+    memset(&mo, 0, sizeof mo);
+    mo.db_path = cf.db;
+    mo.h = db_handle(w.db);
+    mo.schema = db_schema(w.db);
+    mo.backup_dir = cf.backup_dir;
+    mo.step_pages = cf.backup_step_pages;
+    mo.busy_timeout_ms = cf.busy_timeout_ms;
+    mo.prefix = cf.prefix;
+    mo.mq = w.mq;
+    mo.batch = w.batch;
+    if (!(w.maint = maint_new(&mo))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    mq_on_admin(w.mq, maint_command, w.maint);
+    return 0;
+}
+
 /* Both broker connections (see mq.h), and the batch that applies what they bring. */
 static int open_mq(char *err, size_t errlen)
 {
@@ -264,10 +312,17 @@ static int open_mq(char *err, size_t errlen)
     bo.events_qos = (int)cf.events_qos;
     bo.stop = &stop_requested;
     bo.changes = w.changes;
+    if (!(w.t_hooks = util_join(cf.prefix, "/hooks")) ||
+        !(w.hooks = hook_new(&cf.hooks, (int)cf.hook_max, cf.hook_timeout_ms, (int)cf.hook_queue,
+                             on_hook_report, NULL, err, errlen)))
+        return -1;
+    bo.hooks = cf.hooks.n ? w.hooks : NULL;
     if (!(w.batch = batch_new(w.db, w.mq, &bo))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    if (open_maint(err, errlen))
+        return -1;
     return 0;
 }
 
@@ -312,7 +367,7 @@ static int poll_timeout(long long now)
     if ((mq_queued(w.mq) && !stalled) || w.snap_busy)
         return 0;
     if (!stalled)
-        return POLL_MAX_MS;
+        return maint_wait_ms(w.maint, hook_wait_ms(w.hooks, POLL_MAX_MS));
     if (retry_at <= now)
         return 0;
     return (int)(retry_at - now < POLL_MAX_MS ? retry_at - now : POLL_MAX_MS);
@@ -331,11 +386,13 @@ static void writer_serve(void)
         mq_poll(w.mq, poll_timeout(util_now_ms()));
         if (mq_ctl_connected(w.mq))
             batch_status(w.batch, "online");
+        hook_tick(w.hooks);
         if (stop_requested)
             break;
         now = util_now_ms();
         if (batch_due(w.batch, now))
             batch_run(w.batch);
+        maint_tick(w.maint);
         batch_status_due(w.batch, now, cf.status_interval * 1000);
         w.snap_busy = snapshot_step(w.snap);
         if (!batch_stalled(w.batch, &retry_at) && now - w.last_prune_ms >= PRUNE_EVERY_MS) {
@@ -366,6 +423,14 @@ static int writer_shut_down(void)
         log_error("exiting with %zu requests not applied: %s", mq_queued(w.mq), batch_error(w.batch));
         exit_code = 1;
     }
+    give_up = util_now_ms() + HOOK_GRACE_MS;
+    while ((hook_running(w.hooks) || hook_queued(w.hooks)) && util_now_ms() < give_up) {
+        mq_poll(w.mq, hook_wait_ms(w.hooks, SHUTDOWN_RETRY_MS));
+        hook_tick(w.hooks);
+    }
+    if (hook_running(w.hooks) || hook_queued(w.hooks))
+        log_warn("stopping: killing %d hook commands, %d more not started",
+                 hook_running(w.hooks), hook_queued(w.hooks));
     batch_status(w.batch, "offline");
     mq_flush(w.mq, FLUSH_MS);
     log_info("stopped: %lld applied, %lld rejected, %lld duplicates, %lld commits",
@@ -378,6 +443,9 @@ static void writer_free(void)
 {
     batch_free(w.batch);
     snapshot_free(w.snap);
+    hook_free(w.hooks);
+    maint_free(w.maint);
+    free(w.t_hooks);
     if (w.mq) {
         mq_free(w.mq);
         mosquitto_lib_cleanup();

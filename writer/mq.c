@@ -61,6 +61,9 @@ struct mq {
         void *ud;
     } listen[MQ_LISTEN_MAX];
     int nlisten;
+    mq_query_fn on_admin;    /* commands on admin_topic, or NULL */
+    void *admin_ud;
+    char *admin_topic;
 };
 
 /* The broker names its version on this retained topic (when its $SYS tree is on); the
@@ -113,6 +116,8 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
         mosquitto_subscribe_v5(m, NULL, VERSION_TOPIC, 0, 0, NULL);
         for (int i = 0; i < mq->nlisten; i++)
             mosquitto_subscribe_v5(m, NULL, mq->listen[i].topic, 1, 0, NULL);
+        if (mq->on_admin)
+            mosquitto_subscribe_v5(m, NULL, mq->admin_topic, 1, 0, NULL);
         mq->ctl_new = 1;
     }
 }
@@ -158,6 +163,10 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
     char *p;
 
     read_props(props, &rt, &corr, &corrlen);
+    if (m == mq->ctl.m && mq->on_admin && !strcmp(in->topic, mq->admin_topic)) {
+        mq->on_admin(mq->admin_ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
+        goto out;
+    }
     if (m == mq->ctl.m) {
         if (!strcmp(in->topic, VERSION_TOPIC)) {
             on_version(mq, in->payload, in->payloadlen);
@@ -292,6 +301,14 @@ struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_query_fn
         return NULL;
     }
     return mq;
+}
+
+void mq_on_admin(struct mq *mq, mq_query_fn fn, void *ud)
+{
+    if (!(mq->admin_topic = util_join(mq->o.prefix, "/admin")))
+        return;
+    mq->on_admin = fn;
+    mq->admin_ud = ud;
 }
 
 static void try_connect(struct mq *mq, struct conn *c)
@@ -596,6 +613,7 @@ void mq_free(struct mq *mq)
     free(mq->query_topic);
     free(mq->status_topic);
     free(mq->marker_filter);
+    free(mq->admin_topic);
     free(mq);
 }
 

@@ -55,6 +55,9 @@ struct mq;
  * PREFIX/status by the broker if the writer dies. NULL + err on bad options. */
 struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_query_fn on_query,
                   void *ud, char *err, size_t errlen);
+/* Also take commands on PREFIX/admin (QoS 1, on the control connection): each is
+ * handed to fn. Call before the first mq_poll. */
+void mq_on_admin(struct mq *mq, mq_query_fn fn, void *ud);
 /* Disconnect both cleanly (after flushing what was published) and free. */
 void mq_free(struct mq *mq);
 

@@ -102,6 +102,7 @@ int out_status(struct jbuf *b, const char *state, const char *since, const struc
     put_int(b, "max_batch", s->max_batch);
     put_int(b, "pending", (long long)pending);
     put_str(b, "error", error);
+    jb_puts(b, s->paused ? ",\"paused\":true" : ",\"paused\":false");
     if (v) {
         put_str(b, "broker", v->broker && v->broker[0] ? v->broker : NULL);
         put_str(b, "libmosquitto", v->libmosquitto && v->libmosquitto[0] ? v->libmosquitto : NULL);

@@ -39,6 +39,7 @@ struct out_stats {
     long long applied, rejected, duplicates, commits;
     long long last_batch, max_batch;   /* requests in the last and the largest commit */
     double last_commit_ms;             /* shown to the microsecond */
+    int paused;                        /* by an admin command: "paused" in the status */
 };
 
 int out_receipt(struct jbuf *b, const struct outcome *o);

@@ -65,7 +65,7 @@ static void check_event(void)
 
 static void check_status(void)
 {
-    struct out_stats s = {5, 2, 1, 3, 4, 9, 1.23456789};
+    struct out_stats s = {5, 2, 1, 3, 4, 9, 1.23456789, 0};
 
     struct out_versions v = {"", "2.0.21", "3.40.1", "5"};
 
@@ -73,13 +73,17 @@ static void check_status(void)
                    "{\"state\":\"online\",\"version\":\"" MOSQLITE_VERSION "\",\"since\":"
                    "\"2026-11-24T00:00:00Z\",\"applied\":5,\"rejected\":2,\"duplicates\":1,"
                    "\"commits\":3,\"last_commit_ms\":1.234,\"last_batch\":4,\"max_batch\":9,"
-                   "\"pending\":7,\"error\":null}",
+                   "\"pending\":7,\"error\":null,\"paused\":false}",
                    "out: status, commit time to the microsecond");
+    s.paused = 1;
+    unit_check(strstr(text(out_status(&b, "online", "s", &s, 0, NULL, NULL)), ",\"paused\":true}") != NULL,
+               "out: status says paused");
+    s.paused = 0;
     unit_check(strstr(text(out_status(&b, "online", "s", &s, 0, "database is locked", NULL)),
-                      ",\"error\":\"database is locked\"}") != NULL,
+                      ",\"error\":\"database is locked\",\"paused\":false}") != NULL,
                "out: status carries the stall reason");
     unit_check(strstr(text(out_status(&b, "online", "s", &s, 0, NULL, &v)),
-                      ",\"error\":null,\"broker\":null,\"libmosquitto\":\"2.0.21\","
+                      ",\"error\":null,\"paused\":false,\"broker\":null,\"libmosquitto\":\"2.0.21\","
                       "\"sqlite\":\"3.40.1\",\"request_protocol\":\"5\"}") != NULL,
                "out: status names the broker (null until known), the libraries and the request protocol");
 }

@@ -32,5 +32,7 @@ void test_sql(void);
 void test_val(void);
 void test_corpus(void);
 void test_follow(void);     /* replica/ */
+void test_hook(void);
+void test_admin(void);
 
 #endif

@@ -1,0 +1,108 @@
+#!/bin/bash
+# Maintenance over PREFIX/admin against a real broker and a real SQLite file: stats,
+# checkpoint, integrity_check, optimize answer on reply_to; bad commands and backup
+# names that are paths are refused with their reason; a backup taken while 8 producers
+# write is a valid SQLite file (integrity_check ok) holding every row committed before
+# it started, copied in many steps; pause leaves new requests queued at the broker
+# (none applied, status "paused": true) and resume applies every one of them.
+. "$(dirname "$0")/lib.sh"
+
+NP=8 NPER=1500 NPAUSE=200
+broker_start
+sub_bg "$T/answers" "$PREFIX_TOPIC/reply/admin/#"
+cat >"$T/writer.conf" <<EOS
+backup-dir $T/backups
+backup-step-pages 16
+EOS
+# Some bulk first, so that a backup takes many steps: 40,000 rows of 200 bytes.
+writer_start -c "$T/writer.conf"
+writer_stop
+sql "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40000)
+     INSERT INTO build_logs (build_id, line) SELECT 0, printf('%.200c', 'x') FROM n"
+writer_start -c "$T/writer.conf"
+
+# ask JSON-MEMBERS [SECONDS]: send a command, print its answer. The answers arrive in
+# order, one per command, one a line.
+ask() {
+    _n=$(( $(wc -l <"$T/answers") + 1 ))
+    pub admin "{\"reply_to\":\"$PREFIX_TOPIC/reply/admin/$_n\",$1}" -q 1
+    wait_until "${2:-20}" answers_are $_n || { echo "no answer"; return; }
+    sed -n "${_n}p" "$T/answers"
+}
+status_has() { status | grep -q "$1"; }
+answers_are() { [ "$(wc -l <"$T/answers")" -ge "$1" ]; }
+# producer_rows OP N: rows of the 8 producers compare to N.
+producer_rows() { [ "$(sql 'SELECT count(*) FROM build_logs WHERE build_id > 0')" "$1" "$2" ]; }
+paused_rows() { [ "$(sql 'SELECT count(*) FROM build_logs WHERE build_id = -1')" = "$1" ]; }
+
+# --- the quick ones, and refusals ---------------------------------------------------
+r=$(ask '"cmd":"stats"')
+check "stats: tables and rows ($r)" grep -q '"cmd":"stats","ok":true,"tables":{.*"build_logs":40000' <<<"$r"
+check "stats: sizes, ids kept, paused" grep -qE '"file_bytes":[1-9][0-9]*,"wal_bytes":[0-9]+,.*"ids_kept":0,"rejected_kept":0,"paused":false' <<<"$r"
+r=$(ask '"cmd":"checkpoint"')
+check "checkpoint ($r)" grep -q '"cmd":"checkpoint","ok":true,"wal_frames":[0-9]*,"checkpointed":[0-9]*,"complete":true' <<<"$r"
+r=$(ask '"cmd":"integrity_check"')
+check "integrity_check ($r)" grep -q '"cmd":"integrity_check","ok":true,"problems":\[\],"result":"ok"' <<<"$r"
+r=$(ask '"cmd":"optimize"')
+check "optimize ($r)" grep -q '"cmd":"optimize","ok":true' <<<"$r"
+r=$(ask '"cmd":"vacuum"')
+check_eq "unknown command refused" "$r" '{"cmd":null,"error":"\"cmd\" must be one of backup, checkpoint, integrity_check, optimize, stats, pause, resume"}'
+r=$(ask '"cmd":"backup","name":"../../etc/x.db"')
+check_eq "a backup name that is a path refused" "$r" '{"cmd":"backup","error":"\"name\" must be a plain file name: 1 to 128 letters, digits, '"'.', '_' or '-', not starting with '.'"'"}'
+r=$(ask '"cmd":"backup"')
+check "a backup without name refused" grep -q '"cmd":"backup","error":"\\"name\\" must be' <<<"$r"
+pub admin '{"cmd":"stats","reply_to":"mosqlite/status"}' -q 1
+r=$(ask '"cmd":"stats"')
+check "an answer to the writer's own topic is refused (not sent, next answer in order)" grep -q '"cmd":"stats","ok":true' <<<"$r"
+check "no answer on the status topic" bash -c "! mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/status -C 1 -W 2 | grep -q cmd"
+
+# --- a backup while 8 producers write -----------------------------------------------
+for p in $(seq 1 $NP); do
+    for i in $(seq 1 $NPER); do echo "{\"values\":{\"build_id\":$p,\"line\":\"p$p $i\"}}"; done >"$T/in.$p"
+done
+PRODUCERS=
+for p in $(seq 1 $NP); do
+    mosquitto_pub -p "$MQTT_PORT" -q 2 -t "$PREFIX_TOPIC/write/build_logs" -l <"$T/in.$p" &
+    PRODUCERS="$PRODUCERS $!"
+done
+wait_until 30 producer_rows -ge 1000
+before=$(sql 'SELECT max(id) FROM build_logs')
+sum_before=$(sql "SELECT count(*) || ' ' || sum(id) || ' ' || sum(length(line)) FROM build_logs WHERE id <= $before")
+r=$(ask '"cmd":"backup","name":"live.db"' 120)
+# shellcheck disable=SC2086
+wait $PRODUCERS
+note "backup while writing: $r"
+check "backup answered with path, size, steps ($r)" \
+    grep -qE '"cmd":"backup","ok":true,"name":"live.db","path":"'"$T"'/backups/live.db","bytes":[1-9][0-9]*,"pages":[0-9]+,"ms":[0-9]+,"steps":[0-9]+' <<<"$r"
+steps=$(sed -n 's/.*"steps":\([0-9]*\).*/\1/p' <<<"$r")
+check "copied in many steps between batches ($steps)" [ "${steps:-0}" -gt 10 ]
+check "no partial file left" bash -c "! ls -A '$T/backups' | grep -q partial"
+check_eq "the backup passes integrity_check" "$(sqlite3 "$T/backups/live.db" 'PRAGMA integrity_check')" ok
+check_eq "the backup holds every row committed before it started ($before rows)" \
+    "$(sqlite3 "$T/backups/live.db" "SELECT count(*) || ' ' || sum(id) || ' ' || sum(length(line)) FROM build_logs WHERE id <= $before")" \
+    "$sum_before"
+wait_until 30 producer_rows -eq $((NP * NPER))
+check_eq "every producer's row applied meanwhile" "$(sql 'SELECT count(*) FROM build_logs WHERE build_id > 0')" $((NP * NPER))
+
+# --- pause and resume -----------------------------------------------------------------
+r=$(ask '"cmd":"pause"')
+check_eq "pause answered" "$r" '{"cmd":"pause","ok":true,"paused":true}'
+wait_until 10 status_has '"paused":true'
+check "status says paused" status_has '"paused":true'
+for i in $(seq 1 $NPAUSE); do echo "{\"values\":{\"build_id\":-1,\"line\":\"paused $i\"}}"; done |
+    mosquitto_pub -p "$MQTT_PORT" -q 2 -t "$PREFIX_TOPIC/write/build_logs" -l
+sleep 1.5
+check_eq "nothing applied while paused" "$(sql 'SELECT count(*) FROM build_logs WHERE build_id = -1')" 0
+r=$(ask '"cmd":"stats"')
+check "stats says paused" grep -q '"paused":true' <<<"$r"
+r=$(ask '"cmd":"resume"')
+check_eq "resume answered" "$r" '{"cmd":"resume","ok":true,"paused":false}'
+wait_until 20 paused_rows $NPAUSE
+check_eq "every request sent while paused applied after resume" \
+    "$(sql 'SELECT count(*) FROM build_logs WHERE build_id = -1')" $NPAUSE
+wait_until 10 status_has '"paused":false'
+check "status says not paused" status_has '"paused":false'
+
+writer_stop
+check_eq "writer exits 0" "$?" 0
+exit "$NFAIL"

@@ -1,0 +1,611 @@
+/* maint.c: running maintenance commands (see maint.h).
+ *
+ * A command arrives on the control connection, inside mq_poll(). The quick ones
+ * (checkpoint, optimize, pause, resume) run and answer at once: that is between batches,
+ * since batches run outside mq_poll(). A backup is set up and then copied a step per
+ * loop turn by maint_tick(); integrity_check and stats start a thread on a read-only
+ * connection and maint_tick() publishes its answer once it is done. Answers go to the
+ * command's reply_to, or its MQTT v5 Response Topic, with its Correlation Data. */
+#include "maint.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "jbuf.h"
+#include "log.h"
+#include "req.h"
+#include "util.h"
+
+#define JOB_POLL_MS      50       /* the loop's longest sleep while a thread works */
+#define OPTIMIZE_LIMIT   1000     /* PRAGMA analysis_limit for optimize */
+#define INTEGRITY_MAX    100      /* problems listed at most */
+
+/* Where an answer goes. */
+struct reply {
+    char *topic;
+    void *corr;
+    int corrlen;
+};
+
+struct backup {
+    sqlite3 *dest;
+    sqlite3_backup *bk;
+    char name[ADMIN_NAME_MAX + 1];
+    char *final, *partial;
+    long long t0;
+    double longest_ms;
+    int steps;
+    int pages;
+    struct reply to;
+    const char *dir;
+    int syncing;                  /* copied: a thread syncs and renames it (backup_sync) */
+    pthread_t th;
+    atomic_int synced;
+    int sync_errno;               /* 0, or why the sync or rename failed */
+};
+
+/* integrity_check or stats, in a thread. */
+struct job {
+    pthread_t th;
+    int cmd;
+    atomic_int done;
+    struct maint *m;
+    int paused;                   /* for stats: as it was when asked */
+    struct jbuf out;              /* the answer, written by the thread */
+    struct reply to;
+};
+
+struct maint {
+    struct maint_opts o;
+    int paused;
+    struct backup *bk;
+    struct job *job;
+    struct jbuf out;
+};
+
+static void reply_free(struct reply *r)
+{
+    free(r->topic);
+    free(r->corr);
+    r->topic = NULL;
+    r->corr = NULL;
+}
+
+static int reply_set(struct reply *r, const char *topic, const void *corr, int corrlen)
+{
+    r->topic = strdup(topic);
+    r->corr = NULL;
+    r->corrlen = 0;
+    if (corr && corrlen > 0 && (r->corr = malloc((size_t)corrlen))) {
+        memcpy(r->corr, corr, (size_t)corrlen);
+        r->corrlen = corrlen;
+    }
+    return r->topic ? 0 : -1;
+}
+
+static void send_to(struct maint *m, const struct reply *to, const struct jbuf *b)
+{
+    if (!b->oom)
+        mq_publish(m->o.mq, to->topic, b->s, b->len, 1, 0, to->corr, to->corrlen);
+}
+
+static void answer_error(struct maint *m, const struct reply *to, const char *cmd, const char *error)
+{
+    log_warn("admin %s: %s", cmd ? cmd : "?", error);
+    if (!admin_error(&m->out, cmd, error))
+        send_to(m, to, &m->out);
+}
+
+struct maint *maint_new(const struct maint_opts *o)
+{
+    struct maint *m = calloc(1, sizeof *m);
+
+    if (m)
+        m->o = *o;
+    return m;
+}
+
+/* --- backup ------------------------------------------------------------------------ */
+
+static void backup_free(struct backup *b, int remove_partial)
+{
+    if (!b)
+        return;
+    if (b->syncing)
+        pthread_join(b->th, NULL);
+    if (b->bk)
+        sqlite3_backup_finish(b->bk);
+    if (b->dest)
+        sqlite3_close(b->dest);
+    if (remove_partial && b->partial)
+        unlink(b->partial);
+    free(b->final);
+    free(b->partial);
+    reply_free(&b->to);
+    free(b);
+}
+
+/* Would backup-dir/name be the database or one of its side files? */
+static int is_live_file(const struct maint *m, const char *name)
+{
+    const char *base = strrchr(m->o.db_path, '/');
+    char *dbdir = strdup(m->o.db_path);
+    struct stat a, b;
+    size_t n;
+    int same;
+
+    if (!dbdir)
+        return 1;
+    base = base ? base + 1 : m->o.db_path;
+    if (strrchr(dbdir, '/'))
+        *strrchr(dbdir, '/') = '\0';
+    else
+        strcpy(dbdir, ".");
+    same = !stat(dbdir, &a) && !stat(m->o.backup_dir, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    free(dbdir);
+    n = strlen(base);
+    return same && !strncmp(name, base, n) &&
+           (!name[n] || !strcmp(name + n, "-wal") || !strcmp(name + n, "-shm") ||
+            !strcmp(name + n, "-journal"));
+}
+
+static void backup_start(struct maint *m, const struct admin_req *r, const struct reply *to)
+{
+    struct backup *b;
+    char err[512];
+
+    if (!m->o.backup_dir || !*m->o.backup_dir) {
+        answer_error(m, to, "backup", "backups are off: backup-dir is not set in the writer's config");
+        return;
+    }
+    if (m->bk) {
+        snprintf(err, sizeof err, "a backup is in progress (%s)", m->bk->name);
+        answer_error(m, to, "backup", err);
+        return;
+    }
+    if (mkdir(m->o.backup_dir, 0750) && errno != EEXIST) {
+        snprintf(err, sizeof err, "%s: %s", m->o.backup_dir, strerror(errno));
+        answer_error(m, to, "backup", err);
+        return;
+    }
+    if (is_live_file(m, r->name)) {
+        answer_error(m, to, "backup", "that name is the database itself or one of its files");
+        return;
+    }
+    if (!(b = calloc(1, sizeof *b)) || reply_set(&b->to, to->topic, to->corr, to->corrlen) ||
+        !(b->final = malloc(strlen(m->o.backup_dir) + strlen(r->name) + 2)) ||
+        !(b->partial = malloc(strlen(m->o.backup_dir) + strlen(r->name) + 12))) {
+        backup_free(b, 0);
+        answer_error(m, to, "backup", "out of memory");
+        return;
+    }
+    snprintf(b->name, sizeof b->name, "%s", r->name);
+    sprintf(b->final, "%s/%s", m->o.backup_dir, r->name);
+    sprintf(b->partial, "%s/.%s.partial", m->o.backup_dir, r->name);
+    unlink(b->partial);
+    if (sqlite3_open_v2(b->partial, &b->dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+        !(b->bk = sqlite3_backup_init(b->dest, "main", m->o.h, "main"))) {
+        snprintf(err, sizeof err, "%s: %s", b->partial, b->dest ? sqlite3_errmsg(b->dest) : "cannot open");
+        answer_error(m, to, "backup", err);
+        backup_free(b, 1);
+        return;
+    }
+    /* No journal and no fsync per step: the partial file is nobody's until renamed,
+     * and it is synced once, whole, before that (backup_sync). */
+    sqlite3_exec(b->dest, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF", NULL, NULL, NULL);
+    b->t0 = util_now_ms();
+    m->bk = b;
+    log_info("backup to %s started", b->final);
+}
+
+/* In a thread, since syncing a large copy can take seconds: the complete copy on disk,
+ * then its name in the directory. */
+static void *backup_sync(void *arg)
+{
+    struct backup *b = arg;
+    int fd, rc = -1;
+
+    errno = 0;
+    if ((fd = open(b->partial, O_RDONLY)) >= 0) {
+        rc = fsync(fd);
+        close(fd);
+    }
+    if (rc || rename(b->partial, b->final)) {
+        b->sync_errno = errno ? errno : EIO;
+    } else if ((fd = open(b->dir, O_RDONLY)) >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    atomic_store(&b->synced, 1);
+    return NULL;
+}
+
+static void backup_answer(struct maint *m, struct backup *b)
+{
+    long long ms = util_now_ms() - b->t0;
+    struct stat st;
+
+    log_info("backup to %s done: %d pages in %lld ms, %d steps, longest %.1f ms",
+             b->final, b->pages, ms, b->steps, b->longest_ms);
+    admin_ok(&m->out, "backup");
+    jb_puts(&m->out, ",\"name\":");
+    jb_cstr(&m->out, b->name);
+    jb_puts(&m->out, ",\"path\":");
+    jb_cstr(&m->out, b->final);
+    jb_puts(&m->out, ",\"bytes\":");
+    jb_int(&m->out, stat(b->final, &st) ? -1 : (long long)st.st_size);
+    jb_puts(&m->out, ",\"pages\":");
+    jb_int(&m->out, b->pages);
+    jb_puts(&m->out, ",\"ms\":");
+    jb_int(&m->out, ms);
+    jb_puts(&m->out, ",\"steps\":");
+    jb_int(&m->out, b->steps);
+    jb_puts(&m->out, ",\"longest_step_ms\":");
+    jb_double(&m->out, (double)(long long)(b->longest_ms * 1000.0) / 1000.0);
+    if (!admin_end(&m->out))
+        send_to(m, &b->to, &m->out);
+}
+
+/* One step; once copied, close and start the sync; once synced, answer. */
+static void backup_step(struct maint *m)
+{
+    struct backup *b = m->bk;
+    double t, dt;
+    char err[1024];
+    int rc;
+
+    if (b->syncing) {
+        if (!atomic_load(&b->synced))
+            return;
+        if (b->sync_errno) {
+            snprintf(err, sizeof err, "syncing and renaming %s: %s", b->partial, strerror(b->sync_errno));
+            answer_error(m, &b->to, "backup", err);
+        } else {
+            backup_answer(m, b);
+        }
+        backup_free(b, b->sync_errno != 0);
+        m->bk = NULL;
+        return;
+    }
+    t = util_now_exact_ms();
+    rc = sqlite3_backup_step(b->bk, (int)m->o.step_pages);
+    dt = util_now_exact_ms() - t;
+    b->steps++;
+    if (dt > b->longest_ms)
+        b->longest_ms = dt;
+    if (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        return;
+    b->pages = sqlite3_backup_pagecount(b->bk);
+    sqlite3_backup_finish(b->bk);
+    b->bk = NULL;
+    if (rc == SQLITE_DONE && sqlite3_close(b->dest) == SQLITE_OK) {
+        b->dest = NULL;
+        b->dir = m->o.backup_dir;
+        atomic_init(&b->synced, 0);
+        if (!pthread_create(&b->th, NULL, backup_sync, b)) {
+            b->syncing = 1;
+            return;
+        }
+        snprintf(err, sizeof err, "cannot start a thread to sync %s", b->partial);
+    } else {
+        snprintf(err, sizeof err, "%s: %s", b->partial,
+                 b->dest && sqlite3_errcode(b->dest) ? sqlite3_errmsg(b->dest) : sqlite3_errstr(rc));
+    }
+    answer_error(m, &b->to, "backup", err);
+    backup_free(b, 1);
+    m->bk = NULL;
+}
+
+/* --- integrity_check and stats, in a thread ----------------------------------------- */
+
+static long long one_int(sqlite3 *h, const char *sql)
+{
+    sqlite3_stmt *st;
+    long long v = -1;
+
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static long long file_size(const char *path, const char *suffix)
+{
+    struct stat st;
+    char *p = util_join(path, suffix);
+    long long n = p && !stat(p, &st) ? (long long)st.st_size : 0;
+
+    free(p);
+    return n;
+}
+
+static void run_integrity(struct job *j, sqlite3 *h)
+{
+    sqlite3_stmt *st;
+    char sql[64];
+    int n = 0, ok = 0, rc;
+
+    snprintf(sql, sizeof sql, "PRAGMA integrity_check(%d)", INTEGRITY_MAX);
+    jb_puts(&j->out, ",\"problems\":[");
+    if (sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK) {
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *t = (const char *)sqlite3_column_text(st, 0);
+            if (t && !strcmp(t, "ok")) {
+                ok = 1;
+                continue;
+            }
+            if (n++)
+                jb_putc(&j->out, ',');
+            jb_cstr(&j->out, t);
+        }
+        if (rc != SQLITE_DONE) {
+            if (n++)
+                jb_putc(&j->out, ',');
+            jb_cstr(&j->out, sqlite3_errmsg(h));
+        }
+    }
+    sqlite3_finalize(st);
+    jb_puts(&j->out, "],\"result\":");
+    jb_cstr(&j->out, ok && !n ? "ok" : "problems");
+}
+
+static void run_stats(struct job *j, sqlite3 *h)
+{
+    const struct schema *s = j->m->o.schema;
+    char sql[1024];
+    int i, n = 0;
+
+    jb_puts(&j->out, ",\"tables\":{");
+    for (i = 0; i < s->ntables; i++) {
+        if (!strncmp(s->tables[i].name, "sqlite_", 7))
+            continue;
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", s->tables[i].quoted);
+        if (n++)
+            jb_putc(&j->out, ',');
+        jb_cstr(&j->out, s->tables[i].name);
+        jb_putc(&j->out, ':');
+        jb_int(&j->out, one_int(h, sql));
+    }
+    jb_puts(&j->out, "},\"file_bytes\":");
+    jb_int(&j->out, file_size(j->m->o.db_path, ""));
+    jb_puts(&j->out, ",\"wal_bytes\":");
+    jb_int(&j->out, file_size(j->m->o.db_path, "-wal"));
+    jb_puts(&j->out, ",\"page_size\":");
+    jb_int(&j->out, one_int(h, "PRAGMA page_size"));
+    jb_puts(&j->out, ",\"page_count\":");
+    jb_int(&j->out, one_int(h, "PRAGMA page_count"));
+    jb_puts(&j->out, ",\"freelist_count\":");
+    jb_int(&j->out, one_int(h, "PRAGMA freelist_count"));
+    jb_puts(&j->out, ",\"ids_kept\":");
+    jb_int(&j->out, one_int(h, "SELECT count(*) FROM mosqlite_applied"));
+    jb_puts(&j->out, ",\"rejected_kept\":");
+    jb_int(&j->out, one_int(h, "SELECT count(*) FROM mosqlite_rejected"));
+    jb_puts(&j->out, j->paused ? ",\"paused\":true" : ",\"paused\":false");
+}
+
+static void *job_main(void *arg)
+{
+    struct job *j = arg;
+    sqlite3 *h = NULL;
+    long long t0 = util_now_ms();
+
+    admin_ok(&j->out, admin_names[j->cmd]);
+    if (sqlite3_open_v2(j->m->o.db_path, &h, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        admin_error(&j->out, admin_names[j->cmd], h ? sqlite3_errmsg(h) : "cannot open the database");
+        sqlite3_close(h);
+        atomic_store(&j->done, 1);
+        return NULL;
+    }
+    sqlite3_busy_timeout(h, (int)j->m->o.busy_timeout_ms);
+    if (j->cmd == ADMIN_INTEGRITY)
+        run_integrity(j, h);
+    else
+        run_stats(j, h);
+    sqlite3_close(h);
+    jb_puts(&j->out, ",\"ms\":");
+    jb_int(&j->out, util_now_ms() - t0);
+    admin_end(&j->out);
+    atomic_store(&j->done, 1);
+    return NULL;
+}
+
+static void job_start(struct maint *m, int cmd, const struct reply *to)
+{
+    struct job *j;
+    char err[256];
+
+    if (m->job) {
+        snprintf(err, sizeof err, "%s is still running: one at a time", admin_names[m->job->cmd]);
+        answer_error(m, to, admin_names[cmd], err);
+        return;
+    }
+    if (!(j = calloc(1, sizeof *j)) || reply_set(&j->to, to->topic, to->corr, to->corrlen)) {
+        if (j)
+            reply_free(&j->to);
+        free(j);
+        answer_error(m, to, admin_names[cmd], "out of memory");
+        return;
+    }
+    j->cmd = cmd;
+    j->m = m;
+    j->paused = m->paused;
+    atomic_init(&j->done, 0);
+    if (pthread_create(&j->th, NULL, job_main, j)) {
+        reply_free(&j->to);
+        free(j);
+        answer_error(m, to, admin_names[cmd], "cannot start a thread");
+        return;
+    }
+    m->job = j;
+}
+
+static void job_free(struct job *j)
+{
+    pthread_join(j->th, NULL);
+    jb_free(&j->out);
+    reply_free(&j->to);
+    free(j);
+}
+
+/* --- the quick ones ------------------------------------------------------------------ */
+
+static void checkpoint(struct maint *m, const struct reply *to)
+{
+    long long t0 = util_now_ms();
+    int log = 0, done = 0, rc;
+
+    rc = sqlite3_wal_checkpoint_v2(m->o.h, "main", SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+        answer_error(m, to, "checkpoint", sqlite3_errmsg(m->o.h));
+        return;
+    }
+    admin_ok(&m->out, "checkpoint");
+    jb_puts(&m->out, ",\"wal_frames\":");
+    jb_int(&m->out, log);
+    jb_puts(&m->out, ",\"checkpointed\":");
+    jb_int(&m->out, done);
+    /* BUSY: readers still used part of the WAL: copied what it could, not truncated. */
+    jb_puts(&m->out, rc == SQLITE_OK ? ",\"complete\":true" : ",\"complete\":false");
+    jb_puts(&m->out, ",\"ms\":");
+    jb_int(&m->out, util_now_ms() - t0);
+    if (!admin_end(&m->out))
+        send_to(m, to, &m->out);
+}
+
+static void optimize(struct maint *m, const struct reply *to)
+{
+    long long t0 = util_now_ms();
+    sqlite3 *h = NULL;
+    char sql[128], *emsg = NULL;
+    int rc;
+
+    snprintf(sql, sizeof sql, "PRAGMA analysis_limit=%d; PRAGMA optimize;", OPTIMIZE_LIMIT);
+    rc = sqlite3_open_v2(m->o.db_path, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(h, (int)m->o.busy_timeout_ms);
+        rc = sqlite3_exec(h, sql, NULL, NULL, &emsg);
+    }
+    if (rc != SQLITE_OK) {
+        answer_error(m, to, "optimize", emsg ? emsg : h ? sqlite3_errmsg(h) : "cannot open the database");
+        sqlite3_free(emsg);
+        sqlite3_close(h);
+        return;
+    }
+    sqlite3_close(h);
+    admin_ok(&m->out, "optimize");
+    jb_puts(&m->out, ",\"ms\":");
+    jb_int(&m->out, util_now_ms() - t0);
+    if (!admin_end(&m->out))
+        send_to(m, to, &m->out);
+}
+
+static void pause_resume(struct maint *m, int pause, const struct reply *to)
+{
+    long long retry_at;
+
+    if (pause != m->paused)
+        log_info(pause ? "paused by an admin command" : "resumed by an admin command");
+    m->paused = pause;
+    if (pause)
+        mq_accept(m->o.mq, 0);
+    else if (!batch_stalled(m->o.batch, &retry_at))
+        mq_accept(m->o.mq, 1);
+    batch_paused(m->o.batch, pause);
+    admin_ok(&m->out, pause ? "pause" : "resume");
+    jb_puts(&m->out, pause ? ",\"paused\":true" : ",\"paused\":false");
+    if (!admin_end(&m->out))
+        send_to(m, to, &m->out);
+}
+
+void maint_command(void *ud, const char *payload, size_t len, const char *resp_topic,
+                   const void *corr, int corrlen)
+{
+    struct maint *m = ud;
+    struct admin_req r;
+    struct reply to;
+    char err[512];
+    int rc;
+
+    rc = admin_parse(payload, len, m->o.prefix, &r, err, sizeof err);
+    to.topic = r.reply_to[0] ? r.reply_to : (char *)resp_topic;
+    to.corr = (void *)corr;
+    to.corrlen = corrlen;
+    if (to.topic && !r.reply_to[0] && !req_reply_topic_ok(to.topic, m->o.prefix)) {
+        log_warn("admin answer to %s refused: not a topic for answers", to.topic);
+        return;
+    }
+    if (!to.topic) {
+        log_warn("admin command without reply_to ignored");
+        return;
+    }
+    if (rc) {
+        answer_error(m, &to, r.cmd >= 0 ? admin_names[r.cmd] : NULL, err);
+        return;
+    }
+    log_info("admin %s%s%s", admin_names[r.cmd], r.name[0] ? " " : "", r.name);
+    switch (r.cmd) {
+    case ADMIN_BACKUP:     backup_start(m, &r, &to); break;
+    case ADMIN_CHECKPOINT: checkpoint(m, &to); break;
+    case ADMIN_INTEGRITY:  job_start(m, ADMIN_INTEGRITY, &to); break;
+    case ADMIN_OPTIMIZE:   optimize(m, &to); break;
+    case ADMIN_STATS:      job_start(m, ADMIN_STATS, &to); break;
+    case ADMIN_PAUSE:      pause_resume(m, 1, &to); break;
+    case ADMIN_RESUME:     pause_resume(m, 0, &to); break;
+    }
+}
+
+void maint_tick(struct maint *m)
+{
+    if (!m)
+        return;
+    if (m->paused)
+        mq_accept(m->o.mq, 0);     /* a stall that ended must not reopen it */
+    if (m->bk)
+        backup_step(m);
+    if (m->job && atomic_load(&m->job->done)) {
+        send_to(m, &m->job->to, &m->job->out);
+        job_free(m->job);
+        m->job = NULL;
+    }
+}
+
+int maint_wait_ms(const struct maint *m, int max_ms)
+{
+    if (!m)
+        return max_ms;
+    if ((m->bk && (!m->bk->syncing || atomic_load(&m->bk->synced))) ||
+        (m->job && atomic_load(&m->job->done)))
+        return 0;
+    if ((m->job || m->bk) && max_ms > JOB_POLL_MS)
+        return JOB_POLL_MS;
+    return max_ms;
+}
+
+int maint_paused(const struct maint *m)
+{
+    return m ? m->paused : 0;
+}
+
+void maint_free(struct maint *m)
+{
+    if (!m)
+        return;
+    if (m->bk) {
+        log_warn("stopping: backup to %s abandoned", m->bk->final);
+        backup_free(m->bk, 1);
+    }
+    if (m->job)
+        job_free(m->job);
+    jb_free(&m->out);
+    free(m);
+}
