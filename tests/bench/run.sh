@@ -13,6 +13,7 @@
 #                                    the writer drains a backlog (top functions)
 #   KEEP=1 ...                       keep the temp dir (databases, logs, raw results)
 #   NO_PAGE=1 ...                    skip line 6, the page in Chromium (tests/bench/page.sh)
+#   NO_ADMIN=1, NO_REPLICA=1 ...     skip lines A/H (admin.sh) and R (replica.sh)
 #
 # The C drivers (mqbench.c, sqlbench.c) are compiled into build/bench/. Raw key=value
 # results of each step are kept in $T/results.
@@ -463,6 +464,19 @@ if [ -z "${NO_PAGE:-}" ] && [ -n "$HAVE_WRITER" ]; then
     say "page: opening a 5,000- and a 50,000-line log in Chromium"
     sh "$ROOT/tests/bench/page.sh" 2>"$T/page.err" | grep -E '^6' ||
         row 6 "page: opening a long log" - - - "not measured: $(tail -n 1 "$T/page.err")"
+fi
+# A, H: maintenance and hooks (tests/bench/admin.sh); R: read replicas
+# (tests/bench/replica.sh). Each with brokers and writers of its own. NO_ADMIN=1,
+# NO_REPLICA=1 skip them.
+if [ -z "${NO_ADMIN:-}" ] && [ -n "$HAVE_WRITER" ]; then
+    say "maintenance and hooks: a backup while requests arrive, a slow hook"
+    bash "$ROOT/tests/bench/admin.sh" 2>"$T/admin.err" | grep -E '^([AH][0-9]|    )' ||
+        row A "maintenance and hooks" - - - "not measured: $(tail -n 1 "$T/admin.err")"
+fi
+if [ -z "${NO_REPLICA:-}" ] && [ -n "$HAVE_WRITER" ]; then
+    say "read replicas: the writer with 0, 1 and 4 replicas; replica lag"
+    sh "$ROOT/tests/bench/replica.sh" 2>"$T/replica.err" | grep -E '^R[0-9]' ||
+        row R "read replicas" - - - "not measured: $(tail -n 1 "$T/replica.err")"
 fi
 echo "# /line1: against the 1-publisher broker ceiling (line 1.1); /line3a: against one sqlite3 per write."
 echo "# Request session: MQTT $REQ_PROTO (the bare subscriber of lines 1 and 1d too; receive maximum $RECV_MAX)."
