@@ -18,6 +18,7 @@
 #define _GNU_SOURCE                     /* pwritev */
 #include "spool.h"
 #include "mosqlite.h"
+#include "log.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -69,6 +70,14 @@ static void seg_unlink(spool *sp, unsigned long seg)
     unlink(path);
 }
 
+/* cut: drop what a short write left past len. Best effort (the next append writes at
+ * len again); a failure is only logged in verbose mode. */
+static void cut(int fd, off_t len)
+{
+    if (ftruncate(fd, len) != 0)
+        log_debug("spool: ftruncate: %s", strerror(errno));
+}
+
 /* Lock held. Record where delivery stands. */
 static void state_write(spool *sp)
 {
@@ -77,7 +86,7 @@ static void state_write(spool *sp)
                      sp->rseg, (long long)sp->roff, sp->rseq, sp->inflight);
 
     if (pwrite(sp->sfd, line, (size_t)n, 0) == n)
-        (void)ftruncate(sp->sfd, n);
+        cut(sp->sfd, n);
 }
 
 /* The lowest and highest segment numbers in the directory; 0 when there is none. */
@@ -272,7 +281,7 @@ int spool_append(spool *sp, char kind, const char *text, size_t len, int force)
     n = pwritev(sp->wfd, iov, 3, sp->woff);
     if (n != (ssize_t)(len + 2)) {
         if (n > 0)
-            (void)ftruncate(sp->wfd, sp->woff);
+            cut(sp->wfd, sp->woff);
         goto out;
     }
     sp->woff += n;
@@ -300,7 +309,7 @@ int spool_append_many(spool *sp, const char *recs, size_t len, long n)
     w = pwrite(sp->wfd, recs, len, sp->woff);
     if (w != (ssize_t)len) {
         if (w > 0)
-            (void)ftruncate(sp->wfd, sp->woff);
+            cut(sp->wfd, sp->woff);
         goto out;
     }
     sp->woff += w;
