@@ -137,23 +137,70 @@ static int printable_id(const char *s)
     return n >= 1 && n <= 128;
 }
 
-static int topic_ok(const char *s)
+static const char *json_type_name(const cJSON *v)
 {
-    size_t n = strlen(s);
-    return n > 0 && n <= 65535 && !strpbrk(s, "+#");
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsBool(v)) return "a boolean";
+    if (cJSON_IsNull(v)) return "null";
+    if (cJSON_IsArray(v)) return "an array";
+    return "an object";
+}
+
+/* The control characters MQTT forbids in a topic (U+0001-U+001F, U+007F-U+009F); the
+ * broker drops the connection of a client that publishes to such a topic. */
+static size_t control_char(const char *s, unsigned *cp)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i;
+
+    for (i = 0; p[i]; i++) {
+        if (p[i] < 0x20 || p[i] == 0x7f) {
+            *cp = p[i];
+            return i + 1;
+        }
+        if (p[i] == 0xc2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f) {
+            *cp = p[i + 1];
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+int req_reply_check(const char *topic, const char *prefix, char *err, size_t errlen)
+{
+    size_t len = strlen(topic), n = prefix ? strlen(prefix) : 0, at;
+    const char *w, *rest;
+    unsigned cp;
+
+    if (!len)
+        return util_fail(err, errlen, "\"reply_to\" is empty: give the topic for the receipt");
+    if (len > REQ_TOPIC_MAX)
+        return util_fail(err, errlen, "\"reply_to\" is %zu bytes long: a topic name is at most %d",
+                         len, REQ_TOPIC_MAX);
+    if ((w = strpbrk(topic, "+#")))
+        return util_fail(err, errlen, "\"reply_to\" contains the wildcard \"%c\" (byte %zu): a receipt "
+                         "needs a topic name, not a filter", *w, (size_t)(w - topic));
+    if ((at = control_char(topic, &cp)))
+        return util_fail(err, errlen, "\"reply_to\" contains the control character U+%04X (byte %zu), "
+                         "which a topic name may not", cp, at - 1);
+    if (topic[0] == '$')
+        return util_fail(err, errlen, "\"reply_to\" may not start with \"$\": the broker keeps $ topics "
+                         "for itself and refuses a client's publish to them");
+    if (!n || strncmp(topic, prefix, n) || (topic[n] != '/' && topic[n]))
+        return 0;                    /* outside the prefix: the broker's ACL decides */
+    rest = topic + n;
+    if (!strncmp(rest, "/receipts/", 10) || !strncmp(rest, "/reply/", 7))
+        return 0;
+    return util_fail(err, errlen, "\"reply_to\" may not be one of the writer's own topics: use "
+                     "%s/receipts/... or a topic outside %s/", prefix, prefix);
 }
 
 int req_reply_topic_ok(const char *topic, const char *prefix)
 {
-    size_t n = prefix ? strlen(prefix) : 0;
-    const char *rest;
+    char err[8];
 
-    if (!topic_ok(topic))
-        return 0;
-    if (!n || strncmp(topic, prefix, n) || (topic[n] != '/' && topic[n]))
-        return 1;                    /* outside the prefix: the ACL decides */
-    rest = topic + n;
-    return !strncmp(rest, "/receipts/", 10) || !strncmp(rest, "/reply/", 7);
+    return !req_reply_check(topic, prefix, err, sizeof err);
 }
 
 const char *req_blob_text(const cJSON *v)
@@ -481,21 +528,22 @@ static int parse_envelope(struct req *r, const struct req_limits *lim, const cha
         return util_fail(err, errlen, "a request must be a JSON object");
     if (dup_keys(r->root, "the request", err, errlen))
         return -1;
-    f = cJSON_GetObjectItemCaseSensitive(r->root, "reply_to");
-    if (f) {
-        if (!cJSON_IsString(f) || !topic_ok(f->valuestring))
-            return scan_err ? -1 : util_fail(err, errlen, "\"reply_to\" must be a topic name without wildcards");
-        if (!req_reply_topic_ok(f->valuestring, lim->prefix))
-            return scan_err ? -1 : util_fail(err, errlen, "\"reply_to\" may not be one of the writer's own "
-                                        "topics: use %s/receipts/... or a topic outside %s/",
-                                        lim->prefix, lim->prefix);
-        r->reply_to = f->valuestring;
-    }
+    /* The id first: a request with a bad reply_to still names its id in the rejection. */
     f = cJSON_GetObjectItemCaseSensitive(r->root, "id");
     if (f) {
         if (!cJSON_IsString(f) || !printable_id(f->valuestring))
             return scan_err ? -1 : util_fail(err, errlen, "\"id\" must be a string of 1 to 128 printable ASCII characters");
         r->id = f->valuestring;
+    }
+    f = cJSON_GetObjectItemCaseSensitive(r->root, "reply_to");
+    if (f) {
+        if (!cJSON_IsString(f))
+            return scan_err ? -1 : util_fail(err, errlen, "\"reply_to\" must be a string (a topic name), not %s",
+                                        json_type_name(f));
+        if (scan_err ? !req_reply_topic_ok(f->valuestring, lim->prefix)
+                     : req_reply_check(f->valuestring, lim->prefix, err, errlen))
+            return -1;
+        r->reply_to = f->valuestring;
     }
     return scan_err ? -1 : 0;
 }

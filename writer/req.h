@@ -87,9 +87,16 @@ void req_free(struct req *r);
  * or -1 if the text is not base64. out needs room for n / 4 * 3 + 3 bytes. */
 long req_base64_decode(const char *in, size_t n, unsigned char *out);
 
-/* May the writer publish a receipt or answer to topic? Not under PREFIX/ except
- * PREFIX/receipts/... and PREFIX/reply/..., so a request cannot make the writer
- * publish on its own status, events or rejections, or as a request. */
+/* The longest topic name MQTT can carry. */
+#define REQ_TOPIC_MAX 65535
+
+/* May the writer publish a receipt or answer to topic? A topic name (not empty, at
+ * most REQ_TOPIC_MAX bytes, no wildcard, no control character), not a $ topic (the
+ * broker refuses those, and Mosquitto may drop the connection that tried), and not
+ * under PREFIX/ except PREFIX/receipts/... and PREFIX/reply/..., so a request cannot
+ * make the writer publish on its own status, events or rejections, or as a request.
+ * req_reply_check: 0, or -1 with the rejection text in err; req_reply_topic_ok: 1 or 0. */
+int req_reply_check(const char *topic, const char *prefix, char *err, size_t errlen);
 int req_reply_topic_ok(const char *topic, const char *prefix);
 
 /* If v is {"$base64": "..."} return the string, else NULL. */

@@ -260,8 +260,28 @@ bad("write/kinds", 'column "b": a blob is {"$base64": "..."} with a string and n
 for v in ["1", "null", "true", "[]", "{}", '""', '"' + "x" * 129 + '"', '"a\\u0001b"', '"caf\u00e9"',
           '"tab\\there"', '"\\u007f"', '["id"]']:
     bad("write/nokey", '"id" must be a string of 1 to 128 printable ASCII characters', '{"id":%s,"values":{"x":"a"}}' % v)
-for v in ["1", "null", '""', '"a/+/b"', '"a/#"', '"#"', "[]", "{}", "false"]:
-    bad("write/nokey", '"reply_to" must be a topic name without wildcards', '{"reply_to":%s,"values":{"x":"a"}}' % v)
+# reply_to: each fault named (a $ topic or a control character would make the broker
+# refuse the receipt, and Mosquitto may drop the writer's connection for it).
+for v, t in [("1", "a number"), ("null", "null"), ("[]", "an array"), ('["a"]', "an array"),
+             ("{}", "an object"), ("false", "a boolean")]:
+    bad("write/nokey", '"reply_to" must be a string (a topic name), not %s' % t,
+        '{"reply_to":%s,"values":{"x":"a"}}' % v)
+bad("write/nokey", '"reply_to" is empty: give the topic for the receipt', '{"reply_to":"","values":{"x":"a"}}')
+for v, c, at in [("a/+/b", "+", 2), ("a/#", "#", 2), ("#", "#", 0)]:
+    bad("write/nokey", '"reply_to" contains the wildcard "%s" (byte %d): a receipt needs a topic name, not a filter' % (c, at),
+        '{"reply_to":"%s","values":{"x":"a"}}' % v)
+bad("write/nokey", '"reply_to" is 70000 bytes long: a topic name is at most 65535',
+    '{"reply_to":"%s","values":{"x":"a"}}' % ("r" * 70000))
+for v, cp, at in [("a\\nb", 0x0A, 1), ("a\\u0001", 0x01, 1), ("tab\\there", 0x09, 3), ("x\\u007f", 0x7F, 1),
+                  ("x\u0085y", 0x85, 1), ("r/\x7f", 0x7F, 2)]:
+    bad("write/nokey", '"reply_to" contains the control character U+%04X (byte %d), which a topic name may not' % (cp, at),
+        '{"reply_to":"%s","values":{"x":"a"}}' % v)
+for v in ["$SYS/x", "$SYS/broker/version", "$share/g/t", "$x"]:
+    bad("write/nokey", '"reply_to" may not start with "$": the broker keeps $ topics for itself and refuses a '
+        "client's publish to them", '{"id":"rt-dollar","reply_to":"%s","values":{"x":"a"}}' % v)
+for v in ["mosqlite/status", "mosqlite/write/nokey", "mosqlite/events/nokey", "mosqlite/rejected", "mosqlite"]:
+    bad("write/nokey", '"reply_to" may not be one of the writer\'s own topics: use mosqlite/receipts/... or a '
+        'topic outside mosqlite/', '{"reply_to":"%s","values":{"x":"a"}}' % v)
 for v in ["1", "null", "[]", '{"name":"nokey"}', "true"]:
     bad("write", '"table" must be a string', '{"table":%s,"values":{"x":"a"}}' % v)
 for f in ("values",):
