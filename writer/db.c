@@ -10,16 +10,20 @@
 #include "db.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "sql.h"
 #include "utf8.h"
+#include "util.h"
 #include "val.h"
 
 struct db {
@@ -33,6 +37,7 @@ struct db {
     struct jbuf rows;             /* event rows of the open batch */
     struct db_event *ev;
     int nev, capev;
+    int lock_fd;                  /* PATH-writer.lock, held (flock) while open; or -1 */
 };
 
 /* Where a request started in the batch's events, to put them back if it is rejected. */
@@ -114,6 +119,48 @@ static int exec(struct db *db, const char *sql, char *err, size_t errlen)
 }
 
 /* Open or create the file (and its directory), in WAL mode, with the pragmas. */
+/* One writer per database file: an exclusive flock on PATH-writer.lock, held for the
+ * writer's life, holding its pid. flock, not fcntl: SQLite's own fcntl locks on the
+ * database are released whenever any descriptor of that file is closed, and a flock
+ * on a file of its own cannot be lost that way. The file is never removed (removing
+ * it would let a third writer lock a new file while the first still runs). */
+static int lock_file(struct db *db, const char *path, char *err, size_t errlen)
+{
+    char *lp = util_join(path, "-writer.lock");
+    char pid[32];
+    ssize_t n;
+    int fd;
+
+    if (!lp)
+        return util_fail(err, errlen, "out of memory");
+    fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        util_fail(err, errlen, "%s: cannot open its lock file %s: %s", path, lp, strerror(errno));
+        free(lp);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        int e = errno;
+        n = read(fd, pid, sizeof pid - 1);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (e == EWOULDBLOCK)
+            util_fail(err, errlen, "database %s is in use by another mosqlite-writer (pid %s, lock "
+                      "%s): one writer per database file", path, pid[0] ? pid : "unknown", lp);
+        else
+            util_fail(err, errlen, "%s: cannot lock %s: %s", path, lp, strerror(e));
+        close(fd);
+        free(lp);
+        return -1;
+    }
+    free(lp);
+    snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) || write(fd, pid, strlen(pid)) < 0)
+        log_warn("%s-writer.lock: cannot record the pid: %s", path, strerror(errno));
+    db->lock_fd = fd;
+    return 0;
+}
+
 static int open_file(struct db *db, const struct db_opts *o, char *err, size_t errlen)
 {
     char pragma[128];
@@ -123,6 +170,8 @@ static int open_file(struct db *db, const struct db_opts *o, char *err, size_t e
         snprintf(err, errlen, "%s: cannot create its directory: %s", o->path, strerror(errno));
         return -1;
     }
+    if (lock_file(db, o->path, err, errlen))
+        return -1;
     if (sqlite3_open_v2(o->path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                         SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", o->path, db->h ? sqlite3_errmsg(db->h) : "cannot open");
@@ -193,6 +242,7 @@ struct db *db_open(const struct db_opts *o, char *err, size_t errlen)
     }
     db->o = *o;
     db->trusted = 1;
+    db->lock_fd = -1;
     if (open_file(db, o, err, errlen) || schema_migrate(db->h, o->schema_dir, err, errlen) ||
         create_internal(db, err, errlen) || schema_load(db->h, o->tables, &db->schema, err, errlen))
         goto fail;
@@ -229,6 +279,8 @@ void db_close(struct db *db)
     schema_free(&db->schema);
     jb_free(&db->rows);
     free(db->ev);
+    if (db->lock_fd >= 0)
+        close(db->lock_fd);
     free(db);
 }
 

@@ -305,7 +305,7 @@ static void writer_serve(void)
     char err[1024];
     long long retry_at;
 
-    while (!stop_requested) {
+    while (!stop_requested && !mq_taken_over(w.mq)) {
         long long now;
 
         mq_poll(w.mq, poll_timeout(util_now_ms()));
@@ -344,6 +344,11 @@ static int writer_shut_down(void)
     if (mq_queued(w.mq)) {
         log_error("exiting with %zu requests not applied: %s", mq_queued(w.mq), batch_error(w.batch));
         exit_code = 1;
+    }
+    if (mq_taken_over(w.mq)) {
+        /* Another writer has our client id: its status is the one that counts. */
+        log_error("exiting: client id %s is taken by another client", cf.client_id);
+        return 1;
     }
     batch_status(w.batch, "offline");
     mq_flush(w.mq, FLUSH_MS);

@@ -56,7 +56,15 @@ struct mq {
     int proto;               /* request session: MQ_PROTO_311 or MQ_PROTO_5; 0 undecided */
     long long ctl_up_ms;     /* when ctl last connected: the broker's version is due */
     char broker_version[32]; /* "2.0.21", from $SYS/broker/version; "" unknown */
+    int taken_over;          /* another client took our client id: stop, say nothing */
+    long long sub_up_ms;     /* when sub last connected */
+    int quick_drops;         /* sub dropped right after CONNACK, in a row */
 };
+
+/* MQTT 3.1.1 has no reason for a session taken over: the broker just closes the
+ * connection. So many drops in a row, each this soon after CONNACK, mean the same. */
+#define TAKEOVER_DROPS   3
+#define TAKEOVER_SOON_MS 1000
 
 /* The broker names its version on this retained topic (when its $SYS tree is on). */
 #define VERSION_TOPIC   "$SYS/broker/version"
@@ -120,6 +128,8 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
     c->state = UP;
     c->ever = 1;
     c->backoff = 0;
+    if (c == &mq->sub)
+        mq->sub_up_ms = util_now_ms();
     log_info("%s connection up (%s:%d)%s", c->name, mq->o.host, mq->o.port,
              c == &mq->sub && (flags & 1) ? ", session resumed" : "");
     if (c == &mq->sub) {
@@ -150,8 +160,18 @@ static void on_disconnect(struct mosquitto *m, void *ud, int rc, const mosquitto
     struct mq *mq = ud;
     struct conn *c = m == mq->sub.m ? &mq->sub : &mq->ctl;
 
-    if (c->state == UP && (rc || c->wanted))
+    if (c == &mq->sub && c->state == UP && c->wanted)
+        mq->quick_drops = util_now_ms() - mq->sub_up_ms < TAKEOVER_SOON_MS ? mq->quick_drops + 1 : 0;
+    if (rc == MQTT_RC_SESSION_TAKEN_OVER || mq->quick_drops >= TAKEOVER_DROPS) {
+        if (!mq->taken_over)
+            log_error("the %s session was taken over by another client with client id %s%s "
+                      "(another mosqlite-writer?): stopping, so as not to fight over it",
+                      c->name, mq->o.client_id, c == &mq->ctl ? "-ctl" : "");
+        mq->taken_over = 1;
+        mq->sub.wanted = mq->ctl.wanted = 0;
+    } else if (c->state == UP && (rc || c->wanted)) {
         log_warn("%s connection lost: %s", c->name, mosquitto_strerror(rc));
+    }
     c->state = DOWN;
 }
 
@@ -521,6 +541,11 @@ int mq_ctl_connected(struct mq *mq)
     int r = mq->ctl_new;
     mq->ctl_new = 0;
     return r;
+}
+
+int mq_taken_over(const struct mq *mq)
+{
+    return mq->taken_over;
 }
 
 int mq_sub_connected(const struct mq *mq)

@@ -79,6 +79,12 @@ void mq_quiesce(struct mq *mq, int timeout_ms);
 int mq_ctl_connected(struct mq *mq);
 int mq_sub_connected(const struct mq *mq);
 
+/* 1 once another client has taken over either session (our client id): MQTT 5
+ * DISCONNECT "session taken over", or for MQTT 3.1.1 repeated drops right after
+ * CONNACK. Neither connection is retried then; the writer must stop without
+ * publishing its status (the other client's is the one that counts). */
+int mq_taken_over(const struct mq *mq);
+
 /* The queue of received, not yet finished requests. */
 struct msg *mq_head(struct mq *mq);
 size_t mq_queued(const struct mq *mq);
