@@ -191,9 +191,40 @@ wait_until 5 bash -c "[ \$(grep -c . '$T/q') -ge 3 ]"
 check "query answers rows" grep -q '^{"query":"build_log","rows":\[{"id":[0-9]*,"build_id":8,"line":"once","ts":"[^"]*"}.*\],"truncated":false}$' "$T/q"
 check "unknown query refused" grep -qx '{"query":"drop_all","error":"unknown query \\"drop_all\\""}' "$T/q"
 check "missing parameter named" grep -qx '{"query":"build_log","error":"query \\"build_log\\" needs parameter \\"after\\""}' "$T/q"
+# A query request is parsed and limited as a write request is: one parser.
+sub_bg "$T/q2" "q/2"
+qpub() { mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" "$@"; }
+qpub -m '{"query":"build_log\u0000x","params":{"build_id":8,"after":0},"reply_to":"q/2"}'
+qpub -m '{"query":"build_log","params":{"build_id":9007199254740993,"after":0},"reply_to":"q/2"}'
+printf '{"query":"build_log","params":{"build_id":8,"after":0},"x":"\xff","reply_to":"q/2"}' >"$T/q.utf8"
+qpub -f "$T/q.utf8"
+qpub -m '{"query":"build_log","query":"build_log","params":{"build_id":8,"after":0},"reply_to":"q/2"}'
+qpub -m '{"query":"build_log","params":{"build_id":08,"after":0},"reply_to":"q/2"}'
+qpub -m '{"query":"build_log","params":{"build_id":8,"after":0},"reply_to":"q/2","x":1}'
+python3 -c 'import sys; sys.stdout.write("{\"query\":\"build_log\",\"reply_to\":\"q/2\",\"pad\":\"" + "x" * 2000000 + "\"}")' >"$T/q.big"
+qpub -f "$T/q.big"
+qpub -m '{"query":"build_log","params":{"build_id":8,"after":0},"reply_to":"$SYS/q"}'
+wait_until 10 bash -c "[ \$(grep -c . '$T/q2') -ge 6 ]"
+q2() { grep -qxF "$1" "$T/q2"; }
+check "query: \\u0000 in the name refused" q2 '{"query":null,"error":"string contains \\u0000 (byte 19): NUL characters are not supported"}'
+check "query: a parameter beyond 2^53 refused" \
+    q2 '{"query":null,"error":"integer 9007199254740993 at byte 42 is beyond +-2^53 and would lose precision; send it as a string"}'
+check "query: invalid UTF-8 refused" q2 '{"query":null,"error":"payload is not valid UTF-8 (byte 60)"}'
+check "query: a duplicate key refused" q2 '{"query":null,"error":"duplicate key \"query\" in the request"}'
+check "query: a leading zero refused" \
+    q2 '{"query":null,"error":"invalid JSON: number \"08\" at byte 42: leading zeros are not allowed"}'
+check "query: an unknown field refused" \
+    q2 '{"query":"build_log","error":"unknown field \"x\" (a query request has \"query\", \"params\" and \"reply_to\")"}'
+# Too large to be read (as a write request, which gets no receipt either): not run, not answered.
+check_eq "query: neither a 2 MB request nor one for a \$ topic answered" "$(grep -c . "$T/q2")" 6
+note "query answers: $(cut -c1-150 "$T/q2" | tr '\n' '|')"
 printf 'query bad DELETE FROM builds\n' > "$T/q.conf"
-out=$("$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$DB" --schema "$SCHEMA" -c "$T/q.conf" 2>&1)
-check "a query that writes is refused at start" grep -q 'query bad: must be one read-only SELECT' <<<"$out"
+out=$("$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$T/q.db" --schema "$SCHEMA" -c "$T/q.conf" 2>&1)
+check "a query that writes is refused at start, naming file:line" \
+    grep -q "error: $T/q.conf:1: query bad: must be one read-only SELECT$" <<<"$out"
+printf '# queries\n\nquery broken SELECT FROM\n' > "$T/q3.conf"
+out=$("$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$T/q.db" --schema "$SCHEMA" -c "$T/q3.conf" 2>&1)
+check "a query that does not compile is refused, naming file:line" grep -q "$T/q3.conf:3: query broken: " <<<"$out"
 
 # --- query caps and the writable set ----------------------------------------------
 writer_stop

@@ -118,12 +118,17 @@ static void on_query(void *ud, const char *payload, size_t len, const char *resp
                      const void *corr, int corrlen)
 {
     struct jbuf out = {0};
+    struct req_limits lim;
     const char *reply_to;
 
     (void)ud;
     if (!w.queries)
         return;
-    query_run(w.queries, payload, len, &out, &reply_to);
+    lim.max_payload = (size_t)cf.max_payload;
+    lim.max_depth = (int)cf.max_depth;
+    lim.max_ops = (int)cf.max_ops;
+    lim.prefix = cf.prefix;
+    query_run(w.queries, &lim, payload, len, &out, &reply_to);
     if (!reply_to)
         reply_to = resp_topic;
     if (reply_to && !req_reply_topic_ok(reply_to, cf.prefix)) {

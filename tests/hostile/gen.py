@@ -73,7 +73,7 @@ good("write/build_logs", full)
 for p in [b"{", b"}", b"[", b"]", b"{]", b"[}", b'{"values":{"build_id":1,"line":"x"},}',
           b"{'values':{'build_id':1}}", b'{values:{"build_id":1}}', b'{"values" {"build_id":1}}',
           b'{"values":{"build_id":1 "line":"x"}}', b'{"values":{"build_id":NaN}}',
-          b'{"values":{"build_id":Infinity}}', b'{"values":{"build_id":-}}',
+          b'{"values":{"build_id":Infinity}}',
           b'{"values":{"build_id":0x10}}', b'{"values":{"build_id":.5}}',
           b'{"values":{"build_id":1,"line":"bad escape \\q"}}', b'{"values":{"build_id":1,"line":"\\u12"}}',
           b'{"values":{"build_id":tru}}', b'{"values":{"build_id":nul}}', b'  ', b'\n',
@@ -142,6 +142,26 @@ good("write/kinds", '{"values":{"i":-9007199254740992}}')
 good("write/kinds", '{"values":{"i":"4611686018427387903"}}')  # kinds.g = i * 2 must fit
 good("write/kinds", '{"values":{"r":1.7976931348623157e308}}')
 good("write/kinds", '{"values":{"r":-4.9e-324}}')
+
+# ---- strict RFC 8259 numbers: no leading zero, digits after "." and in the exponent,
+# nothing beyond the largest double; a fraction or an exponent makes a REAL -----------
+for lit, why in [("-", 'a digit must follow "-"'), ("012", "leading zeros are not allowed"),
+                 ("-012", "leading zeros are not allowed"), ("00", "leading zeros are not allowed"),
+                 ("1.", 'a digit must follow "."'), ("1.e5", 'a digit must follow "."'),
+                 ("-.5", 'a digit must follow "-"'), ("1e", "the exponent needs digits"),
+                 ("1E+", "the exponent needs digits"), ("2e-", "the exponent needs digits")]:
+    bad("write/kinds", 'invalid JSON: number "%s" at byte 15: %s' % (lit, why), '{"values":{"r":%s}}' % lit)
+bad("write/kinds", 'invalid JSON: number "012" at byte 23: leading zeros are not allowed',
+    '{"values":{"t":"a","r":012,"i":1}}')
+for lit in ["1e999", "-1e999", "1.5E+400", "123456789" * 40 + ".0"]:
+    bad("write/kinds", "number %s at byte 15 is out of range: beyond the largest double (about 1.8e308)" % lit[:40],
+        '{"values":{"r":%s}}' % lit)
+bad("write/kinds", 'duplicate key "a" in an object', '{"values":{"t":{"a":1,"a":2}}}')
+bad("write/kinds", 'duplicate key "k" in an object', '{"values":{"t":[{"x":[{"k":1,"k":1}]}]}}')
+bad("write/kinds", 'duplicate key "a" in an object', '{"values":{"a":{"a":1,"b":{},"a":2}}}')
+good("write/kinds", '{"values":{"r":3.0,"a":-0.0}}')
+good("write/kinds", '{"values":{"r":1E2,"a":1e-400}}')
+good("write/kinds", '{"values":{"i":0,"r":-0,"a":0.5e1}}')
 
 # ---- SQL, quotes and NUL bytes in table and column names -------------------------------------
 for t in ['kinds; DROP TABLE kinds; --', "kinds' OR '1'='1", 'kinds" --', "main.kinds", "temp.kinds",
