@@ -84,6 +84,17 @@ reject "unknown column" write/build_logs e1 '"values":{"build_id":7,"lne":"x"}' 
 reject "unknown table" write/nope e2 '"values":{"a":1}' 'unknown table \"nope\"'
 reject "internal table" write/mosqlite_applied e3 '"values":{"id":"x","at":1}' 'table \"mosqlite_applied\" is not writable'
 reject "sqlite table" write/sqlite_schema e4 '"values":{"name":"x"}' 'table \"sqlite_schema\" is not writable'
+# A rejection for the topic or for reply_to still names the id, and goes to reply_to.
+for t in write/nokey/extra write/ write//nokey write/nokey/; do
+    n=$((n6 = ${n6:-0} + 1))
+    reject "on $t, with its id" "$t" "e6-$n" '"values":{"x":"a"}' \
+        "topic \\\"$PREFIX_TOPIC/$t\\\" is not $PREFIX_TOPIC/write or $PREFIX_TOPIC/write/TABLE"
+    check "PREFIX/rejected names the id of the request on $t" wait_until 5 grep -q "\"id\":\"e6-$n\"" "$T/rejected"
+done
+pub write/nokey '{"id":"e6-rt","reply_to":"a/#","values":{"x":"a"}}'
+check "a rejection for a bad reply_to names the id" wait_until 5 grep -q '"id":"e6-rt","error":"\\"reply_to\\" contains the wildcard' "$T/rejected"
+reject "a bare row gets a hint" write/build_logs e6-bare '"build_id":7,"line":"x"' \
+    'unknown field \"build_id\": rows go under \"values\", e.g. {\"values\": {...}}'
 reject "table differs from topic" write/builds e5 '"table":"build_logs","values":{"line":"x"}' '\"table\" is \"build_logs\" but the topic names table \"builds\"'
 reject "no table on PREFIX/write" write e6 '"values":{"line":"x"}' '\"table\" is required for a request on the write topic without a table'
 reject "unknown op" write/builds e7 '"op":"merge","values":{"name":"x"}' 'unknown op \"merge\" (use insert, upsert, update or delete)'

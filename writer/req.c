@@ -413,10 +413,11 @@ static int read_columns(struct req *r, const struct table *t, const cJSON *obj, 
 /* The fields of one operation object, each NULL when absent. */
 struct op_fields {
     const cJSON *op, *table, *values, *set, *where, *conflict;
+    const cJSON *unknown;   /* the first field that is none of these */
 };
 
-/* Sort the operation's fields out, refusing any unknown one. */
-static int op_fields(const cJSON *o, struct op_fields *f, char *err, size_t errlen)
+/* Sort the operation's fields out, noting the first unknown one (parse_op refuses it). */
+static void op_fields(const cJSON *o, struct op_fields *f)
 {
     static const char *const allowed[] = {"op", "table", "values", "set", "where", "on_conflict",
                                           "id", "reply_to", "ops", NULL};
@@ -427,8 +428,11 @@ static int op_fields(const cJSON *o, struct op_fields *f, char *err, size_t errl
     for (c = o->child; c; c = c->next) {
         for (i = 0; allowed[i] && strcmp(allowed[i], c->string); i++)
             ;
-        if (!allowed[i])
-            return util_fail(err, errlen, "unknown field \"%.100s\"", c->string);
+        if (!allowed[i]) {
+            if (!f->unknown)
+                f->unknown = c;
+            continue;
+        }
         switch (i) {
         case 0: f->op = c; break;
         case 1: f->table = c; break;
@@ -438,7 +442,6 @@ static int op_fields(const cJSON *o, struct op_fields *f, char *err, size_t errl
         case 5: f->conflict = c; break;
         }
     }
-    return 0;
 }
 
 /* The op (insert when absent) and the table: the topic's, or "table" on PREFIX/write. */
@@ -562,8 +565,17 @@ static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const
     struct op_fields f;
 
     memset(op, 0, sizeof *op);
-    if (op_fields(o, &f, err, errlen) || op_target(s, &f, topic_table, op, err, errlen) ||
-        op_columns(r, &f, op, err, errlen))
+    op_fields(o, &f);
+    if (f.unknown) {
+        /* A bare row ({"build_id": 7, ...}) is a common mistake: say where rows go. */
+        char scratch[256];
+        if (!op_target(s, &f, topic_table, op, scratch, sizeof scratch) &&
+            schema_column(op->table, f.unknown->string) >= 0)
+            return util_fail(err, errlen, "unknown field \"%.100s\": rows go under \"values\", "
+                             "e.g. {\"values\": {...}}", f.unknown->string);
+        return util_fail(err, errlen, "unknown field \"%.100s\"", f.unknown->string);
+    }
+    if (op_target(s, &f, topic_table, op, err, errlen) || op_columns(r, &f, op, err, errlen))
         return -1;
     if (f.conflict && op->kind != OP_UPSERT)
         return util_fail(err, errlen, "\"on_conflict\" is only for upsert");
@@ -763,6 +775,25 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
         op->conflict = op->nconflict ? r->intbuf + op->coff : NULL;
     }
     return 0;
+}
+
+int req_read(struct req *r, const struct schema *s, const struct req_limits *lim,
+             const char *write_topic, const char *topic, const char *payload, size_t len,
+             char *err, size_t errlen)
+{
+    const char *table;
+    char scratch[512];
+
+    if (req_topic(topic, write_topic, &table, err, errlen)) {
+        /* Still read the envelope, so that the rejection names the id and is sent to
+         * reply_to when they are valid. */
+        r->root = NULL;
+        r->id = r->reply_to = NULL;
+        r->nops = r->nval = r->nint = 0;
+        parse_envelope(r, lim, payload, len, scratch, sizeof scratch);
+        return -1;
+    }
+    return req_parse(r, s, lim, table, payload, len, err, errlen);
 }
 
 void req_clear(struct req *r)

@@ -89,6 +89,13 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
 int req_parse_json(struct req *r, const struct req_limits *lim, const char *payload, size_t len,
                    char *err, size_t errlen);
 
+/* req_topic, then req_parse: the whole of a write request. A request on a topic that
+ * is not a write topic is rejected with req_topic's text, but its id and reply_to are
+ * still read (r->id, r->reply_to, when valid) so that the rejection can be answered. */
+int req_read(struct req *r, const struct schema *s, const struct req_limits *lim,
+             const char *write_topic, const char *topic, const char *payload, size_t len,
+             char *err, size_t errlen);
+
 /* Forget the last request (frees its JSON tree), keep the reusable storage. */
 void req_clear(struct req *r);
 void req_free(struct req *r);

@@ -332,6 +332,13 @@ bad("write/nokey", 'delete takes only "where"', '{"op":"delete","set":{"x":"a"},
 bad("write/nokey", 'unknown field "valuez"', '{"valuez":{"x":"a"}}')
 bad("write/nokey", 'unknown field "sql"', '{"sql":"DROP TABLE nokey","values":{"x":"a"}}')
 bad("write/nokey", 'unknown field "Values"', '{"Values":{"x":"a"}}')
+# A bare row: its keys are columns, not request fields.
+hint = 'unknown field "%s": rows go under "values", e.g. {"values": {...}}'
+bad("write/build_logs", hint % "build_id", '{"build_id":7,"line":"bare row"}')
+bad("write/build_logs", hint % "line", '{"id":"bare-1","line":"bare row"}')
+bad("write", hint % "build_id", '{"table":"build_logs","build_id":7}')
+bad("write", "ops[1]: " + hint % "x", '{"ops":[{"table":"nokey","values":{"x":"a"}},{"table":"nokey","x":"a"}]}')
+bad("write", 'unknown field "x"', '{"x":"a"}')
 bad("write", '"table" is required for a request on the write topic without a table', '{"values":{"x":"a"}}')
 bad("write/nokey", '"table" is "kinds" but the topic names table "nokey"', '{"table":"kinds","values":{"x":"a"}}')
 bad("write", 'a transaction has only "ops", "id" and "reply_to"; "table" belongs inside an op',
@@ -350,6 +357,8 @@ good("write/nokey", '{"values":{}}')
 # ---- topics ----------------------------------------------------------------------------------------
 for t in ["write/", "write/nokey/extra", "write//nokey", "write/nokey/"]:
     bad(t, 'topic "mosqlite/%s" is not mosqlite/write or mosqlite/write/TABLE' % t, '{"values":{"x":"a"}}')
+    bad(t, 'topic "mosqlite/%s" is not mosqlite/write or mosqlite/write/TABLE' % t,
+        '{"id":"topic-id","reply_to":"mosqlite/receipts/x","values":{"x":"a"}}')
 
 # Goods spread through the corpus: interleave one after every few bad cases.
 fill = 0
