@@ -143,6 +143,17 @@ wait_until 10 bash -c "[ \$(grep -c '\"id\":\"dup1\"' '$RECEIPTS') -ge 2 ]"
 check "second request with the same id: duplicate" grep -q '"id":"dup1","status":"duplicate"' "$RECEIPTS"
 check_eq "duplicate applied once" "$(sql "SELECT count(*) FROM build_logs WHERE line='once'")" 1
 check_eq "id kept in mosqlite_applied" "$(sql "SELECT count(*) FROM mosqlite_applied WHERE id='dup1'")" 1
+# An id reused by a different request is rejected, not a silent duplicate.
+pub write/build_logs '{"id":"dup1","reply_to":"'"$REPLY"'/dup1","values":{"build_id":8,"line":"squatted"}}'
+pub write/builds '{"id":"dup1","reply_to":"'"$REPLY"'/dup1","values":{"name":"squatted"}}'
+wait_until 10 bash -c "[ \$(grep -c 'was already used' '$RECEIPTS') -ge 2 ]"
+check_eq "an id reused by other requests: rejected" \
+    "$(grep -c '"id":"dup1","status":"rejected","error":"id \\"dup1\\" was already used by a different request"' "$RECEIPTS")" 2
+check_eq "the squatting requests applied nothing" \
+    "$(sql "SELECT (SELECT count(*) FROM build_logs WHERE line='squatted') + (SELECT count(*) FROM builds WHERE name='squatted')")" 0
+pub write/build_logs '{"reply_to":"'"$REPLY"'/dup1c","values": {"build_id":8, "line":"once"},"id":"dup1"}'
+check "the same request again (another reply_to, order, spacing): duplicate" wait_until 10 \
+    bash -c "[ \$(grep -c '\"id\":\"dup1\",\"status\":\"duplicate\"' '$RECEIPTS') -ge 2 ]"
 pub write/builds '{"id":"'"$(printf 'x%.0s' $(seq 130))"'","reply_to":"'"$REPLY"'/badid","values":{"name":"a"}}'
 wait_until 5 grep -q '"id":null,"status":"rejected","error":"\\"id\\" must be a string of 1 to 128 printable ASCII characters"' "$RECEIPTS"
 check "bad id: rejected, receipt still sent" [ $? = 0 ]

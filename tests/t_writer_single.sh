@@ -59,3 +59,14 @@ check "the rival applies requests" wait_until 10 bash -c \
 reconnects=$(grep -c "request connection up" "$T/rival.log")
 check_eq "the rival was not knocked off (request connection up once)" "$reconnects" 1
 kill -TERM "$RIVAL"; wait "$RIVAL"
+
+# --- a file from before the request hash: its ids still count as duplicates ---------------
+sqlite3 "$T/old.db" "CREATE TABLE mosqlite_applied (id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+                     INSERT INTO mosqlite_applied VALUES ('old-1', strftime('%s', 'now'));"
+DB=$T/old.db writer_start
+sub_bg "$T/old.receipts" "receipts/old"
+pub write/build_logs '{"id":"old-1","reply_to":"receipts/old","values":{"build_id":3,"line":"again"}}'
+check "an id applied before the upgrade: duplicate" wait_until 10 grep -q '"id":"old-1","status":"duplicate"' "$T/old.receipts"
+check_eq "mosqlite_applied got its hash column" \
+    "$(sqlite3 "$T/old.db" "SELECT count(*) FROM pragma_table_info('mosqlite_applied') WHERE name = 'hash'")" 1
+writer_stop

@@ -118,7 +118,6 @@ static int exec(struct db *db, const char *sql, char *err, size_t errlen)
     return 0;
 }
 
-/* Open or create the file (and its directory), in WAL mode, with the pragmas. */
 /* One writer per database file: an exclusive flock on PATH-writer.lock, held for the
  * writer's life, holding its pid. flock, not fcntl: SQLite's own fcntl locks on the
  * database are released whenever any descriptor of that file is closed, and a flock
@@ -161,6 +160,7 @@ static int lock_file(struct db *db, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* Open or create the file (and its directory), in WAL mode, with the pragmas. */
 static int open_file(struct db *db, const struct db_opts *o, char *err, size_t errlen)
 {
     char pragma[128];
@@ -193,11 +193,23 @@ static int open_file(struct db *db, const struct db_opts *o, char *err, size_t e
 }
 
 /* The writer's own tables: ids applied (for duplicates) and rejections kept. */
+/* mosqlite_applied keeps each applied id with a hash of its request (topic and
+ * payload), to tell a producer's retry (a duplicate) from another request reusing the
+ * id (rejected). Files from before the hash get the column; their ids have none and
+ * count as duplicates. */
 static int create_internal(struct db *db, char *err, size_t errlen)
 {
+    sqlite3_stmt *st = NULL;
+    int has_hash;
+
+    if (exec(db, "CREATE TABLE IF NOT EXISTS mosqlite_applied ("
+                 " id TEXT PRIMARY KEY, at INTEGER NOT NULL, hash INTEGER) WITHOUT ROWID;", err, errlen))
+        return -1;
+    has_hash = sqlite3_prepare_v2(db->h, "SELECT hash FROM mosqlite_applied LIMIT 0", -1, &st, NULL) == SQLITE_OK;
+    sqlite3_finalize(st);
+    if (!has_hash && exec(db, "ALTER TABLE mosqlite_applied ADD COLUMN hash INTEGER", err, errlen))
+        return -1;
     return exec(db,
-                "CREATE TABLE IF NOT EXISTS mosqlite_applied ("
-                " id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;"
                 "CREATE INDEX IF NOT EXISTS mosqlite_applied_at ON mosqlite_applied (at);"
                 "CREATE TABLE IF NOT EXISTS mosqlite_rejected ("
                 " id INTEGER PRIMARY KEY, at TEXT NOT NULL, topic TEXT NOT NULL, req_id TEXT,"
@@ -222,8 +234,8 @@ static int prepare_internal(struct db *db, char *err, size_t errlen)
         !(db->rollback = prep(db, "ROLLBACK")) || !(db->sp = prep(db, "SAVEPOINT req")) ||
         !(db->sp_release = prep(db, "RELEASE req")) ||
         !(db->sp_rollback = prep(db, "ROLLBACK TO req")) ||
-        !(db->dup_check = prep(db, "SELECT 1 FROM mosqlite_applied WHERE id = ?1")) ||
-        !(db->dup_insert = prep(db, "INSERT INTO mosqlite_applied (id, at) VALUES (?1, ?2)")) ||
+        !(db->dup_check = prep(db, "SELECT hash IS NULL OR hash = ?2 FROM mosqlite_applied WHERE id = ?1")) ||
+        !(db->dup_insert = prep(db, "INSERT INTO mosqlite_applied (id, at, hash) VALUES (?1, ?2, ?3)")) ||
         !(db->rej_insert = prep(db, "INSERT INTO mosqlite_rejected (at, topic, req_id, error, payload)"
                                     " VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?1, ?2, ?3, ?4)"))) {
         snprintf(err, errlen, "preparing internal statements: %s", sqlite3_errmsg(db->h));
@@ -460,14 +472,20 @@ static int unwind(struct db *db, const struct ev_mark *m)
     return DB_REJECT;
 }
 
-/* 1 when r's id was applied before, 0 when not, -1 with SQLite's code in *rc. */
-static int seen_before(struct db *db, const char *id, int *rc)
+/* 1 when r's id was applied before for the same request, 2 for another request,
+ * 0 when not, -1 with SQLite's code in *rc. */
+static int seen_before(struct db *db, const struct req *r, int *rc)
 {
-    sqlite3_bind_text(db->dup_check, 1, id, -1, SQLITE_STATIC);
+    int same = 0;
+
+    sqlite3_bind_text(db->dup_check, 1, r->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(db->dup_check, 2, (sqlite3_int64)r->hash);
     *rc = sqlite3_step(db->dup_check);
+    if (*rc == SQLITE_ROW)
+        same = sqlite3_column_int(db->dup_check, 0);
     sqlite3_reset(db->dup_check);
     if (*rc == SQLITE_ROW)
-        return 1;
+        return same ? 1 : 2;
     return *rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -485,9 +503,13 @@ int db_apply(struct db *db, const struct req *r, long long *changes, long long *
     *rowid = -1;
     if ((rc = run(db->sp)) != SQLITE_OK)
         return fault(db, rc, err, errlen);
-    if (r->id && (seen = seen_before(db, r->id, &rc))) {
+    if (r->id && (seen = seen_before(db, r, &rc))) {
         if (seen < 0)
             return fault(db, rc, err, errlen);
+        if (seen == 2) {
+            snprintf(err, errlen, "id \"%s\" was already used by a different request", r->id);
+            return unwind(db, &m);
+        }
         run(db->sp_release);
         return DB_DUP;
     }
@@ -499,6 +521,7 @@ int db_apply(struct db *db, const struct req *r, long long *changes, long long *
     if (r->id) {
         sqlite3_bind_text(db->dup_insert, 1, r->id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(db->dup_insert, 2, (sqlite3_int64)time(NULL));
+        sqlite3_bind_int64(db->dup_insert, 3, (sqlite3_int64)r->hash);
         if ((rc = run_trusted(db, db->dup_insert)) != SQLITE_OK)
             return fault(db, rc, err, errlen);
     }

@@ -164,6 +164,16 @@ static int scan_raw(struct req *r, const unsigned char *p, size_t n, int max_dep
     return 0;
 }
 
+/* FNV-1a, 64 bits, over n bytes, continuing from h. */
+static unsigned long long fnv1a(unsigned long long h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    while (n--)
+        h = (h ^ *b++) * 1099511628211ULL;
+    return h;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -777,6 +787,30 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
     return 0;
 }
 
+/* What a request asks, for telling a retry from another request with the same id:
+ * the topic and every field of the payload but reply_to (a retry may ask for its
+ * receipt elsewhere), each in cJSON's compact form, so spacing does not count. */
+static unsigned long long request_hash(const struct req *r, const char *topic)
+{
+    unsigned long long h = fnv1a(14695981039346656037ULL, topic, strlen(topic) + 1);
+    const cJSON *c;
+
+    /* Summed field by field: the order of the fields does not count either. */
+    for (c = r->root->child; c; c = c->next) {
+        unsigned long long f;
+        char *v;
+        if (!strcmp(c->string, "reply_to"))
+            continue;
+        f = fnv1a(14695981039346656037ULL, c->string, strlen(c->string) + 1);
+        if ((v = cJSON_PrintUnformatted(c))) {
+            f = fnv1a(f, v, strlen(v) + 1);
+            cJSON_free(v);
+        }
+        h += f;
+    }
+    return h;
+}
+
 int req_read(struct req *r, const struct schema *s, const struct req_limits *lim,
              const char *write_topic, const char *topic, const char *payload, size_t len,
              char *err, size_t errlen)
@@ -793,7 +827,10 @@ int req_read(struct req *r, const struct schema *s, const struct req_limits *lim
         parse_envelope(r, lim, payload, len, scratch, sizeof scratch);
         return -1;
     }
-    return req_parse(r, s, lim, table, payload, len, err, errlen);
+    if (req_parse(r, s, lim, table, payload, len, err, errlen))
+        return -1;
+    r->hash = r->id ? request_hash(r, topic) : 0;
+    return 0;
 }
 
 void req_clear(struct req *r)

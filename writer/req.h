@@ -49,6 +49,9 @@ struct req {
     cJSON *root;           /* owned */
     const char *id;        /* the request's id, or NULL; points into root */
     const char *reply_to;  /* or NULL; points into root */
+    unsigned long long hash; /* with an id (req_read): of the topic and the payload but
+                              * reply_to, to tell a retry of this request from another
+                              * request that reuses its id; else 0 */
     struct req_op *ops;
     int nops;
     /* Storage reused from one request to the next (see req_clear). */
