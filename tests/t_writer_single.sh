@@ -70,3 +70,19 @@ check "an id applied before the upgrade: duplicate" wait_until 10 grep -q '"id":
 check_eq "mosqlite_applied got its hash column" \
     "$(sqlite3 "$T/old.db" "SELECT count(*) FROM pragma_table_info('mosqlite_applied') WHERE name = 'hash'")" 1
 writer_stop
+
+# --- a writable table whose name cannot be a topic level is refused at start ------------------
+mkdir -p "$T/badname"
+printf 'CREATE TABLE "a#b" (x);\n' >"$T/badname/001_t.sql"
+out=$("$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$T/badname.db" --schema "$T/badname" 2>&1)
+rc=$?
+check "a table named a#b: the writer refuses to start (exit $rc)" [ "$rc" = 1 ]
+check "it says why" grep -q 'table "a#b": its name cannot be an MQTT topic level (it has "#")' <<<"$out"
+printf 'tables builds\n' >"$T/badname.conf"
+printf 'CREATE TABLE builds (x);\n' >"$T/badname/002_t.sql"
+"$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$T/badname.db" --schema "$T/badname" -c "$T/badname.conf" \
+    --client-id badname >"$T/badname.log" 2>&1 &
+BN=$!
+PIDS="$PIDS $BN"
+check "left out of tables, it is no obstacle" wait_until 10 grep -q "request connection up" "$T/badname.log"
+kill -TERM "$BN"; wait "$BN"

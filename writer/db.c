@@ -216,6 +216,35 @@ static int create_internal(struct db *db, char *err, size_t errlen)
                 " error TEXT NOT NULL, payload)", err, errlen);
 }
 
+/* A writable table's events go to PREFIX/events/TABLE: a name that cannot be one topic
+ * level (+, #, / or a control character) would be written but never get events.
+ * Refused at start, with what to do. */
+static int check_table_names(const struct schema *s, char *err, size_t errlen)
+{
+    int i;
+
+    for (i = 0; i < s->ntables; i++) {
+        const struct table *t = &s->tables[i];
+        const unsigned char *p;
+        if (!t->writable)
+            continue;
+        for (p = (const unsigned char *)t->name; *p; p++)
+            if (*p == '+' || *p == '#' || *p == '/' || *p < 0x20 || *p == 0x7f)
+                break;
+        if (*p) {
+            char what[16];
+            if (*p >= 0x20 && *p != 0x7f)
+                snprintf(what, sizeof what, "\"%c\"", *p);
+            else
+                snprintf(what, sizeof what, "byte 0x%02x", *p);
+            return util_fail(err, errlen, "table \"%s\": its name cannot be an MQTT topic level (it "
+                             "has %s), so its events could not be published; rename it, or leave "
+                             "it out of `tables`", t->name, what);
+        }
+    }
+    return 0;
+}
+
 /* From here on the connection runs only what the request path may do (see the top). */
 static void harden(struct db *db)
 {
@@ -257,6 +286,8 @@ struct db *db_open(const struct db_opts *o, char *err, size_t errlen)
     db->lock_fd = -1;
     if (open_file(db, o, err, errlen) || schema_migrate(db->h, o->schema_dir, err, errlen) ||
         create_internal(db, err, errlen) || schema_load(db->h, o->tables, &db->schema, err, errlen))
+        goto fail;
+    if (check_table_names(&db->schema, err, errlen))
         goto fail;
     harden(db);
     if (prepare_internal(db, err, errlen))

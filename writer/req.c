@@ -359,6 +359,37 @@ static int check_blob(const struct table *t, int col, const cJSON *v, char *err,
     return 0;
 }
 
+/* A string into an INTEGER column is converted by SQLite's affinity; an integer
+ * string beyond 64 bits would silently become an approximate REAL: refuse it. */
+static int check_int_text(const struct table *t, int col, const cJSON *v, char *err, size_t errlen)
+{
+    static const char max[] = "9223372036854775807", min[] = "9223372036854775808";
+    const char *p, *d;
+    size_t n;
+    int neg = 0;
+
+    if (!t->cols[col].int_affinity || !cJSON_IsString(v))
+        return 0;
+    for (p = v->valuestring; *p == ' ' || (*p >= '\t' && *p <= '\r'); p++)
+        ;
+    if (*p == '+' || *p == '-')
+        neg = *p++ == '-';
+    while (*p == '0' && p[1] >= '0' && p[1] <= '9')
+        p++;
+    for (d = p; *p >= '0' && *p <= '9'; p++)
+        ;
+    n = (size_t)(p - d);
+    while (*p == ' ' || (*p >= '\t' && *p <= '\r'))
+        p++;
+    if (!n || *p)
+        return 0;      /* not an integer string: the affinity's business */
+    if (n < sizeof max - 1 || (n == sizeof max - 1 && memcmp(d, neg ? min : max, n) <= 0))
+        return 0;
+    return util_fail(err, errlen, "column \"%s\": \"%.40s\" is outside the 64-bit integer range of an "
+                     "INTEGER column (SQLite would store an approximate REAL)", t->cols[col].name,
+                     v->valuestring);
+}
+
 static void *grow(void *p, int *cap, int need, size_t size)
 {
     int c = *cap ? *cap : 8;
@@ -408,7 +439,7 @@ static int read_columns(struct req *r, const struct table *t, const cJSON *obj, 
         if (r->seen[col])
             return util_fail(err, errlen, "column \"%s\" is given twice in \"%s\"", t->cols[col].name, field);
         r->seen[col] = 1;
-        if (check_blob(t, col, c, err, errlen))
+        if (check_blob(t, col, c, err, errlen) || check_int_text(t, col, c, err, errlen))
             return -1;
         r->valbuf[r->nval].col = col;
         r->valbuf[r->nval].v = c;

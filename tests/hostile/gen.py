@@ -140,6 +140,15 @@ bad("write/kinds", "integer 18446744073709551616 at byte 6 is beyond +-2^53 and 
 good("write/kinds", '{"values":{"i":9007199254740992}}')
 good("write/kinds", '{"values":{"i":-9007199254740992}}')
 good("write/kinds", '{"values":{"i":"4611686018427387903"}}')  # kinds.g = i * 2 must fit
+# An integer string outside 64 bits into an INTEGER column would become an approximate REAL.
+big = 'column "%s": "%s" is outside the 64-bit integer range of an INTEGER column (SQLite would store an approximate REAL)'
+for col, lit in [("i", "18446744073709551616"), ("i", "-9223372036854775809"), ("i", " 0018446744073709551616 "),
+                 ("i", "+99999999999999999999999")]:
+    bad("write/kinds", big % (col, lit), '{"values":{"%s":"%s"}}' % (col, lit))
+bad("write/build_logs", big % ("build_id", "9223372036854775808"),
+    '{"values":{"build_id":"9223372036854775808","line":"x"}}')
+good("write/build_logs", '{"values":{"build_id":"9223372036854775807","line":"int64 max as a string"}}')
+good("write/build_logs", '{"values":{"build_id":"-9223372036854775808","line":"int64 min as a string"}}')
 good("write/kinds", '{"values":{"r":1.7976931348623157e308}}')
 good("write/kinds", '{"values":{"r":-4.9e-324}}')
 
