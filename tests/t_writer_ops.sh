@@ -143,6 +143,13 @@ wait_until 10 bash -c "[ \$(grep -c '\"id\":\"dup1\"' '$RECEIPTS') -ge 2 ]"
 check "second request with the same id: duplicate" grep -q '"id":"dup1","status":"duplicate"' "$RECEIPTS"
 check_eq "duplicate applied once" "$(sql "SELECT count(*) FROM build_logs WHERE line='once'")" 1
 check_eq "id kept in mosqlite_applied" "$(sql "SELECT count(*) FROM mosqlite_applied WHERE id='dup1'")" 1
+# A retained request published while the writer is connected is rejected (the writer
+# sees the flag: MQTT 5, retain as published), never applied; a restart does not apply it.
+pub write/build_logs '{"id":"ret1","reply_to":"'"$REPLY"'/ret1","values":{"build_id":11,"line":"retained"}}' -r
+r=$(receipt ret1)
+check "a retained request is rejected with its reason ($r)" grep -q '"id":"ret1","status":"rejected","error":"a retained request is not applied: publish requests without the retain flag, and clear this one (an empty retained message on mosqlite/write/build_logs)"' <<<"$r"
+check_eq "a retained request applied nothing" "$(sql "SELECT count(*) FROM build_logs WHERE line='retained'")" 0
+
 # An id reused by a different request is rejected, not a silent duplicate.
 pub write/build_logs '{"id":"dup1","reply_to":"'"$REPLY"'/dup1","values":{"build_id":8,"line":"squatted"}}'
 pub write/builds '{"id":"dup1","reply_to":"'"$REPLY"'/dup1","values":{"name":"squatted"}}'
@@ -205,6 +212,10 @@ writer_stop
 check_eq "SIGTERM: exit 0" "$?" 0
 check "SIGTERM: status offline" status_is offline
 WRITER_ARGS="-c $ROOT/conf/mosqlite.conf" writer_start
+r=$(req write/build_logs ret2 '"values":{"build_id":11,"line":"after the restart"}')
+check_eq "after a restart the retained request is still not applied" "$(sql "SELECT count(*) FROM build_logs WHERE line='retained'")" 0
+check_eq "and not rejected again (not delivered again)" "$(grep -c '"id":"ret1"' "$RECEIPTS")" 1
+mosquitto_pub -p "$MQTT_PORT" -t "$PREFIX_TOPIC/write/build_logs" -r -n
 sub_bg "$T/q" "q/1"
 mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"build_log","params":{"build_id":8,"after":0},"reply_to":"q/1"}'
 mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"drop_all","reply_to":"q/1"}'

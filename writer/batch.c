@@ -155,6 +155,12 @@ static int apply_request(struct batch *b, struct msg *m, const struct outcome *o
     if (req_read(&b->req, db_schema(b->db), &b->o.lim, b->t_write, m->topic, m->payload, m->len,
                  err, errlen))
         return DB_REJECT;
+    if (m->retained) {
+        /* The broker would deliver it again to every new subscription: never applied. */
+        snprintf(err, errlen, "a retained request is not applied: publish requests without the "
+                 "retain flag, and clear this one (an empty retained message on %.200s)", m->topic);
+        return DB_REJECT;
+    }
     if (o->replay_reject) {
         snprintf(err, errlen, "%s", o->error ? o->error : "rejected");
         return DB_REJECT;

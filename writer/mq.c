@@ -134,10 +134,14 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
              c == &mq->sub && (flags & 1) ? ", session resumed" : "");
     if (c == &mq->sub) {
         /* A session the broker kept has the subscription already; subscribing again
-         * would make MQTT 3.1.1 resend retained messages. */
-        if (!(flags & 1))
+         * would make MQTT 3.1.1 resend retained messages. MQTT 5 subscribes again
+         * (never sent the retained ones), so that a session from an older writer gets
+         * "retain as published": the writer then sees the retain flag of a request
+         * published while it is connected, and rejects it (batch.c). */
+        if (!(flags & 1) || mq->proto == MQ_PROTO_5)
             mosquitto_subscribe_v5(m, NULL, mq->write_filter, 2,
-                                   mq->proto == MQ_PROTO_5 ? MQTT_SUB_OPT_SEND_RETAIN_NEVER : 0, NULL);
+                                   mq->proto == MQ_PROTO_5 ? MQTT_SUB_OPT_SEND_RETAIN_NEVER |
+                                   MQTT_SUB_OPT_RETAIN_AS_PUBLISHED : 0, NULL);
     }
     else {
         mosquitto_subscribe_v5(m, NULL, mq->query_topic, 1, 0, NULL);
@@ -205,11 +209,6 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
             mq->on_query(mq->ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
         goto out;
     }
-    if (in->retain) {
-        log_warn("ignored a retained request on %s: publish requests without retain, or it "
-                 "would be applied again on every new subscription", in->topic);
-        goto out;
-    }
     tlen = strlen(in->topic) + 1;
     rtlen = rt ? strlen(rt) + 1 : 0;
     need = APP_OFFSET + mq->o.app_size + tlen + (size_t)in->payloadlen + 1 + rtlen + corrlen;
@@ -225,6 +224,7 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
     p += tlen;
     msg->payload = p;
     msg->len = (size_t)in->payloadlen;
+    msg->retained = in->retain;
     if (in->payloadlen)
         memcpy(p, in->payload, (size_t)in->payloadlen);
     p[in->payloadlen] = '\0';

@@ -23,6 +23,8 @@ struct msg {
     char *topic;
     char *payload;           /* NUL-terminated for convenience; len bytes */
     size_t len;
+    int retained;            /* the retain flag as the broker sent it (MQTT 5: as published;
+                              * MQTT 3.1.1: only on a copy sent for a new subscription) */
     char *resp_topic;        /* MQTT v5 Response Topic, or NULL */
     void *corr;              /* MQTT v5 Correlation Data, or NULL */
     int corrlen;
