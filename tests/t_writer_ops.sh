@@ -22,12 +22,28 @@ check_eq "unknown config key" "$out" "mosqlite-writer: $T/bad2.conf:1: unknown k
 
 # --- start ---------------------------------------------------------------------
 test_schema
+# Tables whose rows change after RETURNING has seen them: AFTER triggers, a STORED
+# generated column, a default; one WITHOUT ROWID.
+cat >"$SCHEMA/950_event_tables.sql" <<'SQL'
+CREATE TABLE trig (id INTEGER PRIMARY KEY, x REAL, stamp TEXT, dflt TEXT DEFAULT 'd',
+                   g INTEGER GENERATED ALWAYS AS (id * 10) STORED);
+CREATE TRIGGER trig_ai AFTER INSERT ON trig BEGIN
+    UPDATE trig SET stamp = 'set by trigger ' || NEW.id WHERE id = NEW.id;
+END;
+CREATE TABLE trig_wr (k TEXT PRIMARY KEY, v TEXT, stamp TEXT) WITHOUT ROWID;
+CREATE TRIGGER trig_wr_ai AFTER INSERT ON trig_wr BEGIN
+    UPDATE trig_wr SET stamp = 'inserted ' || NEW.v WHERE k = NEW.k;
+END;
+CREATE TRIGGER trig_wr_au AFTER UPDATE OF v ON trig_wr BEGIN
+    UPDATE trig_wr SET stamp = 'updated ' || NEW.v WHERE k = NEW.k;
+END;
+SQL
 broker_start
 receipts_bg
 sub_bg "$T/events" "$PREFIX_TOPIC/events/#"
 sub_bg "$T/rejected" "$PREFIX_TOPIC/rejected"
 writer_start
-check_eq "migrations tracked by user_version" "$(sql 'PRAGMA user_version')" 900
+check_eq "migrations tracked by user_version" "$(sql 'PRAGMA user_version')" 950
 check_eq "WAL mode" "$(sql 'PRAGMA journal_mode')" wal
 # The broker names its version on $SYS/broker/version; the writer shows it, and takes
 # MQTT 5 for its request session on Mosquitto 2.0.13 or newer (3.1.1 before).
@@ -175,6 +191,23 @@ r=$(req write/build_logs ev2 '"op":"delete","where":{"line":"event me"}')
 wait_until 5 grep -q '"op":"delete".*event me' "$T/events"
 check_eq "delete event carries the row before deletion" "$(grep '"op":"delete".*event me' "$T/events" | head -1)" "{\"table\":\"build_logs\",\"op\":\"delete\",\"rows\":[$stored]}"
 check "no event for rejected requests" bash -c "! grep -q '\"build_id\":50' '$T/events'"
+# What AFTER triggers set is in the event, as in the file (RETURNING alone showed null).
+r=$(req write/trig ev3 '"values":{"x":2.5}')
+wait_until 5 grep -q '"table":"trig","op":"insert"' "$T/events"
+stored=$(sql "SELECT json_object('id',id,'x',x,'stamp',stamp,'dflt',dflt,'g',g) FROM trig")
+check_eq "insert event: what an AFTER trigger set, the default, the stored generated column" \
+    "$(grep '"table":"trig","op":"insert"' "$T/events")" "{\"table\":\"trig\",\"op\":\"insert\",\"rows\":[$stored]}"
+r=$(req write/trig_wr ev4 '"values":{"k":"a","v":"1"}')
+r=$(req write/trig_wr ev5 '"op":"update","set":{"v":"2"},"where":{"k":"a"}')
+wait_until 5 grep -q '"table":"trig_wr","op":"update"' "$T/events"
+check_eq "WITHOUT ROWID insert event: the trigger's value" \
+    "$(grep '"table":"trig_wr","op":"insert"' "$T/events")" '{"table":"trig_wr","op":"insert","rows":[{"k":"a","v":"1","stamp":"inserted 1"}]}'
+check_eq "WITHOUT ROWID update event: the row after the trigger" \
+    "$(grep '"table":"trig_wr","op":"update"' "$T/events")" '{"table":"trig_wr","op":"update","rows":[{"k":"a","v":"2","stamp":"updated 2"}]}'
+r=$(req write/trig_wr ev6 '"op":"delete","where":{"k":"a"}')
+wait_until 5 grep -q '"table":"trig_wr","op":"delete"' "$T/events"
+check_eq "WITHOUT ROWID delete event: the row before deletion" \
+    "$(grep '"table":"trig_wr","op":"delete"' "$T/events")" '{"table":"trig_wr","op":"delete","rows":[{"k":"a","v":"2","stamp":"updated 2"}]}'
 # One op changing more than max-event-rows rows: 100 rows and truncated.
 ops=$(for i in $(seq 1 130); do printf '%s{"table":"build_logs","values":{"build_id":77,"line":"l%d"}}' "$([ $i = 1 ] || echo ,)" $i; done)
 r=$(req write bulk '"ops":['"$ops"']')

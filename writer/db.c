@@ -38,6 +38,7 @@ struct db {
     struct db_event *ev;
     int nev, capev;
     int lock_fd;                  /* PATH-writer.lock, held (flock) while open; or -1 */
+    sqlite3_stmt **readback;      /* per table: SELECT * by key (sql_build_read), lazily */
 };
 
 /* Where a request started in the batch's events, to put them back if it is rejected. */
@@ -308,6 +309,12 @@ void db_close(struct db *db)
     if (!db)
         return;
     sql_cache_free(db->cache);
+    if (db->readback) {
+        int i;
+        for (i = 0; i < db->schema.ntables; i++)
+            sqlite3_finalize(db->readback[i]);
+        free(db->readback);
+    }
     sqlite3_finalize(db->begin);
     sqlite3_finalize(db->commit);
     sqlite3_finalize(db->rollback);
@@ -415,29 +422,76 @@ static struct db_event *event_for(struct db *db, const struct req_op *op)
     return e;
 }
 
+/* The statement reading a row of table tindex by its key, prepared on first use. */
+static sqlite3_stmt *readback_for(struct db *db, int tindex)
+{
+    struct jbuf sql = {0};
+
+    if (!db->readback && !(db->readback = calloc((size_t)db->schema.ntables, sizeof *db->readback)))
+        return NULL;
+    if (!db->readback[tindex]) {
+        sql_build_read(&sql, &db->schema.tables[tindex]);
+        if (!sql.oom)
+            db->readback[tindex] = prep(db, sql.s);
+        jb_free(&sql);
+    }
+    return db->readback[tindex];
+}
+
+/* Write one returned row into the events: a deleted row as RETURNING gave it (as it
+ * was); any other by its key, read back from the file now that the statement is done
+ * (SQLite runs the whole statement, AFTER triggers included, on its first step and
+ * then hands out the RETURNING rows), so defaults, generated columns and what
+ * triggers set are there. SQLITE_OK or SQLite's code. */
+static int event_row(struct db *db, sqlite3_stmt *st, const struct req_op *op, struct db_event *e)
+{
+    sqlite3_stmt *rb;
+    int k, n, rc;
+
+    if (op->kind == OP_DELETE) {
+        if (e->nrows++)
+            jb_putc(&db->rows, ',');
+        val_row_json(&db->rows, st);
+        return SQLITE_OK;
+    }
+    if (!(rb = readback_for(db, op->tindex)))
+        return sqlite3_errcode(db->h) != SQLITE_OK ? sqlite3_errcode(db->h) : SQLITE_NOMEM;
+    n = sql_key_count(op->table);
+    for (k = 0; k < n; k++)
+        sqlite3_bind_value(rb, k + 1, sqlite3_column_value(st, k));
+    rc = sqlite3_step(rb);
+    if (rc == SQLITE_ROW) {             /* else gone already: a trigger deleted it */
+        if (e->nrows++)
+            jb_putc(&db->rows, ',');
+        val_row_json(&db->rows, rb);
+    }
+    sqlite3_reset(rb);
+    sqlite3_clear_bindings(rb);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 /* Step a bound statement to the end, collecting its rows as event text. */
 static int step_op(struct db *db, sqlite3_stmt *st, const struct req_op *op, long long *rowid)
 {
-    int before = db->nev, rc;
+    int before = db->nev, rc, rrc = SQLITE_OK;
     struct db_event *e = event_for(db, op);
 
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (op->table->rowid_col >= 0 && (op->kind == OP_INSERT || op->kind == OP_UPSERT))
-            *rowid = sqlite3_column_int64(st, op->table->rowid_col);
-        if (!e)
+        if (op->table->rowid && (op->kind == OP_INSERT || op->kind == OP_UPSERT))
+            *rowid = sqlite3_column_int64(st, 0);
+        if (!e || rrc != SQLITE_OK)
             continue;
         if (e->nrows >= db->o.max_event_rows) {
             e->truncated = 1;
             continue;
         }
-        if (e->nrows)
-            jb_putc(&db->rows, ',');
-        val_row_json(&db->rows, st);
-        e->nrows++;
+        rrc = event_row(db, st, op, e);
         e->end = db->rows.len;
     }
     if (e && db->nev > before && !e->nrows)   /* nothing returned: drop the new group */
         db->nev--;
+    if (rc == SQLITE_DONE && rrc != SQLITE_OK)
+        return rrc;
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
