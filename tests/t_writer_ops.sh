@@ -19,6 +19,16 @@ check_eq "config error names file:line" "$out" "mosqlite-writer: $T/bad.conf:3: 
 printf 'colour blue\n' > "$T/bad2.conf"
 out=$("$BIN/mosqlite-writer" -c "$T/bad2.conf" 2>&1)
 check_eq "unknown config key" "$out" "mosqlite-writer: $T/bad2.conf:1: unknown key \"colour\""
+# Values checked after reading, and tables checked against the database: file:line too.
+printf '# x\nrequest-protocol 7\n' > "$T/bad3.conf"
+out=$("$BIN/mosqlite-writer" -c "$T/bad3.conf" 2>&1)
+check_eq "a bad request-protocol names file:line" "$out" "mosqlite-writer: $T/bad3.conf:2: request-protocol: \"7\" is not auto, 3.1.1 or 5"
+printf 'synchronous maybe\n' > "$T/bad4.conf"
+out=$("$BIN/mosqlite-writer" -c "$T/bad4.conf" 2>&1)
+check_eq "a bad synchronous names file:line" "$out" "mosqlite-writer: $T/bad4.conf:1: synchronous: \"maybe\" is not FULL, NORMAL, OFF or EXTRA"
+printf 'port 1\ntables builds nope\n' > "$T/bad5.conf"
+out=$("$BIN/mosqlite-writer" --db "$T/cfg.db" --schema "$ROOT/conf/schema" -c "$T/bad5.conf" 2>&1)
+check "an unknown table in tables names file:line" grep -q "error: $T/bad5.conf:2: tables: no table \"nope\" in the database$" <<<"$out"
 
 # --- start ---------------------------------------------------------------------
 test_schema

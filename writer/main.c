@@ -180,14 +180,16 @@ static int open_config(int argc, char **argv, int *exit_code)
     }
     if (strcasecmp(cf.synchronous, "FULL") && strcasecmp(cf.synchronous, "NORMAL") &&
         strcasecmp(cf.synchronous, "OFF") && strcasecmp(cf.synchronous, "EXTRA")) {
-        fprintf(stderr, "mosqlite-writer: synchronous: \"%s\" is not FULL, NORMAL, OFF or EXTRA\n",
-                cf.synchronous);
+        fprintf(stderr, "mosqlite-writer: %s%ssynchronous: \"%s\" is not FULL, NORMAL, OFF or EXTRA\n",
+                cfg_origin("synchronous") ? cfg_origin("synchronous") : "",
+                cfg_origin("synchronous") ? ": " : "", cf.synchronous);
         return -1;
     }
     if (strcmp(cf.request_protocol, "auto") && strcmp(cf.request_protocol, "3.1.1") &&
         strcmp(cf.request_protocol, "5")) {
-        fprintf(stderr, "mosqlite-writer: request-protocol: \"%s\" is not auto, 3.1.1 or 5\n",
-                cf.request_protocol);
+        fprintf(stderr, "mosqlite-writer: %s%srequest-protocol: \"%s\" is not auto, 3.1.1 or 5\n",
+                cfg_origin("request-protocol") ? cfg_origin("request-protocol") : "",
+                cfg_origin("request-protocol") ? ": " : "", cf.request_protocol);
         return -1;
     }
     *exit_code = 0;
@@ -208,8 +210,17 @@ static int open_db(char *err, size_t errlen)
     dbo.id_ttl_days = cf.id_ttl_days;
     dbo.rejected_keep = cf.rejected_keep;
     dbo.max_event_rows = cf.max_event_rows;
-    if (!(w.db = db_open(&dbo, err, errlen)))
+    if (!(w.db = db_open(&dbo, err, errlen))) {
+        /* An unknown table in `tables`: name the config line. */
+        if (!strncmp(err, "tables: ", 8) && cfg_origin("tables")) {
+            char *tmp = strdup(err);
+            if (tmp) {
+                snprintf(err, errlen, "%s: %s", cfg_origin("tables"), tmp);
+                free(tmp);
+            }
+        }
         return -1;
+    }
     if (cf.queries.n && !(w.queries = query_open(cf.db, &cf.queries, cf.query_max_rows,
                                                  cf.query_timeout_ms, err, errlen)))
         return -1;
