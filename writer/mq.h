@@ -10,7 +10,9 @@
  * retained status) and named queries; its Last Will marks the writer offline. It stays
  * up while `sub` is closed, so the status can say why.
  *
- * Both reconnect with backoff when the broker is down or goes away. */
+ * Both reconnect with backoff when the broker is down or goes away, except when
+ * another client has taken over a session (same client id): then neither is retried
+ * (mq_taken_over), so that two writers never knock each other off in turn. */
 #ifndef MOSQLITE_MQ_H
 #define MOSQLITE_MQ_H
 
