@@ -75,6 +75,7 @@ static void check_kept_id(void)
     char err[512] = "";
     size_t i;
 
+    req_clear(&r);
     for (i = 0; i < sizeof topics / sizeof *topics; i++) {
         int rc = req_read(&r, &sch, &lim, "mq/write", topics[i], ok, strlen(ok), err, sizeof err);
         unit_check(rc && r.id && !strcmp(r.id, "k1") && r.reply_to && !strcmp(r.reply_to, "mq/receipts/p") &&
