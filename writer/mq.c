@@ -62,8 +62,9 @@ struct mq {
 };
 
 /* MQTT 3.1.1 has no reason for a session taken over: the broker just closes the
- * connection. So many drops in a row, each this soon after CONNACK, mean the same. */
-#define TAKEOVER_DROPS   3
+ * connection. So many closes in a row (not protocol errors, which a resumed session
+ * can meet a few times and get over), each this soon after CONNACK, mean the same. */
+#define TAKEOVER_DROPS   5
 #define TAKEOVER_SOON_MS 1000
 
 /* The broker names its version on this retained topic (when its $SYS tree is on). */
@@ -134,11 +135,13 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
              c == &mq->sub && (flags & 1) ? ", session resumed" : "");
     if (c == &mq->sub) {
         /* A session the broker kept has the subscription already; subscribing again
-         * would make MQTT 3.1.1 resend retained messages. MQTT 5 subscribes again
-         * (never sent the retained ones), so that a session from an older writer gets
-         * "retain as published": the writer then sees the retain flag of a request
-         * published while it is connected, and rejects it (batch.c). */
-        if (!(flags & 1) || mq->proto == MQ_PROTO_5)
+         * would make MQTT 3.1.1 resend retained messages (and, while the broker is
+         * sending a backlog to a resumed session, cost it the connection again and
+         * again). MQTT 5 subscribes with "retain as published": the writer then sees
+         * the retain flag of a request published while it is connected, and rejects
+         * it (batch.c). A session kept from an older writer lacks that option until
+         * the writer starts with a new session. */
+        if (!(flags & 1))
             mosquitto_subscribe_v5(m, NULL, mq->write_filter, 2,
                                    mq->proto == MQ_PROTO_5 ? MQTT_SUB_OPT_SEND_RETAIN_NEVER |
                                    MQTT_SUB_OPT_RETAIN_AS_PUBLISHED : 0, NULL);
@@ -164,8 +167,9 @@ static void on_disconnect(struct mosquitto *m, void *ud, int rc, const mosquitto
     struct mq *mq = ud;
     struct conn *c = m == mq->sub.m ? &mq->sub : &mq->ctl;
 
-    if (c == &mq->sub && c->state == UP && c->wanted)
-        mq->quick_drops = util_now_ms() - mq->sub_up_ms < TAKEOVER_SOON_MS ? mq->quick_drops + 1 : 0;
+    if (c == &mq->sub && c->state == UP && c->wanted && mq->proto == MQ_PROTO_311)
+        mq->quick_drops = rc == MOSQ_ERR_CONN_LOST && util_now_ms() - mq->sub_up_ms < TAKEOVER_SOON_MS
+                          ? mq->quick_drops + 1 : 0;
     if (rc == MQTT_RC_SESSION_TAKEN_OVER || mq->quick_drops >= TAKEOVER_DROPS) {
         if (!mq->taken_over)
             log_error("the %s session was taken over by another client with client id %s%s "

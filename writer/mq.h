@@ -84,8 +84,8 @@ int mq_ctl_connected(struct mq *mq);
 int mq_sub_connected(const struct mq *mq);
 
 /* 1 once another client has taken over either session (our client id): MQTT 5
- * DISCONNECT "session taken over", or for MQTT 3.1.1 repeated drops right after
- * CONNACK. Neither connection is retried then; the writer must stop without
+ * DISCONNECT "session taken over", or for an MQTT 3.1.1 request session five closes
+ * in a row, each within a second of CONNACK. Neither connection is retried then; the writer must stop without
  * publishing its status (the other client's is the one that counts). */
 int mq_taken_over(const struct mq *mq);
 
