@@ -23,6 +23,19 @@
 static void **owned;
 static size_t nowned, capowned;
 
+/* "FILE:LINE" of the config line being applied, "" for the command line: kept with
+ * each item of a list, so that a later check of the item can name its line. */
+static char cur_origin[512];
+
+/* The origins of list items that came from a file. */
+static struct origin {
+    const struct cfg_list *l;     /* a list item's, or NULL for the last setting of key */
+    size_t i;
+    const char *key;
+    char *at;
+} *origins;
+static size_t norigins;
+
 static void *own(void *p)
 {
     if (!p)
@@ -83,6 +96,46 @@ static int parse_bool(const char *v, int *out)
     return 0;
 }
 
+static int note_origin(const struct cfg_list *l, size_t i, const char *key)
+{
+    struct origin *o = realloc(origins, (norigins + 1) * sizeof *o);
+    char *at;
+
+    if (!o)
+        return -1;
+    origins = o;
+    if (!cur_origin[0])
+        at = NULL;                    /* the command line */
+    else if (!(at = own(strdup(cur_origin))))
+        return -1;
+    origins[norigins].l = l;
+    origins[norigins].i = i;
+    origins[norigins].key = key;
+    origins[norigins++].at = at;
+    return 0;
+}
+
+const char *cfg_list_origin(const struct cfg_list *l, size_t i)
+{
+    size_t k;
+
+    for (k = 0; k < norigins; k++)
+        if (origins[k].l == l && origins[k].i == i)
+            return origins[k].at;
+    return NULL;
+}
+
+const char *cfg_origin(const char *key)
+{
+    const char *at = NULL;
+    size_t k;
+
+    for (k = 0; k < norigins; k++)     /* the last setting (or line of a list) wins */
+        if (origins[k].key && !strcmp(origins[k].key, key))
+            at = origins[k].at;
+    return at;
+}
+
 static int apply(const struct cfg_opt *o, const char *val, char *err, size_t errlen)
 {
     switch (o->type) {
@@ -115,6 +168,8 @@ static int apply(const struct cfg_opt *o, const char *val, char *err, size_t err
         if (!items)
             return util_fail(err, errlen, "out of memory");
         l->items = items;
+        if (cur_origin[0] && note_origin(l, l->n, o->name))
+            return util_fail(err, errlen, "out of memory");
         s = own(strdup(val));
         if (!s)
             return util_fail(err, errlen, "out of memory");
@@ -133,7 +188,11 @@ int cfg_set(const struct cfg_opt *opts, const char *key, const char *val,
     if (!o || (from_file && (o->flags & CFG_CMDLINE_ONLY)) ||
         (!from_file && (o->flags & CFG_FILE_ONLY)))
         return util_fail(err, errlen, "unknown key \"%s\"", key);
-    return apply(o, val, err, errlen);
+    if (apply(o, val, err, errlen))
+        return -1;
+    if (o->type != CFG_LIST && note_origin(NULL, 0, o->name))
+        return util_fail(err, errlen, "out of memory");
+    return 0;
 }
 
 int cfg_load_file(const struct cfg_opt *opts, const char *path, char *err, size_t errlen)
@@ -173,7 +232,10 @@ int cfg_load_file(const struct cfg_opt *opts, const char *path, char *err, size_
             }
             v = "yes";
         }
-        if (cfg_set(opts, k, v, 1, reason, sizeof reason)) {
+        snprintf(cur_origin, sizeof cur_origin, "%s:%d", path, lineno);
+        rc = cfg_set(opts, k, v, 1, reason, sizeof reason);
+        cur_origin[0] = '\0';
+        if (rc) {
             rc = util_fail(err, errlen, "%s:%d: %s", path, lineno, reason);
             break;
         }
@@ -274,6 +336,8 @@ static int walk_args(const struct cfg_opt *opts, int argc, char **argv, int appl
         }
         if (apply_opts && apply(o, val, reason, sizeof reason))
             return util_fail(err, errlen, "%s", reason);
+        if (apply_opts && o->type != CFG_LIST && note_origin(NULL, 0, o->name))
+            return util_fail(err, errlen, "out of memory");
     }
     *npos = pos;
     return 0;
@@ -317,6 +381,9 @@ void cfg_free(const struct cfg_opt *opts)
             l->items = NULL;
             l->n = 0;
         }
+    free(origins);
+    origins = NULL;
+    norigins = 0;
     for (i = 0; i < nowned; i++)
         free(owned[i]);
     free(owned);

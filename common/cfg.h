@@ -23,6 +23,16 @@ struct cfg_list {
     size_t n;
 };
 
+/* Where item i of a list filled by cfg came from: "FILE:LINE" for a config file line,
+ * NULL for the command line (or a list cfg did not fill), so a later check of the
+ * item can name its line. Valid until cfg_free. */
+const char *cfg_list_origin(const struct cfg_list *l, size_t i);
+
+/* Where the value of key (a long option name) was last set from a config file:
+ * "FILE:LINE", or NULL (command line or default); for a list, its last line from a
+ * file. Valid until cfg_free. */
+const char *cfg_origin(const char *key);
+
 #define CFG_CMDLINE_ONLY 1   /* not accepted in a config file (e.g. config itself) */
 #define CFG_FILE_ONLY    2   /* not accepted on the command line */
 

@@ -2,7 +2,8 @@
 # mosqlite-pub --wait: exit 0 when every request is applied or duplicate, 1 when one is
 # rejected (one stderr line per rejection, with its id and the writer's reason), 2 when
 # one is unconfirmed after --timeout (writer absent). Ids: --id, ids in JSON Lines,
-# generated ids; the same id twice is applied once.
+# generated ids; the same request twice is applied once, and another request under an
+# id already applied is rejected.
 . "$(dirname "$0")/lib.sh"
 pubw() { "$BIN/mosqlite-pub" -p "$MQTT_PORT" --wait "$@"; }
 
@@ -23,7 +24,10 @@ check "rejected: the line has the id and the writer's reason" \
 pubw --id build-42 builds '{"id":42,"name":"forty-two"}' 2>/dev/null; rc=$?
 check_eq "--id: exit 0" "$rc" 0
 pubw -v --id build-42 builds '{"id":43,"name":"again"}' 2>"$T/e3"; rc=$?
-check_eq "--id again: duplicate is exit 0" "$rc" 0
+check_eq "--id again, another request: rejected, exit 1" "$rc" 1
+check "--id again, another request: the reason" grep -q 'was already used by a different request' "$T/e3"
+pubw -v --id build-42 builds '{"id":42,"name":"forty-two"}' 2>"$T/e3"; rc=$?
+check_eq "--id again, the same request: duplicate is exit 0" "$rc" 0
 check "--id again: counted as duplicate" grep -q 'duplicate 1' "$T/e3"
 check_eq "--id again: not applied twice" "$(sql "SELECT count(*) FROM builds WHERE id IN (42, 43)")" 1
 pubw --op update --where '{"id":42}' builds '{"status":"passed"}'; rc=$?
@@ -48,7 +52,7 @@ cat > "$T/in.jsonl" <<'L'
 {"table":"build_logs","values":{"build_id":5,"nope":"c"}}
 not json
 {"ops":[{"table":"builds","values":{"id":50,"name":"t"}},{"table":"build_logs","values":{"build_id":50,"line":"t"}}]}
-{"id":"mine-1","table":"build_logs","values":{"build_id":5,"line":"b again"}}
+{"id":"mine-1","table":"build_logs","values":{"build_id":5,"line":"b"}}
 L
 pubw -v - < "$T/in.jsonl" 2>"$T/e4"; rc=$?
 check_eq "JSON Lines --wait with a rejection: exit 1" "$rc" 1

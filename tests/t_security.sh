@@ -181,6 +181,35 @@ wait "$ST"
 check "a producer's reply_to cannot put a receipt on mosqlite/status" bash -c "! grep -q spoof-1 '$T/st.web'"
 note "status topic saw: $(grep spoof-1 "$T/st.web")"
 
+# --- a receipt the broker refuses costs the writer nothing --------------------------------
+# reply_to outside the writer's ACL: the broker refuses the receipt. With Mosquitto 2.0 and
+# max_queued_messages 0 it also dropped the writer's control connection: the Last Will
+# (offline) reached subscribers and the events of the next commits were lost. A $ topic
+# is refused by the writer itself, with its reason.
+( timeout 6 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t mosqlite/status -W 5 >"$T/flap.st" 2>/dev/null ) &
+ST=$!
+( timeout 6 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t mosqlite/events/build_logs -W 5 >"$T/flap.ev" 2>/dev/null ) &
+EV=$!
+( timeout 6 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t mosqlite/rejected -W 5 >"$T/flap.rej" 2>/dev/null ) &
+RJ=$!
+sleep 0.5
+for i in 1 2 3; do
+    mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
+        -m "{\"id\":\"acl-$i\",\"reply_to\":\"elsewhere/receipts\",\"values\":{\"build_id\":9,\"line\":\"acl $i\"}}"
+    mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
+        -m "{\"id\":\"sys-$i\",\"reply_to\":\"\$SYS/x\",\"values\":{\"build_id\":9,\"line\":\"sys $i\"}}"
+    mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
+        -m "{\"values\":{\"build_id\":9,\"line\":\"after $i\"}}"
+done
+wait "$ST" "$EV" "$RJ"
+check_eq "receipts refused by the broker: every write applied" "$(count 9)" 6
+check "no offline status while the broker refused receipts" bash -c "! grep -q offline '$T/flap.st'"
+check_eq "no event lost (one per write)" "$(grep -o '"line":"[a-z]* [0-9]"' "$T/flap.ev" | sort -u | wc -l)" 6
+check "the writer kept its control connection" bash -c "! grep -q 'control connection lost' '$WRITER_LOG'"
+check "reply_to \$SYS/x rejected with its reason, naming the id" \
+    grep -q '"id":"sys-1","error":"\\"reply_to\\" may not start with \\"\$\\"' "$T/flap.rej"
+note "status during the refusals: $(tr '\n' ' ' <"$T/flap.st" | cut -c1-300)"
+
 # --- an edge broker bridged over TLS with the edge role's login (conf/bridge/) --------------
 E=$T/edge
 mkdir -p "$E"

@@ -19,15 +19,41 @@ check_eq "config error names file:line" "$out" "mosqlite-writer: $T/bad.conf:3: 
 printf 'colour blue\n' > "$T/bad2.conf"
 out=$("$BIN/mosqlite-writer" -c "$T/bad2.conf" 2>&1)
 check_eq "unknown config key" "$out" "mosqlite-writer: $T/bad2.conf:1: unknown key \"colour\""
+# Values checked after reading, and tables checked against the database: file:line too.
+printf '# x\nrequest-protocol 7\n' > "$T/bad3.conf"
+out=$("$BIN/mosqlite-writer" -c "$T/bad3.conf" 2>&1)
+check_eq "a bad request-protocol names file:line" "$out" "mosqlite-writer: $T/bad3.conf:2: request-protocol: \"7\" is not auto, 3.1.1 or 5"
+printf 'synchronous maybe\n' > "$T/bad4.conf"
+out=$("$BIN/mosqlite-writer" -c "$T/bad4.conf" 2>&1)
+check_eq "a bad synchronous names file:line" "$out" "mosqlite-writer: $T/bad4.conf:1: synchronous: \"maybe\" is not FULL, NORMAL, OFF or EXTRA"
+printf 'port 1\ntables builds nope\n' > "$T/bad5.conf"
+out=$("$BIN/mosqlite-writer" --db "$T/cfg.db" --schema "$ROOT/conf/schema" -c "$T/bad5.conf" 2>&1)
+check "an unknown table in tables names file:line" grep -q "error: $T/bad5.conf:2: tables: no table \"nope\" in the database$" <<<"$out"
 
 # --- start ---------------------------------------------------------------------
 test_schema
+# Tables whose rows change after RETURNING has seen them: AFTER triggers, a STORED
+# generated column, a default; one WITHOUT ROWID.
+cat >"$SCHEMA/950_event_tables.sql" <<'SQL'
+CREATE TABLE trig (id INTEGER PRIMARY KEY, x REAL, stamp TEXT, dflt TEXT DEFAULT 'd',
+                   g INTEGER GENERATED ALWAYS AS (id * 10) STORED);
+CREATE TRIGGER trig_ai AFTER INSERT ON trig BEGIN
+    UPDATE trig SET stamp = 'set by trigger ' || NEW.id WHERE id = NEW.id;
+END;
+CREATE TABLE trig_wr (k TEXT PRIMARY KEY, v TEXT, stamp TEXT) WITHOUT ROWID;
+CREATE TRIGGER trig_wr_ai AFTER INSERT ON trig_wr BEGIN
+    UPDATE trig_wr SET stamp = 'inserted ' || NEW.v WHERE k = NEW.k;
+END;
+CREATE TRIGGER trig_wr_au AFTER UPDATE OF v ON trig_wr BEGIN
+    UPDATE trig_wr SET stamp = 'updated ' || NEW.v WHERE k = NEW.k;
+END;
+SQL
 broker_start
 receipts_bg
 sub_bg "$T/events" "$PREFIX_TOPIC/events/#"
 sub_bg "$T/rejected" "$PREFIX_TOPIC/rejected"
 writer_start
-check_eq "migrations tracked by user_version" "$(sql 'PRAGMA user_version')" 900
+check_eq "migrations tracked by user_version" "$(sql 'PRAGMA user_version')" 950
 check_eq "WAL mode" "$(sql 'PRAGMA journal_mode')" wal
 # The broker names its version on $SYS/broker/version; the writer's status shows it.
 broker_v=$(mosquitto -h | sed -n 's/^mosquitto version //p' | head -1)
@@ -80,6 +106,17 @@ reject "unknown column" write/build_logs e1 '"values":{"build_id":7,"lne":"x"}' 
 reject "unknown table" write/nope e2 '"values":{"a":1}' 'unknown table \"nope\"'
 reject "internal table" write/mosqlite_applied e3 '"values":{"id":"x","at":1}' 'table \"mosqlite_applied\" is not writable'
 reject "sqlite table" write/sqlite_schema e4 '"values":{"name":"x"}' 'table \"sqlite_schema\" is not writable'
+# A rejection for the topic or for reply_to still names the id, and goes to reply_to.
+for t in write/nokey/extra write/ write//nokey write/nokey/; do
+    n=$((n6 = ${n6:-0} + 1))
+    reject "on $t, with its id" "$t" "e6-$n" '"values":{"x":"a"}' \
+        "topic \\\"$PREFIX_TOPIC/$t\\\" is not $PREFIX_TOPIC/write or $PREFIX_TOPIC/write/TABLE"
+    check "PREFIX/rejected names the id of the request on $t" wait_until 5 grep -q "\"id\":\"e6-$n\"" "$T/rejected"
+done
+pub write/nokey '{"id":"e6-rt","reply_to":"a/#","values":{"x":"a"}}'
+check "a rejection for a bad reply_to names the id" wait_until 5 grep -q '"id":"e6-rt","error":"\\"reply_to\\" contains the wildcard' "$T/rejected"
+reject "a bare row gets a hint" write/build_logs e6-bare '"build_id":7,"line":"x"' \
+    'unknown field \"build_id\": rows go under \"values\", e.g. {\"values\": {...}}'
 reject "table differs from topic" write/builds e5 '"table":"build_logs","values":{"line":"x"}' '\"table\" is \"build_logs\" but the topic names table \"builds\"'
 reject "no table on PREFIX/write" write e6 '"values":{"line":"x"}' '\"table\" is required for a request on the write topic without a table'
 reject "unknown op" write/builds e7 '"op":"merge","values":{"name":"x"}' 'unknown op \"merge\" (use insert, upsert, update or delete)'
@@ -128,6 +165,24 @@ wait_until 10 bash -c "[ \$(grep -c '\"id\":\"dup1\"' '$RECEIPTS') -ge 2 ]"
 check "second request with the same id: duplicate" grep -q '"id":"dup1","status":"duplicate"' "$RECEIPTS"
 check_eq "duplicate applied once" "$(sql "SELECT count(*) FROM build_logs WHERE line='once'")" 1
 check_eq "id kept in mosqlite_applied" "$(sql "SELECT count(*) FROM mosqlite_applied WHERE id='dup1'")" 1
+# A retained request published while the writer is connected is rejected (the writer
+# sees the flag: MQTT 5, retain as published), never applied; a restart does not apply it.
+pub write/build_logs '{"id":"ret1","reply_to":"'"$REPLY"'/ret1","values":{"build_id":11,"line":"retained"}}' -r
+r=$(receipt ret1)
+check "a retained request is rejected with its reason ($r)" grep -q '"id":"ret1","status":"rejected","error":"a retained request is not applied: publish requests without the retain flag, and clear this one (an empty retained message on mosqlite/write/build_logs)"' <<<"$r"
+check_eq "a retained request applied nothing" "$(sql "SELECT count(*) FROM build_logs WHERE line='retained'")" 0
+
+# An id reused by a different request is rejected, not a silent duplicate.
+pub write/build_logs '{"id":"dup1","reply_to":"'"$REPLY"'/dup1","values":{"build_id":8,"line":"squatted"}}'
+pub write/builds '{"id":"dup1","reply_to":"'"$REPLY"'/dup1","values":{"name":"squatted"}}'
+wait_until 10 bash -c "[ \$(grep -c 'was already used' '$RECEIPTS') -ge 2 ]"
+check_eq "an id reused by other requests: rejected" \
+    "$(grep -c '"id":"dup1","status":"rejected","error":"id \\"dup1\\" was already used by a different request"' "$RECEIPTS")" 2
+check_eq "the squatting requests applied nothing" \
+    "$(sql "SELECT (SELECT count(*) FROM build_logs WHERE line='squatted') + (SELECT count(*) FROM builds WHERE name='squatted')")" 0
+pub write/build_logs '{"reply_to":"'"$REPLY"'/dup1c","values": {"build_id":8, "line":"once"},"id":"dup1"}'
+check "the same request again (another reply_to, order, spacing): duplicate" wait_until 10 \
+    bash -c "[ \$(grep -c '\"id\":\"dup1\",\"status\":\"duplicate\"' '$RECEIPTS') -ge 2 ]"
 pub write/builds '{"id":"'"$(printf 'x%.0s' $(seq 130))"'","reply_to":"'"$REPLY"'/badid","values":{"name":"a"}}'
 wait_until 5 grep -q '"id":null,"status":"rejected","error":"\\"id\\" must be a string of 1 to 128 printable ASCII characters"' "$RECEIPTS"
 check "bad id: rejected, receipt still sent" [ $? = 0 ]
@@ -142,6 +197,23 @@ r=$(req write/build_logs ev2 '"op":"delete","where":{"line":"event me"}')
 wait_until 5 grep -q '"op":"delete".*event me' "$T/events"
 check_eq "delete event carries the row before deletion" "$(grep '"op":"delete".*event me' "$T/events" | head -1)" "{\"table\":\"build_logs\",\"op\":\"delete\",\"rows\":[$stored]}"
 check "no event for rejected requests" bash -c "! grep -q '\"build_id\":50' '$T/events'"
+# What AFTER triggers set is in the event, as in the file (RETURNING alone showed null).
+r=$(req write/trig ev3 '"values":{"x":2.5}')
+wait_until 5 grep -q '"table":"trig","op":"insert"' "$T/events"
+stored=$(sql "SELECT json_object('id',id,'x',x,'stamp',stamp,'dflt',dflt,'g',g) FROM trig")
+check_eq "insert event: what an AFTER trigger set, the default, the stored generated column" \
+    "$(grep '"table":"trig","op":"insert"' "$T/events")" "{\"table\":\"trig\",\"op\":\"insert\",\"rows\":[$stored]}"
+r=$(req write/trig_wr ev4 '"values":{"k":"a","v":"1"}')
+r=$(req write/trig_wr ev5 '"op":"update","set":{"v":"2"},"where":{"k":"a"}')
+wait_until 5 grep -q '"table":"trig_wr","op":"update"' "$T/events"
+check_eq "WITHOUT ROWID insert event: the trigger's value" \
+    "$(grep '"table":"trig_wr","op":"insert"' "$T/events")" '{"table":"trig_wr","op":"insert","rows":[{"k":"a","v":"1","stamp":"inserted 1"}]}'
+check_eq "WITHOUT ROWID update event: the row after the trigger" \
+    "$(grep '"table":"trig_wr","op":"update"' "$T/events")" '{"table":"trig_wr","op":"update","rows":[{"k":"a","v":"2","stamp":"updated 2"}]}'
+r=$(req write/trig_wr ev6 '"op":"delete","where":{"k":"a"}')
+wait_until 5 grep -q '"table":"trig_wr","op":"delete"' "$T/events"
+check_eq "WITHOUT ROWID delete event: the row before deletion" \
+    "$(grep '"table":"trig_wr","op":"delete"' "$T/events")" '{"table":"trig_wr","op":"delete","rows":[{"k":"a","v":"2","stamp":"updated 2"}]}'
 # One op changing more than max-event-rows rows: 100 rows and truncated.
 ops=$(for i in $(seq 1 130); do printf '%s{"table":"build_logs","values":{"build_id":77,"line":"l%d"}}' "$([ $i = 1 ] || echo ,)" $i; done)
 r=$(req write bulk '"ops":['"$ops"']')
@@ -179,6 +251,10 @@ writer_stop
 check_eq "SIGTERM: exit 0" "$?" 0
 check "SIGTERM: status offline" status_is offline
 WRITER_ARGS="-c $ROOT/conf/mosqlite.conf" writer_start
+r=$(req write/build_logs ret2 '"values":{"build_id":11,"line":"after the restart"}')
+check_eq "after a restart the retained request is still not applied" "$(sql "SELECT count(*) FROM build_logs WHERE line='retained'")" 0
+check_eq "and not rejected again (not delivered again)" "$(grep -c '"id":"ret1"' "$RECEIPTS")" 1
+mosquitto_pub -p "$MQTT_PORT" -t "$PREFIX_TOPIC/write/build_logs" -r -n
 sub_bg "$T/q" "q/1"
 mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"build_log","params":{"build_id":8,"after":0,"until":1000000,"limit":100,"bytes":8000},"reply_to":"q/1"}'
 mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"drop_all","reply_to":"q/1"}'
@@ -187,9 +263,40 @@ wait_until 5 bash -c "[ \$(grep -c . '$T/q') -ge 3 ]"
 check "query answers rows" grep -q '^{"query":"build_log","rows":\[{"id":[0-9]*,"line":"once","ts":"[^"]*","stream":null}.*\],"truncated":false}$' "$T/q"
 check "unknown query refused" grep -qx '{"query":"drop_all","error":"unknown query \\"drop_all\\""}' "$T/q"
 check "missing parameter named" grep -qx '{"query":"build_log","error":"query \\"build_log\\" needs parameter \\"after\\""}' "$T/q"
+# A query request is parsed and limited as a write request is: one parser.
+sub_bg "$T/q2" "q/2"
+qpub() { mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" "$@"; }
+qpub -m '{"query":"build_log\u0000x","params":{"build_id":8,"after":0},"reply_to":"q/2"}'
+qpub -m '{"query":"build_log","params":{"build_id":9007199254740993,"after":0},"reply_to":"q/2"}'
+printf '{"query":"build_log","params":{"build_id":8,"after":0},"x":"\xff","reply_to":"q/2"}' >"$T/q.utf8"
+qpub -f "$T/q.utf8"
+qpub -m '{"query":"build_log","query":"build_log","params":{"build_id":8,"after":0},"reply_to":"q/2"}'
+qpub -m '{"query":"build_log","params":{"build_id":08,"after":0},"reply_to":"q/2"}'
+qpub -m '{"query":"build_log","params":{"build_id":8,"after":0},"reply_to":"q/2","x":1}'
+python3 -c 'import sys; sys.stdout.write("{\"query\":\"build_log\",\"reply_to\":\"q/2\",\"pad\":\"" + "x" * 2000000 + "\"}")' >"$T/q.big"
+qpub -f "$T/q.big"
+qpub -m '{"query":"build_log","params":{"build_id":8,"after":0},"reply_to":"$SYS/q"}'
+wait_until 10 bash -c "[ \$(grep -c . '$T/q2') -ge 6 ]"
+q2() { grep -qxF "$1" "$T/q2"; }
+check "query: \\u0000 in the name refused" q2 '{"query":null,"error":"string contains \\u0000 (byte 19): NUL characters are not supported"}'
+check "query: a parameter beyond 2^53 refused" \
+    q2 '{"query":null,"error":"integer 9007199254740993 at byte 42 is beyond +-2^53 and would lose precision; send it as a string"}'
+check "query: invalid UTF-8 refused" q2 '{"query":null,"error":"payload is not valid UTF-8 (byte 60)"}'
+check "query: a duplicate key refused" q2 '{"query":null,"error":"duplicate key \"query\" in the request"}'
+check "query: a leading zero refused" \
+    q2 '{"query":null,"error":"invalid JSON: number \"08\" at byte 42: leading zeros are not allowed"}'
+check "query: an unknown field refused" \
+    q2 '{"query":"build_log","error":"unknown field \"x\" (a query request has \"query\", \"params\" and \"reply_to\")"}'
+# Too large to be read (as a write request, which gets no receipt either): not run, not answered.
+check_eq "query: neither a 2 MB request nor one for a \$ topic answered" "$(grep -c . "$T/q2")" 6
+note "query answers: $(cut -c1-150 "$T/q2" | tr '\n' '|')"
 printf 'query bad DELETE FROM builds\n' > "$T/q.conf"
-out=$("$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$DB" --schema "$SCHEMA" -c "$T/q.conf" 2>&1)
-check "a query that writes is refused at start" grep -q 'query bad: must be one read-only SELECT' <<<"$out"
+out=$("$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$T/q.db" --schema "$SCHEMA" -c "$T/q.conf" 2>&1)
+check "a query that writes is refused at start, naming file:line" \
+    grep -q "error: $T/q.conf:1: query bad: must be one read-only SELECT$" <<<"$out"
+printf '# queries\n\nquery broken SELECT FROM\n' > "$T/q3.conf"
+out=$("$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$T/q.db" --schema "$SCHEMA" -c "$T/q3.conf" 2>&1)
+check "a query that does not compile is refused, naming file:line" grep -q "$T/q3.conf:3: query broken: " <<<"$out"
 
 # --- query caps and the writable set ----------------------------------------------
 writer_stop

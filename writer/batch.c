@@ -158,11 +158,15 @@ void batch_status_due(struct batch *b, long long now_ms, long long interval_ms)
 static int apply_request(struct batch *b, struct msg *m, const struct outcome *o,
                          long long *changes, long long *rowid, char *err, size_t errlen)
 {
-    const char *table;
-
-    if (req_topic(m->topic, b->t_write, &table, err, errlen) ||
-        req_parse(&b->req, db_schema(b->db), &b->o.lim, table, m->payload, m->len, err, errlen))
+    if (req_read(&b->req, db_schema(b->db), &b->o.lim, b->t_write, m->topic, m->payload, m->len,
+                 err, errlen))
         return DB_REJECT;
+    if (m->retained) {
+        /* The broker would deliver it again to every new subscription: never applied. */
+        snprintf(err, errlen, "a retained request is not applied: publish requests without the "
+                 "retain flag, and clear this one (an empty retained message on %.200s)", m->topic);
+        return DB_REJECT;
+    }
     if (o->replay_reject) {
         snprintf(err, errlen, "%s", o->error ? o->error : "rejected");
         return DB_REJECT;

@@ -10,16 +10,20 @@
 #include "db.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "sql.h"
 #include "utf8.h"
+#include "util.h"
 #include "val.h"
 
 struct db {
@@ -33,6 +37,8 @@ struct db {
     struct jbuf rows;             /* event rows of the open batch */
     struct db_event *ev;
     int nev, capev;
+    int lock_fd;                  /* PATH-writer.lock, held (flock) while open; or -1 */
+    sqlite3_stmt **readback;      /* per table: SELECT * by key (sql_build_read), lazily */
 };
 
 /* Where a request started in the batch's events, to put them back if it is rejected. */
@@ -117,6 +123,48 @@ static int exec(struct db *db, const char *sql, char *err, size_t errlen)
     return 0;
 }
 
+/* One writer per database file: an exclusive flock on PATH-writer.lock, held for the
+ * writer's life, holding its pid. flock, not fcntl: SQLite's own fcntl locks on the
+ * database are released whenever any descriptor of that file is closed, and a flock
+ * on a file of its own cannot be lost that way. The file is never removed (removing
+ * it would let a third writer lock a new file while the first still runs). */
+static int lock_file(struct db *db, const char *path, char *err, size_t errlen)
+{
+    char *lp = util_join(path, "-writer.lock");
+    char pid[32];
+    ssize_t n;
+    int fd;
+
+    if (!lp)
+        return util_fail(err, errlen, "out of memory");
+    fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        util_fail(err, errlen, "%s: cannot open its lock file %s: %s", path, lp, strerror(errno));
+        free(lp);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        int e = errno;
+        n = read(fd, pid, sizeof pid - 1);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (e == EWOULDBLOCK)
+            util_fail(err, errlen, "database %s is in use by another mosqlite-writer (pid %s, lock "
+                      "%s): one writer per database file", path, pid[0] ? pid : "unknown", lp);
+        else
+            util_fail(err, errlen, "%s: cannot lock %s: %s", path, lp, strerror(e));
+        close(fd);
+        free(lp);
+        return -1;
+    }
+    free(lp);
+    snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) || write(fd, pid, strlen(pid)) < 0)
+        log_warn("%s-writer.lock: cannot record the pid: %s", path, strerror(errno));
+    db->lock_fd = fd;
+    return 0;
+}
+
 /* Open or create the file (and its directory), in WAL mode, with the pragmas. */
 static int open_file(struct db *db, const struct db_opts *o, char *err, size_t errlen)
 {
@@ -127,6 +175,8 @@ static int open_file(struct db *db, const struct db_opts *o, char *err, size_t e
         snprintf(err, errlen, "%s: cannot create its directory: %s", o->path, strerror(errno));
         return -1;
     }
+    if (lock_file(db, o->path, err, errlen))
+        return -1;
     if (sqlite3_open_v2(o->path, &db->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                         SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", o->path, db->h ? sqlite3_errmsg(db->h) : "cannot open");
@@ -148,15 +198,56 @@ static int open_file(struct db *db, const struct db_opts *o, char *err, size_t e
 }
 
 /* The writer's own tables: ids applied (for duplicates) and rejections kept. */
+/* mosqlite_applied keeps each applied id with a hash of its request (topic and
+ * payload), to tell a producer's retry (a duplicate) from another request reusing the
+ * id (rejected). Files from before the hash get the column; their ids have none and
+ * count as duplicates. */
 static int create_internal(struct db *db, char *err, size_t errlen)
 {
+    sqlite3_stmt *st = NULL;
+    int has_hash;
+
+    if (exec(db, "CREATE TABLE IF NOT EXISTS mosqlite_applied ("
+                 " id TEXT PRIMARY KEY, at INTEGER NOT NULL, hash INTEGER) WITHOUT ROWID;", err, errlen))
+        return -1;
+    has_hash = sqlite3_prepare_v2(db->h, "SELECT hash FROM mosqlite_applied LIMIT 0", -1, &st, NULL) == SQLITE_OK;
+    sqlite3_finalize(st);
+    if (!has_hash && exec(db, "ALTER TABLE mosqlite_applied ADD COLUMN hash INTEGER", err, errlen))
+        return -1;
     return exec(db,
-                "CREATE TABLE IF NOT EXISTS mosqlite_applied ("
-                " id TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;"
                 "CREATE INDEX IF NOT EXISTS mosqlite_applied_at ON mosqlite_applied (at);"
                 "CREATE TABLE IF NOT EXISTS mosqlite_rejected ("
                 " id INTEGER PRIMARY KEY, at TEXT NOT NULL, topic TEXT NOT NULL, req_id TEXT,"
                 " error TEXT NOT NULL, payload)", err, errlen);
+}
+
+/* A writable table's events go to PREFIX/events/TABLE: a name that cannot be one topic
+ * level (+, #, / or a control character) would be written but never get events.
+ * Refused at start, with what to do. */
+static int check_table_names(const struct schema *s, char *err, size_t errlen)
+{
+    int i;
+
+    for (i = 0; i < s->ntables; i++) {
+        const struct table *t = &s->tables[i];
+        const unsigned char *p;
+        if (!t->writable)
+            continue;
+        for (p = (const unsigned char *)t->name; *p; p++)
+            if (*p == '+' || *p == '#' || *p == '/' || *p < 0x20 || *p == 0x7f)
+                break;
+        if (*p) {
+            char what[16];
+            if (*p >= 0x20 && *p != 0x7f)
+                snprintf(what, sizeof what, "\"%c\"", *p);
+            else
+                snprintf(what, sizeof what, "byte 0x%02x", *p);
+            return util_fail(err, errlen, "table \"%s\": its name cannot be an MQTT topic level (it "
+                             "has %s), so its events could not be published; rename it, or leave "
+                             "it out of `tables`", t->name, what);
+        }
+    }
+    return 0;
 }
 
 /* From here on the connection runs only what the request path may do (see the top). */
@@ -177,8 +268,8 @@ static int prepare_internal(struct db *db, char *err, size_t errlen)
         !(db->rollback = prep(db, "ROLLBACK")) || !(db->sp = prep(db, "SAVEPOINT req")) ||
         !(db->sp_release = prep(db, "RELEASE req")) ||
         !(db->sp_rollback = prep(db, "ROLLBACK TO req")) ||
-        !(db->dup_check = prep(db, "SELECT 1 FROM mosqlite_applied WHERE id = ?1")) ||
-        !(db->dup_insert = prep(db, "INSERT INTO mosqlite_applied (id, at) VALUES (?1, ?2)")) ||
+        !(db->dup_check = prep(db, "SELECT hash IS NULL OR hash = ?2 FROM mosqlite_applied WHERE id = ?1")) ||
+        !(db->dup_insert = prep(db, "INSERT INTO mosqlite_applied (id, at, hash) VALUES (?1, ?2, ?3)")) ||
         !(db->rej_insert = prep(db, "INSERT INTO mosqlite_rejected (at, topic, req_id, error, payload)"
                                     " VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?1, ?2, ?3, ?4)"))) {
         snprintf(err, errlen, "preparing internal statements: %s", sqlite3_errmsg(db->h));
@@ -197,8 +288,11 @@ struct db *db_open(const struct db_opts *o, char *err, size_t errlen)
     }
     db->o = *o;
     db->trusted = 1;
+    db->lock_fd = -1;
     if (open_file(db, o, err, errlen) || schema_migrate(db->h, o->schema_dir, err, errlen) ||
         create_internal(db, err, errlen) || schema_load(db->h, o->tables, &db->schema, err, errlen))
+        goto fail;
+    if (check_table_names(&db->schema, err, errlen))
         goto fail;
     harden(db);
     if (prepare_internal(db, err, errlen))
@@ -219,6 +313,12 @@ void db_close(struct db *db)
     if (!db)
         return;
     sql_cache_free(db->cache);
+    if (db->readback) {
+        int i;
+        for (i = 0; i < db->schema.ntables; i++)
+            sqlite3_finalize(db->readback[i]);
+        free(db->readback);
+    }
     sqlite3_finalize(db->begin);
     sqlite3_finalize(db->commit);
     sqlite3_finalize(db->rollback);
@@ -233,6 +333,8 @@ void db_close(struct db *db)
     schema_free(&db->schema);
     jb_free(&db->rows);
     free(db->ev);
+    if (db->lock_fd >= 0)
+        close(db->lock_fd);
     free(db);
 }
 
@@ -324,29 +426,76 @@ static struct db_event *event_for(struct db *db, const struct req_op *op)
     return e;
 }
 
+/* The statement reading a row of table tindex by its key, prepared on first use. */
+static sqlite3_stmt *readback_for(struct db *db, int tindex)
+{
+    struct jbuf sql = {0};
+
+    if (!db->readback && !(db->readback = calloc((size_t)db->schema.ntables, sizeof *db->readback)))
+        return NULL;
+    if (!db->readback[tindex]) {
+        sql_build_read(&sql, &db->schema.tables[tindex]);
+        if (!sql.oom)
+            db->readback[tindex] = prep(db, sql.s);
+        jb_free(&sql);
+    }
+    return db->readback[tindex];
+}
+
+/* Write one returned row into the events: a deleted row as RETURNING gave it (as it
+ * was); any other by its key, read back from the file now that the statement is done
+ * (SQLite runs the whole statement, AFTER triggers included, on its first step and
+ * then hands out the RETURNING rows), so defaults, generated columns and what
+ * triggers set are there. SQLITE_OK or SQLite's code. */
+static int event_row(struct db *db, sqlite3_stmt *st, const struct req_op *op, struct db_event *e)
+{
+    sqlite3_stmt *rb;
+    int k, n, rc;
+
+    if (op->kind == OP_DELETE) {
+        if (e->nrows++)
+            jb_putc(&db->rows, ',');
+        val_row_json(&db->rows, st);
+        return SQLITE_OK;
+    }
+    if (!(rb = readback_for(db, op->tindex)))
+        return sqlite3_errcode(db->h) != SQLITE_OK ? sqlite3_errcode(db->h) : SQLITE_NOMEM;
+    n = sql_key_count(op->table);
+    for (k = 0; k < n; k++)
+        sqlite3_bind_value(rb, k + 1, sqlite3_column_value(st, k));
+    rc = sqlite3_step(rb);
+    if (rc == SQLITE_ROW) {             /* else gone already: a trigger deleted it */
+        if (e->nrows++)
+            jb_putc(&db->rows, ',');
+        val_row_json(&db->rows, rb);
+    }
+    sqlite3_reset(rb);
+    sqlite3_clear_bindings(rb);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 /* Step a bound statement to the end, collecting its rows as event text. */
 static int step_op(struct db *db, sqlite3_stmt *st, const struct req_op *op, long long *rowid)
 {
-    int before = db->nev, rc;
+    int before = db->nev, rc, rrc = SQLITE_OK;
     struct db_event *e = event_for(db, op);
 
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (op->table->rowid_col >= 0 && (op->kind == OP_INSERT || op->kind == OP_UPSERT))
-            *rowid = sqlite3_column_int64(st, op->table->rowid_col);
-        if (!e)
+        if (op->table->rowid && (op->kind == OP_INSERT || op->kind == OP_UPSERT))
+            *rowid = sqlite3_column_int64(st, 0);
+        if (!e || rrc != SQLITE_OK)
             continue;
         if (e->nrows >= db->o.max_event_rows) {
             e->truncated = 1;
             continue;
         }
-        if (e->nrows)
-            jb_putc(&db->rows, ',');
-        val_row_json(&db->rows, st);
-        e->nrows++;
+        rrc = event_row(db, st, op, e);
         e->end = db->rows.len;
     }
     if (e && db->nev > before && !e->nrows)   /* nothing returned: drop the new group */
         db->nev--;
+    if (rc == SQLITE_DONE && rrc != SQLITE_OK)
+        return rrc;
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
@@ -412,14 +561,20 @@ static int unwind(struct db *db, const struct ev_mark *m)
     return DB_REJECT;
 }
 
-/* 1 when r's id was applied before, 0 when not, -1 with SQLite's code in *rc. */
-static int seen_before(struct db *db, const char *id, int *rc)
+/* 1 when r's id was applied before for the same request, 2 for another request,
+ * 0 when not, -1 with SQLite's code in *rc. */
+static int seen_before(struct db *db, const struct req *r, int *rc)
 {
-    sqlite3_bind_text(db->dup_check, 1, id, -1, SQLITE_STATIC);
+    int same = 0;
+
+    sqlite3_bind_text(db->dup_check, 1, r->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(db->dup_check, 2, (sqlite3_int64)r->hash);
     *rc = sqlite3_step(db->dup_check);
+    if (*rc == SQLITE_ROW)
+        same = sqlite3_column_int(db->dup_check, 0);
     sqlite3_reset(db->dup_check);
     if (*rc == SQLITE_ROW)
-        return 1;
+        return same ? 1 : 2;
     return *rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -437,9 +592,13 @@ int db_apply(struct db *db, const struct req *r, long long *changes, long long *
     *rowid = -1;
     if ((rc = run(db->sp)) != SQLITE_OK)
         return fault(db, rc, err, errlen);
-    if (r->id && (seen = seen_before(db, r->id, &rc))) {
+    if (r->id && (seen = seen_before(db, r, &rc))) {
         if (seen < 0)
             return fault(db, rc, err, errlen);
+        if (seen == 2) {
+            snprintf(err, errlen, "id \"%s\" was already used by a different request", r->id);
+            return unwind(db, &m);
+        }
         run(db->sp_release);
         return DB_DUP;
     }
@@ -451,6 +610,7 @@ int db_apply(struct db *db, const struct req *r, long long *changes, long long *
     if (r->id) {
         sqlite3_bind_text(db->dup_insert, 1, r->id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(db->dup_insert, 2, (sqlite3_int64)time(NULL));
+        sqlite3_bind_int64(db->dup_insert, 3, (sqlite3_int64)r->hash);
         if ((rc = run_trusted(db, db->dup_insert)) != SQLITE_OK)
             return fault(db, rc, err, errlen);
     }

@@ -3,7 +3,8 @@
  * A batch is one transaction (BEGIN IMMEDIATE .. COMMIT) holding many requests, each
  * inside its own SAVEPOINT, so a rejected request rolls back alone and its neighbours
  * commit. db_apply() returns what happened to one request; the rows each statement
- * returned (RETURNING *) are kept as event text until the batch commits or rolls back.
+ * wrote (read back by key after it, as stored; a delete's RETURNING * rows) are kept
+ * as event text until the batch commits or rolls back.
  *
  * Errors are split in two: the request's fault (constraint, type, shape) rejects the
  * request; anything else (disk full, I/O error, the file locked by another process)

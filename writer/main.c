@@ -143,12 +143,17 @@ static void on_query(void *ud, const char *payload, size_t len, const char *resp
                      const void *corr, int corrlen)
 {
     struct jbuf out = {0};
+    struct req_limits lim;
     const char *reply_to;
 
     (void)ud;
     if (!w.queries)
         return;
-    query_run(w.queries, payload, len, &out, &reply_to);
+    lim.max_payload = (size_t)cf.max_payload;
+    lim.max_depth = (int)cf.max_depth;
+    lim.max_ops = (int)cf.max_ops;
+    lim.prefix = cf.prefix;
+    query_run(w.queries, &lim, payload, len, &out, &reply_to);
     if (!reply_to)
         reply_to = resp_topic;
     if (reply_to && !req_reply_topic_ok(reply_to, cf.prefix)) {
@@ -208,13 +213,15 @@ static int open_config(int argc, char **argv, int *exit_code)
     }
     if (strcasecmp(cf.synchronous, "FULL") && strcasecmp(cf.synchronous, "NORMAL") &&
         strcasecmp(cf.synchronous, "OFF") && strcasecmp(cf.synchronous, "EXTRA")) {
-        fprintf(stderr, "mosqlite-writer: synchronous: \"%s\" is not FULL, NORMAL, OFF or EXTRA\n",
-                cf.synchronous);
+        fprintf(stderr, "mosqlite-writer: %s%ssynchronous: \"%s\" is not FULL, NORMAL, OFF or EXTRA\n",
+                cfg_origin("synchronous") ? cfg_origin("synchronous") : "",
+                cfg_origin("synchronous") ? ": " : "", cf.synchronous);
         return -1;
     }
     if (strcmp(cf.request_protocol, "3.1.1") && strcmp(cf.request_protocol, "5")) {
-        fprintf(stderr, "mosqlite-writer: request-protocol: \"%s\" is not 3.1.1 or 5\n",
-                cf.request_protocol);
+        fprintf(stderr, "mosqlite-writer: %s%srequest-protocol: \"%s\" is not 3.1.1 or 5\n",
+                cfg_origin("request-protocol") ? cfg_origin("request-protocol") : "",
+                cfg_origin("request-protocol") ? ": " : "", cf.request_protocol);
         return -1;
     }
     *exit_code = 0;
@@ -235,8 +242,17 @@ static int open_db(char *err, size_t errlen)
     dbo.id_ttl_days = cf.id_ttl_days;
     dbo.rejected_keep = cf.rejected_keep;
     dbo.max_event_rows = cf.max_event_rows;
-    if (!(w.db = db_open(&dbo, err, errlen)))
+    if (!(w.db = db_open(&dbo, err, errlen))) {
+        /* An unknown table in `tables`: name the config line. */
+        if (!strncmp(err, "tables: ", 8) && cfg_origin("tables")) {
+            char *tmp = strdup(err);
+            if (tmp) {
+                snprintf(err, errlen, "%s: %s", cfg_origin("tables"), tmp);
+                free(tmp);
+            }
+        }
         return -1;
+    }
     /* Replication: before anything commits (the prune at start included). */
     if (!(w.changes = changes_new(w.db, cf.prefix, (int)cf.changes_qos, err, errlen)))
         return -1;
@@ -380,7 +396,7 @@ static void writer_serve(void)
     char err[1024];
     long long retry_at;
 
-    while (!stop_requested) {
+    while (!stop_requested && !mq_taken_over(w.mq)) {
         long long now;
 
         mq_poll(w.mq, poll_timeout(util_now_ms()));
@@ -431,6 +447,11 @@ static int writer_shut_down(void)
     if (hook_running(w.hooks) || hook_queued(w.hooks))
         log_warn("stopping: killing %d hook commands, %d more not started",
                  hook_running(w.hooks), hook_queued(w.hooks));
+    if (mq_taken_over(w.mq)) {
+        /* Another writer has our client id: its status is the one that counts. */
+        log_error("exiting: client id %s is taken by another client", cf.client_id);
+        return 1;
+    }
     batch_status(w.batch, "offline");
     mq_flush(w.mq, FLUSH_MS);
     log_info("stopped: %lld applied, %lld rejected, %lld duplicates, %lld commits",

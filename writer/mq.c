@@ -64,7 +64,16 @@ struct mq {
     mq_query_fn on_admin;    /* commands on admin_topic, or NULL */
     void *admin_ud;
     char *admin_topic;
+    int taken_over;          /* another client took our client id: stop, say nothing */
+    long long sub_up_ms;     /* when sub last connected */
+    int quick_drops;         /* sub dropped right after CONNACK, in a row */
 };
+
+/* MQTT 3.1.1 has no reason for a session taken over: the broker just closes the
+ * connection. So many closes in a row (not protocol errors, which a resumed session
+ * can meet a few times and get over), each this soon after CONNACK, mean the same. */
+#define TAKEOVER_DROPS   5
+#define TAKEOVER_SOON_MS 1000
 
 /* The broker names its version on this retained topic (when its $SYS tree is on); the
  * status shows it. */
@@ -102,14 +111,22 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
     c->state = UP;
     c->ever = 1;
     c->backoff = 0;
+    if (c == &mq->sub)
+        mq->sub_up_ms = util_now_ms();
     log_info("%s connection up (%s:%d)%s", c->name, mq->o.host, mq->o.port,
              c == &mq->sub && (flags & 1) ? ", session resumed" : "");
     if (c == &mq->sub) {
         /* A session the broker kept has the subscription already; subscribing again
-         * would make MQTT 3.1.1 resend retained messages. */
+         * would make MQTT 3.1.1 resend retained messages (and, while the broker is
+         * sending a backlog to a resumed session, cost it the connection again and
+         * again). MQTT 5 subscribes with "retain as published": the writer then sees
+         * the retain flag of a request published while it is connected, and rejects
+         * it (batch.c). A session kept from an older writer lacks that option until
+         * the writer starts with a new session. */
         if (!(flags & 1))
             mosquitto_subscribe_v5(m, NULL, mq->write_filter, 2,
-                                   mq->proto == MQ_PROTO_5 ? MQTT_SUB_OPT_SEND_RETAIN_NEVER : 0, NULL);
+                                   mq->proto == MQ_PROTO_5 ? MQTT_SUB_OPT_SEND_RETAIN_NEVER |
+                                   MQTT_SUB_OPT_RETAIN_AS_PUBLISHED : 0, NULL);
     }
     else {
         mosquitto_subscribe_v5(m, NULL, mq->query_topic, 1, 0, NULL);
@@ -135,8 +152,19 @@ static void on_disconnect(struct mosquitto *m, void *ud, int rc, const mosquitto
     struct mq *mq = ud;
     struct conn *c = m == mq->sub.m ? &mq->sub : &mq->ctl;
 
-    if (c->state == UP && (rc || c->wanted))
+    if (c == &mq->sub && c->state == UP && c->wanted && mq->proto == MQ_PROTO_311)
+        mq->quick_drops = rc == MOSQ_ERR_CONN_LOST && util_now_ms() - mq->sub_up_ms < TAKEOVER_SOON_MS
+                          ? mq->quick_drops + 1 : 0;
+    if (rc == MQTT_RC_SESSION_TAKEN_OVER || mq->quick_drops >= TAKEOVER_DROPS) {
+        if (!mq->taken_over)
+            log_error("the %s session was taken over by another client with client id %s%s "
+                      "(another mosqlite-writer?): stopping, so as not to fight over it",
+                      c->name, mq->o.client_id, c == &mq->ctl ? "-ctl" : "");
+        mq->taken_over = 1;
+        mq->sub.wanted = mq->ctl.wanted = 0;
+    } else if (c->state == UP && (rc || c->wanted)) {
         log_warn("%s connection lost: %s", c->name, mosquitto_strerror(rc));
+    }
     c->state = DOWN;
 }
 
@@ -180,11 +208,6 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
         mq->on_query(mq->ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
         goto out;
     }
-    if (in->retain) {
-        log_warn("ignored a retained request on %s: publish requests without retain, or it "
-                 "would be applied again on every new subscription", in->topic);
-        goto out;
-    }
     tlen = strlen(in->topic) + 1;
     rtlen = rt ? strlen(rt) + 1 : 0;
     need = APP_OFFSET + mq->o.app_size + tlen + (size_t)in->payloadlen + 1 + rtlen + corrlen;
@@ -200,6 +223,7 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
     p += tlen;
     msg->payload = p;
     msg->len = (size_t)in->payloadlen;
+    msg->retained = in->retain;
     if (in->payloadlen)
         memcpy(p, in->payload, (size_t)in->payloadlen);
     p[in->payloadlen] = '\0';
@@ -518,6 +542,11 @@ int mq_ctl_connected(struct mq *mq)
     int r = mq->ctl_new;
     mq->ctl_new = 0;
     return r;
+}
+
+int mq_taken_over(const struct mq *mq)
+{
+    return mq->taken_over;
 }
 
 int mq_sub_connected(const struct mq *mq)

@@ -10,7 +10,9 @@
  * retained status) and named queries; its Last Will marks the writer offline. It stays
  * up while `sub` is closed, so the status can say why.
  *
- * Both reconnect with backoff when the broker is down or goes away. */
+ * Both reconnect with backoff when the broker is down or goes away, except when
+ * another client has taken over a session (same client id): then neither is retried
+ * (mq_taken_over), so that two writers never knock each other off in turn. */
 #ifndef MOSQLITE_MQ_H
 #define MOSQLITE_MQ_H
 
@@ -23,6 +25,8 @@ struct msg {
     char *topic;
     char *payload;           /* NUL-terminated for convenience; len bytes */
     size_t len;
+    int retained;            /* the retain flag as the broker sent it (MQTT 5: as published;
+                              * MQTT 3.1.1: only on a copy sent for a new subscription) */
     char *resp_topic;        /* MQTT v5 Response Topic, or NULL */
     void *corr;              /* MQTT v5 Correlation Data, or NULL */
     int corrlen;
@@ -81,6 +85,12 @@ void mq_quiesce(struct mq *mq, int timeout_ms);
 /* 1 once when `ctl` has (re)connected since the last call: time to publish status. */
 int mq_ctl_connected(struct mq *mq);
 int mq_sub_connected(const struct mq *mq);
+
+/* 1 once another client has taken over either session (our client id): MQTT 5
+ * DISCONNECT "session taken over", or for an MQTT 3.1.1 request session five closes
+ * in a row, each within a second of CONNACK. Neither connection is retried then; the writer must stop without
+ * publishing its status (the other client's is the one that counts). */
+int mq_taken_over(const struct mq *mq);
 
 /* The queue of received, not yet finished requests. */
 struct msg *mq_head(struct mq *mq);

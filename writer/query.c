@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "req.h"
 #include "val.h"
 
 struct named {
@@ -22,7 +23,7 @@ struct queries {
     int n;
     long long max_rows, timeout_ms;
     struct timespec deadline;
-    cJSON *last;                  /* the last request, kept for *reply_to */
+    struct req last;              /* the last request, kept for *reply_to */
 };
 
 static int past_deadline(void *arg)
@@ -58,6 +59,9 @@ struct queries *query_open(const char *path, const struct cfg_list *defs, long l
     sqlite3_progress_handler(q->h, 1000, past_deadline, q);
     for (i = 0; i < defs->n; i++) {
         const char *d = defs->items[i], *sql = d, *tail = NULL;
+        /* Every error names the config line: "FILE:LINE: query NAME: ..." */
+        const char *at = cfg_list_origin(defs, i) ? cfg_list_origin(defs, i) : "";
+        const char *sep = *at ? ": " : "";
         struct named *nq = &q->q[q->n];
         size_t nlen;
         while (*sql && !isspace((unsigned char)*sql))
@@ -66,13 +70,13 @@ struct queries *query_open(const char *path, const struct cfg_list *defs, long l
         while (isspace((unsigned char)*sql))
             sql++;
         if (!nlen || !*sql) {
-            snprintf(err, errlen, "query \"%s\": expected NAME SELECT ...", d);
+            snprintf(err, errlen, "%s%squery \"%s\": expected NAME SELECT ...", at, sep, d);
             query_close(q);
             return NULL;
         }
         nq->name = strndup(d, nlen);
         if (!nq->name || sqlite3_prepare_v3(q->h, sql, -1, SQLITE_PREPARE_PERSISTENT, &nq->st, &tail) != SQLITE_OK) {
-            snprintf(err, errlen, "query %s: %s", nq->name ? nq->name : d, sqlite3_errmsg(q->h));
+            snprintf(err, errlen, "%s%squery %s: %s", at, sep, nq->name ? nq->name : d, sqlite3_errmsg(q->h));
             free(nq->name);
             query_close(q);
             return NULL;
@@ -81,7 +85,7 @@ struct queries *query_open(const char *path, const struct cfg_list *defs, long l
         while (tail && isspace((unsigned char)*tail))
             tail++;
         if (!nq->st || !sqlite3_stmt_readonly(nq->st) || (tail && *tail && strcmp(tail, ";"))) {
-            snprintf(err, errlen, "query %s: must be one read-only SELECT", nq->name);
+            snprintf(err, errlen, "%s%squery %s: must be one read-only SELECT", at, sep, nq->name);
             query_close(q);
             return NULL;
         }
@@ -100,7 +104,7 @@ void query_close(struct queries *q)
         free(q->q[i].name);
     }
     free(q->q);
-    cJSON_Delete(q->last);
+    req_free(&q->last);
     sqlite3_close(q->h);
     free(q);
 }
@@ -192,8 +196,29 @@ static void run_named(struct queries *q, const struct named *nq, struct jbuf *ou
     sqlite3_clear_bindings(st);
 }
 
-void query_run(struct queries *q, const char *payload, size_t len, struct jbuf *out,
-               const char **reply_to)
+/* A query request's fields, each NULL when absent; any other field is refused. */
+static int query_fields(const cJSON *root, const cJSON **name, const cJSON **params,
+                        const cJSON **rt, char *err, size_t errlen)
+{
+    const cJSON *c;
+
+    *name = *params = *rt = NULL;
+    for (c = root->child; c; c = c->next) {
+        if (!strcmp(c->string, "query"))
+            *name = c;
+        else if (!strcmp(c->string, "params"))
+            *params = c;
+        else if (!strcmp(c->string, "reply_to"))
+            *rt = c;
+        else
+            return snprintf(err, errlen, "unknown field \"%.100s\" (a query request has \"query\", "
+                            "\"params\" and \"reply_to\")", c->string), -1;
+    }
+    return 0;
+}
+
+void query_run(struct queries *q, const struct req_limits *lim, const char *payload, size_t len,
+               struct jbuf *out, const char **reply_to)
 {
     const cJSON *jname, *params, *rt;
     struct named *nq = NULL;
@@ -203,16 +228,31 @@ void query_run(struct queries *q, const char *payload, size_t len, struct jbuf *
     out->len = 0;
     out->oom = 0;
     *reply_to = NULL;
-    cJSON_Delete(q->last);
-    q->last = cJSON_ParseWithLength(payload, len);
-    if (!q->last || !cJSON_IsObject(q->last)) {
-        answer_error(out, NULL, "a query request must be a JSON object");
+    req_clear(&q->last);
+    /* The same parser and limits as a write request: size, UTF-8, depth, strict JSON. */
+    if (req_parse_json(&q->last, lim, payload, len, msg, sizeof msg)) {
+        rt = q->last.root ? cJSON_GetObjectItemCaseSensitive(q->last.root, "reply_to") : NULL;
+        if (cJSON_IsString(rt) && req_reply_topic_ok(rt->valuestring, lim->prefix))
+            *reply_to = rt->valuestring;
+        /* Not the name: it may be cut (at a \u0000) or given twice. */
+        answer_error(out, NULL, msg);
         return;
     }
-    rt = cJSON_GetObjectItemCaseSensitive(q->last, "reply_to");
-    if (cJSON_IsString(rt) && rt->valuestring[0] && !strpbrk(rt->valuestring, "+#"))
+    if (query_fields(q->last.root, &jname, &params, &rt, msg, sizeof msg)) {
+        answer_error(out, cJSON_IsString(jname) ? jname->valuestring : NULL, msg);
+        rt = cJSON_GetObjectItemCaseSensitive(q->last.root, "reply_to");
+        if (cJSON_IsString(rt) && req_reply_topic_ok(rt->valuestring, lim->prefix))
+            *reply_to = rt->valuestring;
+        return;
+    }
+    if (rt) {
+        if (!cJSON_IsString(rt) || req_reply_check(rt->valuestring, lim->prefix, msg, sizeof msg)) {
+            answer_error(out, cJSON_IsString(jname) ? jname->valuestring : NULL,
+                         cJSON_IsString(rt) ? msg : "\"reply_to\" must be a string (a topic name)");
+            return;     /* nowhere to send it but an MQTT 5 Response Topic */
+        }
         *reply_to = rt->valuestring;
-    jname = cJSON_GetObjectItemCaseSensitive(q->last, "query");
+    }
     if (!cJSON_IsString(jname)) {
         answer_error(out, NULL, "\"query\" must name a defined query");
         return;
@@ -225,7 +265,6 @@ void query_run(struct queries *q, const char *payload, size_t len, struct jbuf *
         answer_error(out, jname->valuestring, msg);
         return;
     }
-    params = cJSON_GetObjectItemCaseSensitive(q->last, "params");
     if (params && !cJSON_IsObject(params)) {
         answer_error(out, nq->name, "\"params\" must be an object");
         return;

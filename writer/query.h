@@ -10,6 +10,7 @@
 
 #include "cfg.h"
 #include "jbuf.h"
+#include "req.h"
 
 struct queries;
 
@@ -19,10 +20,12 @@ struct queries *query_open(const char *path, const struct cfg_list *defs, long l
                            long long timeout_ms, char *err, size_t errlen);
 void query_close(struct queries *q);
 
-/* Answer one request payload into out (JSON). *reply_to is set to the request's
+/* Answer one request payload into out (JSON). The payload is parsed and limited as
+ * a write request is (req_parse_json: size, UTF-8, depth, strict JSON, no duplicate
+ * key), then its fields: "query", "params", "reply_to", nothing else. *reply_to is set to the request's
  * reply_to (pointing into storage valid until the next call), or NULL when the
  * request named none and the answer has nowhere to go. */
-void query_run(struct queries *q, const char *payload, size_t len, struct jbuf *out,
-               const char **reply_to);
+void query_run(struct queries *q, const struct req_limits *lim, const char *payload, size_t len,
+               struct jbuf *out, const char **reply_to);
 
 #endif

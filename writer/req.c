@@ -17,34 +17,107 @@
 
 const char *const op_names[] = {"insert", "upsert", "update", "delete"};
 
-/* An integer literal (no fraction, no exponent) beyond 2^53 cannot be held exactly by
- * the parser's double: say so, quoting the literal. A number with a fraction or an
- * exponent is a REAL and is fine at any size. */
-static int big_integer(const unsigned char *p, size_t n, size_t i, size_t *end)
+/* One number literal at p[i], checked against RFC 8259's grammar:
+ * -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?. cJSON alone would take 012,
+ * 1. and 1e999 (as +Inf). *end is set past the literal, *real to 1 when it has a
+ * fraction or an exponent (it is then a REAL, whatever its value: 3.0, 1E2, -0.0).
+ * An integer literal beyond 2^53 cannot be held exactly by the parser's double: it is
+ * refused, quoting the literal. */
+static int num_run(const unsigned char *p, size_t n, size_t i)
+{
+    size_t k = i;
+
+    while (k < n && k - i < 40 && p[k] && strchr("0123456789.eE+-", p[k]))
+        k++;
+    return (int)(k - i);
+}
+
+static int scan_number(const unsigned char *p, size_t n, size_t i, size_t *end, int *real,
+                       char *err, size_t errlen)
 {
     static const char lim[] = UTIL_STR(UTIL_EXACT_INT);
-    size_t d;
+    size_t start = i, d, nd;
+    int len;
 
+    /* On a grammar error, quote the run of number characters, as written. */
+#define NUM_FAIL(why) \
+    (len = num_run(p, n, start), \
+     util_fail(err, errlen, "invalid JSON: number \"%.*s\" at byte %zu: %s", len, \
+               (const char *)p + start, start, why))
+    *real = 0;
     if (p[i] == '-')
         i++;
     d = i;
+    if (i >= n || p[i] < '0' || p[i] > '9')
+        return NUM_FAIL("a digit must follow \"-\"");
+    if (p[i] == '0' && i + 1 < n && p[i + 1] >= '0' && p[i + 1] <= '9') {
+        i++;
+        return NUM_FAIL("leading zeros are not allowed");
+    }
     while (i < n && p[i] >= '0' && p[i] <= '9')
         i++;
+    nd = i - d;
+    if (i < n && p[i] == '.') {
+        *real = 1;
+        i++;
+        if (i >= n || p[i] < '0' || p[i] > '9')
+            return NUM_FAIL("a digit must follow \".\"");
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+    }
+    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
+        *real = 1;
+        i++;
+        if (i < n && (p[i] == '+' || p[i] == '-'))
+            i++;
+        if (i >= n || p[i] < '0' || p[i] > '9')
+            return NUM_FAIL("the exponent needs digits");
+        while (i < n && p[i] >= '0' && p[i] <= '9')
+            i++;
+    }
+#undef NUM_FAIL
     *end = i;
-    if (i < n && (p[i] == '.' || p[i] == 'e' || p[i] == 'E'))
+    len = (int)(i - start > 40 ? 40 : i - start);
+    if (*real) {
+        char buf[512];
+        size_t k = i - start < sizeof buf - 1 ? i - start : sizeof buf - 1;
+        memcpy(buf, p + start, k);
+        buf[k] = '\0';
+        if (i - start >= sizeof buf || !isfinite(strtod(buf, NULL)))
+            return util_fail(err, errlen, "number %.*s at byte %zu is out of range: beyond the largest "
+                             "double (about 1.8e308)", len, (const char *)p + start, start);
         return 0;
-    if (i - d != sizeof lim - 1)
-        return i - d > sizeof lim - 1;
-    return memcmp(p + d, lim, sizeof lim - 1) > 0;
+    }
+    if (nd > sizeof lim - 1 || (nd == sizeof lim - 1 && memcmp(p + d, lim, nd) > 0))
+        return util_fail(err, errlen, "integer %.*s at byte %zu is beyond +-2^53 and would lose "
+                         "precision; send it as a string", len, (const char *)p + start, start);
+    return 0;
+}
+
+/* Remember, in order, which number literals are REALs (see req_mark). */
+static int note_number(struct req *r, int real)
+{
+    if (r->nnum == r->numcap) {
+        int c = r->numcap ? r->numcap * 2 : 64;
+        unsigned char *p = realloc(r->numreal, (size_t)c);
+        if (!p)
+            return -1;
+        r->numreal = p;
+        r->numcap = c;
+    }
+    r->numreal[r->nnum++] = (unsigned char)real;
+    return 0;
 }
 
 /* One pass over the payload: valid UTF-8, no raw NUL, depth within limit, no
- * \u0000 escape inside strings, no integer literal the parser would round. */
-static int scan_raw(const unsigned char *p, size_t n, int max_depth, char *err, size_t errlen)
+ * \u0000 escape inside strings, every number RFC 8259's and exact. */
+static int scan_raw(struct req *r, const unsigned char *p, size_t n, int max_depth, char *err,
+                    size_t errlen)
 {
     size_t i = 0;
     int depth = 0, instr = 0;
 
+    r->nnum = 0;
     while (i < n) {
         unsigned c = p[i];
         if (c >= 0x80) {
@@ -73,11 +146,12 @@ static int scan_raw(const unsigned char *p, size_t n, int max_depth, char *err, 
             instr = 1;
         } else if (c == '-' || (c >= '0' && c <= '9')) {
             size_t end;
-            if (big_integer(p, n, i, &end))
-                return util_fail(err, errlen, "integer %.*s at byte %zu is beyond +-2^53 and would lose "
-                            "precision; send it as a string", (int)(end - i > 40 ? 40 : end - i),
-                            (const char *)p + i, i);
-            i = end > i ? end : i + 1;
+            int real;
+            if (scan_number(p, n, i, &end, &real, err, errlen))
+                return -1;
+            if (note_number(r, real))
+                return util_fail(err, errlen, "out of memory");
+            i = end;
             continue;
         } else if (c == '{' || c == '[') {
             if (++depth > max_depth)
@@ -88,6 +162,16 @@ static int scan_raw(const unsigned char *p, size_t n, int max_depth, char *err, 
         i++;
     }
     return 0;
+}
+
+/* FNV-1a, 64 bits, over n bytes, continuing from h. */
+static unsigned long long fnv1a(unsigned long long h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    while (n--)
+        h = (h ^ *b++) * 1099511628211ULL;
+    return h;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -137,23 +221,70 @@ static int printable_id(const char *s)
     return n >= 1 && n <= 128;
 }
 
-static int topic_ok(const char *s)
+static const char *json_type_name(const cJSON *v)
 {
-    size_t n = strlen(s);
-    return n > 0 && n <= 65535 && !strpbrk(s, "+#");
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsBool(v)) return "a boolean";
+    if (cJSON_IsNull(v)) return "null";
+    if (cJSON_IsArray(v)) return "an array";
+    return "an object";
+}
+
+/* The control characters MQTT forbids in a topic (U+0001-U+001F, U+007F-U+009F); the
+ * broker drops the connection of a client that publishes to such a topic. */
+static size_t control_char(const char *s, unsigned *cp)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i;
+
+    for (i = 0; p[i]; i++) {
+        if (p[i] < 0x20 || p[i] == 0x7f) {
+            *cp = p[i];
+            return i + 1;
+        }
+        if (p[i] == 0xc2 && p[i + 1] >= 0x80 && p[i + 1] <= 0x9f) {
+            *cp = p[i + 1];
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+int req_reply_check(const char *topic, const char *prefix, char *err, size_t errlen)
+{
+    size_t len = strlen(topic), n = prefix ? strlen(prefix) : 0, at;
+    const char *w, *rest;
+    unsigned cp;
+
+    if (!len)
+        return util_fail(err, errlen, "\"reply_to\" is empty: give the topic for the receipt");
+    if (len > REQ_TOPIC_MAX)
+        return util_fail(err, errlen, "\"reply_to\" is %zu bytes long: a topic name is at most %d",
+                         len, REQ_TOPIC_MAX);
+    if ((w = strpbrk(topic, "+#")))
+        return util_fail(err, errlen, "\"reply_to\" contains the wildcard \"%c\" (byte %zu): a receipt "
+                         "needs a topic name, not a filter", *w, (size_t)(w - topic));
+    if ((at = control_char(topic, &cp)))
+        return util_fail(err, errlen, "\"reply_to\" contains the control character U+%04X (byte %zu), "
+                         "which a topic name may not", cp, at - 1);
+    if (topic[0] == '$')
+        return util_fail(err, errlen, "\"reply_to\" may not start with \"$\": the broker keeps $ topics "
+                         "for itself and refuses a client's publish to them");
+    if (!n || strncmp(topic, prefix, n) || (topic[n] != '/' && topic[n]))
+        return 0;                    /* outside the prefix: the broker's ACL decides */
+    rest = topic + n;
+    if (!strncmp(rest, "/receipts/", 10) || !strncmp(rest, "/reply/", 7))
+        return 0;
+    return util_fail(err, errlen, "\"reply_to\" may not be one of the writer's own topics: use "
+                     "%s/receipts/... or a topic outside %s/", prefix, prefix);
 }
 
 int req_reply_topic_ok(const char *topic, const char *prefix)
 {
-    size_t n = prefix ? strlen(prefix) : 0;
-    const char *rest;
+    char err[8];
 
-    if (!topic_ok(topic))
-        return 0;
-    if (!n || strncmp(topic, prefix, n) || (topic[n] != '/' && topic[n]))
-        return 1;                    /* outside the prefix: the ACL decides */
-    rest = topic + n;
-    return !strncmp(rest, "/receipts/", 10) || !strncmp(rest, "/reply/", 7);
+    return !req_reply_check(topic, prefix, err, sizeof err);
 }
 
 const char *req_blob_text(const cJSON *v)
@@ -228,6 +359,37 @@ static int check_blob(const struct table *t, int col, const cJSON *v, char *err,
     return 0;
 }
 
+/* A string into an INTEGER column is converted by SQLite's affinity; an integer
+ * string beyond 64 bits would silently become an approximate REAL: refuse it. */
+static int check_int_text(const struct table *t, int col, const cJSON *v, char *err, size_t errlen)
+{
+    static const char max[] = "9223372036854775807", min[] = "9223372036854775808";
+    const char *p, *d;
+    size_t n;
+    int neg = 0;
+
+    if (!t->cols[col].int_affinity || !cJSON_IsString(v))
+        return 0;
+    for (p = v->valuestring; *p == ' ' || (*p >= '\t' && *p <= '\r'); p++)
+        ;
+    if (*p == '+' || *p == '-')
+        neg = *p++ == '-';
+    while (*p == '0' && p[1] >= '0' && p[1] <= '9')
+        p++;
+    for (d = p; *p >= '0' && *p <= '9'; p++)
+        ;
+    n = (size_t)(p - d);
+    while (*p == ' ' || (*p >= '\t' && *p <= '\r'))
+        p++;
+    if (!n || *p)
+        return 0;      /* not an integer string: the affinity's business */
+    if (n < sizeof max - 1 || (n == sizeof max - 1 && memcmp(d, neg ? min : max, n) <= 0))
+        return 0;
+    return util_fail(err, errlen, "column \"%s\": \"%.40s\" is outside the 64-bit integer range of an "
+                     "INTEGER column (SQLite would store an approximate REAL)", t->cols[col].name,
+                     v->valuestring);
+}
+
 static void *grow(void *p, int *cap, int need, size_t size)
 {
     int c = *cap ? *cap : 8;
@@ -277,7 +439,7 @@ static int read_columns(struct req *r, const struct table *t, const cJSON *obj, 
         if (r->seen[col])
             return util_fail(err, errlen, "column \"%s\" is given twice in \"%s\"", t->cols[col].name, field);
         r->seen[col] = 1;
-        if (check_blob(t, col, c, err, errlen))
+        if (check_blob(t, col, c, err, errlen) || check_int_text(t, col, c, err, errlen))
             return -1;
         r->valbuf[r->nval].col = col;
         r->valbuf[r->nval].v = c;
@@ -292,10 +454,11 @@ static int read_columns(struct req *r, const struct table *t, const cJSON *obj, 
 /* The fields of one operation object, each NULL when absent. */
 struct op_fields {
     const cJSON *op, *table, *values, *set, *where, *conflict;
+    const cJSON *unknown;   /* the first field that is none of these */
 };
 
-/* Sort the operation's fields out, refusing any unknown one. */
-static int op_fields(const cJSON *o, struct op_fields *f, char *err, size_t errlen)
+/* Sort the operation's fields out, noting the first unknown one (parse_op refuses it). */
+static void op_fields(const cJSON *o, struct op_fields *f)
 {
     static const char *const allowed[] = {"op", "table", "values", "set", "where", "on_conflict",
                                           "id", "reply_to", "ops", NULL};
@@ -306,8 +469,11 @@ static int op_fields(const cJSON *o, struct op_fields *f, char *err, size_t errl
     for (c = o->child; c; c = c->next) {
         for (i = 0; allowed[i] && strcmp(allowed[i], c->string); i++)
             ;
-        if (!allowed[i])
-            return util_fail(err, errlen, "unknown field \"%.100s\"", c->string);
+        if (!allowed[i]) {
+            if (!f->unknown)
+                f->unknown = c;
+            continue;
+        }
         switch (i) {
         case 0: f->op = c; break;
         case 1: f->table = c; break;
@@ -317,7 +483,6 @@ static int op_fields(const cJSON *o, struct op_fields *f, char *err, size_t errl
         case 5: f->conflict = c; break;
         }
     }
-    return 0;
 }
 
 /* The op (insert when absent) and the table: the topic's, or "table" on PREFIX/write. */
@@ -441,8 +606,17 @@ static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const
     struct op_fields f;
 
     memset(op, 0, sizeof *op);
-    if (op_fields(o, &f, err, errlen) || op_target(s, &f, topic_table, op, err, errlen) ||
-        op_columns(r, &f, op, err, errlen))
+    op_fields(o, &f);
+    if (f.unknown) {
+        /* A bare row ({"build_id": 7, ...}) is a common mistake: say where rows go. */
+        char scratch[256];
+        if (!op_target(s, &f, topic_table, op, scratch, sizeof scratch) &&
+            schema_column(op->table, f.unknown->string) >= 0)
+            return util_fail(err, errlen, "unknown field \"%.100s\": rows go under \"values\", "
+                             "e.g. {\"values\": {...}}", f.unknown->string);
+        return util_fail(err, errlen, "unknown field \"%.100s\"", f.unknown->string);
+    }
+    if (op_target(s, &f, topic_table, op, err, errlen) || op_columns(r, &f, op, err, errlen))
         return -1;
     if (f.conflict && op->kind != OP_UPSERT)
         return util_fail(err, errlen, "\"on_conflict\" is only for upsert");
@@ -451,25 +625,52 @@ static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const
     return 0;
 }
 
-/* The bytes, the JSON and the envelope: size, the raw scan, the parse, one object
- * without duplicate keys, then reply_to and id. A raw-scan error is reported after
- * the envelope is read, when the JSON still parses, so that the producer gets its
- * receipt (cJSON itself stops at 1000 levels). */
-static int parse_envelope(struct req *r, const struct req_limits *lim, const char *payload,
-                          size_t len, char *err, size_t errlen)
+/* After the structural checks: every object of the tree (values given as JSON
+ * included) without duplicate keys, and each number marked REQ_JSON_REAL when its
+ * literal had a fraction or an exponent (scan_raw noted them in document order, the
+ * order of a depth-first walk of cJSON's tree). */
+static int walk(struct req *r, cJSON *v, int *k, char *err, size_t errlen)
+{
+    cJSON *c;
+
+    if (cJSON_IsNumber(v)) {
+        if (*k < r->nnum && r->numreal[*k])
+            v->type |= REQ_JSON_REAL;
+        (*k)++;
+        return 0;
+    }
+    if (cJSON_IsObject(v) && v->child && dup_keys(v, "an object", err, errlen))
+        return -1;
+    for (c = v->child; c; c = c->next)
+        if ((cJSON_IsObject(c) || cJSON_IsArray(c) || cJSON_IsNumber(c)) && walk(r, c, k, err, errlen))
+            return -1;
+    return 0;
+}
+
+static int walk_tree(struct req *r, char *err, size_t errlen)
+{
+    int k = 0;
+
+    return walk(r, r->root, &k, err, errlen);
+}
+
+/* The bytes and the JSON, as every request path takes them: size, the raw scan
+ * (its error in err and *scan_err, reported later when the JSON parses), the parse,
+ * nothing after the value, one object. */
+static int parse_json(struct req *r, const struct req_limits *lim, const char *payload, size_t len,
+                      const char *what, int *scan_err, char *err, size_t errlen)
 {
     const char *end = NULL;
-    const cJSON *f;
-    int scan_err;
 
+    *scan_err = 0;
     if (len > lim->max_payload)
         return util_fail(err, errlen, "payload too large: %zu bytes (limit %zu)", len, lim->max_payload);
     if (len == 0)
         return util_fail(err, errlen, "empty payload: expected a JSON object");
-    scan_err = scan_raw((const unsigned char *)payload, len, lim->max_depth, err, errlen);
+    *scan_err = scan_raw(r, (const unsigned char *)payload, len, lim->max_depth, err, errlen);
     r->root = cJSON_ParseWithLengthOpts(payload, len, &end, 0);
     if (!r->root)
-        return scan_err ? -1 : util_fail(err, errlen, "invalid JSON at byte %zu", end ? (size_t)(end - payload) : 0);
+        return *scan_err ? -1 : util_fail(err, errlen, "invalid JSON at byte %zu", end ? (size_t)(end - payload) : 0);
     if (end && (size_t)(end - payload) < len) {
         size_t k = (size_t)(end - payload);
         while (k < len && (payload[k] == ' ' || payload[k] == '\n' || payload[k] == '\r' || payload[k] == '\t'))
@@ -478,26 +679,55 @@ static int parse_envelope(struct req *r, const struct req_limits *lim, const cha
             return util_fail(err, errlen, "invalid JSON: unexpected text at byte %zu", k);
     }
     if (!cJSON_IsObject(r->root))
-        return util_fail(err, errlen, "a request must be a JSON object");
-    if (dup_keys(r->root, "the request", err, errlen))
+        return util_fail(err, errlen, "%s must be a JSON object", what);
+    return 0;
+}
+
+int req_parse_json(struct req *r, const struct req_limits *lim, const char *payload, size_t len,
+                   char *err, size_t errlen)
+{
+    int scan_err;
+
+    r->root = NULL;
+    r->id = r->reply_to = NULL;
+    r->nops = r->nval = r->nint = 0;
+    if (parse_json(r, lim, payload, len, "a request", &scan_err, err, errlen) || scan_err ||
+        dup_keys(r->root, "the request", err, errlen))
         return -1;
-    f = cJSON_GetObjectItemCaseSensitive(r->root, "reply_to");
-    if (f) {
-        if (!cJSON_IsString(f) || !topic_ok(f->valuestring))
-            return scan_err ? -1 : util_fail(err, errlen, "\"reply_to\" must be a topic name without wildcards");
-        if (!req_reply_topic_ok(f->valuestring, lim->prefix))
-            return scan_err ? -1 : util_fail(err, errlen, "\"reply_to\" may not be one of the writer's own "
-                                        "topics: use %s/receipts/... or a topic outside %s/",
-                                        lim->prefix, lim->prefix);
-        r->reply_to = f->valuestring;
-    }
-    f = cJSON_GetObjectItemCaseSensitive(r->root, "id");
-    if (f) {
-        if (!cJSON_IsString(f) || !printable_id(f->valuestring))
-            return scan_err ? -1 : util_fail(err, errlen, "\"id\" must be a string of 1 to 128 printable ASCII characters");
-        r->id = f->valuestring;
-    }
-    return scan_err ? -1 : 0;
+    return walk_tree(r, err, errlen);
+}
+
+/* The bytes, the JSON and the envelope. id and reply_to are read first, and kept when
+ * valid, so that a request rejected for anything else is still answered with its id
+ * (not when a key of the request is given twice: which value is meant is a guess).
+ * A raw-scan error is reported after the envelope is read, when the JSON still
+ * parses (cJSON itself stops at 1000 levels). */
+static int parse_envelope(struct req *r, const struct req_limits *lim, const char *payload,
+                          size_t len, char *err, size_t errlen)
+{
+    const cJSON *id, *rt;
+    char dup[256], iderr[512] = "", rterr[512] = "";
+    int scan_err;
+
+    if (parse_json(r, lim, payload, len, "a request", &scan_err, err, errlen))
+        return -1;
+    if (dup_keys(r->root, "the request", dup, sizeof dup))
+        return util_fail(err, errlen, "%s", dup);
+    id = cJSON_GetObjectItemCaseSensitive(r->root, "id");
+    if (id && (!cJSON_IsString(id) || !printable_id(id->valuestring)))
+        util_fail(iderr, sizeof iderr, "\"id\" must be a string of 1 to 128 printable ASCII characters");
+    else if (id)
+        r->id = id->valuestring;
+    rt = cJSON_GetObjectItemCaseSensitive(r->root, "reply_to");
+    if (rt && !cJSON_IsString(rt))
+        util_fail(rterr, sizeof rterr, "\"reply_to\" must be a string (a topic name), not %s", json_type_name(rt));
+    else if (rt && !req_reply_check(rt->valuestring, lim->prefix, rterr, sizeof rterr))
+        r->reply_to = rt->valuestring;
+    if (scan_err)
+        return -1;
+    if (iderr[0] || rterr[0])
+        return util_fail(err, errlen, "%s", iderr[0] ? iderr : rterr);
+    return 0;
 }
 
 /* A transaction: {"ops": [op, ...], "id", "reply_to"}, each op parsed as a lone
@@ -576,6 +806,8 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
             return -1;
         r->nops = 1;
     }
+    if (walk_tree(r, err, errlen))
+        return -1;
     /* valbuf and intbuf are final now: turn the stored offsets into pointers. */
     for (i = 0; i < r->nops; i++) {
         struct req_op *op = &r->ops[i];
@@ -583,6 +815,52 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
         op->where = op->nwhere ? r->valbuf + op->woff : NULL;
         op->conflict = op->nconflict ? r->intbuf + op->coff : NULL;
     }
+    return 0;
+}
+
+/* What a request asks, for telling a retry from another request with the same id:
+ * the topic and every field of the payload but reply_to (a retry may ask for its
+ * receipt elsewhere), each in cJSON's compact form, so spacing does not count. */
+static unsigned long long request_hash(const struct req *r, const char *topic)
+{
+    unsigned long long h = fnv1a(14695981039346656037ULL, topic, strlen(topic) + 1);
+    const cJSON *c;
+
+    /* Summed field by field: the order of the fields does not count either. */
+    for (c = r->root->child; c; c = c->next) {
+        unsigned long long f;
+        char *v;
+        if (!strcmp(c->string, "reply_to"))
+            continue;
+        f = fnv1a(14695981039346656037ULL, c->string, strlen(c->string) + 1);
+        if ((v = cJSON_PrintUnformatted(c))) {
+            f = fnv1a(f, v, strlen(v) + 1);
+            cJSON_free(v);
+        }
+        h += f;
+    }
+    return h;
+}
+
+int req_read(struct req *r, const struct schema *s, const struct req_limits *lim,
+             const char *write_topic, const char *topic, const char *payload, size_t len,
+             char *err, size_t errlen)
+{
+    const char *table;
+    char scratch[512];
+
+    if (req_topic(topic, write_topic, &table, err, errlen)) {
+        /* Still read the envelope, so that the rejection names the id and is sent to
+         * reply_to when they are valid. */
+        r->root = NULL;
+        r->id = r->reply_to = NULL;
+        r->nops = r->nval = r->nint = 0;
+        parse_envelope(r, lim, payload, len, scratch, sizeof scratch);
+        return -1;
+    }
+    if (req_parse(r, s, lim, table, payload, len, err, errlen))
+        return -1;
+    r->hash = r->id ? request_hash(r, topic) : 0;
     return 0;
 }
 
@@ -603,5 +881,6 @@ void req_free(struct req *r)
     free(r->valbuf);
     free(r->intbuf);
     free(r->seen);
+    free(r->numreal);
     memset(r, 0, sizeof *r);
 }

@@ -49,6 +49,9 @@ struct req {
     cJSON *root;           /* owned */
     const char *id;        /* the request's id, or NULL; points into root */
     const char *reply_to;  /* or NULL; points into root */
+    unsigned long long hash; /* with an id (req_read): of the topic and the payload but
+                              * reply_to, to tell a retry of this request from another
+                              * request that reuses its id; else 0 */
     struct req_op *ops;
     int nops;
     /* Storage reused from one request to the next (see req_clear). */
@@ -59,7 +62,14 @@ struct req {
     int opcap;
     unsigned char *seen;   /* per-column marks for duplicate detection */
     int seencap;
+    unsigned char *numreal; /* per number literal, in order: 1 if it had a fraction or exponent */
+    int nnum, numcap;
 };
+
+/* Set in a number's cJSON type (beside cJSON_Number, which cJSON_IsNumber still sees)
+ * when its literal had a fraction or an exponent: it binds as a REAL (3.0, 1E2, -0.0),
+ * an integer literal as an INTEGER. */
+#define REQ_JSON_REAL 0x1000
 
 /* The table a request's topic names. write_topic is PREFIX/write: on it *table is set
  * to NULL (the request names its tables); on PREFIX/write/TABLE, to TABLE (pointing
@@ -75,6 +85,20 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
               const char *topic_table, const char *payload, size_t len,
               char *err, size_t errlen);
 
+/* The payload as any request path takes it (a write request's first step; a named
+ * query's whole parse): size, UTF-8, depth, strict RFC 8259 JSON (numbers, no
+ * non-finite number, no duplicate key in any object), one object; numbers marked
+ * REQ_JSON_REAL. r->root holds it on success. -1 with the reason in err. */
+int req_parse_json(struct req *r, const struct req_limits *lim, const char *payload, size_t len,
+                   char *err, size_t errlen);
+
+/* req_topic, then req_parse: the whole of a write request. A request on a topic that
+ * is not a write topic is rejected with req_topic's text, but its id and reply_to are
+ * still read (r->id, r->reply_to, when valid) so that the rejection can be answered. */
+int req_read(struct req *r, const struct schema *s, const struct req_limits *lim,
+             const char *write_topic, const char *topic, const char *payload, size_t len,
+             char *err, size_t errlen);
+
 /* Forget the last request (frees its JSON tree), keep the reusable storage. */
 void req_clear(struct req *r);
 void req_free(struct req *r);
@@ -87,9 +111,16 @@ void req_free(struct req *r);
  * or -1 if the text is not base64. out needs room for n / 4 * 3 + 3 bytes. */
 long req_base64_decode(const char *in, size_t n, unsigned char *out);
 
-/* May the writer publish a receipt or answer to topic? Not under PREFIX/ except
- * PREFIX/receipts/... and PREFIX/reply/..., so a request cannot make the writer
- * publish on its own status, events or rejections, or as a request. */
+/* The longest topic name MQTT can carry. */
+#define REQ_TOPIC_MAX 65535
+
+/* May the writer publish a receipt or answer to topic? A topic name (not empty, at
+ * most REQ_TOPIC_MAX bytes, no wildcard, no control character), not a $ topic (the
+ * broker refuses those, and Mosquitto may drop the connection that tried), and not
+ * under PREFIX/ except PREFIX/receipts/... and PREFIX/reply/..., so a request cannot
+ * make the writer publish on its own status, events or rejections, or as a request.
+ * req_reply_check: 0, or -1 with the rejection text in err; req_reply_topic_ok: 1 or 0. */
+int req_reply_check(const char *topic, const char *prefix, char *err, size_t errlen);
 int req_reply_topic_ok(const char *topic, const char *prefix);
 
 /* If v is {"$base64": "..."} return the string, else NULL. */

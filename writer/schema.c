@@ -181,7 +181,8 @@ static int load_columns(sqlite3 *db, struct table *t)
     sqlite3_stmt *st;
     int rc, cap = 0, alias = -1;
 
-    if (sqlite3_prepare_v2(db, "SELECT name, pk, hidden, upper(type) = 'INTEGER' FROM pragma_table_xinfo(?1)", -1,
+    if (sqlite3_prepare_v2(db, "SELECT name, pk, hidden, upper(type) = 'INTEGER', instr(upper(type), 'INT') > 0 "
+                           "FROM pragma_table_xinfo(?1)", -1,
                            &st, NULL) != SQLITE_OK)
         return -1;
     sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
@@ -208,6 +209,7 @@ static int load_columns(sqlite3 *db, struct table *t)
         }
         c->pk = sqlite3_column_int(st, 1);
         c->generated = hidden == 2 || hidden == 3;
+        c->int_affinity = sqlite3_column_int(st, 4);
         if (c->pk) {
             t->npk++;
             if (sqlite3_column_int(st, 3))

@@ -16,6 +16,7 @@ struct column {
     char *quoted;        /* "name" with inner quotes doubled, ready for SQL */
     int pk;              /* position in the primary key (1-based), 0 if not in it */
     int generated;       /* a generated column: never written */
+    int int_affinity;    /* INTEGER affinity (its declared type contains "INT") */
 };
 
 struct table {

@@ -143,6 +143,36 @@ static void build_update_delete(struct jbuf *b, const struct req_op *op)
     put_params(b, op->table, op->where, op->nwhere, " AND ", " IS ", p);
 }
 
+int sql_key_count(const struct table *t)
+{
+    return t->rowid ? 1 : t->npk;
+}
+
+/* The key's columns, comma-separated: the rowid (by its INTEGER PRIMARY KEY alias when
+ * there is one), or the primary key in key order for a WITHOUT ROWID table. With
+ * op " = ?" and sep " AND ": "k1" = ?1 AND "k2" = ?2. */
+static void put_key(struct jbuf *b, const struct table *t, const char *sep, int params)
+{
+    char num[16];
+    int k, i, n = sql_key_count(t);
+
+    for (k = 1; k <= n; k++) {
+        if (k > 1)
+            jb_puts(b, sep);
+        if (t->rowid) {
+            jb_puts(b, t->rowid_col >= 0 ? t->cols[t->rowid_col].quoted : "rowid");
+        } else {
+            for (i = 0; i < t->ncols && t->cols[i].pk != k; i++)
+                ;
+            jb_puts(b, t->cols[i].quoted);
+        }
+        if (params) {
+            snprintf(num, sizeof num, " = ?%d", k);
+            jb_puts(b, num);
+        }
+    }
+}
+
 void sql_build(struct jbuf *b, const struct req_op *op)
 {
     b->len = 0;
@@ -151,7 +181,22 @@ void sql_build(struct jbuf *b, const struct req_op *op)
         build_insert(b, op);
     else
         build_update_delete(b, op);
-    jb_puts(b, " RETURNING *");
+    if (op->kind == OP_DELETE) {
+        jb_puts(b, " RETURNING *");
+        return;
+    }
+    jb_puts(b, " RETURNING ");
+    put_key(b, op->table, ",", 0);
+}
+
+void sql_build_read(struct jbuf *b, const struct table *t)
+{
+    b->len = 0;
+    b->oom = 0;
+    jb_puts(b, "SELECT * FROM ");
+    jb_puts(b, t->quoted);
+    jb_puts(b, " WHERE ");
+    put_key(b, t, " AND ", 1);
 }
 
 struct sql_cache *sql_cache_new(sqlite3 *h)

@@ -3,16 +3,20 @@
  *
  * sql_build() turns a req_op into one statement: identifiers are the schema's quoted
  * names (never text from the request), every value is a numbered parameter bound in
- * order (values or set first, then where), and every statement ends in RETURNING *
- * so the rows it touched become the event:
+ * order (values or set first, then where). An insert, upsert or update returns the key
+ * of each row it wrote (the rowid, or the primary key of a WITHOUT ROWID table): RETURNING
+ * shows a row before AFTER triggers run, so db.c reads each row back by its key once
+ * the statement is done (sql_build_read), as it is in the file. A delete returns the
+ * whole rows, as they were:
  *
- *   insert  INSERT INTO "t" ("a","b") VALUES (?1,?2) RETURNING *
- *           (INSERT INTO "t" DEFAULT VALUES RETURNING * when values is {})
- *   upsert  INSERT ... ON CONFLICT ("k") DO UPDATE SET "b"=excluded."b" RETURNING *
+ *   insert  INSERT INTO "t" ("a","b") VALUES (?1,?2) RETURNING "id"
+ *           (INSERT INTO "t" DEFAULT VALUES RETURNING "id" when values is {})
+ *   upsert  INSERT ... ON CONFLICT ("k") DO UPDATE SET "b"=excluded."b" RETURNING "id"
  *           (every value outside the conflict target is set; with none, the first
  *           target column is set to itself so the row is still returned)
- *   update  UPDATE "t" SET "b"=?1 WHERE "k" IS ?2 RETURNING *
+ *   update  UPDATE "t" SET "b"=?1 WHERE "k" IS ?2 RETURNING "id"
  *   delete  DELETE FROM "t" WHERE "k" IS ?1 RETURNING *
+ *   read    SELECT * FROM "t" WHERE "id" = ?1   (or rowid, or "k1" = ?1 AND "k2" = ?2)
  *
  * `IS` rather than `=` so that where {"col": null} matches NULL.
  *
@@ -28,6 +32,11 @@
 
 /* Write the statement for op into b (b->len reset first; b->oom when out of memory). */
 void sql_build(struct jbuf *b, const struct req_op *op);
+
+/* The columns of a table's key (1 for a rowid table), and the statement reading one
+ * row by them, bound ?1.. in key order. */
+int sql_key_count(const struct table *t);
+void sql_build_read(struct jbuf *b, const struct table *t);
 
 struct sql_cache;
 

@@ -73,7 +73,7 @@ good("write/build_logs", full)
 for p in [b"{", b"}", b"[", b"]", b"{]", b"[}", b'{"values":{"build_id":1,"line":"x"},}',
           b"{'values':{'build_id':1}}", b'{values:{"build_id":1}}', b'{"values" {"build_id":1}}',
           b'{"values":{"build_id":1 "line":"x"}}', b'{"values":{"build_id":NaN}}',
-          b'{"values":{"build_id":Infinity}}', b'{"values":{"build_id":-}}',
+          b'{"values":{"build_id":Infinity}}',
           b'{"values":{"build_id":0x10}}', b'{"values":{"build_id":.5}}',
           b'{"values":{"build_id":1,"line":"bad escape \\q"}}', b'{"values":{"build_id":1,"line":"\\u12"}}',
           b'{"values":{"build_id":tru}}', b'{"values":{"build_id":nul}}', b'  ', b'\n',
@@ -140,8 +140,37 @@ bad("write/kinds", "integer 18446744073709551616 at byte 6 is beyond +-2^53 and 
 good("write/kinds", '{"values":{"i":9007199254740992}}')
 good("write/kinds", '{"values":{"i":-9007199254740992}}')
 good("write/kinds", '{"values":{"i":"4611686018427387903"}}')  # kinds.g = i * 2 must fit
+# An integer string outside 64 bits into an INTEGER column would become an approximate REAL.
+big = 'column "%s": "%s" is outside the 64-bit integer range of an INTEGER column (SQLite would store an approximate REAL)'
+for col, lit in [("i", "18446744073709551616"), ("i", "-9223372036854775809"), ("i", " 0018446744073709551616 "),
+                 ("i", "+99999999999999999999999")]:
+    bad("write/kinds", big % (col, lit), '{"values":{"%s":"%s"}}' % (col, lit))
+bad("write/build_logs", big % ("build_id", "9223372036854775808"),
+    '{"values":{"build_id":"9223372036854775808","line":"x"}}')
+good("write/build_logs", '{"values":{"build_id":"9223372036854775807","line":"int64 max as a string"}}')
+good("write/build_logs", '{"values":{"build_id":"-9223372036854775808","line":"int64 min as a string"}}')
 good("write/kinds", '{"values":{"r":1.7976931348623157e308}}')
 good("write/kinds", '{"values":{"r":-4.9e-324}}')
+
+# ---- strict RFC 8259 numbers: no leading zero, digits after "." and in the exponent,
+# nothing beyond the largest double; a fraction or an exponent makes a REAL -----------
+for lit, why in [("-", 'a digit must follow "-"'), ("012", "leading zeros are not allowed"),
+                 ("-012", "leading zeros are not allowed"), ("00", "leading zeros are not allowed"),
+                 ("1.", 'a digit must follow "."'), ("1.e5", 'a digit must follow "."'),
+                 ("-.5", 'a digit must follow "-"'), ("1e", "the exponent needs digits"),
+                 ("1E+", "the exponent needs digits"), ("2e-", "the exponent needs digits")]:
+    bad("write/kinds", 'invalid JSON: number "%s" at byte 15: %s' % (lit, why), '{"values":{"r":%s}}' % lit)
+bad("write/kinds", 'invalid JSON: number "012" at byte 23: leading zeros are not allowed',
+    '{"values":{"t":"a","r":012,"i":1}}')
+for lit in ["1e999", "-1e999", "1.5E+400", "123456789" * 40 + ".0"]:
+    bad("write/kinds", "number %s at byte 15 is out of range: beyond the largest double (about 1.8e308)" % lit[:40],
+        '{"values":{"r":%s}}' % lit)
+bad("write/kinds", 'duplicate key "a" in an object', '{"values":{"t":{"a":1,"a":2}}}')
+bad("write/kinds", 'duplicate key "k" in an object', '{"values":{"t":[{"x":[{"k":1,"k":1}]}]}}')
+bad("write/kinds", 'duplicate key "a" in an object', '{"values":{"a":{"a":1,"b":{},"a":2}}}')
+good("write/kinds", '{"values":{"r":3.0,"a":-0.0}}')
+good("write/kinds", '{"values":{"r":1E2,"a":1e-400}}')
+good("write/kinds", '{"values":{"i":0,"r":-0,"a":0.5e1}}')
 
 # ---- SQL, quotes and NUL bytes in table and column names -------------------------------------
 for t in ['kinds; DROP TABLE kinds; --', "kinds' OR '1'='1", 'kinds" --', "main.kinds", "temp.kinds",
@@ -260,8 +289,28 @@ bad("write/kinds", 'column "b": a blob is {"$base64": "..."} with a string and n
 for v in ["1", "null", "true", "[]", "{}", '""', '"' + "x" * 129 + '"', '"a\\u0001b"', '"caf\u00e9"',
           '"tab\\there"', '"\\u007f"', '["id"]']:
     bad("write/nokey", '"id" must be a string of 1 to 128 printable ASCII characters', '{"id":%s,"values":{"x":"a"}}' % v)
-for v in ["1", "null", '""', '"a/+/b"', '"a/#"', '"#"', "[]", "{}", "false"]:
-    bad("write/nokey", '"reply_to" must be a topic name without wildcards', '{"reply_to":%s,"values":{"x":"a"}}' % v)
+# reply_to: each fault named (a $ topic or a control character would make the broker
+# refuse the receipt, and Mosquitto may drop the writer's connection for it).
+for v, t in [("1", "a number"), ("null", "null"), ("[]", "an array"), ('["a"]', "an array"),
+             ("{}", "an object"), ("false", "a boolean")]:
+    bad("write/nokey", '"reply_to" must be a string (a topic name), not %s' % t,
+        '{"reply_to":%s,"values":{"x":"a"}}' % v)
+bad("write/nokey", '"reply_to" is empty: give the topic for the receipt', '{"reply_to":"","values":{"x":"a"}}')
+for v, c, at in [("a/+/b", "+", 2), ("a/#", "#", 2), ("#", "#", 0)]:
+    bad("write/nokey", '"reply_to" contains the wildcard "%s" (byte %d): a receipt needs a topic name, not a filter' % (c, at),
+        '{"reply_to":"%s","values":{"x":"a"}}' % v)
+bad("write/nokey", '"reply_to" is 70000 bytes long: a topic name is at most 65535',
+    '{"reply_to":"%s","values":{"x":"a"}}' % ("r" * 70000))
+for v, cp, at in [("a\\nb", 0x0A, 1), ("a\\u0001", 0x01, 1), ("tab\\there", 0x09, 3), ("x\\u007f", 0x7F, 1),
+                  ("x\u0085y", 0x85, 1), ("r/\x7f", 0x7F, 2)]:
+    bad("write/nokey", '"reply_to" contains the control character U+%04X (byte %d), which a topic name may not' % (cp, at),
+        '{"reply_to":"%s","values":{"x":"a"}}' % v)
+for v in ["$SYS/x", "$SYS/broker/version", "$share/g/t", "$x"]:
+    bad("write/nokey", '"reply_to" may not start with "$": the broker keeps $ topics for itself and refuses a '
+        "client's publish to them", '{"id":"rt-dollar","reply_to":"%s","values":{"x":"a"}}' % v)
+for v in ["mosqlite/status", "mosqlite/write/nokey", "mosqlite/events/nokey", "mosqlite/rejected", "mosqlite"]:
+    bad("write/nokey", '"reply_to" may not be one of the writer\'s own topics: use mosqlite/receipts/... or a '
+        'topic outside mosqlite/', '{"reply_to":"%s","values":{"x":"a"}}' % v)
 for v in ["1", "null", "[]", '{"name":"nokey"}', "true"]:
     bad("write", '"table" must be a string', '{"table":%s,"values":{"x":"a"}}' % v)
 for f in ("values",):
@@ -292,6 +341,13 @@ bad("write/nokey", 'delete takes only "where"', '{"op":"delete","set":{"x":"a"},
 bad("write/nokey", 'unknown field "valuez"', '{"valuez":{"x":"a"}}')
 bad("write/nokey", 'unknown field "sql"', '{"sql":"DROP TABLE nokey","values":{"x":"a"}}')
 bad("write/nokey", 'unknown field "Values"', '{"Values":{"x":"a"}}')
+# A bare row: its keys are columns, not request fields.
+hint = 'unknown field "%s": rows go under "values", e.g. {"values": {...}}'
+bad("write/build_logs", hint % "build_id", '{"build_id":7,"line":"bare row"}')
+bad("write/build_logs", hint % "line", '{"id":"bare-1","line":"bare row"}')
+bad("write", hint % "build_id", '{"table":"build_logs","build_id":7}')
+bad("write", "ops[1]: " + hint % "x", '{"ops":[{"table":"nokey","values":{"x":"a"}},{"table":"nokey","x":"a"}]}')
+bad("write", 'unknown field "x"', '{"x":"a"}')
 bad("write", '"table" is required for a request on the write topic without a table', '{"values":{"x":"a"}}')
 bad("write/nokey", '"table" is "kinds" but the topic names table "nokey"', '{"table":"kinds","values":{"x":"a"}}')
 bad("write", 'a transaction has only "ops", "id" and "reply_to"; "table" belongs inside an op',
@@ -310,6 +366,8 @@ good("write/nokey", '{"values":{}}')
 # ---- topics ----------------------------------------------------------------------------------------
 for t in ["write/", "write/nokey/extra", "write//nokey", "write/nokey/"]:
     bad(t, 'topic "mosqlite/%s" is not mosqlite/write or mosqlite/write/TABLE' % t, '{"values":{"x":"a"}}')
+    bad(t, 'topic "mosqlite/%s" is not mosqlite/write or mosqlite/write/TABLE' % t,
+        '{"id":"topic-id","reply_to":"mosqlite/receipts/x","values":{"x":"a"}}')
 
 # Goods spread through the corpus: interleave one after every few bad cases.
 fill = 0

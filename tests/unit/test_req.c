@@ -65,6 +65,31 @@ static void check_topic(void)
                "req_topic: an empty table, a longer word, a shorter topic refused");
 }
 
+/* A rejection keeps the request's id and reply_to whenever they are valid: for a
+ * bad topic, and for a bad reply_to (the id). */
+static void check_kept_id(void)
+{
+    static const char *const topics[] = {"mq/write/t/", "mq/write/", "mq/write/t/extra", "mq/write//t"};
+    static const char ok[] = "{\"id\":\"k1\",\"reply_to\":\"mq/receipts/p\",\"values\":{\"a\":1}}";
+    static const char badrt[] = "{\"id\":\"k2\",\"reply_to\":\"a/#\",\"values\":{\"a\":1}}";
+    char err[512] = "";
+    size_t i;
+
+    req_clear(&r);
+    for (i = 0; i < sizeof topics / sizeof *topics; i++) {
+        int rc = req_read(&r, &sch, &lim, "mq/write", topics[i], ok, strlen(ok), err, sizeof err);
+        unit_check(rc && r.id && !strcmp(r.id, "k1") && r.reply_to && !strcmp(r.reply_to, "mq/receipts/p") &&
+                   strstr(err, "is not mq/write or mq/write/TABLE"),
+                   "req_read: a request on %s is rejected for its topic, id and reply_to kept (%s)",
+                   topics[i], err);
+        req_clear(&r);
+    }
+    unit_check(req_read(&r, &sch, &lim, "mq/write", "mq/write/t", badrt, strlen(badrt), err, sizeof err) &&
+               r.id && !strcmp(r.id, "k2") && !r.reply_to,
+               "req_read: a bad reply_to keeps the id (%s)", err);
+    req_clear(&r);
+}
+
 static void check_reply_topic(void)
 {
     unit_check(req_reply_topic_ok("mq/receipts/p1", "mq") && req_reply_topic_ok("mq/reply/q", "mq") &&
@@ -102,6 +127,7 @@ void test_req(void)
     } else {
         check_parse();
         check_topic();
+        check_kept_id();
         check_reply_topic();
         check_base64();
     }

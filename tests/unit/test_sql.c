@@ -53,35 +53,45 @@ static const char *sql_of(const char *payload)
 
 static void check_build(void)
 {
+    struct jbuf rb = {0};
+
     unit_check_str(sql_of("{\"table\":\"t\",\"values\":{\"a\":\"x\",\"n\":1}}"),
-                   "INSERT INTO \"t\" (\"a\",\"n\") VALUES (?1,?2) RETURNING *",
+                   "INSERT INTO \"t\" (\"a\",\"n\") VALUES (?1,?2) RETURNING \"id\"",
                    "sql: insert names the columns given, parameters in order");
     unit_check_str(sql_of("{\"table\":\"t\",\"values\":{}}"),
-                   "INSERT INTO \"t\" DEFAULT VALUES RETURNING *",
+                   "INSERT INTO \"t\" DEFAULT VALUES RETURNING \"id\"",
                    "sql: insert of {} is DEFAULT VALUES");
     unit_check_str(sql_of("{\"table\":\"T\",\"values\":{\"WE\\\"IRD\":\"x\"}}"),
-                   "INSERT INTO \"t\" (\"we\"\"ird\") VALUES (?1) RETURNING *",
+                   "INSERT INTO \"t\" (\"we\"\"ird\") VALUES (?1) RETURNING \"id\"",
                    "sql: identifiers are the schema's, quoted, whatever case the request used");
     unit_check_str(sql_of("{\"op\":\"upsert\",\"table\":\"t\",\"values\":{\"id\":1,\"a\":\"x\"}}"),
                    "INSERT INTO \"t\" (\"id\",\"a\") VALUES (?1,?2) ON CONFLICT (\"id\") "
-                   "DO UPDATE SET \"a\"=excluded.\"a\" RETURNING *",
+                   "DO UPDATE SET \"a\"=excluded.\"a\" RETURNING \"id\"",
                    "sql: upsert sets every value outside the primary key");
     unit_check_str(sql_of("{\"op\":\"upsert\",\"table\":\"pair\",\"values\":{\"p\":1,\"q\":2}}"),
                    "INSERT INTO \"pair\" (\"p\",\"q\") VALUES (?1,?2) ON CONFLICT (\"q\",\"p\") "
-                   "DO UPDATE SET \"q\"=excluded.\"q\" RETURNING *",
+                   "DO UPDATE SET \"q\"=excluded.\"q\" RETURNING \"q\",\"p\"",
                    "sql: upsert of key columns only: key in declared order, a no-op set");
     unit_check_str(sql_of("{\"op\":\"upsert\",\"table\":\"nokey\",\"on_conflict\":[\"x\"],"
                           "\"values\":{\"x\":\"k\",\"y\":\"v\"}}"),
                    "INSERT INTO \"nokey\" (\"x\",\"y\") VALUES (?1,?2) ON CONFLICT (\"x\") "
-                   "DO UPDATE SET \"y\"=excluded.\"y\" RETURNING *",
+                   "DO UPDATE SET \"y\"=excluded.\"y\" RETURNING rowid",
                    "sql: upsert with on_conflict");
     unit_check_str(sql_of("{\"op\":\"update\",\"table\":\"t\",\"set\":{\"a\":\"x\",\"n\":2},"
                           "\"where\":{\"id\":1,\"a\":null}}"),
-                   "UPDATE \"t\" SET \"a\"=?1,\"n\"=?2 WHERE \"id\" IS ?3 AND \"a\" IS ?4 RETURNING *",
+                   "UPDATE \"t\" SET \"a\"=?1,\"n\"=?2 WHERE \"id\" IS ?3 AND \"a\" IS ?4 RETURNING \"id\"",
                    "sql: update binds set then where, matching with IS");
     unit_check_str(sql_of("{\"op\":\"delete\",\"table\":\"pair\",\"where\":{\"q\":2,\"p\":1}}"),
                    "DELETE FROM \"pair\" WHERE \"q\" IS ?1 AND \"p\" IS ?2 RETURNING *",
-                   "sql: delete");
+                   "sql: delete returns the whole rows, as they were");
+    sql_build_read(&rb, schema_table(&sch, "t"));
+    unit_check_str(rb.s, "SELECT * FROM \"t\" WHERE \"id\" = ?1", "sql: a row read back by its rowid alias");
+    sql_build_read(&rb, schema_table(&sch, "pair"));
+    unit_check_str(rb.s, "SELECT * FROM \"pair\" WHERE \"q\" = ?1 AND \"p\" = ?2",
+                   "sql: a WITHOUT ROWID row read back by its primary key, in key order");
+    sql_build_read(&rb, schema_table(&sch, "nokey"));
+    unit_check_str(rb.s, "SELECT * FROM \"nokey\" WHERE rowid = ?1", "sql: a row read back by its rowid");
+    jb_free(&rb);
 }
 
 static void check_cache(void)

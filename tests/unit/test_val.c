@@ -1,10 +1,12 @@
 /* test_val.c: values between JSON and SQLite (val.c) on an in-memory database: what
  * each JSON value is bound as (its SQLite type and value), and how each SQLite type
  * comes back as JSON, at the edges (2^53, blobs, non-finite reals). */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "jbuf.h"
+#include "req.h"
 #include "unit.h"
 #include "util.h"
 #include "val.h"
@@ -78,6 +80,52 @@ static void check_row(void)
                    "val: names are escaped, UTF-8 kept");
 }
 
+/* Parse {"v": LITERAL} the way requests are parsed (req_parse_json), bind v, and give
+ * "type value" (with " negative" for a negative zero), or the parser's error. */
+static const char *bound_literal(const char *json)
+{
+    static const struct req_limits lim = {262144, 32, 1000, "mosqlite"};
+    static char out[512];
+    struct req r = {0};
+    sqlite3_stmt *st = NULL;
+
+    snprintf(out, sizeof out, "(error)");
+    if (req_parse_json(&r, &lim, json, strlen(json), out, sizeof out)) {
+        req_free(&r);
+        return out;
+    }
+    if (sqlite3_prepare_v2(h, "SELECT typeof(?1), quote(?1), ?1", -1, &st, NULL) == SQLITE_OK &&
+        val_bind(st, 1, r.root->child) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        snprintf(out, sizeof out, "%s %s%s", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1),
+                 sqlite3_column_type(st, 2) == SQLITE_FLOAT && signbit(sqlite3_column_double(st, 2))
+                     ? " negative" : "");
+    sqlite3_finalize(st);
+    req_free(&r);
+    return out;
+}
+
+/* Strict RFC 8259 numbers, and their type from the literal: a fraction or an exponent
+ * makes a REAL whatever the value. */
+static void check_literals(void)
+{
+    unit_check_str(bound_literal("{\"v\":3}"), "integer 3", "val: 3 binds as INTEGER");
+    unit_check_str(bound_literal("{\"v\":3.0}"), "real 3.0", "val: 3.0 binds as REAL");
+    unit_check_str(bound_literal("{\"v\":1E2}"), "real 100.0", "val: 1E2 binds as REAL");
+    unit_check_str(bound_literal("{\"v\":-0.0}"), "real 0.0 negative", "val: -0.0 binds as REAL, sign kept");
+    unit_check_str(bound_literal("{\"v\":[1.5e0]}"), "text '[1.5]'", "val: a REAL inside a JSON value");
+    unit_check_str(bound_literal("{\"v\":012}"),
+                   "invalid JSON: number \"012\" at byte 5: leading zeros are not allowed", "val: 012 refused");
+    unit_check_str(bound_literal("{\"v\":1.}"),
+                   "invalid JSON: number \"1.\" at byte 5: a digit must follow \".\"", "val: 1. refused");
+    unit_check_str(bound_literal("{\"v\":1e}"),
+                   "invalid JSON: number \"1e\" at byte 5: the exponent needs digits", "val: 1e refused");
+    unit_check_str(bound_literal("{\"v\":1e999}"),
+                   "number 1e999 at byte 5 is out of range: beyond the largest double (about 1.8e308)",
+                   "val: 1e999 refused, not stored as +Inf");
+    unit_check_str(bound_literal("{\"v\":{\"a\":1,\"a\":2}}"), "duplicate key \"a\" in an object",
+                   "val: a duplicate key inside a value refused");
+}
+
 void test_val(void)
 {
     if (sqlite3_open(":memory:", &h) != SQLITE_OK) {
@@ -86,5 +134,6 @@ void test_val(void)
     }
     check_bind();
     check_row();
+    check_literals();
     sqlite3_close(h);
 }
