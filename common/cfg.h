@@ -74,4 +74,16 @@ int cfg_parse_int(const char *s, long long min, long long max, long long *out);
 /* Free every string and list this module allocated. */
 void cfg_free(const struct cfg_opt *opts);
 
+/* The options every program that talks to the broker takes, with the same names and
+ * defaults, for a config struct s with the fields host, port, prefix, username,
+ * password, cafile and config. */
+#define CFG_BROKER_OPTIONS(s) \
+    {"host", 'h', CFG_STR, &(s).host, 0, 0, 0, "HOST", "broker host (127.0.0.1)"}, \
+    {"port", 'p', CFG_INT, &(s).port, 1, 65535, 0, "PORT", "broker port (1883)"}, \
+    {"prefix", 0, CFG_STR, &(s).prefix, 0, 0, 0, "PREFIX", "topic prefix (mosqlite)"}, \
+    {"username", 'u', CFG_STR, &(s).username, 0, 0, 0, "USER", "broker username"}, \
+    {"password", 'P', CFG_STR, &(s).password, 0, 0, 0, "PASS", "broker password"}, \
+    {"cafile", 0, CFG_STR, &(s).cafile, 0, 0, 0, "FILE", "CA certificate: connect with TLS"}, \
+    {"config", 'c', CFG_STR, &(s).config, 0, 0, CFG_CMDLINE_ONLY, "FILE", "config file of `key value` lines"}
+
 #endif

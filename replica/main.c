@@ -56,13 +56,7 @@ static struct {
 };
 
 static const struct cfg_opt options[] = {
-    {"host", 'h', CFG_STR, &cf.host, 0, 0, 0, "HOST", "broker host (127.0.0.1)"},
-    {"port", 'p', CFG_INT, &cf.port, 1, 65535, 0, "PORT", "broker port (1883)"},
-    {"prefix", 0, CFG_STR, &cf.prefix, 0, 0, 0, "PREFIX", "topic prefix (mosqlite)"},
-    {"username", 'u', CFG_STR, &cf.username, 0, 0, 0, "USER", "broker username"},
-    {"password", 'P', CFG_STR, &cf.password, 0, 0, 0, "PASS", "broker password"},
-    {"cafile", 0, CFG_STR, &cf.cafile, 0, 0, 0, "FILE", "CA certificate: connect with TLS"},
-    {"config", 'c', CFG_STR, &cf.config, 0, 0, CFG_CMDLINE_ONLY, "FILE", "config file of `key value` lines"},
+    CFG_BROKER_OPTIONS(cf),
     {"db", 0, CFG_STR, &cf.db, 0, 0, 0, "PATH", "the replica's SQLite file (data/replica.db)"},
     {"id", 0, CFG_STR, &cf.id, 0, 0, 0, "ID", "this replica's name: client id mosqlite-replica-ID (replica)"},
     {"synchronous", 0, CFG_STR, &cf.synchronous, 0, 0, 0, "MODE", "SQLite synchronous: FULL, NORMAL or OFF (NORMAL)"},

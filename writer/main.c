@@ -71,13 +71,7 @@ static struct {
 };
 
 static const struct cfg_opt options[] = {
-    {"host", 'h', CFG_STR, &cf.host, 0, 0, 0, "HOST", "broker host (127.0.0.1)"},
-    {"port", 'p', CFG_INT, &cf.port, 1, 65535, 0, "PORT", "broker port (1883)"},
-    {"prefix", 0, CFG_STR, &cf.prefix, 0, 0, 0, "PREFIX", "topic prefix (mosqlite)"},
-    {"username", 'u', CFG_STR, &cf.username, 0, 0, 0, "USER", "broker username"},
-    {"password", 'P', CFG_STR, &cf.password, 0, 0, 0, "PASS", "broker password"},
-    {"cafile", 0, CFG_STR, &cf.cafile, 0, 0, 0, "FILE", "CA certificate: connect with TLS"},
-    {"config", 'c', CFG_STR, &cf.config, 0, 0, CFG_CMDLINE_ONLY, "FILE", "config file of `key value` lines"},
+    CFG_BROKER_OPTIONS(cf),
     {"db", 0, CFG_STR, &cf.db, 0, 0, 0, "PATH", "SQLite file (data/mosqlite.db)"},
     {"schema", 0, CFG_STR, &cf.schema, 0, 0, 0, "DIR", "migrations NNN_name.sql (conf/schema)"},
     {"client-id", 0, CFG_STR, &cf.client_id, 0, 0, 0, "ID", "MQTT client id of the persistent session (mosqlite-writer)"},
@@ -192,6 +186,18 @@ static void split_tables(struct cfg_list *out)
     }
 }
 
+/* origin_of: "file:line: " where the config file set KEY, or "" (command line, default). */
+static const char *origin_of(const char *key)
+{
+    static char buf[512];
+    const char *o = cfg_origin(key);
+
+    if (!o)
+        return "";
+    snprintf(buf, sizeof buf, "%s: ", o);
+    return buf;
+}
+
 /* The command line and config file. 0, or -1 to exit with *exit_code: 0 after --help,
  * EXIT_BAD_ARGS on error. */
 static int open_config(int argc, char **argv, int *exit_code)
@@ -213,15 +219,13 @@ static int open_config(int argc, char **argv, int *exit_code)
     }
     if (strcasecmp(cf.synchronous, "FULL") && strcasecmp(cf.synchronous, "NORMAL") &&
         strcasecmp(cf.synchronous, "OFF") && strcasecmp(cf.synchronous, "EXTRA")) {
-        fprintf(stderr, "mosqlite-writer: %s%ssynchronous: \"%s\" is not FULL, NORMAL, OFF or EXTRA\n",
-                cfg_origin("synchronous") ? cfg_origin("synchronous") : "",
-                cfg_origin("synchronous") ? ": " : "", cf.synchronous);
+        fprintf(stderr, "mosqlite-writer: %ssynchronous: \"%s\" is not FULL, NORMAL, OFF or EXTRA\n",
+                origin_of("synchronous"), cf.synchronous);
         return -1;
     }
     if (strcmp(cf.request_protocol, "3.1.1") && strcmp(cf.request_protocol, "5")) {
-        fprintf(stderr, "mosqlite-writer: %s%srequest-protocol: \"%s\" is not 3.1.1 or 5\n",
-                cfg_origin("request-protocol") ? cfg_origin("request-protocol") : "",
-                cfg_origin("request-protocol") ? ": " : "", cf.request_protocol);
+        fprintf(stderr, "mosqlite-writer: %srequest-protocol: \"%s\" is not 3.1.1 or 5\n",
+                origin_of("request-protocol"), cf.request_protocol);
         return -1;
     }
     *exit_code = 0;
