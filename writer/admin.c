@@ -87,8 +87,7 @@ out:
 
 int admin_error(struct jbuf *b, const char *cmd, const char *error)
 {
-    b->len = 0;
-    b->oom = 0;
+    jb_reset(b);
     jb_puts(b, "{\"cmd\":");
     jb_cstr(b, cmd);
     jb_puts(b, ",\"error\":");
@@ -99,8 +98,7 @@ int admin_error(struct jbuf *b, const char *cmd, const char *error)
 
 void admin_ok(struct jbuf *b, const char *cmd)
 {
-    b->len = 0;
-    b->oom = 0;
+    jb_reset(b);
     jb_puts(b, "{\"cmd\":");
     jb_cstr(b, cmd);
     jb_puts(b, ",\"ok\":true");

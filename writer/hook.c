@@ -159,8 +159,7 @@ int hook_matches(const struct hook_spec *s, const char *table, const char *op)
 
 int hook_report(struct jbuf *b, const struct hook_result *r)
 {
-    b->len = 0;
-    b->oom = 0;
+    jb_reset(b);
     jb_puts(b, "{\"command\":");
     jb_cstr(b, r->command);
     jb_puts(b, ",\"table\":");

@@ -38,6 +38,12 @@ void jb_free(struct jbuf *b)
     memset(b, 0, sizeof *b);
 }
 
+void jb_reset(struct jbuf *b)
+{
+    b->len = 0;
+    b->oom = 0;
+}
+
 void jb_putn(struct jbuf *b, const char *s, size_t n)
 {
     if (grow(b, n))

@@ -14,6 +14,7 @@ struct jbuf {
 };
 
 void jb_free(struct jbuf *b);
+void jb_reset(struct jbuf *b);                         /* empty again, the memory kept */
 void jb_putn(struct jbuf *b, const char *s, size_t n);   /* raw bytes */
 void jb_puts(struct jbuf *b, const char *s);             /* raw string */
 void jb_putc(struct jbuf *b, char c);

@@ -8,11 +8,6 @@
 #define MOSQLITE_VERSION "0"
 #endif
 
-static void start(struct jbuf *b)
-{
-    b->len = 0;
-    b->oom = 0;
-}
 
 static int done(struct jbuf *b)
 {
@@ -36,7 +31,7 @@ static void put_int(struct jbuf *b, const char *key, long long v)
 
 int out_receipt(struct jbuf *b, const struct outcome *o)
 {
-    start(b);
+    jb_reset(b);
     jb_puts(b, "{\"id\":");
     jb_cstr(b, o->id);
     if (o->kind == OUT_REJECTED) {
@@ -57,7 +52,7 @@ int out_receipt(struct jbuf *b, const struct outcome *o)
 int out_rejection(struct jbuf *b, const char *topic, const struct outcome *o,
                   const char *payload, size_t len)
 {
-    start(b);
+    jb_reset(b);
     jb_puts(b, "{\"topic\":");
     jb_cstr(b, topic);
     put_str(b, "id", o->id);
@@ -71,7 +66,7 @@ int out_rejection(struct jbuf *b, const char *topic, const struct outcome *o,
 int out_event(struct jbuf *b, const char *table, enum op_kind kind, const char *rows, size_t n,
               int truncated)
 {
-    start(b);
+    jb_reset(b);
     jb_puts(b, "{\"table\":");
     jb_cstr(b, table);
     put_str(b, "op", op_names[kind]);
@@ -87,7 +82,7 @@ int out_event(struct jbuf *b, const char *table, enum op_kind kind, const char *
 int out_status(struct jbuf *b, const char *state, const char *since, const struct out_stats *s,
                size_t pending, const char *error, const struct out_versions *v)
 {
-    start(b);
+    jb_reset(b);
     jb_puts(b, "{\"state\":");
     jb_cstr(b, state);
     put_str(b, "version", MOSQLITE_VERSION);

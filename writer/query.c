@@ -225,8 +225,7 @@ void query_run(struct queries *q, const struct req_limits *lim, const char *payl
     char msg[512];
     int i;
 
-    out->len = 0;
-    out->oom = 0;
+    jb_reset(out);
     *reply_to = NULL;
     req_clear(&q->last);
     /* The same parser and limits as a write request: size, UTF-8, depth, strict JSON. */

@@ -175,8 +175,7 @@ static void put_key(struct jbuf *b, const struct table *t, const char *sep, int 
 
 void sql_build(struct jbuf *b, const struct req_op *op)
 {
-    b->len = 0;
-    b->oom = 0;
+    jb_reset(b);
     if (op->kind == OP_INSERT || op->kind == OP_UPSERT)
         build_insert(b, op);
     else
@@ -191,8 +190,7 @@ void sql_build(struct jbuf *b, const struct req_op *op)
 
 void sql_build_read(struct jbuf *b, const struct table *t)
 {
-    b->len = 0;
-    b->oom = 0;
+    jb_reset(b);
     jb_puts(b, "SELECT * FROM ");
     jb_puts(b, t->quoted);
     jb_puts(b, " WHERE ");
