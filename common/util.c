@@ -30,6 +30,105 @@ double util_now_exact_ms(void)
     return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
+long long util_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
+static long long days_from_civil(long long y, int m, int d)
+{
+    long long era, yoe, doy, doe;
+
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* n digits at *p as a number, advancing *p; -1 when they are not all digits. */
+static int digits(const char **p, int n)
+{
+    int v = 0;
+
+    while (n--) {
+        if (**p < '0' || **p > '9')
+            return -1;
+        v = v * 10 + (*(*p)++ - '0');
+    }
+    return v;
+}
+
+int util_time_parse(const char *s, long long *ms)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const char *p = s;
+    int y, mo, d, h, mi, sec, frac = 0, off = 0, leap;
+    long long t;
+
+    if ((y = digits(&p, 4)) < 0 || *p++ != '-' || (mo = digits(&p, 2)) < 1 || mo > 12 ||
+        *p++ != '-' || (d = digits(&p, 2)) < 1)
+        return -1;
+    if (*p != 'T' && *p != 't')
+        return -1;
+    p++;
+    if ((h = digits(&p, 2)) < 0 || h > 23 || *p++ != ':' || (mi = digits(&p, 2)) < 0 || mi > 59 ||
+        *p++ != ':' || (sec = digits(&p, 2)) < 0 || sec > 60)
+        return -1;
+    leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
+        return -1;
+    if (*p == '.') {
+        int n = 0, finer = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, n++) {
+            if (n < 3)
+                frac = frac * 10 + (*p - '0');
+            else if (*p != '0')
+                finer = 1;
+        }
+        if (!n || n > 9)
+            return -1;
+        for (; n < 3; n++)
+            frac *= 10;
+        frac += finer;
+    }
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p++ == '-' ? -1 : 1, oh, om;
+        if ((oh = digits(&p, 2)) < 0 || oh > 23 || *p++ != ':' || (om = digits(&p, 2)) < 0 || om > 59)
+            return -1;
+        off = sign * (oh * 60 + om);
+    } else {
+        return -1;
+    }
+    if (*p)
+        return -1;
+    if (sec == 60) {            /* a leap second: the last moment of the minute */
+        sec = 59;
+        frac = 999;
+    }
+    t = days_from_civil(y, mo, d) * 86400LL + h * 3600LL + mi * 60LL + sec - off * 60LL;
+    *ms = t * 1000 + frac;
+    return 0;
+}
+
+void util_time_format(long long ms, char *out)
+{
+    time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+    char s[24];
+
+    gmtime_r(&t, &tm);
+    strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, UTIL_TIME_LEN, "%.19s.%03dZ", s, (int)(ms - (long long)t * 1000));
+}
+
 int util_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;

@@ -27,6 +27,16 @@ int util_backoff(int last_ms);
 long long util_now_ms(void);
 double util_now_exact_ms(void);
 
+/* Wall-clock time (UTC), for what is due at a given time: milliseconds since the
+ * epoch now; an RFC 3339 date-time ("2026-11-24T23:00:00Z", a fraction and a numeric
+ * offset allowed) read as such (0, or -1 when it is not one; a fraction finer than a
+ * millisecond rounds up, so the time is never early); and written back as
+ * 2026-11-24T23:00:00.000Z into out (UTIL_TIME_LEN bytes). */
+#define UTIL_TIME_LEN 32
+long long util_wall_ms(void);
+int util_time_parse(const char *s, long long *ms);
+void util_time_format(long long ms, char *out);
+
 /* Format a reason into err (errlen bytes, always terminated) and return -1, so a
  * check reads `return util_fail(err, errlen, "...", ...)`. */
 int util_fail(char *err, size_t errlen, const char *fmt, ...)

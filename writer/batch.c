@@ -50,7 +50,8 @@ static void outcome_clear(struct outcome *o)
     free(o->id);
     free(o->reply_to);
     free(o->error);
-    o->id = o->reply_to = o->error = NULL;
+    free(o->cancel);
+    o->id = o->reply_to = o->error = o->cancel = NULL;
 }
 
 /* Drop the first n messages of the queue. */
@@ -154,10 +155,15 @@ void batch_status_due(struct batch *b, long long now_ms, long long interval_ms)
         batch_status(b, "online");
 }
 
-/* Parse and apply; rc as db_apply, the rejection text in err. */
-static int apply_request(struct batch *b, struct msg *m, const struct outcome *o,
-                         long long *changes, long long *rowid, char *err, size_t errlen)
+/* Parse and apply, store for later (*what OUT_SCHEDULED, *due_ms set) or cancel
+ * (OUT_CANCELLED); rc as db_apply, the rejection text in err. A scheduled request
+ * that is due (queued by sched_tick) is applied. */
+static int apply_request(struct batch *b, struct msg *m, const struct outcome *o, enum out_kind *what,
+                         long long *due_ms, long long *changes, long long *rowid, char *err, size_t errlen)
 {
+    const struct req *r = &b->req;
+
+    *what = OUT_APPLIED;
     if (req_read(&b->req, db_schema(b->db), &b->o.lim, b->t_write, m->topic, m->payload, m->len,
                  err, errlen))
         return DB_REJECT;
@@ -171,7 +177,16 @@ static int apply_request(struct batch *b, struct msg *m, const struct outcome *o
         snprintf(err, errlen, "%s", o->error ? o->error : "rejected");
         return DB_REJECT;
     }
-    return db_apply(b->db, &b->req, changes, rowid, err, errlen);
+    if (r->cancel) {
+        *what = OUT_CANCELLED;
+        return sched_cancel(b->o.sched, r, m->topic, b->t_write, err, errlen);
+    }
+    if (!m->sched_id && (r->at_ms >= 0 || r->delay_ms >= 0)) {
+        *what = OUT_SCHEDULED;
+        *due_ms = r->at_ms >= 0 ? r->at_ms : util_wall_ms() + r->delay_ms;
+        return sched_add(b->o.sched, r, m, *due_ms, err, errlen);
+    }
+    return db_apply(b->db, r, changes, rowid, err, errlen);
 }
 
 /* Apply one request in the open batch. DB_FAULT means roll the batch back. */
@@ -179,11 +194,20 @@ static int process(struct batch *b, struct msg *m)
 {
     struct outcome *o = outcome_of(m);
     char err[1024];
-    long long changes, rowid;
+    long long changes = 0, rowid = -1, due_ms = 0;
+    enum out_kind what;
     int rc;
 
     o->kind = 0;
-    rc = apply_request(b, m, o, &changes, &rowid, err, sizeof err);
+    /* Due now: its row comes out in this transaction, or it was cancelled meanwhile. */
+    if (m->sched_id && (rc = sched_take(b->o.sched, m->sched_id, b->error, sizeof b->error)) != DB_OK) {
+        if (rc == DB_FAULT)
+            return DB_FAULT;
+        outcome_clear(o);
+        o->kind = OUT_DROPPED;
+        return DB_OK;
+    }
+    rc = apply_request(b, m, o, &what, &due_ms, &changes, &rowid, err, sizeof err);
     if (rc == DB_LOST) {
         /* Keep the reason; the caller replays the batch without this request. */
         free(o->error);
@@ -201,6 +225,7 @@ static int process(struct batch *b, struct msg *m)
     o->id = xstrdup(b->req.id);
     o->reply_to = xstrdup(b->req.reply_to ? b->req.reply_to :
                           m->resp_topic && req_reply_topic_ok(m->resp_topic, b->o.prefix) ? m->resp_topic : NULL);
+    o->cancel = xstrdup(b->req.cancel);
     req_clear(&b->req);
     if (rc == DB_REJECT) {
         o->kind = OUT_REJECTED;
@@ -210,9 +235,10 @@ static int process(struct batch *b, struct msg *m)
             return DB_FAULT;
         return DB_OK;
     }
-    o->kind = rc == DB_DUP ? OUT_DUP : OUT_APPLIED;
+    o->kind = rc == DB_DUP ? OUT_DUP : what;
     o->changes = changes;
     o->rowid = rowid;
+    o->due_ms = due_ms;
     return DB_OK;
 }
 
@@ -220,6 +246,8 @@ static void publish_outcome(struct batch *b, struct msg *m)
 {
     const struct outcome *o = outcome_of(m);
 
+    if (o->kind == OUT_DROPPED)
+        return;
     if (o->kind == OUT_REJECTED) {
         b->stats.rejected++;
         log_debug("rejected %s: %s", m->topic, o->error ? o->error : "?");
@@ -227,6 +255,10 @@ static void publish_outcome(struct batch *b, struct msg *m)
             mq_publish(b->mq, b->t_rejected, b->out.s, b->out.len, 1, 0, NULL, 0);
     } else if (o->kind == OUT_DUP) {
         b->stats.duplicates++;
+    } else if (o->kind == OUT_SCHEDULED) {
+        b->stats.scheduled++;
+    } else if (o->kind == OUT_CANCELLED) {
+        b->stats.cancelled++;
     } else {
         b->stats.applied++;
     }

@@ -22,6 +22,7 @@
 #include "mq.h"
 #include "out.h"
 #include "req.h"
+#include "sched.h"
 
 struct batch_opts {
     const char *prefix;              /* topic prefix: PREFIX/write, /rejected, /events/, /status */
@@ -33,6 +34,7 @@ struct batch_opts {
     struct changes *changes;         /* replication (changes.h): sealed before COMMIT,
                                       * published before the receipts; NULL for none */
     struct hooks *hooks;             /* run after each commit with its events, or NULL */
+    struct sched *sched;             /* scheduled writes and cancels (sched.h) */
 };
 
 struct batch;

@@ -197,8 +197,8 @@ static int open_file(struct db *db, const struct db_opts *o, char *err, size_t e
     return exec(db, pragma, err, errlen) || exec(db, "PRAGMA foreign_keys=ON", err, errlen) ? -1 : 0;
 }
 
-/* The writer's own tables: ids applied (for duplicates) and rejections kept. */
-/* mosqlite_applied keeps each applied id with a hash of its request (topic and
+/* The writer's own tables: ids applied (for duplicates), rejections kept, scheduled
+ * writes. mosqlite_applied keeps each applied id with a hash of its request (topic and
  * payload), to tell a producer's retry (a duplicate) from another request reusing the
  * id (rejected). Files from before the hash get the column; their ids have none and
  * count as duplicates. */
@@ -218,7 +218,15 @@ static int create_internal(struct db *db, char *err, size_t errlen)
                 "CREATE INDEX IF NOT EXISTS mosqlite_applied_at ON mosqlite_applied (at);"
                 "CREATE TABLE IF NOT EXISTS mosqlite_rejected ("
                 " id INTEGER PRIMARY KEY, at TEXT NOT NULL, topic TEXT NOT NULL, req_id TEXT,"
-                " error TEXT NOT NULL, payload)", err, errlen);
+                " error TEXT NOT NULL, payload);"
+                /* Scheduled writes (sched.c), each as received, until applied or cancelled;
+                 * seq keeps the order of those due at the same time. */
+                "CREATE TABLE IF NOT EXISTS mosqlite_scheduled ("
+                " seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, due_ms INTEGER NOT NULL,"
+                " due TEXT NOT NULL, at TEXT NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL,"
+                " hash INTEGER NOT NULL, resp_topic TEXT, corr BLOB);"
+                "CREATE INDEX IF NOT EXISTS mosqlite_scheduled_due ON mosqlite_scheduled (due_ms, seq)",
+                err, errlen);
 }
 
 /* A writable table's events go to PREFIX/events/TABLE: a name that cannot be one topic
@@ -561,14 +569,12 @@ static int unwind(struct db *db, const struct ev_mark *m)
     return DB_REJECT;
 }
 
-/* 1 when r's id was applied before for the same request, 2 for another request,
- * 0 when not, -1 with SQLite's code in *rc. */
-static int seen_before(struct db *db, const struct req *r, int *rc)
+int db_id_seen(struct db *db, const char *id, unsigned long long hash, int *rc)
 {
     int same = 0;
 
-    sqlite3_bind_text(db->dup_check, 1, r->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(db->dup_check, 2, (sqlite3_int64)r->hash);
+    sqlite3_bind_text(db->dup_check, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(db->dup_check, 2, (sqlite3_int64)hash);
     *rc = sqlite3_step(db->dup_check);
     if (*rc == SQLITE_ROW)
         same = sqlite3_column_int(db->dup_check, 0);
@@ -576,6 +582,14 @@ static int seen_before(struct db *db, const struct req *r, int *rc)
     if (*rc == SQLITE_ROW)
         return same ? 1 : 2;
     return *rc == SQLITE_DONE ? 0 : -1;
+}
+
+int db_id_keep(struct db *db, const char *id, unsigned long long hash)
+{
+    sqlite3_bind_text(db->dup_insert, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(db->dup_insert, 2, (sqlite3_int64)time(NULL));
+    sqlite3_bind_int64(db->dup_insert, 3, (sqlite3_int64)hash);
+    return run_trusted(db, db->dup_insert);
 }
 
 int db_apply(struct db *db, const struct req *r, long long *changes, long long *rowid,
@@ -592,7 +606,7 @@ int db_apply(struct db *db, const struct req *r, long long *changes, long long *
     *rowid = -1;
     if ((rc = run(db->sp)) != SQLITE_OK)
         return fault(db, rc, err, errlen);
-    if (r->id && (seen = seen_before(db, r, &rc))) {
+    if (r->id && (seen = db_id_seen(db, r->id, r->hash, &rc))) {
         if (seen < 0)
             return fault(db, rc, err, errlen);
         if (seen == 2) {
@@ -607,13 +621,8 @@ int db_apply(struct db *db, const struct req *r, long long *changes, long long *
         if (rc != SQLITE_OK)
             return db_is_fault(rc) ? fault(db, rc, err, errlen) : unwind(db, &m);
     }
-    if (r->id) {
-        sqlite3_bind_text(db->dup_insert, 1, r->id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(db->dup_insert, 2, (sqlite3_int64)time(NULL));
-        sqlite3_bind_int64(db->dup_insert, 3, (sqlite3_int64)r->hash);
-        if ((rc = run_trusted(db, db->dup_insert)) != SQLITE_OK)
-            return fault(db, rc, err, errlen);
-    }
+    if (r->id && (rc = db_id_keep(db, r->id, r->hash)) != SQLITE_OK)
+        return fault(db, rc, err, errlen);
     if ((rc = run(db->sp_release)) != SQLITE_OK)
         return fault(db, rc, err, errlen);
     return DB_OK;

@@ -62,6 +62,13 @@ void db_rollback(struct db *db);                             /* and forget the e
 int db_apply(struct db *db, const struct req *r, long long *changes, long long *rowid,
              char *err, size_t errlen);
 
+/* The ids kept in mosqlite_applied, for what else takes an id (scheduled writes and
+ * cancels, sched.c). db_id_seen: 1 when id was kept with this hash (or none), 2 with
+ * another, 0 when not kept, -1 with SQLite's code in *rc. db_id_keep: keep it; SQLite's
+ * code. */
+int db_id_seen(struct db *db, const char *id, unsigned long long hash, int *rc);
+int db_id_keep(struct db *db, const char *id, unsigned long long hash);
+
 /* Keep a rejected request in mosqlite_rejected: its first REQ_EXCERPT bytes, cut back
  * to a whole UTF-8 character; TEXT when that is valid UTF-8 without NUL, else a BLOB. */
 int db_record_rejection(struct db *db, const char *topic, const char *id, const char *error,

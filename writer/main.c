@@ -27,6 +27,7 @@
 #include "mq.h"
 #include "query.h"
 #include "req.h"
+#include "sched.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -122,6 +123,7 @@ static struct {
     int snap_busy;                 /* a snapshot is being made or sent */
     struct hooks *hooks;
     struct maint *maint;
+    struct sched *sched;           /* scheduled writes (sched.h) */
     char *t_hooks;                 /* PREFIX/hooks */
     struct cfg_list tables;        /* `tables` split into names */
     long long last_prune_ms;
@@ -337,6 +339,9 @@ static int open_mq(char *err, size_t errlen)
                              on_hook_report, NULL, err, errlen)))
         return -1;
     bo.hooks = cf.hooks.n ? w.hooks : NULL;
+    if (!(w.sched = sched_new(w.db, w.mq, (size_t)cf.batch_max, err, errlen)))
+        return -1;
+    bo.sched = w.sched;
     if (!(w.batch = batch_new(w.db, w.mq, &bo))) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -387,7 +392,8 @@ static int poll_timeout(long long now)
     if ((mq_queued(w.mq) && !stalled) || w.snap_busy)
         return 0;
     if (!stalled)
-        return maint_wait_ms(w.maint, hook_wait_ms(w.hooks, POLL_MAX_MS));
+        return sched_wait_ms(w.sched, maint_wait_ms(w.maint, hook_wait_ms(w.hooks, POLL_MAX_MS)),
+                             maint_paused(w.maint));
     if (retry_at <= now)
         return 0;
     return (int)(retry_at - now < POLL_MAX_MS ? retry_at - now : POLL_MAX_MS);
@@ -410,6 +416,7 @@ static void writer_serve(void)
         if (stop_requested)
             break;
         now = util_now_ms();
+        sched_tick(w.sched, maint_paused(w.maint));
         if (batch_due(w.batch, now))
             batch_run(w.batch);
         maint_tick(w.maint);
@@ -470,6 +477,7 @@ static void writer_free(void)
     snapshot_free(w.snap);
     hook_free(w.hooks);
     maint_free(w.maint);
+    sched_free(w.sched);
     free(w.t_hooks);
     if (w.mq) {
         mq_free(w.mq);

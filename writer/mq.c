@@ -47,6 +47,7 @@ struct mq {
     struct conn sub, ctl;
     struct msg *head, **tail;
     size_t nq;
+    size_t ninjected;          /* of them, put there by mq_inject */
     int ctl_new;
     mq_query_fn on_query;
     void *ud;
@@ -179,6 +180,53 @@ static void read_props(const mosquitto_property *props, char **rt, void **corr, 
     mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, corr, corrlen, false);
 }
 
+/* A message in one allocation, appended to the queue. 0, or -1 when out of memory. */
+static int enqueue(struct mq *mq, const char *topic, const void *payload, size_t len, int retained,
+                   const char *rt, const void *corr, int corrlen, const char *sched_id)
+{
+    size_t tlen = strlen(topic) + 1, rtlen = rt ? strlen(rt) + 1 : 0;
+    size_t slen = sched_id ? strlen(sched_id) + 1 : 0;
+    size_t need = APP_OFFSET + mq->o.app_size + tlen + len + 1 + rtlen + (size_t)corrlen + slen;
+    struct msg *msg;
+    char *p;
+
+    if (!(msg = calloc(1, need)))
+        return -1;
+    p = (char *)msg + APP_OFFSET;
+    msg->app = mq->o.app_size ? p : NULL;
+    p += mq->o.app_size;
+    msg->topic = p;
+    memcpy(p, topic, tlen);
+    p += tlen;
+    msg->payload = p;
+    msg->len = len;
+    msg->retained = retained;
+    if (len)
+        memcpy(p, payload, len);
+    p[len] = '\0';
+    p += len + 1;
+    if (rt) {
+        msg->resp_topic = p;
+        memcpy(p, rt, rtlen);
+        p += rtlen;
+    }
+    if (corr && corrlen > 0) {
+        msg->corr = p;
+        msg->corrlen = corrlen;
+        memcpy(p, corr, (size_t)corrlen);
+        p += corrlen;
+    }
+    if (sched_id) {
+        msg->sched_id = p;
+        memcpy(p, sched_id, slen);
+        mq->ninjected++;
+    }
+    *mq->tail = msg;
+    mq->tail = &msg->next;
+    mq->nq++;
+    return 0;
+}
+
 static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_message *in,
                        const mosquitto_property *props)
 {
@@ -186,9 +234,6 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
     char *rt;
     void *corr;
     uint16_t corrlen;
-    size_t tlen, rtlen, need;
-    struct msg *msg;
-    char *p;
 
     read_props(props, &rt, &corr, &corrlen);
     if (m == mq->ctl.m && mq->on_admin && !strcmp(in->topic, mq->admin_topic)) {
@@ -208,42 +253,22 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
         mq->on_query(mq->ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
         goto out;
     }
-    tlen = strlen(in->topic) + 1;
-    rtlen = rt ? strlen(rt) + 1 : 0;
-    need = APP_OFFSET + mq->o.app_size + tlen + (size_t)in->payloadlen + 1 + rtlen + corrlen;
-    if (!(msg = calloc(1, need))) {
+    if (enqueue(mq, in->topic, in->payload, (size_t)in->payloadlen, in->retain, rt, corr, corrlen, NULL))
         log_error("out of memory: a request from %s was not queued", in->topic);
-        goto out;
-    }
-    p = (char *)msg + APP_OFFSET;
-    msg->app = mq->o.app_size ? p : NULL;
-    p += mq->o.app_size;
-    msg->topic = p;
-    memcpy(p, in->topic, tlen);
-    p += tlen;
-    msg->payload = p;
-    msg->len = (size_t)in->payloadlen;
-    msg->retained = in->retain;
-    if (in->payloadlen)
-        memcpy(p, in->payload, (size_t)in->payloadlen);
-    p[in->payloadlen] = '\0';
-    p += in->payloadlen + 1;
-    if (rt) {
-        msg->resp_topic = p;
-        memcpy(p, rt, rtlen);
-        p += rtlen;
-    }
-    if (corr) {
-        msg->corr = p;
-        msg->corrlen = corrlen;
-        memcpy(p, corr, corrlen);
-    }
-    *mq->tail = msg;
-    mq->tail = &msg->next;
-    mq->nq++;
 out:
     free(rt);
     free(corr);
+}
+
+int mq_inject(struct mq *mq, const char *topic, const char *payload, size_t len, const char *resp_topic,
+              const void *corr, int corrlen, const char *sched_id)
+{
+    return enqueue(mq, topic, payload, len, 0, resp_topic, corr, corrlen, sched_id);
+}
+
+size_t mq_injected(const struct mq *mq)
+{
+    return mq->ninjected;
 }
 
 static int setup(struct mq *mq, struct conn *c, const char *id, int persistent, char *err, size_t errlen)
@@ -569,6 +594,8 @@ void mq_drop(struct mq *mq, size_t n)
     while (n-- && mq->head) {
         struct msg *m = mq->head;
         mq->head = m->next;
+        if (m->sched_id)
+            mq->ninjected--;
         free(m);
         mq->nq--;
     }

@@ -30,6 +30,8 @@ struct msg {
     char *resp_topic;        /* MQTT v5 Response Topic, or NULL */
     void *corr;              /* MQTT v5 Correlation Data, or NULL */
     int corrlen;
+    const char *sched_id;    /* put in the queue by mq_inject: the scheduled request's id;
+                              * NULL for a request from the broker */
     void *app;               /* mq_opts.app_size bytes for the caller, zeroed, aligned for
                               * any type; mq never reads them: whatever the caller keeps
                               * there it frees before mq_drop or mq_free */
@@ -97,6 +99,13 @@ struct msg *mq_head(struct mq *mq);
 size_t mq_queued(const struct mq *mq);
 /* Remove and free the first n messages. */
 void mq_drop(struct mq *mq, size_t n);
+
+/* Append a request that did not come from the broker (a scheduled request now due,
+ * sched.c), marked with its id (msg->sched_id); nothing is acknowledged for it.
+ * 0, or -1 when out of memory. mq_injected: how many of those the queue holds. */
+int mq_inject(struct mq *mq, const char *topic, const char *payload, size_t len, const char *resp_topic,
+              const void *corr, int corrlen, const char *sched_id);
+size_t mq_injected(const struct mq *mq);
 
 /* Publish on `ctl`. corr (may be NULL) is sent as MQTT v5 Correlation Data.
  * 0 on success (or queued for when the broker is back), -1 otherwise. */

@@ -4,6 +4,8 @@
  * and the event rows arrive already as JSON text (db.c writes them as it steps). */
 #include "out.h"
 
+#include "util.h"
+
 #ifndef MOSQLITE_VERSION
 #define MOSQLITE_VERSION "0"
 #endif
@@ -39,6 +41,14 @@ int out_receipt(struct jbuf *b, const struct outcome *o)
         put_str(b, "error", o->error);
     } else if (o->kind == OUT_DUP) {
         put_str(b, "status", "duplicate");
+    } else if (o->kind == OUT_SCHEDULED) {
+        char due[UTIL_TIME_LEN];
+        util_time_format(o->due_ms, due);
+        put_str(b, "status", "scheduled");
+        put_str(b, "due", due);
+    } else if (o->kind == OUT_CANCELLED) {
+        put_str(b, "status", "cancelled");
+        put_str(b, "cancel", o->cancel);
     } else {
         put_str(b, "status", "applied");
         put_int(b, "changes", o->changes);
@@ -90,6 +100,8 @@ int out_status(struct jbuf *b, const char *state, const char *since, const struc
     put_int(b, "applied", s->applied);
     put_int(b, "rejected", s->rejected);
     put_int(b, "duplicates", s->duplicates);
+    put_int(b, "scheduled", s->scheduled);
+    put_int(b, "cancelled", s->cancelled);
     put_int(b, "commits", s->commits);
     jb_puts(b, ",\"last_commit_ms\":");
     jb_double(b, (double)(long long)(s->last_commit_ms * 1000.0) / 1000.0);

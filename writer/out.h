@@ -6,6 +6,8 @@
  *              {"id":...,"status":"applied","changes":N[,"rowid":N]}
  *              {"id":...,"status":"duplicate"}
  *              {"id":...,"status":"rejected","error":"..."}
+ *              {"id":...,"status":"scheduled","due":"2026-11-24T23:00:00.000Z"}
+ *              {"id":...,"status":"cancelled","cancel":"ID"}
  *   rejection  PREFIX/rejected: {"topic":...,"id":...,"error":...,"payload":"<first 1 KiB>"}
  *   event      PREFIX/events/TABLE: {"table":...,"op":...,"rows":[...][,"truncated":true]}
  *   status     PREFIX/status, retained: state, version, counters, pending, error
@@ -20,7 +22,9 @@
 #include "jbuf.h"
 #include "req.h"
 
-enum out_kind { OUT_APPLIED = 1, OUT_DUP, OUT_REJECTED };
+/* OUT_DROPPED: a scheduled request queued when due but cancelled since: nothing to
+ * publish (the cancel had its receipt). */
+enum out_kind { OUT_APPLIED = 1, OUT_DUP, OUT_REJECTED, OUT_SCHEDULED, OUT_CANCELLED, OUT_DROPPED };
 
 /* What became of one request. The strings are heap copies owned by whoever fills
  * the outcome in (batch.c); the encoders only read them. */
@@ -29,14 +33,17 @@ struct outcome {
     int replay_reject;            /* rejected with its batch lost: do not apply again */
     long long changes;            /* rows changed, when applied */
     long long rowid;              /* the row inserted, or -1 */
+    long long due_ms;             /* when scheduled: when it is due (wall clock, ms) */
     char *id;                     /* the request's id, or NULL */
     char *reply_to;               /* where its receipt goes, or NULL for none */
     char *error;                  /* the rejection text, when rejected */
+    char *cancel;                 /* when cancelled: the id of the request cancelled */
 };
 
 /* The writer's counters, as the status shows them. */
 struct out_stats {
     long long applied, rejected, duplicates, commits;
+    long long scheduled, cancelled;    /* requests stored for later, and cancels done */
     long long last_batch, max_batch;   /* requests in the last and the largest commit */
     double last_commit_ms;             /* shown to the microsecond */
     int paused;                        /* by an admin command: "paused" in the status */

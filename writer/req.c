@@ -461,7 +461,7 @@ struct op_fields {
 static void op_fields(const cJSON *o, struct op_fields *f)
 {
     static const char *const allowed[] = {"op", "table", "values", "set", "where", "on_conflict",
-                                          "id", "reply_to", "ops", NULL};
+                                          "id", "reply_to", "ops", "at", "delay_ms", NULL};
     const cJSON *c;
     int i;
 
@@ -740,9 +740,10 @@ static int parse_ops(struct req *r, const struct schema *s, const struct req_lim
     int i, n;
 
     for (f = r->root->child; f; f = f->next)
-        if (strcmp(f->string, "ops") && strcmp(f->string, "id") && strcmp(f->string, "reply_to"))
-            return util_fail(err, errlen, "a transaction has only \"ops\", \"id\" and \"reply_to\"; "
-                        "\"%.100s\" belongs inside an op", f->string);
+        if (strcmp(f->string, "ops") && strcmp(f->string, "id") && strcmp(f->string, "reply_to") &&
+            strcmp(f->string, "at") && strcmp(f->string, "delay_ms"))
+            return util_fail(err, errlen, "a transaction has only \"ops\", \"id\", \"reply_to\", "
+                        "\"at\" and \"delay_ms\"; \"%.100s\" belongs inside an op", f->string);
     if (!cJSON_IsArray(ops) || !ops->child)
         return util_fail(err, errlen, "\"ops\" must be a non-empty array of operations");
     n = cJSON_GetArraySize(ops);
@@ -757,6 +758,8 @@ static int parse_ops(struct req *r, const struct schema *s, const struct req_lim
             (cJSON_GetObjectItemCaseSensitive(o, "ops") && util_fail(sub, sizeof sub, "operations do not nest")) ||
             (cJSON_GetObjectItemCaseSensitive(o, "id") && util_fail(sub, sizeof sub, "\"id\" belongs to the transaction, not to an op")) ||
             (cJSON_GetObjectItemCaseSensitive(o, "reply_to") && util_fail(sub, sizeof sub, "\"reply_to\" belongs to the transaction, not to an op")) ||
+            (cJSON_GetObjectItemCaseSensitive(o, "at") && util_fail(sub, sizeof sub, "\"at\" belongs to the transaction, not to an op")) ||
+            (cJSON_GetObjectItemCaseSensitive(o, "delay_ms") && util_fail(sub, sizeof sub, "\"delay_ms\" belongs to the transaction, not to an op")) ||
             parse_op(r, s, o, topic_table, &r->ops[i], sub, sizeof sub))
             return util_fail(err, errlen, "ops[%d]: %s", i, sub);
     }
@@ -784,16 +787,61 @@ int req_topic(const char *topic, const char *write_topic, const char **table,
                      write_topic);
 }
 
+/* {"cancel": "ID", "id", "reply_to"}: no ops. */
+static int parse_cancel(struct req *r, const cJSON *c, char *err, size_t errlen)
+{
+    const cJSON *f;
+
+    for (f = r->root->child; f; f = f->next)
+        if (strcmp(f->string, "cancel") && strcmp(f->string, "id") && strcmp(f->string, "reply_to"))
+            return util_fail(err, errlen, "a cancel has only \"cancel\", \"id\" and \"reply_to\"; "
+                             "\"%.100s\" does not belong in it", f->string);
+    if (!cJSON_IsString(c) || !printable_id(c->valuestring))
+        return util_fail(err, errlen, "\"cancel\" must be the id of a scheduled request: a string "
+                         "of 1 to 128 printable ASCII characters");
+    r->cancel = c->valuestring;
+    return 0;
+}
+
+/* "at" (an RFC 3339 date-time) or "delay_ms" (whole milliseconds), not both. */
+static int parse_when(struct req *r, char *err, size_t errlen)
+{
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(r->root, "at");
+    const cJSON *delay = cJSON_GetObjectItemCaseSensitive(r->root, "delay_ms");
+
+    if (at && delay)
+        return util_fail(err, errlen, "give \"at\" or \"delay_ms\", not both");
+    if (at && (!cJSON_IsString(at) || util_time_parse(at->valuestring, &r->at_ms)))
+        return util_fail(err, errlen, "\"at\" must be a date and time as in RFC 3339, in UTC: "
+                         "\"2026-11-24T23:00:00Z\"");
+    if (delay) {
+        double d = cJSON_IsNumber(delay) ? delay->valuedouble : -1;
+        if (!(d >= 0 && d <= (double)REQ_DELAY_MAX) || d != floor(d))
+            return util_fail(err, errlen, "\"delay_ms\" must be a whole number of milliseconds "
+                             "from 0 to %lld", REQ_DELAY_MAX);
+        r->delay_ms = (long long)d;
+    }
+    if ((at || delay) && !r->id)
+        return util_fail(err, errlen, "a scheduled request needs an \"id\": it is how the request "
+                         "is cancelled, and how a retry is told from a new request");
+    return 0;
+}
+
 int req_parse(struct req *r, const struct schema *s, const struct req_limits *lim,
               const char *topic_table, const char *payload, size_t len, char *err, size_t errlen)
 {
-    const cJSON *ops;
+    const cJSON *ops, *cancel;
     int i;
 
     r->root = NULL;
-    r->id = r->reply_to = NULL;
+    r->id = r->reply_to = r->cancel = NULL;
+    r->at_ms = r->delay_ms = -1;
     r->nops = r->nval = r->nint = 0;
     if (parse_envelope(r, lim, payload, len, err, errlen))
+        return -1;
+    if ((cancel = cJSON_GetObjectItemCaseSensitive(r->root, "cancel")))
+        return parse_cancel(r, cancel, err, errlen) || walk_tree(r, err, errlen) ? -1 : 0;
+    if (parse_when(r, err, errlen))
         return -1;
     ops = cJSON_GetObjectItemCaseSensitive(r->root, "ops");
     if (ops) {
@@ -853,7 +901,8 @@ int req_read(struct req *r, const struct schema *s, const struct req_limits *lim
         /* Still read the envelope, so that the rejection names the id and is sent to
          * reply_to when they are valid. */
         r->root = NULL;
-        r->id = r->reply_to = NULL;
+        r->id = r->reply_to = r->cancel = NULL;
+        r->at_ms = r->delay_ms = -1;
         r->nops = r->nval = r->nint = 0;
         parse_envelope(r, lim, payload, len, scratch, sizeof scratch);
         return -1;
@@ -868,7 +917,8 @@ void req_clear(struct req *r)
 {
     cJSON_Delete(r->root);
     r->root = NULL;
-    r->id = r->reply_to = NULL;
+    r->id = r->reply_to = r->cancel = NULL;
+    r->at_ms = r->delay_ms = -1;
     r->nops = r->nval = r->nint = 0;
 }
 

@@ -49,6 +49,10 @@ struct req {
     cJSON *root;           /* owned */
     const char *id;        /* the request's id, or NULL; points into root */
     const char *reply_to;  /* or NULL; points into root */
+    const char *cancel;    /* {"cancel": "ID"}: the scheduled request to cancel (no ops),
+                            * or NULL; points into root */
+    long long at_ms;       /* "at": when to apply it, ms since the epoch (UTC), or -1 */
+    long long delay_ms;    /* "delay_ms": how long after it is received, or -1 */
     unsigned long long hash; /* with an id (req_read): of the topic and the payload but
                               * reply_to, to tell a retry of this request from another
                               * request that reuses its id; else 0 */
@@ -71,6 +75,9 @@ struct req {
  * an integer literal as an INTEGER. */
 #define REQ_JSON_REAL 0x1000
 
+/* The longest "delay_ms": about 100 years. */
+#define REQ_DELAY_MAX 3155760000000LL
+
 /* The table a request's topic names. write_topic is PREFIX/write: on it *table is set
  * to NULL (the request names its tables); on PREFIX/write/TABLE, to TABLE (pointing
  * into topic). Any other topic: -1 with the rejection text in err. */
@@ -78,7 +85,9 @@ int req_topic(const char *topic, const char *write_topic, const char **table,
               char *err, size_t errlen);
 
 /* Parse and validate. topic_table is TABLE for PREFIX/write/TABLE, NULL for
- * PREFIX/write. On error returns -1 with the rejection reason in err; r->id and
+ * PREFIX/write. A request may be scheduled ("at" or "delay_ms" beside its op or ops,
+ * which are checked as for any request; it then needs an id), or be a cancel
+ * ({"cancel": "ID"}, with "id" and "reply_to" only; nops is 0). On error returns -1 with the rejection reason in err; r->id and
  * r->reply_to are still set when they could be read, so the rejection can be answered.
  * Call req_clear() before reusing r and req_free() at the end. */
 int req_parse(struct req *r, const struct schema *s, const struct req_limits *lim,

@@ -16,7 +16,7 @@ static char r1[] = "r1", reply[] = "receipts/x", unknown[] = "unknown table \"x\
 
 static void check_receipt(void)
 {
-    struct outcome o = {OUT_APPLIED, 0, 3, 17, r1, reply, NULL};
+    struct outcome o = {.kind = OUT_APPLIED, .changes = 3, .rowid = 17, .id = r1, .reply_to = reply};
 
     unit_check_str(text(out_receipt(&b, &o)), "{\"id\":\"r1\",\"status\":\"applied\",\"changes\":3,\"rowid\":17}",
                    "out: receipt of an insert");
@@ -33,12 +33,22 @@ static void check_receipt(void)
     unit_check_str(text(out_receipt(&b, &o)),
                    "{\"id\":\"r1\",\"status\":\"rejected\",\"error\":\"unknown table \\\"x\\\"\"}",
                    "out: receipt of a rejection");
+    o.kind = OUT_SCHEDULED;
+    o.due_ms = 1795561200000LL + 7;
+    unit_check_str(text(out_receipt(&b, &o)),
+                   "{\"id\":\"r1\",\"status\":\"scheduled\",\"due\":\"2026-11-24T23:00:00.007Z\"}",
+                   "out: receipt of a scheduled request: when it is due");
+    o.kind = OUT_CANCELLED;
+    o.id = NULL;
+    o.cancel = r1;
+    unit_check_str(text(out_receipt(&b, &o)), "{\"id\":null,\"status\":\"cancelled\",\"cancel\":\"r1\"}",
+                   "out: receipt of a cancel");
 }
 
 static void check_rejection(void)
 {
     static char big[3000];
-    struct outcome o = {OUT_REJECTED, 0, 0, -1, NULL, NULL, bad};
+    struct outcome o = {.kind = OUT_REJECTED, .rowid = -1, .error = bad};
     const char *t;
 
     unit_check_str(text(out_rejection(&b, "mosqlite/write/t", &o, "{\"a\":\xff}", 7)),
@@ -65,13 +75,14 @@ static void check_event(void)
 
 static void check_status(void)
 {
-    struct out_stats s = {5, 2, 1, 3, 4, 9, 1.23456789, 0};
+    struct out_stats s = {.applied = 5, .rejected = 2, .duplicates = 1, .commits = 3, .last_batch = 4,
+                          .max_batch = 9, .last_commit_ms = 1.23456789};
 
     struct out_versions v = {"", "2.0.21", "3.40.1", "5"};
 
     unit_check_str(text(out_status(&b, "online", "2026-11-24T00:00:00Z", &s, 7, NULL, NULL)),
                    "{\"state\":\"online\",\"version\":\"" MOSQLITE_VERSION "\",\"since\":"
-                   "\"2026-11-24T00:00:00Z\",\"applied\":5,\"rejected\":2,\"duplicates\":1,"
+                   "\"2026-11-24T00:00:00Z\",\"applied\":5,\"rejected\":2,\"duplicates\":1,\"scheduled\":0,\"cancelled\":0,"
                    "\"commits\":3,\"last_commit_ms\":1.234,\"last_batch\":4,\"max_batch\":9,"
                    "\"pending\":7,\"error\":null,\"paused\":false}",
                    "out: status, commit time to the microsecond");

@@ -6,6 +6,7 @@
 #include "req.h"
 #include "schema.h"
 #include "unit.h"
+#include "util.h"
 
 static sqlite3 *h;
 static struct schema sch;
@@ -114,6 +115,40 @@ static void check_base64(void)
                "base64: non-canonical bits, a lone char, bad padding, the URL alphabet refused");
 }
 
+/* Scheduled requests and cancels: what the parse keeps; RFC 3339 times. */
+static void check_when(void)
+{
+    char err[512] = "", out[UTIL_TIME_LEN];
+    long long ms = 0;
+    int ok;
+
+    ok = !parse("t", "{\"id\":\"s1\",\"at\":\"2026-11-24T23:00:00Z\",\"values\":{\"a\":1}}", err, sizeof err);
+    unit_check(ok && r.at_ms == 1795561200000LL && r.delay_ms == -1 && r.nops == 1 && !r.cancel,
+               "req: \"at\" read as ms since the epoch%s%s", *err ? ": " : "", err);
+    ok = !parse(NULL, "{\"id\":\"s2\",\"delay_ms\":1500,\"ops\":[{\"table\":\"t\",\"values\":{}}]}", err, sizeof err);
+    unit_check(ok && r.delay_ms == 1500 && r.at_ms == -1 && r.nops == 1,
+               "req: \"delay_ms\" beside a transaction's ops%s%s", *err ? ": " : "", err);
+    ok = !parse(NULL, "{\"id\":\"c1\",\"reply_to\":\"mq/receipts/c\",\"cancel\":\"s1\"}", err, sizeof err);
+    unit_check(ok && r.cancel && !strcmp(r.cancel, "s1") && r.nops == 0 && !strcmp(r.id, "c1"),
+               "req: a cancel: no ops, the id to cancel%s%s", *err ? ": " : "", err);
+    ok = !parse("t", "{\"values\":{\"a\":1}}", err, sizeof err);
+    unit_check(ok && r.at_ms == -1 && r.delay_ms == -1 && !r.cancel, "req: a request for now");
+
+    unit_check(!util_time_parse("2026-11-24T23:00:00Z", &ms) && ms == 1795561200000LL &&
+               !util_time_parse("2026-11-25T00:30:00.5+01:30", &ms) && ms == 1795561200500LL &&
+               !util_time_parse("2026-11-24t23:00:00.0001z", &ms) && ms == 1795561200001LL &&
+               !util_time_parse("2024-02-29T00:00:00Z", &ms) && ms == 1709164800000LL &&
+               !util_time_parse("1970-01-01T00:00:00Z", &ms) && ms == 0,
+               "time: RFC 3339 with an offset, a fraction (finer than a ms rounds up), leap day");
+    unit_check(util_time_parse("2026-11-24T23:00Z", &ms) && util_time_parse("2026-13-01T00:00:00Z", &ms) &&
+               util_time_parse("2025-02-29T00:00:00Z", &ms) && util_time_parse("2026-11-24T23:00:00+1:00", &ms) &&
+               util_time_parse("2026-11-24T23:00:00.1234567890Z", &ms) && util_time_parse("", &ms) &&
+               util_time_parse("2026-11-24", &ms),
+               "time: no seconds, month 13, 29 Feb of a common year, a short offset, 10 digits refused");
+    util_time_format(1795561200007LL, out);
+    unit_check_str(out, "2026-11-24T23:00:00.007Z", "time: written back in UTC to the ms");
+}
+
 void test_req(void)
 {
     static const struct cfg_list all = {NULL, 0};
@@ -130,6 +165,7 @@ void test_req(void)
         check_kept_id();
         check_reply_topic();
         check_base64();
+        check_when();
     }
     req_free(&r);
     schema_free(&sch);
