@@ -242,6 +242,7 @@
     if (!subscribed) return;
     loadBuilds();
     loadRejections();
+    loadScheduled();
     if (log.buildId !== null && !log.loading) loadLog();
   }
 
@@ -278,6 +279,7 @@
     builds.loading = false;
     log.loading = false;
     rej.loading = false;
+    sched.loading = false;
   }
 
   /* ---- writer status ---- */
@@ -288,7 +290,14 @@
     var wasOnline = writer.last && writer.last.state === "online";
     writer.last = s;
     writer.seenAt = retained ? null : new Date();
-    if ("applied" in s) writer.full = s;
+    if ("applied" in s) {
+      /* a scheduled write stored, applied, rejected or cancelled: the list changed */
+      var moved = writer.full && ["scheduled", "cancelled", "applied", "rejected"].some(function (k) {
+        return writer.full[k] !== s[k];
+      });
+      writer.full = s;
+      if (moved && subscribed) loadScheduled();
+    }
     renderWriter();
     if (s.state === "online" && !wasOnline && !retained && subscribed) {
       /* back online (a retained status comes with the subscription, which already
@@ -505,6 +514,70 @@
     }
     page(MAX_ID);
   }
+  /* ---- scheduled writes: the named query `scheduled`, asked again when the writer's
+   * counters move or a due time passes ---- */
+
+  var sched = { loading: false, again: false, rows: [], total: 0, error: null };
+
+  function loadScheduled() {
+    if (sched.loading) { sched.again = true; return; }
+    sched.loading = true;
+    runQuery("scheduled", {}, function (r) {
+      sched.loading = false;
+      sched.error = r.error || null;
+      if (!r.error) {
+        sched.rows = r.rows;
+        sched.total = r.rows.length ? Number(r.rows[0].total) || r.rows.length : 0;
+      }
+      renderScheduled();
+      if (sched.again) { sched.again = false; loadScheduled(); }
+    });
+  }
+
+  function untilText(ms) {
+    return ms <= 0 ? "due" : "in " + span(ms);
+  }
+
+  function renderScheduled() {
+    var list = $("sched-list"), now = Date.now();
+    list.textContent = "";
+    sched.rows.forEach(function (row) {
+      var due = new Date(row.due).getTime();
+      var tr = el("tr", due <= now ? "sched-due" : null);
+      tr.setAttribute("data-id", show(row.id));
+      var td = el("td", null, timeOf(row.due));
+      td.title = show(row.due) + " (received " + show(row.received) + ")";
+      tr.appendChild(td);
+      td = el("td", "sched-in", untilText(due - now));
+      td.setAttribute("data-due", String(due));
+      tr.appendChild(td);
+      tr.appendChild(el("td", null, show(row.id)));
+      var topic = show(row.topic), table = topic.slice((PREFIX + "/write/").length);
+      tr.appendChild(el("td", null, topic.indexOf(PREFIX + "/write/") === 0 ? table : "(ops)"));
+      tr.appendChild(el("td", "sched-req", show(row.payload)));
+      list.appendChild(tr);
+    });
+    $("sched-count").textContent = sched.total ? "(" + sched.total + ")" : "";
+    var note = sched.error ? "Scheduled writes could not be read (" + sched.error + ")." :
+      !sched.total ? "Nothing scheduled: requests with \"at\" or \"delay_ms\" wait here until they are due." :
+      sched.total > sched.rows.length ? "The next " + sched.rows.length + " of " + sched.total + ", the next due first." :
+      "Writes waiting for their time, the next due first.";
+    $("sched-note").textContent = note;
+    $("sched-note").classList.toggle("error", !!sched.error);
+  }
+
+  /* The countdowns; a due time that has passed means the list is about to change. */
+  setInterval(function () {
+    var now = Date.now(), passed = false;
+    document.querySelectorAll("#sched-list td.sched-in").forEach(function (td) {
+      var due = Number(td.getAttribute("data-due"));
+      if (due <= now && td.textContent !== "due") passed = true;
+      td.textContent = untilText(due - now);
+      td.parentNode.classList.toggle("sched-due", due <= now);
+    });
+    if (passed && subscribed) setTimeout(loadScheduled, 500);
+  }, 1000);
+
   /* ---- recent builds: the query, then events; events during the query wait ---- */
 
   var builds = { rows: new Map(), loading: false, buffer: [], error: null, loaded: false, retry: null, backoff: 1000,

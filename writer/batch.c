@@ -222,7 +222,7 @@ static int process(struct batch *b, struct msg *m)
         return DB_FAULT;
     }
     outcome_clear(o);
-    o->id = xstrdup(b->req.id);
+    o->id = xstrdup(b->req.id ? b->req.id : m->sched_id);
     o->reply_to = xstrdup(b->req.reply_to ? b->req.reply_to :
                           m->resp_topic && req_reply_topic_ok(m->resp_topic, b->o.prefix) ? m->resp_topic : NULL);
     o->cancel = xstrdup(b->req.cancel);

@@ -182,6 +182,21 @@ function luminance(rgb) {
     say("# rejection shown: " + await page.$eval("#rej-list .rej .rej-error", (e) => e.textContent));
   });
 
+  await check("a scheduled write is listed with when it is due, and leaves the list once applied", async () => {
+    pub("build_logs", { id: "web-sched-1", delay_ms: 4000, values: { build_id: BUILD, line: "scheduled: nightly tag" } });
+    await page.waitForFunction(() => {
+      const tr = document.querySelector('#sched-list tr[data-id="web-sched-1"]');
+      return tr && /^in [1-4] s$/.test(tr.querySelector(".sched-in").textContent) &&
+        tr.children[3].textContent === "build_logs" && /nightly tag/.test(tr.querySelector(".sched-req").textContent) &&
+        document.getElementById("sched-count").textContent === "(1)";
+    }, null, { timeout: 3000 });
+    say("# scheduled: " + await page.$eval('#sched-list tr[data-id="web-sched-1"]', (tr) => tr.textContent));
+    assert(sql("SELECT count(*) FROM build_logs WHERE line = 'scheduled: nightly tag'") === "0", "applied before its time");
+    await page.waitForFunction(() => !document.querySelector('#sched-list tr[data-id="web-sched-1"]') &&
+      /Nothing scheduled/.test(document.getElementById("sched-note").textContent), null, { timeout: 10000 });
+    assert(sql("SELECT count(*) FROM build_logs WHERE line = 'scheduled: nightly tag'") === "1", "not applied once");
+  });
+
   pub("build_logs", { values: { build_id: BUILD, line: "   184312    2248   40960  227520   378c0 firmware.elf" } });
   pub("builds", { where: { id: 1412 }, op: "update", set: { status: "passed", finished_at: new Date().toISOString() } });
   await sleep(2500);   /* one status interval: the counters include the rejection */
