@@ -113,8 +113,22 @@ check "meanwhile another takes its unique key ($r)" grep -q '"status":"applied"'
 r=$(receipt_n u1 2)
 check "rejected when due, with its receipt ($r)" grep -qE '^\{"id":"u1","status":"rejected","error":"UNIQUE constraint failed: once\.k"\}$' <<<"$r"
 check "and kept in mosqlite_rejected" test "$(sql "SELECT count(*) FROM mosqlite_rejected WHERE req_id = 'u1'")" = 1
-st=$(status)
-check "status counts scheduled and cancelled ($st)" grep -qE '"scheduled":6,"cancelled":2,' <<<"$st"
+counted() { status | grep -qE '"scheduled":6,"cancelled":2,'; }
+check "status counts scheduled and cancelled ($(wait_until 10 counted; status))" counted
+
+# --- paused: nothing due is applied until resume -------------------------------------
+admin() { mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/admin" -m "{\"cmd\":\"$1\",\"reply_to\":\"$REPLY/admin\"}"; }
+paused_is() { status | grep -q "\"paused\":$1"; }
+r=$(req write/timed p1 '"delay_ms":1500,"values":{"n":97,"due_ms":0}')
+admin pause
+wait_until 10 paused_is true
+sleep 2.5
+applied_while_paused=$(sql 'SELECT count(*) FROM timed WHERE n = 97')
+admin resume
+wait_until 10 paused_is false
+r=$(receipt_n p1 2)
+check "paused: a request due meanwhile waits ($applied_while_paused applied), then is applied on resume ($r)" \
+    test "$applied_while_paused" = 0 -a "$(sql 'SELECT count(*) FROM timed WHERE n = 97')" = 1
 
 # --- 1,000 over 10 s, the writer killed in the middle --------------------------------
 sub_bg "$T/bulk" "$REPLY/bulk/#"
