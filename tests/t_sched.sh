@@ -130,6 +130,24 @@ r=$(receipt_n p1 2)
 check "paused: a request due meanwhile waits ($applied_while_paused applied), then is applied on resume ($r)" \
     test "$applied_while_paused" = 0 -a "$(sql 'SELECT count(*) FROM timed WHERE n = 97')" = 1
 
+# --- a bound: schedule-max ----------------------------------------------------------
+writer_stop
+printf 'schedule-max 2\n' >"$T/max.conf"
+writer_start -c "$T/max.conf" || exit 1
+req write/timed m1 '"delay_ms":60000,"values":{"n":96,"due_ms":0}' >/dev/null
+req write/timed m2 '"delay_ms":60000,"values":{"n":96,"due_ms":0}' >/dev/null
+r=$(req write/timed m3 '"delay_ms":60000,"values":{"n":96,"due_ms":0}')
+check_eq "beyond schedule-max a scheduled request is refused" "$r" '{"id":"m3","status":"rejected","error":"too many scheduled requests: 2 are waiting (limit 2, schedule-max)"}'
+r=$(req write/timed m4 '"values":{"n":95,"due_ms":0}')
+check "a request for now still goes through ($r)" grep -q '"status":"applied"' <<<"$r"
+req write c7 '"cancel":"m1"' >/dev/null
+r=$(req write/timed m5 '"delay_ms":60000,"values":{"n":96,"due_ms":0}')
+check "after a cancel there is room again ($r)" grep -q '"status":"scheduled"' <<<"$r"
+req write c8 '"cancel":"m2"' >/dev/null
+req write c9 '"cancel":"m5"' >/dev/null
+writer_stop
+writer_start || exit 1
+
 # --- 1,000 over 10 s, the writer killed in the middle --------------------------------
 sub_bg "$T/bulk" "$REPLY/bulk/#"
 # Due every 10 ms from 4 s on ("at", to the ms), published in shuffled order.

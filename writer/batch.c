@@ -334,10 +334,12 @@ static int apply_queue(struct batch *b, double t0, int *waited, struct msg **las
                 log_warn("a rejected request rolled back its whole batch (ON CONFLICT ROLLBACK "
                          "or RAISE(ROLLBACK)); applying the batch again without it");
                 db_rollback(b->db);
+                sched_rolled_back(b->o.sched);
                 return DB_LOST;
             }
             if (rc == DB_FAULT) {
                 db_rollback(b->db);
+                sched_rolled_back(b->o.sched);
                 return DB_FAULT;
             }
         }
@@ -399,12 +401,14 @@ void batch_run(struct batch *b)
     /* Replication: number the commit and take its changeset, inside the transaction. */
     if (b->o.changes && changes_seal(b->o.changes, err, sizeof err)) {
         db_rollback(b->db);
+        sched_rolled_back(b->o.sched);
         snprintf(b->error, sizeof b->error, "%s", err);
         stall(b);
         return;
     }
     if (db_commit(b->db, err, sizeof err) != DB_OK) {
         snprintf(b->error, sizeof b->error, "%s", err);
+        sched_rolled_back(b->o.sched);
         stall(b);
         return;
     }

@@ -60,8 +60,9 @@ static struct {
     long long hook_max, hook_timeout_ms, hook_queue;
     const char *backup_dir;
     long long backup_step_pages;
+    long long schedule_max;
 } cf = {
-    .hook_max = 4, .hook_timeout_ms = 10000, .hook_queue = 1000, .backup_step_pages = 256,
+    .hook_max = 4, .hook_timeout_ms = 10000, .hook_queue = 1000, .backup_step_pages = 256, .schedule_max = 100000,
     .host = "127.0.0.1", .prefix = "mosqlite", .db = "data/mosqlite.db",
     .schema = "conf/schema", .client_id = "mosqlite-writer", .synchronous = "FULL",
     .port = 1883, .max_payload = 262144, .max_depth = 32, .max_ops = 1000,
@@ -100,6 +101,7 @@ static const struct cfg_opt options[] = {
     {"hook-max", 0, CFG_INT, &cf.hook_max, 1, 1000, 0, "N", "hook commands running at once (4)"},
     {"hook-timeout-ms", 0, CFG_INT, &cf.hook_timeout_ms, 1, 86400000, 0, "MS", "a hook command is killed after this (10000)"},
     {"hook-queue", 0, CFG_INT, &cf.hook_queue, 0, 10000000, 0, "N", "hook runs waiting for a slot; more are dropped (1000)"},
+    {"schedule-max", 0, CFG_INT, &cf.schedule_max, 0, 100000000, 0, "N", "scheduled writes held at once; more are rejected (100000)"},
     {"backup-dir", 0, CFG_STR, &cf.backup_dir, 0, 0, 0, "DIR", "where admin backups go (unset: backups refused)"},
     {"backup-step-pages", 0, CFG_INT, &cf.backup_step_pages, 1, 1000000, 0, "N", "pages a backup copies between batches (256)"},
     {"verbose", 'v', CFG_FLAG, &cf.verbose, 0, 0, 0, "", "log debug lines"},
@@ -339,7 +341,7 @@ static int open_mq(char *err, size_t errlen)
                              on_hook_report, NULL, err, errlen)))
         return -1;
     bo.hooks = cf.hooks.n ? w.hooks : NULL;
-    if (!(w.sched = sched_new(w.db, w.mq, (size_t)cf.batch_max, err, errlen)))
+    if (!(w.sched = sched_new(w.db, w.mq, (size_t)cf.batch_max, cf.schedule_max, err, errlen)))
         return -1;
     bo.sched = w.sched;
     if (!(w.batch = batch_new(w.db, w.mq, &bo))) {

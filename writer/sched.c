@@ -20,7 +20,9 @@ struct sched {
     struct mq *mq;
     sqlite3 *h;
     size_t max;
-    sqlite3_stmt *ins, *find, *del, *due, *next;
+    long long limit;              /* most scheduled at once */
+    long long count;              /* scheduled now, as this transaction sees it */
+    sqlite3_stmt *ins, *find, *del, *due, *next, *count_st;
     long long next_due;           /* wall clock ms; LLONG_MAX for none */
     int recount;                  /* read next_due again when the queued ones are done */
 };
@@ -61,7 +63,27 @@ static int read_next(struct sched *s)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : rc;
 }
 
-struct sched *sched_new(struct db *db, struct mq *mq, size_t max, char *err, size_t errlen)
+/* How many are scheduled, into s->count. 0, or SQLite's code. */
+static int read_count(struct sched *s)
+{
+    int rc = step(s, s->count_st);
+
+    if (rc == SQLITE_ROW)
+        s->count = sqlite3_column_int64(s->count_st, 0);
+    sqlite3_reset(s->count_st);
+    return rc == SQLITE_ROW ? 0 : rc;
+}
+
+void sched_rolled_back(struct sched *s)
+{
+    int rc;
+
+    if ((rc = read_count(s)))
+        log_warn("scheduled writes: counting them: %s", sqlite3_errstr(rc));
+}
+
+struct sched *sched_new(struct db *db, struct mq *mq, size_t max, long long limit, char *err,
+                        size_t errlen)
 {
     struct sched *s = calloc(1, sizeof *s);
     int rc;
@@ -74,6 +96,7 @@ struct sched *sched_new(struct db *db, struct mq *mq, size_t max, char *err, siz
     s->mq = mq;
     s->h = db_handle(db);
     s->max = max ? max : 1;
+    s->limit = limit;
     db_trust(db, 1);
     rc = prep(s, &s->ins, "INSERT INTO mosqlite_scheduled (id, due_ms, due, at, topic, payload, hash,"
                           " resp_topic, corr) VALUES (?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'),"
@@ -82,9 +105,10 @@ struct sched *sched_new(struct db *db, struct mq *mq, size_t max, char *err, siz
          prep(s, &s->del, "DELETE FROM mosqlite_scheduled WHERE id = ?1") ||
          prep(s, &s->due, "SELECT id, topic, payload, resp_topic, corr FROM mosqlite_scheduled"
                           " WHERE due_ms <= ?1 ORDER BY due_ms, seq LIMIT ?2") ||
-         prep(s, &s->next, "SELECT min(due_ms) FROM mosqlite_scheduled");
+         prep(s, &s->next, "SELECT min(due_ms) FROM mosqlite_scheduled") ||
+         prep(s, &s->count_st, "SELECT count(*) FROM mosqlite_scheduled");
     db_trust(db, 0);
-    if (rc || (rc = read_next(s))) {
+    if (rc || (rc = read_next(s)) || (rc = read_count(s))) {
         snprintf(err, errlen, "scheduled writes: %s", sqlite3_errmsg(s->h));
         sched_free(s);
         return NULL;
@@ -101,6 +125,7 @@ void sched_free(struct sched *s)
     sqlite3_finalize(s->del);
     sqlite3_finalize(s->due);
     sqlite3_finalize(s->next);
+    sqlite3_finalize(s->count_st);
     free(s);
 }
 
@@ -155,6 +180,11 @@ int sched_add(struct sched *s, const struct req *r, const struct msg *m, long lo
         snprintf(err, errlen, "id \"%s\" is already used by a different scheduled request", r->id);
         return DB_REJECT;
     }
+    if (s->count >= s->limit) {
+        snprintf(err, errlen, "too many scheduled requests: %lld are waiting (limit %lld, "
+                 "schedule-max)", s->count, s->limit);
+        return DB_REJECT;
+    }
     util_time_format(due_ms, due);
     sqlite3_bind_text(s->ins, 1, r->id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s->ins, 2, due_ms);
@@ -177,6 +207,7 @@ int sched_add(struct sched *s, const struct req *r, const struct msg *m, long lo
         return fault(s, rc, err, errlen);
     if (due_ms < s->next_due)
         s->next_due = due_ms;
+    s->count++;
     return DB_OK;
 }
 
@@ -186,6 +217,7 @@ int sched_take(struct sched *s, const char *id, char *err, size_t errlen)
 
     if (took < 0)
         return fault(s, rc, err, errlen);
+    s->count -= took;
     return took ? DB_OK : DB_DUP;
 }
 
@@ -222,6 +254,7 @@ int sched_cancel(struct sched *s, const struct req *r, const char *topic, const 
     if (take_row(s, r->cancel, &rc) < 0 || (rc = db_id_keep(s->db, r->cancel, hash)) != SQLITE_OK ||
         (r->id && (rc = db_id_keep(s->db, r->id, r->hash)) != SQLITE_OK))
         return fault(s, rc, err, errlen);
+    s->count--;
     return DB_OK;
 }
 

@@ -22,15 +22,20 @@
 
 struct sched;
 
-/* Create mosqlite_scheduled if needed and read when the first is due. max: most
- * requests put in the queue at once. NULL + err. */
-struct sched *sched_new(struct db *db, struct mq *mq, size_t max, char *err, size_t errlen);
+/* Read when the first scheduled request is due. max: most requests put in the queue
+ * at once; limit: most requests scheduled at once (more are rejected, so that no
+ * producer can fill the disk with them). NULL + err. */
+struct sched *sched_new(struct db *db, struct mq *mq, size_t max, long long limit, char *err,
+                        size_t errlen);
 void sched_free(struct sched *s);
+
+/* After the batch's transaction was rolled back: count what is scheduled again. */
+void sched_rolled_back(struct sched *s);
 
 /* In the batch's transaction. Store r (received as m, its id required) to be applied
  * at due_ms (wall clock, ms since the epoch). DB_OK; DB_DUP when the id is scheduled
  * or was applied for the same request (a retry); DB_REJECT + err when the id belongs
- * to another request; DB_FAULT + err. */
+ * to another request or the limit is reached; DB_FAULT + err. */
 int sched_add(struct sched *s, const struct req *r, const struct msg *m, long long due_ms,
               char *err, size_t errlen);
 
