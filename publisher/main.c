@@ -39,9 +39,9 @@ static const char usage[] =
     "handshake (or, with --wait, once the writer has answered every request). A JSON\n"
     "Lines line longer than --max-line is not sent and counts as an error. --timeout is\n"
     "how long to go on without any request completing (0 = for ever).\n"
-    "Exit status: 0 all done (applied or duplicate with --wait); 1 a request was\n"
-    "rejected, or a line could not be sent; 2 unconfirmed after --timeout; 3 bad\n"
-    "arguments or config; 4 could not connect.\n"
+    "Exit status: 0 all done (with --wait: applied, duplicate, scheduled or\n"
+    "cancelled); 1 a request was rejected, or a line could not be sent; 2 unconfirmed\n"
+    "after --timeout; 3 bad arguments or config; 4 could not connect.\n"
     "\n"
     "The log pipe (--lines) copies stdin to stdout as it reads it (--no-tee: not), reads\n"
     "to the end whatever happens, and inserts each line into COLUMN of TABLE with the\n"
@@ -552,11 +552,12 @@ int main(int argc, char **argv)
     mosqlite_stats(c, &st);
     dt = wall() - t0;
     if (o_verbose && o_wait) {
-        unsigned long done = st.applied + st.duplicate + st.rejected;
-        log_info("sent %lu, applied %lu, duplicate %lu, rejected %lu, unconfirmed %lu, "
-                 "republished %lu, refused by broker %lu, elapsed %.3f s, %.0f requests/s",
-                 st.sent, st.applied, st.duplicate, st.rejected, st.outstanding,
-                 st.republished, st.refused, dt, dt > 0 ? done / dt : 0.0);
+        unsigned long done = st.applied + st.duplicate + st.rejected + st.scheduled + st.cancelled;
+        log_info("sent %lu, applied %lu, duplicate %lu, rejected %lu, scheduled %lu, cancelled %lu, "
+                 "unconfirmed %lu, republished %lu, refused by broker %lu, elapsed %.3f s, "
+                 "%.0f requests/s", st.sent, st.applied, st.duplicate, st.rejected, st.scheduled,
+                 st.cancelled, st.outstanding, st.republished, st.refused, dt,
+                 dt > 0 ? done / dt : 0.0);
     } else if (o_verbose) {             /* without receipts nothing says what was applied */
         log_info("sent %lu (taken by the broker; use --wait to know what was applied), "
                  "unconfirmed %lu, republished %lu, refused by broker %lu, elapsed %.3f s, "

@@ -58,6 +58,9 @@ enum mosqlite_status {
     MOSQLITE_APPLIED,       /* the writer applied it */
     MOSQLITE_DUPLICATE,     /* the writer had applied this id before */
     MOSQLITE_REJECTED,      /* the writer refused it; see error */
+    MOSQLITE_SCHEDULED,     /* a request with "at" or "delay_ms": stored by the writer, to be
+                             * applied when due (its second receipt is not waited for) */
+    MOSQLITE_CANCELLED,     /* a {"cancel": ID} request: the scheduled request is cancelled */
 };
 
 /* Options for mosqlite_client_new(). Fill with mosqlite_options_init() first; NULL
@@ -99,6 +102,7 @@ struct mosqlite_stats {
     unsigned long republished;  /* extra publishes: retries and refused ones */
     unsigned long refused;      /* publishes the broker refused (PUBREC code >= 0x80) */
     unsigned long outstanding;  /* in the window now */
+    unsigned long scheduled, cancelled; /* receipts for scheduled writes and cancels */
 };
 
 typedef struct mosqlite_client mosqlite_client;
@@ -142,8 +146,8 @@ int mosqlite_publish(mosqlite_client *client, const char *table, const char *jso
 /* Publish one request and block until its own result. The result is also given to
  * the callback. status_out (may be NULL) receives its status; error_out (may be NULL,
  * errlen bytes) the writer's reason on rejection.
- * Returns MOSQLITE_OK (sent, applied or duplicate), MOSQLITE_EREJECTED, or an error of
- * mosqlite_publish() or mosqlite_wait(). */
+ * Returns MOSQLITE_OK (sent, applied, duplicate, scheduled or cancelled),
+ * MOSQLITE_EREJECTED, or an error of mosqlite_publish() or mosqlite_wait(). */
 int mosqlite_send(mosqlite_client *client, const char *table, const char *json,
                   enum mosqlite_status *status_out, char *error_out, size_t errlen);
 

@@ -350,6 +350,10 @@ int mosqlite__receipt(const char *payload, size_t len, char *id, enum mosqlite_s
         *status = MOSQLITE_DUPLICATE;
     else if (!strcmp(s->valuestring, "rejected"))
         *status = MOSQLITE_REJECTED;
+    else if (!strcmp(s->valuestring, "scheduled"))
+        *status = MOSQLITE_SCHEDULED;
+    else if (!strcmp(s->valuestring, "cancelled"))
+        *status = MOSQLITE_CANCELLED;
     else
         goto cleanup;
     strcpy(id, i->valuestring);

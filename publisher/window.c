@@ -74,6 +74,10 @@ static void finish(mosqlite_client *c, int i, enum mosqlite_status status, char 
         c->st.duplicate++;
     else if (status == MOSQLITE_REJECTED)
         c->st.rejected++;
+    else if (status == MOSQLITE_SCHEDULED)
+        c->st.scheduled++;
+    else if (status == MOSQLITE_CANCELLED)
+        c->st.cancelled++;
     pthread_cond_broadcast(&c->cond);
 }
 

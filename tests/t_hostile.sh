@@ -73,7 +73,7 @@ wait_until 10 bash -c "status | grep -q '\"applied\":$ngood,'"
 st=$(status)
 note "status: $st"
 check "status: applied = good, rejected = hostile x $ROUNDS, duplicates = good x $((ROUNDS - 1))" \
-    grep -q "\"applied\":$ngood,\"rejected\":$((nbad * ROUNDS)),\"duplicates\":$((ngood * (ROUNDS - 1))),\"commits\"" <<<"$st"
+    grep -q "\"applied\":$ngood,\"rejected\":$((nbad * ROUNDS)),\"duplicates\":$((ngood * (ROUNDS - 1))),\"scheduled\":0,\"cancelled\":0,\"commits\"" <<<"$st"
 
 # Every hostile one rejected, in order, with its own error.
 wait_until 10 bash -c "[ \$(grep -c . '$T/rejected') -ge $((nbad * ROUNDS)) ]"

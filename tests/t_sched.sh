@@ -130,6 +130,15 @@ r=$(receipt_n p1 2)
 check "paused: a request due meanwhile waits ($applied_while_paused applied), then is applied on resume ($r)" \
     test "$applied_while_paused" = 0 -a "$(sql 'SELECT count(*) FROM timed WHERE n = 97')" = 1
 
+# --- mosqlite-pub --wait: a scheduled receipt completes a request ---------------------
+out=$(printf '%s\n' '{"table":"timed","delay_ms":800,"values":{"n":94,"due_ms":0}}' |
+      "$BIN/mosqlite-pub" -p "$MQTT_PORT" --wait --timeout 10 -v - 2>&1); rc=$?
+check "mosqlite-pub --wait: exit 0 once it is scheduled (rc $rc: $(tail -1 <<<"$out"))" \
+    test $rc = 0 -a "$(sql 'SELECT count(*) FROM timed WHERE n = 94')" = 0
+check "mosqlite-pub counts it as scheduled" grep -q "scheduled 1, cancelled 0" <<<"$out"
+ninety_four() { [ "$(sql 'SELECT count(*) FROM timed WHERE n = 94')" = 1 ]; }
+check "and the writer applies it when due" wait_until 10 ninety_four
+
 # --- a bound: schedule-max ----------------------------------------------------------
 writer_stop
 printf 'schedule-max 2\n' >"$T/max.conf"
