@@ -598,7 +598,7 @@ function luminance(rgb) {
     await page.waitForFunction(() => {
       const l = document.querySelector("#log-lines .ll:last-child .tx");
       return l && l.textContent === "flashing firmware.elf to board 3";
-    }, null, { timeout: 3000 });
+    }, null, { timeout: 10000 });   /* after the catch-up of a fresh connection, on a busy machine */
     sameLog(await pageLog(page), dbLog());
   });
 
