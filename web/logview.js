@@ -124,7 +124,8 @@
     }
 
     /* Lines coming in are drawn at most every THROTTLE_MS (a long log arrives in
-     * hundreds of answers); a scroll or a click is drawn in the next frame. */
+     * hundreds of answers); the first lines of a log, a scroll or a click are drawn in
+     * the next frame. */
     function schedule(dirty, now) {
       if (dirty) v.dirty = true;
       if (v.frame) {
@@ -146,7 +147,7 @@
 
     /* Lines in id order after the last one kept (older or known ids are updates). */
     function append(op, rows, cap) {
-      var added = 0, changed = false;
+      var added = 0, changed = false, empty = !v.lines.length;
       rows.forEach(function (row) {
         var id = Number(row.id), old = v.byId.get(id);
         if (op === "delete") { if (old) { old.deleted = true; changed = true; } return; }
@@ -168,7 +169,7 @@
       if (v.stick && added) toBottom();
       else if (added) v.unseen += added;
       v.changed = true;                /* onchange from the next frame, not per batch */
-      schedule(changed || v.to >= count() - added);
+      schedule(changed || v.to >= count() - added, empty);   /* the first screen at once */
       return added;
     }
 
