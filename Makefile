@@ -189,7 +189,7 @@ install: all
 	for m in $(MANPAGES); do \
 	    $(SUBST) $$m.in > $(D)$(MANDIR)/man$${m##*.}/$${m#man/} || exit 1; done
 	install -m 644 README.md docs/PROTOCOL.md $(D)$(DOCDIR)/
-	install -m 644 web/index.html web/app.js web/style.css $(D)$(PKGDATADIR)/web/
+	install -m 644 web/index.html web/style.css $(wildcard web/*.js) $(D)$(PKGDATADIR)/web/
 	install -m 644 web/vendor/mqtt.min.js $(D)$(PKGDATADIR)/web/vendor/
 	install -m 644 mosquitto.conf.example $(D)$(PKGDATADIR)/
 	install -d $(D)$(PKGDATADIR)/secure

@@ -21,6 +21,8 @@ for f in bin/mosqlite-pub sbin/mosqlite-writer lib/libmosqlite.a lib/libmosqlite
          share/man/man1/mosqlite-pub.1 share/man/man3/libmosqlite.3 \
          share/doc/mosqlite/PROTOCOL.md share/doc/mosqlite/README.md \
          share/mosqlite/web/index.html share/mosqlite/web/vendor/mqtt.min.js \
+         share/mosqlite/web/app.js share/mosqlite/web/ansi.js share/mosqlite/web/logview.js \
+         share/mosqlite/web/style.css \
          share/mosqlite/mosquitto.conf.example share/mosqlite/secure/mosquitto.conf \
          lib/systemd/system/mosqlite-writer.service; do
     [ -f "$P/$f" ] || fail "installed: $f"
