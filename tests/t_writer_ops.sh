@@ -253,7 +253,8 @@ check "big delete event: truncated" grep -q '"truncated":true}$' <<<"$del"
 # For 300 requests in flight at once: when each receipt arrives, its row must already
 # be visible to an outside reader of the file.
 sub_bg "$T/rc" "$REPLY/commit/#"
-( tail -n +1 -f "$T/rc" | while read -r line; do
+# (tail follows only while this script lives: killing the subshell would not stop it.)
+( tail -n +1 -f --pid=$$ "$T/rc" | while read -r line; do
     id=$(sed -n 's/.*"id":"c\([0-9]*\)".*/\1/p' <<<"$line")
     [ -n "$id" ] || continue
     n=$(sqlite3 -cmd '.timeout 5000' "$DB" "SELECT count(*) FROM build_logs WHERE line='commit $id'")
