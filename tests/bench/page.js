@@ -4,13 +4,35 @@
  * "N:LINES" of BUILDS and measures, from the start of navigation (performance.now() in
  * the page), when the first line of the log is on screen and when all LINES are in and
  * the log is live. Prints "first_N MS", "all_N MS" (medians), "firsts_N a/b/c" and
- * "alls_N a/b/c" (every run), and "# ..." notes.
+ * "alls_N a/b/c" (every run), and "# ..." notes. Then the same with the page's files
+ * served by a plain web server in this process (answering at once) and the page
+ * connecting to the broker with ?broker=: the same names prefixed "static_".
  */
 "use strict";
 const path = require("path");
 const { chromium } = require(path.join(process.env.ROOT, "node_modules", "playwright-core"));
 
+const http = require("http");
+const fs = require("fs");
+
 const URL = `http://127.0.0.1:${process.env.WS_PORT}/index.html`;
+
+/* The same files from a plain web server that answers at once (STATIC=1 lines): the page
+ * then connects to the broker with ?broker=. */
+function staticServer() {
+  const root = path.join(process.env.ROOT, "web");
+  const types = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css" };
+  const server = http.createServer((req, res) => {
+    const file = path.join(root, path.normalize(decodeURIComponent(req.url.split("?")[0])));
+    if (!file.startsWith(root + path.sep)) { res.writeHead(403); res.end(); return; }
+    fs.readFile(file, (err, data) => {
+      if (err) { res.writeHead(404); res.end(); return; }
+      res.writeHead(200, { "Content-Type": types[path.extname(file)] || "application/octet-stream" });
+      res.end(data);
+    });
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve(server)));
+}
 const RUNS = Number(process.env.RUNS) || 3;
 const median = (a) => a.slice().sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
@@ -19,12 +41,17 @@ const median = (a) => a.slice().sort((x, y) => x - y)[Math.floor(a.length / 2)];
     args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-extensions"] });
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 960 } });
+  const server = await staticServer();
+  const urls = [["", (id) => `${URL}?build=${id}`],
+    ["static_", (id) => `http://127.0.0.1:${server.address().port}/index.html?build=${id}` +
+      `&broker=ws://127.0.0.1:${process.env.WS_PORT}/`]];
+  for (const [label, url] of urls)
   for (const spec of process.env.BUILDS.split(" ")) {
     const [id, lines] = spec.split(":").map(Number);
     const firsts = [], alls = [];
     for (let r = 0; r < RUNS; r++) {
       const page = await ctx.newPage();
-      await page.goto(`${URL}?build=${id}`);
+      await page.goto(url(id));
       const first = await page.waitForFunction(() => {
         const row = document.querySelector("#log-lines .ll");
         return row && row.getBoundingClientRect().height > 0 && performance.now();
@@ -40,10 +67,11 @@ const median = (a) => a.slice().sort((x, y) => x - y)[Math.floor(a.length / 2)];
       if (Number(shown) !== lines) console.log(`# build ${id}: the page shows ${shown} lines, the file has ${lines}`);
       await page.close();
     }
-    console.log(`first_${id} ${median(firsts)}`);
-    console.log(`all_${id} ${median(alls)}`);
-    console.log(`firsts_${id} ${firsts.join("/")} ms`);
-    console.log(`alls_${id} ${alls.join("/")} ms`);
+    console.log(`${label}first_${id} ${median(firsts)}`);
+    console.log(`${label}all_${id} ${median(alls)}`);
+    console.log(`${label}firsts_${id} ${firsts.join("/")} ms`);
+    console.log(`${label}alls_${id} ${alls.join("/")} ms`);
   }
+  server.close();
   await browser.close();
 })().catch((e) => { console.log("# page bench failed: " + (e && e.stack || e)); process.exit(1); });

@@ -65,4 +65,11 @@ for b in 101:5,000:6a 102:50,000:6b; do
     row "${no}" "page: $lines-line log, first screen" "${f:--} ms" - - "< 1000 ms: $( [ -n "$f" ] && verdict "$f < 1000" || echo MISS) (median of $RUNS; $(res "firsts_$id"))"
     row "${no}w" "page: $lines-line log, whole log" "${a:--} ms" - - "< 5000 ms: $( [ -n "$a" ] && verdict "$a < 5000" || echo MISS) (median of $RUNS; $(res "alls_$id"))"
 done
+# For comparison, not a target: the page's files from a web server that answers at once.
+for b in 101:5,000:6s 102:50,000:6t; do
+    id=${b%%:*}; rest=${b#*:}; lines=${rest%%:*}; no=${rest#*:}
+    f=$(res "static_first_$id"); a=$(res "static_all_$id")
+    row "${no}" "page from a plain web server: $lines lines, first" "${f:--} ms" - - "(median of $RUNS; $(res "static_firsts_$id"))"
+    row "${no}w" "page from a plain web server: $lines lines, whole" "${a:--} ms" - - "(median of $RUNS; $(res "static_alls_$id"))"
+done
 exit 0
