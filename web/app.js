@@ -556,8 +556,12 @@
       tr.appendChild(el("td", null, show(row.id)));
       var topic = show(row.topic), table = topic.slice((PREFIX + "/write/").length);
       tr.appendChild(el("td", null, topic.indexOf(PREFIX + "/write/") === 0 ? table : "(ops)"));
-      tr.appendChild(el("td", "sched-req", show(row.payload)));
       list.appendChild(tr);
+      var req = el("tr", "sched-req-row");
+      td = el("td", "sched-req", show(row.payload));
+      td.colSpan = 4;
+      req.appendChild(td);
+      list.appendChild(req);
     });
     $("sched-count").textContent = sched.total ? "(" + sched.total + ")" : "";
     var note = sched.error ? "Scheduled writes could not be read (" + sched.error + ")." :

@@ -187,7 +187,7 @@ function luminance(rgb) {
     await page.waitForFunction(() => {
       const tr = document.querySelector('#sched-list tr[data-id="web-sched-1"]');
       return tr && /^in [1-4] s$/.test(tr.querySelector(".sched-in").textContent) &&
-        tr.children[3].textContent === "build_logs" && /nightly tag/.test(tr.querySelector(".sched-req").textContent) &&
+        tr.children[3].textContent === "build_logs" && /nightly tag/.test(tr.nextElementSibling.querySelector(".sched-req").textContent) &&
         document.getElementById("sched-count").textContent === "(1)";
     }, null, { timeout: 3000 });
     say("# scheduled: " + await page.$eval('#sched-list tr[data-id="web-sched-1"]', (tr) => tr.textContent));

@@ -1,7 +1,7 @@
 /*
  * screenshots.js: the Chromium side of tests/web/screenshots.sh. Opens build 1522 (its
- * coloured log) in a light and in a dark page, and searches it, saving the pictures in
- * docs/. Env: WS_PORT, MQTT_PORT, ROOT.
+ * coloured log) in a light and in a dark page, searches it, and shows the scheduled
+ * writes, saving the pictures in docs/. Env: WS_PORT, MQTT_PORT, ROOT.
  */
 "use strict";
 const path = require("path");
@@ -34,9 +34,12 @@ const out = (f) => path.join(process.env.ROOT, "docs", f);
       await page.$eval("#log-lines", (b) => { b.scrollTop = 0; });
       await page.waitForTimeout(300);
       await (await page.$("#log")).screenshot({ path: out("screenshot-search.png") });
+      await page.waitForSelector("#sched-list tr", { timeout: 5000 });
+      await (await page.$("#scheduled")).screenshot({ path: out("screenshot-scheduled.png") });
     }
     await ctx.close();
   }
   await browser.close();
-  console.log("screenshots: docs/screenshot.png, docs/screenshot-dark.png, docs/screenshot-search.png");
+  console.log("screenshots: docs/screenshot.png, docs/screenshot-dark.png, docs/screenshot-search.png, " +
+    "docs/screenshot-scheduled.png");
 })().catch((e) => { console.error("screenshots: " + (e && e.stack || e)); process.exit(1); });

@@ -52,6 +52,9 @@ for i in 1 2 3; do
 done
 pub write/build_logs '{"values":{"build_id":1522,"lne":"typo in the column name"}}'
 pub write/builds '{"values":{"id":1524,"status":"running"}}'
+# Scheduled writes: a nightly build queued for 02:00 UTC, a release tag in 3 hours.
+pub write/builds "{\"id\":\"nightly-$(date -u -d tomorrow +%m%d)\",\"at\":\"$(date -u -d tomorrow +%Y-%m-%dT02:00:00Z)\",\"values\":{\"name\":\"nightly @main\",\"status\":\"queued\"}}"
+pub write "{\"id\":\"release-2.5\",\"delay_ms\":10800000,\"ops\":[{\"table\":\"builds\",\"values\":{\"name\":\"firmware/rel-2.5\",\"status\":\"queued\"}}]}"
 want=$(( 4 + 560 + 9 + 5 + 2 + 1 + 12 + 2 + 3 ))   # configure, builds, warnings, ccache, link, tests, summary, 1523
 wait_until 30 rows_are build_logs "$want" || { echo "screenshots: $(sql 'SELECT count(*) FROM build_logs') log lines, want $want" >&2; exit 1; }
 
