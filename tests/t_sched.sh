@@ -38,28 +38,31 @@ receipt_n() {
     grep "\"id\":\"$1\"" "$RECEIPTS" | sed -n "${2}p"
 }
 
-# --- one request, in 1.5 s ----------------------------------------------------------
+# --- one request, in 3 s ---------------------------------------------------------------
 t0=$(now_ms)
-pub write/timed "{\"id\":\"d1\",\"reply_to\":\"$REPLY/d1\",\"delay_ms\":1500,\"values\":{\"n\":1,\"due_ms\":$((t0 + 1500))}}"
+pub write/timed "{\"id\":\"d1\",\"reply_to\":\"$REPLY/d1\",\"delay_ms\":3000,\"values\":{\"n\":1,\"due_ms\":$((t0 + 3000))}}"
 r=$(receipt_n d1 1)
 check "delay_ms: a scheduled receipt with when it is due ($r)" grep -qE '^\{"id":"d1","status":"scheduled","due":"20[0-9-]+T[0-9:.]+Z"\}$' <<<"$r"
 due=$(sed -n 's/.*"due":"\([^"]*\)".*/\1/p' <<<"$r")
 due_ms=$(( $(date -d "$due" +%s%3N) ))
-check "due is 1.5 s after it was received (${due}, sent at $(iso "$t0"))" test $((due_ms - t0)) -ge 1500 -a $((due_ms - t0)) -lt 11500
+check "due is 3 s after it was received (${due}, sent at $(iso "$t0"))" test $((due_ms - t0)) -ge 3000 -a $((due_ms - t0)) -lt 13000
 check "stored, not applied yet" test "$(sql "SELECT count(*) FROM mosqlite_scheduled WHERE id = 'd1'"),$(sql 'SELECT count(*) FROM timed')" = "1,0"
 # A retry of it is a duplicate; its id with another payload is refused.
-pub write/timed "{\"id\":\"d1\",\"reply_to\":\"$REPLY/d1\",\"delay_ms\":1500,\"values\":{\"n\":1,\"due_ms\":$((t0 + 1500))}}"
+pub write/timed "{\"id\":\"d1\",\"reply_to\":\"$REPLY/d1\",\"delay_ms\":3000,\"values\":{\"n\":1,\"due_ms\":$((t0 + 3000))}}"
 r=$(receipt_n d1 2)
 check_eq "a retry while scheduled is a duplicate" "$r" '{"id":"d1","status":"duplicate"}'
 pub write/timed "{\"id\":\"d1\",\"reply_to\":\"$REPLY/d1\",\"delay_ms\":5,\"values\":{\"n\":2,\"due_ms\":0}}"
 r=$(receipt_n d1 3)
 check_eq "its id with another request is refused" "$r" '{"id":"d1","status":"rejected","error":"id \"d1\" is already used by a different scheduled request"}'
+pub write/timed "{\"id\":\"d1\",\"reply_to\":\"$REPLY/d1\",\"values\":{\"n\":2,\"due_ms\":0}}"
 r=$(receipt_n d1 4)
+check_eq "its id on a request for now is refused too" "$r" '{"id":"d1","status":"rejected","error":"id \"d1\" is already used by a scheduled request"}'
+r=$(receipt_n d1 5)
 check "then applied when due ($r)" grep -qE '^\{"id":"d1","status":"applied","changes":1,"rowid":1\}$' <<<"$r"
 check "applied once, not before its time" test "$(sql 'SELECT count(*), sum(applied_ms >= due_ms) FROM timed')" = "1|1"
 check "its row is gone from mosqlite_scheduled" test "$(sql 'SELECT count(*) FROM mosqlite_scheduled')" = 0
-pub write/timed "{\"id\":\"d1\",\"reply_to\":\"$REPLY/d1\",\"delay_ms\":1500,\"values\":{\"n\":1,\"due_ms\":$((t0 + 1500))}}"
-r=$(receipt_n d1 5)
+pub write/timed "{\"id\":\"d1\",\"reply_to\":\"$REPLY/d1\",\"delay_ms\":3000,\"values\":{\"n\":1,\"due_ms\":$((t0 + 3000))}}"
+r=$(receipt_n d1 6)
 check_eq "a retry after it was applied is a duplicate" "$r" '{"id":"d1","status":"duplicate"}'
 
 # --- "at", in the past and in a transaction -----------------------------------------
@@ -106,7 +109,7 @@ sleep 2
 check "cancelled requests never applied" test "$(sql 'SELECT count(*) FROM timed WHERE n IN (98, 99)')" = 0
 
 # --- invalid when due ---------------------------------------------------------------
-r=$(req write/once u1 '"delay_ms":1500,"values":{"k":"z"}')
+r=$(req write/once u1 '"delay_ms":3000,"values":{"k":"z"}')
 check "a request valid now, scheduled ($r)" grep -q '"status":"scheduled"' <<<"$r"
 r=$(req write/once u2 '"values":{"k":"z"}')
 check "meanwhile another takes its unique key ($r)" grep -q '"status":"applied"' <<<"$r"
@@ -119,10 +122,10 @@ check "status counts scheduled and cancelled ($(wait_until 10 counted; status))"
 # --- paused: nothing due is applied until resume -------------------------------------
 admin() { mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/admin" -m "{\"cmd\":\"$1\",\"reply_to\":\"$REPLY/admin\"}"; }
 paused_is() { status | grep -q "\"paused\":$1"; }
-r=$(req write/timed p1 '"delay_ms":1500,"values":{"n":97,"due_ms":0}')
+r=$(req write/timed p1 '"delay_ms":3000,"values":{"n":97,"due_ms":0}')
 admin pause
 wait_until 10 paused_is true
-sleep 2.5
+sleep 4
 applied_while_paused=$(sql 'SELECT count(*) FROM timed WHERE n = 97')
 admin resume
 wait_until 10 paused_is false

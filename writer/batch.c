@@ -162,6 +162,7 @@ static int apply_request(struct batch *b, struct msg *m, const struct outcome *o
                          long long *due_ms, long long *changes, long long *rowid, char *err, size_t errlen)
 {
     const struct req *r = &b->req;
+    int held;
 
     *what = OUT_APPLIED;
     if (req_read(&b->req, db_schema(b->db), &b->o.lim, b->t_write, m->topic, m->payload, m->len,
@@ -186,6 +187,8 @@ static int apply_request(struct batch *b, struct msg *m, const struct outcome *o
         *due_ms = r->at_ms >= 0 ? r->at_ms : util_wall_ms() + r->delay_ms;
         return sched_add(b->o.sched, r, m, *due_ms, err, errlen);
     }
+    if (r->id && !m->sched_id && (held = sched_holds(b->o.sched, r->id, err, errlen)))
+        return held < 0 ? DB_FAULT : DB_REJECT;
     return db_apply(b->db, r, changes, rowid, err, errlen);
 }
 

@@ -211,6 +211,23 @@ int sched_add(struct sched *s, const struct req *r, const struct msg *m, long lo
     return DB_OK;
 }
 
+int sched_holds(struct sched *s, const char *id, char *err, size_t errlen)
+{
+    char topic[REQ_TOPIC_MAX + 1];
+    unsigned long long hash;
+    int rc, found;
+
+    if (s->count <= 0)
+        return 0;
+    if ((found = find(s, id, &hash, topic, sizeof topic, &rc)) < 0) {
+        fault(s, rc, err, errlen);
+        return -1;
+    }
+    if (found)
+        snprintf(err, errlen, "id \"%s\" is already used by a scheduled request", id);
+    return found;
+}
+
 int sched_take(struct sched *s, const char *id, char *err, size_t errlen)
 {
     int rc, took = take_row(s, id, &rc);

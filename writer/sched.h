@@ -39,6 +39,11 @@ void sched_rolled_back(struct sched *s);
 int sched_add(struct sched *s, const struct req *r, const struct msg *m, long long due_ms,
               char *err, size_t errlen);
 
+/* In the batch's transaction, for a request to apply now: 1 when its id belongs to a
+ * scheduled request (it is refused, with err: ids are one namespace), 0 when not (at no
+ * cost while nothing is scheduled), -1 with err on a database fault. */
+int sched_holds(struct sched *s, const char *id, char *err, size_t errlen);
+
 /* In the batch's transaction, before applying a request sched_tick queued: take its
  * row out. DB_OK (apply it now), DB_DUP (it is gone: cancelled since; skip it) or
  * DB_FAULT + err. */
