@@ -23,6 +23,8 @@ PKGS       = libmosquitto sqlite3 libcjson
 # Lazy (=) so pkg-config runs after `make deps` has installed the -dev packages.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+# libmosqlite needs no SQLite: only what its .pc file names.
+PUBLIB_LIBS = $(shell pkg-config --libs libmosquitto libcjson) -lpthread
 WARN       = -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes -Wwrite-strings \
              -Wmissing-prototypes -Wno-unused-parameter
 BUILD     ?= build
@@ -87,7 +89,7 @@ $(BUILD)/libmosqlite.a: $(PUBLIB_OBJ)
 
 $(BUILD)/libmosqlite.so: $(PUBLIB_PIC)
 	@mkdir -p $(BUILD)
-	$(CC) -shared $(CFLAGS) $(LDFLAGS) -Wl,-soname,libmosqlite.so.0 -o $@ $^ $(PKG_LIBS)
+	$(CC) -shared $(CFLAGS) $(LDFLAGS) -Wl,-soname,libmosqlite.so.0 -o $@ $^ $(PUBLIB_LIBS)
 
 $(UNIT_OBJ): ALL_CFLAGS += -Iwriter -Ireplica
 

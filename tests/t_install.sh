@@ -35,6 +35,9 @@ ok "every file in place"
 check_eq "libmosqlite.so.0 -> libmosqlite.so.0.1.0, libmosqlite.so -> libmosqlite.so.0" \
     "$(readlink "$P/lib/libmosqlite.so.0") $(readlink "$P/lib/libmosqlite.so")" "libmosqlite.so.0.1.0 libmosqlite.so.0"
 check_eq "soname" "$(objdump -p "$P/lib/libmosqlite.so.0.1.0" | awk '$1 == "SONAME" {print $2}')" libmosqlite.so.0
+check_eq "libmosqlite needs only libmosquitto, libcjson and libc (no SQLite)" \
+    "$(objdump -p "$P/lib/libmosqlite.so.0.1.0" | awk '$1 == "NEEDED" {print $2}' | grep -v '^libc\.so' | sort | tr '\n' ' ')" \
+    "libcjson.so.1 libmosquitto.so.1 "
 check "no @VARIABLE@ left in any installed file of ours" \
     bash -c "! grep -rIl --exclude=mqtt.min.js '@[A-Z]*@' '$R'"
 check "the unit runs the installed writer with /etc/mosqlite/mosqlite.conf" \
