@@ -19,8 +19,8 @@ case "$BIN" in /*) ;; *) BIN=$ROOT/$BIN;; esac
 for need in "$BIN/mosqlite-writer" "$ROOT/web/vendor/mqtt.min.js" "$ROOT/node_modules/playwright-core/package.json" /usr/bin/chromium; do
     [ -e "$need" ] || { echo "bench page: $need missing (make; make deps; sh web/build.sh)" >&2; exit 2; }
 done
-mkdir -p /tmp/mosqlite-bench
-TMPDIR=/tmp/mosqlite-bench
+case ${TMPDIR:-} in */mosqlite-bench) ;; *) TMPDIR=${TMPDIR:-/tmp}/mosqlite-bench ;; esac
+mkdir -p "$TMPDIR"
 export TMPDIR
 . "$ROOT/tests/lib.sh"
 

@@ -23,9 +23,10 @@ export ROOT
 : "${BIN:=$ROOT/bin}"
 case "$BIN" in /*) ;; *) BIN=$ROOT/$BIN;; esac
 BB=$ROOT/build/bench
-mkdir -p "$BB" /tmp/mosqlite-bench
-# Our own temp root: other suites may sweep /tmp/mosqlite-test.*.
-TMPDIR=/tmp/mosqlite-bench
+# Our own temp root (under $TMPDIR, /tmp by default): other suites may sweep
+# $TMPDIR/mosqlite-test.*.
+case ${TMPDIR:-} in */mosqlite-bench) ;; *) TMPDIR=${TMPDIR:-/tmp}/mosqlite-bench ;; esac
+mkdir -p "$BB" "$TMPDIR"
 export TMPDIR
 
 if [ -n "${QUICK:-}" ]; then
