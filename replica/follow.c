@@ -308,6 +308,8 @@ static void apply_run(struct follow *f)
         drop_head(f);
     for (i = 0; i < k; i++) {
         double lag = (double)(wall_ms() - at[i]);
+        if (at[i] <= 0)
+            continue;                    /* a change without its commit time: no lag to tell */
         f->lag[f->nlag++ % LAG_KEEP] = lag;
         f->last_lag = lag;
     }

@@ -118,6 +118,8 @@ void test_follow(void)
     follow_status(f1, "r1", NULL, sql, sizeof sql);
     unit_check(strstr(sql, "\"error\":\"change 3 conflicts with this file: update of a row of 't'") != NULL,
                "follow: the status says which change, table and op: %s", sql);
+    unit_check(strstr(sql, "\"lag_ms\":0,\"lag_ms_p50\":0,\"lag_ms_p99\":0,") != NULL,
+               "follow: changes without a commit time make no lag (not the time since 1970)");
 
     /* A gap: change 4 right after 1. */
     f2 = replica(r2, &s2);
