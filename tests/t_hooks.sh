@@ -75,4 +75,28 @@ check_eq "no child left unreaped" "$zombies" 0
 
 writer_stop
 check_eq "writer exits 0" "$?" 0
+
+# --- a command failing on every commit cannot flood the log or PREFIX/hooks ----------
+NF=300
+printf 'hook nokey insert false\nbatch-max 1\n' >"$T/flood.conf"
+sub_bg "$T/flood" "$PREFIX_TOPIC/hooks"
+lines0=$(grep -c 'hook false (nokey insert) failed' "$WRITER_LOG")
+test_schema
+writer_start -c "$T/flood.conf"
+for i in $(seq 1 $NF); do echo "{\"values\":{\"x\":\"f$i\"}}"; done |
+    mosquitto_pub -p "$MQTT_PORT" -q 2 -t "$PREFIX_TOPIC/write/nokey" -l
+# failed reports, plus the counts of the suppressed ones, make every failure
+reported() {
+    awk -v n=$NF '/"outcome":"failed"/ { t++ } /"outcome":"suppressed"/ { match($0, /"count":[0-9]+/); t += substr($0, RSTART + 8, RLENGTH - 8) }
+                  END { exit !(t >= n) }' "$T/flood"
+}
+check "all $NF failures accounted for on PREFIX/hooks" wait_until 30 reported
+nrep=$(grep -c '"outcome":"failed"' "$T/flood")
+nsup=$(grep -c '"outcome":"suppressed"' "$T/flood")
+nlog=$(( $(grep -c 'hook false (nokey insert) failed' "$WRITER_LOG") - lines0 ))
+note "$NF commits, each failing its hook: $nrep reports and $nlog log lines, $nsup summaries ($(grep -m1 suppressed "$T/flood"))"
+check "at most 10 reports a second: far fewer than $NF ($nrep), with summaries ($nsup)" test "$nrep" -lt $((NF / 2)) -a "$nsup" -ge 1
+check "and as few log lines ($nlog)" test "$nlog" = "$nrep"
+check "summaries logged" grep -q 'more failures in the last [0-9]* ms were not logged or published (at most 10 a second)' "$WRITER_LOG"
+writer_stop
 exit "$NFAIL"

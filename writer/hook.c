@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,16 @@ struct hooks {
     struct pending *head, **tail;
     int nq;
     struct jbuf out;
+    long long win_start;      /* the second the notices below count in */
+    int win_n;                /* failures logged and published in it */
+    long long suppressed;     /* more failures in it, only counted */
 };
+
+/* Failures (failed, timed out, dropped, not started) logged and published in one
+ * second; beyond, they are counted and the count is logged and published once the
+ * second is over, so that a hook failing on every commit cannot flood the log and
+ * PREFIX/hooks. */
+#define HOOK_NOTICES_PER_S 10
 
 static const char *const ops[] = {"insert", "upsert", "update", "delete", "*", NULL};
 
@@ -188,6 +198,17 @@ int hook_report(struct jbuf *b, const struct hook_result *r)
     return b->oom ? -1 : 0;
 }
 
+int hook_report_suppressed(struct jbuf *b, long long count, long long ms)
+{
+    jb_reset(b);
+    jb_puts(b, "{\"outcome\":\"suppressed\",\"count\":");
+    jb_int(b, count);
+    jb_puts(b, ",\"ms\":");
+    jb_int(b, ms);
+    jb_putc(b, '}');
+    return b->oom ? -1 : 0;
+}
+
 struct hooks *hook_new(const struct cfg_list *lines, int max, long long timeout_ms,
                        int queue_max, hook_publish_fn publish, void *ud,
                        char *err, size_t errlen)
@@ -223,8 +244,41 @@ struct hooks *hook_new(const struct cfg_list *lines, int max, long long timeout_
     return h;
 }
 
-static void report(struct hooks *h, const struct hook_result *r)
+/* Close the second of notices when it is over: say how many were only counted. */
+static void notices_roll(struct hooks *h, long long now)
 {
+    if (now - h->win_start < 1000)
+        return;
+    if (h->suppressed) {
+        log_warn("hooks: %lld more failures in the last %lld ms were not logged or published "
+                 "(at most %d a second)", h->suppressed, now - h->win_start, HOOK_NOTICES_PER_S);
+        if (h->publish && !hook_report_suppressed(&h->out, h->suppressed, now - h->win_start))
+            h->publish(h->ud, h->out.s, h->out.len);
+    }
+    h->win_start = now;
+    h->win_n = 0;
+    h->suppressed = 0;
+}
+
+/* A failure: logged at level with fmt, and r published, within HOOK_NOTICES_PER_S. */
+static void notice(struct hooks *h, const struct hook_result *r, enum log_level level,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void notice(struct hooks *h, const struct hook_result *r, enum log_level level,
+                   const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    notices_roll(h, util_now_ms());
+    if (h->win_n >= HOOK_NOTICES_PER_S) {
+        h->suppressed++;
+        return;
+    }
+    h->win_n++;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_msg(level, "%s", msg);
     if (h->publish && !hook_report(&h->out, r))
         h->publish(h->ud, h->out.s, h->out.len);
 }
@@ -290,7 +344,6 @@ static void start(struct hooks *h, struct pending *p)
     if (pid == 0)
         child(s, p->json, p->len);
     if (pid < 0) {
-        log_error("hook %s (%s %s): cannot start it: %s", s->command, p->table, p->op, strerror(errno));
         memset(&res, 0, sizeof res);
         res.command = s->command;
         res.table = p->table;
@@ -298,7 +351,8 @@ static void start(struct hooks *h, struct pending *p)
         res.outcome = "error";
         res.exit_status = -1;
         res.error = strerror(errno);
-        report(h, &res);
+        notice(h, &res, LOG_ERROR, "hook %s (%s %s): cannot start it: %s", s->command, p->table,
+               p->op, res.error);
         pending_free(p);
         return;
     }
@@ -328,15 +382,14 @@ void hook_event(struct hooks *h, const char *table, const char *op, const char *
             continue;
         if (h->nq >= h->queue_max) {
             struct hook_result res;
-            log_warn("hook %s (%s %s): %d runs already wait: this one is dropped",
-                     h->specs[i].command, table, op, h->nq);
             memset(&res, 0, sizeof res);
             res.command = h->specs[i].command;
             res.table = table;
             res.op = op;
             res.outcome = "dropped";
             res.exit_status = -1;
-            report(h, &res);
+            notice(h, &res, LOG_WARN, "hook %s (%s %s): %d runs already wait: this one is dropped",
+                   h->specs[i].command, table, op, h->nq);
             continue;
         }
         if (!(p = calloc(1, sizeof *p)) || !(p->table = strdup(table)) || !(p->op = strdup(op)) ||
@@ -371,17 +424,16 @@ static void finished(struct hooks *h, struct running *r, int st)
     res.ms = util_now_ms() - r->start_ms;
     if (r->killed) {
         res.outcome = "timeout";
-        log_warn("hook %s (%s %s) timed out after %lld ms: killed", s->command, r->table, r->op,
-                 h->timeout_ms);
-        report(h, &res);
+        notice(h, &res, LOG_WARN, "hook %s (%s %s) timed out after %lld ms: killed", s->command,
+               r->table, r->op, h->timeout_ms);
     } else if (res.exit_status != 0) {
         res.outcome = "failed";
         if (res.signal)
-            log_warn("hook %s (%s %s) killed by signal %d", s->command, r->table, r->op, res.signal);
+            notice(h, &res, LOG_WARN, "hook %s (%s %s) killed by signal %d", s->command, r->table,
+                   r->op, res.signal);
         else
-            log_warn("hook %s (%s %s) failed: exit status %d", s->command, r->table, r->op,
-                     res.exit_status);
-        report(h, &res);
+            notice(h, &res, LOG_WARN, "hook %s (%s %s) failed: exit status %d", s->command,
+                   r->table, r->op, res.exit_status);
     } else {
         log_debug("hook %s (%s %s) done in %lld ms", s->command, r->table, r->op, res.ms);
     }
@@ -400,6 +452,7 @@ void hook_tick(struct hooks *h)
         return;
     child_exited = 0;
     now = util_now_ms();
+    notices_roll(h, now);
     for (i = 0; i < h->max; i++) {
         struct running *r = &h->run[i];
         pid_t got;

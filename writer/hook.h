@@ -56,6 +56,9 @@ struct hook_result {
     const char *error;    /* or NULL */
 };
 int hook_report(struct jbuf *b, const struct hook_result *r);
+/* At most 10 failures a second are logged and published; the report of the others:
+ * {"outcome":"suppressed","count":N,"ms":M}, M the span they were counted in. */
+int hook_report_suppressed(struct jbuf *b, long long count, long long ms);
 
 /* Called for every failed, timed-out, dropped or unstartable run: json is the report. */
 typedef void (*hook_publish_fn)(void *ud, const char *json, size_t len);

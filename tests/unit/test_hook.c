@@ -64,6 +64,9 @@ static void check_report(void)
     unit_check_str(b.s, "{\"command\":\"notify x\",\"table\":\"builds\",\"op\":\"insert\","
                    "\"outcome\":\"error\",\"exit_status\":null,\"signal\":null,\"ms\":0,"
                    "\"error\":\"No \\\"such\\\"\"}", "hook: report of a command not started");
+    hook_report_suppressed(&b, 290, 1003);
+    unit_check_str(b.s, "{\"outcome\":\"suppressed\",\"count\":290,\"ms\":1003}",
+                   "hook: report of the failures only counted");
     jb_free(&b);
 }
 
