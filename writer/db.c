@@ -371,7 +371,7 @@ static int run_trusted(struct db *db, sqlite3_stmt *st)
     return rc;
 }
 
-static int fault(struct db *db, int rc, char *err, size_t errlen)
+int db_fault(struct db *db, int rc, char *err, size_t errlen)
 {
     snprintf(err, errlen, "%s", sqlite3_errstr(rc));
     if (sqlite3_errcode(db->h) == rc)
@@ -387,7 +387,7 @@ int db_begin(struct db *db, char *err, size_t errlen)
     db->rows.oom = 0;
     db->nev = 0;
     rc = run(db->begin);
-    return rc == SQLITE_OK ? DB_OK : fault(db, rc, err, errlen);
+    return rc == SQLITE_OK ? DB_OK : db_fault(db, rc, err, errlen);
 }
 
 int db_commit(struct db *db, char *err, size_t errlen)
@@ -396,7 +396,7 @@ int db_commit(struct db *db, char *err, size_t errlen)
 
     if (rc == SQLITE_OK)
         return DB_OK;
-    fault(db, rc, err, errlen);
+    db_fault(db, rc, err, errlen);
     db_rollback(db);
     return DB_FAULT;
 }
@@ -605,10 +605,10 @@ int db_apply(struct db *db, const struct req *r, long long *changes, long long *
     *changes = 0;
     *rowid = -1;
     if ((rc = run(db->sp)) != SQLITE_OK)
-        return fault(db, rc, err, errlen);
+        return db_fault(db, rc, err, errlen);
     if (r->id && (seen = db_id_seen(db, r->id, r->hash, &rc))) {
         if (seen < 0)
-            return fault(db, rc, err, errlen);
+            return db_fault(db, rc, err, errlen);
         if (seen == 2) {
             snprintf(err, errlen, "id \"%s\" was already used by a different request", r->id);
             return unwind(db, &m);
@@ -619,12 +619,12 @@ int db_apply(struct db *db, const struct req *r, long long *changes, long long *
     for (i = 0; i < r->nops; i++) {
         rc = apply_op(db, r, i, changes, rowid, err, errlen);
         if (rc != SQLITE_OK)
-            return db_is_fault(rc) ? fault(db, rc, err, errlen) : unwind(db, &m);
+            return db_is_fault(rc) ? db_fault(db, rc, err, errlen) : unwind(db, &m);
     }
     if (r->id && (rc = db_id_keep(db, r->id, r->hash)) != SQLITE_OK)
-        return fault(db, rc, err, errlen);
+        return db_fault(db, rc, err, errlen);
     if ((rc = run(db->sp_release)) != SQLITE_OK)
-        return fault(db, rc, err, errlen);
+        return db_fault(db, rc, err, errlen);
     return DB_OK;
 }
 
@@ -652,7 +652,7 @@ int db_record_rejection(struct db *db, const char *topic, const char *id, const 
         sqlite3_bind_blob(st, 4, payload, (int)len, SQLITE_STATIC);
     rc = run_trusted(db, st);
     sqlite3_clear_bindings(st);
-    return rc == SQLITE_OK ? DB_OK : fault(db, rc, err, errlen);
+    return rc == SQLITE_OK ? DB_OK : db_fault(db, rc, err, errlen);
 }
 
 int db_prune(struct db *db, char *err, size_t errlen)

@@ -82,6 +82,10 @@ int db_prune(struct db *db, char *err, size_t errlen);
 const struct db_event *db_events(const struct db *db, int *n);
 const char *db_event_rows(const struct db *db);
 
+/* SQLite's code rc as a database fault: its message (the connection's own when it is
+ * the last error there) in err; returns DB_FAULT. */
+int db_fault(struct db *db, int rc, char *err, size_t errlen);
+
 /* True for SQLite result codes that are not a request's fault. */
 int db_is_fault(int rc);
 

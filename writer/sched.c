@@ -45,12 +45,6 @@ static int step(struct sched *s, sqlite3_stmt *st)
     return rc;
 }
 
-static int fault(struct sched *s, int rc, char *err, size_t errlen)
-{
-    snprintf(err, errlen, "%s", sqlite3_errcode(s->h) == rc ? sqlite3_errmsg(s->h) : sqlite3_errstr(rc));
-    return DB_FAULT;
-}
-
 /* When the first scheduled request is due, into s->next_due. 0, or SQLite's code. */
 static int read_next(struct sched *s)
 {
@@ -165,7 +159,7 @@ int sched_add(struct sched *s, const struct req *r, const struct msg *m, long lo
     int rc, seen;
 
     if ((seen = db_id_seen(s->db, r->id, r->hash, &rc)) < 0)
-        return fault(s, rc, err, errlen);
+        return db_fault(s->db, rc, err, errlen);
     if (seen == 1)
         return DB_DUP;
     if (seen == 2) {
@@ -173,7 +167,7 @@ int sched_add(struct sched *s, const struct req *r, const struct msg *m, long lo
         return DB_REJECT;
     }
     if ((seen = find(s, r->id, &hash, topic, sizeof topic, &rc)) < 0)
-        return fault(s, rc, err, errlen);
+        return db_fault(s->db, rc, err, errlen);
     if (seen && hash == r->hash)
         return DB_DUP;
     if (seen) {
@@ -204,7 +198,7 @@ int sched_add(struct sched *s, const struct req *r, const struct msg *m, long lo
     sqlite3_reset(s->ins);
     sqlite3_clear_bindings(s->ins);
     if (rc != SQLITE_DONE)
-        return fault(s, rc, err, errlen);
+        return db_fault(s->db, rc, err, errlen);
     if (due_ms < s->next_due)
         s->next_due = due_ms;
     s->count++;
@@ -220,7 +214,7 @@ int sched_holds(struct sched *s, const char *id, char *err, size_t errlen)
     if (s->count <= 0)
         return 0;
     if ((found = find(s, id, &hash, topic, sizeof topic, &rc)) < 0) {
-        fault(s, rc, err, errlen);
+        db_fault(s->db, rc, err, errlen);
         return -1;
     }
     if (found)
@@ -233,7 +227,7 @@ int sched_take(struct sched *s, const char *id, char *err, size_t errlen)
     int rc, took = take_row(s, id, &rc);
 
     if (took < 0)
-        return fault(s, rc, err, errlen);
+        return db_fault(s->db, rc, err, errlen);
     s->count -= took;
     return took ? DB_OK : DB_DUP;
 }
@@ -247,17 +241,17 @@ int sched_cancel(struct sched *s, const struct req *r, const char *topic, const 
 
     if (r->id && (seen = db_id_seen(s->db, r->id, r->hash, &rc))) {
         if (seen < 0)
-            return fault(s, rc, err, errlen);
+            return db_fault(s->db, rc, err, errlen);
         if (seen == 1)
             return DB_DUP;
         snprintf(err, errlen, "id \"%s\" was already used by a different request", r->id);
         return DB_REJECT;
     }
     if ((seen = find(s, r->cancel, &hash, its_topic, sizeof its_topic, &rc)) < 0)
-        return fault(s, rc, err, errlen);
+        return db_fault(s->db, rc, err, errlen);
     if (!seen) {
         if ((seen = db_id_seen(s->db, r->cancel, 0, &rc)) < 0)
-            return fault(s, rc, err, errlen);
+            return db_fault(s->db, rc, err, errlen);
         snprintf(err, errlen, seen ? "request \"%s\" is not scheduled any more: it was applied or "
                  "cancelled" : "no request with id \"%s\" is scheduled", r->cancel);
         return DB_REJECT;
@@ -270,7 +264,7 @@ int sched_cancel(struct sched *s, const struct req *r, const char *topic, const 
     /* Its id is kept as if applied: a late retry of it is a duplicate, not a new request. */
     if (take_row(s, r->cancel, &rc) < 0 || (rc = db_id_keep(s->db, r->cancel, hash)) != SQLITE_OK ||
         (r->id && (rc = db_id_keep(s->db, r->id, r->hash)) != SQLITE_OK))
-        return fault(s, rc, err, errlen);
+        return db_fault(s->db, rc, err, errlen);
     s->count--;
     return DB_OK;
 }
