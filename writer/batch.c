@@ -293,6 +293,13 @@ static void publish_events(struct batch *b)
     }
 }
 
+/* Undo the open transaction, and what the scheduled writes counted in it. */
+static void roll_back(struct batch *b)
+{
+    db_rollback(b->db);
+    sched_rolled_back(b->o.sched);
+}
+
 static void stall(struct batch *b)
 {
     int was = b->stalled;
@@ -336,13 +343,11 @@ static int apply_queue(struct batch *b, double t0, int *waited, struct msg **las
             if (rc == DB_LOST) {
                 log_warn("a rejected request rolled back its whole batch (ON CONFLICT ROLLBACK "
                          "or RAISE(ROLLBACK)); applying the batch again without it");
-                db_rollback(b->db);
-                sched_rolled_back(b->o.sched);
+                roll_back(b);
                 return DB_LOST;
             }
             if (rc == DB_FAULT) {
-                db_rollback(b->db);
-                sched_rolled_back(b->o.sched);
+                roll_back(b);
                 return DB_FAULT;
             }
         }
@@ -403,13 +408,12 @@ void batch_run(struct batch *b)
     }
     /* Replication: number the commit and take its changeset, inside the transaction. */
     if (b->o.changes && changes_seal(b->o.changes, err, sizeof err)) {
-        db_rollback(b->db);
-        sched_rolled_back(b->o.sched);
+        roll_back(b);
         snprintf(b->error, sizeof b->error, "%s", err);
         stall(b);
         return;
     }
-    if (db_commit(b->db, err, sizeof err) != DB_OK) {
+    if (db_commit(b->db, err, sizeof err) != DB_OK) {   /* rolled back by db_commit */
         snprintf(b->error, sizeof b->error, "%s", err);
         sched_rolled_back(b->o.sched);
         stall(b);
