@@ -13,13 +13,7 @@
 #   QUICK=1 ...      SIZE_MB=100, 5 s runs
 #   KEEP=1 ...       keep the temp dir
 cd "$(dirname "$0")/../.." || exit 2
-ROOT=$(pwd)
-export ROOT
-: "${BIN:=$ROOT/bin}"
-case "$BIN" in /*) ;; *) BIN=$ROOT/$BIN;; esac
-: "${TMPDIR:=/tmp/mosqlite-bench}"
-mkdir -p "$TMPDIR"
-export TMPDIR
+. tests/bench/env.sh
 if [ -n "${QUICK:-}" ]; then SIZE_MB=${SIZE_MB:-100} SECS=${SECS:-5}; fi
 SIZE_MB=${SIZE_MB:-1024} SECS=${SECS:-15} RATE=${RATE:-1000}
 MQB=$ROOT/build/bench/mqbench

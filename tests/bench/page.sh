@@ -12,16 +12,10 @@
 #   RUNS=5 sh tests/bench/page.sh      more openings per build (default 3)
 #   KEEP=1 ...                         keep the temp dir
 cd "$(dirname "$0")/../.." || exit 2
-ROOT=$(pwd)
-export ROOT
-: "${BIN:=$ROOT/bin}"
-case "$BIN" in /*) ;; *) BIN=$ROOT/$BIN;; esac
+. tests/bench/env.sh
 for need in "$BIN/mosqlite-writer" "$ROOT/web/vendor/mqtt.min.js" "$ROOT/node_modules/playwright-core/package.json" /usr/bin/chromium; do
     [ -e "$need" ] || { echo "bench page: $need missing (make; make deps; sh web/build.sh)" >&2; exit 2; }
 done
-case ${TMPDIR:-} in */mosqlite-bench) ;; *) TMPDIR=${TMPDIR:-/tmp}/mosqlite-bench ;; esac
-mkdir -p "$TMPDIR"
-export TMPDIR
 . "$ROOT/tests/lib.sh"
 
 WRITER_ARGS="-c $ROOT/conf/mosqlite.conf"

@@ -15,14 +15,7 @@
 #   KEEP=1 ...                           keep the temp dir
 # A report, not a test: exits 0 whatever the numbers (non-zero only if it cannot run).
 cd "$(dirname "$0")/../.." || exit 2
-ROOT=$(pwd)
-export ROOT
-: "${BIN:=$ROOT/bin}"
-case "$BIN" in /*) ;; *) BIN=$ROOT/$BIN;; esac
-BB=$ROOT/build/bench
-: "${TMPDIR:=/tmp/mosqlite-bench}"
-mkdir -p "$BB" "$TMPDIR"
-export TMPDIR
+. tests/bench/env.sh
 
 if [ -n "${QUICK:-}" ]; then
     N_THR=20000 LAT_SECS=5

@@ -18,16 +18,7 @@
 # The C drivers (mqbench.c, sqlbench.c) are compiled into build/bench/. Raw key=value
 # results of each step are kept in $T/results.
 cd "$(dirname "$0")/../.." || exit 2
-ROOT=$(pwd)
-export ROOT
-: "${BIN:=$ROOT/bin}"
-case "$BIN" in /*) ;; *) BIN=$ROOT/$BIN;; esac
-BB=$ROOT/build/bench
-# Our own temp root (under $TMPDIR, /tmp by default): other suites may sweep
-# $TMPDIR/mosqlite-test.*.
-case ${TMPDIR:-} in */mosqlite-bench) ;; *) TMPDIR=${TMPDIR:-/tmp}/mosqlite-bench ;; esac
-mkdir -p "$BB" "$TMPDIR"
-export TMPDIR
+. tests/bench/env.sh
 
 if [ -n "${QUICK:-}" ]; then
     N_SQL1=300 N_SQLB=20000 N_NAIVE=100 N_NAIVE8=20 N_BROKER=20000 N_E2E=10000
