@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/bench/admin.sh: what maintenance and hooks cost the writes around them. Runnable
-# alone (sh tests/bench/admin.sh); prints result lines in the manner of tests/bench/run.sh,
+# alone (bash tests/bench/admin.sh); prints result lines in the manner of tests/bench/run.sh,
 # each with its target and PASS/MISS. A report, not a test: exits 0 whatever the numbers.
 #
 #   A1  a backup of a SIZE_MB (default 1024) database taken while requests arrive at
