@@ -181,11 +181,6 @@ void changes_free(struct changes *c)
     free(c);
 }
 
-long long changes_seq(const struct changes *c)
-{
-    return c->seq;
-}
-
 int changes_seal(struct changes *c, char *err, size_t errlen)
 {
     char head[256];

@@ -36,7 +36,4 @@ int changes_seal(struct changes *c, char *err, size_t errlen);
 /* After a successful COMMIT: publish what changes_seal took, start a new session. */
 void changes_publish(struct changes *c, struct mq *mq);
 
-/* The last committed sequence number. */
-long long changes_seq(const struct changes *c);
-
 #endif

@@ -574,11 +574,6 @@ int mq_taken_over(const struct mq *mq)
     return mq->taken_over;
 }
 
-int mq_sub_connected(const struct mq *mq)
-{
-    return mq->sub.state == UP;
-}
-
 struct msg *mq_head(struct mq *mq)
 {
     return mq->head;

@@ -86,7 +86,6 @@ void mq_quiesce(struct mq *mq, int timeout_ms);
 
 /* 1 once when `ctl` has (re)connected since the last call: time to publish status. */
 int mq_ctl_connected(struct mq *mq);
-int mq_sub_connected(const struct mq *mq);
 
 /* 1 once another client has taken over either session (our client id): MQTT 5
  * DISCONNECT "session taken over", or for an MQTT 3.1.1 request session five closes
