@@ -293,10 +293,10 @@
     writer.last = s;
     writer.seenAt = retained ? null : new Date();
     if ("applied" in s) {
-      /* a scheduled write stored, applied, rejected or cancelled: the list changed */
-      var moved = writer.full && ["scheduled", "cancelled", "applied", "rejected"].some(function (k) {
-        return writer.full[k] !== s[k];
-      });
+      /* a scheduled write stored or cancelled, or (while some wait) applied or rejected:
+       * the list may have changed */
+      var keys = sched.total ? ["scheduled", "cancelled", "applied", "rejected"] : ["scheduled", "cancelled"];
+      var moved = writer.full && keys.some(function (k) { return writer.full[k] !== s[k]; });
       writer.full = s;
       if (moved && subscribed) loadScheduled();
     }
