@@ -132,15 +132,16 @@
   $("broker").title = "client id " + CLIENT_ID;
   $("conn").setAttribute("data-client-id", CLIENT_ID);
 
-  if (typeof mqtt === "undefined") {
+  if (typeof mosqliteMqtt === "undefined") {
     $("fatal").hidden = false;
-    $("fatal").textContent = "vendor/mqtt.min.js did not load: run `sh web/build.sh` (or `make web`) and reload.";
-    setBadge($("conn"), "down", "no MQTT.js");
+    $("fatal").textContent = "mqtt.js did not load: reload the page.";
+    setBadge($("conn"), "down", "no MQTT client");
     return;
   }
   /* ---- connection, and the login a broker may ask for ----
-   * MQTT.js reconnects by itself; a refused login (CONNACK "not authorized" or "bad user
-   * name or password") stops that and shows the form instead. */
+   * The client (mqtt.js) reconnects by itself; a refused login (CONNACK "not authorized"
+   * or "bad user name or password") stops that and shows the form instead. The first
+   * connection takes over the WebSocket index.html opened while the scripts loaded. */
 
   var connected = false, subscribed = false, everConnected = false, client = null;
   var login = { username: "", password: "", asked: false };
@@ -153,10 +154,11 @@
       keepalive: 20,
       connectTimeout: 5000,
       reconnectPeriod: 1000,
-      resubscribe: false           /* we subscribe on every connect, then catch up */
+      socket: window.mosqliteSocket   /* index.html's, for the first connection */
     };
+    window.mosqliteSocket = null;
     if (login.username) { opts.username = login.username; opts.password = login.password; }
-    var c = mqtt.connect(BROKER, opts);
+    var c = mosqliteMqtt.connect(BROKER, opts);
     client = c;
     setBadge($("conn"), "connecting", "connecting");
     c.on("connect", function () {
@@ -166,11 +168,8 @@
       $("login").hidden = true;
       setBadge($("conn"), "connected", login.username ? "connected as " + login.username : "connected");
       cancelQueries();
-      var subs = {};
-      subs[T_STATUS] = { qos: 1 };
-      subs[T_EVENTS + "#"] = { qos: 0 };
-      subs[T_REJECTED] = { qos: 1 };
-      subs[T_REPLY + "#"] = { qos: 1 };
+      var subs = [{ topic: T_STATUS, qos: 1 }, { topic: T_EVENTS + "#", qos: 0 },
+                  { topic: T_REJECTED, qos: 1 }, { topic: T_REPLY + "#", qos: 1 }];
       c.subscribe(subs, function (err, granted) {
         if (c !== client) return;
         if (err) { setBadge($("conn"), "down", "subscribe failed: " + err.message); return; }
@@ -211,7 +210,7 @@
     c.on("message", function (topic, payload, packet) {
       if (c !== client) return;
       var msg;
-      try { msg = JSON.parse(payload.toString()); } catch (e) { return; }
+      try { msg = JSON.parse(payload); } catch (e) { return; }
       if (!msg || typeof msg !== "object") return;
       if (topic === T_STATUS) onStatus(msg, packet && packet.retain);
       else if (topic === T_REJECTED) onRejected(msg);
