@@ -1,7 +1,8 @@
 #!/bin/bash
 # t_web.sh: the page (web/) in headless Debian Chromium, driven by playwright-core,
 # against a real broker that serves it (http_dir) and a real writer. The checks are in
-# tests/web/page.test.js; this script starts the broker and the writer, seeds builds, a
+# tests/web/page.test.js (and, first, tests/web/mqtt.test.js: the page's MQTT client
+# against a fake WebSocket in node); this script starts the broker and the writer, seeds builds, a
 # long build log, a coloured one and one of 50,000 lines, and runs the lib.sh helpers
 # the page test asks for on its stdout ("@@ writer_kill", "@@ broker_stop", ...),
 # answering "done RC" on its stdin. A second broker, with logins and a TLS WebSocket
@@ -14,6 +15,14 @@ if [ "${MOSQLITE_NO_BROWSER:-}" = 1 ]; then note "skipped: MOSQLITE_NO_BROWSER=1
 for need in "$ROOT/web/vendor/mqtt.min.js" "$ROOT/node_modules/playwright-core/package.json" /usr/bin/chromium; do
     [ -e "$need" ] || { fail "page test: $need missing (run make deps; sh web/build.sh)"; exit 1; }
 done
+
+# The page's MQTT client alone, against a fake WebSocket (no broker, no browser).
+out=$(node "$ROOT/tests/web/mqtt.test.js" 2>&1); rc=$?
+printf '%s\n' "$out"
+case $out in
+    *"not ok"*) NFAIL=$((NFAIL + 1)) ;;
+    *) [ "$rc" = 0 ] || fail "tests/web/mqtt.test.js exited with status $rc" ;;
+esac
 
 # The writer's config: the project's, with the page's named queries.
 CONF=$ROOT/conf/mosqlite.conf
