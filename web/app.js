@@ -149,8 +149,7 @@
   function connect() {
     if (client) client.end(true);
     var opts = {
-      clientId: CLIENT_ID,
-      clean: true,
+      clientId: CLIENT_ID,          /* a clean session: the page asks again what it needs */
       keepalive: 20,
       connectTimeout: 5000,
       reconnectPeriod: 1000,
@@ -198,7 +197,7 @@
       if (c !== client) return;
       var code = err && err.code, msg = String(err && err.message || err);
       $("conn").title = msg;
-      if (code === 4 || code === 5 || code === 134 || code === 135 ||
+      if (code === 4 || code === 5 ||
           /not authori[sz]ed|bad user ?name or password/i.test(msg)) {
         c.end(true);
         connected = false;
