@@ -104,7 +104,9 @@ check: $(BUILD)/unit-tests
 deps:
 	@sh tests/deps.sh
 
-web: deps
+# The page Mosquitto serves: web/page.html with its stylesheet and scripts inline.
+web: web/index.html
+web/index.html: web/page.html web/style.css $(wildcard web/*.js) web/build.sh
 	@sh web/build.sh
 
 test: deps
@@ -173,11 +175,10 @@ SUBST = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@PREFIX@|$(PREFIX)|g' \
         -e 's|@UNITDIR@|$(UNITDIR)|g'
 
 .PHONY: uninstall deb
-install: all
-	@[ -f web/vendor/mqtt.min.js ] || { echo "web/vendor/mqtt.min.js missing: run make web" >&2; exit 1; }
+install: all web/index.html
 	install -d $(D)$(BINDIR) $(D)$(SBINDIR) $(D)$(LIBDIR) $(D)$(INCLUDEDIR) $(D)$(PKGCONFIGDIR) \
 	    $(D)$(MANDIR)/man1 $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man8 $(D)$(DOCDIR) \
-	    $(D)$(PKGDATADIR)/web/vendor $(D)$(CONFDIR)/schema $(D)$(SYSCONFDIR)/mosquitto/conf.d \
+	    $(D)$(PKGDATADIR)/web $(D)$(CONFDIR)/schema $(D)$(SYSCONFDIR)/mosquitto/conf.d \
 	    $(D)$(UNITDIR) $(D)$(SYSUSERSDIR)
 	install -m 755 $(BIN)/mosqlite-pub $(D)$(BINDIR)/
 	install -m 755 $(BIN)/mosqlite-writer $(D)$(SBINDIR)/
@@ -191,8 +192,7 @@ install: all
 	for m in $(MANPAGES); do \
 	    $(SUBST) $$m.in > $(D)$(MANDIR)/man$${m##*.}/$${m#man/} || exit 1; done
 	install -m 644 README.md docs/PROTOCOL.md $(D)$(DOCDIR)/
-	install -m 644 web/index.html web/style.css $(wildcard web/*.js) $(D)$(PKGDATADIR)/web/
-	install -m 644 web/vendor/mqtt.min.js $(D)$(PKGDATADIR)/web/vendor/
+	install -m 644 web/index.html $(D)$(PKGDATADIR)/web/
 	install -m 644 mosquitto.conf.example $(D)$(PKGDATADIR)/
 	install -d $(D)$(PKGDATADIR)/secure
 	$(SUBST) conf/secure/mosquitto.conf > $(D)$(PKGDATADIR)/secure/mosquitto.conf

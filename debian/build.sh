@@ -2,11 +2,9 @@
 # make deb: builds the Debian packages with dpkg-buildpackage (debhelper) in a copy of
 # this tree, so that the build's files stay out of it, and puts the .deb files (and
 # the .changes and .buildinfo) in build/deb/. Needs dpkg-dev, debhelper and the build
-# dependencies in debian/control (tests/deps.sh installs them), and the page's script
-# bundle (make web).
+# dependencies in debian/control (tests/deps.sh installs them).
 set -eu
 cd "$(dirname "$0")/.."
-[ -f web/vendor/mqtt.min.js ] || { echo "make deb: web/vendor/mqtt.min.js missing: run make web" >&2; exit 1; }
 version=$(dpkg-parsechangelog -S Version)
 out=$(pwd)/build/deb
 rm -rf "$out"

@@ -12,8 +12,8 @@
 . "$(dirname "$0")/lib.sh"
 
 if [ "${MOSQLITE_NO_BROWSER:-}" = 1 ]; then note "skipped: MOSQLITE_NO_BROWSER=1"; exit 0; fi
-for need in "$ROOT/web/vendor/mqtt.min.js" "$ROOT/node_modules/playwright-core/package.json" /usr/bin/chromium; do
-    [ -e "$need" ] || { fail "page test: $need missing (run make deps; sh web/build.sh)"; exit 1; }
+for need in "$ROOT/web/index.html" "$ROOT/node_modules/playwright-core/package.json" /usr/bin/chromium; do
+    [ -e "$need" ] || { fail "page test: $need missing (run make deps; make web)"; exit 1; }
 done
 
 # The page's MQTT client alone, against a fake WebSocket (no broker, no browser).

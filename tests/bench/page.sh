@@ -8,13 +8,13 @@
 # of lines and to the whole log, each with its target and PASS/MISS. A report, not a
 # test: exits 0 whatever the numbers (non-zero only if it cannot run).
 #
-#   sh tests/bench/page.sh             after make, make deps and sh web/build.sh
+#   sh tests/bench/page.sh             after make, make deps and make web
 #   RUNS=5 sh tests/bench/page.sh      more openings per build (default 3)
 #   KEEP=1 ...                         keep the temp dir
 cd "$(dirname "$0")/../.." || exit 2
 . tests/bench/env.sh
-for need in "$BIN/mosqlite-writer" "$ROOT/web/vendor/mqtt.min.js" "$ROOT/node_modules/playwright-core/package.json" /usr/bin/chromium; do
-    [ -e "$need" ] || { echo "bench page: $need missing (make; make deps; sh web/build.sh)" >&2; exit 2; }
+for need in "$BIN/mosqlite-writer" "$ROOT/web/index.html" "$ROOT/node_modules/playwright-core/package.json" /usr/bin/chromium; do
+    [ -e "$need" ] || { echo "bench page: $need missing (make; make deps; make web)" >&2; exit 2; }
 done
 . "$ROOT/tests/lib.sh"
 

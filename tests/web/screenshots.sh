@@ -5,11 +5,11 @@
 #   docs/screenshot.png         the page, light theme, a failed build's log
 #   docs/screenshot-dark.png    the same in the dark theme
 #   docs/screenshot-search.png  the log searched for "warning", matching lines only
-# Run after make, make deps and sh web/build.sh:  bash tests/web/screenshots.sh
+# Run after make, make deps and make web:  bash tests/web/screenshots.sh
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/tests/lib.sh"
-for need in "$ROOT/web/vendor/mqtt.min.js" "$ROOT/node_modules/playwright-core/package.json" /usr/bin/chromium; do
-    [ -e "$need" ] || { echo "screenshots: $need missing (make deps; sh web/build.sh)" >&2; exit 1; }
+for need in "$ROOT/web/index.html" "$ROOT/node_modules/playwright-core/package.json" /usr/bin/chromium; do
+    [ -e "$need" ] || { echo "screenshots: $need missing (make deps; make web)" >&2; exit 1; }
 done
 WRITER_ARGS="-c $ROOT/conf/mosqlite.conf"
 broker_start
