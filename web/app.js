@@ -34,6 +34,9 @@
   var ANSWER_BYTES = 8000;       /* build_log's :bytes: answers stay small (see above; at
                                     9,500 some answers were held up to QUERY_TIMEOUT_MS) */
   var ANSWER_ROWS = 400;         /* build_log's :limit */
+  var HEAD_BYTES = 3200;         /* a log's first answer: what a screen shows, in one */
+  var HEAD_ROWS = 40;            /* WebSocket write (the broker's idle loop sends more
+                                    than about 4 KB in 4 KB slices, 100 ms apart) */
   var MAX_ID = 9007199254740991;
   var REJ_PAGES = 5;             /* rejections backfilled: 5 answers of 10 */
   var REJ_CAP = 200;             /* rejections kept */
@@ -240,10 +243,10 @@
   /* Everything that must be asked again after a reconnect or the writer's return. */
   function catchUp() {
     if (!subscribed) return;
+    if (log.buildId !== null && !log.loading) loadLog();   /* first: the writer answers in order */
     loadBuilds();
     loadRejections();
     loadScheduled();
-    if (log.buildId !== null && !log.loading) loadLog();
   }
 
   /* ---- named queries: one reply topic per request ---- */
@@ -805,10 +808,11 @@
   }
 
   function ask(gen, p) {
+    var limit = p.first ? HEAD_ROWS : ANSWER_ROWS, cap = p.first ? HEAD_BYTES : ANSWER_BYTES;
     p.busy = true;
     log.inFlight++;
     runQuery("build_log", { build_id: log.buildId, after: p.after, until: p.until,
-                            limit: ANSWER_ROWS, bytes: ANSWER_BYTES }, function (r) {
+                            limit: limit, bytes: cap }, function (r) {
       if (gen !== log.gen) return;
       log.inFlight--;
       p.busy = false;
@@ -829,7 +833,7 @@
       if (log.seenRows) log.rowBytes = log.seenBytes / log.seenRows;
       if (r.rows.length) { Array.prototype.push.apply(p.rows, r.rows); p.after = Number(r.rows[r.rows.length - 1].id); }
       /* cut at :bytes or :limit: more of this part to ask for; else it is complete */
-      p.done = !(r.rows.length && (bytes >= ANSWER_BYTES || r.rows.length >= ANSWER_ROWS || r.truncated));
+      p.done = !(r.rows.length && (bytes >= cap || r.rows.length >= limit || r.truncated));
       if (p.first) { p.first = false; log.onFirst(); }
       showParts();
       if (log.head >= log.parts.length && log.cursor >= MAX_ID && !log.waiting) { loaded(gen); return; }
