@@ -10,27 +10,10 @@
 
 #include <errno.h>
 #include <mqtt_protocol.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-double mosqlite__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-int mosqlite__seterr(mosqlite_client *c, int rc, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->err, sizeof c->err, fmt, ap);
-    va_end(ap);
-    return rc;
-}
 /* ---- libmosquitto callbacks (network thread) ---- */
 
 static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,

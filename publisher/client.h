@@ -1,5 +1,6 @@
 /* client.h: the client's insides, shared by client.c (the connection) and window.c
- * (the outstanding requests). Library-internal, not installed. */
+ * (the outstanding requests). client.c calls into window.c, never the other way.
+ * Library-internal, not installed. */
 #ifndef MOSQLITE_CLIENT_H
 #define MOSQLITE_CLIENT_H
 
@@ -57,7 +58,7 @@ struct mosqlite_client {
     char err[512];
 };
 
-/* Milliseconds on the monotonic clock. */
+/* window.c: milliseconds on the monotonic clock. */
 MOSQLITE_INTERNAL double mosqlite__now_ms(void);
 
 /* Set the client's message; returns rc. */

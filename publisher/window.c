@@ -11,10 +11,30 @@
 #include "client.h"
 
 #include <mqtt_protocol.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* ---- the clock and the error message, for client.c too (which calls into this
+ * file; nothing here calls client.c) ---- */
+
+double mosqlite__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int mosqlite__seterr(mosqlite_client *c, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->err, sizeof c->err, fmt, ap);
+    va_end(ap);
+    return rc;
+}
 
 /* ---- the id hash (lock held) ---- */
 
