@@ -449,15 +449,73 @@ static double wall(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+/* The library's options from ours; client_id is the buffer for a --id-prefix id. */
+static void client_options(struct mosqlite_options *mo, char *client_id, size_t n)
+{
+    char id[MOSQLITE_ID_LEN + 1];
+
+    mosqlite_options_init(mo);
+    mo->host = o_host;          /* NULL: the library default */
+    mo->port = (int)o_port;
+    mo->prefix = o_prefix;
+    mo->username = o_user;
+    mo->password = o_pass;
+    mo->cafile = o_cafile;
+    mo->certfile = o_cert;
+    mo->keyfile = o_key;
+    mo->tls_insecure = o_insecure;
+    mo->debug = o_debug;
+    if (o_id_prefix && mosqlite_new_id(id) == 0) {
+        snprintf(client_id, n, "%s%s", o_id_prefix, id);
+        mo->client_id = client_id;
+    } else {
+        mo->client_id = o_client_id;    /* NULL: the library's mosqlite-pub-<id> */
+    }
+    mo->receipts = o_wait;
+    mo->window = (int)o_window;
+    mo->timeout_ms = (int)o_timeout * 1000;
+}
+
+/* --verbose: what happened to the requests, and how fast. */
+static void report(const struct mosqlite_stats *st, double dt)
+{
+    if (o_wait) {
+        unsigned long done = st->applied + st->duplicate + st->rejected + st->scheduled +
+                             st->cancelled;
+        log_info("sent %lu, applied %lu, duplicate %lu, rejected %lu, scheduled %lu, cancelled %lu, "
+                 "unconfirmed %lu, republished %lu, refused by broker %lu, elapsed %.3f s, "
+                 "%.0f requests/s", st->sent, st->applied, st->duplicate, st->rejected,
+                 st->scheduled, st->cancelled, st->outstanding, st->republished, st->refused, dt,
+                 dt > 0 ? done / dt : 0.0);
+    } else {                            /* without receipts nothing says what was applied */
+        log_info("sent %lu (taken by the broker; use --wait to know what was applied), "
+                 "unconfirmed %lu, republished %lu, refused by broker %lu, elapsed %.3f s, "
+                 "%.0f requests/s", st->sent, st->outstanding, st->republished, st->refused, dt,
+                 dt > 0 ? st->sent / dt : 0.0);
+    }
+}
+
+/* The exit status of a run that got as far as connecting (see usage). */
+static int exit_status(int rc, const struct mosqlite_stats *st)
+{
+    if (rc == MOSQLITE_ETIMEDOUT || st->outstanding > 0)
+        return EXIT_UNCONFIRMED;
+    if (rc != MOSQLITE_OK)
+        return EXIT_CONNECT;
+    if (st->rejected > 0 || local_failures > 0)
+        return EXIT_REJECTED;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct mosqlite_options mo;
     struct mosqlite_stats st;
     struct sigaction sa;
     mosqlite_client *c = NULL;
-    char err[512], *single = NULL, **cmd = NULL, id[MOSQLITE_ID_LEN + 1], client_id[512];
+    char err[512], *single = NULL, **cmd = NULL, client_id[512];
     int npos = 0, mode = 0, rc, status, i;
-    double t0 = wall(), dt;
+    double t0 = wall();
 
     log_init("mosqlite-pub", LOG_INFO);
     /* Everything after the first `--` is the command to run, not ours to parse. */
@@ -490,26 +548,7 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    mosqlite_options_init(&mo);
-    mo.host = o_host;           /* NULL: the library default */
-    mo.port = (int)o_port;
-    mo.prefix = o_prefix;
-    mo.username = o_user;
-    mo.password = o_pass;
-    mo.cafile = o_cafile;
-    mo.certfile = o_cert;
-    mo.keyfile = o_key;
-    mo.tls_insecure = o_insecure;
-    mo.debug = o_debug;
-    if (o_id_prefix && mosqlite_new_id(id) == 0) {
-        snprintf(client_id, sizeof client_id, "%s%s", o_id_prefix, id);
-        mo.client_id = client_id;
-    } else {
-        mo.client_id = o_client_id;     /* NULL: the library's mosqlite-pub-<id> */
-    }
-    mo.receipts = o_wait;
-    mo.window = (int)o_window;
-    mo.timeout_ms = (int)o_timeout * 1000;
+    client_options(&mo, client_id, sizeof client_id);
     if (mode == 'l' || mode == 'd') {
         status = run_pipe(mode, argv[1], cmd, &mo);
         cfg_free(opts);
@@ -550,28 +589,9 @@ int main(int argc, char **argv)
         log_error("%s", mosqlite_errstr(c));
 
     mosqlite_stats(c, &st);
-    dt = wall() - t0;
-    if (o_verbose && o_wait) {
-        unsigned long done = st.applied + st.duplicate + st.rejected + st.scheduled + st.cancelled;
-        log_info("sent %lu, applied %lu, duplicate %lu, rejected %lu, scheduled %lu, cancelled %lu, "
-                 "unconfirmed %lu, republished %lu, refused by broker %lu, elapsed %.3f s, "
-                 "%.0f requests/s", st.sent, st.applied, st.duplicate, st.rejected, st.scheduled,
-                 st.cancelled, st.outstanding, st.republished, st.refused, dt,
-                 dt > 0 ? done / dt : 0.0);
-    } else if (o_verbose) {             /* without receipts nothing says what was applied */
-        log_info("sent %lu (taken by the broker; use --wait to know what was applied), "
-                 "unconfirmed %lu, republished %lu, refused by broker %lu, elapsed %.3f s, "
-                 "%.0f requests/s", st.sent, st.outstanding, st.republished, st.refused, dt,
-                 dt > 0 ? st.sent / dt : 0.0);
-    }
-    if (rc == MOSQLITE_ETIMEDOUT || st.outstanding > 0)
-        status = EXIT_UNCONFIRMED;
-    else if (rc != MOSQLITE_OK)
-        status = EXIT_CONNECT;
-    else if (st.rejected > 0 || local_failures > 0)
-        status = EXIT_REJECTED;
-    else
-        status = 0;
+    if (o_verbose)
+        report(&st, wall() - t0);
+    status = exit_status(rc, &st);
 cleanup:
     mosqlite_close(c);
     mosqlite_free(single);
