@@ -784,6 +784,47 @@ static void finish_spool(const struct pipe_conf *pc, struct deliverer *d, int jo
     /* else the deliverer still runs (a connect that hangs): the exit ends it */
 }
 
+/* The start every record of the table shares, {"table":"T", (JSON-quoted); NULL when
+ * out of memory. The caller frees it. */
+static char *table_head(const char *table)
+{
+    cJSON *tq = cJSON_CreateString(table);
+    char *quoted = tq ? cJSON_PrintUnformatted(tq) : NULL, *head = NULL;
+
+    if (quoted && (head = malloc(strlen(quoted) + 16)))
+        sprintf(head, "{\"table\":%s,", quoted);
+    else
+        log_error("out of memory");
+    cJSON_free(quoted);
+    cJSON_Delete(tq);
+    return head;
+}
+
+/* What the pipe reads: the command's stdout and stderr (started here; *pid is set), or
+ * without a command our stdin. Each copied to ours when pc->tee, each with its
+ * template (tpl[0] stdin's, tpl[1] and tpl[2] the command's). Returns how many, or -1
+ * when the command cannot start. */
+static int open_sources(const struct pipe_conf *pc, char **cmd, struct source *src,
+                        mosqlite_lines **tpl, pid_t *pid)
+{
+    if (!cmd) {
+        src[0].fd = 0;
+        src[0].out = pc->tee ? 1 : -1;
+        src[0].tpl = tpl[0];
+        return 1;
+    }
+    if ((*pid = spawn(cmd, &src[0].fd, &src[1].fd)) < 0) {
+        log_error("cannot start %s: %s", cmd[0], strerror(errno));
+        return -1;
+    }
+    child_pid = *pid;
+    src[0].out = pc->tee ? 1 : -1;
+    src[1].out = pc->tee ? 2 : -1;
+    src[0].tpl = tpl[1];
+    src[1].tpl = tpl[2];
+    return 2;
+}
+
 int pipe_run(const struct pipe_conf *pc, char **cmd)
 {
     struct deliverer d;
@@ -791,7 +832,6 @@ int pipe_run(const struct pipe_conf *pc, char **cmd)
     struct source src[2];
     mosqlite_lines *tpl[3] = {NULL, NULL, NULL};
     char dir[4096], *head = NULL, *rec;
-    cJSON *tq;
     pthread_t th;
     int made = 0, nsrc, wstatus = 0, status = 3, joined = 1, threaded = 0, i;
     pid_t pid = -1;
@@ -810,17 +850,8 @@ int pipe_run(const struct pipe_conf *pc, char **cmd)
     d.mo.timeout_ms = 0;
     r.sp = d.sp;
     r.time_column = pc->time_column && *pc->time_column ? pc->time_column : NULL;
-    /* {"table":"T", */
-    if (!(tq = cJSON_CreateString(pc->table)) || !(rec = cJSON_PrintUnformatted(tq)) ||
-        !(head = malloc(strlen(rec) + 16))) {
-        log_error("out of memory");
+    if (!(r.head = head = table_head(pc->table)))
         goto out;
-    }
-    sprintf(head, "{\"table\":%s,", rec);
-    cJSON_free(rec);
-    cJSON_Delete(tq);
-    tq = NULL;
-    r.head = head;
     for (i = 0; i < (cmd ? 3 : 1); i++)
         if (!(tpl[i] = template_for(pc, i == 0 ? NULL : i == 1 ? "stdout" : "stderr")))
             goto out;
@@ -835,24 +866,9 @@ int pipe_run(const struct pipe_conf *pc, char **cmd)
         spool_append(d.sp, 'B', rec, strlen(rec), 1);
         cJSON_free(rec);
     }
-    if (cmd) {
-        started = now_ms();
-        if ((pid = spawn(cmd, &src[0].fd, &src[1].fd)) < 0) {
-            log_error("cannot start %s: %s", cmd[0], strerror(errno));
-            goto out;
-        }
-        child_pid = pid;
-        src[0].out = pc->tee ? 1 : -1;
-        src[1].out = pc->tee ? 2 : -1;
-        src[0].tpl = tpl[1];
-        src[1].tpl = tpl[2];
-        nsrc = 2;
-    } else {
-        src[0].fd = 0;
-        src[0].out = pc->tee ? 1 : -1;
-        src[0].tpl = tpl[0];
-        nsrc = 1;
-    }
+    started = now_ms();
+    if ((nsrc = open_sources(pc, cmd, src, tpl, &pid)) < 0)
+        goto out;
     if (d.sp && !(threaded = !pthread_create(&th, NULL, deliver_main, &d)))
         log_error("cannot start the delivering thread: lines stay in the spool");
 
@@ -886,7 +902,6 @@ out:
         mosqlite_lines_free(tpl[i]);
     for (i = 0; i < 2; i++)
         free(src[i].buf);
-    cJSON_Delete(tq);
     free(r.rec);
     free(r.batch);
     free(head);
