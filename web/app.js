@@ -25,8 +25,7 @@
 
   var params = new URLSearchParams(location.search);
   var PREFIX = params.get("prefix") || "mosqlite";
-  var BROKER = params.get("broker") ||
-    ((location.protocol === "https:" ? "wss://" : "ws://") + (location.host || "127.0.0.1:9001") + "/");
+  var BROKER = window.mosqliteBroker;   /* page.html's: ?broker=, else this page's host */
   var LOG_CAP = 200000;          /* log lines kept in the page */
   var IN_FLIGHT = 48;            /* build_log queries in flight while opening a log */
   var PART_BYTES = 7000;         /* a part's expected size: most fit in one answer (the
@@ -156,7 +155,7 @@
       keepalive: 20,
       connectTimeout: 5000,
       reconnectPeriod: 1000,
-      socket: window.mosqliteSocket   /* index.html's, for the first connection */
+      socket: window.mosqliteSocket   /* page.html's, for the first connection */
     };
     window.mosqliteSocket = null;
     if (login.username) { opts.username = login.username; opts.password = login.password; }
