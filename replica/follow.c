@@ -307,9 +307,10 @@ static void apply_run(struct follow *f)
     while (taken--)
         drop_head(f);
     for (i = 0; i < k; i++) {
-        double lag = (double)(wall_ms() - at[i]);
+        double lag;
         if (at[i] <= 0)
             continue;                    /* a change without its commit time: no lag to tell */
+        lag = (double)(wall_ms() - at[i]);
         f->lag[f->nlag++ % LAG_KEEP] = lag;
         f->last_lag = lag;
     }
