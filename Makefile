@@ -191,7 +191,7 @@ install: all web/index.html
 	$(SUBST) publisher/mosqlite.pc.in > $(D)$(PKGCONFIGDIR)/mosqlite.pc
 	for m in $(MANPAGES); do \
 	    $(SUBST) $$m.in > $(D)$(MANDIR)/man$${m##*.}/$${m#man/} || exit 1; done
-	install -m 644 README.md docs/PROTOCOL.md $(D)$(DOCDIR)/
+	install -m 644 README.md docs/*.md $(D)$(DOCDIR)/
 	install -m 644 web/index.html $(D)$(PKGDATADIR)/web/
 	install -m 644 mosquitto.conf.example $(D)$(PKGDATADIR)/
 	install -d $(D)$(PKGDATADIR)/secure

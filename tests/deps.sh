@@ -4,7 +4,7 @@
 #
 # The broker: Mosquitto 2.0.13 or newer. Debian 12's own 2.0.11 has an in-flight
 # accounting bug that cuts QoS 2 delivery to one subscriber to a fraction with many
-# producers (README, "Which Mosquitto"). On Debian 12 this script therefore adds Debian's
+# producers (docs/deployment.md, "Which Mosquitto"). On Debian 12 this script therefore adds Debian's
 # own bookworm-backports archive to apt's sources, if no source names it yet, and installs
 # mosquitto, mosquitto-clients, libmosquitto1 and libmosquitto-dev from it. Backports is
 # pinned below the release, so nothing else on the machine is upgraded from it.
@@ -105,7 +105,7 @@ if [ -n "$mq_missing" ]; then
         apt_install $MQ_PKGS
     fi
     v=$(version_of mosquitto)
-    too_old "$v" && echo "deps: note: Mosquitto $v is older than 2.0.13 (README, \"Which Mosquitto\")" >&2
+    too_old "$v" && echo "deps: note: Mosquitto $v is older than 2.0.13 (docs/deployment.md, \"Which Mosquitto\")" >&2
 fi
 
 if [ -f package-lock.json ]; then

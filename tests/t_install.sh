@@ -20,6 +20,7 @@ for f in bin/mosqlite-pub sbin/mosqlite-writer lib/libmosqlite.a lib/libmosqlite
          include/mosqlite.h lib/pkgconfig/mosqlite.pc share/man/man8/mosqlite-writer.8 \
          share/man/man1/mosqlite-pub.1 share/man/man3/libmosqlite.3 \
          share/doc/mosqlite/PROTOCOL.md share/doc/mosqlite/README.md \
+         share/doc/mosqlite/replicas.md share/doc/mosqlite/deployment.md \
          share/mosqlite/web/index.html \
          share/mosqlite/mosquitto.conf.example share/mosqlite/secure/mosquitto.conf \
          lib/systemd/system/mosqlite-writer.service; do

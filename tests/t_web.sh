@@ -7,8 +7,8 @@
 # the page test asks for on its stdout ("@@ writer_kill", "@@ broker_stop", ...),
 # answering "done RC" on its stdin. A second broker, with logins and a TLS WebSocket
 # listener (a self-signed certificate made here), serves the page for the login checks.
-# SCREENSHOT=path saves the desktop screenshot there (the README's pictures come from
-# tests/web/screenshots.sh).
+# SCREENSHOT=path saves the desktop screenshot there (the pictures in README.md and
+# docs/page.md come from tests/web/screenshots.sh).
 . "$(dirname "$0")/lib.sh"
 
 if [ "${MOSQLITE_NO_BROWSER:-}" = 1 ]; then note "skipped: MOSQLITE_NO_BROWSER=1"; exit 0; fi

@@ -11,7 +11,7 @@ N=${PER_PRODUCER:-60}
 broker_start
 writer_start
 
-# Readers as the README tells them to read: a busy timeout, for SQLite's rare transient
+# Readers as docs/writing.md tells them to read: a busy timeout, for SQLite's rare transient
 # SQLITE_BUSY on opening a WAL file (they never wait for the writer's transactions).
 for r in 1 2 3 4; do
     ( while [ ! -f "$T/stop" ]; do

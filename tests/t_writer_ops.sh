@@ -172,7 +172,7 @@ check_eq "id kept in mosqlite_applied" "$(sql "SELECT count(*) FROM mosqlite_app
 pub write/build_logs '{"id":"ret1","reply_to":"'"$REPLY"'/ret1","values":{"build_id":11,"line":"retained"}}' -r
 r=$(receipt ret1)
 check "MQTT 3.1.1: a live retained request is applied ($r)" grep -q '"id":"ret1","status":"applied"' <<<"$r"
-pub write/build_logs '' -r      # cleared, as the README says to
+pub write/build_logs '' -r      # cleared, as docs/PROTOCOL.md says to
 # Over MQTT 5 the writer sees the flag (retain as published): rejected with its reason,
 # never applied, not even after a restart. A second writer on a file and prefix of its own.
 RDB=$T/ret.db

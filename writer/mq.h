@@ -46,7 +46,7 @@ struct mq_opts {
     int keepalive;
     size_t max_queue;        /* stop reading requests while this many are held */
     int receive_max;         /* MQTT v5 Receive Maximum: requests in flight to us */
-    int request_proto;       /* MQ_PROTO_311 (see README) or MQ_PROTO_5 */
+    int request_proto;       /* MQ_PROTO_311 (docs/deployment.md) or MQ_PROTO_5 */
     size_t app_size;         /* room for the caller in each message (msg->app) */
 };
 

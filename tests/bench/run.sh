@@ -45,7 +45,7 @@ ALT_PROTO=5
 [ "$REQ_PROTO" = 5 ] && ALT_PROTO=3.1.1
 # Messages a producer set keeps in flight, split between its connections (at least 2
 # each): the best window for one libmosquitto publisher through this broker (larger
-# windows make Mosquitto 2.0 slower, see README).
+# windows make Mosquitto 2.0 slower, see tests/bench/README.md).
 WINDOW=${WINDOW:-100}
 
 CCFLAGS="-O2 -std=c11 -Wall -Wextra -Werror"

@@ -1,7 +1,8 @@
 #!/bin/bash
-# tests/web/screenshots.sh: the README's pictures of the page, taken in headless Debian
-# Chromium against a real broker and writer: a few builds, one with a coloured compiler
-# log (CMake, GCC and CTest colours as they print them), and two rejections. Writes
+# tests/web/screenshots.sh: the pictures of the page in README.md and docs/page.md, taken
+# in headless Debian Chromium against a real broker and writer: a few builds, one with a
+# coloured compiler log (CMake, GCC and CTest colours as they print them), and two
+# rejections. Writes
 #   docs/screenshot.png         the page, light theme, a failed build's log
 #   docs/screenshot-dark.png    the same in the dark theme
 #   docs/screenshot-search.png  the log searched for "warning", matching lines only
