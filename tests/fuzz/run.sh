@@ -45,3 +45,30 @@ if [ "$rc" != 0 ]; then
     grep -E -A30 'ERROR: |runtime error|deadly signal|fuzz_req: ' "$OUT/fuzz.log" | head -60
     exit 1
 fi
+
+# fuzz_cron: cron schedules (common/cron.c), FUZZ_CRON_SECONDS (default 15) of its own.
+CSECS=${FUZZ_CRON_SECONDS:-15}
+mkdir -p "$OUT/cron-seeds" "$OUT/cron-corpus"
+"$CC" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon \
+    tests/fuzz/fuzz_cron.c common/cron.c common/util.c -o "$OUT/fuzz_cron"
+n=0
+for s in '*/15 9-17 * * MON-FRI' '0 0 29 2 *' '0 0 13 * FRI' '0 0 */2 * 1' '5-20/5 0,12 1-31/3 jan-Mar/2 5-7' \
+    '30 2 31 * 0/2' '0 0 30 2 *' '1,,2 * * * *' '@daily' '@reboot'; do
+    n=$((n + 1))
+    printf '%s\n%s' "$s" "$(((n - 3) * 86400000 * 4000))" >"$OUT/cron-seeds/$n"
+done
+echo "fuzz_cron: $n seeds, ${CSECS}s"
+set +e
+UBSAN_OPTIONS=print_stacktrace=1 "$OUT/fuzz_cron" -max_total_time="$CSECS" -max_len=256 -timeout=10 \
+    -dict=tests/fuzz/cron.dict -artifact_prefix="$OUT/cron-" -print_final_stats=1 \
+    "$OUT/cron-corpus" "$OUT/cron-seeds" >"$OUT/fuzz_cron.log" 2>&1
+rc=$?
+set -e
+last=$(grep -E '^#[0-9]+' "$OUT/fuzz_cron.log" | tail -1)
+echo "fuzz_cron: $(sed -n 's/^stat::number_of_executed_units: *//p' "$OUT/fuzz_cron.log") executions; last status: $last"
+if [ "$rc" != 0 ]; then
+    echo "fuzz_cron: FAILED (exit $rc); log: $OUT/fuzz_cron.log"
+    grep -E -A30 'ERROR: |runtime error|deadly signal|fuzz_cron: ' "$OUT/fuzz_cron.log" | head -60
+    exit 1
+fi
