@@ -141,7 +141,7 @@ const id = "mosqlite-web-test";
 const c = mqtt.connect(url, { clientId: id, username: "web", password: pass, reconnectPeriod: 0 });
 c.on("connect", () => c.subscribe(["mosqlite/reply/" + id + "/#", "mosqlite/status", "mosqlite/write/#"], { qos: 1 }, (e, g) => {
   console.log("granted " + g.map((x) => x.topic + "=" + x.qos).join(" "));
-  c.publish("mosqlite/query", JSON.stringify({ query: "recent_builds", params: {}, reply_to: "mosqlite/reply/" + id + "/1" }), { qos: 1 });
+  c.publish("mosqlite/query", JSON.stringify({ query: "recent_builds", params: { before_at: "9999", before_id: 1e15, status: "", name: "", limit: 20 }, reply_to: "mosqlite/reply/" + id + "/1" }), { qos: 1 });
 }));
 c.on("message", (t, m) => { if (t.startsWith("mosqlite/reply/")) { console.log("answer " + m); c.end(); process.exit(0); } });
 c.on("error", (e) => { console.log("error " + e.message); process.exit(1); });
