@@ -5,11 +5,28 @@
 # the ports, DATA_DIR the data directory (default data/). When a port is taken (a
 # system mosquitto, say), the next free one is used and printed. The broker's own log
 # (its connection notices above all) goes to DATA_DIR/mosquitto.log, not the terminal.
+# One `make run` per data directory: a second one on the same directory (whose broker
+# would rewrite the first one's mosquitto.conf and save its state over mosquitto.db)
+# touches nothing and exits 1. The exit status is 1 too when the broker or the writer
+# does not start, and the writer's own when it stops by itself.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 DATA=${DATA_DIR:-data}
 case "$DATA" in /*) ;; *) DATA=$ROOT/$DATA;; esac
+PREFIX=mosqlite
+
+# The lock: an flock on DATA/run.lock, held by this shell and inherited by the broker
+# and the writer, so it is held as long as any of them runs on DATA (even when this
+# shell was killed). DATA/run.pid names the shell that took it.
+mkdir -p "$DATA"
+exec 9>>"$DATA/run.lock"
+if ! flock -n 9; then
+    pid=$(cat "$DATA/run.pid" 2>/dev/null || true)
+    echo "run: $DATA is in use by another make run${pid:+ (pid $pid)}: stop that one first (Ctrl-C in its terminal${pid:+, or kill $pid}), or start this one with DATA_DIR=ANOTHER_DIR" >&2
+    exit 1
+fi
+echo $$ >"$DATA/run.pid"
 
 # Mosquitto binds its listeners with address reuse on, so connections on a port, and
 # the TIME-WAIT sockets a broker that just stopped leaves behind, do not keep it from
@@ -25,7 +42,6 @@ MQTT_PORT=$(pick "${MQTT_PORT:-1883}")
 WS_PORT=$(pick "${WS_PORT:-9001}")
 [ "$WS_PORT" != "$MQTT_PORT" ] || WS_PORT=$(pick $((WS_PORT + 1)))
 
-mkdir -p "$DATA"
 conf=$DATA/mosquitto.conf
 log=$DATA/mosquitto.log
 sed -e "s/^listener 1883 127.0.0.1/listener $MQTT_PORT 127.0.0.1/" \
@@ -37,14 +53,16 @@ sed -e "s/^listener 1883 127.0.0.1/listener $MQTT_PORT 127.0.0.1/" \
 # As root, Mosquitto drops to the `mosquitto` user, which could not write data/.
 [ "$(id -u)" = 0 ] && echo "user root" >> "$conf"
 
-BROKER= WRITER=
+BROKER= WRITER= RC=1
 stop() {
     trap - INT TERM EXIT
     [ -n "$WRITER" ] && kill -TERM "$WRITER" 2>/dev/null && wait "$WRITER" 2>/dev/null
     [ -n "$BROKER" ] && kill -TERM "$BROKER" 2>/dev/null && wait "$BROKER" 2>/dev/null
-    exit 0
+    rm -f "$DATA/run.pid"
+    exit "$RC"
 }
-trap stop INT TERM EXIT
+trap 'RC=0; stop' INT TERM
+trap stop EXIT
 
 mosquitto -c "$conf" >>"$log" 2>&1 &
 BROKER=$!
@@ -58,8 +76,33 @@ until listening "$MQTT_PORT" && listening "$WS_PORT"; do
     fi
     sleep 0.1
 done
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 bin/mosqlite-writer -c conf/mosqlite.conf -p "$MQTT_PORT" --db "$DATA/mosqlite.db" &
 WRITER=$!
+# Running means the writer's status says online, published by this writer (its "since"
+# is not before it was started: a retained status may be an older writer's).
+writer_up() {
+    s=$(mosquitto_sub -p "$MQTT_PORT" -t "$PREFIX/status" -C 1 -W 1 2>/dev/null) || return 1
+    case $s in *'"state":"online"'*) ;; *) return 1 ;; esac
+    since=$(printf '%s\n' "$s" | sed -n 's/.*"since":"\([^"]*\)".*/\1/p')
+    [ -n "$since" ] && [ "$(printf '%s\n%s\n' "$started" "$since" | sort | head -n 1)" = "$started" ]
+}
+i=0
+until writer_up; do
+    i=$((i + 1))
+    if ! kill -0 "$WRITER" 2>/dev/null; then
+        wait "$WRITER" && rc=0 || rc=$?
+        WRITER=
+        echo "run: mosqlite-writer did not start (exit status $rc; its reason is above)" >&2
+        exit 1
+    fi
+    if [ $i -ge 30 ]; then
+        echo "run: mosqlite-writer is running but has not said it is online after 30 tries; the end of $log:" >&2
+        tail -n 5 "$log" >&2
+        exit 1
+    fi
+    sleep 0.2
+done
 
 broker_v=$(mosquitto -h 2>/dev/null | sed -n 's/^mosquitto version //p' | head -1)
 libs=$(bin/mosqlite-writer --version | sed -n 2p)
@@ -79,4 +122,6 @@ cat <<MSG
   Ctrl-C stops the writer and the broker.
 
 MSG
-wait "$WRITER"
+wait "$WRITER" && RC=0 || RC=$?
+WRITER=
+echo "run: mosqlite-writer stopped (exit status $RC)" >&2

@@ -41,6 +41,36 @@ check "connection notices are in the broker's log" grep -q 'New connection from'
 check_eq "and none on the terminal" "$(grep -c 'New connection\|disconnected' "$T/run.out")" 0
 note "run.sh printed $(wc -l < "$T/run.out") lines for 21 client connections"
 
+# A second make run on the same data directory: refused, exit 1, nothing touched; the
+# first goes on.
+sum_of() { [ -e "$1" ] && md5sum <"$1" || echo absent; }
+conf_sum=$(sum_of "$T/data/mosquitto.conf") db_sum=$(sum_of "$T/data/mosquitto.db")
+MQTT_PORT=$(free_port) WS_PORT=$(free_port) DATA_DIR=$T/data timeout 30 sh "$ROOT/conf/run.sh" >"$T/run.dup" 2>&1
+rc=$?
+note "a second make run on the same data/: exit $rc, $(head -c 300 "$T/run.dup")"
+check_eq "a second make run on the same data/ exits 1" "$rc" 1
+check "it says the data directory is in use by the first" grep -q "$T/data is in use by another make run (pid $RUN)" "$T/run.dup"
+check "it does not say it is running" not running "$T/run.dup"
+check_eq "the first one's mosquitto.conf is untouched" "$(sum_of "$T/data/mosquitto.conf")" "$conf_sum"
+check_eq "the first one's mosquitto.db is untouched" "$(sum_of "$T/data/mosquitto.db")" "$db_sum"
+mosquitto_pub -p "$P" -q 2 -t mosqlite/write/build_logs -m '{"values":{"build_id":2,"line":"still here"}}'
+wait_until 10 rows_in "$T/data/mosqlite.db" 22; check "the first one still writes" [ $? = 0 ]
+
+# A writer that cannot start (another writer holds the database): not "running", exit 1.
+mkdir -p "$T/data3"
+"$BIN/mosqlite-writer" -c "$ROOT/conf/mosqlite.conf" -p "$P" --client-id other-writer --prefix other \
+    --db "$T/data3/mosqlite.db" 2>"$T/other.log" &
+OTHER=$!
+PIDS="$PIDS $OTHER"
+wait_until 10 test -e "$T/data3/mosqlite.db-writer.lock"
+MQTT_PORT=$(free_port) WS_PORT=$(free_port) DATA_DIR=$T/data3 timeout 30 sh "$ROOT/conf/run.sh" >"$T/run3.out" 2>&1
+rc=$?
+note "make run whose writer cannot start: exit $rc, $(grep '^run:\|in use' "$T/run3.out" | head -3 | tr '\n' ' ')"
+check_eq "make run whose writer cannot start exits 1" "$rc" 1
+check "it says the writer did not start" grep -q "mosqlite-writer did not start" "$T/run3.out"
+check "it does not say it is running" not running "$T/run3.out"
+kill "$OTHER"; wait "$OTHER" 2>/dev/null
+
 # Something listening on the port: skipped, and said so.
 BROKER_PID2=
 mosquitto -p "$((P + 1000))" >/dev/null 2>&1 &

@@ -9,7 +9,7 @@
 # command the writer on mosqlite/admin: a producer's or web user's pause goes nowhere.
 . "$(dirname "$0")/lib.sh"
 SEC=$ROOT/conf/secure
-WPASS=writer-pw-$$ PPASS=builder-pw-$$ WEBPASS=web-pw-$$ EPASS=edge-pw-$$ OPASS=ops-pw-$$
+WPASS=writer-pw-$$ PPASS=builder-pw-$$ WEBPASS=web-pw-$$ EPASS=edge-pw-$$ OPASS=ops-pw-$$ RPASS=replica-pw-$$
 
 # The clients of lib.sh are anonymous: this one logs in as the web user, who may read status.
 status() {
@@ -18,13 +18,15 @@ status() {
 
 # --- certificates, password files, the broker config ------------------------------------
 mkdir -p "$T/sec/certs" "$T/broker"
-( cd "$T/sec/certs" &&
-  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=mosqlite-test-ca &&
-  openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost &&
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext &&
-  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 \
-      -extfile san.ext ) >"$T/openssl.log" 2>&1 || { fail "openssl"; cat "$T/openssl.log"; exit 1; }
-sh "$SEC/make-passwd.sh" "$T/sec/passwd" writer "$WPASS" builder "$PPASS" web "$WEBPASS" edge-site1 "$EPASS" ops "$OPASS" >/dev/null
+sh "$SEC/make-certs.sh" "$T/sec/certs" localhost 127.0.0.1 >"$T/openssl.log" 2>&1 ||
+    { fail "make-certs.sh"; cat "$T/openssl.log"; exit 1; }
+check "make-certs.sh: the server certificate names the host and the address, signed by the CA" \
+    bash -c "openssl verify -CAfile '$T/sec/certs/ca.crt' '$T/sec/certs/server.crt' >/dev/null &&
+             openssl x509 -in '$T/sec/certs/server.crt' -noout -ext subjectAltName | grep -q 'DNS:localhost, IP Address:127.0.0.1'"
+check_eq "make-certs.sh: the keys are readable by their owner only" \
+    "$(stat -c %a "$T/sec/certs/server.key" "$T/sec/certs/ca.key" | tr '\n' ' ')" "600 600 "
+sh "$SEC/make-passwd.sh" "$T/sec/passwd" writer "$WPASS" builder "$PPASS" web "$WEBPASS" edge-site1 "$EPASS" ops "$OPASS" \
+    replica1 "$RPASS" >/dev/null
 sh "$SEC/make-passwd.sh" "$T/sec/passwd-web" web "$WEBPASS" >/dev/null
 check "password file holds hashes, not passwords" bash -c "! grep -q '$PPASS' '$T/sec/passwd'"
 cp "$SEC/acl" "$T/sec/acl"
@@ -139,7 +141,7 @@ const id = "mosqlite-web-test";
 const c = mqtt.connect(url, { clientId: id, username: "web", password: pass, reconnectPeriod: 0 });
 c.on("connect", () => c.subscribe(["mosqlite/reply/" + id + "/#", "mosqlite/status", "mosqlite/write/#"], { qos: 1 }, (e, g) => {
   console.log("granted " + g.map((x) => x.topic + "=" + x.qos).join(" "));
-  c.publish("mosqlite/query", JSON.stringify({ query: "recent_builds", params: {}, reply_to: "mosqlite/reply/" + id + "/1" }), { qos: 1 });
+  c.publish("mosqlite/query", JSON.stringify({ query: "recent_builds", params: { before_at: "9999", before_id: 1e15, status: "", name: "", limit: 20 }, reply_to: "mosqlite/reply/" + id + "/1" }), { qos: 1 });
 }));
 c.on("message", (t, m) => { if (t.startsWith("mosqlite/reply/")) { console.log("answer " + m); c.end(); process.exit(0); } });
 c.on("error", (e) => { console.log("error " + e.message); process.exit(1); });
@@ -167,6 +169,28 @@ check "the admin role's command is answered ($(cut -c1-60 "$T/ops.answer"))" \
     grep -q '"cmd":"stats","ok":true' "$T/ops.answer"
 check "the producer's and the web user's pause were refused by the broker" \
     bash -c "grep -q '\"paused\":false' '$T/ops.answer' && ! grep -q 'admin pause' '$WRITER_LOG'"
+# The operator's failover rule reads the replicas' status; a cancel of a scheduled write
+# goes on mosqlite/write.
+mosquitto_pub -p "$MQTT_PORT" -u replica1 -P "$RPASS" -q 1 -r -t mosqlite/replica/site1/status \
+    -m '{"state":"following","id":"site1","lag_commits":0}'
+check "the admin role reads a replica's status" \
+    grep -q '"lag_commits":0' <<<"$(sub_as ops "$OPASS" 'mosqlite/replica/+/status')"
+check_eq "the producer cannot read a replica's status" "$(sub_as builder "$PPASS" 'mosqlite/replica/+/status' -W 1)" ""
+mosquitto_pub -p "$MQTT_PORT" -u replica1 -P "$RPASS" -q 1 -r -t mosqlite/replica/site1/status -n
+mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
+    -m '{"id":"sched-ops-1","delay_ms":600000,"values":{"build_id":10,"line":"nightly"}}'
+sched_n() { [ "$(sql "SELECT count(*) FROM mosqlite_scheduled WHERE id = 'sched-ops-1'")" = "$1" ]; }
+check "a producer's scheduled write waits" wait_until 10 sched_n 1
+( timeout 8 mosquitto_sub -p "$MQTT_PORT" -u ops -P "$OPASS" -i ops-cancel -t 'mosqlite/receipts/ops-cancel' \
+      -C 1 -W 6 >"$T/ops.cancel" 2>&1 ) &
+OPS=$!
+sleep 0.5
+mosquitto_pub -p "$MQTT_PORT" -u ops -P "$OPASS" -q 2 -t mosqlite/write \
+    -m '{"cancel":"sched-ops-1","reply_to":"mosqlite/receipts/ops-cancel"}'
+wait "$OPS"
+check "the admin role cancels it on mosqlite/write, and reads the receipt ($(cut -c1-80 "$T/ops.cancel"))" \
+    grep -q '"status":"cancelled","cancel":"sched-ops-1"' "$T/ops.cancel"
+check "the cancelled write is no longer scheduled" wait_until 5 sched_n 0
 check_eq "the producer cannot read the hook failures" "$(sub_as builder "$PPASS" mosqlite/hooks -W 1)" ""
 
 # --- reply_to cannot aim the writer at another role's topics ------------------------------

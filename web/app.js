@@ -6,17 +6,12 @@
  * PREFIX/events/# (committed rows), PREFIX/rejected and a reply topic of its own, and
  * runs the named queries right behind that SUBSCRIBE (the broker takes a connection's
  * packets in order, so the subscriptions are in place before any query reaches the
- * writer): recent_builds, rejections (the newest kept in mosqlite_rejected) and a
- * build's log.
- *
- * A build's log opens fast however long it is: Mosquitto's WebSocket listener is slow
- * with large messages and fast with many small ones, so build_log_span gives the line
- * count and id range, the range is cut into parts of about 7 KB of lines, and dozens of
- * build_log queries are in flight at once; the parts are shown in order as they
- * complete, the first screen as soon as its first answer is in. The live
- * build_logs rows buffered meanwhile are merged by id once every part is read: no gap,
- * no duplicate. After a reconnect, a truncated event or the writer coming back online,
- * it asks again for the rows after the last id it has. logview.js shows the lines.
+ * writer): recent_builds (a page at a time, newest first, filtered), rejections (the
+ * newest kept in mosqlite_rejected), scheduled, and a build's row and log. logload.js
+ * reads a build's log (fast however long: many small answers in flight) and keeps it
+ * current; logview.js shows the lines. After a reconnect or the writer coming back
+ * online, everything is asked for again. The writer's status shows online, paused or
+ * offline; while it is offline or does not answer, the lists say so.
  * Every value from the database goes into the page as text, never as HTML.
  * Plain script, no modules: Mosquitto's HTTP server sends no Content-Type.
  */
@@ -26,16 +21,10 @@
   var params = new URLSearchParams(location.search);
   var PREFIX = params.get("prefix") || "mosqlite";
   var BROKER = window.mosqliteBroker;   /* page.html's: ?broker=, else this page's host */
-  var LOG_CAP = 200000;          /* log lines kept in the page */
-  var IN_FLIGHT = 48;            /* build_log queries in flight while opening a log */
-  var PART_BYTES = 7000;         /* a part's expected size: most fit in one answer (the
-                                    cost is per query: 7,000 asks 30% fewer than 5,000) */
-  var ANSWER_BYTES = 8000;       /* build_log's :bytes: answers stay small (see above; at
-                                    9,500 some answers were held up to QUERY_TIMEOUT_MS) */
-  var ANSWER_ROWS = 400;         /* build_log's :limit */
-  var HEAD_BYTES = 3200;         /* a log's first answer: what a screen shows, in one */
-  var HEAD_ROWS = 40;            /* WebSocket write (the broker's idle loop sends more
-                                    than about 4 KB in 4 KB slices, 100 ms apart) */
+  var BUILDS_PAGE = 20;          /* builds in one answer: under 4 KB, one WebSocket write
+                                    (the broker's idle loop sends more in 4 KB slices,
+                                    100 ms apart) */
+  var ENDED = ["passed", "failed", "cancelled", "lost"];   /* statuses of a build that ended */
   var MAX_ID = 9007199254740991;
   var REJ_PAGES = 5;             /* rejections backfilled: 5 answers of 10 */
   var REJ_CAP = 200;             /* rejections kept */
@@ -242,7 +231,8 @@
   /* Everything that must be asked again after a reconnect or the writer's return. */
   function catchUp() {
     if (!subscribed) return;
-    if (log.buildId !== null && !log.loading) loadLog();   /* first: the writer answers in order */
+    if (sel.id !== null && !loader.state.loading) loader.load();   /* first: the writer answers in order */
+    loadBuild();
     loadBuilds();
     loadRejections();
     loadScheduled();
@@ -279,7 +269,7 @@
     Object.keys(queries).forEach(function (t) { clearTimeout(queries[t].timer); });
     queries = {};
     builds.loading = false;
-    log.loading = false;
+    loader.dropped();
     rej.loading = false;
     sched.loading = false;
   }
@@ -315,9 +305,12 @@
       setBadge(badge, "unknown", "no status yet");
     } else if (!connected) {
       setBadge(badge, "unknown", (s.state || "unknown") + " (last known)");
+    } else if (s.state === "online" && s.paused === true) {
+      setBadge(badge, "paused", "paused");
     } else {
       setBadge(badge, s.state === "online" || s.state === "offline" ? s.state : "unknown", show(s.state));
     }
+    $("writer-paused").hidden = !(connected && s && s.state === "online" && s.paused === true);
     var since = "";
     if (s && s.state === "online" && s.since)
       since = "up since " + timeOf(s.since) + " (" + ago(Date.now() - new Date(s.since).getTime()) + ")";
@@ -335,6 +328,8 @@
     var err = s && s.error;
     $("writer-error").hidden = !err;
     $("writer-error-text").textContent = err ? show(err) : "";
+    renderBuildsNote();
+    renderLogHead();
   }
   setInterval(renderWriter, 10000);   /* keeps "since (… ago)" current */
 
@@ -345,7 +340,7 @@
     var t = typeof ev.table === "string" ? ev.table : table;
     var op = typeof ev.op === "string" ? ev.op : "?";
     if (t === "builds") onBuildsEvent(op, rows, !!ev.truncated);
-    if (t === "build_logs") onLogEvent(op, rows, !!ev.truncated);
+    if (t === "build_logs") { loader.onEvent(op, rows, !!ev.truncated); if (op !== "delete") onLogLines(rows); }
     eventsAdd(t, op, rows, !!ev.truncated);
   }
 
@@ -584,22 +579,37 @@
     if (passed && subscribed) setTimeout(loadScheduled, 500);
   }, 1000);
 
-  /* ---- recent builds: the query, then events; events during the query wait ---- */
+  /* ---- recent builds ----
+   * recent_builds gives a page of BUILDS_PAGE builds, the newest started first, before a
+   * cursor (the last row of the page before) and through the filter (a status, a part of
+   * the name); "Older builds" asks for the next page. Builds whose lines are in build_logs
+   * with no row in builds (the plain log pipe writes none) come too, marked "log only".
+   * Events update the rows and add new builds; events during the first page's query wait
+   * for it. While the writer is offline or does not answer, the note says so, and the
+   * list is asked for again when it is back. */
 
   var builds = { rows: new Map(), loading: false, buffer: [], error: null, loaded: false, retry: null, backoff: 1000,
-                 again: false };
+                 again: false, gen: 0, more: false, cursor: null, older: false, olderError: null,
+                 status: "", name: "", asked: new Set() };
+
+  function buildsParams(cursor) {
+    return { before_at: cursor ? show(cursor.started_at) : "9999", before_id: cursor ? Number(cursor.id) : MAX_ID,
+             status: builds.status, name: builds.name, limit: BUILDS_PAGE };
+  }
 
   function loadBuilds() {
-    if (builds.loading) return;
+    var gen = ++builds.gen;
+    clearTimeout(builds.retry);
+    if (!builds.loading) builds.buffer = [];
     builds.loading = true;
-    builds.buffer = [];
-    runQuery("recent_builds", {}, function (r) {
+    builds.older = false;
+    runQuery("recent_builds", buildsParams(null), function (r) {
+      if (gen !== builds.gen) return;
       builds.loading = false;
       var buf = builds.buffer;
       builds.buffer = [];
       if (r.error) {
         builds.error = r.error;
-        clearTimeout(builds.retry);
         builds.backoff = Math.min(30000, builds.backoff * 2);
         builds.retry = setTimeout(function () { if (subscribed) loadBuilds(); }, builds.backoff);
       } else {
@@ -607,12 +617,48 @@
         builds.error = null;
         builds.loaded = true;
         builds.rows = new Map();
-        r.rows.forEach(function (row) { builds.rows.set(row.id, row); });
+        builds.cursor = null;
+        pageIn(r.rows);
       }
       buf.forEach(function (e) { buildsApply(e.op, e.rows); });
       renderBuilds();
       if (builds.again) { builds.again = false; loadBuilds(); }
     });
+  }
+
+  /* A page of the query: rows the events brought meanwhile are newer, and kept. */
+  function pageIn(rows) {
+    rows.forEach(function (row) { if (!builds.rows.has(Number(row.id))) builds.rows.set(Number(row.id), row); });
+    builds.more = rows.length >= BUILDS_PAGE;
+    if (rows.length) builds.cursor = rows[rows.length - 1];
+  }
+
+  function loadOlder() {
+    if (builds.loading || builds.older || !builds.more || !builds.cursor) return;
+    var gen = builds.gen;
+    builds.older = true;
+    renderBuilds();
+    runQuery("recent_builds", buildsParams(builds.cursor), function (r) {
+      if (gen !== builds.gen) return;
+      builds.older = false;
+      builds.olderError = r.error || null;
+      if (!r.error) pageIn(r.rows);
+      renderBuilds();
+    });
+  }
+
+  /* a before b in the list: started later, or at the same time with a bigger id */
+  function newer(a, b) {
+    var x = show(a.started_at), y = show(b.started_at);
+    return x !== y ? x > y : Number(a.id) > Number(b.id);
+  }
+  /* Within the pages loaded so far (a row older than them waits for "Older builds"). */
+  function inPages(b) { return !builds.more || !builds.cursor || newer(b, builds.cursor); }
+
+  function matches(b) {
+    var none = b.status === null || b.status === undefined;
+    if (builds.status && (builds.status === "none" ? !none : b.status !== builds.status)) return false;
+    return !builds.name || (typeof b.name === "string" && b.name.toLowerCase().indexOf(builds.name.toLowerCase()) >= 0);
   }
 
   function onBuildsEvent(op, rows, truncated) {
@@ -627,43 +673,92 @@
   }
 
   function buildsApply(op, rows) {
+    if (op === "log") { rows.forEach(logOnly); return; }
     rows.forEach(function (row) {
       if (!row || row.id === undefined) return;
-      if (op === "delete") builds.rows.delete(row.id);
-      else builds.rows.set(row.id, Object.assign({}, builds.rows.get(row.id), row));
+      var id = Number(row.id);
+      if (sel.id === id) sel.row = op === "delete" ? null : Object.assign({}, sel.row, row);
+      if (op === "delete") { builds.rows.delete(id); return; }
+      var old = builds.rows.get(id), b = Object.assign({}, old, row);
+      if (old || inPages(b)) builds.rows.set(id, b);
     });
   }
 
-  function renderBuilds() {
-    var ids = Array.from(builds.rows.keys()).sort(function (a, b) { return b - a; });
-    ids.slice(50).forEach(function (id) { if (id !== log.buildId) builds.rows.delete(id); });
-    ids = ids.slice(0, 50);
-    var tbody = $("builds-list"), frag = document.createDocumentFragment();
-    ids.forEach(function (id) {
-      var b = builds.rows.get(id), tr = el("tr");
-      tr.setAttribute("data-id", show(id));
-      tr.tabIndex = 0;
-      if (id === log.buildId) tr.className = "selected";
-      tr.appendChild(el("td", "num", show(id)));
-      tr.appendChild(el("td", "name", show(b.name)));
-      var st = el("td", "status");
-      var badge = el("span", "badge", show(b.status));
-      badge.setAttribute("data-state", show(b.status));
-      st.appendChild(badge);
-      if (b.exit_code !== null && b.exit_code !== undefined) st.appendChild(el("span", "exit muted", " exit " + show(b.exit_code)));
-      tr.appendChild(st);
-      var started = el("td", "wide time", timeOf(b.started_at));
-      started.title = show(b.started_at);
-      tr.appendChild(started);
-      tr.appendChild(el("td", "wide num took", took(b)));
-      frag.appendChild(tr);
+  /* Lines of a build the list does not have: its row is asked for (once); a build with
+   * none is shown as "log only", started at this line. */
+  function onLogLines(rows) {
+    if (!builds.loaded || builds.loading) { builds.buffer.push({ op: "log", rows: rows }); return; }
+    rows.forEach(logOnly);
+  }
+  function logOnly(r) {
+    var id = Number(r && r.build_id);
+    if (!(id >= 0) || builds.rows.has(id) || builds.asked.has(id)) return;
+    builds.asked.add(id);
+    runQuery("build", { id: id }, function (a) {
+      if (a.error || builds.rows.has(id)) { builds.asked.delete(id); return; }
+      var b = a.rows.length ? a.rows[0] : { id: id, name: null, status: null, started_at: r.ts || new Date().toISOString(),
+                                             finished_at: null, exit_code: null, duration_ms: null };
+      if (inPages(b)) { builds.rows.set(id, b); renderBuilds(); }
     });
+  }
+
+  function statusCell(b) {
+    var st = el("td", "status"), none = b.status === null || b.status === undefined;
+    var badge = el("span", "badge", none ? "log only" : show(b.status));
+    badge.setAttribute("data-state", none ? "none" : show(b.status));
+    if (none) badge.title = "lines in build_logs, no row in builds (the plain log pipe writes none)";
+    st.appendChild(badge);
+    if (b.exit_code !== null && b.exit_code !== undefined) st.appendChild(el("span", "exit muted", " exit " + show(b.exit_code)));
+    return st;
+  }
+
+  function buildRowNode(b) {
+    var id = Number(b.id), tr = el("tr");
+    tr.setAttribute("data-id", show(id));
+    tr.tabIndex = 0;
+    if (id === sel.id) tr.className = "selected";
+    tr.appendChild(el("td", "num", show(id)));
+    tr.appendChild(b.name === null || b.name === undefined ? el("td", "name muted", "(no build row)") : el("td", "name", show(b.name)));
+    tr.appendChild(statusCell(b));
+    var started = el("td", "wide time", timeOf(b.started_at));
+    started.title = show(b.started_at);
+    tr.appendChild(started);
+    tr.appendChild(el("td", "wide num took", took(b)));
+    return tr;
+  }
+
+  function renderBuilds() {
+    var list = Array.from(builds.rows.values()).filter(matches).sort(function (a, b) { return newer(a, b) ? -1 : 1; });
+    var tbody = $("builds-list"), frag = document.createDocumentFragment();
+    list.forEach(function (b) { frag.appendChild(buildRowNode(b)); });
     tbody.textContent = "";
     tbody.appendChild(frag);
-    $("builds-note").textContent = builds.error ? "Could not load builds: " + builds.error :
-      !builds.loaded ? "loading…" : ids.length ? "" : "No builds yet.";
-    $("builds-note").classList.toggle("error", !!builds.error);
+    renderBuildsNote(list.length);
+    var older = $("builds-older");
+    older.hidden = !builds.loaded || !builds.more;
+    older.disabled = builds.older;
+    older.textContent = builds.older ? "Loading older builds…" :
+      builds.olderError ? "Older builds (the last try failed: " + builds.olderError + ")" : "Older builds";
     renderLogHead();
+  }
+
+  function writerOffline() { return connected && !!writer.last && writer.last.state === "offline"; }
+
+  function renderBuildsNote(n) {
+    var note = $("builds-note"), text, bad = true;
+    if (n === undefined) n = $("builds-list").children.length;
+    if ((!builds.loaded || builds.error) && writerOffline())
+      text = "The writer is offline, not answering: the builds load when it is back.";
+    else if (builds.error && /^no answer/.test(builds.error))
+      text = "The writer is not answering (" + builds.error.replace(/ \(.*\)$/, "") + "); asking again.";
+    else if (builds.error) text = "Could not load builds: " + builds.error;
+    else {
+      bad = false;
+      text = !builds.loaded ? "loading…" : n ? "" : builds.status || builds.name ? "No builds match." : "No builds yet.";
+    }
+    note.textContent = text;
+    note.classList.toggle("error", bad);
+    note.setAttribute("data-state", bad ? "down" : builds.loaded ? "loaded" : "loading");
   }
 
   function pickBuild(e) {
@@ -675,7 +770,21 @@
   }
   $("builds-list").addEventListener("click", pickBuild);
   $("builds-list").addEventListener("keydown", pickBuild);
-
+  $("builds-older").addEventListener("click", loadOlder);
+  $("builds-status").addEventListener("change", function () { builds.status = this.value; refilter(); });
+  var nameTimer = null;
+  $("builds-name").addEventListener("input", function () {
+    var v = this.value.trim();
+    clearTimeout(nameTimer);
+    nameTimer = setTimeout(function () { if (v !== builds.name) { builds.name = v; refilter(); } }, 250);
+  });
+  function refilter() {
+    builds.loaded = false;
+    builds.rows = new Map();
+    builds.more = false;
+    renderBuilds();
+    if (subscribed) loadBuilds();
+  }
 
   /* A running build's "took" goes on counting; an ended one's stays put. */
   setInterval(function () {
@@ -687,245 +796,94 @@
     renderLogHead();
   }, 1000);
 
-  /* ---- a build's log ----
-   * Opening: build_log_span gives the line count and id range; parts (after, until] of
-   * that range are cut from a cursor, each sized to fill about one small answer at the
-   * density and line length seen so far, and asked for at once, IN_FLIGHT at a time:
-   * a chain of answers one after another would wait on the broker's idle tick each time.
-   * An answer holds the whole part unless it was cut at :bytes or :limit, which the page
-   * can tell (its rows add up to :bytes or more); then the rest of that part is asked for.
-   * Part k is shown once parts 0..k-1 are complete. The last part has no upper end, so
-   * lines written while the log opens are in it. Live rows of the build wait in `buffer`
-   * meanwhile and are merged by id at the end. A catch-up (reconnect, writer back) is the
-   * same from the last id shown. A part whose query fails is asked again after a pause
-   * (1 s, doubling), while the others go on. */
+  /* ---- a build's log: logload.js reads it into logview.js's view; here, which build,
+   * its row (the query `build`, then events), #L120 and the head ---- */
 
-  var log = { buildId: null, gen: 0, loading: false, live: false, error: null, buffer: [], again: false,
-              parts: [], head: 0, inFlight: 0, cursor: 0, last: 0, density: 1, rowBytes: 140, onFirst: null,
-              waiting: false,
-              seenRows: 0, seenBytes: 0, retry: null, backoff: 1000, wantLine: null,
-              t0: 0, firstMs: null, allMs: null };
+  var sel = { id: null, row: null, known: false, gen: 0 };
+  var wantLine = null;
   var view = mosqliteLogView($("log-lines"), {
     time: function (ts) { return timeOf(ts).replace(/^.* /, ""); },
     onchange: function () { renderLogTools(); }
   });
+  var loader = mosqliteLogLoader({
+    query: runQuery, view: view,
+    online: function () { return subscribed; },
+    changed: function () { renderLogHead(); },
+    shown: function () { goWanted(); }
+  });
 
   function selectBuild(id) {
     if (!(id >= 0)) return;
-    log.buildId = id;
-    log.gen++;
-    log.buffer = [];
-    log.loading = false;
-    log.live = false;
-    log.error = null;
-    log.backoff = 1000;
-    log.inFlight = 0;
-    log.firstMs = log.allMs = null;
-    clearTimeout(log.retry);
-    view.clear();
+    sel.id = id;
+    sel.row = null;
+    sel.known = false;
     var u = new URL(location.href);
     if (Number(u.searchParams.get("build")) !== id) {
       u.searchParams.set("build", id);
       u.hash = "";
-      log.wantLine = null;
+      wantLine = null;
     }
     history.replaceState(null, "", u);
+    loader.open(id);
+    if (subscribed) loadBuild();
     renderBuilds();
-    if (subscribed) loadLog();
   }
 
-  function loadLog() {
-    var gen = ++log.gen;              /* answers to an earlier load are dropped */
-    clearTimeout(log.retry);
-    log.inFlight = 0;
-    log.waiting = false;
-    log.again = false;                /* these queries see every commit evented so far */
-    log.loading = true;
-    log.live = false;
-    log.parts = [];
-    log.head = 0;
-    log.t0 = performance.now();
-    renderLogHead();
-    /* Ask at once for the first screen (an open-ended part after the last line shown:
-     * the start, on a fresh open) and for the span; the parts after the first answer are
-     * cut once both are in. A catch-up of a few lines ends with that first answer. */
-    var span = null, head = { after: view.lastId(), until: MAX_ID, rows: [], done: false, busy: false,
-                              wait: false, first: true };
-    log.cursor = MAX_ID;              /* nothing new is cut until then */
-    log.waiting = true;
-    log.parts.push(head);
-    log.onFirst = function () {
-      if (head.done) { log.waiting = false; return; }   /* the whole log was in it */
-      head.until = head.after;        /* the first part ends at its last row... */
-      head.done = true;
-      if (span) plan();               /* ...and the rest is cut from there */
-    };
-    function plan() {
-      var n = Number(span.lines) || 0, first = Number(span.first) || 0, last = Number(span.last) || 0;
-      log.waiting = false;
-      log.cursor = Math.max(head.until, first - 1);
-      log.last = last;
-      log.density = n && last >= first ? n / (last - first + 1) : 1;
-      showParts();
-      pump(gen);
-    }
-    ask(gen, head);
-    runQuery("build_log_span", { build_id: log.buildId }, function (r) {
-      if (gen !== log.gen) return;
-      if (r.error || !r.rows.length) { logFailed(gen, r.error || "no answer rows"); return; }
-      span = r.rows[0];
-      if (head.done && head.until !== MAX_ID) plan();
+  /* The selected build's row, which the list may not hold (an older or filtered one). */
+  function loadBuild() {
+    if (sel.id === null) return;
+    var id = sel.id, gen = ++sel.gen;
+    runQuery("build", { id: id }, function (r) {
+      if (gen !== sel.gen || r.error) return;
+      sel.known = true;
+      sel.row = r.rows.length ? r.rows[0] : null;
+      renderLogHead();
     });
   }
-
-  /* Ask for parts that wait for more, then new parts from the cursor, up to IN_FLIGHT. */
-  function pump(gen) {
-    for (var i = log.head; i < log.parts.length && log.inFlight < IN_FLIGHT; i++) {
-      var p = log.parts[i];
-      if (!p.done && !p.busy && !p.wait) ask(gen, p);
-    }
-    while (log.inFlight < IN_FLIGHT && log.cursor < MAX_ID) {
-      var rows = Math.max(1, Math.floor(PART_BYTES / log.rowBytes));
-      var until = log.cursor + Math.max(1, Math.ceil(rows / log.density));
-      if (until >= log.last) until = MAX_ID;
-      var part = { after: log.cursor, until: until, rows: [], done: false, busy: false, wait: false };
-      log.parts.push(part);
-      log.cursor = until;
-      ask(gen, part);
-    }
-  }
-
-  /* The bytes build_log counts for a line: its UTF-8 length plus 64. */
-  function answerBytes(line) {
-    line = show(line);
-    var n = line.length;
-    if (/[^\x00-\x7f]/.test(line)) for (var i = 0; i < line.length; i++) {
-      var c = line.charCodeAt(i);
-      if (c >= 0xd800 && c < 0xdc00) { n += 2; i++; } else if (c >= 0x800) n += 2; else if (c >= 0x80) n += 1;
-    }
-    return n + 64;
-  }
-
-  function ask(gen, p) {
-    var limit = p.first ? HEAD_ROWS : ANSWER_ROWS, cap = p.first ? HEAD_BYTES : ANSWER_BYTES;
-    p.busy = true;
-    log.inFlight++;
-    runQuery("build_log", { build_id: log.buildId, after: p.after, until: p.until,
-                            limit: limit, bytes: cap }, function (r) {
-      if (gen !== log.gen) return;
-      log.inFlight--;
-      p.busy = false;
-      if (r.error) {                  /* this part again later; the others go on */
-        log.error = r.error;
-        renderLogHead();
-        p.wait = true;
-        setTimeout(function () { p.wait = false; if (gen === log.gen) pump(gen); }, log.backoff);
-        log.backoff = Math.min(30000, log.backoff * 2);
-        return;
-      }
-      log.error = null;
-      log.backoff = 1000;
-      var bytes = 0;
-      r.rows.forEach(function (row) { bytes += answerBytes(row.line); });
-      log.seenRows += r.rows.length;
-      log.seenBytes += bytes;
-      if (log.seenRows) log.rowBytes = log.seenBytes / log.seenRows;
-      if (r.rows.length) { Array.prototype.push.apply(p.rows, r.rows); p.after = Number(r.rows[r.rows.length - 1].id); }
-      /* cut at :bytes or :limit: more of this part to ask for; else it is complete */
-      p.done = !(r.rows.length && (bytes >= cap || r.rows.length >= limit || r.truncated));
-      if (p.first) { p.first = false; log.onFirst(); }
-      showParts();
-      if (log.head >= log.parts.length && log.cursor >= MAX_ID && !log.waiting) { loaded(gen); return; }
-      pump(gen);
-    });
-  }
-
-  /* The complete parts at the front, and what the first incomplete one has so far. */
-  function showParts() {
-    while (log.head < log.parts.length) {
-      var p = log.parts[log.head];
-      if (p.rows.length) { view.append("insert", p.rows, LOG_CAP); p.rows = []; }
-      if (!p.done) break;
-      log.head++;
-    }
-    if (log.firstMs === null && (view.size() || (log.head >= log.parts.length && log.cursor >= MAX_ID && !log.waiting)))
-      log.firstMs = Math.round(performance.now() - log.t0);
-    goWanted();
-  }
-
-  function loaded(gen) {
-    log.loading = false;
-    if (log.again) { loadLog(); return; }
-    var buf = log.buffer;
-    log.buffer = [];
-    log.live = true;
-    buf.forEach(function (e) { view.append(e.op, e.rows, LOG_CAP); });
-    view.state.unseen = 0;            /* "new lines" counts what arrives once live */
-    log.allMs = Math.round(performance.now() - log.t0);
-    goWanted();
-    renderLogHead();
-  }
-
-  function logFailed(gen, err) {
-    log.error = err;
-    log.loading = false;
-    log.inFlight = 0;
-    renderLogHead();
-    log.backoff = Math.min(30000, log.backoff * 2);
-    log.retry = setTimeout(function () {
-      if (gen === log.gen && subscribed && !log.loading) loadLog();
-    }, log.backoff);
-  }
-
-  function onLogEvent(op, rows, truncated) {
-    if (log.buildId === null) return;
-    var mine = rows.filter(function (r) { return r && Number(r.build_id) === log.buildId; });
-    if (!log.live || truncated) {
-      /* loading, or rows of this commit are missing from the event: keep these, and
-       * (when truncated) ask the query for everything after the last id shown */
-      if (mine.length) log.buffer.push({ op: op, rows: mine });
-      if (truncated && log.loading) log.again = true;   /* those queries may predate it */
-      else if (truncated && log.live && subscribed) loadLog();
-      return;
-    }
-    if (mine.length) view.append(op, mine, LOG_CAP);
-  }
+  function buildOf(id) { return builds.rows.get(id) || (sel.id === id ? sel.row : null) || null; }
 
   /* #L120: the line to show and highlight, once it is loaded. */
   function readHash() {
     var m = /^#L(\d+)$/.exec(location.hash);
-    log.wantLine = m ? Number(m[1]) : null;
+    wantLine = m ? Number(m[1]) : null;
     goWanted();
   }
   function goWanted() {
-    if (log.wantLine !== null && view.goLine(log.wantLine)) log.wantLine = null;
+    if (wantLine !== null && view.goLine(wantLine)) wantLine = null;
   }
   window.addEventListener("hashchange", readHash);
 
   function renderLogHead() {
-    if (log.buildId === null) return;
-    var b = builds.rows.get(log.buildId);
-    $("log-title").textContent = "Build " + log.buildId + (b ? " · " + show(b.name) : "");
+    var log = loader.state;
+    if (sel.id === null) return;
+    var b = buildOf(sel.id), ended = !!b && ENDED.indexOf(b.status) >= 0;
+    $("log-title").textContent = "Build " + sel.id + (b && b.name !== null && b.name !== undefined ? " · " + show(b.name) : "");
     var st = $("log-status");
     st.hidden = !b;
-    if (b) setBadge(st, show(b.status), show(b.status));
+    if (b) setBadge(st, b.status === null || b.status === undefined ? "none" : show(b.status),
+                    b.status === null || b.status === undefined ? "log only" : show(b.status));
     var facts = [];
     if (b && b.exit_code !== null && b.exit_code !== undefined) facts.push("exit " + show(b.exit_code));
     var t = b ? took(b) : "";
     if (t) facts.push("took " + t);
     $("log-facts").textContent = facts.join(" · ");
     var n = view.size(), note = n + " line" + (n === 1 ? "" : "s");
+    var none = log.live && sel.known && !b && log.lines === 0 && !n;
     if (view.state.dropped) note += " (" + view.state.dropped + " older ones not kept)";
     note = log.error ? "Could not load the log: " + log.error + "; retrying" :
-      log.live ? note + " · live" : note + " · loading…";
+      !log.live && writerOffline() ? "The writer is offline, not answering: the log loads when it is back." :
+      !log.live ? note + " · loading…" :
+      none ? "No such build: build " + sel.id + " has no row in builds and no log lines." :
+      ended ? note : note + " · live";
     $("log-note").textContent = note;
-    $("log-note").classList.toggle("error", !!log.error);
+    $("log-note").classList.toggle("error", !!log.error || none);
     var box = $("log");
     box.setAttribute("data-live", String(log.live));
     box.setAttribute("data-lines", String(n));
+    box.setAttribute("data-build", none ? "none" : ended ? "ended" : b ? "running" : "unknown");
     if (log.firstMs !== null) box.setAttribute("data-first-ms", String(log.firstMs));
     if (log.allMs !== null) box.setAttribute("data-all-ms", String(log.allMs));
-    $("log-tools").hidden = false;
+    $("log-tools").hidden = none;
   }
 
   /* ---- search, filter, follow, download ---- */
@@ -937,6 +895,7 @@
       (v.hitAt >= 0 ? (v.hitAt + 1) + " of " : "") + v.hits.length + " line" + (v.hits.length === 1 ? "" : "s");
     $("find-count").textContent = c;
     $("find-prev").disabled = $("find-next").disabled = !v.hits.length;
+    $("find-filter").checked = v.filter;   /* a jump to a line outside the filter ends it */
     var jump = $("log-jump");
     jump.hidden = v.stick;
     jump.textContent = v.unseen ? "↓ " + v.unseen + " new line" + (v.unseen === 1 ? "" : "s") : "↓ follow";
@@ -966,14 +925,14 @@
     var blob = new Blob([view.text()], { type: "text/plain;charset=utf-8" });
     var a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
-    a.download = "build-" + log.buildId + ".log";
+    a.download = "build-" + sel.id + ".log";
     document.body.appendChild(a);
     a.click();
     a.remove();
     setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
   });
   document.addEventListener("keydown", function (e) {      /* Ctrl+F / "/" : the log's search */
-    if (log.buildId === null || e.target === $("find")) return;
+    if (sel.id === null || e.target === $("find")) return;
     if ((e.key === "f" && (e.ctrlKey || e.metaKey)) || (e.key === "/" && !/^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName))) {
       e.preventDefault();
       $("find").focus();
@@ -984,9 +943,9 @@
   readHash();
   var first = Number(params.get("build"));
   if (params.get("build") !== null && first >= 0) {
-    var wanted = log.wantLine;
+    var wanted = wantLine;
     selectBuild(first);
-    log.wantLine = wanted;
+    wantLine = wanted;
   }
   connect();
 })();

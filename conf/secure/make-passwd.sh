@@ -1,8 +1,11 @@
 #!/bin/sh
 # make-passwd.sh FILE USER PASSWORD [USER PASSWORD ...]: create (or replace) the
 # Mosquitto password file FILE with these users, hashed by mosquitto_passwd, readable
-# by its owner only. For conf/secure/mosquitto.conf:
-#   sh make-passwd.sh /etc/mosquitto/secure/passwd writer "$W" builder "$B" web "$WEB"
+# by its owner only (then `chown mosquitto:mosquitto FILE`: see README.md here). For
+# conf/secure/mosquitto.conf, a user of each role in acl (writer, a producer, web, the
+# operator ops, the read replica replica1):
+#   sh make-passwd.sh /etc/mosquitto/secure/passwd writer "$W" builder "$B" web "$WEB" \
+#       ops "$OPS" replica1 "$R1"
 #   sh make-passwd.sh /etc/mosquitto/secure/passwd-web web "$WEB"
 # A password given on the command line shows in `ps` while this runs; run it where no
 # one else is logged in, or type them at mosquitto_passwd's prompt instead.

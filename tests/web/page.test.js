@@ -129,6 +129,69 @@ function luminance(rgb) {
     assert(JSON.stringify(ids) === "[1418,1417,1413,1412,1411,1410,1409,1408]", "builds shown: " + ids);
   });
 
+  await check("a build written by the plain log pipe (no row in builds) is listed, log only", async () => {
+    execFileSync(path.join(process.env.ROOT, "bin", "mosqlite-pub"), ["-p", MQTT_PORT, "--lines", "line",
+      "--with", '{"build_id": 1300}', "--no-tee", "build_logs"], { input: "piped line 1\npiped line 2\n" });
+    assert(sql("SELECT count(*) FROM build_logs WHERE build_id = 1300") === "2", "the log pipe's lines are not in");
+    assert(sql("SELECT count(*) FROM builds WHERE id = 1300") === "0", "the log pipe wrote a build row");
+    await page.waitForSelector('#builds-list tr[data-id="1300"] .badge[data-state=none]', { timeout: 5000 });
+    const p = await ctx.newPage();           /* and from the query, on a page opened now */
+    p.on("pageerror", (e) => jsErrors.push("log only: " + e));
+    await p.goto(URL);
+    await p.waitForSelector('#builds-list tr[data-id="1300"]', { timeout: 10000 });
+    const row = await p.$eval('#builds-list tr[data-id="1300"]', (tr) => [tr.querySelector(".badge").textContent,
+      tr.querySelector(".name").textContent, tr.parentNode.firstElementChild === tr]);
+    assert(row[0] === "log only" && row[2], "row of the piped build: " + JSON.stringify(row));
+    await p.close();
+  });
+
+  await check("builds by time, not id; a filter by status and by name; older ones a page at a time", async () => {
+    const ops = [];
+    for (let i = 1; i <= 25; i++) {          /* ids and start times in different orders */
+      const h = 30 + ((i * 7) % 25);
+      ops.push({ op: "insert", values: { id: 2000 + i, name: `pagetest/${i}`, status: i % 5 ? "passed" : "failed",
+        started_at: new Date(Date.now() - h * 3600e3).toISOString() } });
+    }
+    pub("builds", { ops });
+    for (const end = Date.now() + 10000; Date.now() < end; await sleep(50))
+      if (sql("SELECT count(*) FROM builds WHERE name LIKE 'pagetest/%'") === "25") break;
+    const want = JSON.parse(execFileSync("sqlite3", ["-json", DB,
+      "SELECT id FROM builds WHERE name LIKE 'pagetest/%' ORDER BY started_at DESC"]).toString()).map((r) => r.id);
+    const p = await ctx.newPage();
+    p.on("pageerror", (e) => jsErrors.push("paging: " + e));
+    await p.goto(URL);
+    await p.waitForSelector("#builds-list tr[data-id]", { timeout: 10000 });
+    await p.fill("#builds-name", "PageTest/");
+    const ids = () => p.$$eval("#builds-list tr[data-id]", (ns) => ns.map((n) => Number(n.getAttribute("data-id"))));
+    await p.waitForFunction(() => document.querySelectorAll("#builds-list tr[data-id]").length === 20 &&
+      Array.from(document.querySelectorAll("#builds-list .name")).every((n) => n.textContent.startsWith("pagetest/")),
+      null, { timeout: 5000 });
+    assert(JSON.stringify(await ids()) === JSON.stringify(want.slice(0, 20)), "first page: " + await ids() + " want " + want.slice(0, 20));
+    await p.click("#builds-older");
+    await p.waitForFunction(() => document.querySelectorAll("#builds-list tr[data-id]").length === 25, null, { timeout: 5000 });
+    assert(JSON.stringify(await ids()) === JSON.stringify(want), "after older: " + await ids());
+    assert(await p.isHidden("#builds-older"), "older still offered with every build shown");
+    await p.selectOption("#builds-status", "failed");
+    await p.waitForFunction(() => document.querySelectorAll("#builds-list tr[data-id]").length === 5, null, { timeout: 5000 });
+    const st = await p.$$eval("#builds-list .badge", (ns) => ns.map((n) => n.textContent));
+    assert(st.every((t) => t === "failed"), "status filter shows " + st);
+    await p.close();
+  });
+
+  await check("a finished build's log is not \"live\"; an unknown build says no such build", async () => {
+    const p = await ctx.newPage();
+    p.on("pageerror", (e) => jsErrors.push("ended: " + e));
+    await p.goto(`${URL}?build=1417`);
+    await p.waitForSelector("#log[data-live=true][data-lines='5'][data-build=ended]", { timeout: 10000 });
+    const note = await p.textContent("#log-note");
+    assert(note === "5 lines", "failed build 1417's note: " + note);
+    await p.goto(`${URL}?build=999999`);
+    await p.waitForFunction(() => /no such build/i.test(document.getElementById("log-note").textContent), null, { timeout: 10000 })
+      .catch(async () => { throw new Error("build 999999's note: " + await p.textContent("#log-note")); });
+    assert(!/live/.test(await p.textContent("#log-note")), "an unknown build said live");
+    await p.close();
+  });
+
   await check("a row published with mosquitto_pub appears within 2 s", async () => {
     const t0 = Date.now();
     pub("builds", { values: { id: 1414, name: "docs/site @5be01d2", status: "queued" } });
@@ -395,6 +458,26 @@ function luminance(rgb) {
     await page.waitForFunction(() => { const b = document.getElementById("log-lines"); return b.scrollHeight - b.scrollTop - b.clientHeight < 24; });
   });
 
+  await check("#L120 while \"only matching lines\" is on: the line is shown and the box is unticked", async () => {
+    const p = await ctx.newPage();
+    p.on("pageerror", (e) => jsErrors.push("#L filter: " + e));
+    await p.goto(`${URL}?build=${BUILD}`);
+    await p.waitForSelector("#log[data-live=true]", { timeout: 15000 });
+    await p.fill("#find", "linking module_1");
+    await p.waitForFunction(() => /lines$/.test(document.getElementById("find-count").textContent), null, { timeout: 3000 });
+    await p.check("#find-filter");
+    await p.evaluate(() => { location.hash = "#L120"; });
+    await p.waitForFunction(() => { const m = document.querySelector("#log-lines .ll.marked .ln"); return m && m.textContent === "120"; },
+      null, { timeout: 3000 });
+    const r = await p.evaluate(() => ({ ticked: document.getElementById("find-filter").checked,
+      rows: Math.round(document.querySelector("#log-lines .log-spacer").getBoundingClientRect().height /
+        document.querySelector("#log-lines .ll").getBoundingClientRect().height),
+      lines: Number(document.getElementById("log").getAttribute("data-lines")) }));
+    assert(r.rows === r.lines, `${r.rows} rows shown of ${r.lines}`);
+    assert(!r.ticked, "the whole log is shown with \"only matching lines\" still ticked");
+    await p.close();
+  });
+
   await check("light and dark themes follow the system setting", async () => {
     const look = async (scheme) => {
       const c = await browser.newContext({ viewport: { width: 1280, height: 960 }, colorScheme: scheme });
@@ -574,9 +657,33 @@ function luminance(rgb) {
     }, null, { timeout: 5000 });
   });
 
+  await check("a paused writer shows paused, not online, and online again after resume", async () => {
+    const admin = (cmd) => execFileSync("mosquitto_pub", ["-p", MQTT_PORT, "-q", "1", "-t", `${PREFIX}/admin`,
+      "-m", JSON.stringify({ cmd, reply_to: `${PREFIX}/reply/page-test/${cmd}` })]);
+    admin("pause");
+    try {
+      await page.waitForSelector("#writer-state[data-state=paused]", { timeout: 5000 });
+      assert(await page.textContent("#writer-state") === "paused", "badge " + await page.textContent("#writer-state"));
+      assert(await page.isVisible("#writer-paused"), "no word that writes are held at the broker");
+    } finally {
+      admin("resume");
+    }
+    await page.waitForSelector("#writer-state[data-state=online]", { timeout: 5000 });
+    assert(await page.isHidden("#writer-paused"), "the paused banner stayed after resume");
+  });
+
+  let down = null;
   await check("killing the writer shows offline (Last Will)", async () => {
     await lib("writer_kill");
     await page.waitForSelector("#writer-state[data-state=offline]", { timeout: 5000 });
+  });
+
+  await check("a page opened while the writer is down says it is not answering, not \"loading…\"", async () => {
+    down = await ctx.newPage();
+    down.on("pageerror", (e) => jsErrors.push("writer down: " + e));
+    await down.goto(URL);
+    await down.waitForFunction(() => /not answering/.test(document.getElementById("builds-note").textContent), null, { timeout: 5000 })
+      .catch(async () => { throw new Error("builds note: " + await down.textContent("#builds-note")); });
   });
 
   /* Requests published while the writer is down wait in its broker session; the page
@@ -600,6 +707,13 @@ function luminance(rgb) {
       return l && l.textContent === "flashing firmware.elf to board 3";
     }, null, { timeout: 10000 });   /* after the catch-up of a fresh connection, on a busy machine */
     sameLog(await pageLog(page), dbLog());
+  });
+
+  await check("the page opened while the writer was down lists the builds once it is back", async () => {
+    assert(down, "no such page");
+    await down.waitForSelector(`#builds-list tr[data-id="${BUILD}"]`, { timeout: 15000 });
+    assert(await down.textContent("#builds-note") === "", "note: " + await down.textContent("#builds-note"));
+    await down.close();
   });
 
   await check("no JavaScript errors on the page", async () => {
