@@ -34,8 +34,10 @@ struct backup {
 
 int backup_name_is_live(const char *base, const char *name)
 {
-    static const char *const exact[] = {"", "-wal", "-shm", "-journal", NULL};
-    static const char *const prefix[] = {NULL};
+    /* beside BASE: exact names, and prefixes whose rest the writer, SQLite or a
+     * replica picks at run time (a pid, SQLite's random super-journal suffix) */
+    static const char *const exact[] = {"", "-wal", "-shm", "-journal", "-writer.lock", ".incoming", NULL};
+    static const char *const prefix[] = {"-mj", ".snapshot-", NULL};
     size_t n = strlen(base);
     int i;
 
@@ -95,7 +97,8 @@ struct backup *backup_start(const struct backup_opts *o, const char *name, char 
         return NULL;
     }
     if (is_live_file(o, name)) {
-        util_fail(err, errlen, "that name is the database itself or one of its files");
+        util_fail(err, errlen, "\"%s\" is, or could become, one of the database's own files: "
+                  "choose another name or backup-dir", name);
         return NULL;
     }
     if (!(b = backup_alloc(o, name))) {

@@ -7,9 +7,9 @@
  * commit made before it ends. It goes to backup-dir/.NAME.partial; once complete, a
  * thread syncs it and renames it to backup-dir/NAME, so the loop never waits on fsync.
  *
- * The rename replaces whatever NAME was: a name that is the database or one of its
- * side files (when backup-dir is the database's directory) is refused at the start.
- * Nothing here publishes: maint.c answers the command. */
+ * The rename replaces whatever NAME was: a name that is, or could become, one of the
+ * database's own files (when backup-dir is the database's directory) is refused at
+ * the start. Nothing here publishes: maint.c answers the command. */
 #ifndef MOSQLITE_BACKUP_H
 #define MOSQLITE_BACKUP_H
 
@@ -28,7 +28,10 @@ struct backup_opts {
 struct backup;
 
 /* Would a file NAME beside the database file base (its name without the directory)
- * be the database or its -wal, -shm, -journal? Pure. */
+ * be, or could it become, one of the database's own files: the database, its -wal,
+ * -shm, -journal, SQLite's super-journals (-mj...), the writer's -writer.lock, a
+ * snapshot's temporary BASE.snapshot-PID (and its side files), a replica's
+ * BASE.incoming? Pure. */
 int backup_name_is_live(const char *base, const char *name);
 
 /* Start copying into dir/name (name already checked as a plain file name). NULL with
