@@ -359,13 +359,16 @@ query-timeout-ms 100
 query few SELECT id FROM build_logs ORDER BY id
 query slow WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c
 query pair VALUES (1, 'a'), (2, 'b')
+query cols SELECT name FROM pragma_table_info('builds') ORDER BY cid LIMIT 1
 CONF
 WRITER_ARGS="-c $T/caps.conf" writer_start
 : > "$T/q"
 mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"few","reply_to":"q/1"}'
 mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"slow","reply_to":"q/1"}'
 mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"pair","reply_to":"q/1"}'
-wait_until 10 bash -c "[ \$(grep -c . '$T/q') -ge 3 ]"
+mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"cols","reply_to":"q/1"}'
+wait_until 10 bash -c "[ \$(grep -c . '$T/q') -ge 4 ]"
+check "a SELECT from a pragma function answers" grep -qx '{"query":"cols","rows":\[{"name":"id"}\],"truncated":false}' "$T/q"
 check "a VALUES query answers" grep -qx '{"query":"pair","rows":\[{"column1":1,"column2":"a"},{"column1":2,"column2":"b"}\],"truncated":false}' "$T/q"
 check "row cap: 3 rows and truncated" grep -qE '^\{"query":"few","rows":\[\{"id":[0-9]+\},\{"id":[0-9]+\},\{"id":[0-9]+\}\],"truncated":true\}$' "$T/q"
 check "time cap: the query is stopped" grep -qx '{"query":"slow","error":"query \\"slow\\" ran past its time cap (100 ms)"}' "$T/q"

@@ -123,13 +123,14 @@ int query_check(const struct cfg_list *defs, char *err, size_t errlen)
     return 0;
 }
 
-/* Second to query_check: statements that would change the connection are not even
- * prepared. */
+/* Second to query_check: a statement that would open a transaction or another file is
+ * not even prepared. (Not PRAGMA: SQLite asks the same for a SELECT from a pragma
+ * function such as pragma_table_info, which only reads.) */
 static int authorize(void *ud, int action, const char *a, const char *b, const char *c, const char *d)
 {
     (void)ud, (void)a, (void)b, (void)c, (void)d;
     return action == SQLITE_TRANSACTION || action == SQLITE_SAVEPOINT || action == SQLITE_ATTACH ||
-           action == SQLITE_DETACH || action == SQLITE_PRAGMA ? SQLITE_DENY : SQLITE_OK;
+           action == SQLITE_DETACH ? SQLITE_DENY : SQLITE_OK;
 }
 
 struct queries *query_open(const char *path, const struct cfg_list *defs, long long max_rows,
