@@ -35,7 +35,8 @@ struct backup;
 int backup_name_is_live(const char *base, const char *name);
 
 /* Start copying into dir/name (name already checked as a plain file name). NULL with
- * the reason in err. The options must outlive it. */
+ * the reason in err. The options are copied; the connection and strings they point to
+ * must outlive it. */
 struct backup *backup_start(const struct backup_opts *o, const char *name, char *err, size_t errlen);
 
 enum backup_state { BACKUP_MORE, BACKUP_DONE, BACKUP_FAILED };
