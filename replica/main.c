@@ -15,6 +15,7 @@
  * mosqlite-writer on the same file, which takes over the request session.
  *
  * Signals only set a flag; the loop then publishes the offline status and exits. */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <mosquitto.h>
@@ -42,6 +43,7 @@
 #define CONNECT_WAIT_MS 10000  /* longest wait for the broker's CONNACK */
 #define PROMOTE_QUIET_MS 1000  /* --promote: no change for this long = all applied */
 #define PROMOTE_MAX_MS   60000 /* --promote: give up after this */
+#define ID_MAX           64    /* characters in --id */
 
 static volatile sig_atomic_t stop_requested;
 
@@ -358,6 +360,38 @@ static int promote(int nextra, char **extra)
     return EXIT_FATAL;
 }
 
+/* The id is one level of the status topic, part of the client id and of JSON: plain
+ * characters only. 0, or -1 with the reason in err. */
+static int id_check(const char *id, char *err, size_t errlen)
+{
+    const char *at = cfg_origin("id");
+    size_t i, n = strlen(id);
+    int ok = n >= 1 && n <= ID_MAX;
+
+    for (i = 0; ok && i < n; i++)
+        ok = isalnum((unsigned char)id[i]) || id[i] == '.' || id[i] == '_' || id[i] == '-';
+    if (ok)
+        return 0;
+    return util_fail(err, errlen, "%s%s\"%.100s\" must be one topic level: 1 to %d letters, digits, "
+                     "'.', '_' or '-'", at ? at : "", at ? ": id " : "--id ", id, ID_MAX);
+}
+
+/* The file, and the snapshot that makes it, are made beside path: find out now whether
+ * they can be, not after asking the writer for a snapshot. */
+static int can_create(const char *path, char *err, size_t errlen)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    if (access(dir, W_OK | X_OK))
+        return util_fail(err, errlen, "cannot create files beside %s (%s: %s)", path, dir, strerror(errno));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     char err[1024], tmp[PATH_MAX];
@@ -383,8 +417,18 @@ int main(int argc, char **argv)
         cfg_free(options);
         return EXIT_USAGE;
     }
+    if (id_check(cf.id, err, sizeof err)) {
+        fprintf(stderr, "mosqlite-replica: %s\n", err);
+        cfg_free(options);
+        return EXIT_USAGE;
+    }
     log_init("mosqlite-replica", cf.verbose ? LOG_DEBUG : LOG_INFO);
     snprintf(tmp, sizeof tmp, "%s.incoming", cf.db);
+    if (can_create(cf.db, err, sizeof err)) {
+        log_error("%s", err);
+        cfg_free(options);
+        return EXIT_FATAL;
+    }
     if (!(r.store = store_open(cf.db, cf.synchronous, err, sizeof err)) ||
         !(r.follow = follow_new(r.store, tmp, cf.bootstrap)) || open_mq(err, sizeof err)) {
         log_error("%s", r.follow || !r.store ? err : "out of memory");

@@ -105,4 +105,26 @@ check "status says not paused" status_has '"paused":false'
 
 writer_stop
 check_eq "writer exits 0" "$?" 0
+
+# --- backup-dir is the database's own directory ----------------------------------------
+# A backup is renamed over its name: a name that is, or could become, one of the
+# database's files (its WAL, the one-writer lock, a snapshot's or a replica's temporary
+# file) is refused; any other name there is fine, and the lock still holds.
+printf 'backup-dir %s\n' "$(dirname "$DB")" >"$T/samedir.conf"
+writer_start -c "$T/samedir.conf"
+b=$(basename "$DB")
+for n in "$b" "$b-wal" "$b-shm" "$b-journal" "$b-writer.lock" "$b-mj1A2B3C4D" \
+         "$b.snapshot-$WRITER_PID" "$b.snapshot-1" "$b.incoming"; do
+    r=$(ask "\"cmd\":\"backup\",\"name\":\"$n\"")
+    check_eq "backup named $n beside the database refused" "$r" \
+        "{\"cmd\":\"backup\",\"error\":\"\\\"$n\\\" is, or could become, one of the database's own files: choose another name or backup-dir\"}"
+done
+r=$(ask '"cmd":"backup","name":"copy.db"' 120)
+check "another name beside the database is backed up ($r)" grep -q '"cmd":"backup","ok":true,"name":"copy.db"' <<<"$r"
+out=$(timeout 20 "$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$DB" --schema "$ROOT/conf/schema" --client-id second 2>&1)
+rc=$?
+check_eq "a second writer on the file still exits 1 ($out)" "$rc" 1
+check "... because the database is in use" grep -q "is in use by another" <<<"$out"
+writer_stop
+check_eq "writer exits 0" "$?" 0
 exit "$NFAIL"

@@ -22,9 +22,21 @@ hook-max 4
 hook-timeout-ms 3000
 EOS
 
-printf 'hook builds replace true\n' >"$T/bad.conf"
+# A bad hook line is a config error: exit 3, naming its file:line, before the database
+# is opened (no file made).
+printf '# hooks\nhook builds replace true\n' >"$T/bad.conf"
 out=$("$BIN/mosqlite-writer" -c "$T/bad.conf" --db "$T/bad.db" 2>&1)
-check "a bad hook line refused at start ($out)" grep -q 'hook: op "replace" is not insert, upsert, update, delete or \*' <<<"$out"
+rc=$?
+check "a bad hook line refused at start ($out)" \
+    grep -qx "mosqlite-writer: $T/bad.conf:2: hook: op \"replace\" is not insert, upsert, update, delete or \*" <<<"$out"
+check_eq "... exit 3" "$rc" 3
+printf 'hook builds insert\n' >"$T/bad2.conf"
+out=$("$BIN/mosqlite-writer" -c "$T/bad2.conf" --db "$T/bad.db" 2>&1)
+rc=$?
+check "a hook line without a command refused at start ($out)" \
+    grep -qx "mosqlite-writer: $T/bad2.conf:1: hook: want TABLE OP COMMAND \[ARG...\], got \"builds insert\"" <<<"$out"
+check_eq "... exit 3" "$rc" 3
+check "... and the database never opened" not test -e "$T/bad.db"
 
 broker_start
 receipts_bg

@@ -18,6 +18,24 @@ case "$BIN" in *asan*) N=20000 ;; *) N=100000 ;; esac
 N=${REPLICA_N:-$N}
 HALF=$((N / 2))
 
+# --- refused at start, before anything is asked of the writer ------------------------
+# A file that cannot be made: exit 1 at once, not a snapshot asked for every 30 s that
+# could never be stored. An id that is not one topic level: exit 3.
+NOPORT=$(free_port)
+out=$(timeout 10 "$BIN/mosqlite-replica" -p "$NOPORT" --id r0 --db /nonexistent/dir/r.db 2>&1)
+rc=$?
+check_eq "a replica file in a missing directory: exit 1 ($out)" "$rc" 1
+check "... saying why" grep -q "cannot create files beside /nonexistent/dir/r.db (/nonexistent/dir: No such file or directory)" <<<"$out"
+for id in a/b a+ '#' '' 'a"b' "$(printf '%065d' 0)"; do
+    out=$(timeout 10 "$BIN/mosqlite-replica" -p "$NOPORT" --id "$id" --db "$T/r0.db" 2>&1)
+    rc=$?
+    check_eq "--id '$id' refused: exit 3 ($out)" "$rc" 3
+    check "... saying what an id is" grep -q "^mosqlite-replica: --id \".*\" must be one topic level: 1 to 64 letters, digits, '.', '_' or '-'\$" <<<"$out"
+done
+out=$(printf 'id a/b\n' >"$T/r0.conf"; timeout 10 "$BIN/mosqlite-replica" -p "$NOPORT" -c "$T/r0.conf" --db "$T/r0.db" 2>&1)
+check_eq "an id from the config file refused too: exit 3 ($out)" "$?" 3
+check "... naming its file:line" grep -q "^mosqlite-replica: $T/r0.conf:1: id \"a/b\" must be" <<<"$out"
+
 broker_start
 writer_start
 replica_start r1

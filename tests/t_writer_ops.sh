@@ -317,9 +317,34 @@ check "query: an unknown field refused" \
 # Too large to be read (as a write request, which gets no receipt either): not run, not answered.
 check_eq "query: neither a 2 MB request nor one for a \$ topic answered" "$(grep -c . "$T/q2")" 6
 note "query answers: $(cut -c1-150 "$T/q2" | tr '\n' '|')"
-printf 'query bad DELETE FROM builds\n' > "$T/q.conf"
+# A named query is one SELECT (WITH ... SELECT, VALUES): anything else is a config error
+# (exit 3, file:line, why), found before the database is opened. BEGIN or SAVEPOINT
+# would leave the query connection in a transaction: every later answer from one old
+# snapshot, and the WAL never checkpointed past it.
+badq() {   # badq DESC SQL WANT: the line refused at start with WANT
+    printf '# q\nquery b %s\n' "$2" >"$T/q.conf"
+    out=$(timeout 10 "$BIN/mosqlite-writer" -p "$NOPORT" --db "$T/q-none.db" --schema "$SCHEMA" -c "$T/q.conf" 2>&1)
+    rc=$?
+    check_eq "named query $1: refused at start ($out)" "$out" "mosqlite-writer: $T/q.conf:2: query b: $3"
+    check_eq "... exit 3" "$rc" 3
+}
+NOPORT=$(free_port)   # no broker there: a query line accepted by mistake connects nowhere
+NOTSEL='must be one SELECT (or WITH ... SELECT, or VALUES), not'
+badq "DELETE" 'DELETE FROM builds' "$NOTSEL DELETE: it writes"
+badq "BEGIN" 'BEGIN' "$NOTSEL BEGIN: a transaction left open would hold every later answer to one snapshot"
+badq "begin after a comment" '/* c */ begin deferred' "$NOTSEL BEGIN: a transaction left open would hold every later answer to one snapshot"
+badq "SAVEPOINT" 'SAVEPOINT s' "$NOTSEL SAVEPOINT: a transaction left open would hold every later answer to one snapshot"
+badq "ATTACH" "ATTACH '/tmp/x.db' AS x" "$NOTSEL ATTACH: it opens another database file"
+badq "PRAGMA" 'PRAGMA cache_size' "$NOTSEL PRAGMA: it reads or changes the connection's settings"
+badq "EXPLAIN" 'EXPLAIN SELECT 1' "$NOTSEL EXPLAIN"
+check "... none of them opened the database" not test -e "$T/q-none.db"
+printf 'query ok SELECT 1\nquery ok VALUES (2)\n' >"$T/q.conf"
+out=$(timeout 10 "$BIN/mosqlite-writer" -p "$NOPORT" --db "$T/q-none.db" --schema "$SCHEMA" -c "$T/q.conf" 2>&1)
+check_eq "a query name given twice refused at start" "$out" \
+    "mosqlite-writer: $T/q.conf:2: query ok: the name is already used on $T/q.conf:1"
+printf 'query bad WITH d AS (SELECT 1) DELETE FROM builds\n' > "$T/q.conf"
 out=$("$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$T/q.db" --schema "$SCHEMA" -c "$T/q.conf" 2>&1)
-check "a query that writes is refused at start, naming file:line" \
+check "a WITH that writes is refused at start, naming file:line" \
     grep -q "error: $T/q.conf:1: query bad: must be one read-only SELECT$" <<<"$out"
 printf '# queries\n\nquery broken SELECT FROM\n' > "$T/q3.conf"
 out=$("$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$T/q.db" --schema "$SCHEMA" -c "$T/q3.conf" 2>&1)
@@ -333,12 +358,18 @@ query-max-rows 3
 query-timeout-ms 100
 query few SELECT id FROM build_logs ORDER BY id
 query slow WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c
+query pair VALUES (1, 'a'), (2, 'b')
+query cols SELECT name FROM pragma_table_info('builds') ORDER BY cid LIMIT 1
 CONF
 WRITER_ARGS="-c $T/caps.conf" writer_start
 : > "$T/q"
 mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"few","reply_to":"q/1"}'
 mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"slow","reply_to":"q/1"}'
-wait_until 10 bash -c "[ \$(grep -c . '$T/q') -ge 2 ]"
+mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"pair","reply_to":"q/1"}'
+mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"cols","reply_to":"q/1"}'
+wait_until 10 bash -c "[ \$(grep -c . '$T/q') -ge 4 ]"
+check "a SELECT from a pragma function answers" grep -qx '{"query":"cols","rows":\[{"name":"id"}\],"truncated":false}' "$T/q"
+check "a VALUES query answers" grep -qx '{"query":"pair","rows":\[{"column1":1,"column2":"a"},{"column1":2,"column2":"b"}\],"truncated":false}' "$T/q"
 check "row cap: 3 rows and truncated" grep -qE '^\{"query":"few","rows":\[\{"id":[0-9]+\},\{"id":[0-9]+\},\{"id":[0-9]+\}\],"truncated":true\}$' "$T/q"
 check "time cap: the query is stopped" grep -qx '{"query":"slow","error":"query \\"slow\\" ran past its time cap (100 ms)"}' "$T/q"
 reject "table outside \`tables\`" write/build_logs e40 '"values":{"build_id":1,"line":"x"}' 'table \"build_logs\" is not writable'

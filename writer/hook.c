@@ -209,6 +209,21 @@ int hook_report_suppressed(struct jbuf *b, long long count, long long ms)
     return b->oom ? -1 : 0;
 }
 
+int hook_check(const struct cfg_list *lines, char *err, size_t errlen)
+{
+    struct hook_spec spec;
+    char why[512];
+    size_t i;
+
+    for (i = 0; i < lines->n; i++) {
+        const char *at = cfg_list_origin(lines, i);
+        if (hook_parse(lines->items[i], &spec, why, sizeof why))
+            return snprintf(err, errlen, "%s%s%s", at ? at : "", at ? ": " : "", why), -1;
+        hook_spec_free(&spec);
+    }
+    return 0;
+}
+
 struct hooks *hook_new(const struct cfg_list *lines, int max, long long timeout_ms,
                        int queue_max, hook_publish_fn publish, void *ud,
                        char *err, size_t errlen)

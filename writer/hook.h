@@ -37,6 +37,9 @@ struct hook_spec {
  * 0, or -1 with the reason in err. */
 int hook_parse(const char *line, struct hook_spec *out, char *err, size_t errlen);
 void hook_spec_free(struct hook_spec *s);
+/* The `hook` lines as config, before anything is opened: each parses. 0, or -1 with
+ * "FILE:LINE: hook: why" in err. */
+int hook_check(const struct cfg_list *lines, char *err, size_t errlen);
 /* Does the spec match an event of table (case-insensitive, as SQLite names) and op? */
 int hook_matches(const struct hook_spec *s, const char *table, const char *op);
 

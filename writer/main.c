@@ -232,6 +232,11 @@ static int open_config(int argc, char **argv, int *exit_code)
                 origin_of("request-protocol"), cf.request_protocol);
         return -1;
     }
+    /* hook and query lines: checked before the database is opened */
+    if (hook_check(&cf.hooks, err, sizeof err) || query_check(&cf.queries, err, sizeof err)) {
+        fprintf(stderr, "mosqlite-writer: %s\n", err);
+        return -1;
+    }
     *exit_code = 0;
     return 0;
 }

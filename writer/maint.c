@@ -2,24 +2,21 @@
  *
  * A command arrives on the control connection, inside mq_poll(). The quick ones
  * (checkpoint, optimize, pause, resume) run and answer at once: that is between batches,
- * since batches run outside mq_poll(). A backup is set up and then copied a step per
- * loop turn by maint_tick(); integrity_check and stats start a thread on a read-only
+ * since batches run outside mq_poll(). A backup (backup.c) is set up and then copied a
+ * step per loop turn by maint_tick(); integrity_check and stats start a thread on a read-only
  * connection and maint_tick() publishes its answer once it is done. Answers go to the
  * command's reply_to, or its MQTT v5 Response Topic, with its Correlation Data. */
 #include "maint.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "admin.h"
+#include "backup.h"
 #include "jbuf.h"
 #include "log.h"
 #include "req.h"
@@ -36,23 +33,6 @@ struct reply {
     int corrlen;
 };
 
-struct backup {
-    sqlite3 *dest;
-    sqlite3_backup *bk;
-    char name[ADMIN_NAME_MAX + 1];
-    char *final, *partial;
-    long long t0;
-    double longest_ms;
-    int steps;
-    int pages;
-    struct reply to;
-    const char *dir;
-    int syncing;                  /* copied: a thread syncs and renames it (backup_sync) */
-    pthread_t th;
-    atomic_int synced;
-    int sync_errno;               /* 0, or why the sync or rename failed */
-};
-
 /* integrity_check or stats, in a thread. */
 struct job {
     pthread_t th;
@@ -67,7 +47,8 @@ struct job {
 struct maint {
     struct maint_opts o;
     int paused;
-    struct backup *bk;
+    struct backup *bk;            /* the one in progress, or NULL */
+    struct reply bk_to;           /* where its answer goes */
     struct job *job;
     struct jbuf out;
 };
@@ -114,53 +95,11 @@ struct maint *maint_new(const struct maint_opts *o)
     return m;
 }
 
-/* --- backup ------------------------------------------------------------------------ */
+/* --- backup (backup.c) --------------------------------------------------------------- */
 
-static void backup_free(struct backup *b, int remove_partial)
+static void backup_begin(struct maint *m, const struct admin_req *r, const struct reply *to)
 {
-    if (!b)
-        return;
-    if (b->syncing)
-        pthread_join(b->th, NULL);
-    if (b->bk)
-        sqlite3_backup_finish(b->bk);
-    if (b->dest)
-        sqlite3_close(b->dest);
-    if (remove_partial && b->partial)
-        unlink(b->partial);
-    free(b->final);
-    free(b->partial);
-    reply_free(&b->to);
-    free(b);
-}
-
-/* Would backup-dir/name be the database or one of its side files? */
-static int is_live_file(const struct maint *m, const char *name)
-{
-    const char *base = strrchr(m->o.db_path, '/');
-    char *dbdir = strdup(m->o.db_path);
-    struct stat a, b;
-    size_t n;
-    int same;
-
-    if (!dbdir)
-        return 1;
-    base = base ? base + 1 : m->o.db_path;
-    if (strrchr(dbdir, '/'))
-        *strrchr(dbdir, '/') = '\0';
-    else
-        strcpy(dbdir, ".");
-    same = !stat(dbdir, &a) && !stat(m->o.backup_dir, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-    free(dbdir);
-    n = strlen(base);
-    return same && !strncmp(name, base, n) &&
-           (!name[n] || !strcmp(name + n, "-wal") || !strcmp(name + n, "-shm") ||
-            !strcmp(name + n, "-journal"));
-}
-
-static void backup_start(struct maint *m, const struct admin_req *r, const struct reply *to)
-{
-    struct backup *b;
+    struct backup_opts bo;
     char err[512];
 
     if (!m->o.backup_dir || !*m->o.backup_dir) {
@@ -168,142 +107,46 @@ static void backup_start(struct maint *m, const struct admin_req *r, const struc
         return;
     }
     if (m->bk) {
-        snprintf(err, sizeof err, "a backup is in progress (%s)", m->bk->name);
+        snprintf(err, sizeof err, "a backup is in progress (%s)", backup_name(m->bk));
         answer_error(m, to, "backup", err);
         return;
     }
-    if (mkdir(m->o.backup_dir, 0750) && errno != EEXIST) {
-        snprintf(err, sizeof err, "%s: %s", m->o.backup_dir, strerror(errno));
-        answer_error(m, to, "backup", err);
-        return;
-    }
-    if (is_live_file(m, r->name)) {
-        answer_error(m, to, "backup", "that name is the database itself or one of its files");
-        return;
-    }
-    if (!(b = calloc(1, sizeof *b)) || reply_set(&b->to, to->topic, to->corr, to->corrlen) ||
-        !(b->final = malloc(strlen(m->o.backup_dir) + strlen(r->name) + 2)) ||
-        !(b->partial = malloc(strlen(m->o.backup_dir) + strlen(r->name) + 12))) {
-        backup_free(b, 0);
+    if (reply_set(&m->bk_to, to->topic, to->corr, to->corrlen)) {
+        reply_free(&m->bk_to);
         answer_error(m, to, "backup", "out of memory");
         return;
     }
-    snprintf(b->name, sizeof b->name, "%s", r->name);
-    sprintf(b->final, "%s/%s", m->o.backup_dir, r->name);
-    sprintf(b->partial, "%s/.%s.partial", m->o.backup_dir, r->name);
-    unlink(b->partial);
-    if (sqlite3_open_v2(b->partial, &b->dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                        SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
-        !(b->bk = sqlite3_backup_init(b->dest, "main", m->o.h, "main"))) {
-        snprintf(err, sizeof err, "%s: %s", b->partial, b->dest ? sqlite3_errmsg(b->dest) : "cannot open");
+    bo.h = m->o.h;
+    bo.db_path = m->o.db_path;
+    bo.dir = m->o.backup_dir;
+    bo.step_pages = m->o.step_pages;
+    if (!(m->bk = backup_start(&bo, r->name, err, sizeof err))) {
         answer_error(m, to, "backup", err);
-        backup_free(b, 1);
-        return;
+        reply_free(&m->bk_to);
     }
-    /* No journal and no fsync per step: the partial file is nobody's until renamed,
-     * and it is synced once, whole, before that (backup_sync). */
-    sqlite3_exec(b->dest, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF", NULL, NULL, NULL);
-    b->t0 = util_now_ms();
-    m->bk = b;
-    log_info("backup to %s started", b->final);
 }
 
-/* In a thread, since syncing a large copy can take seconds: the complete copy on disk,
- * then its name in the directory. */
-static void *backup_sync(void *arg)
+/* A step; once the backup is done or failed, its answer. */
+static void backup_tick(struct maint *m)
 {
-    struct backup *b = arg;
-    int fd, rc = -1;
-
-    errno = 0;
-    if ((fd = open(b->partial, O_RDONLY)) >= 0) {
-        rc = fsync(fd);
-        close(fd);
-    }
-    if (rc || rename(b->partial, b->final)) {
-        b->sync_errno = errno ? errno : EIO;
-    } else if ((fd = open(b->dir, O_RDONLY)) >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    atomic_store(&b->synced, 1);
-    return NULL;
-}
-
-static void backup_answer(struct maint *m, struct backup *b)
-{
-    long long ms = util_now_ms() - b->t0;
-    struct stat st;
-
-    log_info("backup to %s done: %d pages in %lld ms, %d steps, longest %.1f ms",
-             b->final, b->pages, ms, b->steps, b->longest_ms);
-    admin_ok(&m->out, "backup");
-    jb_puts(&m->out, ",\"name\":");
-    jb_cstr(&m->out, b->name);
-    jb_puts(&m->out, ",\"path\":");
-    jb_cstr(&m->out, b->final);
-    jb_puts(&m->out, ",\"bytes\":");
-    jb_int(&m->out, stat(b->final, &st) ? -1 : (long long)st.st_size);
-    jb_puts(&m->out, ",\"pages\":");
-    jb_int(&m->out, b->pages);
-    jb_puts(&m->out, ",\"ms\":");
-    jb_int(&m->out, ms);
-    jb_puts(&m->out, ",\"steps\":");
-    jb_int(&m->out, b->steps);
-    jb_puts(&m->out, ",\"longest_step_ms\":");
-    jb_double(&m->out, (double)(long long)(b->longest_ms * 1000.0) / 1000.0);
-    if (!admin_end(&m->out))
-        send_to(m, &b->to, &m->out);
-}
-
-/* One step; once copied, close and start the sync; once synced, answer. */
-static void backup_step(struct maint *m)
-{
-    struct backup *b = m->bk;
-    double t, dt;
     char err[1024];
-    int rc;
 
-    if (b->syncing) {
-        if (!atomic_load(&b->synced))
-            return;
-        if (b->sync_errno) {
-            snprintf(err, sizeof err, "syncing and renaming %s: %s", b->partial, strerror(b->sync_errno));
-            answer_error(m, &b->to, "backup", err);
-        } else {
-            backup_answer(m, b);
-        }
-        backup_free(b, b->sync_errno != 0);
-        m->bk = NULL;
+    switch (backup_step(m->bk, err, sizeof err)) {
+    case BACKUP_MORE:
         return;
+    case BACKUP_DONE:
+        admin_ok(&m->out, "backup");
+        backup_result(m->bk, &m->out);
+        if (!admin_end(&m->out))
+            send_to(m, &m->bk_to, &m->out);
+        break;
+    case BACKUP_FAILED:
+        answer_error(m, &m->bk_to, "backup", err);
+        break;
     }
-    t = util_now_exact_ms();
-    rc = sqlite3_backup_step(b->bk, (int)m->o.step_pages);
-    dt = util_now_exact_ms() - t;
-    b->steps++;
-    if (dt > b->longest_ms)
-        b->longest_ms = dt;
-    if (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-        return;
-    b->pages = sqlite3_backup_pagecount(b->bk);
-    sqlite3_backup_finish(b->bk);
-    b->bk = NULL;
-    if (rc == SQLITE_DONE && sqlite3_close(b->dest) == SQLITE_OK) {
-        b->dest = NULL;
-        b->dir = m->o.backup_dir;
-        atomic_init(&b->synced, 0);
-        if (!pthread_create(&b->th, NULL, backup_sync, b)) {
-            b->syncing = 1;
-            return;
-        }
-        snprintf(err, sizeof err, "cannot start a thread to sync %s", b->partial);
-    } else {
-        snprintf(err, sizeof err, "%s: %s", b->partial,
-                 b->dest && sqlite3_errcode(b->dest) ? sqlite3_errmsg(b->dest) : sqlite3_errstr(rc));
-    }
-    answer_error(m, &b->to, "backup", err);
-    backup_free(b, 1);
+    backup_free(m->bk);
     m->bk = NULL;
+    reply_free(&m->bk_to);
 }
 
 /* --- integrity_check and stats, in a thread ----------------------------------------- */
@@ -554,7 +397,7 @@ void maint_command(void *ud, const char *payload, size_t len, const char *resp_t
     }
     log_info("admin %s%s%s", admin_names[r.cmd], r.name[0] ? " " : "", r.name);
     switch (r.cmd) {
-    case ADMIN_BACKUP:     backup_start(m, &r, &to); break;
+    case ADMIN_BACKUP:     backup_begin(m, &r, &to); break;
     case ADMIN_CHECKPOINT: checkpoint(m, &to); break;
     case ADMIN_INTEGRITY:  job_start(m, ADMIN_INTEGRITY, &to); break;
     case ADMIN_OPTIMIZE:   optimize(m, &to); break;
@@ -571,7 +414,7 @@ void maint_tick(struct maint *m)
     if (m->paused)
         mq_accept(m->o.mq, 0);     /* a stall that ended must not reopen it */
     if (m->bk)
-        backup_step(m);
+        backup_tick(m);
     if (m->job && atomic_load(&m->job->done)) {
         send_to(m, &m->job->to, &m->job->out);
         job_free(m->job);
@@ -583,7 +426,7 @@ int maint_wait_ms(const struct maint *m, int max_ms)
 {
     if (!m)
         return max_ms;
-    if ((m->bk && (!m->bk->syncing || atomic_load(&m->bk->synced))) ||
+    if ((m->bk && backup_ready(m->bk)) ||
         (m->job && atomic_load(&m->job->done)))
         return 0;
     if ((m->job || m->bk) && max_ms > JOB_POLL_MS)
@@ -601,8 +444,9 @@ void maint_free(struct maint *m)
     if (!m)
         return;
     if (m->bk) {
-        log_warn("stopping: backup to %s abandoned", m->bk->final);
-        backup_free(m->bk, 1);
+        log_warn("stopping: backup to %s abandoned", backup_path(m->bk));
+        backup_free(m->bk);
+        reply_free(&m->bk_to);
     }
     if (m->job)
         job_free(m->job);

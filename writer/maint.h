@@ -2,11 +2,7 @@
  *
  * Nothing here holds up writes for more than a moment:
  *   backup           SQLite's online backup API from the writer's own connection, in
- *                    steps of backup-step-pages pages run by maint_tick() between
- *                    batches. A write made meanwhile by that connection is copied into
- *                    the backup too (SQLite does it), so the copy holds every commit made
- *                    before it ends. It goes to backup-dir/.NAME.partial; once
- *                    complete, a thread syncs it and renames it to backup-dir/NAME.
+ *                    steps run by maint_tick() between batches (backup.h).
  *   integrity_check, stats
  *                    on a read-only connection of their own, in a thread; the loop only
  *                    collects the answer.

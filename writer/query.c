@@ -36,6 +36,103 @@ static int past_deadline(void *arg)
            (now.tv_sec == q->deadline.tv_sec && now.tv_nsec >= q->deadline.tv_nsec);
 }
 
+/* The first word of sql, past blanks and comments, upper-cased into w (empty: none). */
+static void first_word(const char *sql, char *w, size_t wlen)
+{
+    size_t n = 0;
+
+    for (;;) {
+        while (isspace((unsigned char)*sql))
+            sql++;
+        if (sql[0] == '-' && sql[1] == '-')
+            sql += strcspn(sql, "\n");
+        else if (sql[0] == '/' && sql[1] == '*')
+            sql = strstr(sql + 2, "*/") ? strstr(sql + 2, "*/") + 2 : sql + strlen(sql);
+        else
+            break;
+    }
+    while ((isalpha((unsigned char)*sql) || *sql == '_') && n + 1 < wlen)
+        w[n++] = (char)toupper((unsigned char)*sql++);
+    w[n] = '\0';
+}
+
+/* Why a named query may not begin with word: NULL when it may. */
+static const char *refused_word(const char *word)
+{
+    static const struct { const char *word, *why; } no[] = {
+        {"BEGIN", ": a transaction left open would hold every later answer to one snapshot"},
+        {"SAVEPOINT", ": a transaction left open would hold every later answer to one snapshot"},
+        {"COMMIT", ": it ends a transaction"}, {"END", ": it ends a transaction"},
+        {"ROLLBACK", ": it ends a transaction"}, {"RELEASE", ": it ends a transaction"},
+        {"ATTACH", ": it opens another database file"},
+        {"DETACH", ": it changes the connection's databases"},
+        {"PRAGMA", ": it reads or changes the connection's settings"},
+        {"INSERT", ": it writes"}, {"UPDATE", ": it writes"}, {"DELETE", ": it writes"},
+        {"REPLACE", ": it writes"}, {"CREATE", ": it writes"}, {"DROP", ": it writes"},
+        {"ALTER", ": it writes"}, {"VACUUM", ": it writes"}, {"REINDEX", ": it writes"},
+        {"ANALYZE", ": it writes"},
+    };
+    size_t i;
+
+    if (!strcmp(word, "SELECT") || !strcmp(word, "WITH") || !strcmp(word, "VALUES"))
+        return NULL;
+    for (i = 0; i < sizeof no / sizeof *no; i++)
+        if (!strcmp(word, no[i].word))
+            return no[i].why;
+    return "";
+}
+
+/* The length of a definition's name; *sql set to its SQL (past the blanks). */
+static size_t def_split(const char *d, const char **sql)
+{
+    const char *p = d;
+
+    while (*p && !isspace((unsigned char)*p))
+        p++;
+    *sql = p;
+    while (isspace((unsigned char)**sql))
+        (*sql)++;
+    return (size_t)(p - d);
+}
+
+int query_check(const struct cfg_list *defs, char *err, size_t errlen)
+{
+    size_t i, j;
+
+    for (i = 0; i < defs->n; i++) {
+        const char *d = defs->items[i], *sql, *other, *why;
+        const char *at = cfg_list_origin(defs, i) ? cfg_list_origin(defs, i) : "";
+        const char *sep = *at ? ": " : "";
+        size_t nlen = def_split(d, &sql);
+        char word[16];
+
+        if (!nlen || !*sql)
+            return snprintf(err, errlen, "%s%squery \"%s\": expected NAME SELECT ...", at, sep, d), -1;
+        for (j = 0; j < i; j++) {
+            if (def_split(defs->items[j], &other) != nlen || strncmp(defs->items[j], d, nlen))
+                continue;
+            other = cfg_list_origin(defs, j);
+            return snprintf(err, errlen, "%s%squery %.*s: the name is already used%s%s", at, sep,
+                            (int)nlen, d, other ? " on " : " by another query", other ? other : ""), -1;
+        }
+        first_word(sql, word, sizeof word);
+        if ((why = refused_word(word)))
+            return snprintf(err, errlen, "%s%squery %.*s: must be one SELECT (or WITH ... SELECT, or "
+                            "VALUES), not %s%s", at, sep, (int)nlen, d, *word ? word : "that", why), -1;
+    }
+    return 0;
+}
+
+/* Second to query_check: a statement that would open a transaction or another file is
+ * not even prepared. (Not PRAGMA: SQLite asks the same for a SELECT from a pragma
+ * function such as pragma_table_info, which only reads.) */
+static int authorize(void *ud, int action, const char *a, const char *b, const char *c, const char *d)
+{
+    (void)ud, (void)a, (void)b, (void)c, (void)d;
+    return action == SQLITE_TRANSACTION || action == SQLITE_SAVEPOINT || action == SQLITE_ATTACH ||
+           action == SQLITE_DETACH ? SQLITE_DENY : SQLITE_OK;
+}
+
 struct queries *query_open(const char *path, const struct cfg_list *defs, long long max_rows,
                            long long timeout_ms, char *err, size_t errlen)
 {
@@ -57,6 +154,7 @@ struct queries *query_open(const char *path, const struct cfg_list *defs, long l
     sqlite3_exec(q->h, "PRAGMA query_only=1", NULL, NULL, NULL);
     sqlite3_busy_timeout(q->h, (int)timeout_ms);
     sqlite3_progress_handler(q->h, 1000, past_deadline, q);
+    sqlite3_set_authorizer(q->h, authorize, NULL);
     for (i = 0; i < defs->n; i++) {
         const char *d = defs->items[i], *sql = d, *tail = NULL;
         /* Every error names the config line: "FILE:LINE: query NAME: ..." */
@@ -194,6 +292,8 @@ static void run_named(struct queries *q, const struct named *nq, struct jbuf *ou
     }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    if (!sqlite3_get_autocommit(q->h))          /* never left in a transaction */
+        sqlite3_exec(q->h, "ROLLBACK", NULL, NULL, NULL);
 }
 
 /* A query request's fields, each NULL when absent; any other field is refused. */

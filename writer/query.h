@@ -14,6 +14,13 @@
 
 struct queries;
 
+/* The `query` lines as config, before the database is opened: each "NAME SQL", its
+ * name used once, its SQL one SELECT (or WITH ... SELECT, or VALUES) by its first
+ * word: never BEGIN or SAVEPOINT (a transaction left open would hold every later
+ * answer to one snapshot and the WAL to that point), ATTACH, PRAGMA or a write.
+ * 0, or -1 with "FILE:LINE: query NAME: why" in err. Pure. */
+int query_check(const struct cfg_list *defs, char *err, size_t errlen);
+
 /* Prepare every definition ("NAME SQL") on a read-only connection to path. Each must
  * be one read-only statement. NULL + err on any error. */
 struct queries *query_open(const char *path, const struct cfg_list *defs, long long max_rows,

@@ -154,8 +154,25 @@ static void check_limit(void)
     hook_free(h);
 }
 
+/* The lines as config, checked before anything is opened. */
+static void check_config(void)
+{
+    char err[256], good[] = "builds insert true", merge[] = "kv merge /bin/true", nocmd[] = "kv insert";
+    char *items[2] = {good, merge};
+    struct cfg_list lines = {items, 2};
+
+    unit_check(hook_check(&lines, err, sizeof err) == -1, "hook: hook_check refuses a bad line");
+    unit_check_str(err, "hook: op \"merge\" is not insert, upsert, update, delete or *", "hook: hook_check's reason");
+    items[1] = nocmd;
+    hook_check(&lines, err, sizeof err);
+    unit_check_str(err, "hook: want TABLE OP COMMAND [ARG...], got \"kv insert\"", "hook: hook_check, no command");
+    lines.n = 1;
+    unit_check(!hook_check(&lines, err, sizeof err), "hook: hook_check takes a good line");
+}
+
 void test_hook(void)
 {
+    check_config();
     check_parse();
     check_report();
     check_run();

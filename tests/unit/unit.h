@@ -35,5 +35,7 @@ void test_follow(void);     /* replica/ */
 void test_hook(void);
 void test_admin(void);
 void test_cron(void);
+void test_backup(void);
+void test_query(void);
 
 #endif
