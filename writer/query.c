@@ -229,7 +229,8 @@ void query_run(struct queries *q, const struct req_limits *lim, const char *payl
     *reply_to = NULL;
     req_clear(&q->last);
     /* The same parser and limits as a write request: size, UTF-8, depth, strict JSON. */
-    if (req_parse_json(&q->last, lim, payload, len, msg, sizeof msg)) {
+    if (json_read(&q->last.root, &q->last.nums, lim->max_payload, lim->max_depth, payload, len,
+                  msg, sizeof msg)) {
         rt = q->last.root ? cJSON_GetObjectItemCaseSensitive(q->last.root, "reply_to") : NULL;
         if (cJSON_IsString(rt) && req_reply_topic_ok(rt->valuestring, lim->prefix))
             *reply_to = rt->valuestring;

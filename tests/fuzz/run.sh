@@ -17,7 +17,7 @@ mkdir -p "$OUT/seeds" "$OUT/corpus"
 "$CC" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon -Iwriter \
     $(pkg-config --cflags sqlite3 libcjson) \
-    tests/fuzz/fuzz_req.c writer/req.c writer/schema.c common/utf8.c common/util.c \
+    tests/fuzz/fuzz_req.c writer/req.c writer/json.c writer/schema.c common/utf8.c common/util.c \
     $(pkg-config --libs sqlite3 libcjson) -lm -o "$OUT/fuzz_req"
 
 # Seeds: each corpus case as "TABLE\nPAYLOAD" (TABLE empty for PREFIX/write).
