@@ -1,7 +1,8 @@
 #!/bin/bash
 # Maintenance over PREFIX/admin against a real broker and a real SQLite file: stats,
 # checkpoint, integrity_check, optimize answer on reply_to; bad commands and backup
-# names that are paths are refused with their reason; a backup taken while 8 producers
+# names that are paths are refused with their reason, and so are commands that are not
+# strict JSON (\u0000 in a command or a name, a key given twice); a backup taken while 8 producers
 # write is a valid SQLite file (integrity_check ok) holding every row committed before
 # it started, copied in many steps; pause leaves new requests queued at the broker
 # (none applied, status "paused": true) and resume applies every one of them.
@@ -51,6 +52,26 @@ r=$(ask '"cmd":"backup","name":"../../etc/x.db"')
 check_eq "a backup name that is a path refused" "$r" '{"cmd":"backup","error":"\"name\" must be a plain file name: 1 to 128 letters, digits, '"'.', '_' or '-', not starting with '.'"'"}'
 r=$(ask '"cmd":"backup"')
 check "a backup without name refused" grep -q '"cmd":"backup","error":"\\"name\\" must be' <<<"$r"
+# Read as strictly as a write request: a NUL never cuts a command or a name short, a
+# key given twice is refused (neither of its values is taken).
+ran_before=$(grep -c 'admin [a-z_]*' "$WRITER_LOG")
+r=$(ask '"cmd":"stats\u0000pause"')
+check "a command with \\u0000 refused, not run as stats ($r)" \
+    grep -q '^{"cmd":null,"error":"string contains \\\\u0000 (byte [0-9]*): NUL characters are not supported"}$' <<<"$r"
+r=$(ask '"cmd":"backup","name":"ok.db\u0000/../../evil.db"')
+check "a backup name with \\u0000 refused ($r)" \
+    grep -q '^{"cmd":null,"error":"string contains \\\\u0000 (byte [0-9]*): NUL characters are not supported"}$' <<<"$r"
+check "no backup made under the name cut at the NUL" not test -e "$T/backups/ok.db"
+r=$(ask '"cmd":"pause","cmd":"stats"')
+check_eq "a command given twice refused, neither run" "$r" '{"cmd":null,"error":"duplicate key \"cmd\" in the request"}'
+r=$(ask '"cmd":"stats","x":{"a":1,"a":2}')
+check_eq "a key twice deeper down refused" "$r" '{"cmd":null,"error":"duplicate key \"a\" in an object"}'
+r=$(ask '"cmd":"stats","name":"x.db"')
+check_eq "a name for a command other than backup refused" "$r" '{"cmd":"stats","error":"\"name\" is only for backup"}'
+r=$(ask '"cmd":"stats","pause":true')
+check_eq "an unknown field refused" "$r" '{"cmd":null,"error":"unknown field \"pause\" (a command has \"cmd\", \"name\" and \"reply_to\")"}'
+check "none of them paused the writer" status_has '"paused":false'
+check_eq "none of them ran a command" "$(grep -c 'admin [a-z_]*' "$WRITER_LOG")" "$ran_before"
 pub admin '{"cmd":"stats","reply_to":"mosqlite/status"}' -q 1
 r=$(ask '"cmd":"stats"')
 check "an answer to the writer's own topic is refused (not sent, next answer in order)" grep -q '"cmd":"stats","ok":true' <<<"$r"

@@ -6,6 +6,8 @@
 # byte with mosquitto_pub -f, three rounds. Every good one applied once (then duplicate),
 # every bad one rejected with its own error text, in order, on PREFIX/rejected and in
 # mosqlite_rejected; the writer alive and its memory steady. See tests/hostile/gen.py.
+# Then hostile snapshot requests: each refused with its own error where it can be
+# answered, dropped with a log line where it cannot, and the writer carries on.
 . "$(dirname "$0")/lib.sh"
 CORPUS=$ROOT/tests/hostile/corpus.txt
 ROUNDS=${HOSTILE_ROUNDS:-3}
@@ -105,4 +107,51 @@ check_eq "every table still there" "$(sql "SELECT count(*) FROM sqlite_master WH
 check_eq "the 1000-op transaction applied once" "$(sql "SELECT count(*) FROM nokey WHERE x='o'")" 1000
 check_eq "rejected transactions left nothing" "$(sql "SELECT count(*) FROM nokey WHERE x IN ('tx-a','tx-b')")" 0
 check_eq "integrity_check" "$(sql 'PRAGMA integrity_check')" ok
+
+# --- hostile snapshot requests ----------------------------------------------------------
+# A snapshot request comes through the same door as every control message: read as
+# strictly as a write request, answered {"error": ...} where there is a usable place to
+# answer, else dropped with a log line; never a copy of the database sent where the
+# request did not clearly ask.
+H=$PREFIX_TOPIC/reply/h
+sub_bg "$T/snap" "$H/#" -v
+snap() { mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/snapshot" "$@"; }
+snap5() { rt=$1; shift; snap -V mqttv5 -D publish response-topic "$rt" "$@"; }
+answer() { grep -a "^$H/$1 " "$T/snap" | head -1 | cut -d' ' -f2-; }
+snap -m "{\"reply_to\":\"$H/1\""                                   # no JSON: nowhere to answer
+snap5 "$H/2" -m 'nope'                                              # no JSON: the Response Topic
+snap -m "{\"reply_to\":\"$H/3\",\"x\":1,\"x\":2}"                   # a key twice
+snap -m "{\"reply_to\":\"$H/4\",\"reply_to\":\"$H/5\"}"             # reply_to twice: which one?
+snap -m "{\"reply_to\":\"$H/6\\u0000/x\"}"                          # \u0000 in reply_to: not cut to h/6
+snap -m "{\"reply_to\":\"$H/7\",\"pad\":\"a\\u0000b\"}"             # \u0000 elsewhere
+snap -m '{"reply_to":7}'                                            # wrong type, nowhere to answer
+snap5 "$H/8" -m '{"reply_to":7}'                                    # wrong type, the Response Topic
+snap5 "$H/9" -m "[\"$H/9\"]"                                        # not an object
+snap -m "{\"reply_to\":\"$H/10\",\"since\":3}"                      # a field a snapshot request lacks
+snap -m "{\"reply_to\":\"$PREFIX_TOPIC/status\"}"                   # the writer's own topic
+snap -m "{\"reply_to\":\"$H/#\"}"                                   # a filter
+snap -m '{"reply_to":"$SYS/broker/x"}'                              # a $ topic
+snap5 "$H/11" -m "{\"reply_to\":\"$H/12\",\"n\":012}"               # a number RFC 8259 refuses
+snap -m "{\"reply_to\":\"$H/13\"}"                                  # and a good one, last
+wait_until 30 grep -aq "^$H/13 {\"seq\":" "$T/snap"
+check "after them a good snapshot request is served" grep -aq "^$H/13 {\"seq\":[0-9]*,\"db\":\"[0-9a-f]*\",\"schema\":[0-9]*,\"chunk\":0," "$T/snap"
+check_eq "invalid JSON answered on the Response Topic" "$(answer 2)" '{"error":"invalid JSON at byte 0"}'
+check_eq "a key given twice refused" "$(answer 3)" '{"error":"duplicate key \"x\" in the request"}'
+check_eq "\\u0000 refused" "$(answer 7)" '{"error":"string contains \\u0000 (byte 41): NUL characters are not supported"}'
+check_eq "reply_to of the wrong type refused" "$(answer 8)" '{"error":"\"reply_to\" must be a string (a topic name), not a number"}'
+check_eq "not an object refused" "$(answer 9)" '{"error":"a request must be a JSON object"}'
+check_eq "an unknown field refused" "$(answer 10)" '{"error":"unknown field \"since\" (a snapshot request has only \"reply_to\")"}'
+check_eq "a bad number refused" "$(answer 12)" '{"error":"invalid JSON: number \"012\" at byte 38: leading zeros are not allowed"}'
+check "nothing sent on the Response Topic when reply_to is usable" not grep -aq "^$H/11 " "$T/snap"
+for k in 1 4 5 6; do
+    check "nothing sent to $H/$k" not grep -aq "^$H/$k " "$T/snap"
+done
+check_eq "only the good request got a snapshot" "$(grep -ac '"chunk":0,' "$T/snap")" 1
+check "the status is still the writer's" status_is online
+dropped=$(grep -c "$PREFIX_TOPIC/snapshot: .*no usable reply_to (or MQTT 5 Response Topic) to answer on: dropped" "$WRITER_LOG")
+check_eq "each request with nowhere to answer dropped with a log line" "$dropped" 7
+note "dropped: $(grep "$PREFIX_TOPIC/snapshot: " "$WRITER_LOG" | grep dropped | sed 's/.*warning: //' | cut -c1-120 | tr '\n' '|')"
+pub write/kinds '{"id":"after-snap","reply_to":"receipts/test/after-snap","values":{"t":"after"}}'
+wait_until 10 rows_are "kinds WHERE t = 'after'" 1
+check "the writer applies writes after them" rows_are "kinds WHERE t = 'after'" 1
 check_eq "no sanitizer report in the writer log" "$(grep -c -E 'AddressSanitizer|runtime error' "$WRITER_LOG")" 0

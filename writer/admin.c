@@ -1,13 +1,10 @@
-/* admin.c: parsing maintenance commands and the shape of their answers (see admin.h).
- * Pure: a payload in, a command or an error text out; no broker, no file. */
+/* admin.c: reading maintenance commands and the shape of their answers (see admin.h).
+ * Pure: an object in, a command or an error text out; no broker, no file. */
 #include "admin.h"
 
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "req.h"
-#include "utf8.h"
 #include "util.h"
 
 const char *const admin_names[] = {
@@ -29,60 +26,36 @@ int admin_name_ok(const char *name)
     return 1;
 }
 
-int admin_parse(const char *payload, size_t len, const char *prefix, struct admin_req *r,
-                char *err, size_t errlen)
+int admin_read(const cJSON *root, struct admin_req *r, char *err, size_t errlen)
 {
-    cJSON *root = NULL;
-    const cJSON *f;
-    const char *end = NULL;
-    int rc = -1, i;
+    const cJSON *f, *cmd = NULL, *name = NULL;
+    int i;
 
     r->cmd = -1;
-    r->name[0] = r->reply_to[0] = '\0';
-    if (utf8_check((const unsigned char *)payload, len) != len) {
-        util_fail(err, errlen, "not valid UTF-8");
-        goto out;
+    r->name[0] = '\0';
+    for (f = root->child; f; f = f->next) {
+        if (!strcmp(f->string, "cmd"))
+            cmd = f;
+        else if (!strcmp(f->string, "name"))
+            name = f;
+        else if (strcmp(f->string, "reply_to"))
+            return util_fail(err, errlen, "unknown field \"%.100s\" (a command has \"cmd\", "
+                             "\"name\" and \"reply_to\")", f->string);
     }
-    root = cJSON_ParseWithLengthOpts(payload, len, &end, 0);
-    while (root && end && end < payload + len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
-        end++;
-    if (!cJSON_IsObject(root) || (end && end < payload + len)) {
-        util_fail(err, errlen, "not a JSON object");
-        goto out;
-    }
-    f = cJSON_GetObjectItemCaseSensitive(root, "cmd");
-    if (cJSON_IsString(f))
+    if (cJSON_IsString(cmd))
         for (i = 0; admin_names[i]; i++)
-            if (!strcmp(admin_names[i], f->valuestring))
+            if (!strcmp(admin_names[i], cmd->valuestring))
                 r->cmd = i;
-    f = cJSON_GetObjectItemCaseSensitive(root, "reply_to");
-    if (f) {
-        if (!cJSON_IsString(f) || strlen(f->valuestring) > ADMIN_TOPIC_MAX ||
-            !req_reply_topic_ok(f->valuestring, prefix)) {
-            util_fail(err, errlen, "\"reply_to\" may not be one of the writer's own topics: use "
-                      "%s/reply/... or a topic outside %s/", prefix, prefix);
-            goto out;
-        }
-        snprintf(r->reply_to, sizeof r->reply_to, "%s", f->valuestring);
-    }
-    if (r->cmd < 0) {
-        util_fail(err, errlen, "\"cmd\" must be one of backup, checkpoint, integrity_check, "
-                  "optimize, stats, pause, resume");
-        goto out;
-    }
-    if (r->cmd == ADMIN_BACKUP) {
-        f = cJSON_GetObjectItemCaseSensitive(root, "name");
-        if (!cJSON_IsString(f) || !admin_name_ok(f->valuestring)) {
-            util_fail(err, errlen, "\"name\" must be a plain file name: 1 to %d letters, digits, "
-                      "'.', '_' or '-', not starting with '.'", ADMIN_NAME_MAX);
-            goto out;
-        }
-        snprintf(r->name, sizeof r->name, "%s", f->valuestring);
-    }
-    rc = 0;
-out:
-    cJSON_Delete(root);
-    return rc;
+    if (r->cmd < 0)
+        return util_fail(err, errlen, "\"cmd\" must be one of backup, checkpoint, integrity_check, "
+                         "optimize, stats, pause, resume");
+    if (r->cmd != ADMIN_BACKUP)
+        return name ? util_fail(err, errlen, "\"name\" is only for backup") : 0;
+    if (!cJSON_IsString(name) || !admin_name_ok(name->valuestring))
+        return util_fail(err, errlen, "\"name\" must be a plain file name: 1 to %d letters, digits, "
+                         "'.', '_' or '-', not starting with '.'", ADMIN_NAME_MAX);
+    snprintf(r->name, sizeof r->name, "%s", name->valuestring);
+    return 0;
 }
 
 int admin_error(struct jbuf *b, const char *cmd, const char *error)

@@ -19,6 +19,7 @@
 #include "batch.h"
 #include "cfg.h"
 #include "changes.h"
+#include "ctl.h"
 #include "db.h"
 #include "hook.h"
 #include "jbuf.h"
@@ -26,7 +27,6 @@
 #include "maint.h"
 #include "mq.h"
 #include "query.h"
-#include "req.h"
 #include "sched.h"
 #include "snapshot.h"
 #include "util.h"
@@ -122,6 +122,8 @@ static struct {
     struct batch *batch;
     struct changes *changes;       /* replication: changesets, sequence (changes.h) */
     struct snapshot *snap;         /* replication: snapshots for replicas (snapshot.h) */
+    struct ctl *ctl;               /* the door for control messages (ctl.h) */
+    struct ctl_limits ctl_lim;
     int snap_busy;                 /* a snapshot is being made or sent */
     struct hooks *hooks;
     struct maint *maint;
@@ -135,34 +137,6 @@ static void on_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
-}
-
-static void on_query(void *ud, const char *payload, size_t len, const char *resp_topic,
-                     const void *corr, int corrlen)
-{
-    struct jbuf out = {0};
-    struct req_limits lim;
-    const char *reply_to;
-
-    (void)ud;
-    if (!w.queries)
-        return;
-    lim.max_payload = (size_t)cf.max_payload;
-    lim.max_depth = (int)cf.max_depth;
-    lim.max_ops = (int)cf.max_ops;
-    lim.prefix = cf.prefix;
-    query_run(w.queries, &lim, payload, len, &out, &reply_to);
-    if (!reply_to)
-        reply_to = resp_topic;
-    if (reply_to && !req_reply_topic_ok(reply_to, cf.prefix)) {
-        log_warn("query answer to %s refused: not a topic for answers", reply_to);
-        reply_to = NULL;
-    }
-    if (reply_to && !out.oom)
-        mq_publish(w.mq, reply_to, out.s, out.len, 1, 0, corr, corrlen);
-    else if (!reply_to)
-        log_debug("query without reply_to ignored");
-    jb_free(&out);
 }
 
 /* A hook that failed, timed out or was dropped: PREFIX/hooks. */
@@ -287,14 +261,12 @@ static int open_maint(char *err, size_t errlen)
     mo.backup_dir = cf.backup_dir;
     mo.step_pages = cf.backup_step_pages;
     mo.busy_timeout_ms = cf.busy_timeout_ms;
-    mo.prefix = cf.prefix;
     mo.mq = w.mq;
     mo.batch = w.batch;
     if (!(w.maint = maint_new(&mo))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    mq_on_admin(w.mq, maint_command, w.maint);
     return 0;
 }
 
@@ -303,7 +275,7 @@ static int open_mq(char *err, size_t errlen)
 {
     struct mq_opts mqo;
     struct batch_opts bo;
-    char *snap_topic;
+    struct ctl_parts parts;
 
     mosquitto_lib_init();
     memset(&mqo, 0, sizeof mqo);
@@ -319,17 +291,21 @@ static int open_mq(char *err, size_t errlen)
     mqo.receive_max = (int)cf.receive_max;
     mqo.request_proto = !strcmp(cf.request_protocol, "5") ? MQ_PROTO_5 : MQ_PROTO_311;
     mqo.app_size = sizeof(struct outcome);
-    if (!(w.mq = mq_new(&mqo, "{\"state\":\"offline\"}", on_query, NULL, err, errlen)))
-        return -1;
-    /* Replication: snapshots asked for on PREFIX/snapshot. */
-    snap_topic = util_join(cf.prefix, "/snapshot");
-    if (!snap_topic || !(w.snap = snapshot_new(cf.db, cf.prefix, w.mq)) ||
-        mq_listen(w.mq, snap_topic, snapshot_request, w.snap)) {
-        free(snap_topic);
+    /* Control messages (queries, commands, snapshot requests) come through one door. */
+    w.ctl_lim.max_payload = (size_t)cf.max_payload;
+    w.ctl_lim.max_depth = (int)cf.max_depth;
+    w.ctl_lim.prefix = cf.prefix;
+    if (!(w.ctl = ctl_new(&w.ctl_lim))) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    free(snap_topic);
+    if (!(w.mq = mq_new(&mqo, "{\"state\":\"offline\"}", ctl_receive, w.ctl, err, errlen)))
+        return -1;
+    /* Replication: snapshots asked for on PREFIX/snapshot. */
+    if (!(w.snap = snapshot_new(cf.db, w.mq))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     memset(&bo, 0, sizeof bo);
     bo.prefix = cf.prefix;
     bo.lim.max_payload = (size_t)cf.max_payload;
@@ -355,6 +331,13 @@ static int open_mq(char *err, size_t errlen)
     }
     if (open_maint(err, errlen))
         return -1;
+    parts.queries = w.queries;
+    parts.maint = w.maint;
+    parts.snap = w.snap;
+    if (ctl_open(w.ctl, w.mq, &parts)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     return 0;
 }
 
@@ -491,6 +474,7 @@ static void writer_free(void)
         mosquitto_lib_cleanup();
     }
     query_close(w.queries);
+    ctl_free(w.ctl);
     changes_free(w.changes);
     db_close(w.db);
     free(w.tables.items);

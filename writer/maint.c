@@ -4,8 +4,8 @@
  * (checkpoint, optimize, pause, resume) run and answer at once: that is between batches,
  * since batches run outside mq_poll(). A backup (backup.c) is set up and then copied a
  * step per loop turn by maint_tick(); integrity_check and stats start a thread on a read-only
- * connection and maint_tick() publishes its answer once it is done. Answers go to the
- * command's reply_to, or its MQTT v5 Response Topic, with its Correlation Data. */
+ * connection and maint_tick() publishes its answer once it is done. Answers go where
+ * the door for control messages (ctl.c) said, with the command's Correlation Data. */
 #include "maint.h"
 
 #include <pthread.h>
@@ -19,7 +19,6 @@
 #include "backup.h"
 #include "jbuf.h"
 #include "log.h"
-#include "req.h"
 #include "util.h"
 
 #define JOB_POLL_MS      50       /* the loop's longest sleep while a thread works */
@@ -370,34 +369,17 @@ static void pause_resume(struct maint *m, int pause, const struct reply *to)
         send_to(m, to, &m->out);
 }
 
-void maint_command(void *ud, const char *payload, size_t len, const char *resp_topic,
+void maint_command(struct maint *m, const struct admin_req *r, const char *to_topic,
                    const void *corr, int corrlen)
 {
-    struct maint *m = ud;
-    struct admin_req r;
     struct reply to;
-    char err[512];
-    int rc;
 
-    rc = admin_parse(payload, len, m->o.prefix, &r, err, sizeof err);
-    to.topic = r.reply_to[0] ? r.reply_to : (char *)resp_topic;
+    to.topic = (char *)to_topic;
     to.corr = (void *)corr;
     to.corrlen = corrlen;
-    if (to.topic && !r.reply_to[0] && !req_reply_topic_ok(to.topic, m->o.prefix)) {
-        log_warn("admin answer to %s refused: not a topic for answers", to.topic);
-        return;
-    }
-    if (!to.topic) {
-        log_warn("admin command without reply_to ignored");
-        return;
-    }
-    if (rc) {
-        answer_error(m, &to, r.cmd >= 0 ? admin_names[r.cmd] : NULL, err);
-        return;
-    }
-    log_info("admin %s%s%s", admin_names[r.cmd], r.name[0] ? " " : "", r.name);
-    switch (r.cmd) {
-    case ADMIN_BACKUP:     backup_begin(m, &r, &to); break;
+    log_info("admin %s%s%s", admin_names[r->cmd], r->name[0] ? " " : "", r->name);
+    switch (r->cmd) {
+    case ADMIN_BACKUP:     backup_begin(m, r, &to); break;
     case ADMIN_CHECKPOINT: checkpoint(m, &to); break;
     case ADMIN_INTEGRITY:  job_start(m, ADMIN_INTEGRITY, &to); break;
     case ADMIN_OPTIMIZE:   optimize(m, &to); break;

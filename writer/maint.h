@@ -1,4 +1,4 @@
-/* maint.h: running the maintenance commands of PREFIX/admin (parsed by admin.c).
+/* maint.h: running the maintenance commands of PREFIX/admin (read by admin.c).
  *
  * Nothing here holds up writes for more than a moment:
  *   backup           SQLite's online backup API from the writer's own connection, in
@@ -21,6 +21,7 @@
 #include <sqlite3.h>
 #include <stddef.h>
 
+#include "admin.h"
 #include "batch.h"
 #include "mq.h"
 #include "schema.h"
@@ -32,7 +33,6 @@ struct maint_opts {
     const char *backup_dir;          /* NULL or "": backups refused */
     long long step_pages;            /* pages copied per step of a backup */
     long long busy_timeout_ms;
-    const char *prefix;
     struct mq *mq;                   /* answers, and pause */
     struct batch *batch;             /* the status's "paused" */
 };
@@ -44,8 +44,9 @@ struct maint *maint_new(const struct maint_opts *o);
 /* Abandon a backup in progress (its partial file removed), wait for the thread. */
 void maint_free(struct maint *m);
 
-/* A command received on PREFIX/admin (an mq_query_fn: ud is the struct maint). */
-void maint_command(void *ud, const char *payload, size_t len, const char *resp_topic,
+/* Run a command read on PREFIX/admin (ctl.c, admin_read), answering on to (never
+ * NULL) with corr as MQTT 5 Correlation Data. */
+void maint_command(struct maint *m, const struct admin_req *r, const char *to,
                    const void *corr, int corrlen);
 
 /* From the loop, between batches: a step of the backup, the thread's answer, pause kept. */

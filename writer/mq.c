@@ -49,22 +49,15 @@ struct mq {
     size_t nq;
     size_t ninjected;          /* of them, put there by mq_inject */
     int ctl_new;
-    mq_query_fn on_query;
+    mq_ctl_fn on_ctl;        /* control messages (ctl.c) */
     void *ud;
-    char *write_filter, *query_topic, *status_topic, *marker_filter;
+    char *write_filter, *status_topic, *marker_filter;
     int marker_mid;          /* SUBACK awaited by mq_quiesce, or 0 */
     int frozen;              /* after mq_quiesce: the request connection is left alone */
     int proto;               /* request session: MQ_PROTO_311 or MQ_PROTO_5 */
     char broker_version[32]; /* "2.0.21", from $SYS/broker/version; "" unknown */
-    struct {                 /* more `ctl` subscriptions (mq_listen) */
-        char *topic;
-        mq_query_fn fn;
-        void *ud;
-    } listen[MQ_LISTEN_MAX];
+    char *listen[MQ_LISTEN_MAX]; /* control topics (mq_listen) */
     int nlisten;
-    mq_query_fn on_admin;    /* commands on admin_topic, or NULL */
-    void *admin_ud;
-    char *admin_topic;
     int taken_over;          /* another client took our client id: stop, say nothing */
     long long sub_up_ms;     /* when sub last connected */
     int quick_drops;         /* sub dropped right after CONNACK, in a row */
@@ -130,12 +123,9 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
                                    MQTT_SUB_OPT_RETAIN_AS_PUBLISHED : 0, NULL);
     }
     else {
-        mosquitto_subscribe_v5(m, NULL, mq->query_topic, 1, 0, NULL);
         mosquitto_subscribe_v5(m, NULL, VERSION_TOPIC, 0, 0, NULL);
         for (int i = 0; i < mq->nlisten; i++)
-            mosquitto_subscribe_v5(m, NULL, mq->listen[i].topic, 1, 0, NULL);
-        if (mq->on_admin)
-            mosquitto_subscribe_v5(m, NULL, mq->admin_topic, 1, 0, NULL);
+            mosquitto_subscribe_v5(m, NULL, mq->listen[i], 1, 0, NULL);
         mq->ctl_new = 1;
     }
 }
@@ -236,21 +226,11 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
     uint16_t corrlen;
 
     read_props(props, &rt, &corr, &corrlen);
-    if (m == mq->ctl.m && mq->on_admin && !strcmp(in->topic, mq->admin_topic)) {
-        mq->on_admin(mq->admin_ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
-        goto out;
-    }
     if (m == mq->ctl.m) {
-        if (!strcmp(in->topic, VERSION_TOPIC)) {
+        if (!strcmp(in->topic, VERSION_TOPIC))
             on_version(mq, in->payload, in->payloadlen);
-            goto out;
-        }
-        for (int i = 0; i < mq->nlisten; i++)
-            if (!strcmp(in->topic, mq->listen[i].topic)) {
-                mq->listen[i].fn(mq->listen[i].ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
-                goto out;
-            }
-        mq->on_query(mq->ud, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
+        else
+            mq->on_ctl(mq->ud, in->topic, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
         goto out;
     }
     if (enqueue(mq, in->topic, in->payload, (size_t)in->payloadlen, in->retain, rt, corr, corrlen, NULL))
@@ -307,7 +287,7 @@ static int setup(struct mq *mq, struct conn *c, const char *id, int persistent, 
     return 0;
 }
 
-struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_query_fn on_query,
+struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_ctl_fn on_ctl,
                   void *ud, char *err, size_t errlen)
 {
     struct mq *mq = calloc(1, sizeof *mq);
@@ -321,16 +301,15 @@ struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_query_fn
     mq->o = *o;
     mq->proto = o->request_proto == MQ_PROTO_5 ? MQ_PROTO_5 : MQ_PROTO_311;
     mq->tail = &mq->head;
-    mq->on_query = on_query;
+    mq->on_ctl = on_ctl;
     mq->ud = ud;
     mq->sub.name = "request";
     mq->ctl.name = "control";
     mq->write_filter = util_join(o->prefix, "/write/#");
-    mq->query_topic = util_join(o->prefix, "/query");
     mq->status_topic = util_join(o->prefix, "/status");
     mq->marker_filter = util_join(o->prefix, "/write/.mosqlite-writer-marker");
     ctl_id = util_join(o->client_id, "-ctl");
-    if (!mq->write_filter || !mq->query_topic || !mq->status_topic || !mq->marker_filter || !ctl_id) {
+    if (!mq->write_filter || !mq->status_topic || !mq->marker_filter || !ctl_id) {
         free(ctl_id);
         snprintf(err, errlen, "out of memory");
         mq_free(mq);
@@ -350,14 +329,6 @@ struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_query_fn
         return NULL;
     }
     return mq;
-}
-
-void mq_on_admin(struct mq *mq, mq_query_fn fn, void *ud)
-{
-    if (!(mq->admin_topic = util_join(mq->o.prefix, "/admin")))
-        return;
-    mq->on_admin = fn;
-    mq->admin_ud = ud;
 }
 
 static void try_connect(struct mq *mq, struct conn *c)
@@ -659,12 +630,10 @@ void mq_free(struct mq *mq)
     }
     mq_drop(mq, mq->nq);
     for (i = 0; i < mq->nlisten; i++)
-        free(mq->listen[i].topic);
+        free(mq->listen[i]);
     free(mq->write_filter);
-    free(mq->query_topic);
     free(mq->status_topic);
     free(mq->marker_filter);
-    free(mq->admin_topic);
     free(mq);
 }
 
@@ -678,12 +647,10 @@ const char *mq_request_protocol(const struct mq *mq)
     return mq->proto == MQ_PROTO_5 ? "5" : "3.1.1";
 }
 
-int mq_listen(struct mq *mq, const char *topic, mq_query_fn fn, void *ud)
+int mq_listen(struct mq *mq, const char *topic)
 {
-    if (mq->nlisten == MQ_LISTEN_MAX || !(mq->listen[mq->nlisten].topic = strdup(topic)))
+    if (mq->nlisten == MQ_LISTEN_MAX || !(mq->listen[mq->nlisten] = strdup(topic)))
         return -1;
-    mq->listen[mq->nlisten].fn = fn;
-    mq->listen[mq->nlisten].ud = ud;
     mq->nlisten++;
     return 0;
 }

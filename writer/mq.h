@@ -7,7 +7,9 @@
  * backlog for the session, and nothing new reaches the writer's memory.
  *
  * `ctl` carries everything the writer publishes (events, receipts, rejections, the
- * retained status) and named queries; its Last Will marks the writer offline. It stays
+ * retained status) and the control messages (named queries, admin commands, snapshot
+ * requests: each handed to one callback, the door in ctl.c, on the topics mq_listen
+ * names); its Last Will marks the writer offline. It stays
  * up while `sub` is closed, so the status can say why.
  *
  * Both reconnect with backoff when the broker is down or goes away, except when
@@ -52,18 +54,18 @@ struct mq_opts {
 
 enum { MQ_PROTO_311 = 4, MQ_PROTO_5 = 5 };
 
-typedef void (*mq_query_fn)(void *ud, const char *payload, size_t len, const char *resp_topic,
-                            const void *corr, int corrlen);
+/* A message on a topic mq_listen named: its topic, payload, and MQTT 5 Response Topic
+ * and Correlation Data (or NULL). */
+typedef void (*mq_ctl_fn)(void *ud, const char *topic, const char *payload, size_t len,
+                          const char *resp_topic, const void *corr, int corrlen);
 
 struct mq;
 
 /* Create both clients and start connecting. will_payload is published retained to
- * PREFIX/status by the broker if the writer dies. NULL + err on bad options. */
-struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_query_fn on_query,
+ * PREFIX/status by the broker if the writer dies. Control messages go to on_ctl.
+ * NULL + err on bad options. */
+struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_ctl_fn on_ctl,
                   void *ud, char *err, size_t errlen);
-/* Also take commands on PREFIX/admin (QoS 1, on the control connection): each is
- * handed to fn. Call before the first mq_poll. */
-void mq_on_admin(struct mq *mq, mq_query_fn fn, void *ud);
 /* Disconnect both cleanly (after flushing what was published) and free. */
 void mq_free(struct mq *mq);
 
@@ -115,11 +117,11 @@ int mq_publish(struct mq *mq, const char *topic, const void *payload, size_t len
  * few TCP segments as it fits in. */
 void mq_batch(struct mq *mq, int on);
 
-/* One more topic for `ctl` to subscribe to (QoS 1, from its next connect on), whose
- * messages go to fn instead of the named queries' callback. Up to MQ_LISTEN_MAX;
- * topic is copied. 0, or -1 when full or out of memory. */
-#define MQ_LISTEN_MAX 4
-int mq_listen(struct mq *mq, const char *topic, mq_query_fn fn, void *ud);
+/* A control topic for `ctl` to subscribe to (QoS 1, from its next connect on; call
+ * before the first mq_poll), whose messages go to the on_ctl callback. Up to
+ * MQ_LISTEN_MAX; topic is copied. 0, or -1 when full or out of memory. */
+#define MQ_LISTEN_MAX 8
+int mq_listen(struct mq *mq, const char *topic);
 
 /* 1 while `ctl` is down or has packets not yet written to its socket: a large sender
  * (snapshot.c) waits, so that it never piles up in memory. */

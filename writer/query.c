@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "req.h"
 #include "val.h"
 
 struct named {
@@ -23,7 +22,6 @@ struct queries {
     int n;
     long long max_rows, timeout_ms;
     struct timespec deadline;
-    struct req last;              /* the last request, kept for *reply_to */
 };
 
 static int past_deadline(void *arg)
@@ -202,7 +200,6 @@ void query_close(struct queries *q)
         free(q->q[i].name);
     }
     free(q->q);
-    req_free(&q->last);
     sqlite3_close(q->h);
     free(q);
 }
@@ -317,8 +314,7 @@ static int query_fields(const cJSON *root, const cJSON **name, const cJSON **par
     return 0;
 }
 
-void query_run(struct queries *q, const struct req_limits *lim, const char *payload, size_t len,
-               struct jbuf *out, const char **reply_to)
+void query_run(struct queries *q, const cJSON *root, struct jbuf *out)
 {
     const cJSON *jname, *params, *rt;
     struct named *nq = NULL;
@@ -326,31 +322,9 @@ void query_run(struct queries *q, const struct req_limits *lim, const char *payl
     int i;
 
     jb_reset(out);
-    *reply_to = NULL;
-    req_clear(&q->last);
-    /* The same parser and limits as a write request: size, UTF-8, depth, strict JSON. */
-    if (req_parse_json(&q->last, lim, payload, len, msg, sizeof msg)) {
-        rt = q->last.root ? cJSON_GetObjectItemCaseSensitive(q->last.root, "reply_to") : NULL;
-        if (cJSON_IsString(rt) && req_reply_topic_ok(rt->valuestring, lim->prefix))
-            *reply_to = rt->valuestring;
-        /* Not the name: it may be cut (at a \u0000) or given twice. */
-        answer_error(out, NULL, msg);
-        return;
-    }
-    if (query_fields(q->last.root, &jname, &params, &rt, msg, sizeof msg)) {
+    if (query_fields(root, &jname, &params, &rt, msg, sizeof msg)) {
         answer_error(out, cJSON_IsString(jname) ? jname->valuestring : NULL, msg);
-        rt = cJSON_GetObjectItemCaseSensitive(q->last.root, "reply_to");
-        if (cJSON_IsString(rt) && req_reply_topic_ok(rt->valuestring, lim->prefix))
-            *reply_to = rt->valuestring;
         return;
-    }
-    if (rt) {
-        if (!cJSON_IsString(rt) || req_reply_check(rt->valuestring, lim->prefix, msg, sizeof msg)) {
-            answer_error(out, cJSON_IsString(jname) ? jname->valuestring : NULL,
-                         cJSON_IsString(rt) ? msg : "\"reply_to\" must be a string (a topic name)");
-            return;     /* nowhere to send it but an MQTT 5 Response Topic */
-        }
-        *reply_to = rt->valuestring;
     }
     if (!cJSON_IsString(jname)) {
         answer_error(out, NULL, "\"query\" must name a defined query");

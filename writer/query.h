@@ -6,11 +6,11 @@
 #ifndef MOSQLITE_QUERY_H
 #define MOSQLITE_QUERY_H
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 
 #include "cfg.h"
 #include "jbuf.h"
-#include "req.h"
 
 struct queries;
 
@@ -27,12 +27,9 @@ struct queries *query_open(const char *path, const struct cfg_list *defs, long l
                            long long timeout_ms, char *err, size_t errlen);
 void query_close(struct queries *q);
 
-/* Answer one request payload into out (JSON). The payload is parsed and limited as
- * a write request is (req_parse_json: size, UTF-8, depth, strict JSON, no duplicate
- * key), then its fields: "query", "params", "reply_to", nothing else. *reply_to is set to the request's
- * reply_to (pointing into storage valid until the next call), or NULL when the
- * request named none and the answer has nowhere to go. */
-void query_run(struct queries *q, const struct req_limits *lim, const char *payload, size_t len,
-               struct jbuf *out, const char **reply_to);
+/* Answer one request into out (JSON): root is the payload as the door for control
+ * messages (ctl.c) read it (strict JSON, one object; reply_to checked there), and here
+ * its fields are checked: "query", "params", "reply_to", nothing else. */
+void query_run(struct queries *q, const cJSON *root, struct jbuf *out);
 
 #endif

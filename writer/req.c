@@ -1,8 +1,7 @@
 /* req.c: request parsing and validation (see req.h). Pure: no SQL, no network.
  *
- * Order of checks: size, then one pass over the raw bytes for UTF-8, nesting depth
- * and \u0000 (which cJSON would silently cut a string at), then the JSON parse, then
- * the envelope (id and reply_to first, so even a bad request can be answered), then
+ * Order of checks: the bytes and the JSON as json.c reads them (size, UTF-8, nesting
+ * depth, \u0000, numbers, then the parse), then the envelope (id and reply_to first, so even a bad request can be answered), then
  * each operation. Duplicate keys in the structural objects are refused: which of two
  * values is meant would be a guess. */
 #include "req.h"
@@ -12,157 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "utf8.h"
+#include "json.h"
 #include "util.h"
 
 const char *const op_names[] = {"insert", "upsert", "update", "delete"};
-
-/* One number literal at p[i], checked against RFC 8259's grammar:
- * -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?. cJSON alone would take 012,
- * 1. and 1e999 (as +Inf). *end is set past the literal, *real to 1 when it has a
- * fraction or an exponent (it is then a REAL, whatever its value: 3.0, 1E2, -0.0).
- * An integer literal beyond 2^53 cannot be held exactly by the parser's double: it is
- * refused, quoting the literal. */
-static int num_run(const unsigned char *p, size_t n, size_t i)
-{
-    size_t k = i;
-
-    while (k < n && k - i < 40 && p[k] && strchr("0123456789.eE+-", p[k]))
-        k++;
-    return (int)(k - i);
-}
-
-static int scan_number(const unsigned char *p, size_t n, size_t i, size_t *end, int *real,
-                       char *err, size_t errlen)
-{
-    static const char lim[] = UTIL_STR(UTIL_EXACT_INT);
-    size_t start = i, d, nd;
-    int len;
-
-    /* On a grammar error, quote the run of number characters, as written. */
-#define NUM_FAIL(why) \
-    (len = num_run(p, n, start), \
-     util_fail(err, errlen, "invalid JSON: number \"%.*s\" at byte %zu: %s", len, \
-               (const char *)p + start, start, why))
-    *real = 0;
-    if (p[i] == '-')
-        i++;
-    d = i;
-    if (i >= n || p[i] < '0' || p[i] > '9')
-        return NUM_FAIL("a digit must follow \"-\"");
-    if (p[i] == '0' && i + 1 < n && p[i + 1] >= '0' && p[i + 1] <= '9') {
-        i++;
-        return NUM_FAIL("leading zeros are not allowed");
-    }
-    while (i < n && p[i] >= '0' && p[i] <= '9')
-        i++;
-    nd = i - d;
-    if (i < n && p[i] == '.') {
-        *real = 1;
-        i++;
-        if (i >= n || p[i] < '0' || p[i] > '9')
-            return NUM_FAIL("a digit must follow \".\"");
-        while (i < n && p[i] >= '0' && p[i] <= '9')
-            i++;
-    }
-    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
-        *real = 1;
-        i++;
-        if (i < n && (p[i] == '+' || p[i] == '-'))
-            i++;
-        if (i >= n || p[i] < '0' || p[i] > '9')
-            return NUM_FAIL("the exponent needs digits");
-        while (i < n && p[i] >= '0' && p[i] <= '9')
-            i++;
-    }
-#undef NUM_FAIL
-    *end = i;
-    len = (int)(i - start > 40 ? 40 : i - start);
-    if (*real) {
-        char buf[512];
-        size_t k = i - start < sizeof buf - 1 ? i - start : sizeof buf - 1;
-        memcpy(buf, p + start, k);
-        buf[k] = '\0';
-        if (i - start >= sizeof buf || !isfinite(strtod(buf, NULL)))
-            return util_fail(err, errlen, "number %.*s at byte %zu is out of range: beyond the largest "
-                             "double (about 1.8e308)", len, (const char *)p + start, start);
-        return 0;
-    }
-    if (nd > sizeof lim - 1 || (nd == sizeof lim - 1 && memcmp(p + d, lim, nd) > 0))
-        return util_fail(err, errlen, "integer %.*s at byte %zu is beyond +-2^53 and would lose "
-                         "precision; send it as a string", len, (const char *)p + start, start);
-    return 0;
-}
-
-/* Remember, in order, which number literals are REALs (see req_mark). */
-static int note_number(struct req *r, int real)
-{
-    if (r->nnum == r->numcap) {
-        int c = r->numcap ? r->numcap * 2 : 64;
-        unsigned char *p = realloc(r->numreal, (size_t)c);
-        if (!p)
-            return -1;
-        r->numreal = p;
-        r->numcap = c;
-    }
-    r->numreal[r->nnum++] = (unsigned char)real;
-    return 0;
-}
-
-/* One pass over the payload: valid UTF-8, no raw NUL, depth within limit, no
- * \u0000 escape inside strings, every number RFC 8259's and exact. */
-static int scan_raw(struct req *r, const unsigned char *p, size_t n, int max_depth, char *err,
-                    size_t errlen)
-{
-    size_t i = 0;
-    int depth = 0, instr = 0;
-
-    r->nnum = 0;
-    while (i < n) {
-        unsigned c = p[i];
-        if (c >= 0x80) {
-            size_t k = utf8_seqlen(p + i, n - i);
-            if (!k)
-                return util_fail(err, errlen, "payload is not valid UTF-8 (byte %zu)", i);
-            i += k;
-            continue;
-        }
-        if (c == 0)
-            return util_fail(err, errlen, "payload contains a NUL byte (byte %zu)", i);
-        if (instr) {
-            if (c == '\\') {
-                if (i + 5 < n && p[i + 1] == 'u' && p[i + 2] == '0' && p[i + 3] == '0' &&
-                    p[i + 4] == '0' && p[i + 5] == '0')
-                    return util_fail(err, errlen, "string contains \\u0000 (byte %zu): NUL characters are not supported", i);
-                i += 2;
-                continue;
-            }
-            if (c == '"')
-                instr = 0;
-            else if (c < 0x20)
-                return util_fail(err, errlen, "invalid JSON: control character 0x%02x in a string "
-                            "(byte %zu); escape it", c, i);
-        } else if (c == '"') {
-            instr = 1;
-        } else if (c == '-' || (c >= '0' && c <= '9')) {
-            size_t end;
-            int real;
-            if (scan_number(p, n, i, &end, &real, err, errlen))
-                return -1;
-            if (note_number(r, real))
-                return util_fail(err, errlen, "out of memory");
-            i = end;
-            continue;
-        } else if (c == '{' || c == '[') {
-            if (++depth > max_depth)
-                return util_fail(err, errlen, "nesting too deep (limit %d)", max_depth);
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-        i++;
-    }
-    return 0;
-}
 
 /* FNV-1a, 64 bits, over n bytes, continuing from h. */
 static unsigned long long fnv1a(unsigned long long h, const void *p, size_t n)
@@ -174,43 +26,6 @@ static unsigned long long fnv1a(unsigned long long h, const void *p, size_t n)
     return h;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Refuse an object that has the same key twice. Pairwise for small objects, sorted
- * for large ones, so a hostile object with many keys stays cheap. */
-static int dup_keys(const cJSON *obj, const char *what, char *err, size_t errlen)
-{
-    const cJSON *a, *b;
-    int n = 0, i;
-    const char **keys;
-
-    for (a = obj->child; a; a = a->next)
-        n++;
-    if (n <= 16) {
-        for (a = obj->child; a; a = a->next)
-            for (b = a->next; b; b = b->next)
-                if (!strcmp(a->string, b->string))
-                    return util_fail(err, errlen, "duplicate key \"%.100s\" in %s", a->string, what);
-        return 0;
-    }
-    if (!(keys = malloc((size_t)n * sizeof *keys)))
-        return util_fail(err, errlen, "out of memory");
-    for (i = 0, a = obj->child; a; a = a->next)
-        keys[i++] = a->string;
-    qsort(keys, (size_t)n, sizeof *keys, cmp_str);
-    for (i = 1; i < n; i++)
-        if (!strcmp(keys[i - 1], keys[i])) {
-            util_fail(err, errlen, "duplicate key \"%.100s\" in %s", keys[i], what);
-            free(keys);
-            return -1;
-        }
-    free(keys);
-    return 0;
-}
-
 static int printable_id(const char *s)
 {
     size_t n = 0;
@@ -219,16 +34,6 @@ static int printable_id(const char *s)
         if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
             return 0;
     return n >= 1 && n <= 128;
-}
-
-static const char *json_type_name(const cJSON *v)
-{
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsBool(v)) return "a boolean";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsArray(v)) return "an array";
-    return "an object";
 }
 
 /* The control characters MQTT forbids in a topic (U+0001-U+001F, U+007F-U+009F); the
@@ -417,7 +222,7 @@ static int read_columns(struct req *r, const struct table *t, const cJSON *obj, 
         return util_fail(err, errlen, "\"%s\" must be an object of column: value", field);
     if (!obj->child && !allow_empty)
         return util_fail(err, errlen, "\"%s\" must not be empty", field);
-    if (dup_keys(obj, field, err, errlen))
+    if (json_dup_keys(obj, field, err, errlen))
         return -1;
     for (c = obj->child; c; c = c->next)
         n++;
@@ -625,76 +430,17 @@ static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const
     return 0;
 }
 
-/* After the structural checks: every object of the tree (values given as JSON
- * included) without duplicate keys, and each number marked REQ_JSON_REAL when its
- * literal had a fraction or an exponent (scan_raw noted them in document order, the
- * order of a depth-first walk of cJSON's tree). */
-static int walk(struct req *r, cJSON *v, int *k, char *err, size_t errlen)
+/* The bytes and the JSON (json.c), as every request path takes them. */
+static int parse_json(struct req *r, const struct req_limits *lim, const char *payload, size_t len,
+                      const char *what, int *scan_err, char *err, size_t errlen)
 {
-    cJSON *c;
-
-    if (cJSON_IsNumber(v)) {
-        if (*k < r->nnum && r->numreal[*k])
-            v->type |= REQ_JSON_REAL;
-        (*k)++;
-        return 0;
-    }
-    if (cJSON_IsObject(v) && v->child && dup_keys(v, "an object", err, errlen))
-        return -1;
-    for (c = v->child; c; c = c->next)
-        if ((cJSON_IsObject(c) || cJSON_IsArray(c) || cJSON_IsNumber(c)) && walk(r, c, k, err, errlen))
-            return -1;
-    return 0;
+    return json_parse(&r->root, &r->nums, lim->max_payload, lim->max_depth, payload, len, what,
+                      scan_err, err, errlen);
 }
 
 static int walk_tree(struct req *r, char *err, size_t errlen)
 {
-    int k = 0;
-
-    return walk(r, r->root, &k, err, errlen);
-}
-
-/* The bytes and the JSON, as every request path takes them: size, the raw scan
- * (its error in err and *scan_err, reported later when the JSON parses), the parse,
- * nothing after the value, one object. */
-static int parse_json(struct req *r, const struct req_limits *lim, const char *payload, size_t len,
-                      const char *what, int *scan_err, char *err, size_t errlen)
-{
-    const char *end = NULL;
-
-    *scan_err = 0;
-    if (len > lim->max_payload)
-        return util_fail(err, errlen, "payload too large: %zu bytes (limit %zu)", len, lim->max_payload);
-    if (len == 0)
-        return util_fail(err, errlen, "empty payload: expected a JSON object");
-    *scan_err = scan_raw(r, (const unsigned char *)payload, len, lim->max_depth, err, errlen);
-    r->root = cJSON_ParseWithLengthOpts(payload, len, &end, 0);
-    if (!r->root)
-        return *scan_err ? -1 : util_fail(err, errlen, "invalid JSON at byte %zu", end ? (size_t)(end - payload) : 0);
-    if (end && (size_t)(end - payload) < len) {
-        size_t k = (size_t)(end - payload);
-        while (k < len && (payload[k] == ' ' || payload[k] == '\n' || payload[k] == '\r' || payload[k] == '\t'))
-            k++;
-        if (k < len)
-            return util_fail(err, errlen, "invalid JSON: unexpected text at byte %zu", k);
-    }
-    if (!cJSON_IsObject(r->root))
-        return util_fail(err, errlen, "%s must be a JSON object", what);
-    return 0;
-}
-
-int req_parse_json(struct req *r, const struct req_limits *lim, const char *payload, size_t len,
-                   char *err, size_t errlen)
-{
-    int scan_err;
-
-    r->root = NULL;
-    r->id = r->reply_to = NULL;
-    r->nops = r->nval = r->nint = 0;
-    if (parse_json(r, lim, payload, len, "a request", &scan_err, err, errlen) || scan_err ||
-        dup_keys(r->root, "the request", err, errlen))
-        return -1;
-    return walk_tree(r, err, errlen);
+    return json_mark(r->root, &r->nums, err, errlen);
 }
 
 /* The bytes, the JSON and the envelope. id and reply_to are read first, and kept when
@@ -711,7 +457,7 @@ static int parse_envelope(struct req *r, const struct req_limits *lim, const cha
 
     if (parse_json(r, lim, payload, len, "a request", &scan_err, err, errlen))
         return -1;
-    if (dup_keys(r->root, "the request", dup, sizeof dup))
+    if (json_dup_keys(r->root, "the request", dup, sizeof dup))
         return util_fail(err, errlen, "%s", dup);
     id = cJSON_GetObjectItemCaseSensitive(r->root, "id");
     if (id && (!cJSON_IsString(id) || !printable_id(id->valuestring)))
@@ -754,7 +500,7 @@ static int parse_ops(struct req *r, const struct schema *s, const struct req_lim
     for (i = 0, o = ops->child; o; o = o->next, i++) {
         if (!cJSON_IsObject(o))
             return util_fail(err, errlen, "ops[%d]: an operation must be a JSON object", i);
-        if (dup_keys(o, "the operation", sub, sizeof sub) ||
+        if (json_dup_keys(o, "the operation", sub, sizeof sub) ||
             (cJSON_GetObjectItemCaseSensitive(o, "ops") && util_fail(sub, sizeof sub, "operations do not nest")) ||
             (cJSON_GetObjectItemCaseSensitive(o, "id") && util_fail(sub, sizeof sub, "\"id\" belongs to the transaction, not to an op")) ||
             (cJSON_GetObjectItemCaseSensitive(o, "reply_to") && util_fail(sub, sizeof sub, "\"reply_to\" belongs to the transaction, not to an op")) ||
@@ -931,6 +677,6 @@ void req_free(struct req *r)
     free(r->valbuf);
     free(r->intbuf);
     free(r->seen);
-    free(r->numreal);
+    json_nums_free(&r->nums);
     memset(r, 0, sizeof *r);
 }

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
+#include "json.h"
 #include "schema.h"
 
 enum op_kind { OP_INSERT, OP_UPSERT, OP_UPDATE, OP_DELETE };
@@ -66,14 +67,8 @@ struct req {
     int opcap;
     unsigned char *seen;   /* per-column marks for duplicate detection */
     int seencap;
-    unsigned char *numreal; /* per number literal, in order: 1 if it had a fraction or exponent */
-    int nnum, numcap;
+    struct json_nums nums; /* which number literals are REALs (json.h) */
 };
-
-/* Set in a number's cJSON type (beside cJSON_Number, which cJSON_IsNumber still sees)
- * when its literal had a fraction or an exponent: it binds as a REAL (3.0, 1E2, -0.0),
- * an integer literal as an INTEGER. */
-#define REQ_JSON_REAL 0x1000
 
 /* The longest "delay_ms": about 100 years. */
 #define REQ_DELAY_MAX 3155760000000LL
@@ -93,13 +88,6 @@ int req_topic(const char *topic, const char *write_topic, const char **table,
 int req_parse(struct req *r, const struct schema *s, const struct req_limits *lim,
               const char *topic_table, const char *payload, size_t len,
               char *err, size_t errlen);
-
-/* The payload as any request path takes it (a write request's first step; a named
- * query's whole parse): size, UTF-8, depth, strict RFC 8259 JSON (numbers, no
- * non-finite number, no duplicate key in any object), one object; numbers marked
- * REQ_JSON_REAL. r->root holds it on success. -1 with the reason in err. */
-int req_parse_json(struct req *r, const struct req_limits *lim, const char *payload, size_t len,
-                   char *err, size_t errlen);
 
 /* req_topic, then req_parse: the whole of a write request. A request on a topic that
  * is not a write topic is rejected with req_topic's text, but its id and reply_to are

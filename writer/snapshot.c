@@ -10,7 +10,6 @@
  * checkpointed past that point until the copy is done. */
 #include "snapshot.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -19,7 +18,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "req.h"
 #include "util.h"
 
 #define SNAP_PAGES   512     /* pages copied per step */
@@ -27,7 +25,7 @@
 #define SNAP_WAITING 16      /* requests waiting their turn */
 
 struct snapshot {
-    char *path, *tmp, *prefix;
+    char *path, *tmp;
     struct mq *mq;
     char *waiting[SNAP_WAITING];   /* reply_to of each request, in order */
     int nwaiting;
@@ -41,7 +39,7 @@ struct snapshot {
     double t0;
 };
 
-struct snapshot *snapshot_new(const char *path, const char *prefix, struct mq *mq)
+struct snapshot *snapshot_new(const char *path, struct mq *mq)
 {
     struct snapshot *s = calloc(1, sizeof *s);
     char suffix[64];
@@ -51,9 +49,8 @@ struct snapshot *snapshot_new(const char *path, const char *prefix, struct mq *m
     snprintf(suffix, sizeof suffix, ".snapshot-%ld", (long)getpid());
     s->path = strdup(path);
     s->tmp = util_join(path, suffix);
-    s->prefix = strdup(prefix);
     s->mq = mq;
-    if (!s->path || !s->tmp || !s->prefix) {
+    if (!s->path || !s->tmp) {
         snapshot_free(s);
         return NULL;
     }
@@ -89,27 +86,24 @@ void snapshot_free(struct snapshot *s)
         free(s->waiting[i]);
     free(s->path);
     free(s->tmp);
-    free(s->prefix);
     free(s);
 }
 
-void snapshot_request(void *ud, const char *payload, size_t len, const char *resp_topic,
-                      const void *corr, int corrlen)
+int snapshot_request(struct snapshot *s, const cJSON *root, const char *to, char *err, size_t errlen)
 {
-    struct snapshot *s = ud;
-    cJSON *j = cJSON_ParseWithLength(payload, len);
-    const cJSON *rt = cJSON_GetObjectItemCaseSensitive(j, "reply_to");
-    const char *to = cJSON_IsString(rt) ? rt->valuestring : resp_topic;
+    const cJSON *f;
 
-    if (!to || !req_reply_topic_ok(to, s->prefix))
-        log_warn("snapshot request without a usable reply_to ignored");
-    else if (s->nwaiting == SNAP_WAITING)
-        log_warn("snapshot request for %s ignored: %d are waiting already", to, SNAP_WAITING);
-    else if (!(s->waiting[s->nwaiting] = strdup(to)))
-        log_error("out of memory: snapshot request for %s ignored", to);
-    else
-        s->nwaiting++;
-    cJSON_Delete(j);
+    for (f = root->child; f; f = f->next)
+        if (strcmp(f->string, "reply_to"))
+            return util_fail(err, errlen, "unknown field \"%.100s\" (a snapshot request has only "
+                             "\"reply_to\")", f->string);
+    if (s->nwaiting == SNAP_WAITING)
+        return util_fail(err, errlen, "%d snapshot requests are waiting already: ask again later",
+                         SNAP_WAITING);
+    if (!(s->waiting[s->nwaiting] = strdup(to)))
+        return util_fail(err, errlen, "out of memory");
+    s->nwaiting++;
+    return 0;
 }
 
 /* Begin the next: the read transaction, its sequence number, the backup. */

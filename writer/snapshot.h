@@ -10,10 +10,13 @@
  *     {"seq":S,"db":"<id>","schema":V,"chunk":I,"chunks":N,"offset":O,"size":BYTES}\n<bytes>
  *
  * Every chunk is SNAP_CHUNK bytes but the last. One snapshot at a time; requests that
- * come meanwhile wait their turn. */
+ * come meanwhile wait their turn. The request comes through the door for control
+ * messages (ctl.c), read as strictly as any other, answered with {"error": "..."} when
+ * it is refused. */
 #ifndef MOSQLITE_SNAPSHOT_H
 #define MOSQLITE_SNAPSHOT_H
 
+#include <cjson/cJSON.h>
 #include <stddef.h>
 
 #include "mq.h"
@@ -24,12 +27,13 @@ struct snapshot;
 
 /* Serve snapshots of the file at path (the writer's database), answering through mq
  * (the caller's; must outlive it). NULL when out of memory. */
-struct snapshot *snapshot_new(const char *path, const char *prefix, struct mq *mq);
+struct snapshot *snapshot_new(const char *path, struct mq *mq);
 void snapshot_free(struct snapshot *s);   /* accepts NULL; removes a temporary file */
 
-/* A request from PREFIX/snapshot (an mq_query_fn: ud is the struct snapshot). */
-void snapshot_request(void *ud, const char *payload, size_t len, const char *resp_topic,
-                      const void *corr, int corrlen);
+/* A request from PREFIX/snapshot, as the door for control messages (ctl.c) read it
+ * (root: strict JSON, one object), to be sent to to: it has only "reply_to". Queued
+ * (0), or -1 with the error text in err: another field, or SNAP_WAITING waiting. */
+int snapshot_request(struct snapshot *s, const cJSON *root, const char *to, char *err, size_t errlen);
 
 /* One step of the work in hand. 1 while there is more to do (poll without waiting). */
 int snapshot_step(struct snapshot *s);

@@ -31,8 +31,8 @@ int val_bind(sqlite3_stmt *st, int i, const cJSON *v)
         return sqlite3_bind_text(st, i, v->valuestring, -1, SQLITE_STATIC);
     if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
-        /* A literal with a fraction or an exponent is a REAL (req.c marks it). */
-        if (!(v->type & REQ_JSON_REAL) && d == floor(d) && fabs(d) <= (double)UTIL_EXACT_INT)
+        /* A literal with a fraction or an exponent is a REAL (json.c marks it). */
+        if (!(v->type & JSON_REAL) && d == floor(d) && fabs(d) <= (double)UTIL_EXACT_INT)
             return sqlite3_bind_int64(st, i, (sqlite3_int64)d);
         return sqlite3_bind_double(st, i, d);
     }

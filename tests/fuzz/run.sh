@@ -1,9 +1,14 @@
 #!/bin/sh
-# run.sh [SECONDS]: build tests/fuzz/fuzz_req.c (libFuzzer + ASan + UBSan, clang) over the
-# request parser and validator, seed it from the hostile corpus, run it for SECONDS
-# (default 60), and print the executions and the coverage reached. Exit non-zero on a
-# crash or a sanitizer report; the input is left in build/fuzz/ (crash-*, leak-*, ...).
-# Inputs found are kept in build/fuzz/corpus for the next run.
+# run.sh [SECONDS]: build the libFuzzer targets (libFuzzer + ASan + UBSan, clang) and run
+# each for SECONDS (default 60): tests/fuzz/fuzz_req.c over the request parser and
+# validator (req.c and the strict JSON reader json.c), seeded from the hostile corpus;
+# tests/fuzz/fuzz_ctl.c over the door for control messages (ctl.c: the same reader, the
+# reply rule, then the admin command's and the snapshot request's fields), seeded from
+# the same payloads and a few control messages; tests/fuzz/fuzz_cron.c over cron
+# schedules (common/cron.c) for FUZZ_CRON_SECONDS (default 15). Prints the executions and the coverage
+# reached. Exit non-zero on a crash or a sanitizer report; the input is left in
+# build/fuzz/ (crash-*, leak-*, ...). Inputs found are kept in build/fuzz/corpus and
+# build/fuzz/corpus-ctl for the next run.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -eu
 cd "$(dirname "$0")/../.."
@@ -11,14 +16,20 @@ ROOT=$(pwd)
 SECS=${1:-60}
 OUT=$ROOT/build/fuzz
 CC=${FUZZ_CC:-clang}
-mkdir -p "$OUT/seeds" "$OUT/corpus"
+mkdir -p "$OUT/seeds" "$OUT/corpus" "$OUT/seeds-ctl" "$OUT/corpus-ctl"
+FLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+    -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DSQLITE_ENABLE_SESSION
+    -DSQLITE_ENABLE_PREUPDATE_HOOK -Icommon -Iwriter"
 
-# shellcheck disable=SC2046
-"$CC" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon -Iwriter \
-    $(pkg-config --cflags sqlite3 libcjson) \
-    tests/fuzz/fuzz_req.c writer/req.c writer/schema.c common/utf8.c common/util.c \
+# shellcheck disable=SC2046,SC2086
+"$CC" $FLAGS $(pkg-config --cflags sqlite3 libcjson) \
+    tests/fuzz/fuzz_req.c writer/req.c writer/json.c writer/schema.c common/utf8.c common/util.c \
     $(pkg-config --libs sqlite3 libcjson) -lm -o "$OUT/fuzz_req"
+# The door links the parts its handlers reach (query.c, maint.c, snapshot.c, mq.c).
+# shellcheck disable=SC2046,SC2086
+"$CC" $FLAGS $(pkg-config --cflags sqlite3 libcjson libmosquitto) \
+    tests/fuzz/fuzz_ctl.c $(ls writer/*.c | grep -v writer/main.c) common/*.c \
+    $(pkg-config --libs sqlite3 libcjson libmosquitto) -lpthread -lm -o "$OUT/fuzz_ctl"
 
 # Seeds: each corpus case as "TABLE\nPAYLOAD" (TABLE empty for PREFIX/write).
 n=0
@@ -28,26 +39,20 @@ while IFS=$'\t' read -r kind topic expect payload; do
     { printf '%s\n' "$t"; printf '%b' "$payload"; } >"$OUT/seeds/$n"
 done <tests/hostile/corpus.txt
 
-echo "fuzz: $n seeds, ${SECS}s"
-set +e
-MOSQLITE_ROOT=$ROOT UBSAN_OPTIONS=print_stacktrace=1 "$OUT/fuzz_req" \
-    -max_total_time="$SECS" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
-    -dict=tests/fuzz/req.dict -artifact_prefix="$OUT/" -print_final_stats=1 \
-    "$OUT/corpus" "$OUT/seeds" >"$OUT/fuzz.log" 2>&1
-rc=$?
-set -e
-last=$(grep -E '^#[0-9]+' "$OUT/fuzz.log" | tail -1)
-execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$OUT/fuzz.log")
-echo "fuzz: $execs executions; last status: $last"
-echo "fuzz: coverage $(sed 's/.*cov: \([0-9]*\) ft: \([0-9]*\).*/\1 edges, \2 features/' <<<"$last"), corpus $(ls "$OUT/corpus" | wc -l) inputs"
-if [ "$rc" != 0 ]; then
-    echo "fuzz: FAILED (exit $rc); log: $OUT/fuzz.log"
-    grep -E -A30 'ERROR: |runtime error|deadly signal|fuzz_req: ' "$OUT/fuzz.log" | head -60
-    exit 1
-fi
+# Control seeds: the same payloads with and without a Response Topic, and commands.
+k=0
+for f in "$OUT"/seeds/*; do
+    k=$((k + 1))
+    { printf '\n'; tail -n +2 "$f"; } >"$OUT/seeds-ctl/$k"
+done
+for m in '{"cmd":"stats","reply_to":"mosqlite/reply/a"}' '{"cmd":"backup","name":"n.db"}' \
+         '{"cmd":"pause","cmd":"stats"}' '{"cmd":"stats\u0000pause"}' '{"reply_to":"r/1"}' \
+         '{"reply_to":"mosqlite/reply/a\u0000b"}' '{"reply_to":"r","since":1}'; do
+    k=$((k + 1)); printf 'mosqlite/reply/x\n%s' "$m" >"$OUT/seeds-ctl/$k"
+    k=$((k + 1)); printf '%s' "$m" >"$OUT/seeds-ctl/$k"
+done
 
 # fuzz_cron: cron schedules (common/cron.c), FUZZ_CRON_SECONDS (default 15) of its own.
-CSECS=${FUZZ_CRON_SECONDS:-15}
 mkdir -p "$OUT/cron-seeds" "$OUT/cron-corpus"
 "$CC" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon \
@@ -58,17 +63,32 @@ for s in '*/15 9-17 * * MON-FRI' '0 0 29 2 *' '0 0 13 * FRI' '0 0 */2 * 1' '5-20
     n=$((n + 1))
     printf '%s\n%s' "$s" "$(((n - 3) * 86400000 * 4000))" >"$OUT/cron-seeds/$n"
 done
-echo "fuzz_cron: $n seeds, ${CSECS}s"
-set +e
-UBSAN_OPTIONS=print_stacktrace=1 "$OUT/fuzz_cron" -max_total_time="$CSECS" -max_len=256 -timeout=10 \
-    -dict=tests/fuzz/cron.dict -artifact_prefix="$OUT/cron-" -print_final_stats=1 \
-    "$OUT/cron-corpus" "$OUT/cron-seeds" >"$OUT/fuzz_cron.log" 2>&1
-rc=$?
-set -e
-last=$(grep -E '^#[0-9]+' "$OUT/fuzz_cron.log" | tail -1)
-echo "fuzz_cron: $(sed -n 's/^stat::number_of_executed_units: *//p' "$OUT/fuzz_cron.log") executions; last status: $last"
-if [ "$rc" != 0 ]; then
-    echo "fuzz_cron: FAILED (exit $rc); log: $OUT/fuzz_cron.log"
-    grep -E -A30 'ERROR: |runtime error|deadly signal|fuzz_cron: ' "$OUT/fuzz_cron.log" | head -60
-    exit 1
-fi
+
+# fuzz TARGET CORPUS SEEDS DICT [SECONDS [MAX_LEN]]: run one target (SECS seconds by
+# default). 0, or 1 on a finding.
+fuzz() {
+    secs=${5:-$SECS} maxlen=${6:-8192}
+    echo "fuzz $1: $(ls "$3" | wc -l) seeds, ${secs}s"
+    set +e
+    MOSQLITE_ROOT=$ROOT UBSAN_OPTIONS=print_stacktrace=1 "$OUT/$1" \
+        -max_total_time="$secs" -max_len="$maxlen" -timeout=10 -rss_limit_mb=2048 \
+        -dict="$4" -artifact_prefix="$OUT/" -print_final_stats=1 \
+        "$2" "$3" >"$OUT/$1.log" 2>&1
+    rc=$?
+    set -e
+    last=$(grep -E '^#[0-9]+' "$OUT/$1.log" | tail -1)
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$OUT/$1.log")
+    echo "fuzz $1: $execs executions; last status: $last"
+    echo "fuzz $1: coverage $(sed 's/.*cov: \([0-9]*\) ft: \([0-9]*\).*/\1 edges, \2 features/' <<<"$last"), corpus $(ls "$2" | wc -l) inputs"
+    if [ "$rc" != 0 ]; then
+        echo "fuzz $1: FAILED (exit $rc); log: $OUT/$1.log"
+        grep -E -A30 'ERROR: |runtime error|deadly signal|fuzz_[a-z]*: ' "$OUT/$1.log" | head -60
+        return 1
+    fi
+}
+
+failed=0
+fuzz fuzz_req "$OUT/corpus" "$OUT/seeds" tests/fuzz/req.dict || failed=1
+fuzz fuzz_ctl "$OUT/corpus-ctl" "$OUT/seeds-ctl" tests/fuzz/ctl.dict || failed=1
+fuzz fuzz_cron "$OUT/cron-corpus" "$OUT/cron-seeds" tests/fuzz/cron.dict "${FUZZ_CRON_SECONDS:-15}" 256 || failed=1
+exit "$failed"

@@ -89,6 +89,11 @@ static void check_kept_id(void)
                r.id && !strcmp(r.id, "k2") && !r.reply_to,
                "req_read: a bad reply_to keeps the id (%s)", err);
     req_clear(&r);
+    /* A reply_to with \u0000 is not read as the topic before it. */
+    unit_check(parse("t", "{\"id\":\"k3\",\"reply_to\":\"mq/receipts/a\\u0000b\",\"values\":{\"a\":1}}", err,
+                     sizeof err) && r.id && !r.reply_to && strstr(err, "\\u0000"),
+               "req: a reply_to cut at \\u0000 is not answered on (%s)", err);
+    req_clear(&r);
 }
 
 static void check_reply_topic(void)

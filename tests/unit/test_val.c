@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "jbuf.h"
+#include "json.h"
 #include "req.h"
 #include "unit.h"
 #include "util.h"
@@ -80,27 +81,29 @@ static void check_row(void)
                    "val: names are escaped, UTF-8 kept");
 }
 
-/* Parse {"v": LITERAL} the way requests are parsed (req_parse_json), bind v, and give
+/* Parse {"v": LITERAL} the way requests are parsed (json_read), bind v, and give
  * "type value" (with " negative" for a negative zero), or the parser's error. */
 static const char *bound_literal(const char *json)
 {
-    static const struct req_limits lim = {262144, 32, 1000, "mosqlite"};
     static char out[512];
-    struct req r = {0};
+    struct json_nums nums = {0};
+    cJSON *root = NULL;
     sqlite3_stmt *st = NULL;
 
     snprintf(out, sizeof out, "(error)");
-    if (req_parse_json(&r, &lim, json, strlen(json), out, sizeof out)) {
-        req_free(&r);
+    if (json_read(&root, &nums, 262144, 32, json, strlen(json), out, sizeof out)) {
+        cJSON_Delete(root);
+        json_nums_free(&nums);
         return out;
     }
     if (sqlite3_prepare_v2(h, "SELECT typeof(?1), quote(?1), ?1", -1, &st, NULL) == SQLITE_OK &&
-        val_bind(st, 1, r.root->child) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        val_bind(st, 1, root->child) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
         snprintf(out, sizeof out, "%s %s%s", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1),
                  sqlite3_column_type(st, 2) == SQLITE_FLOAT && signbit(sqlite3_column_double(st, 2))
                      ? " negative" : "");
     sqlite3_finalize(st);
-    req_free(&r);
+    cJSON_Delete(root);
+    json_nums_free(&nums);
     return out;
 }
 

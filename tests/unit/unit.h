@@ -37,5 +37,6 @@ void test_admin(void);
 void test_cron(void);
 void test_backup(void);
 void test_query(void);
+void test_ctl(void);
 
 #endif

@@ -1,0 +1,99 @@
+/* fuzz_ctl.c: libFuzzer target over the door for control messages: ctl_read() (the
+ * strict JSON read and where the answer goes), then what each control topic reads from
+ * the object: admin_read() (a maintenance command) and snapshot_request() (its fields).
+ *
+ * An input is "RESPONSE-TOPIC\nPAYLOAD" (the MQTT 5 Response Topic, or none when the
+ * line is empty); with no newline, all of it is the payload. Besides the sanitizers, the
+ * target checks what ctl.h and admin.h promise: an error comes with a message; an
+ * answer only ever goes to a topic the reply rule allows; a command read is a known one,
+ * and a backup's name a plain file name.
+ *
+ * Built and run by tests/fuzz/run.sh. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin.h"
+#include "ctl.h"
+#include "req.h"
+#include "snapshot.h"
+
+static const struct ctl_limits limits = {4000, 32, "mosqlite"};
+static struct ctl_msg msg;
+static struct snapshot *snap;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void die(const char *what)
+{
+    fprintf(stderr, "fuzz_ctl: invariant: %s\n", what);
+    abort();
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    return 0;
+}
+
+static void check_read(void)
+{
+    struct admin_req r;
+    char err[512];
+
+    if (!cJSON_IsObject(msg.root))
+        die("read without an object");
+    err[0] = 0;
+    if (admin_read(msg.root, &r, err, sizeof err)) {
+        if (!err[0])
+            die("an admin error without a message");
+    } else if (r.cmd < 0 || r.cmd >= ADMIN_NCMDS || (r.cmd == ADMIN_BACKUP && !admin_name_ok(r.name))) {
+        die("admin command or name");
+    }
+    /* A fresh queue each time (it holds at most 16). */
+    snapshot_free(snap);
+    if (!(snap = snapshot_new("fuzz.db", NULL)))
+        die("out of memory");
+    err[0] = 0;
+    if (snapshot_request(snap, msg.root, msg.to ? msg.to : "r", err, sizeof err) && !err[0])
+        die("a snapshot error without a message");
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *p = (const char *)data, *nl = memchr(data, '\n', size);
+    char rt[256], err[1024];
+    const char *resp = NULL;
+    size_t off = 0;
+    char *payload;
+    int rc;
+
+    if (nl && (size_t)(nl - p) < sizeof rt) {
+        memcpy(rt, p, (size_t)(nl - p));
+        rt[nl - p] = 0;
+        if (!memchr(rt, 0, (size_t)(nl - p)) && rt[0])
+            resp = rt;
+        off = (size_t)(nl - p) + 1;
+    }
+    /* An exact-size copy, so a read past the payload is caught by ASan. */
+    payload = malloc(size - off ? size - off : 1);
+    if (!payload)
+        return 0;
+    memcpy(payload, p + off, size - off);
+    err[0] = 0;
+    rc = ctl_read(&limits, payload, size - off, resp, &msg, err, sizeof err);
+    if (msg.to && !req_reply_topic_ok(msg.to, limits.prefix))
+        die("an answer to a topic the reply rule refuses");
+    if (rc) {
+        if (rc != -1 || !err[0] || !memchr(err, 0, sizeof err))
+            die("an error without a message");
+    } else {
+        check_read();
+    }
+    ctl_msg_clear(&msg);
+    free(payload);
+    return 0;
+}
