@@ -34,5 +34,6 @@ void test_corpus(void);
 void test_follow(void);     /* replica/ */
 void test_hook(void);
 void test_admin(void);
+void test_sched(void);
 
 #endif
