@@ -4,7 +4,8 @@
 # is a duplicate and a reused id is refused; cancel works, and is refused after the
 # request was applied, for an unknown id, from another table's topic and when its own
 # id is a waiting request's (the writer going on); a request that turns out invalid when
-# due is rejected then, with its receipt; the writer sleeps until
+# due is rejected then, with its receipt; an "at" before 1970 is in the past as any
+# other; the writer sleeps until
 # the next one is due; the named query `scheduled` lists what waits. Then 1,000
 # scheduled writes with due times spread over 10 s, published in shuffled order, with
 # the writer killed (-9) in the middle and restarted: each applied once, none before
@@ -143,6 +144,16 @@ check "y1 applied when due ($r)" grep -qE '^\{"id":"y1","status":"applied","chan
 check_eq "y2 still scheduled" "$(sql "SELECT count(*) FROM mosqlite_scheduled WHERE id = 'y2'")" 1
 r=$(req write y3 '"cancel":"y2"')
 check_eq "then cancelled" "$r" '{"id":"y3","status":"cancelled","cancel":"y2"}'
+
+# --- "at" before 1970 is in the past like any other ------------------------------------
+r=$(req write/timed old '"at":"1969-07-20T20:17:40Z","values":{"n":89,"due_ms":0}')
+check_eq "at in 1969: scheduled" "$r" '{"id":"old","status":"scheduled","due":"1969-07-20T20:17:40.000Z"}'
+r=$(receipt_n old 2)
+check "and applied at once ($r)" grep -qE '^\{"id":"old","status":"applied","changes":1,"rowid":[0-9]+\}$' <<<"$r"
+r=$(req write/timed older '"at":"0001-01-01T00:00:00Z","values":{"n":88,"due_ms":0}')
+check_eq "at in year 1: scheduled, due in four digits" "$r" '{"id":"older","status":"scheduled","due":"0001-01-01T00:00:00.000Z"}'
+r=$(receipt_n older 2)
+check "and applied at once ($r)" grep -q '"status":"applied"' <<<"$r"
 
 # --- paused: nothing due is applied until resume -------------------------------------
 admin() { mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/admin" -m "{\"cmd\":\"$1\",\"reply_to\":\"$REPLY/admin\"}"; }

@@ -814,6 +814,7 @@ static int parse_when(struct req *r, char *err, size_t errlen)
     if (at && (!cJSON_IsString(at) || util_time_parse(at->valuestring, &r->at_ms)))
         return util_fail(err, errlen, "\"at\" must be a date and time as in RFC 3339, in UTC: "
                          "\"2026-11-24T23:00:00Z\"");
+    r->has_at = at != NULL;
     if (delay) {
         double d = cJSON_IsNumber(delay) ? delay->valuedouble : -1;
         if (!(d >= 0 && d <= (double)REQ_DELAY_MAX) || d != floor(d))
@@ -836,6 +837,7 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
     r->root = NULL;
     r->id = r->reply_to = r->cancel = NULL;
     r->at_ms = r->delay_ms = -1;
+    r->has_at = 0;
     r->nops = r->nval = r->nint = 0;
     if (parse_envelope(r, lim, payload, len, err, errlen))
         return -1;
@@ -903,6 +905,7 @@ int req_read(struct req *r, const struct schema *s, const struct req_limits *lim
         r->root = NULL;
         r->id = r->reply_to = r->cancel = NULL;
         r->at_ms = r->delay_ms = -1;
+        r->has_at = 0;
         r->nops = r->nval = r->nint = 0;
         parse_envelope(r, lim, payload, len, scratch, sizeof scratch);
         return -1;
@@ -919,6 +922,7 @@ void req_clear(struct req *r)
     r->root = NULL;
     r->id = r->reply_to = r->cancel = NULL;
     r->at_ms = r->delay_ms = -1;
+    r->has_at = 0;
     r->nops = r->nval = r->nint = 0;
 }
 

@@ -3,7 +3,8 @@
  * as batch.c applies it. Ids are one namespace, a cancel's own id included; and when
  * what the writer keeps for a request (mosqlite_applied, mosqlite_scheduled,
  * mosqlite_rejected) refuses a row because of that request, the request alone is
- * rejected, with its writes undone, and nothing is a database fault. */
+ * rejected, with its writes undone, and nothing is a database fault. Times before
+ * 1970. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +218,23 @@ static void check_bookkeeping(void)
                "rejection, not a database fault (rc %d: %s)", rc, err);
 }
 
+/* Times before 1970 are times like any other. */
+static void check_times(void)
+{
+    char out[UTIL_TIME_LEN];
+    long long ms = 0;
+    int rc = util_time_parse("1969-07-20T20:17:40Z", &ms);
+
+    unit_check(!rc && ms == -14182940000LL, "time: 1969 parsed as before the epoch (%lld)", ms);
+    util_time_format(ms, out);
+    unit_check_str(out, "1969-07-20T20:17:40.000Z", "time: written back as it was");
+    util_time_format(-1, out);
+    unit_check_str(out, "1969-12-31T23:59:59.999Z", "time: a millisecond before the epoch");
+    util_time_parse("0001-01-01T00:00:00Z", &ms);
+    util_time_format(ms, out);
+    unit_check_str(out, "0001-01-01T00:00:00.000Z", "time: the year in four digits");
+}
+
 void test_sched(void)
 {
     char *dir = unit_path("sched-schema"), err[512];
@@ -247,6 +265,7 @@ void test_sched(void)
         check_cancel_ids();
         check_bookkeeping();
     }
+    check_times();
     req_free(&r);
     sched_free(sc);
     db_close(db);
