@@ -5,7 +5,7 @@
 # request was applied, for an unknown id, from another table's topic and when its own
 # id is a waiting request's (the writer going on); a request that turns out invalid when
 # due is rejected then, with its receipt; an "at" before 1970 is in the past as any
-# other; the writer sleeps until
+# other; a key given twice is refused on reply_to; the writer sleeps until
 # the next one is due; the named query `scheduled` lists what waits. Then 1,000
 # scheduled writes with due times spread over 10 s, published in shuffled order, with
 # the writer killed (-9) in the middle and restarted: each applied once, none before
@@ -154,6 +154,12 @@ r=$(req write/timed older '"at":"0001-01-01T00:00:00Z","values":{"n":88,"due_ms"
 check_eq "at in year 1: scheduled, due in four digits" "$r" '{"id":"older","status":"scheduled","due":"0001-01-01T00:00:00.000Z"}'
 r=$(receipt_n older 2)
 check "and applied at once ($r)" grep -q '"status":"applied"' <<<"$r"
+
+# --- a key given twice in a scheduled request: refused on its reply_to -----------------
+pub write/timed "{\"id\":\"twice\",\"reply_to\":\"$REPLY/twice\",\"at\":\"2020-01-01T00:00:00Z\",\"at\":\"2021-01-01T00:00:00Z\",\"values\":{\"n\":87,\"due_ms\":0}}"
+r=$(receipt_n twice 1)
+check_eq "\"at\" twice: refused, with a receipt" "$r" '{"id":"twice","status":"rejected","error":"duplicate key \"at\" in the request"}'
+check_eq "and not applied" "$(sql 'SELECT count(*) FROM timed WHERE n = 87')" 0
 
 # --- paused: nothing due is applied until resume -------------------------------------
 admin() { mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/admin" -m "{\"cmd\":\"$1\",\"reply_to\":\"$REPLY/admin\"}"; }

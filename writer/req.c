@@ -697,21 +697,33 @@ int req_parse_json(struct req *r, const struct req_limits *lim, const char *payl
     return walk_tree(r, err, errlen);
 }
 
+/* How often key is a member of obj. */
+static int key_count(const cJSON *obj, const char *key)
+{
+    const cJSON *c;
+    int n = 0;
+
+    for (c = obj->child; c; c = c->next)
+        n += !strcmp(c->string, key);
+    return n;
+}
+
 /* The bytes, the JSON and the envelope. id and reply_to are read first, and kept when
  * valid, so that a request rejected for anything else is still answered with its id
- * (not when a key of the request is given twice: which value is meant is a guess).
- * A raw-scan error is reported after the envelope is read, when the JSON still
+ * (a key given twice included, unless it is id or reply_to: which value is meant is a
+ * guess). A raw-scan error is reported after the envelope is read, when the JSON still
  * parses (cJSON itself stops at 1000 levels). */
 static int parse_envelope(struct req *r, const struct req_limits *lim, const char *payload,
                           size_t len, char *err, size_t errlen)
 {
     const cJSON *id, *rt;
-    char dup[256], iderr[512] = "", rterr[512] = "";
+    char dup[256] = "", iderr[512] = "", rterr[512] = "";
     int scan_err;
 
     if (parse_json(r, lim, payload, len, "a request", &scan_err, err, errlen))
         return -1;
-    if (dup_keys(r->root, "the request", dup, sizeof dup))
+    if (dup_keys(r->root, "the request", dup, sizeof dup) &&
+        (key_count(r->root, "id") > 1 || key_count(r->root, "reply_to") > 1))
         return util_fail(err, errlen, "%s", dup);
     id = cJSON_GetObjectItemCaseSensitive(r->root, "id");
     if (id && (!cJSON_IsString(id) || !printable_id(id->valuestring)))
@@ -723,6 +735,8 @@ static int parse_envelope(struct req *r, const struct req_limits *lim, const cha
         util_fail(rterr, sizeof rterr, "\"reply_to\" must be a string (a topic name), not %s", json_type_name(rt));
     else if (rt && !req_reply_check(rt->valuestring, lim->prefix, rterr, sizeof rterr))
         r->reply_to = rt->valuestring;
+    if (dup[0])
+        return util_fail(err, errlen, "%s", dup);
     if (scan_err)
         return -1;
     if (iderr[0] || rterr[0])

@@ -3,8 +3,8 @@
  * as batch.c applies it. Ids are one namespace, a cancel's own id included; and when
  * what the writer keeps for a request (mosqlite_applied, mosqlite_scheduled,
  * mosqlite_rejected) refuses a row because of that request, the request alone is
- * rejected, with its writes undone, and nothing is a database fault. Times before
- * 1970. */
+ * rejected, with its writes undone, and nothing is a database fault. The envelope of a
+ * scheduled request with a key given twice; times before 1970. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +218,36 @@ static void check_bookkeeping(void)
                "rejection, not a database fault (rc %d: %s)", rc, err);
 }
 
+/* A scheduled request with a key given twice is answered on its reply_to. */
+static void check_envelope(void)
+{
+    static const char *cases[][2] = {
+        {"{\"id\":\"d1\",\"reply_to\":\"r/d1\",\"at\":\"2020-01-01T00:00:00Z\","
+         "\"at\":\"2021-01-01T00:00:00Z\",\"values\":{\"k\":\"a\"}}", "at"},
+        {"{\"id\":\"d2\",\"reply_to\":\"r/d2\",\"delay_ms\":1,\"delay_ms\":2,\"values\":{\"k\":\"a\"}}",
+         "delay_ms"},
+        {"{\"reply_to\":\"r/d3\",\"id\":\"d3\",\"cancel\":\"x\",\"cancel\":\"y\"}", "cancel"},
+    };
+    static const char twice[] = "{\"id\":\"a\",\"id\":\"b\",\"reply_to\":\"r/x\",\"values\":{\"k\":\"a\"}}";
+    char err[512], want[128];
+    size_t i;
+
+    for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int rc = req_read(&r, db_schema(db), &lim, WRITE, WRITE "/kv", cases[i][0],
+                          strlen(cases[i][0]), err, sizeof err);
+        snprintf(want, sizeof want, "duplicate key \"%s\" in the request", cases[i][1]);
+        unit_check(rc && !strcmp(err, want) && r.id && r.reply_to && !strncmp(r.reply_to, "r/d", 3),
+                   "envelope: \"%s\" twice: rejected (%s), answered to its id and reply_to (%s, %s)",
+                   cases[i][1], err, r.id ? r.id : "no id", r.reply_to ? r.reply_to : "no reply_to");
+        req_clear(&r);
+    }
+    /* id or reply_to itself twice: which one is meant is a guess; neither is used. */
+    req_read(&r, db_schema(db), &lim, WRITE, WRITE "/kv", twice, strlen(twice), err, sizeof err);
+    unit_check(!strcmp(err, "duplicate key \"id\" in the request") && !r.id && !r.reply_to,
+               "envelope: id twice: rejected (%s), no receipt", err);
+    req_clear(&r);
+}
+
 /* Times before 1970 are times like any other. */
 static void check_times(void)
 {
@@ -264,6 +294,7 @@ void test_sched(void)
     if (sc) {
         check_cancel_ids();
         check_bookkeeping();
+        check_envelope();
     }
     check_times();
     req_free(&r);
