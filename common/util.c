@@ -121,12 +121,14 @@ int util_time_parse(const char *s, long long *ms)
 void util_time_format(long long ms, char *out)
 {
     time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    unsigned frac = (unsigned)(ms - (long long)t * 1000) % 1000;
     struct tm tm;
     char s[24];
 
     gmtime_r(&t, &tm);
-    strftime(s, sizeof s, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, UTIL_TIME_LEN, "%.19s.%03dZ", s, (int)(ms - (long long)t * 1000));
+    strftime(s, sizeof s, "%m-%dT%H:%M:%S", &tm);
+    /* The year in four digits, as RFC 3339 has it (strftime's %Y has no leading zeros). */
+    snprintf(out, UTIL_TIME_LEN, "%04d-%.14s.%03uZ", (tm.tm_year + 1900) % 10000, s, frac);
 }
 
 int util_fail(char *err, size_t errlen, const char *fmt, ...)

@@ -2,8 +2,10 @@
 # Scheduled writes against a real broker and a real SQLite file: "delay_ms" and "at"
 # get a "scheduled" receipt at once and an "applied" one when due, never before; a retry
 # is a duplicate and a reused id is refused; cancel works, and is refused after the
-# request was applied, for an unknown id and from another table's topic; a request that
-# turns out invalid when due is rejected then, with its receipt; the writer sleeps until
+# request was applied, for an unknown id, from another table's topic and when its own
+# id is a waiting request's (the writer going on); a request that turns out invalid when
+# due is rejected then, with its receipt; an "at" before 1970 is in the past as any
+# other; a key given twice is refused on reply_to; the writer sleeps until
 # the next one is due; the named query `scheduled` lists what waits. Then 1,000
 # scheduled writes with due times spread over 10 s, published in shuffled order, with
 # the writer killed (-9) in the middle and restarted: each applied once, none before
@@ -118,6 +120,46 @@ check "rejected when due, with its receipt ($r)" grep -qE '^\{"id":"u1","status"
 check "and kept in mosqlite_rejected" test "$(sql "SELECT count(*) FROM mosqlite_rejected WHERE req_id = 'u1'")" = 1
 counted() { status | grep -qE '"scheduled":6,"cancelled":2,'; }
 check "status counts scheduled and cancelled ($(wait_until 10 counted; status))" counted
+
+# --- a cancel's own id is an id like any other ----------------------------------------
+# Its target's id: the cancel is refused, the writer goes on, the request stays scheduled.
+r=$(req write/timed x1 '"delay_ms":600000,"values":{"n":93,"due_ms":0}')
+check "x1 scheduled ($r)" grep -q '"status":"scheduled"' <<<"$r"
+pub write "{\"id\":\"x1\",\"cancel\":\"x1\",\"reply_to\":\"$REPLY/x1\"}"
+r=$(receipt_n x1 2)
+check_eq "a cancel with its target's id is refused as any reuse of an id" "$r" '{"id":"x1","status":"rejected","error":"id \"x1\" is already used by a scheduled request"}'
+r=$(req write/timed x2 '"values":{"n":92,"due_ms":0}')
+check "and the writer goes on: the next request is applied ($r)" grep -q '"status":"applied"' <<<"$r"
+check_eq "x1 is still scheduled" "$(sql "SELECT count(*) FROM mosqlite_scheduled WHERE id = 'x1'")" 1
+r=$(req write x3 '"cancel":"x1"')
+check_eq "then cancelled by a cancel of its own id" "$r" '{"id":"x3","status":"cancelled","cancel":"x1"}'
+# Another waiting request's id: refused; both go on waiting, the one due is applied.
+r=$(req write/timed y1 '"delay_ms":1500,"values":{"n":91,"due_ms":0}')
+r=$(req write/timed y2 '"delay_ms":600000,"values":{"n":90,"due_ms":0}')
+pub write "{\"id\":\"y1\",\"cancel\":\"y2\",\"reply_to\":\"$REPLY/y1\"}"
+r=$(receipt_n y1 2)
+check_eq "a cancel with another waiting request's id is refused" "$r" '{"id":"y1","status":"rejected","error":"id \"y1\" is already used by a scheduled request"}'
+r=$(receipt_n y1 3)
+check "y1 applied when due ($r)" grep -qE '^\{"id":"y1","status":"applied","changes":1,"rowid":[0-9]+\}$' <<<"$r"
+check_eq "y2 still scheduled" "$(sql "SELECT count(*) FROM mosqlite_scheduled WHERE id = 'y2'")" 1
+r=$(req write y3 '"cancel":"y2"')
+check_eq "then cancelled" "$r" '{"id":"y3","status":"cancelled","cancel":"y2"}'
+
+# --- "at" before 1970 is in the past like any other ------------------------------------
+r=$(req write/timed old '"at":"1969-07-20T20:17:40Z","values":{"n":89,"due_ms":0}')
+check_eq "at in 1969: scheduled" "$r" '{"id":"old","status":"scheduled","due":"1969-07-20T20:17:40.000Z"}'
+r=$(receipt_n old 2)
+check "and applied at once ($r)" grep -qE '^\{"id":"old","status":"applied","changes":1,"rowid":[0-9]+\}$' <<<"$r"
+r=$(req write/timed older '"at":"0001-01-01T00:00:00Z","values":{"n":88,"due_ms":0}')
+check_eq "at in year 1: scheduled, due in four digits" "$r" '{"id":"older","status":"scheduled","due":"0001-01-01T00:00:00.000Z"}'
+r=$(receipt_n older 2)
+check "and applied at once ($r)" grep -q '"status":"applied"' <<<"$r"
+
+# --- a key given twice in a scheduled request: refused on its reply_to -----------------
+pub write/timed "{\"id\":\"twice\",\"reply_to\":\"$REPLY/twice\",\"at\":\"2020-01-01T00:00:00Z\",\"at\":\"2021-01-01T00:00:00Z\",\"values\":{\"n\":87,\"due_ms\":0}}"
+r=$(receipt_n twice 1)
+check_eq "\"at\" twice: refused, with a receipt" "$r" '{"id":"twice","status":"rejected","error":"duplicate key \"at\" in the request"}'
+check_eq "and not applied" "$(sql 'SELECT count(*) FROM timed WHERE n = 87')" 0
 
 # --- paused: nothing due is applied until resume -------------------------------------
 admin() { mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/admin" -m "{\"cmd\":\"$1\",\"reply_to\":\"$REPLY/admin\"}"; }

@@ -26,6 +26,13 @@
 #include "util.h"
 #include "val.h"
 
+/* Where a request started in the batch's events, to put them back if it is rejected. */
+struct ev_mark {
+    int nev;
+    size_t rows_len;
+    struct db_event last;         /* the open group as it was, when nev > 0 */
+};
+
 struct db {
     sqlite3 *h;
     struct schema schema;
@@ -39,13 +46,7 @@ struct db {
     int nev, capev;
     int lock_fd;                  /* PATH-writer.lock, held (flock) while open; or -1 */
     sqlite3_stmt **readback;      /* per table: SELECT * by key (sql_build_read), lazily */
-};
-
-/* Where a request started in the batch's events, to put them back if it is rejected. */
-struct ev_mark {
-    int nev;
-    size_t rows_len;
-    struct db_event last;         /* the open group as it was, when nev > 0 */
+    struct ev_mark req_mark;      /* the request between db_req_begin and db_req_end */
 };
 
 int db_is_fault(int rc)
@@ -379,6 +380,15 @@ int db_fault(struct db *db, int rc, char *err, size_t errlen)
     return DB_FAULT;
 }
 
+int db_own(struct db *db, int rc, const char *what, char *err, size_t errlen)
+{
+    if ((rc & 0xff) != SQLITE_CONSTRAINT && (rc & 0xff) != SQLITE_TOOBIG)
+        return db_fault(db, rc, err, errlen);
+    snprintf(err, errlen, "%s: %s", what,
+             sqlite3_extended_errcode(db->h) == rc ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc));
+    return DB_REJECT;
+}
+
 int db_begin(struct db *db, char *err, size_t errlen)
 {
     int rc;
@@ -553,6 +563,14 @@ static int apply_op(struct db *db, const struct req *r, int i, long long *change
 
 /* Undo a rejected request: back to its savepoint and its place in the events, or
  * DB_LOST when SQLite already rolled the whole transaction back. */
+static void mark(const struct db *db, struct ev_mark *m)
+{
+    m->nev = db->nev;
+    m->rows_len = db->rows.len;
+    if (m->nev)
+        m->last = db->ev[m->nev - 1];
+}
+
 static int unwind(struct db *db, const struct ev_mark *m)
 {
     if (sqlite3_get_autocommit(db->h)) {
@@ -596,12 +614,10 @@ int db_apply(struct db *db, const struct req *r, long long *changes, long long *
              char *err, size_t errlen)
 {
     struct ev_mark m;
+    char what[192];
     int i, rc, seen;
 
-    m.nev = db->nev;
-    m.rows_len = db->rows.len;
-    if (m.nev)
-        m.last = db->ev[m.nev - 1];
+    mark(db, &m);
     *changes = 0;
     *rowid = -1;
     if ((rc = run(db->sp)) != SQLITE_OK)
@@ -621,11 +637,37 @@ int db_apply(struct db *db, const struct req *r, long long *changes, long long *
         if (rc != SQLITE_OK)
             return db_is_fault(rc) ? db_fault(db, rc, err, errlen) : unwind(db, &m);
     }
-    if (r->id && (rc = db_id_keep(db, r->id, r->hash)) != SQLITE_OK)
-        return db_fault(db, rc, err, errlen);
+    /* A trigger of the request's tables may have written mosqlite_applied itself. */
+    if (r->id && (rc = db_id_keep(db, r->id, r->hash)) != SQLITE_OK) {
+        snprintf(what, sizeof what, "id \"%s\" could not be kept as used", r->id);
+        return db_own(db, rc, what, err, errlen) == DB_FAULT ? DB_FAULT : unwind(db, &m);
+    }
     if ((rc = run(db->sp_release)) != SQLITE_OK)
         return db_fault(db, rc, err, errlen);
     return DB_OK;
+}
+
+int db_req_begin(struct db *db, char *err, size_t errlen)
+{
+    int rc;
+
+    mark(db, &db->req_mark);
+    if ((rc = run(db->sp)) != SQLITE_OK)
+        return db_fault(db, rc, err, errlen);
+    return DB_OK;
+}
+
+int db_req_end(struct db *db, int rc, char *err, size_t errlen)
+{
+    int src;
+
+    if (rc == DB_FAULT)
+        return DB_FAULT;
+    if (rc != DB_OK && rc != DB_DUP)
+        return unwind(db, &db->req_mark);
+    if ((src = run(db->sp_release)) != SQLITE_OK)
+        return db_fault(db, src, err, errlen);
+    return rc;
 }
 
 int db_record_rejection(struct db *db, const char *topic, const char *id, const char *error,
@@ -652,7 +694,14 @@ int db_record_rejection(struct db *db, const char *topic, const char *id, const 
         sqlite3_bind_blob(st, 4, payload, (int)len, SQLITE_STATIC);
     rc = run_trusted(db, st);
     sqlite3_clear_bindings(st);
-    return rc == SQLITE_OK ? DB_OK : db_fault(db, rc, err, errlen);
+    if (rc == SQLITE_OK)
+        return DB_OK;
+    /* The request is rejected all the same; only its record is missing. */
+    if (db_own(db, rc, "keeping the rejection", err, errlen) == DB_REJECT) {
+        log_warn("%s (topic %.200s, id %s)", err, topic, id ? id : "none");
+        return DB_OK;
+    }
+    return DB_FAULT;
 }
 
 int db_prune(struct db *db, char *err, size_t errlen)

@@ -70,7 +70,9 @@ int db_id_seen(struct db *db, const char *id, unsigned long long hash, int *rc);
 int db_id_keep(struct db *db, const char *id, unsigned long long hash);
 
 /* Keep a rejected request in mosqlite_rejected: its first REQ_EXCERPT bytes, cut back
- * to a whole UTF-8 character; TEXT when that is valid UTF-8 without NUL, else a BLOB. */
+ * to a whole UTF-8 character; TEXT when that is valid UTF-8 without NUL, else a BLOB.
+ * DB_OK (also when a constraint refuses the row: logged, the request stays rejected)
+ * or DB_FAULT + err. */
 int db_record_rejection(struct db *db, const char *topic, const char *id, const char *error,
                         const char *payload, size_t len, char *err, size_t errlen);
 
@@ -85,6 +87,22 @@ const char *db_event_rows(const struct db *db);
 /* SQLite's code rc as a database fault: its message (the connection's own when it is
  * the last error there) in err; returns DB_FAULT. */
 int db_fault(struct db *db, int rc, char *err, size_t errlen);
+
+/* SQLite's code rc from the writer's own bookkeeping for a request (mosqlite_applied,
+ * mosqlite_scheduled, mosqlite_rejected): a constraint failed means the request's
+ * content collides with what the writer keeps, so the request is rejected, never the
+ * batch stalled: DB_REJECT with "WHAT: SQLite's message" in err. Anything else (disk
+ * full, I/O) is a database fault: DB_FAULT as db_fault. */
+int db_own(struct db *db, int rc, const char *what, char *err, size_t errlen);
+
+/* The bookkeeping of a request done outside db_apply (scheduling it, cancelling one:
+ * sched.c), as one unit: db_req_begin opens the request's savepoint (DB_OK, or DB_FAULT
+ * + err); db_req_end takes the outcome rc and returns it, after releasing the savepoint
+ * (DB_OK, DB_DUP; DB_FAULT + err when that fails) or undoing the request's writes
+ * (DB_REJECT; DB_LOST when SQLite had already rolled the whole transaction back). A
+ * DB_FAULT is returned as is: the batch is rolled back. */
+int db_req_begin(struct db *db, char *err, size_t errlen);
+int db_req_end(struct db *db, int rc, char *err, size_t errlen);
 
 /* True for SQLite result codes that are not a request's fault. */
 int db_is_fault(int rc);

@@ -443,21 +443,33 @@ static int walk_tree(struct req *r, char *err, size_t errlen)
     return json_mark(r->root, &r->nums, err, errlen);
 }
 
+/* How often key is a member of obj. */
+static int key_count(const cJSON *obj, const char *key)
+{
+    const cJSON *c;
+    int n = 0;
+
+    for (c = obj->child; c; c = c->next)
+        n += !strcmp(c->string, key);
+    return n;
+}
+
 /* The bytes, the JSON and the envelope. id and reply_to are read first, and kept when
  * valid, so that a request rejected for anything else is still answered with its id
- * (not when a key of the request is given twice: which value is meant is a guess).
- * A raw-scan error is reported after the envelope is read, when the JSON still
+ * (a key given twice included, unless it is id or reply_to: which value is meant is a
+ * guess). A raw-scan error is reported after the envelope is read, when the JSON still
  * parses (cJSON itself stops at 1000 levels). */
 static int parse_envelope(struct req *r, const struct req_limits *lim, const char *payload,
                           size_t len, char *err, size_t errlen)
 {
     const cJSON *id, *rt;
-    char dup[256], iderr[512] = "", rterr[512] = "";
+    char dup[256] = "", iderr[512] = "", rterr[512] = "";
     int scan_err;
 
     if (parse_json(r, lim, payload, len, "a request", &scan_err, err, errlen))
         return -1;
-    if (json_dup_keys(r->root, "the request", dup, sizeof dup))
+    if (json_dup_keys(r->root, "the request", dup, sizeof dup) &&
+        (key_count(r->root, "id") > 1 || key_count(r->root, "reply_to") > 1))
         return util_fail(err, errlen, "%s", dup);
     id = cJSON_GetObjectItemCaseSensitive(r->root, "id");
     if (id && (!cJSON_IsString(id) || !printable_id(id->valuestring)))
@@ -469,6 +481,8 @@ static int parse_envelope(struct req *r, const struct req_limits *lim, const cha
         util_fail(rterr, sizeof rterr, "\"reply_to\" must be a string (a topic name), not %s", json_type_name(rt));
     else if (rt && !req_reply_check(rt->valuestring, lim->prefix, rterr, sizeof rterr))
         r->reply_to = rt->valuestring;
+    if (dup[0])
+        return util_fail(err, errlen, "%s", dup);
     if (scan_err)
         return -1;
     if (iderr[0] || rterr[0])
@@ -560,6 +574,7 @@ static int parse_when(struct req *r, char *err, size_t errlen)
     if (at && (!cJSON_IsString(at) || util_time_parse(at->valuestring, &r->at_ms)))
         return util_fail(err, errlen, "\"at\" must be a date and time as in RFC 3339, in UTC: "
                          "\"2026-11-24T23:00:00Z\"");
+    r->has_at = at != NULL;
     if (delay) {
         double d = cJSON_IsNumber(delay) ? delay->valuedouble : -1;
         if (!(d >= 0 && d <= (double)REQ_DELAY_MAX) || d != floor(d))
@@ -582,6 +597,7 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
     r->root = NULL;
     r->id = r->reply_to = r->cancel = NULL;
     r->at_ms = r->delay_ms = -1;
+    r->has_at = 0;
     r->nops = r->nval = r->nint = 0;
     if (parse_envelope(r, lim, payload, len, err, errlen))
         return -1;
@@ -649,6 +665,7 @@ int req_read(struct req *r, const struct schema *s, const struct req_limits *lim
         r->root = NULL;
         r->id = r->reply_to = r->cancel = NULL;
         r->at_ms = r->delay_ms = -1;
+        r->has_at = 0;
         r->nops = r->nval = r->nint = 0;
         parse_envelope(r, lim, payload, len, scratch, sizeof scratch);
         return -1;
@@ -665,6 +682,7 @@ void req_clear(struct req *r)
     r->root = NULL;
     r->id = r->reply_to = r->cancel = NULL;
     r->at_ms = r->delay_ms = -1;
+    r->has_at = 0;
     r->nops = r->nval = r->nint = 0;
 }
 

@@ -52,7 +52,8 @@ struct req {
     const char *reply_to;  /* or NULL; points into root */
     const char *cancel;    /* {"cancel": "ID"}: the scheduled request to cancel (no ops),
                             * or NULL; points into root */
-    long long at_ms;       /* "at": when to apply it, ms since the epoch (UTC), or -1 */
+    int has_at;            /* 1 when "at" was given: at_ms is when to apply it */
+    long long at_ms;       /* "at": ms since the epoch (UTC), before 1970 negative */
     long long delay_ms;    /* "delay_ms": how long after it is received, or -1 */
     unsigned long long hash; /* with an id (req_read): of the topic and the payload but
                               * reply_to, to tell a retry of this request from another

@@ -180,6 +180,8 @@ int sched_add(struct sched *s, const struct req *r, const struct msg *m, long lo
         return DB_REJECT;
     }
     util_time_format(due_ms, due);
+    if ((rc = db_req_begin(s->db, err, errlen)) != DB_OK)
+        return rc;
     sqlite3_bind_text(s->ins, 1, r->id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s->ins, 2, due_ms);
     sqlite3_bind_text(s->ins, 3, due, -1, SQLITE_STATIC);
@@ -197,8 +199,9 @@ int sched_add(struct sched *s, const struct req *r, const struct msg *m, long lo
     rc = step(s, s->ins);
     sqlite3_reset(s->ins);
     sqlite3_clear_bindings(s->ins);
-    if (rc != SQLITE_DONE)
-        return db_fault(s->db, rc, err, errlen);
+    rc = rc == SQLITE_DONE ? DB_OK : db_own(s->db, rc, "the request could not be scheduled", err, errlen);
+    if ((rc = db_req_end(s->db, rc, err, errlen)) != DB_OK)
+        return rc;
     if (due_ms < s->next_due)
         s->next_due = due_ms;
     s->count++;
@@ -235,9 +238,9 @@ int sched_take(struct sched *s, const char *id, char *err, size_t errlen)
 int sched_cancel(struct sched *s, const struct req *r, const char *topic, const char *write_topic,
                  char *err, size_t errlen)
 {
-    char its_topic[REQ_TOPIC_MAX + 1];
+    char its_topic[REQ_TOPIC_MAX + 1], what[192];
     unsigned long long hash = 0;
-    int rc, seen;
+    int rc, src, seen;
 
     if (r->id && (seen = db_id_seen(s->db, r->id, r->hash, &rc))) {
         if (seen < 0)
@@ -247,6 +250,10 @@ int sched_cancel(struct sched *s, const struct req *r, const char *topic, const 
         snprintf(err, errlen, "id \"%s\" was already used by a different request", r->id);
         return DB_REJECT;
     }
+    /* Ids are one namespace: the cancel's own may not be a waiting request's, its
+     * target's included. */
+    if (r->id && (seen = sched_holds(s, r->id, err, errlen)))
+        return seen < 0 ? DB_FAULT : DB_REJECT;
     if ((seen = find(s, r->cancel, &hash, its_topic, sizeof its_topic, &rc)) < 0)
         return db_fault(s->db, rc, err, errlen);
     if (!seen) {
@@ -261,12 +268,19 @@ int sched_cancel(struct sched *s, const struct req *r, const char *topic, const 
                  "or on %.200s", r->cancel, its_topic, write_topic);
         return DB_REJECT;
     }
-    /* Its id is kept as if applied: a late retry of it is a duplicate, not a new request. */
-    if (take_row(s, r->cancel, &rc) < 0 || (rc = db_id_keep(s->db, r->cancel, hash)) != SQLITE_OK ||
-        (r->id && (rc = db_id_keep(s->db, r->id, r->hash)) != SQLITE_OK))
-        return db_fault(s->db, rc, err, errlen);
-    s->count--;
-    return DB_OK;
+    /* Its id is kept as if applied: a late retry of it is a duplicate, not a new request.
+     * Should what the writer keeps refuse that (an id kept already), the cancel alone is
+     * rejected and the request stays scheduled. */
+    if ((rc = db_req_begin(s->db, err, errlen)) != DB_OK)
+        return rc;
+    if (take_row(s, r->cancel, &src) < 0 || (src = db_id_keep(s->db, r->cancel, hash)) != SQLITE_OK ||
+        (r->id && (src = db_id_keep(s->db, r->id, r->hash)) != SQLITE_OK)) {
+        snprintf(what, sizeof what, "request \"%s\" could not be cancelled", r->cancel);
+        rc = db_own(s->db, src, what, err, errlen);
+    }
+    if ((rc = db_req_end(s->db, rc, err, errlen)) == DB_OK)
+        s->count--;
+    return rc;
 }
 
 int sched_wait_ms(const struct sched *s, int max_ms, int paused)

@@ -33,9 +33,11 @@ void sched_free(struct sched *s);
 void sched_rolled_back(struct sched *s);
 
 /* In the batch's transaction. Store r (received as m, its id required) to be applied
- * at due_ms (wall clock, ms since the epoch). DB_OK; DB_DUP when the id is scheduled
- * or was applied for the same request (a retry); DB_REJECT + err when the id belongs
- * to another request or the limit is reached; DB_FAULT + err. */
+ * at due_ms (wall clock, ms since the epoch; before 1970 too). DB_OK; DB_DUP when the id
+ * is scheduled or was applied for the same request (a retry); DB_REJECT + err when the
+ * id belongs to another request, the limit is reached or mosqlite_scheduled refuses the
+ * row (a constraint); DB_LOST + err when that refusal rolled the transaction back;
+ * DB_FAULT + err. */
 int sched_add(struct sched *s, const struct req *r, const struct msg *m, long long due_ms,
               char *err, size_t errlen);
 
@@ -52,7 +54,10 @@ int sched_take(struct sched *s, const char *id, char *err, size_t errlen);
 /* In the batch's transaction: cancel the scheduled request r->cancel. topic is the
  * cancel's own: on PREFIX/write/TABLE only a request published on that same topic can
  * be cancelled. DB_OK (cancelled), DB_DUP (the cancel's own id was seen before),
- * DB_REJECT + err (not scheduled: unknown, applied or cancelled already), DB_FAULT + err. */
+ * DB_REJECT + err (not scheduled: unknown, applied or cancelled already; the cancel's
+ * own id used by another request or by a scheduled one, its target included; or what
+ * the writer keeps refused its ids: then nothing of it remains), DB_LOST + err,
+ * DB_FAULT + err. */
 int sched_cancel(struct sched *s, const struct req *r, const char *topic, const char *write_topic,
                  char *err, size_t errlen);
 

@@ -65,9 +65,9 @@ static void check_ok(void)
 
     if (req.cancel ? req.nops != 0 : req.nops < 1 || req.nops > limits.max_ops)
         die("invariant", "nops out of range");
-    if (req.cancel && (req.at_ms >= 0 || req.delay_ms >= 0 || !*req.cancel || strlen(req.cancel) > 128))
+    if (req.cancel && (req.has_at || req.delay_ms >= 0 || !*req.cancel || strlen(req.cancel) > 128))
         die("invariant", "a cancel with a time, or a bad id to cancel");
-    if ((req.at_ms >= 0 || req.delay_ms >= 0) && (!req.id || (req.at_ms >= 0 && req.delay_ms >= 0) ||
+    if ((req.has_at || req.delay_ms >= 0) && (!req.id || (req.has_at && req.delay_ms >= 0) ||
                                                   req.delay_ms > REQ_DELAY_MAX))
         die("invariant", "a scheduled request without an id, with both times, or too far");
     if (req.id) {

@@ -38,5 +38,6 @@ void test_cron(void);
 void test_backup(void);
 void test_query(void);
 void test_ctl(void);
+void test_sched(void);
 
 #endif
