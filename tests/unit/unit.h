@@ -35,5 +35,6 @@ void test_follow(void);     /* replica/ */
 void test_hook(void);
 void test_admin(void);
 void test_cron(void);
+void test_jobs(void);
 
 #endif
