@@ -659,6 +659,34 @@ static void check_concurrency(void)
     unit_check(!strcmp(state(ids[1]), "blocked"), "jobs: concurrency 1: the second blocked");
     jobs_cancel(J, ids[0], T0, &out, err, sizeof err);
     unit_check_str(state(ids[1]), "ready", "jobs: the ready job cancelled: the blocked one ready");
+    /* A job due, run now or retried by an operator waits for a slot like a new one. */
+    {
+        struct jobs_new n;
+        struct jobs_enq e;
+        long long next;
+        int made;
+
+        jobs_new_init(&n);
+        n.queue = "q3";
+        n.payload = "{}";
+        n.conc_key = "k3";
+        n.conc_limit = 1;
+        n.run_at_ms = T0 + 1000;
+        jobs_enqueue(J, &n, T0, &e, err, sizeof err);
+        ids[3] = e.job;
+        jobs_enqueue(J, &n, T0, &e, err, sizeof err);
+        ids[4] = e.job;
+        ids[5] = enq_key("q3", "k3", 1);
+        jobs_due(J, T0 + 1000, 10, &made, &next, err, sizeof err);
+        unit_check(made == 2 && !strcmp(state(ids[3]), "blocked"), "jobs: due with the key full: blocked");
+        jobs_run_now(J, ids[4], T0, &out, err, sizeof err);
+        unit_check_str(state(ids[4]), "blocked", "jobs: run now with the key full: blocked");
+        grant1("q3", "s1", NULL, &a);
+        jobs_fail(J, ids[5], a, 1, "x", JOBS_RETRY_NO, -1, T0, &out, err, sizeof err);
+        unit_check_str(state(ids[3]), "ready", "jobs: the slot freed: the oldest blocked ready");
+        jobs_retry(J, ids[5], T0, &out, err, sizeof err);
+        unit_check(out.state == JOBS_BLOCKED && held("k3") == 1, "jobs: an operator retry with the key full: blocked");
+    }
     jobs_queue_pause(J, "q", 1, err, sizeof err);
     ids[2] = enq_key("q", "k2", 1);
     unit_check_str(state(ids[2]), "blocked", "jobs: a ready job holds its slot (paused queue)");
