@@ -13,6 +13,7 @@
 
 #include "jobs_int.h"
 #include "unit.h"
+#include "util.h"
 
 static sqlite3 *H;
 static struct jobs *J;
@@ -878,6 +879,7 @@ static void check_counts(void)
 
 void test_jobs(void)
 {
+    double t0 = util_now_exact_ms();
     check_schema();
     check_enqueue();
     check_grant();
@@ -892,4 +894,5 @@ void test_jobs(void)
     check_plans();
     check_trust();
     check_counts();
+    unit_note("jobs took %.0f ms", util_now_exact_ms() - t0);
 }
