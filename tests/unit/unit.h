@@ -39,5 +39,6 @@ void test_backup(void);
 void test_query(void);
 void test_ctl(void);
 void test_sched(void);
+void test_jobs(void);
 
 #endif
