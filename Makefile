@@ -164,6 +164,7 @@ DATADIR       ?= $(PREFIX)/share
 PKGDATADIR    ?= $(DATADIR)/mosqlite
 MANDIR        ?= $(DATADIR)/man
 DOCDIR        ?= $(DATADIR)/doc/mosqlite
+BASHCOMPDIR   ?= $(DATADIR)/bash-completion/completions
 SYSCONFDIR    ?= /etc
 LOCALSTATEDIR ?= /var
 UNITDIR       ?= $(PREFIX)/lib/systemd/system
@@ -171,7 +172,8 @@ SYSUSERSDIR   ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/sysusers.d,$(SYSCON
 CONFDIR        = $(SYSCONFDIR)/mosqlite
 STATEDIR       = $(LOCALSTATEDIR)/lib/mosqlite
 SONAME         = libmosqlite.so.0
-MANPAGES       = man/mosqlite-writer.8 man/mosqlite-replica.8 man/mosqlite-pub.1 man/libmosqlite.3
+MANPAGES       = man/mosqlite-writer.8 man/mosqlite-replica.8 man/mosqlite-pub.1 man/mosqlite.1 \
+                 man/libmosqlite.3
 D              = $(DESTDIR)
 
 # sed script that fills in @NAME@ in the *.in files.
@@ -187,8 +189,9 @@ install: all web/index.html
 	install -d $(D)$(BINDIR) $(D)$(SBINDIR) $(D)$(LIBDIR) $(D)$(INCLUDEDIR) $(D)$(PKGCONFIGDIR) \
 	    $(D)$(MANDIR)/man1 $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man8 $(D)$(DOCDIR) \
 	    $(D)$(PKGDATADIR)/web $(D)$(CONFDIR)/schema $(D)$(SYSCONFDIR)/mosquitto/conf.d \
-	    $(D)$(UNITDIR) $(D)$(SYSUSERSDIR)
-	install -m 755 $(BIN)/mosqlite-pub $(D)$(BINDIR)/
+	    $(D)$(UNITDIR) $(D)$(SYSUSERSDIR) $(D)$(BASHCOMPDIR)
+	install -m 755 $(BIN)/mosqlite-pub $(BIN)/mosqlite $(D)$(BINDIR)/
+	install -m 644 conf/bash-completion/mosqlite $(D)$(BASHCOMPDIR)/mosqlite
 	install -m 755 $(BIN)/mosqlite-writer $(D)$(SBINDIR)/
 	install -m 755 $(BIN)/mosqlite-replica $(D)$(SBINDIR)/
 	install -m 644 $(BUILD)/libmosqlite.a $(D)$(LIBDIR)/
@@ -222,7 +225,8 @@ install: all web/index.html
 # Removes what install put in place, but keeps the configuration (mosqlite.conf, the
 # schema, the broker drop-in) and the database, like a package removed without purge.
 uninstall:
-	rm -f $(D)$(BINDIR)/mosqlite-pub $(D)$(SBINDIR)/mosqlite-writer $(D)$(SBINDIR)/mosqlite-replica \
+	rm -f $(D)$(BINDIR)/mosqlite-pub $(D)$(BINDIR)/mosqlite $(D)$(BASHCOMPDIR)/mosqlite \
+	    $(D)$(MANDIR)/man1/mosqlite.1 $(D)$(SBINDIR)/mosqlite-writer $(D)$(SBINDIR)/mosqlite-replica \
 	    $(D)$(LIBDIR)/libmosqlite.a $(D)$(LIBDIR)/libmosqlite.so $(D)$(LIBDIR)/$(SONAME) \
 	    $(D)$(LIBDIR)/libmosqlite.so.$(VERSION) $(D)$(INCLUDEDIR)/mosqlite.h \
 	    $(D)$(PKGCONFIGDIR)/mosqlite.pc $(D)$(MANDIR)/man8/mosqlite-writer.8 $(D)$(MANDIR)/man8/mosqlite-replica.8 \
