@@ -3,7 +3,8 @@
 # subcommand with its human output and exit code, and its --json parsed by python3's
 # json module; exit 2 when no writer answers, 3 on bad arguments, 4 with no broker; and
 # under conf/secure/ an operator's command succeeds while a producer's is refused by the
-# broker's ACL (said so, exit 1).
+# broker's ACL (said so, exit 1). The command's standard error goes to *.log files, where
+# lib.sh looks for sanitizer reports under make asan.
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/replica.sh"
 M=$BIN/mosqlite
@@ -14,18 +15,19 @@ py() { python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.ar
 pyl() { python3 -c 'import json, sys; l = [json.loads(x) for x in sys.stdin if x.strip()]; print(eval(sys.argv[1]))' "$1"; }
 # run ARGS...: mosqlite against this test's broker; stdout in $out, stderr in $err, exit in $rc.
 run() {
-    "$M" -p "$MQTT_PORT" --timeout 20 "$@" >"$T/out" 2>"$T/err"
+    "$M" -p "$MQTT_PORT" --timeout 20 "$@" >"$T/out" 2>"$T/err.log"
     rc=$?
     out=$(cat "$T/out")
-    err=$(cat "$T/err")
+    err=$(cat "$T/err.log")
+    cat "$T/err.log" >>"$T/every-run.log"
 }
 # expect DESC RC [GREP...]: the last run exited RC and its stdout+stderr match each pattern.
 expect() {
     _d=$1 _rc=$2; shift 2
     _ok=1
     [ "$rc" = "$_rc" ] || _ok=
-    for _p in "$@"; do grep -qE -- "$_p" "$T/out" "$T/err" || _ok=; done
-    if [ -n "$_ok" ]; then ok "$_d"; else fail "$_d (exit $rc, want $_rc): $(head -c 600 "$T/out") | $(head -c 600 "$T/err")"; fi
+    for _p in "$@"; do grep -qE -- "$_p" "$T/out" "$T/err.log" || _ok=; done
+    if [ -n "$_ok" ]; then ok "$_d"; else fail "$_d (exit $rc, want $_rc): $(head -c 600 "$T/out") | $(head -c 600 "$T/err.log")"; fi
 }
 
 # --- bad arguments: exit 3, before any connection -----------------------------------
@@ -130,7 +132,7 @@ BUILD=$!
 PIDS="$PIDS $BUILD"
 has_line() { [ "$(sql "SELECT count(*) FROM build_logs WHERE build_id = 8")" -ge 1 ]; }
 wait_until 20 has_line
-"$M" -p "$MQTT_PORT" log 8 -f >"$T/follow" 2>"$T/follow.err" &
+"$M" -p "$MQTT_PORT" log 8 -f >"$T/follow" 2>"$T/follow.log" &
 FOLLOW=$!
 PIDS="$PIDS $FOLLOW"
 check "log -f prints the lines so far" wait_until 20 grep -qx one "$T/follow"
@@ -142,11 +144,11 @@ rc=$?
 check_eq "log -f: every line, in order, and exit 0 when the build ends" "$(cat "$T/follow") rc=$rc" "one
 two
 three rc=0"
-check "log -f says how the build ended" grep -q "build 8 passed (exit code 0" "$T/follow.err"
+check "log -f says how the build ended" grep -q "build 8 passed (exit code 0" "$T/follow.log"
 
 # --- tail -----------------------------------------------------------------------------------
 subscribed() { grep -q "^[^ ]* $1 [0-9] $2\$" "$T/broker/mosquitto.log"; }
-"$M" -p "$MQTT_PORT" -i tail-1 tail build_logs -n 2 >"$T/tail" 2>"$T/tail.err" &
+"$M" -p "$MQTT_PORT" -i tail-1 tail build_logs -n 2 >"$T/tail" 2>"$T/tail.log" &
 TAIL=$!
 PIDS="$PIDS $TAIL"
 wait_until 10 subscribed tail-1 mosqlite/rejected
@@ -198,7 +200,7 @@ replica_stop site1
 writer_stop
 run status;                   expect "status of a stopped writer: offline, exit 1" 1 "^writer +offline" "the writer is offline"
 run stats;                    expect "stats, writer stopped: exit 2" 2 "no one listens on mosqlite/admin"
-"$M" -p "$MQTT_PORT" --timeout 2 cancel later-2 >"$T/out" 2>"$T/err"
+"$M" -p "$MQTT_PORT" --timeout 2 cancel later-2 >"$T/out" 2>"$T/err.log"
 rc=$?
 expect "cancel, writer stopped: no receipt within --timeout, exit 2" 2 "no answer from the writer within 2 s" "stays queued"
 broker_stop
