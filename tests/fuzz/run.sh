@@ -45,3 +45,25 @@ if [ "$rc" != 0 ]; then
     grep -E -A30 'ERROR: |runtime error|deadly signal|fuzz_req: ' "$OUT/fuzz.log" | head -60
     exit 1
 fi
+
+# The operator's command's text handling (console/format.c): a quarter of the time.
+"$CC" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon -Iconsole \
+    $(pkg-config --cflags libcjson) tests/fuzz/fuzz_console.c console/format.c common/util.c \
+    $(pkg-config --libs libcjson) -lm -o "$OUT/fuzz_console"
+mkdir -p "$OUT/console-corpus"
+printf 'a\033[31mred\033[0m\a\033]0;t\a\302\233x' >"$OUT/console-corpus/seed-sgr"
+printf 'k:={"a":[1,2]}' >"$OUT/console-corpus/seed-raw"
+printf 'n=-12.5e3' >"$OUT/console-corpus/seed-num"
+set +e
+UBSAN_OPTIONS=print_stacktrace=1 "$OUT/fuzz_console" -max_total_time=$(( (SECS + 3) / 4 )) -max_len=1024 \
+    -timeout=10 -artifact_prefix="$OUT/console-" -print_final_stats=1 "$OUT/console-corpus" \
+    >"$OUT/fuzz_console.log" 2>&1
+rc=$?
+set -e
+echo "fuzz_console: $(sed -n 's/^stat::number_of_executed_units: *//p' "$OUT/fuzz_console.log") executions"
+if [ "$rc" != 0 ]; then
+    echo "fuzz_console: FAILED (exit $rc); log: $OUT/fuzz_console.log"
+    grep -E -A30 'ERROR: |runtime error|deadly signal' "$OUT/fuzz_console.log" | head -60
+    exit 1
+fi
