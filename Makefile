@@ -1,7 +1,7 @@
 # mosqlite: plain make, pkg-config, -Wall -Wextra -Werror.
 #
 #   make            build bin/mosqlite-writer, bin/mosqlite-pub, bin/mosqlite-replica,
-#                   build/libmosqlite.{a,so}
+#                   bin/mosqlite (the operator's command), build/libmosqlite.{a,so}
 #   make check      unit tests of the writer's pure parts and common/ (no broker, < 1 s)
 #   make test       install missing Debian/npm packages, build, make check, run tests/run.sh
 #   make run        install missing packages, start Mosquitto + writer + page (Ctrl-C stops)
@@ -39,6 +39,8 @@ ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
 COMMON_SRC = $(wildcard common/*.c)
 WRITER_SRC = $(wildcard writer/*.c)
 REPLICA_SRC = $(wildcard replica/*.c)
+# The operator's command: console/*.c on libmosqlite (ids) and libmosquitto.
+CONSOLE_SRC = $(wildcard console/*.c)
 # The publisher library is every publisher/*.c except the CLI's: main.c and the log
 # pipe (pipe.c, spool.c).
 PUBCLI_SRC = publisher/main.c publisher/pipe.c publisher/spool.c
@@ -50,6 +52,7 @@ obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 COMMON_OBJ = $(call obj,$(COMMON_SRC))
 WRITER_OBJ = $(call obj,$(WRITER_SRC))
 REPLICA_OBJ = $(call obj,$(REPLICA_SRC))
+CONSOLE_OBJ = $(call obj,$(CONSOLE_SRC))
 PUBLIB_OBJ = $(call obj,$(PUBLIB_SRC))
 PUBLIB_PIC = $(patsubst %.c,$(BUILD)/pic/%.o,$(PUBLIB_SRC))
 PUBCLI_OBJ = $(call obj,$(PUBCLI_SRC))
@@ -57,7 +60,7 @@ UNIT_OBJ   = $(call obj,$(UNIT_SRC))
 WRITER_LIB_OBJ = $(filter-out $(BUILD)/writer/main.o,$(WRITER_OBJ))
 REPLICA_LIB_OBJ = $(filter-out $(BUILD)/replica/main.o,$(REPLICA_OBJ))
 
-PROGS = $(BIN)/mosqlite-writer $(BIN)/mosqlite-pub $(BIN)/mosqlite-replica
+PROGS = $(BIN)/mosqlite-writer $(BIN)/mosqlite-pub $(BIN)/mosqlite-replica $(BIN)/mosqlite
 LIBS  = $(BUILD)/libmosqlite.a $(BUILD)/libmosqlite.so
 
 .PHONY: all deps check test run asan bench fuzz soak install clean web
@@ -79,6 +82,10 @@ $(BIN)/mosqlite-replica: $(REPLICA_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
+$(BIN)/mosqlite: $(CONSOLE_OBJ) $(BUILD)/libmosqlite.a $(COMMON_OBJ)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
 $(BIN)/mosqlite-pub: $(PUBCLI_OBJ) $(BUILD)/libmosqlite.a $(COMMON_OBJ)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
@@ -92,6 +99,7 @@ $(BUILD)/libmosqlite.so: $(PUBLIB_PIC)
 	$(CC) -shared $(CFLAGS) $(LDFLAGS) -Wl,-soname,libmosqlite.so.0 -o $@ $^ $(PUBLIB_LIBS)
 
 $(UNIT_OBJ): ALL_CFLAGS += -Iwriter -Ireplica
+$(CONSOLE_OBJ): $(wildcard console/*.h)
 
 $(BUILD)/unit-tests: $(UNIT_OBJ) $(WRITER_LIB_OBJ) $(REPLICA_LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(BUILD)
@@ -156,6 +164,7 @@ DATADIR       ?= $(PREFIX)/share
 PKGDATADIR    ?= $(DATADIR)/mosqlite
 MANDIR        ?= $(DATADIR)/man
 DOCDIR        ?= $(DATADIR)/doc/mosqlite
+BASHCOMPDIR   ?= $(DATADIR)/bash-completion/completions
 SYSCONFDIR    ?= /etc
 LOCALSTATEDIR ?= /var
 UNITDIR       ?= $(PREFIX)/lib/systemd/system
@@ -163,7 +172,8 @@ SYSUSERSDIR   ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/lib/sysusers.d,$(SYSCON
 CONFDIR        = $(SYSCONFDIR)/mosqlite
 STATEDIR       = $(LOCALSTATEDIR)/lib/mosqlite
 SONAME         = libmosqlite.so.0
-MANPAGES       = man/mosqlite-writer.8 man/mosqlite-replica.8 man/mosqlite-pub.1 man/libmosqlite.3
+MANPAGES       = man/mosqlite-writer.8 man/mosqlite-replica.8 man/mosqlite-pub.1 man/mosqlite.1 \
+                 man/libmosqlite.3
 D              = $(DESTDIR)
 
 # sed script that fills in @NAME@ in the *.in files.
@@ -179,8 +189,9 @@ install: all web/index.html
 	install -d $(D)$(BINDIR) $(D)$(SBINDIR) $(D)$(LIBDIR) $(D)$(INCLUDEDIR) $(D)$(PKGCONFIGDIR) \
 	    $(D)$(MANDIR)/man1 $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man8 $(D)$(DOCDIR) \
 	    $(D)$(PKGDATADIR)/web $(D)$(CONFDIR)/schema $(D)$(SYSCONFDIR)/mosquitto/conf.d \
-	    $(D)$(UNITDIR) $(D)$(SYSUSERSDIR)
-	install -m 755 $(BIN)/mosqlite-pub $(D)$(BINDIR)/
+	    $(D)$(UNITDIR) $(D)$(SYSUSERSDIR) $(D)$(BASHCOMPDIR)
+	install -m 755 $(BIN)/mosqlite-pub $(BIN)/mosqlite $(D)$(BINDIR)/
+	install -m 644 conf/bash-completion/mosqlite $(D)$(BASHCOMPDIR)/mosqlite
 	install -m 755 $(BIN)/mosqlite-writer $(D)$(SBINDIR)/
 	install -m 755 $(BIN)/mosqlite-replica $(D)$(SBINDIR)/
 	install -m 644 $(BUILD)/libmosqlite.a $(D)$(LIBDIR)/
@@ -215,7 +226,8 @@ install: all web/index.html
 # Removes what install put in place, but keeps the configuration (mosqlite.conf, the
 # schema, the broker drop-in) and the database, like a package removed without purge.
 uninstall:
-	rm -f $(D)$(BINDIR)/mosqlite-pub $(D)$(SBINDIR)/mosqlite-writer $(D)$(SBINDIR)/mosqlite-replica \
+	rm -f $(D)$(BINDIR)/mosqlite-pub $(D)$(BINDIR)/mosqlite $(D)$(BASHCOMPDIR)/mosqlite \
+	    $(D)$(MANDIR)/man1/mosqlite.1 $(D)$(SBINDIR)/mosqlite-writer $(D)$(SBINDIR)/mosqlite-replica \
 	    $(D)$(LIBDIR)/libmosqlite.a $(D)$(LIBDIR)/libmosqlite.so $(D)$(LIBDIR)/$(SONAME) \
 	    $(D)$(LIBDIR)/libmosqlite.so.$(VERSION) $(D)$(INCLUDEDIR)/mosqlite.h \
 	    $(D)$(PKGCONFIGDIR)/mosqlite.pc $(D)$(MANDIR)/man8/mosqlite-writer.8 $(D)$(MANDIR)/man8/mosqlite-replica.8 \

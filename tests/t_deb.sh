@@ -66,7 +66,7 @@ check "unit installed where systemd looks ($UNIT)" [ -f "$UNIT" ]
 systemd-analyze verify "$UNIT" >"$T/verify.out" 2>&1
 check "systemd-analyze verify $UNIT" test $? = 0 -a ! -s "$T/verify.out"
 sed 's/^/# verify: /' "$T/verify.out"
-for m in mosqlite-writer.8 mosqlite-pub.1 libmosqlite.3; do
+for m in mosqlite-writer.8 mosqlite-pub.1 mosqlite.1 libmosqlite.3; do
     f=$(dpkg -L mosqlite libmosqlite-dev | grep "/$m.gz$")
     out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$f" 2>"$T/man.err")
     check "man -l $f" test -n "$out" -a ! -s "$T/man.err"
@@ -91,6 +91,10 @@ else
 fi
 /usr/bin/mosqlite-pub -p "$MQTT_PORT" --wait --timeout 20 builds '{"id": 7, "name": "deb #7"}' >"$T/pub.out" 2>&1
 check "installed mosqlite-pub --wait: applied" [ $? = 0 ]; sed 's/^/# /' "$T/pub.out"
+out=$(/usr/bin/mosqlite -p "$MQTT_PORT" --json stats 2>&1)
+check "installed mosqlite: the writer answers stats ($out)" grep -q '"cmd":"stats","ok":true' <<<"$out"
+check "bash completion for mosqlite where bash-completion looks" \
+    test -f /usr/share/bash-completion/completions/mosqlite
 DB=/var/lib/mosqlite/mosqlite.db
 check_eq "row in /var/lib/mosqlite/mosqlite.db" "$(sql 'SELECT name FROM builds WHERE id = 7')" "deb #7"
 check_eq "database owned by the service user" "$(stat -c %U "$DB")" mosqlite

@@ -16,7 +16,8 @@ else
     fail "make install DESTDIR=... (PREFIX /usr/local)"; cat "$T/install.log"; exit 1
 fi
 P=$R/usr/local
-for f in bin/mosqlite-pub sbin/mosqlite-writer lib/libmosqlite.a lib/libmosqlite.so.0.1.0 \
+for f in bin/mosqlite-pub bin/mosqlite share/man/man1/mosqlite.1 \
+         share/bash-completion/completions/mosqlite sbin/mosqlite-writer lib/libmosqlite.a lib/libmosqlite.so.0.1.0 \
          include/mosqlite.h lib/pkgconfig/mosqlite.pc share/man/man8/mosqlite-writer.8 \
          share/man/man1/mosqlite-pub.1 share/man/man3/libmosqlite.3 \
          share/doc/mosqlite/PROTOCOL.md share/doc/mosqlite/README.md \
@@ -79,6 +80,11 @@ BIN=$P/sbin WRITER_ARGS="-c $R/etc/mosqlite/mosqlite.conf" SCHEMA=$R/etc/mosqlit
     >"$T/pub.out" 2>&1
 check "installed mosqlite-pub --wait: exit 0 once applied" [ $? = 0 ]; sed 's/^/# /' "$T/pub.out"
 check_eq "the installed writer applied it" "$(sql 'SELECT name FROM builds WHERE id = 41')" "installed #41"
+out=$("$P/bin/mosqlite" -p "$MQTT_PORT" --json stats 2>&1)
+check "installed mosqlite: the writer answers stats ($out)" grep -q '"cmd":"stats","ok":true' <<<"$out"
+check "the installed bash completion completes mosqlite's commands" bash -c \
+    ". '$P/share/bash-completion/completions/mosqlite'; COMP_WORDS=(mosqlite rep); COMP_CWORD=1; _mosqlite;
+     [ \"\${COMPREPLY[*]}\" = replicas ]"
 
 # A C program built against the installed library, as pkg-config describes it.
 export PKG_CONFIG_PATH=$P/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$R

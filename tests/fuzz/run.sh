@@ -64,7 +64,18 @@ for s in '*/15 9-17 * * MON-FRI' '0 0 29 2 *' '0 0 13 * FRI' '0 0 */2 * 1' '5-20
     printf '%s\n%s' "$s" "$(((n - 3) * 86400000 * 4000))" >"$OUT/cron-seeds/$n"
 done
 
-# fuzz TARGET CORPUS SEEDS DICT [SECONDS [MAX_LEN]]: run one target (SECS seconds by
+# fuzz_console: the operator's command's text handling (console/format.c), a quarter of
+# the time.
+"$CC" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon -Iconsole \
+    $(pkg-config --cflags libcjson) tests/fuzz/fuzz_console.c console/format.c common/util.c \
+    $(pkg-config --libs libcjson) -lm -o "$OUT/fuzz_console"
+mkdir -p "$OUT/console-seeds" "$OUT/console-corpus"
+printf 'a\033[31mred\033[0m\a\033]0;t\a\302\233x' >"$OUT/console-seeds/sgr"
+printf 'k:={"a":[1,2]}' >"$OUT/console-seeds/raw"
+printf 'n=-12.5e3' >"$OUT/console-seeds/num"
+
+# fuzz TARGET CORPUS SEEDS DICT [SECONDS [MAX_LEN]] (DICT may be ""): run one target (SECS seconds by
 # default). 0, or 1 on a finding.
 fuzz() {
     secs=${5:-$SECS} maxlen=${6:-8192}
@@ -72,7 +83,7 @@ fuzz() {
     set +e
     MOSQLITE_ROOT=$ROOT UBSAN_OPTIONS=print_stacktrace=1 "$OUT/$1" \
         -max_total_time="$secs" -max_len="$maxlen" -timeout=10 -rss_limit_mb=2048 \
-        -dict="$4" -artifact_prefix="$OUT/" -print_final_stats=1 \
+        ${4:+-dict="$4"} -artifact_prefix="$OUT/" -print_final_stats=1 \
         "$2" "$3" >"$OUT/$1.log" 2>&1
     rc=$?
     set -e
@@ -91,4 +102,5 @@ failed=0
 fuzz fuzz_req "$OUT/corpus" "$OUT/seeds" tests/fuzz/req.dict || failed=1
 fuzz fuzz_ctl "$OUT/corpus-ctl" "$OUT/seeds-ctl" tests/fuzz/ctl.dict || failed=1
 fuzz fuzz_cron "$OUT/cron-corpus" "$OUT/cron-seeds" tests/fuzz/cron.dict "${FUZZ_CRON_SECONDS:-15}" 256 || failed=1
+fuzz fuzz_console "$OUT/console-corpus" "$OUT/console-seeds" "" $(( (SECS + 3) / 4 )) 1024 || failed=1
 exit "$failed"

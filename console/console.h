@@ -1,0 +1,135 @@
+/* console.h: mosqlite, the operator's command. Shared by its parts:
+ *   main.c      options, config file and environment, the dispatch, exit codes
+ *   commands.c  the command table and what each command does
+ *   conn.c      the broker connection and the waiting for answers
+ *   format.c    the output: human text, JSON, safe terminal text */
+#ifndef MOSQLITE_CONSOLE_H
+#define MOSQLITE_CONSOLE_H
+
+#include <cjson/cJSON.h>
+#include <signal.h>
+#include <stddef.h>
+
+/* Exit status (the same codes as mosqlite-pub). */
+enum {
+    EX_DONE = 0,        /* done */
+    EX_FAILED = 1,      /* refused (by the writer or the broker's ACL) or failed */
+    EX_NOANSWER = 2,    /* no answer within --timeout */
+    EX_USAGE = 3,       /* bad arguments or config */
+    EX_CONNECT = 4,     /* cannot connect to the broker (or lost it) */
+};
+
+/* ---- conn.c: one MQTT 5 connection, its subscriptions, the messages received ---- */
+
+struct conn_opts {
+    const char *host, *username, *password, *cafile, *certfile, *keyfile, *client_id;
+    int port, tls_insecure, debug, timeout_ms;
+};
+
+struct msg {
+    struct msg *next;
+    char *topic;
+    char *payload;      /* NUL-terminated copy */
+    size_t len;
+    int retained;
+};
+
+struct conn;
+
+/* Connect and wait for the broker's CONNACK (at most timeout_ms, or 10 s when 0).
+ * Returns the connection, or NULL with a reason in err; *exit_code is EX_CONNECT for a
+ * broker that cannot be reached or refuses the login, EX_USAGE for bad TLS files. */
+struct conn *conn_open(const struct conn_opts *o, int *exit_code, char *err, size_t errlen);
+
+/* Subscribe (QoS 1) and wait for the SUBACK. Once it is in, every retained message of
+ * the subscriptions made before it has been received. Kept across reconnects.
+ * Returns EX_DONE, or another exit code with a reason in err. */
+int conn_subscribe(struct conn *c, const char *filter, char *err, size_t errlen);
+
+/* Publish at QoS qos (1 or 2) and wait for the broker's acknowledgement.
+ * Returns EX_DONE; EX_FAILED when the broker refused it (ACL: named as such);
+ * EX_NOANSWER when no one subscribes to the topic (MQTT 5 "no matching subscribers",
+ * only when no_subscribers_fails); EX_CONNECT when the connection broke. */
+int conn_publish(struct conn *c, const char *topic, const char *payload, int qos,
+                 int no_subscribers_fails, char *err, size_t errlen);
+
+/* The next message received (topic NULL) or the first one on topic, waiting until
+ * deadline_ms on the monotonic clock (< 0: for ever). NULL on timeout, when *stop is
+ * set, or when the connection is lost and reconnect is 0 (*lost set then).
+ * The caller frees it with msg_free(). */
+struct msg *conn_wait(struct conn *c, const char *topic, double deadline_ms,
+                      volatile sig_atomic_t *stop, int *lost);
+
+/* How many times the connection came back after a loss (a follower asks again then). */
+unsigned conn_reconnects(struct conn *c);
+
+/* Disconnect and free. Accepts NULL. */
+void conn_close(struct conn *c);
+
+void msg_free(struct msg *m);
+
+/* Milliseconds on the monotonic clock. */
+double conn_now_ms(void);
+
+/* ---- format.c: output ---- */
+
+/* Text for a terminal: control characters shown as ^X, \x9b-style C1 codes and other
+ * escape sequences made harmless; with keep_sgr, colour sequences (ESC [ ... m) are
+ * kept as they are. Returns a heap string; *had_sgr set when one was kept. */
+char *fmt_term(const char *s, int keep_sgr, int *had_sgr);
+
+/* A value as a cell of a table: strings as text (made safe), numbers as written,
+ * null as "NULL". Heap string. */
+char *fmt_cell(const cJSON *v);
+
+/* "10.4 MiB" and the like into out. */
+void fmt_bytes(double n, char *out, size_t len);
+
+/* A number that may be absent: the text, or "-". */
+void fmt_num(const cJSON *obj, const char *key, char *out, size_t len);
+
+/* Print rows (an array of objects) as an aligned table with a header; columns in the
+ * order of the first row's keys, skip (NULL or a key) left out. */
+void fmt_table(const cJSON *rows, const char *skip);
+
+/* Print a JSON value on one line to stdout. */
+void fmt_json(const cJSON *v);
+
+/* Parse one k=v (or k:=JSON) query argument into obj. 0, or -1 with a reason. */
+int fmt_param(cJSON *obj, const char *arg, char *err, size_t errlen);
+
+/* ---- commands.c ---- */
+
+struct console {
+    struct conn *c;
+    const char *prefix;
+    char reply[600];        /* PREFIX/reply/CLIENT_ID: answers come under it */
+    unsigned seq;           /* the last answer topic used */
+    int json, follow, timeout_ms;
+    long long count;        /* tail: stop after this many messages (0: never) */
+    int has_user;           /* logged in with a username: a missing message may be the ACL */
+    volatile sig_atomic_t *stop;
+};
+
+struct command {
+    const char *name;
+    int min_args, max_args;     /* the arguments after the name (max -1: any number) */
+    const char *args;           /* their synopsis */
+    const char *help;           /* one line */
+    int (*run)(struct console *k, const struct command *cmd, int argc, char **argv);
+    const char *wire;           /* the protocol's name, for commands that share run */
+    int needs_reply;            /* subscribe to the answer topic before running */
+    /* NULL, or a check of the arguments before connecting: 0, or -1 with a reason */
+    int (*check)(int argc, char **argv, char *err, size_t errlen);
+};
+
+extern const struct command commands[];
+
+/* The command named name, or NULL. */
+const struct command *command_find(const char *name);
+
+/* Check a command's own arguments before connecting: EX_DONE or EX_USAGE (the reason
+ * in err). */
+int command_check(const struct command *cmd, int argc, char **argv, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,234 @@
+/* main.c: mosqlite, the operator's command: `mosqlite [options] COMMAND [ARGS]`.
+ * The connection options, the config file ($XDG_CONFIG_HOME/mosqlite-pub or
+ * ~/.config/mosqlite-pub, then -c FILE) and the environment (MOSQLITE_HOST, ...) are
+ * mosqlite-pub's, so one setup serves both; the keys of that file that only
+ * mosqlite-pub uses are accepted and ignored here. The commands are in commands.c. */
+#include "console.h"
+
+#include <ctype.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "log.h"
+#include "mosqlite.h"
+
+static char *o_host, *o_prefix, *o_user, *o_pass, *o_cafile, *o_cert, *o_key, *o_client_id,
+            *o_id_prefix, *o_config, *o_ignored;
+static long long o_port = 1883, o_timeout = 30, o_count;
+static int o_insecure, o_debug, o_json, o_follow, o_ignored_flag;
+
+static const struct cfg_opt opts[] = {
+    {"host", 'h', CFG_STR, &o_host, 0, 0, 0, "HOST", "broker host (127.0.0.1)"},
+    {"port", 'p', CFG_INT, &o_port, 1, 65535, 0, "PORT", "broker port (1883)"},
+    {"prefix", 0, CFG_STR, &o_prefix, 0, 0, 0, "PREFIX", "topic prefix (mosqlite)"},
+    {"username", 'u', CFG_STR, &o_user, 0, 0, 0, "USER", "MQTT username"},
+    {"password", 'P', CFG_STR, &o_pass, 0, 0, 0, "PASS", "MQTT password"},
+    {"cafile", 0, CFG_STR, &o_cafile, 0, 0, 0, "FILE", "CA certificates: connect with TLS"},
+    {"cert", 0, CFG_STR, &o_cert, 0, 0, 0, "FILE", "TLS client certificate (with --key)"},
+    {"key", 0, CFG_STR, &o_key, 0, 0, 0, "FILE", "TLS client private key"},
+    {"insecure", 0, CFG_FLAG, &o_insecure, 0, 0, 0, NULL, "TLS: do not check the server's host name"},
+    {"client-id", 'i', CFG_STR, &o_client_id, 0, 0, 0, "ID", "MQTT client id (default mosqlite-cli-<new id>)"},
+    {"id-prefix", 'I', CFG_STR, &o_id_prefix, 0, 0, 0, "PREFIX", "MQTT client id: PREFIX then a new id"},
+    {"debug", 'd', CFG_FLAG, &o_debug, 0, 0, 0, NULL, "print libmosquitto's debug lines (packets)"},
+    {"config", 'c', CFG_STR, &o_config, 0, 0, CFG_CMDLINE_ONLY, "FILE", "read `key value` options from FILE"},
+    {"timeout", 0, CFG_INT, &o_timeout, 0, 86400, 0, "SECONDS",
+     "wait this long for an answer (30; 0 = for ever)"},
+    {"json", 0, CFG_FLAG, &o_json, 0, 0, CFG_CMDLINE_ONLY, NULL, "print JSON (one document, or one per line)"},
+    {"follow", 'f', CFG_FLAG, &o_follow, 0, 0, CFG_CMDLINE_ONLY, NULL, "log: follow the build while it runs"},
+    {"count", 'n', CFG_INT, &o_count, 1, 1LL << 40, CFG_CMDLINE_ONLY, "N", "tail: stop after N messages"},
+    /* mosqlite-pub's own keys, so that its config file serves here too */
+    {"wait", 0, CFG_FLAG, &o_ignored_flag, 0, 0, CFG_FILE_ONLY, NULL, ""},
+    {"verbose", 0, CFG_FLAG, &o_ignored_flag, 0, 0, CFG_FILE_ONLY, NULL, ""},
+    {"no-tee", 0, CFG_FLAG, &o_ignored_flag, 0, 0, CFG_FILE_ONLY, NULL, ""},
+    {"window", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
+    {"max-line", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
+    {"spool", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
+    {"spool-max", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
+    {"linger", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
+    {"build-table", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
+    {"stream-column", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
+    {"time-column", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
+    {"qos", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
+    {"protocol-version", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
+    {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
+};
+
+/* The keys read from the environment (MOSQLITE_ and the key in capitals). */
+static const char *const env_keys[] = {
+    "host", "port", "prefix", "username", "password", "cafile", "cert", "key", "insecure",
+    "client-id", "id-prefix", "debug", "timeout", NULL,
+};
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+    stop = 1;
+    signal(sig, SIG_DFL);       /* a second one ends the program at once */
+}
+
+/* --help: the commands from the table, then what the exits mean. */
+static char usage[4096];
+
+static void make_usage(void)
+{
+    const struct command *c;
+    size_t n;
+
+    n = (size_t)snprintf(usage, sizeof usage, "usage: mosqlite [options] COMMAND [ARGS]\n\nCommands:\n");
+    for (c = commands; c->name && n < sizeof usage; c++) {
+        char lhs[64];
+        snprintf(lhs, sizeof lhs, "%s %s", c->name, c->args);
+        n += (size_t)snprintf(usage + n, sizeof usage - n, "  %-22s %s\n", lhs, c->help);
+    }
+    if (n < sizeof usage)
+        snprintf(usage + n, sizeof usage - n,
+                 "\nHuman-readable output; --json for scripts. Exit status: 0 done; 1 refused (by\n"
+                 "the writer, or by the broker's ACL: said so) or failed; 2 no answer within\n"
+                 "--timeout; 3 bad arguments or config; 4 cannot connect to the broker.\n");
+}
+
+/* Defaults: mosqlite-pub's user config file, then the environment. 0, or -1 with err. */
+static int load_defaults(char *err, size_t errlen)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME"), *v;
+    char path[4096] = "", name[64], reason[256];
+    size_t i, j;
+
+    if (xdg && *xdg)
+        snprintf(path, sizeof path, "%s/mosqlite-pub", xdg);
+    else if (home && *home)
+        snprintf(path, sizeof path, "%s/.config/mosqlite-pub", home);
+    if (*path && access(path, F_OK) == 0 && cfg_load_file(opts, path, err, errlen))
+        return -1;
+    for (j = 0; env_keys[j]; j++) {
+        snprintf(name, sizeof name, "MOSQLITE_%s", env_keys[j]);
+        for (i = 9; name[i]; i++)
+            name[i] = name[i] == '-' ? '_' : (char)toupper((unsigned char)name[i]);
+        if ((v = getenv(name)) && cfg_set(opts, env_keys[j], v, 1, reason, sizeof reason)) {
+            snprintf(err, errlen, "environment %s: %s", name, reason);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct console k;
+    struct conn_opts co;
+    const struct command *cmd;
+    char err[512], client_id[256], id[MOSQLITE_ID_LEN + 1];
+    int npos = 0, rc;
+
+    memset(&k, 0, sizeof k);
+    log_init("mosqlite", LOG_INFO);
+    make_usage();
+    if (load_defaults(err, sizeof err)) {
+        log_error("%s", err);
+        cfg_free(opts);
+        return EX_USAGE;
+    }
+    rc = cfg_parse_args(opts, argc, argv, &npos, usage, err, sizeof err);
+    if (rc) {
+        if (rc < 0)
+            log_error("%s", err);
+        cfg_free(opts);
+        return rc > 0 ? EX_DONE : EX_USAGE;
+    }
+    rc = EX_USAGE;
+    if (npos == 0) {
+        log_error("no command (try --help)");
+        goto out;
+    }
+    if (!(cmd = command_find(argv[1]))) {
+        log_error("unknown command \"%s\" (try --help)", argv[1]);
+        goto out;
+    }
+    if (command_check(cmd, npos - 1, argv + 2, err, sizeof err)) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (o_follow && strcmp(cmd->name, "log")) {
+        log_error("-f/--follow goes with log only");
+        goto out;
+    }
+    if (o_count && strcmp(cmd->name, "tail")) {
+        log_error("-n/--count goes with tail only");
+        goto out;
+    }
+    if ((o_cert != NULL) != (o_key != NULL)) {
+        log_error("--cert and --key go together");
+        goto out;
+    }
+    if (o_client_id && o_id_prefix) {
+        log_error("-i/--client-id and -I/--id-prefix do not go together");
+        goto out;
+    }
+    if (mosqlite_new_id(id)) {
+        log_error("no randomness for a client id");
+        rc = EX_FAILED;
+        goto out;
+    }
+    if (o_client_id)
+        snprintf(client_id, sizeof client_id, "%s", o_client_id);
+    else
+        snprintf(client_id, sizeof client_id, "%s%s", o_id_prefix ? o_id_prefix : "mosqlite-cli-", id);
+    if (o_prefix && (!*o_prefix || strpbrk(o_prefix, "+#"))) {
+        log_error("--prefix must be a topic without wildcards");
+        goto out;
+    }
+
+    memset(&co, 0, sizeof co);
+    co.host = o_host ? o_host : "127.0.0.1";
+    co.port = (int)o_port;
+    co.username = o_user;
+    co.password = o_pass;
+    co.cafile = o_cafile;
+    co.certfile = o_cert;
+    co.keyfile = o_key;
+    co.tls_insecure = o_insecure;
+    co.debug = o_debug;
+    co.client_id = client_id;
+    co.timeout_ms = (int)o_timeout * 1000;
+
+    k.prefix = o_prefix ? o_prefix : "mosqlite";
+    snprintf(k.reply, sizeof k.reply, "%s/reply/%s", k.prefix, client_id);
+    k.json = o_json;
+    k.follow = o_follow;
+    k.count = o_count;
+    k.timeout_ms = (int)o_timeout * 1000;
+    k.has_user = o_user != NULL;
+    k.stop = &stop;
+
+    signal(SIGPIPE, SIG_IGN);
+    if (!strcmp(cmd->name, "tail") || o_follow) {   /* Ctrl-C ends these: exit 0 */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    if (!(k.c = conn_open(&co, &rc, err, sizeof err))) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (cmd->needs_reply) {     /* the answer topic first, then the question */
+        char filter[700];
+        snprintf(filter, sizeof filter, "%s/#", k.reply);
+        if ((rc = conn_subscribe(k.c, filter, err, sizeof err))) {
+            log_error("%s", err);
+            goto out;
+        }
+    }
+    rc = cmd->run(&k, cmd, npos - 1, argv + 2);
+    fflush(stdout);
+out:
+    conn_close(k.c);
+    cfg_free(opts);
+    return rc;
+}

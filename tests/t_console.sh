@@ -1,0 +1,257 @@
+#!/bin/bash
+# mosqlite, the operator's command, against a real broker, writer and replica: every
+# subcommand with its human output and exit code, and its --json parsed by python3's
+# json module; exit 2 when no writer answers, 3 on bad arguments, 4 with no broker; and
+# under conf/secure/ an operator's command succeeds while a producer's is refused by the
+# broker's ACL (said so, exit 1). The command's standard error goes to *.log files, where
+# lib.sh looks for sanitizer reports under make asan.
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/replica.sh"
+M=$BIN/mosqlite
+
+# py EXPR: evaluate EXPR with d = the JSON document on stdin; print the result.
+py() { python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+# pyl EXPR: the same over JSON Lines, with l = the list of documents.
+pyl() { python3 -c 'import json, sys; l = [json.loads(x) for x in sys.stdin if x.strip()]; print(eval(sys.argv[1]))' "$1"; }
+# run ARGS...: mosqlite against this test's broker; stdout in $out, stderr in $err, exit in $rc.
+run() {
+    "$M" -p "$MQTT_PORT" --timeout 20 "$@" >"$T/out" 2>"$T/err.log"
+    rc=$?
+    out=$(cat "$T/out")
+    err=$(cat "$T/err.log")
+    cat "$T/err.log" >>"$T/every-run.log"
+}
+# expect DESC RC [GREP...]: the last run exited RC and its stdout+stderr match each pattern.
+expect() {
+    _d=$1 _rc=$2; shift 2
+    _ok=1
+    [ "$rc" = "$_rc" ] || _ok=
+    for _p in "$@"; do grep -qE -- "$_p" "$T/out" "$T/err.log" || _ok=; done
+    if [ -n "$_ok" ]; then ok "$_d"; else fail "$_d (exit $rc, want $_rc): $(head -c 600 "$T/out") | $(head -c 600 "$T/err.log")"; fi
+}
+
+# --- bad arguments: exit 3, before any connection -----------------------------------
+MQTT_PORT=1
+run;                          expect "no command: exit 3" 3 "no command"
+run frobnicate;               expect "unknown command: exit 3" 3 'unknown command "frobnicate"'
+run status extra;             expect "status takes no arguments: exit 3" 3 "status takes no arguments"
+run backup;                   expect "backup without NAME: exit 3" 3 "usage: mosqlite backup NAME"
+run backup ../etc/x.db;       expect "backup NAME that is a path: exit 3" 3 "plain file name"
+run log seven;                expect "log BUILD not a number: exit 3" 3 "a build's id"
+run tail a/b;                 expect "tail TABLE with a slash: exit 3" 3 "plain table name"
+run query recent_builds x;    expect "query param without =: exit 3" 3 "NAME=VALUE"
+run query q 'a:={bad';        expect "query param with bad JSON: exit 3" 3 "not valid JSON"
+run status -f;                expect "-f with status: exit 3" 3 "goes with log only"
+run --port 0 status;          expect "port 0: exit 3" 3 "port"
+run --bogus status;           expect "unknown option: exit 3" 3 'unknown option "--bogus"'
+MOSQLITE_PORT=http run status; expect "bad MOSQLITE_PORT: exit 3, names the variable" 3 "MOSQLITE_PORT"
+"$M" --help >"$T/help" 2>&1
+check "--help lists every command and the exit codes" bash -c "grep -q 'replicas' '$T/help' &&
+    grep -q 'cancel ID' '$T/help' && grep -q '4 cannot connect' '$T/help'"
+
+# --- no broker: exit 4 -------------------------------------------------------------------
+MQTT_PORT=$(free_port)
+run status;                   expect "no broker: exit 4" 4 "cannot connect to the broker at 127.0.0.1:$MQTT_PORT"
+unset MQTT_PORT
+
+broker_start
+# --- a broker without a writer: exit 2 ---------------------------------------------------
+run status;                   expect "status, no writer ever: exit 2" 2 "no status on mosqlite/status"
+run stats;                    expect "stats, no writer: exit 2 (no one listens on mosqlite/admin)" 2 \
+                                     "no one listens on mosqlite/admin"
+
+grep '^query ' "$ROOT/conf/mosqlite.conf" >"$T/writer.conf"
+echo "backup-dir $T/backups" >>"$T/writer.conf"
+writer_start -c "$T/writer.conf"
+
+# --- status --------------------------------------------------------------------------------
+run status;                   expect "status: online, exit 0" 0 "^writer +online" "^requests +0 applied"
+run status --json
+check_eq "status --json: state, paused" "$(py '(d["state"], d["paused"])' <"$T/out")" "('online', False)"
+
+# --- the maintenance commands ------------------------------------------------------------
+"$BIN/mosqlite-pub" -p "$MQTT_PORT" --wait builds '{"id": 1, "name": "first"}' >/dev/null 2>&1
+run stats;                    expect "stats: tables and rows" 0 "^database" "^builds +1$" "^paused +no"
+run stats --json
+check_eq "stats --json" "$(py '(d["ok"], d["tables"]["builds"], d["paused"])' <"$T/out")" "(True, 1, False)"
+run checkpoint;               expect "checkpoint" 0 "^checkpoint: [0-9]+ of [0-9]+ WAL frames copied"
+run checkpoint --json
+check_eq "checkpoint --json" "$(py '(d["cmd"], d["ok"], d["complete"])' <"$T/out")" "('checkpoint', True, True)"
+run integrity;                expect "integrity" 0 "^integrity_check: ok"
+run integrity --json
+check_eq "integrity --json" "$(py '(d["cmd"], d["result"], d["problems"])' <"$T/out")" "('integrity_check', 'ok', [])"
+run optimize;                 expect "optimize" 0 "^optimize: done"
+run optimize --json
+check_eq "optimize --json" "$(py 'd["ok"]' <"$T/out")" True
+run backup nightly.db;        expect "backup" 0 "^backup nightly.db: $T/backups/nightly.db, [0-9.]+ (bytes|KiB)"
+check_eq "the backup is a sound SQLite file with the row" \
+    "$(sqlite3 "$T/backups/nightly.db" 'PRAGMA integrity_check; SELECT name FROM builds')" "ok
+first"
+run backup second.db --json
+check_eq "backup --json" "$(py '(d["name"], d["path"])' <"$T/out")" "('second.db', '$T/backups/second.db')"
+
+# --- pause and resume ---------------------------------------------------------------------
+status_has() { status | grep -q "$1"; }
+run pause;                    expect "pause" 0 "^paused: the writer takes no requests"
+check "status says paused" wait_until 10 status_has '"paused":true'
+run status;                   expect "status shows the pause" 0 "^writer +online, paused"
+pub write/builds '{"values": {"id": 2, "name": "while paused"}}'
+run stats --json
+check_eq "stats while paused: paused, the request not applied" "$(py '(d["paused"], d["tables"]["builds"])' <"$T/out")" "(True, 1)"
+run resume --json
+check_eq "resume --json" "$(py '(d["cmd"], d["paused"])' <"$T/out")" "('resume', False)"
+check "the request held during the pause is applied" wait_until 10 rows_are builds 2
+run pause --json
+check_eq "pause --json" "$(py '(d["cmd"], d["paused"])' <"$T/out")" "('pause', True)"
+run resume;                   expect "resume" 0 "^resumed"
+
+# --- query ------------------------------------------------------------------------------------
+run query recent_builds;      expect "query recent_builds: a table" 0 "^id +name +status" "^2 +while paused" "^\(2 rows\)$"
+run query recent_builds --json
+check_eq "query --json: the answer" "$(py '(d["query"], [r["id"] for r in d["rows"]])' <"$T/out")" "('recent_builds', [2, 1])"
+run query build id=1 --json
+check_eq "query with a number parameter" "$(py 'd["rows"][0]["name"]' <"$T/out")" first
+run query build 'id:="1"' --json
+check_eq "query with a k:=JSON parameter" "$(py 'len(d["rows"])' <"$T/out")" 1
+run query nope;               expect "unknown query: exit 1 with the writer's reason" 1 'unknown query \\"nope\\"|unknown query "nope"'
+run query build;              expect "missing parameter: exit 1 with the reason" 1 'needs parameter'
+
+# --- log --------------------------------------------------------------------------------------
+"$BIN/mosqlite-pub" -p "$MQTT_PORT" --lines line --with '{"build_id": 7}' build_logs --no-tee -- \
+    sh -c 'printf "\033[31mred\033[0m plain\n"; echo two; printf "bell\a \033]0;title\a\n"' >/dev/null 2>&1
+run log 7;                    expect "log 7: exit 0" 0
+check_eq "log 7: colours kept, other control characters shown as ^X" "$(cat "$T/out")" \
+    $'\e[31mred\e[0m plain\ntwo\nbell^G ^[]0;title^G'
+run log 7 --json
+check_eq "log --json: one row a line" "$(pyl '[r["line"] for r in l][1:]' <"$T/out")" "['two', 'bell\x07 \x1b]0;title\x07']"
+run log 999999;               expect "log of no build: exit 1" 1 "no build 999999"
+# -f: follows a running build to its end. The build waits for a file before its last lines.
+"$BIN/mosqlite-pub" -p "$MQTT_PORT" --lines line --with '{"build_id": 8}' build_logs --no-tee -- \
+    sh -c "echo one; while [ ! -f '$T/go' ]; do sleep 0.05; done; echo two; echo three" >/dev/null 2>&1 &
+BUILD=$!
+PIDS="$PIDS $BUILD"
+has_line() { [ "$(sql "SELECT count(*) FROM build_logs WHERE build_id = 8")" -ge 1 ]; }
+wait_until 20 has_line
+"$M" -p "$MQTT_PORT" log 8 -f >"$T/follow" 2>"$T/follow.log" &
+FOLLOW=$!
+PIDS="$PIDS $FOLLOW"
+check "log -f prints the lines so far" wait_until 20 grep -qx one "$T/follow"
+touch "$T/go"
+wait "$BUILD"
+wait_until 30 bash -c "! kill -0 $FOLLOW 2>/dev/null"
+wait "$FOLLOW"
+rc=$?
+check_eq "log -f: every line, in order, and exit 0 when the build ends" "$(cat "$T/follow") rc=$rc" "one
+two
+three rc=0"
+check "log -f says how the build ended" grep -q "build 8 passed (exit code 0" "$T/follow.log"
+
+# --- tail -----------------------------------------------------------------------------------
+subscribed() { grep -q "^[^ ]* $1 [0-9] $2\$" "$T/broker/mosquitto.log"; }
+"$M" -p "$MQTT_PORT" -i tail-1 tail build_logs -n 2 >"$T/tail" 2>"$T/tail.log" &
+TAIL=$!
+PIDS="$PIDS $TAIL"
+wait_until 10 subscribed tail-1 mosqlite/rejected
+pub write/build_logs '{"values": {"build_id": 9, "line": "live line"}}'
+pub write/build_logs '{"id": "bad-1", "values": {"build_id": 9, "lne": "typo"}}'
+wait_until 20 bash -c "! kill -0 $TAIL 2>/dev/null"
+wait "$TAIL"
+rc=$?
+check_eq "tail -n 2: exit 0" "$rc" 0
+check "tail: the committed row" grep -qE '^[0-9:.]+ build_logs insert  \{.*"line":"live line"' "$T/tail"
+check "tail: the rejection with its reason" grep -qE '^[0-9:.]+ rejected  mosqlite/write/build_logs id bad-1: unknown column "lne"' "$T/tail"
+"$M" -p "$MQTT_PORT" -i tail-2 tail --json >"$T/tail.json" 2>&1 &
+TAIL=$!
+PIDS="$PIDS $TAIL"
+wait_until 10 subscribed tail-2 mosqlite/rejected
+pub write/build_logs '{"values": {"build_id": 9, "line": "json line"}}'
+wait_until 10 grep -q 'json line' "$T/tail.json"
+kill -INT "$TAIL"
+wait "$TAIL"
+rc=$?
+check_eq "tail --json until Ctrl-C: exit 0" "$rc" 0
+check_eq "tail --json: topic and message" "$(pyl '(l[0]["topic"], l[0]["message"]["rows"][0]["line"])' <"$T/tail.json")" \
+    "('mosqlite/events/build_logs', 'json line')"
+
+# --- scheduled and cancel ----------------------------------------------------------------------
+run scheduled;                expect "scheduled: nothing" 0 "^nothing scheduled"
+echo '{"id": "later-1", "table": "builds", "at": "2099-01-01T00:00:00Z", "values": {"id": 99, "name": "later"}}' |
+    "$BIN/mosqlite-pub" -p "$MQTT_PORT" --wait - >/dev/null 2>&1
+run scheduled;                expect "scheduled: the waiting write" 0 "^id +due +received +topic +payload" "^later-1 +2099-01-01T00:00:00.000Z" "^\(1 scheduled"
+run scheduled --json
+check_eq "scheduled --json" "$(py '[(r["id"], r["due"]) for r in d]' <"$T/out")" "[('later-1', '2099-01-01T00:00:00.000Z')]"
+run cancel later-1;           expect "cancel" 0 "^cancelled later-1$"
+run cancel later-1 --json;    expect "cancel again: refused by the writer, exit 1" 1 "cannot cancel later-1: request \"later-1\" is not scheduled any more"
+check_eq "cancel --json: the receipt" "$(py '(d["status"], d["error"][:7])' <"$T/out")" "('rejected', 'request')"
+run cancel nothing-here;      expect "cancel of an unknown id: exit 1" 1 'no request with id "nothing-here" is scheduled'
+run scheduled;                expect "scheduled after the cancel" 0 "^nothing scheduled"
+
+# --- replicas ---------------------------------------------------------------------------------
+run replicas;                 expect "replicas: none" 0 "^no replica has a status on mosqlite/replica/\+/status"
+replica_start site1
+following() { replica_status site1 | grep -q '"state":"following"'; }
+wait_until 30 following
+run replicas;                 expect "replicas: site1 following" 0 "^replica +state +seq" "^site1 +following"
+run replicas --json
+check_eq "replicas --json" "$(py '[(r["id"], r["state"]) for r in d]' <"$T/out")" "[('site1', 'following')]"
+replica_stop site1
+
+# --- no writer: exit 2 ---------------------------------------------------------------------------
+writer_stop
+run status;                   expect "status of a stopped writer: offline, exit 1" 1 "^writer +offline" "the writer is offline"
+run stats;                    expect "stats, writer stopped: exit 2" 2 "no one listens on mosqlite/admin"
+"$M" -p "$MQTT_PORT" --timeout 2 cancel later-2 >"$T/out" 2>"$T/err.log"
+rc=$?
+expect "cancel, writer stopped: no receipt within --timeout, exit 2" 2 "no answer from the writer within 2 s" "stays queued"
+broker_stop
+
+# --- conf/secure: the operator's command and a producer's refusal ---------------------------------
+SEC=$ROOT/conf/secure
+WPASS=writer-pw-$$ PPASS=builder-pw-$$ WEBPASS=web-pw-$$ OPASS=ops-pw-$$
+mkdir -p "$T/sec/certs"
+( cd "$T/sec/certs" &&
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 1 -subj /CN=mosqlite-test-ca &&
+  openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost &&
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext &&
+  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 \
+      -extfile san.ext ) >"$T/openssl.log" 2>&1 || { fail "openssl"; cat "$T/openssl.log"; exit 1; }
+sh "$SEC/make-passwd.sh" "$T/sec/passwd" writer "$WPASS" builder "$PPASS" web "$WEBPASS" ops "$OPASS" >/dev/null
+sh "$SEC/make-passwd.sh" "$T/sec/passwd-web" web "$WEBPASS" >/dev/null
+install -m 600 "$SEC/acl" "$T/sec/acl"
+MQTT_PORT=$(free_port) WS_PORT=$(free_port) TLS_PORT=$(free_port)
+export MQTT_PORT WS_PORT
+sed -e "s/^listener 1883 127.0.0.1\$/listener $MQTT_PORT 127.0.0.1/" \
+    -e "s/^listener 8883\$/listener $TLS_PORT/" \
+    -e "s/^listener 9001\$/listener $WS_PORT/" \
+    -e "s|/etc/mosquitto/secure/|$T/sec/|" \
+    -e "s|^http_dir .*|http_dir $ROOT/web|" \
+    -e "s|^persistence_location .*|persistence_location $T/broker/|" \
+    -e "s|^log_dest .*|log_dest file $T/broker/mosquitto.log|" \
+    "$SEC/mosquitto.conf" >"$T/broker/mosquitto.conf"
+[ "$(id -u)" = 0 ] && echo "user root" >>"$T/broker/mosquitto.conf"
+rm -f "$T/broker/mosquitto.db"
+broker_start
+status() {
+    timeout 3 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t "$PREFIX_TOPIC/status" -C 1 -W 2 2>/dev/null
+}
+DB=$T/secure.db
+writer_start -u writer -P "$WPASS" -c "$T/writer.conf"
+
+run -u ops -P "$OPASS" stats; expect "secure: the operator's stats, exit 0" 0 "^database" "^paused +no"
+run -u ops -P "$OPASS" status --json
+check_eq "secure: the operator reads the status" "$(py 'd["state"]' <"$T/out")" online
+run -u builder -P "$PPASS" pause
+expect "secure: a producer's pause is refused by the broker's ACL, exit 1" 1 \
+    "refused by the broker's ACL: this user may not publish on mosqlite/admin"
+run -u ops -P "$OPASS" stats --json
+check_eq "secure: and the writer was not paused" "$(py 'd["paused"]' <"$T/out")" False
+run -u builder -P "$PPASS" status
+expect "secure: a producer cannot read the status: exit 2, the ACL named as a cause" 2 \
+    "no status on mosqlite/status.*ACL"
+run -u ops -P wrong stats;   expect "secure: a wrong password: exit 4, the broker's reason" 4 "refused the connection"
+run -u ops -P "$OPASS" cancel nothing-here
+expect "secure: the operator may cancel (the writer answers, not the ACL)" 1 'no request with id "nothing-here" is scheduled'
+run -u ops -P "$OPASS" replicas
+expect "secure: the operator may list the replicas" 0 "^no replica has a status"
+writer_stop
+exit "$NFAIL"
