@@ -106,8 +106,9 @@ check_eq "pause --json" "$(py '(d["cmd"], d["paused"])' <"$T/out")" "('pause', T
 run resume;                   expect "resume" 0 "^resumed"
 
 # --- query ------------------------------------------------------------------------------------
-run query recent_builds;      expect "query recent_builds: a table" 0 "^id +name +status" "^2 +while paused" "^\(2 rows\)$"
-run query recent_builds --json
+RB="before_at=9999 before_id=999999 status= name= limit=20"
+run query recent_builds $RB; expect "query recent_builds: a table" 0 "^id +name +status" "^2 +while paused" "^\(2 rows\)$"
+run query recent_builds $RB --json
 check_eq "query --json: the answer" "$(py '(d["query"], [r["id"] for r in d["rows"]])' <"$T/out")" "('recent_builds', [2, 1])"
 run query build id=1 --json
 check_eq "query with a number parameter" "$(py 'd["rows"][0]["name"]' <"$T/out")" first
@@ -253,5 +254,10 @@ run -u ops -P "$OPASS" cancel nothing-here
 expect "secure: the operator may cancel (the writer answers, not the ACL)" 1 'no request with id "nothing-here" is scheduled'
 run -u ops -P "$OPASS" replicas
 expect "secure: the operator may list the replicas" 0 "^no replica has a status"
+run -u ops -P "$OPASS" scheduled
+expect "secure: the operator may run named queries (scheduled writes)" 0 "^nothing scheduled"
+run -u builder -P "$PPASS" scheduled
+expect "secure: a producer's query is refused by the broker's ACL, exit 1" 1 \
+    "refused by the broker's ACL: this user may not publish on mosqlite/query"
 writer_stop
 exit "$NFAIL"
