@@ -8,7 +8,7 @@
  * retry_at -> ... -> E_DONE (finished, its result not yet delivered) -> E_FREE. A
  * request in E_SENDING is libmosquitto's to resend on reconnect, so without receipts
  * it is never published twice by us: a second copy would be a second row. */
-#include "client.h"
+#include "internal.h"
 
 #include <mqtt_protocol.h>
 #include <stdarg.h>
