@@ -699,7 +699,7 @@ int mosqlite__json_read(struct jdoc *d, const char *text, size_t len, const char
     d->n = len;
     scan_raw((const unsigned char *)text, len, scan, sizeof scan);   /* scan[0]: it failed */
     j.d = d;
-    j.i = 0;
+    j.i = len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3) ? 3 : 0;    /* a BOM, as cJSON skips it */
     j.why = "";
     jp_ws(&j);
     at = j.i;
