@@ -6,7 +6,7 @@
  * reconnects after a broken connection. Its callbacks only update the client under
  * its lock and signal a condition variable; everything that takes time or calls the
  * user happens in the caller's thread (see window.c). */
-#include "client.h"
+#include "internal.h"
 
 #include <errno.h>
 #include <mqtt_protocol.h>

@@ -153,8 +153,8 @@ struct reader {
 };
 
 /* The next line (without its newline) or piece of an overlong line. Returns 1 and
- * sets *p, *len, *cut (more of this line follows) and *cont (this continues a cut
- * line); 0 when more input is needed; -1 at the end. */
+ * sets *p, *len, *cut (the line is longer than r->max: more of it may follow) and
+ * *cont (this continues a cut line); 0 when more input is needed; -1 at the end. */
 static int next_line(struct reader *r, char **p, size_t *len, int *cut, int *cont)
 {
     char *b = r->buf + r->start, *nl;
@@ -164,12 +164,12 @@ static int next_line(struct reader *r, char **p, size_t *len, int *cut, int *con
     if ((nl = memchr(b, '\n', avail))) {
         *p = b;
         *len = (size_t)(nl - b);
-        *cut = 0;
+        *cut = *len > r->max;   /* too long, though it came whole in one read */
         r->start += *len + 1;
         r->cont = 0;
         return 1;
     }
-    if (avail >= r->max) {
+    if (avail > r->max) {
         n = r->max;             /* cut before a UTF-8 continuation byte if possible */
         while (n > r->max - 3 && ((unsigned char)b[n] & 0xc0) == 0x80)
             n--;

@@ -131,9 +131,11 @@ int mosqlite_connect(mosqlite_client *client);
  * Parameters:
  *   table   - NULL or "" for PREFIX/write (the request names its tables), else the
  *             topic PREFIX/write/TABLE
- *   json    - the request, a JSON object (UTF-8). Without receipts it is sent as is;
- *             with receipts it must parse, and gets `id` (unless it has a valid one)
- *             and `reply_to` (replacing any).
+ *   json    - the request, a JSON object (UTF-8), checked as the writer checks a
+ *             request (RFC 8259 numbers, exact integers within +-2^53, no \u0000,
+ *             no duplicate key, valid UTF-8), refused in the writer's words. Without
+ *             receipts it is sent as is; with receipts it gets `id` (unless it has
+ *             one) and `reply_to` (replacing any), its other members sent as written.
  *   tag     - handed back in the result; not touched by the library
  *   id_out  - if not NULL, receives the request's id (MOSQLITE_ID_MAX + 1 bytes), ""
  *             without receipts
@@ -191,6 +193,8 @@ int mosqlite_op_parse(const char *name, enum mosqlite_op *op);
  *   where  - JSON object, required and non-empty for update/delete, NULL otherwise
  *   id     - NULL, or the request id (1..128 printable ASCII characters)
  *   err    - receives a one-line reason on failure (errlen bytes)
+ * data and where are checked as the writer checks a request (see mosqlite_publish)
+ * and go into the request as they were written, never printed again.
  * Returns a heap string the caller frees with mosqlite_free(), or NULL on error. */
 char *mosqlite_request_build(enum mosqlite_op op, const char *data, const char *where,
                              const char *id, char *err, size_t errlen);
@@ -198,7 +202,9 @@ char *mosqlite_request_build(enum mosqlite_op op, const char *data, const char *
 /* A template for turning text lines into inserts of {WITH..., COLUMN: line}. */
 typedef struct mosqlite_lines mosqlite_lines;
 
-/* Parameters: column - the text column; with - NULL or a JSON object of fixed values.
+/* Parameters: column - the text column; with - NULL or a JSON object of fixed values,
+ * checked as data is by mosqlite_request_build() and kept as written (but a member
+ * named column, which the line replaces).
  * Returns the template (free with mosqlite_lines_free) or NULL with err set. */
 mosqlite_lines *mosqlite_lines_new(const char *column, const char *with,
                                    char *err, size_t errlen);

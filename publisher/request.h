@@ -6,11 +6,23 @@
 #include "mosqlite.h"
 
 /* Internal functions are not exported from the shared library. */
+#ifndef MOSQLITE_INTERNAL
 #define MOSQLITE_INTERNAL __attribute__((visibility("hidden")))
+/* mosqlite_lines_new() with one more fixed value, stream_column: stream (a string),
+ * in place of any such member of with (NULL stream_column or stream: none). For the
+ * log pipe's wrapper, whose rows carry the stream they came from. */
+MOSQLITE_INTERNAL mosqlite_lines *mosqlite__lines_stream(const char *column, const char *with,
+                                                         const char *stream_column,
+                                                         const char *stream, char *err,
+                                                         size_t errlen);
 
-/* Parse json (must be an object), give it an id unless it has a valid one, set its
- * reply_to. id_out receives the id (MOSQLITE_ID_MAX + 1 bytes). Returns a heap string
- * (free()), or NULL with err set. */
+#endif
+
+/* Check json as the writer checks a request (see json.h). With reply_to, give it an id
+ * unless it has one and set its reply_to: the other members are kept as written, the
+ * id and reply_to added at the end. Without (NULL), return a copy of json. id_out
+ * (NULL, or MOSQLITE_ID_MAX + 1 bytes) receives the id ("" for none). Returns a heap
+ * string (free()), or NULL with err set. */
 MOSQLITE_INTERNAL char *mosqlite__stamp(const char *json, const char *reply_to, char *id_out,
                                         char *err, size_t errlen);
 
@@ -18,5 +30,13 @@ MOSQLITE_INTERNAL char *mosqlite__stamp(const char *json, const char *reply_to, 
  * of the reason when rejected, else NULL. Returns 0, or -1 when it is not a receipt. */
 MOSQLITE_INTERNAL int mosqlite__receipt(const char *payload, size_t len, char *id,
                                        enum mosqlite_status *status, char **error);
+
+/* mosqlite_lines_new() with one more fixed value, stream_column: stream (a string),
+ * in place of any such member of with (NULL stream_column or stream: none). For the
+ * log pipe's wrapper, whose rows carry the stream they came from. */
+MOSQLITE_INTERNAL mosqlite_lines *mosqlite__lines_stream(const char *column, const char *with,
+                                                         const char *stream_column,
+                                                         const char *stream, char *err,
+                                                         size_t errlen);
 
 #endif

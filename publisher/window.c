@@ -8,7 +8,7 @@
  * retry_at -> ... -> E_DONE (finished, its result not yet delivered) -> E_FREE. A
  * request in E_SENDING is libmosquitto's to resend on reconnect, so without receipts
  * it is never published twice by us: a second copy would be a second row. */
-#include "client.h"
+#include "internal.h"
 
 #include <mqtt_protocol.h>
 #include <stdarg.h>
@@ -283,12 +283,10 @@ int mosqlite_publish(mosqlite_client *c, const char *table, const char *json, vo
         return mosqlite__seterr(c, MOSQLITE_ESTATE, "not connected");
     if (table && *table && strpbrk(table, "/+#"))
         return mosqlite__seterr(c, MOSQLITE_EINVAL, "table name \"%s\" has a character not allowed in a topic", table);
-    if (c->receipts)
-        payload = mosqlite__stamp(json, c->reply_topic, id, c->err, sizeof c->err);
-    else
-        payload = strdup(json);
-    if (!payload)
-        return c->receipts ? MOSQLITE_EINVAL : mosqlite__seterr(c, MOSQLITE_ENOMEM, "out of memory");
+    /* Checked as the writer checks it; with receipts, given an id and our reply_to. */
+    if (!(payload = mosqlite__stamp(json, c->receipts ? c->reply_topic : NULL,
+                                    c->receipts ? id : NULL, c->err, sizeof c->err)))
+        return strstr(c->err, "out of memory") ? MOSQLITE_ENOMEM : MOSQLITE_EINVAL;
     len = strlen(payload);
     tlen = strlen(c->prefix) + (table ? strlen(table) : 0) + 8;
     if (!(topic = malloc(tlen))) {

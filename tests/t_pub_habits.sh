@@ -73,7 +73,7 @@ check "bad ~/.config/mosqlite-pub: file:line" grep -q "$T/home/.config/mosqlite-
 # ---- JSON errors give the byte and what was expected ----
 bad "trailing comma" 'at byte 9, expected a member name in double quotes, found '"'"'}'"'" -p 1 builds '{"id": 1,}'
 bad "missing colon" "at byte 6, expected ':' after the member name, found '7'" -p 1 --op update --where '{"id" 7}' builds '{"a": 1}'
-bad "leading zero" "at byte 14, expected a number without a leading zero, found '1'" -p 1 --lines line --with '{"build_id": 01}' build_logs
+bad "leading zero" '--with: invalid JSON: number "01" at byte 13: leading zeros are not allowed' -p 1 --lines line --with '{"build_id": 01}' build_logs
 bad "unterminated string" "expected the closing quote of the string, found the end" -p 1 builds '{"name": "x'
 bad "--build-where" "--build-where is not a JSON object: invalid JSON at byte 6" -p 1 --lines line build_logs --build-where '{"id" 7}' -- true
 bad "empty --build-where" "--build-where must not be empty" -p 1 --lines line build_logs --build-where '{}' -- true

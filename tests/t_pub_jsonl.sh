@@ -33,9 +33,24 @@ out=$("$BIN/mosqlite-pub" -p "$(free_port)" builds '{"name":"x"}' 2>&1); rc=$?
 check_eq "no broker: exit 4" "$rc" 4
 case "$out" in *"Connection refused"*) ok "no broker: says why";; *) fail "no broker: [$out]";; esac
 
-# --- 100,000 lines ------------------------------------------------------------------
 broker_start
 writer_start
+
+# --- a line longer than --max-line ----------------------------------------------------
+# A line longer than --max-line is not sent, also when it comes whole in one read
+# (--wait: the rows are in when it exits).
+{
+    echo '{"table":"build_logs","values":{"build_id":3,"line":"short 1"}}'
+    echo '{"table":"build_logs","values":{"build_id":3,"line":"long long long long long long long"}}'
+    echo '{"table":"build_logs","values":{"build_id":3,"line":"short 2"}}'
+} > "$T/long.jsonl"
+"$BIN/mosqlite-pub" -p "$MQTT_PORT" --wait --max-line 70 - < "$T/long.jsonl" 2>"$T/long.err"; rc=$?
+check_eq "a line over --max-line in one read: exit 1" "$rc" 1
+check "a line over --max-line in one read: named" grep -q 'line 2: longer than 70 bytes, not sent' "$T/long.err"
+check_eq "a line over --max-line in one read: not stored" \
+    "$(sql "SELECT group_concat(line, ',') FROM build_logs WHERE build_id = 3")" "short 1,short 2"
+
+# --- 100,000 lines ------------------------------------------------------------------
 awk -v n="$N" 'BEGIN { for (i = 1; i <= n; i++)
     printf "{\"table\":\"build_logs\",\"values\":{\"build_id\":1,\"line\":\"line %d\"}}\n", i }' > "$T/in.jsonl"
 start=$(date +%s%N)

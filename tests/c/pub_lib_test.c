@@ -74,8 +74,16 @@ static void unit(void)
     check(mosqlite_op_parse("upsert", &op) == 0 && op == MOSQLITE_UPSERT &&
           mosqlite_op_parse("merge", &op) == -1, "op names parse");
     s = mosqlite_request_build(MOSQLITE_INSERT, "{\"a\": 1}", NULL, NULL, err, sizeof err);
-    check_str(s, "{\"op\":\"insert\",\"values\":{\"a\":1}}", "build insert");
+    check_str(s, "{\"op\":\"insert\",\"values\":{\"a\": 1}}", "build insert: the values as written");
     mosqlite_free(s);
+    s = mosqlite_request_build(MOSQLITE_INSERT, " {\"a\":1.0,\"b\":1E2,\"c\":0.30000000000000004} ", NULL,
+                               NULL, err, sizeof err);
+    check_str(s, "{\"op\":\"insert\",\"values\":{\"a\":1.0,\"b\":1E2,\"c\":0.30000000000000004}}",
+              "build insert: numbers as written");
+    mosqlite_free(s);
+    s = mosqlite_request_build(MOSQLITE_INSERT, "{\"a\":1e999}", NULL, NULL, err, sizeof err);
+    check(!s && !strcmp(err, "values: number 1e999 at byte 5 is out of range: beyond the largest double "
+                        "(about 1.8e308)"), "build insert: 1e999 refused in the writer's words");
     s = mosqlite_request_build(MOSQLITE_UPDATE, "{\"a\":1}", "{\"id\":2}", "u-1", err, sizeof err);
     check_str(s, "{\"id\":\"u-1\",\"op\":\"update\",\"set\":{\"a\":1},\"where\":{\"id\":2}}", "build update with id");
     mosqlite_free(s);
@@ -89,7 +97,7 @@ static void unit(void)
 
     l = mosqlite_lines_new("line", "{\"build_id\": 7}", err, sizeof err);
     s = l ? mosqlite_lines_format(l, "say \"hi\"\t\x01\xff", 11) : NULL;
-    check_str(s, "{\"values\":{\"build_id\":7,\"line\":\"say \\\"hi\\\"\\t\\u0001\xef\xbf\xbd\"}}",
+    check_str(s, "{\"values\":{\"build_id\": 7,\"line\":\"say \\\"hi\\\"\\t\\u0001\xef\xbf\xbd\"}}",
               "a line becomes an escaped insert with its bad byte replaced");
     mosqlite_free(s);
     mosqlite_lines_free(l);

@@ -4,11 +4,13 @@
 # validator (req.c and the strict JSON reader json.c), seeded from the hostile corpus;
 # tests/fuzz/fuzz_ctl.c over the door for control messages (ctl.c: the same reader, the
 # reply rule, then the admin command's and the snapshot request's fields), seeded from
-# the same payloads and a few control messages; tests/fuzz/fuzz_cron.c over cron
+# the same payloads and a few control messages; tests/fuzz/fuzz_pub.c over the
+# publisher's request building, checked against the writer's reader, seeded from the
+# same corpus as JSON Lines lines and as arguments; tests/fuzz/fuzz_cron.c over cron
 # schedules (common/cron.c) for FUZZ_CRON_SECONDS (default 15). Prints the executions and the coverage
 # reached. Exit non-zero on a crash or a sanitizer report; the input is left in
 # build/fuzz/ (crash-*, leak-*, ...). Inputs found are kept in build/fuzz/corpus and
-# build/fuzz/corpus-ctl for the next run.
+# build/fuzz/corpus-ctl, corpus-pub, ... for the next run.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -eu
 cd "$(dirname "$0")/../.."
@@ -16,15 +18,21 @@ ROOT=$(pwd)
 SECS=${1:-60}
 OUT=$ROOT/build/fuzz
 CC=${FUZZ_CC:-clang}
-mkdir -p "$OUT/seeds" "$OUT/corpus" "$OUT/seeds-ctl" "$OUT/corpus-ctl"
+mkdir -p "$OUT/seeds" "$OUT/corpus" "$OUT/seeds-ctl" "$OUT/corpus-ctl" "$OUT/seeds-pub" "$OUT/corpus-pub"
 FLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
     -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -DSQLITE_ENABLE_SESSION
-    -DSQLITE_ENABLE_PREUPDATE_HOOK -Icommon -Iwriter"
+    -DSQLITE_ENABLE_PREUPDATE_HOOK -Icommon -Iwriter -Ipublisher"
 
 # shellcheck disable=SC2046,SC2086
 "$CC" $FLAGS $(pkg-config --cflags sqlite3 libcjson) \
     tests/fuzz/fuzz_req.c writer/req.c writer/json.c writer/schema.c common/utf8.c common/util.c \
     $(pkg-config --libs sqlite3 libcjson) -lm -o "$OUT/fuzz_req"
+# The publisher's request building, against the writer's own reader.
+# shellcheck disable=SC2046,SC2086
+"$CC" $FLAGS $(pkg-config --cflags sqlite3 libcjson) \
+    tests/fuzz/fuzz_pub.c publisher/request.c publisher/json.c publisher/id.c \
+    writer/req.c writer/json.c writer/schema.c common/utf8.c common/util.c \
+    $(pkg-config --libs sqlite3 libcjson) -lpthread -lm -o "$OUT/fuzz_pub"
 # The door links the parts its handlers reach (query.c, maint.c, snapshot.c, mq.c).
 # shellcheck disable=SC2046,SC2086
 "$CC" $FLAGS $(pkg-config --cflags sqlite3 libcjson libmosquitto) \
@@ -37,6 +45,13 @@ while IFS=$'\t' read -r kind topic expect payload; do
     n=$((n + 1))
     case $topic in write/*) t=${topic#write/} ;; *) t= ;; esac
     { printf '%s\n' "$t"; printf '%b' "$payload"; } >"$OUT/seeds/$n"
+    # fuzz_pub: as a line ('s'), its "values" as an insert's ('b' 0) and as --with ('l').
+    { printf 's'; printf '%b' "$payload"; } >"$OUT/seeds-pub/s$n"
+    v=$(printf '%b' "$payload" | tr -d '\000' | sed -n 's/.*"values": *\({[^{}]*}\).*/\1/p' | head -1)
+    if [ -n "$v" ]; then
+        printf 'b\000%s' "$v" >"$OUT/seeds-pub/b$n"
+        printf 'l%s' "$v" >"$OUT/seeds-pub/l$n"
+    fi
 done <tests/hostile/corpus.txt
 
 # Control seeds: the same payloads with and without a Response Topic, and commands.
@@ -101,6 +116,7 @@ fuzz() {
 failed=0
 fuzz fuzz_req "$OUT/corpus" "$OUT/seeds" tests/fuzz/req.dict || failed=1
 fuzz fuzz_ctl "$OUT/corpus-ctl" "$OUT/seeds-ctl" tests/fuzz/ctl.dict || failed=1
+fuzz fuzz_pub "$OUT/corpus-pub" "$OUT/seeds-pub" tests/fuzz/req.dict || failed=1
 fuzz fuzz_cron "$OUT/cron-corpus" "$OUT/cron-seeds" tests/fuzz/cron.dict "${FUZZ_CRON_SECONDS:-15}" 256 || failed=1
 fuzz fuzz_console "$OUT/console-corpus" "$OUT/console-seeds" "" $(( (SECS + 3) / 4 )) 1024 || failed=1
 exit "$failed"

@@ -1,8 +1,9 @@
-/* client.h: the client's insides, shared by client.c (the connection) and window.c
- * (the outstanding requests). client.c calls into window.c, never the other way.
- * Library-internal, not installed. */
-#ifndef MOSQLITE_CLIENT_H
-#define MOSQLITE_CLIENT_H
+/* internal.h: the library's internal header (not installed): the client's insides,
+ * shared by client.c (the connection) and window.c (the outstanding requests), and,
+ * through request.h, the request helpers both use. client.c calls into window.c, never
+ * the other way. */
+#ifndef MOSQLITE_INTERNAL_H
+#define MOSQLITE_INTERNAL_H
 
 #include "request.h"
 
