@@ -3,7 +3,7 @@
  * receipts are wanted, reads receipts, and turns text lines into inserts with bad
  * UTF-8 repaired. Everything here is pure and testable without a broker. */
 #include "request.h"
-#include "json.h"
+#include "strict.h"
 
 #include <cJSON.h>
 #include <stdarg.h>

@@ -18,7 +18,7 @@ MOSQLITE_INTERNAL mosqlite_lines *mosqlite__lines_stream(const char *column, con
 
 #endif
 
-/* Check json as the writer checks a request (see json.h). With reply_to, give it an id
+/* Check json as the writer checks a request (see strict.h). With reply_to, give it an id
  * unless it has one and set its reply_to: the other members are kept as written, the
  * id and reply_to added at the end. Without (NULL), return a copy of json. id_out
  * (NULL, or MOSQLITE_ID_MAX + 1 bytes) receives the id ("" for none). Returns a heap

@@ -1,4 +1,4 @@
-/* json.c: the publisher's strict JSON reader (see json.h). It refuses what the writer
+/* strict.c: the publisher's strict JSON reader (see strict.h). It refuses what the writer
  * refuses, in the writer's words, so that a request the publisher lets through is not
  * rejected for its JSON, and one it stops is stopped with the reason the writer would
  * have given:
@@ -12,7 +12,7 @@
  *    values/set/where, then any object in document order.
  *
  * Nothing is re-printed: callers cut and join the text by the byte ranges found. */
-#include "json.h"
+#include "strict.h"
 
 #include <math.h>
 #include <stdarg.h>

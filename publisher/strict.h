@@ -1,9 +1,9 @@
-/* json.h: the publisher's strict JSON reader (library-internal, not installed). It
+/* strict.h: the publisher's strict JSON reader (library-internal, not installed). It
  * checks a JSON object as the writer checks a request, with the writer's words, and
  * says where each top-level member is, so that requests are built and stamped by
  * cutting and joining the user's own text: values go out byte for byte. */
-#ifndef MOSQLITE_JSON_H
-#define MOSQLITE_JSON_H
+#ifndef MOSQLITE_STRICT_H
+#define MOSQLITE_STRICT_H
 
 #include <stddef.h>
 
