@@ -365,31 +365,50 @@ static void put_line(struct reader *r, const mosqlite_lines *tpl, const char *p,
     r->bn++;
 }
 
-/* Cut the buffer into lines; at the end of input, what is left is a line too. */
+/* The next row at the start of b (avail bytes): 1 with *text (its length) and *used
+ * (the bytes it takes, its newline and CR included) set; 0 when more input is needed.
+ * A line whose text is longer than LINE_CHUNK is cut: its first LINE_CHUNK bytes (less,
+ * to cut before a character's continuation bytes) are a row and the rest goes on. The
+ * answer depends only on the bytes, never on how they were read: a line of exactly
+ * LINE_CHUNK is one row, known once its newline (after an optional CR) is there. At
+ * the end of input (eof), what is left is a row too. */
+static int next_row(const char *b, size_t avail, int eof, size_t *text, size_t *used)
+{
+    size_t scan = avail < LINE_CHUNK + 2 ? avail : LINE_CHUNK + 2, n;
+    const char *nl = memchr(b, '\n', scan);
+
+    if (nl) {
+        n = (size_t)(nl - b);
+        *text = n > 0 && b[n - 1] == '\r' ? n - 1 : n;
+        if (*text <= LINE_CHUNK) {
+            *used = n + 1;
+            return 1;
+        }
+    }
+    if (nl || avail >= LINE_CHUNK + 2 || (eof && avail > LINE_CHUNK)) {
+        n = LINE_CHUNK;
+        while (n > LINE_CHUNK - 3 && ((unsigned char)b[n] & 0xc0) == 0x80)
+            n--;
+        *text = *used = n;
+        return 1;
+    }
+    if (eof && avail > 0) {
+        *text = *used = avail;
+        return 1;
+    }
+    return 0;
+}
+
+/* Cut the buffer into rows; at the end of input, what is left is a row too. */
 static void cut_lines(struct reader *r, struct source *s, int eof)
 {
-    char *b = s->buf, *nl;
-    size_t avail = s->len, n;
+    char *b = s->buf;
+    size_t avail = s->len, text, used;
 
-    for (;;) {
-        if ((nl = memchr(b, '\n', avail))) {
-            n = (size_t)(nl - b);
-            put_line(r, s->tpl, b, n > 0 && b[n - 1] == '\r' ? n - 1 : n);
-            b = nl + 1;
-            avail -= n + 1;
-        } else if (avail >= LINE_CHUNK) {
-            n = LINE_CHUNK;             /* cut before a UTF-8 continuation byte if possible */
-            while (n > LINE_CHUNK - 3 && ((unsigned char)b[n] & 0xc0) == 0x80)
-                n--;
-            put_line(r, s->tpl, b, n);
-            b += n;
-            avail -= n;
-        } else if (eof && avail > 0) {
-            put_line(r, s->tpl, b, avail);
-            avail = 0;
-        } else {
-            break;
-        }
+    while (next_row(b, avail, eof, &text, &used)) {
+        put_line(r, s->tpl, b, text);
+        b += used;
+        avail -= used;
     }
     memmove(s->buf, b, avail);
     s->len = avail;
