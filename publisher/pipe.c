@@ -8,8 +8,9 @@
  *     them as records to the spool on disk (spool.c), the lines of one read in one
  *     write to the page cache. When the spool is full a line is dropped and counted,
  *     never waited for. As a wrapper it runs the command without a shell,
- *     reads its stdout and stderr (each line keeps its stream), and records the build's
- *     start and end in the builds table as records of the same spool.
+ *     reads its stdout and stderr (each line keeps its stream) and stores their lines
+ *     one at a time in the order it read them across the two pipes, and records the
+ *     build's start and end in the builds table as records of the same spool.
  *   - the delivering side (a thread) connects when it can, takes the oldest records
  *     (up to 100 lines of one kind) and publishes them as one transaction under the id
  *     SPOOLID-SEQ, one transaction at a time, and waits for the writer's receipt
@@ -263,8 +264,10 @@ struct source {
     int fd;                             /* -1 once at its end */
     int out;                            /* where the tee copies it, -1: nowhere */
     const mosqlite_lines *tpl;
-    char *buf;
-    size_t len;
+    char *buf;                          /* what was read: buf[off..len) is not stored yet */
+    size_t off, len;
+    size_t free_to;                     /* rows ending here or before were read before every
+                                         * other source was last seen empty */
 };
 
 struct reader {
@@ -399,21 +402,23 @@ static int next_row(const char *b, size_t avail, int eof, size_t *text, size_t *
     return 0;
 }
 
-/* Cut the buffer into rows; at the end of input, what is left is a row too. */
-static void cut_lines(struct reader *r, struct source *s, int eof)
+/* Whether the source holds a whole row (at its end, what is left is one). */
+static int has_row(const struct source *s)
 {
-    char *b = s->buf;
-    size_t avail = s->len, text, used;
+    size_t text, used;
 
-    while (next_row(b, avail, eof, &text, &used)) {
-        put_line(r, s->tpl, b, text);
-        b += used;
-        avail -= used;
+    return next_row(s->buf + s->off, s->len - s->off, s->fd < 0, &text, &used);
+}
+
+/* Store the source's next row. */
+static void take_row(struct reader *r, struct source *s)
+{
+    size_t text, used;
+
+    if (next_row(s->buf + s->off, s->len - s->off, s->fd < 0, &text, &used)) {
+        put_line(r, s->tpl, s->buf + s->off, text);
+        s->off += used;
     }
-    memmove(s->buf, b, avail);
-    s->len = avail;
-    if (r->sp)
-        flush(r);
 }
 
 /* Copy to the tee; a reader that went away ends the copy, never the program. */
@@ -434,70 +439,145 @@ static void tee_out(struct source *s, const char *p, size_t n)
     }
 }
 
-/* Read the sources to their end. With a command (pid > 0), also stop once it has
- * ended and its pipes have been silent for QUIET_MS (something it started holds them).
- * *status receives the command's wait status. */
+/* The source's end: no more reading (what is left in its buffer is its last row). */
+static void end_source(struct source *s, pid_t pid)
+{
+    if (pid > 0)
+        close(s->fd);
+    s->fd = -1;
+}
+
+/* One read from a source that holds no whole row (so its buffer has room for
+ * READ_CHUNK), copied to the tee. */
+static void fill(struct source *s, pid_t pid)
+{
+    ssize_t n;
+
+    if (s->off) {
+        memmove(s->buf, s->buf + s->off, s->len - s->off);
+        s->len -= s->off;
+        s->free_to = s->free_to > s->off ? s->free_to - s->off : 0;
+        s->off = 0;
+    }
+    n = read(s->fd, s->buf + s->len, LINE_CHUNK + READ_CHUNK - s->len);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n > 0) {
+        tee_out(s, s->buf + s->len, (size_t)n);
+        s->len += (size_t)n;
+        return;
+    }
+    if (n < 0)
+        log_error("reading %s: %s", pid > 0 ? "the command's output" : "stdin", strerror(errno));
+    end_source(s, pid);
+}
+
+/* Whether the source's next row may be stored without looking at the others: it was
+ * read before each of them was last seen empty (so it was written before anything
+ * they write now), and none of them holds a row. */
+static int row_is_free(const struct source *src, int nsrc, int i)
+{
+    size_t text, used;
+    int j;
+
+    if (!next_row(src[i].buf + src[i].off, src[i].len - src[i].off, src[i].fd < 0, &text, &used))
+        return 0;
+    for (j = 0; j < nsrc; j++)
+        if (j != i && has_row(&src[j]))
+            return 0;
+    return nsrc == 1 || src[i].off + used <= src[i].free_to;
+}
+
+/* Which source gives the next row, as a reader taking one line at a time from
+ * whichever stream has one, in turn from *turn, would read it: a source holding a
+ * row, or one whose pipe has something (to be read). Looks at the pipes of the
+ * sources without a row (at once when another holds a row, else for up to 200 ms;
+ * the rows read so far are stored before such a wait). -1 when none. */
+static int pick(struct reader *r, struct source *src, int nsrc, int turn)
+{
+    struct pollfd pfd[2];
+    int np = 0, map[2], ready[2] = {0, 0}, any = 0, i, j, k;
+
+    for (k = 0; k < nsrc; k++)
+        if (row_is_free(src, nsrc, (turn + k) % nsrc))
+            return (turn + k) % nsrc;
+    for (i = 0; i < nsrc; i++) {
+        if ((ready[i] = has_row(&src[i])))
+            any = 1;
+        else if (src[i].fd >= 0) {
+            pfd[np].fd = src[i].fd;
+            pfd[np].events = POLLIN;
+            map[np++] = i;
+        }
+    }
+    if (!any)
+        flush(r);
+    if (np && poll(pfd, (nfds_t)np, any ? 0 : 200) >= 0)
+        for (k = 0; k < np; k++) {
+            if (pfd[k].revents & (POLLIN | POLLHUP | POLLERR))
+                ready[map[k]] = 1;
+            else                        /* empty now: what the others read so far is older */
+                for (j = 0; j < nsrc; j++)
+                    if (j != map[k])
+                        src[j].free_to = src[j].len;
+        }
+    for (k = 0; k < nsrc; k++)
+        if (ready[(turn + k) % nsrc])
+            return (turn + k) % nsrc;
+    return -1;
+}
+
+static int any_left(const struct source *src, int nsrc)
+{
+    int i;
+
+    for (i = 0; i < nsrc; i++)
+        if (src[i].fd >= 0 || has_row(&src[i]))
+            return 1;
+    return 0;
+}
+
+/* Read the sources to their end, storing their rows in the order they were read
+ * across the sources, a row at a time (the command's stdout and stderr are two pipes:
+ * rows that wait in both are taken in turn). With a command (pid > 0), also stop once
+ * it has ended and its pipes have been silent for QUIET_MS (something it started holds
+ * them). *status receives the command's wait status. */
 static void read_all(struct reader *r, struct source *src, int nsrc, pid_t pid, int *status,
                      double *ended_at, int pipe_mode)
 {
-    struct pollfd pfd[2];
-    int open_n = nsrc, i;
-    int exited = pid <= 0;
+    int exited = pid <= 0, turn = 0, i, filled;
     double last_data = now_ms();
 
-    while (open_n > 0) {
-        int np = 0, map[2];
+    while (any_left(src, nsrc)) {
         if (pipe_mode && nsignals >= 2)
             break;                      /* a second signal: stop reading */
-        for (i = 0; i < nsrc; i++)
-            if (src[i].fd >= 0) {
-                pfd[np].fd = src[i].fd;
-                pfd[np].events = POLLIN;
-                map[np++] = i;
-            }
-        if (poll(pfd, (nfds_t)np, 200) > 0) {
-            for (i = 0; i < np; i++) {
-                struct source *s = &src[map[i]];
-                ssize_t n;
-                if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                    continue;
-                n = read(s->fd, s->buf + s->len, LINE_CHUNK + READ_CHUNK - s->len);
-                if (n < 0 && (errno == EINTR || errno == EAGAIN))
-                    continue;
-                if (n > 0) {
-                    last_data = now_ms();
-                    tee_out(s, s->buf + s->len, (size_t)n);
-                    s->len += (size_t)n;
-                    cut_lines(r, s, 0);
-                } else {
-                    if (n < 0)
-                        log_error("reading %s: %s", pid > 0 ? "the command's output" : "stdin",
-                                  strerror(errno));
-                    cut_lines(r, s, 1);
-                    if (pid > 0)
-                        close(s->fd);
-                    s->fd = -1;
-                    open_n--;
-                }
-            }
+        i = pick(r, src, nsrc, turn);
+        if ((filled = i >= 0 && !has_row(&src[i]))) {
+            flush(r);                   /* the rows of the read before, in one write */
+            fill(&src[i], pid);
+            last_data = now_ms();
         }
+        if (i >= 0 && has_row(&src[i])) {
+            take_row(r, &src[i]);
+            turn = (i + 1) % nsrc;
+        }
+        if (i >= 0 && !filled)
+            continue;                   /* a row from the buffer: the command is looked at after a read or a wait */
         if (!exited && waitpid(pid, status, WNOHANG) == pid) {
             exited = 1;
             *ended_at = now_ms();
             child_pid = 0;
         }
-        if (exited && pid > 0 && open_n > 0 && now_ms() - last_data >= QUIET_MS) {
+        if (exited && pid > 0 && now_ms() - last_data >= QUIET_MS &&
+            (src[0].fd >= 0 || (nsrc > 1 && src[1].fd >= 0))) {
             log_warn("the command has ended but something it started keeps its output open: "
                      "no longer reading it");
             for (i = 0; i < nsrc; i++)
-                if (src[i].fd >= 0) {
-                    cut_lines(r, &src[i], 1);
-                    close(src[i].fd);
-                    src[i].fd = -1;
-                }
-            open_n = 0;
+                if (src[i].fd >= 0)
+                    end_source(&src[i], pid);
         }
     }
+    flush(r);
     if (!exited) {
         while (waitpid(pid, status, 0) < 0 && errno == EINTR)
             ;

@@ -231,3 +231,31 @@ same "in flight, then --deliver: every line once, in order" \
     "$(sql "SELECT group_concat(line, ',') FROM (SELECT line FROM build_logs WHERE build_id = 15 ORDER BY id)")" "$(seq 1 250 | paste -sd ,)"
 wait_until 10 sh -c "[ \"\$(timeout 3 mosquitto_sub -p $MQTT_PORT -t mosqlite/status -C 1 -W 2 | sed -n 's/.*\"duplicates\":\([0-9]*\).*/\1/p')\" -gt ${dup0:-0} ]"
 check "the writer answered the resent transaction as a duplicate" [ $? = 0 ]
+
+# ---- 10. the wrapper stores lines in the order it read them, across both streams ----
+# seq_of BUILD: the build's rows as STREAM:LINE, in id order, joined by commas.
+seq_of() { sql "SELECT group_concat(stream || ':' || line, ',') FROM (SELECT stream, line FROM build_logs WHERE build_id = $1 ORDER BY id)"; }
+# A burst: 3000 lines, stdout and stderr in turn, each one write, no pause. Both pipes
+# fill faster than the wrapper reads; read a chunk at a time, one stream's lines came
+# hundreds of rows away from the other's.
+wrap 40 --no-tee -- perl -e 'for $i (1..1500) { syswrite(STDOUT, "out $i\n"); syswrite(STDERR, "err $i\n") }'; rc=$?
+check_eq "burst of alternating lines: exit 0" "$rc" 0
+wait_until 30 count_is 40 3000
+same "burst of alternating lines: stored in the order written" "$(seq_of 40)" \
+    "$(for i in $(seq 1 1500); do echo "stdout:out $i"; echo "stderr:err $i"; done | paste -sd ,)"
+# With a pause after each line (the command writes the next one once the wrapper's tee
+# has passed the last one on), an irregular pattern of the two streams.
+pattern="oeeoooeoeeeeoeoooooeeoeoeeooeoeeeoooeeoe"
+mkfifo "$T/tee41" "$T/go41"
+wrap 41 -- perl -e 'open(G, "<", $ARGV[1]) or die; $i = 0;
+    for $s (split //, $ARGV[0]) { $i++; syswrite($s eq "o" ? STDOUT : STDERR, "line $i\n"); <G> }' \
+    "$pattern" "$T/go41" >"$T/tee41" 2>&1 &
+W=$!
+exec 5<"$T/tee41" 6>"$T/go41"
+while read -r _ <&5; do echo >&6; done
+exec 5<&- 6>&-
+wait "$W"; rc=$?
+check_eq "lines with pauses: exit 0" "$rc" 0
+wait_until 30 count_is 41 ${#pattern}
+same "lines with pauses: stored in the order written" "$(seq_of 41)" \
+    "$(i=0; while [ $i -lt ${#pattern} ]; do s=${pattern:$i:1}; i=$((i + 1)); [ "$s" = o ] && echo "stdout:line $i" || echo "stderr:line $i"; done | paste -sd ,)"
