@@ -44,6 +44,7 @@
 #define BATCH_LINES 100                 /* rows per transaction: one event carries them all */
 #define BATCH_BYTES (192u * 1024u)      /* under the writer's default payload limit */
 #define QUIET_MS 1000                   /* after the command ends, how long its pipes may stay open and silent */
+#define WILL_DELAY_S 5                  /* a reconnect within this cancels the build's last will */
 
 /* ---- shared with the signal handler ---- */
 
@@ -94,6 +95,7 @@ struct deliverer {
     enum mosqlite_status status;
     char error[512];
     int away;                           /* the broker or writer is not answering */
+    const char *will;                   /* NULL, or the request the broker sends if we die */
     unsigned long long applied, rejected, batches;
 };
 
@@ -130,6 +132,8 @@ static mosqlite_client *dial(struct deliverer *d)
     if (!c)
         return NULL;
     mosqlite_set_callback(c, on_result, d);
+    if (d->will && mosqlite_set_will(c, NULL, d->will, WILL_DELAY_S) != MOSQLITE_OK)
+        log_warn("no last will for the build: %s", mosqlite_errstr(c));
     if (mosqlite_connect(c) == MOSQLITE_OK)
         return c;
     snprintf(why, sizeof why, "%s", mosqlite_errstr(c));
@@ -746,6 +750,29 @@ cleanup:
     return out;
 }
 
+/* The build's last will: an update of its row to `lost`, only while it is `running`
+ * (so it changes nothing once the end is recorded, applied late or twice). The broker
+ * publishes it if the connection ends without a clean close (the wrapper killed), and
+ * forgets it when the wrapper disconnects at its end. */
+static char *build_will(const struct pipe_conf *pc)
+{
+    cJSON *o = cJSON_CreateObject(), *w = build_where(pc), *set;
+    char *out = NULL;
+
+    if (o && w && (set = cJSON_AddObjectToObject(o, "set"))) {
+        cJSON_AddStringToObject(o, "table", pc->build_table);
+        cJSON_AddStringToObject(o, "op", "update");
+        cJSON_AddStringToObject(set, "status", "lost");
+        cJSON_AddStringToObject(w, "status", "running");
+        cJSON_AddItemToObject(o, "where", w);
+        w = NULL;
+        out = cJSON_PrintUnformatted(o);
+    }
+    cJSON_Delete(o);
+    cJSON_Delete(w);
+    return out;
+}
+
 /* ---- the command ---- */
 
 /* Start cmd with its stdout and stderr on pipes; its stdin is ours. */
@@ -930,7 +957,7 @@ int pipe_run(const struct pipe_conf *pc, char **cmd)
     struct reader r;
     struct source src[2];
     mosqlite_lines *tpl[3] = {NULL, NULL, NULL};
-    char dir[4096], *head = NULL, *rec;
+    char dir[4096], *head = NULL, *rec, *will = NULL;
     pthread_t th;
     int made = 0, nsrc, wstatus = 0, status = 3, joined = 1, threaded = 0, i;
     pid_t pid = -1;
@@ -964,6 +991,7 @@ int pipe_run(const struct pipe_conf *pc, char **cmd)
     if (d.sp && cmd && pc->build_table && (rec = build_record(pc, cmd, 1, 0, 0))) {
         spool_append(d.sp, 'B', rec, strlen(rec), 1);
         cJSON_free(rec);
+        d.will = will = build_will(pc);
     }
     started = now_ms();
     if ((nsrc = open_sources(pc, cmd, src, tpl, &pid)) < 0)
@@ -1004,6 +1032,8 @@ out:
     free(r.rec);
     free(r.batch);
     free(head);
+    if (joined)
+        cJSON_free(will);               /* else the deliverer may still read it */
     return status;
 }
 

@@ -259,3 +259,26 @@ check_eq "lines with pauses: exit 0" "$rc" 0
 wait_until 30 count_is 41 ${#pattern}
 same "lines with pauses: stored in the order written" "$(seq_of 41)" \
     "$(i=0; while [ $i -lt ${#pattern} ]; do s=${pattern:$i:1}; i=$((i + 1)); [ "$s" = o ] && echo "stdout:line $i" || echo "stderr:line $i"; done | paste -sd ,)"
+
+# ---- 11. a wrapper killed (SIGKILL) leaves its build `lost`, through its last will ----
+status_of() { sql "SELECT status FROM builds WHERE id = $1"; }
+status_is_() { [ "$(status_of "$1")" = "$2" ]; }
+sub_bg "$T/writes.log" "$PREFIX_TOPIC/write"      # every request on PREFIX/write, wills too
+wrap 50 --no-tee -- sh -c 'echo fine'; rc=$?
+check_eq "a build that ends: exit 0" "$rc" 0
+(exec "$BIN/mosqlite-pub" -p "$MQTT_PORT" --lines line --with '{"build_id": 52}' build_logs --no-tee -- sleep 30) &
+W=$!
+wait_until 10 status_is_ 52 running || fail "build 52 marked running"
+kill -TERM "$W"; wait "$W"
+(exec "$BIN/mosqlite-pub" -p "$MQTT_PORT" --lines line --with '{"build_id": 51}' build_logs --no-tee \
+    -- sh -c "echo \$\$ > '$T/cmd51.pid'; echo started; exec sleep 60") &
+W=$!
+wait_until 10 status_is_ 51 running || fail "build 51 marked running"
+wait_until 10 count_is 51 1 || fail "build 51's first line stored"
+kill -9 "$W"; wait "$W" 2>/dev/null
+kill "$(cat "$T/cmd51.pid")" 2>/dev/null
+wait_until 30 status_is_ 51 lost
+check_eq "wrapper killed -9: its build says lost" "$(status_of 51)" lost
+check_eq "a build that ended: passed, never lost" "$(build_row 50)" "passed,0,1,1"
+check_eq "a build cancelled by SIGTERM: cancelled, never lost" "$(build_row 52)" "cancelled,143,1,1"
+check_eq "only the killed wrapper's will was published" "$(grep -c '"lost"' "$T/writes.log")" 1
