@@ -8,6 +8,7 @@
  * user happens in the caller's thread (see window.c). */
 #include "internal.h"
 
+#include <cJSON.h>
 #include <errno.h>
 #include <mqtt_protocol.h>
 #include <stdio.h>
@@ -174,6 +175,41 @@ void mosqlite_set_callback(mosqlite_client *c, mosqlite_result_cb cb, void *arg)
 {
     c->cb = cb;
     c->cb_arg = arg;
+}
+
+int mosqlite_set_will(mosqlite_client *c, const char *table, const char *json, int delay_s)
+{
+    mosquitto_property *props = NULL;
+    cJSON *o;
+    char *topic;
+    size_t tlen;
+    int rc, object;
+
+    if (c->started)
+        return mosqlite__seterr(c, MOSQLITE_ESTATE, "the will is set before connecting");
+    if (table && *table && strpbrk(table, "/+#"))
+        return mosqlite__seterr(c, MOSQLITE_EINVAL, "table name \"%s\" has a character not allowed in a topic", table);
+    if (delay_s < 0 || delay_s > 3600)
+        return mosqlite__seterr(c, MOSQLITE_EINVAL, "will delay %d s: must be 0 to 3600", delay_s);
+    o = json ? cJSON_Parse(json) : NULL;
+    object = cJSON_IsObject(o);
+    cJSON_Delete(o);
+    if (!object)
+        return mosqlite__seterr(c, MOSQLITE_EINVAL, "the will is not a JSON object");
+    tlen = strlen(c->prefix) + (table ? strlen(table) : 0) + 8;
+    if (!(topic = malloc(tlen)))
+        return mosqlite__seterr(c, MOSQLITE_ENOMEM, "out of memory");
+    snprintf(topic, tlen, table && *table ? "%s/write/%s" : "%s/write", c->prefix, table);
+    if (delay_s > 0)
+        mosquitto_property_add_int32(&props, MQTT_PROP_WILL_DELAY_INTERVAL, (uint32_t)delay_s);
+    rc = mosquitto_will_set_v5(c->mosq, topic, (int)strlen(json), json, 2, false, props);
+    free(topic);
+    if (rc) {
+        mosquitto_property_free_all(&props);
+        return mosqlite__seterr(c, rc == MOSQ_ERR_NOMEM ? MOSQLITE_ENOMEM : MOSQLITE_EINVAL,
+                                "will: %s", mosquitto_strerror(rc));
+    }
+    return MOSQLITE_OK;
 }
 
 int mosqlite_connect(mosqlite_client *c)

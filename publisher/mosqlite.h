@@ -122,6 +122,20 @@ mosqlite_client *mosqlite_client_new(const struct mosqlite_options *opts);
 /* Set the result callback (NULL for none) and its argument. */
 void mosqlite_set_callback(mosqlite_client *client, mosqlite_result_cb cb, void *arg);
 
+/* Leave a last will: a write request the broker publishes for this client (QoS 2, to
+ * PREFIX/write, or PREFIX/write/TABLE when table is given) if its connection ends
+ * without mosqlite_close(): the process killed, the machine or the network gone. A
+ * reconnect within delay_s seconds (0 to 3600) cancels it, so a short break in the
+ * connection does not set it off. mosqlite_close() disconnects cleanly, and the broker
+ * then forgets it. json is published as given: no id or reply_to is added, no receipt
+ * is waited for. Make it a request that does no harm when applied late or twice (an
+ * update with a `where` that matches only the state it is meant to change).
+ * Call before mosqlite_connect().
+ * Returns MOSQLITE_OK; MOSQLITE_EINVAL (bad table, json not a JSON object, delay out of
+ * range); MOSQLITE_ESTATE (already connected); MOSQLITE_ENOMEM. */
+int mosqlite_set_will(mosqlite_client *client, const char *table, const char *json,
+                      int delay_s);
+
 /* Connect and, with receipts, subscribe to the reply topic. Blocks until the broker
  * has answered (at most the timeout, or 10 s when the timeout is 0).
  * Returns MOSQLITE_OK or MOSQLITE_ECONNECT (errstr says why). */

@@ -135,4 +135,4 @@ mk uninstall DESTDIR="$R" >"$T/uninstall.log" 2>&1
 check "make uninstall" [ $? = 0 ]
 check_eq "what is left: the configuration only" \
     "$(cd "$R" && find . -type f | sort | tr '\n' ' ')" \
-    "./etc/mosqlite/mosqlite.conf ./etc/mosqlite/schema/001_builds.sql ./etc/mosqlite/schema/002_build_results.sql ./etc/mosquitto/conf.d/mosqlite.conf "
+    "./etc/mosqlite/mosqlite.conf ./etc/mosqlite/schema/001_builds.sql ./etc/mosqlite/schema/002_build_results.sql ./etc/mosqlite/schema/003_builds_lost.sql ./etc/mosquitto/conf.d/mosqlite.conf "

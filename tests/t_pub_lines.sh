@@ -42,6 +42,24 @@ head -c 100000 /dev/zero | tr '\0' 'x' | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --n
 check_eq "long line: exit 0" "$rc" 0
 check_eq "long line: 4 rows, 100000 bytes in all" "$(sql "SELECT count(*) || ',' || sum(length(line)) || ',' || max(length(line)) FROM build_logs WHERE build_id = 9")" "4,100000,32768"
 
+# Lines over 32 KiB are cut into rows of at most 32 KiB, between characters, whether
+# the line arrives whole (one read from a file) or in pieces (a pipe fed 1000 bytes at a
+# time); a line of exactly 32 KiB (with or without a CR before its newline) is one row.
+long_input() {
+    perl -e 'print "x" x 40001, "\n", "y" x 60000, "\n", "z" x 32768, "\n", "w" x 32769, "\n",
+             "v" x 32768, "\r\n", "a" x 32767, "\xe2\x82\xac", "b\n", "end\n"'
+}
+rows_of() { sql "SELECT group_concat(sig, ',') FROM (SELECT substr(line, 1, 1) || length(CAST(line AS BLOB)) AS sig FROM build_logs WHERE build_id = $1 ORDER BY id)"; }
+long_want="x32768,x7233,y32768,y27232,z32768,w32768,w1,v32768,a32767,€4,e3"
+long_input > "$T/long.txt"
+"$BIN/mosqlite-pub" -p "$MQTT_PORT" --no-tee --lines line --with '{"build_id": 11}' build_logs < "$T/long.txt"; rc=$?
+check_eq "long lines read whole: exit 0" "$rc" 0
+check_eq "long lines read whole: cut into rows of at most 32 KiB" "$(rows_of 11)" "$long_want"
+perl -e 'open(F, "<", $ARGV[0]) or die; $| = 1; while (read(F, $b, 1000)) { syswrite(STDOUT, $b); select(undef, undef, undef, 0.0005) }' "$T/long.txt" |
+    "$BIN/mosqlite-pub" -p "$MQTT_PORT" --no-tee --lines line --with '{"build_id": 12}' build_logs; rc=$?
+check_eq "long lines read in pieces: exit 0" "$rc" 0
+check_eq "long lines read in pieces: the same rows" "$(rows_of 12)" "$long_want"
+
 # --with must not fight the column: the line wins.
 echo "mine" | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --no-tee --wait --lines line --with '{"build_id": 10, "line": "theirs"}' build_logs
 check_eq "--with naming the column: the line wins" "$(lines_of 10)" mine

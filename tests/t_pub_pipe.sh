@@ -231,3 +231,54 @@ same "in flight, then --deliver: every line once, in order" \
     "$(sql "SELECT group_concat(line, ',') FROM (SELECT line FROM build_logs WHERE build_id = 15 ORDER BY id)")" "$(seq 1 250 | paste -sd ,)"
 wait_until 10 sh -c "[ \"\$(timeout 3 mosquitto_sub -p $MQTT_PORT -t mosqlite/status -C 1 -W 2 | sed -n 's/.*\"duplicates\":\([0-9]*\).*/\1/p')\" -gt ${dup0:-0} ]"
 check "the writer answered the resent transaction as a duplicate" [ $? = 0 ]
+
+# ---- 10. the wrapper stores lines in the order it read them, across both streams ----
+# seq_of BUILD: the build's rows as STREAM:LINE, in id order, joined by commas.
+seq_of() { sql "SELECT group_concat(stream || ':' || line, ',') FROM (SELECT stream, line FROM build_logs WHERE build_id = $1 ORDER BY id)"; }
+# A burst: 3000 lines, stdout and stderr in turn, each one write, no pause. Both pipes
+# fill faster than the wrapper reads; read a chunk at a time, one stream's lines came
+# hundreds of rows away from the other's.
+wrap 40 --no-tee -- perl -e 'for $i (1..1500) { syswrite(STDOUT, "out $i\n"); syswrite(STDERR, "err $i\n") }'; rc=$?
+check_eq "burst of alternating lines: exit 0" "$rc" 0
+wait_until 30 count_is 40 3000
+same "burst of alternating lines: stored in the order written" "$(seq_of 40)" \
+    "$(for i in $(seq 1 1500); do echo "stdout:out $i"; echo "stderr:err $i"; done | paste -sd ,)"
+# With a pause after each line (the command writes the next one once the wrapper's tee
+# has passed the last one on), an irregular pattern of the two streams.
+pattern="oeeoooeoeeeeoeoooooeeoeoeeooeoeeeoooeeoe"
+mkfifo "$T/tee41" "$T/go41"
+wrap 41 -- perl -e 'open(G, "<", $ARGV[1]) or die; $i = 0;
+    for $s (split //, $ARGV[0]) { $i++; syswrite($s eq "o" ? STDOUT : STDERR, "line $i\n"); <G> }' \
+    "$pattern" "$T/go41" >"$T/tee41" 2>&1 &
+W=$!
+exec 5<"$T/tee41" 6>"$T/go41"
+while read -r _ <&5; do echo >&6; done
+exec 5<&- 6>&-
+wait "$W"; rc=$?
+check_eq "lines with pauses: exit 0" "$rc" 0
+wait_until 30 count_is 41 ${#pattern}
+same "lines with pauses: stored in the order written" "$(seq_of 41)" \
+    "$(i=0; while [ $i -lt ${#pattern} ]; do s=${pattern:$i:1}; i=$((i + 1)); [ "$s" = o ] && echo "stdout:line $i" || echo "stderr:line $i"; done | paste -sd ,)"
+
+# ---- 11. a wrapper killed (SIGKILL) leaves its build `lost`, through its last will ----
+status_of() { sql "SELECT status FROM builds WHERE id = $1"; }
+status_is_() { [ "$(status_of "$1")" = "$2" ]; }
+sub_bg "$T/writes.log" "$PREFIX_TOPIC/write"      # every request on PREFIX/write, wills too
+wrap 50 --no-tee -- sh -c 'echo fine'; rc=$?
+check_eq "a build that ends: exit 0" "$rc" 0
+(exec "$BIN/mosqlite-pub" -p "$MQTT_PORT" --lines line --with '{"build_id": 52}' build_logs --no-tee -- sleep 30) &
+W=$!
+wait_until 10 status_is_ 52 running || fail "build 52 marked running"
+kill -TERM "$W"; wait "$W"
+(exec "$BIN/mosqlite-pub" -p "$MQTT_PORT" --lines line --with '{"build_id": 51}' build_logs --no-tee \
+    -- sh -c "echo \$\$ > '$T/cmd51.pid'; echo started; exec sleep 60") &
+W=$!
+wait_until 10 status_is_ 51 running || fail "build 51 marked running"
+wait_until 10 count_is 51 1 || fail "build 51's first line stored"
+kill -9 "$W"; wait "$W" 2>/dev/null
+kill "$(cat "$T/cmd51.pid")" 2>/dev/null
+wait_until 30 status_is_ 51 lost
+check_eq "wrapper killed -9: its build says lost" "$(status_of 51)" lost
+check_eq "a build that ended: passed, never lost" "$(build_row 50)" "passed,0,1,1"
+check_eq "a build cancelled by SIGTERM: cancelled, never lost" "$(build_row 52)" "cancelled,143,1,1"
+check_eq "only the killed wrapper's will was published" "$(grep -c '"lost"' "$T/writes.log")" 1

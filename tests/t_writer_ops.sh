@@ -125,7 +125,7 @@ reject "update without where" write/builds e9 '"op":"update","set":{"name":"x"}'
 reject "values on update" write/builds e10 '"op":"update","values":{"name":"x"},"where":{"id":1}' 'update takes \"set\", not \"values\"'
 reject "NOT NULL" write/build_logs e11 '"values":{"build_id":7}' 'NOT NULL constraint failed: build_logs.line'
 reject "UNIQUE" write/uniq e12 '"values":{"k":"a","v":3}' 'UNIQUE constraint failed: uniq.k'
-reject "CHECK" write/builds e13 '"values":{"name":"x","status":"weird"}' "CHECK constraint failed: status IN ('queued', 'running', 'passed', 'failed', 'cancelled')"
+reject "CHECK" write/builds e13 '"values":{"name":"x","status":"weird"}' "CHECK constraint failed: status IN ('queued', 'running', 'passed', 'failed', 'cancelled', 'lost')"
 reject "FOREIGN KEY" write/child e14 '"values":{"parent_id":99}' 'FOREIGN KEY constraint failed'
 reject "STRICT type" write/kinds e15 '"values":{"i":"abc"}' 'cannot store TEXT value in INTEGER column kinds.i'
 reject "generated column" write/kinds e16 '"values":{"g":1}' 'column \"g\" in table \"kinds\" is generated and cannot be written'

@@ -246,7 +246,7 @@ good("write/kinds", '{"values":{"i":"42","r":7,"t":12,"b":{"$base64":"AAEC/w=="}
 good("write/kinds", '{"values":{"i":true,"r":false,"t":null,"b":null,"a":[1,"two",{"3":null}]}}')
 bad("write/build_logs", "NOT NULL constraint failed: build_logs.line", '{"values":{"build_id":1}}')
 bad("write/build_logs", "NOT NULL constraint failed: build_logs.line", '{"values":{"build_id":1,"line":null}}')
-bad("write/builds", "CHECK constraint failed: status IN ('queued', 'running', 'passed', 'failed', 'cancelled')",
+bad("write/builds", "CHECK constraint failed: status IN ('queued', 'running', 'passed', 'failed', 'cancelled', 'lost')",
     '{"values":{"name":"b","status":"bogus"}}')
 bad("write/child", "FOREIGN KEY constraint failed", '{"values":{"parent_id":987654321}}')
 good("write/parent", '{"values":{"id":77,"name":"p"}}')
