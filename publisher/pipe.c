@@ -29,6 +29,7 @@
 #include "pipe_command.h"
 #include "pipe_deliver.h"
 #include "pipe_read.h"
+#include "request.h"
 #include "log.h"
 #include "util.h"
 
@@ -40,23 +41,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* A template for one stream: --with plus the stream column. */
+/* A template for one stream: --with, as written, plus the stream column. */
 static mosqlite_lines *template_for(const struct pipe_conf *pc, const char *stream)
 {
-    cJSON *w = pc->with ? cJSON_Parse(pc->with) : cJSON_CreateObject();
-    char *text = NULL, err[256];
-    mosqlite_lines *t = NULL;
+    const char *sc = pc->stream_column && *pc->stream_column ? pc->stream_column : NULL;
+    mosqlite_lines *t;
+    char err[256];
 
-    if (!w)
-        return NULL;
-    if (stream && pc->stream_column && *pc->stream_column) {
-        cJSON_DeleteItemFromObjectCaseSensitive(w, pc->stream_column);
-        cJSON_AddStringToObject(w, pc->stream_column, stream);
-    }
-    if ((text = cJSON_PrintUnformatted(w)) && !(t = mosqlite_lines_new(pc->column, text, err, sizeof err)))
+    if (!(t = mosqlite__lines_stream(pc->column, pc->with, stream ? sc : NULL, stream, err, sizeof err)))
         log_error("%s", err);
-    cJSON_free(text);
-    cJSON_Delete(w);
     return t;
 }
 

@@ -8,13 +8,6 @@
 /* Internal functions are not exported from the shared library. */
 #ifndef MOSQLITE_INTERNAL
 #define MOSQLITE_INTERNAL __attribute__((visibility("hidden")))
-/* mosqlite_lines_new() with one more fixed value, stream_column: stream (a string),
- * in place of any such member of with (NULL stream_column or stream: none). For the
- * log pipe's wrapper, whose rows carry the stream they came from. */
-MOSQLITE_INTERNAL mosqlite_lines *mosqlite__lines_stream(const char *column, const char *with,
-                                                         const char *stream_column,
-                                                         const char *stream, char *err,
-                                                         size_t errlen);
 
 #endif
 
