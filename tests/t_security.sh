@@ -6,10 +6,14 @@
 # applied and gets its receipt; each role reads only what its block allows; an edge
 # broker from conf/bridge/ bridges over TLS with the edge role's login, and a producer on
 # the edge gets its request applied and its receipt back. Only the admin role may
-# command the writer on mosqlite/admin: a producer's or web user's pause goes nowhere.
+# command the writer on mosqlite/admin: a producer's or web user's pause goes nowhere. The
+# page's operator (ops-web) logs in on the WebSocket listener only, where its commands are
+# answered and its test of an operator login (mosqlite/operator/CLIENT_ID) comes back;
+# a web user's does not.
 . "$(dirname "$0")/lib.sh"
 SEC=$ROOT/conf/secure
 WPASS=writer-pw-$$ PPASS=builder-pw-$$ WEBPASS=web-pw-$$ EPASS=edge-pw-$$ OPASS=ops-pw-$$ RPASS=replica-pw-$$
+OWPASS=ops-web-pw-$$
 
 # The clients of lib.sh are anonymous: this one logs in as the web user, who may read status.
 status() {
@@ -27,7 +31,7 @@ check_eq "make-certs.sh: the keys are readable by their owner only" \
     "$(stat -c %a "$T/sec/certs/server.key" "$T/sec/certs/ca.key" | tr '\n' ' ')" "600 600 "
 sh "$SEC/make-passwd.sh" "$T/sec/passwd" writer "$WPASS" builder "$PPASS" web "$WEBPASS" edge-site1 "$EPASS" ops "$OPASS" \
     replica1 "$RPASS" >/dev/null
-sh "$SEC/make-passwd.sh" "$T/sec/passwd-web" web "$WEBPASS" >/dev/null
+sh "$SEC/make-passwd.sh" "$T/sec/passwd-web" web "$WEBPASS" ops-web "$OWPASS" >/dev/null
 check "password file holds hashes, not passwords" bash -c "! grep -q '$PPASS' '$T/sec/passwd'"
 cp "$SEC/acl" "$T/sec/acl"
 
@@ -149,6 +153,33 @@ setTimeout(() => { console.log("timeout"); process.exit(2); }, 5000);' "$ROOT" "
     note "web query: $ans"
     check "web runs a named query and reads its answer" grep -q '^answer {"query":"recent_builds","rows":\[' <<<"$ans"
 fi
+# The page's operator, and a web user doing what the page's operator does.
+ws_operator() {  # USER PASS: "echo" if its message on mosqlite/operator/CLIENT_ID came back, "answer ..." per answer
+    node -e '
+const mqtt = require(process.argv[1] + "/node_modules/mqtt");
+const [,, url, user, pass] = process.argv;
+const id = "mosqlite-web-probe-" + user;
+const c = mqtt.connect(url, { clientId: id, username: user, password: pass, reconnectPeriod: 0, connectTimeout: 3000 });
+const out = [];
+c.on("connect", () => c.subscribe(["mosqlite/operator/" + id, "mosqlite/reply/" + id + "/#"], { qos: 1 }, () => {
+  c.publish("mosqlite/operator/" + id, "{}", { qos: 1 });
+  c.publish("mosqlite/admin", JSON.stringify({ cmd: "stats", reply_to: "mosqlite/reply/" + id + "/1" }), { qos: 1 });
+}));
+c.on("message", (t, m) => out.push(t.startsWith("mosqlite/operator/") ? "echo" : "answer " + m.toString().slice(0, 40)));
+c.on("error", (e) => { console.log("error " + e.message); process.exit(1); });
+setTimeout(() => { console.log(out.join("\n")); c.end(); process.exit(0); }, 2000);' "$ROOT" "ws://127.0.0.1:$WS_PORT" "$@"
+}
+if [ -d "$ROOT/node_modules/mqtt" ] && command -v node >/dev/null; then
+    out=$(ws_operator ops-web "$OWPASS" 2>&1)
+    note "ops-web on the WebSocket listener: $(echo $out)"
+    check "the page's operator (ops-web): its operator test comes back" grep -qx echo <<<"$out"
+    check "the page's operator (ops-web): its command on mosqlite/admin is answered" \
+        grep -q '^answer {"cmd":"stats","ok":true' <<<"$out"
+    out=$(ws_operator web "$WEBPASS" 2>&1)
+    check_eq "a web user: no operator test back, its command never reaches the writer" "$out" ""
+fi
+mosquitto_pub -p "$MQTT_PORT" -u ops-web -P "$OWPASS" -q 1 -t mosqlite/admin -m '{"cmd":"stats"}' >/dev/null 2>&1
+check "ops-web's password is refused on the MQTT listener (passwd-web only)" [ $? != 0 ]
 check "broker log shows the refusals" grep -q "not authorised\|not authorized\|Bad username or password\|disconnected, not authorised" "$T/broker/mosquitto.log"
 
 # --- the admin topic: only the admin role ------------------------------------------------

@@ -7,6 +7,8 @@
 # the page test asks for on its stdout ("@@ writer_kill", "@@ broker_stop", ...),
 # answering "done RC" on its stdin. A second broker, with logins and a TLS WebSocket
 # listener (a self-signed certificate made here), serves the page for the login checks.
+# A third one, made from conf/secure/ with a writer of its own, serves it for an
+# operator's actions and a viewer's lack of them (tests/web/act.test.js, run second).
 # SCREENSHOT=path saves the desktop screenshot there (the pictures in README.md and
 # docs/page.md come from tests/web/screenshots.sh).
 . "$(dirname "$0")/lib.sh"
@@ -102,22 +104,76 @@ mosquitto -c "$SEC/mosquitto.conf" >>"$SEC/stdout.log" 2>&1 &
 PIDS="$PIDS $!"
 wait_until 10 port_open "$SEC_WSS" || note "the login broker did not start: $(cat "$SEC"/*.log)"
 
+# A third broker, made from conf/secure/ as a deployment would be (its mosquitto.conf,
+# acl, make-passwd.sh and make-certs.sh; this test's ports and paths), with a writer and a
+# database of its own: the page's operator (ops-web) and viewer (web) log in on its
+# WebSocket listener (tests/web/act.test.js).
+OPS=$T/ops
+mkdir -p "$OPS/certs" "$OPS/broker"
+OPS_DB=$OPS/ops.db OPS_LOG=$OPS/writer.log
+OPS_WPASS=writer-$RANDOM$RANDOM OPS_BPASS=builder-$RANDOM$RANDOM OPS_APASS=ops-$RANDOM$RANDOM
+OPS_WEBPASS=web-$RANDOM$RANDOM OPS_OPPASS=opsweb-$RANDOM$RANDOM
+sh "$ROOT/conf/secure/make-certs.sh" "$OPS/certs" localhost 127.0.0.1 >"$OPS/openssl.log" 2>&1 ||
+    fail "make-certs.sh: $(cat "$OPS/openssl.log")"
+sh "$ROOT/conf/secure/make-passwd.sh" "$OPS/passwd" writer "$OPS_WPASS" builder "$OPS_BPASS" ops "$OPS_APASS" >/dev/null
+sh "$ROOT/conf/secure/make-passwd.sh" "$OPS/passwd-web" web "$OPS_WEBPASS" ops-web "$OPS_OPPASS" >/dev/null
+cp "$ROOT/conf/secure/acl" "$OPS/acl"
+chmod 600 "$OPS/acl"
+OPS_MQTT=$(free_port) OPS_WS=$(free_port) OPS_TLS=$(free_port)
+sed -e "s/^listener 1883 127.0.0.1\$/listener $OPS_MQTT 127.0.0.1/" \
+    -e "s/^listener 8883\$/listener $OPS_TLS/" \
+    -e "s/^listener 9001\$/listener $OPS_WS/" \
+    -e "s|/etc/mosquitto/secure/|$OPS/|" \
+    -e "s|^http_dir .*|http_dir $ROOT/web|" \
+    -e "s|^persistence_location .*|persistence_location $OPS/broker/|" \
+    -e "s|^log_dest .*|log_dest file $OPS/broker/mosquitto.log|" \
+    "$ROOT/conf/secure/mosquitto.conf" >"$OPS/broker/mosquitto.conf"
+[ "$(id -u)" = 0 ] && echo "user root" >>"$OPS/broker/mosquitto.conf"
+ops_broker_start() {
+    mosquitto -c "$OPS/broker/mosquitto.conf" >>"$OPS/broker/stdout.log" 2>&1 &
+    OPS_BROKER=$!
+    PIDS="$PIDS $OPS_BROKER"
+    wait_until 10 port_open "$OPS_WS" && wait_until 10 port_open "$OPS_MQTT"
+}
+ops_broker_stop() { kill -STOP "$OPS_BROKER"; }       # frozen: its sockets stay open, nothing is read
+ops_broker_kill() { kill -9 "$OPS_BROKER"; kill -CONT "$OPS_BROKER" 2>/dev/null; wait "$OPS_BROKER" 2>/dev/null; return 0; }
+ops_status() {
+    timeout 3 mosquitto_sub -p "$OPS_MQTT" -u ops -P "$OPS_APASS" -t "$PREFIX_TOPIC/status" -C 1 -W 2 2>/dev/null
+}
+ops_online() { ops_status | grep -q '"state":"online"'; }
+ops_broker_start || fail "the conf/secure broker did not start: $(cat "$OPS"/broker/*.log)"
+"$BIN/mosqlite-writer" -p "$OPS_MQTT" -u writer -P "$OPS_WPASS" --db "$OPS_DB" --schema "$ROOT/conf/schema" \
+    -c "$CONF" >>"$OPS_LOG" 2>&1 &
+OPS_WRITER=$!
+PIDS="$PIDS $OPS_WRITER"
+# Frozen, the writer stays connected and the broker keeps what comes for it in its session.
+ops_writer_stop() { kill -STOP "$OPS_WRITER"; }
+ops_writer_cont() { kill -CONT "$OPS_WRITER"; }
+wait_until 15 ops_online || { fail "the conf/secure broker's writer did not come online"; tail -20 "$OPS_LOG"; }
+
 export T DB MQTT_PORT WS_PORT ROOT PREFIX_TOPIC SEC_WS SEC_WSS SEC_PASS
-coproc PAGE { cd "$ROOT" && exec node tests/web/page.test.js 2>&1; }
-NODE_PID=$PAGE_PID
-PIDS="$PIDS $NODE_PID"
-exec 5<&"${PAGE[0]}" 6>&"${PAGE[1]}"
-while IFS= read -r line <&5; do
-    case $line in
-        "@@ "*)
-            cmd=${line#@@ }
-            case $cmd in
-                writer_kill|writer_start|broker_stop|broker_start) $cmd 5<&- 6>&-; rc=$? ;;
-                *) rc=127 ;;
-            esac
-            echo "done $rc" >&6 ;;
-        *) printf '%s\n' "$line" ;;
-    esac
-done
-exec 6>&-
-wait "$NODE_PID" || fail "page test exited with status $?"
+export OPS_DB OPS_LOG OPS_MQTT OPS_WS OPS_BPASS OPS_APASS OPS_WEBPASS OPS_OPPASS
+# run_page_test FILE: a Chromium test, with the lib.sh helpers it asks for.
+run_page_test() {
+    coproc PAGE { cd "$ROOT" && exec node "$1" 2>&1; }
+    NODE_PID=$PAGE_PID
+    PIDS="$PIDS $NODE_PID"
+    exec 5<&"${PAGE[0]}" 6>&"${PAGE[1]}"
+    while IFS= read -r line <&5; do
+        case $line in
+            "@@ "*)
+                cmd=${line#@@ }
+                case $cmd in
+                    writer_kill|writer_start|broker_stop|broker_start|ops_broker_*|ops_writer_*)
+                        $cmd 5<&- 6>&-; rc=$? ;;
+                    *) rc=127 ;;
+                esac
+                echo "done $rc" >&6 ;;
+            *) printf '%s\n' "$line" ;;
+        esac
+    done
+    exec 6>&- 5<&-
+    wait "$NODE_PID" || fail "$1 exited with status $?"
+}
+run_page_test tests/web/page.test.js
+run_page_test tests/web/act.test.js

@@ -11,7 +11,9 @@
  * reads a build's log (fast however long: many small answers in flight) and keeps it
  * current; logview.js shows the lines. After a reconnect or the writer coming back
  * online, everything is asked for again. The writer's status shows online, paused or
- * offline; while it is offline or does not answer, the lists say so.
+ * offline; while it is offline or does not answer, the lists say so. A login that may act
+ * (an operator's) gets the actions: pause and resume the writer, cancel a scheduled
+ * write; act.js keeps each one until the writer has answered it.
  * Every value from the database goes into the page as text, never as HTML.
  * Plain script, no modules: Mosquitto's HTTP server sends no Content-Type.
  */
@@ -36,6 +38,8 @@
   var T_QUERY = PREFIX + "/query";
   var CLIENT_ID = "mosqlite-web-" + Math.random().toString(16).slice(2, 10);
   var T_REPLY = PREFIX + "/reply/" + CLIENT_ID + "/";
+  var T_ACT = T_REPLY + "act/";   /* an action's answer: T_ACT + its id */
+  var T_PROBE = PREFIX + "/operator/" + CLIENT_ID;   /* only operators may publish and read it */
 
   /* ---- small DOM helpers: text only ---- */
 
@@ -135,6 +139,7 @@
    * connection takes over the WebSocket index.html opened while the scripts loaded. */
 
   var connected = false, subscribed = false, everConnected = false, client = null;
+  var operator = false;           /* this login may act (see setOperator) */
   var login = { username: "", password: "", asked: false };
 
   function connect() {
@@ -159,14 +164,18 @@
       setBadge($("conn"), "connected", login.username ? "connected as " + login.username : "connected");
       cancelQueries();
       var subs = [{ topic: T_STATUS, qos: 1 }, { topic: T_EVENTS + "#", qos: 0 },
-                  { topic: T_REJECTED, qos: 1 }, { topic: T_REPLY + "#", qos: 1 }];
+                  { topic: T_REJECTED, qos: 1 }, { topic: T_REPLY + "#", qos: 1 }, { topic: T_PROBE, qos: 1 }];
       c.subscribe(subs, function (err, granted) {
         if (c !== client) return;
         if (err) { setBadge($("conn"), "down", "subscribe failed: " + err.message); return; }
         var refused = (granted || []).filter(function (g) { return g.qos & 0x80; })
           .map(function (g) { return g.topic; });
+        refused = refused.filter(function (t) { return t !== T_PROBE; });
         if (refused.length) setBadge($("conn"), "down", "connected, not allowed to read " + refused.join(", "));
       });
+      /* May this login act? Its own message on T_PROBE comes back only if the broker lets
+       * it publish and read there, which conf/secure/acl grants the operators alone. */
+      c.publish(T_PROBE, "{}", { qos: 1 });
       /* The broker takes a connection's packets in order: the queries published now
        * reach the writer after these subscriptions are in place, so their answers and
        * every event after them arrive, without waiting a round trip for the SUBACK. */
@@ -183,6 +192,7 @@
       connected = false;
       subscribed = false;
       renderWriter();
+      renderActs();
     });
     c.on("error", function (err) {
       if (c !== client) return;
@@ -206,11 +216,13 @@
       else if (topic === T_REJECTED) onRejected(msg);
       else if (topic.indexOf(T_EVENTS) === 0) onEvent(topic.slice(T_EVENTS.length), msg);
       else if (topic.indexOf(T_REPLY) === 0) onReply(topic, msg);
+      else if (topic === T_PROBE) setOperator(true);
     });
   }
 
   function askLogin(why) {
     setBadge($("conn"), "down", "login needed");
+    setOperator(false);
     $("login-why").textContent = why + (location.protocol === "https:" || /^wss:/.test(BROKER) ? "" :
       " This page came over plain http: the password crosses the network unencrypted.");
     $("login").hidden = false;
@@ -224,6 +236,7 @@
     login.username = $("login-user").value;
     login.password = $("login-pass").value;
     $("login-pass").value = "";
+    setOperator(false);            /* another login: its rights are not known yet */
     $("login").hidden = true;
     connect();
   });
@@ -256,6 +269,11 @@
   }
 
   function onReply(topic, msg) {
+    if (topic.indexOf(T_ACT) === 0) {
+      var a = acts.answer(topic.slice(T_ACT.length), msg);
+      if (a && a.kind === "cancel" && subscribed) loadScheduled();
+      return;
+    }
     var q = queries[topic];
     if (!q) return;            /* late answer to a query given up on */
     delete queries[topic];
@@ -311,6 +329,7 @@
       setBadge(badge, s.state === "online" || s.state === "offline" ? s.state : "unknown", show(s.state));
     }
     $("writer-paused").hidden = !(connected && s && s.state === "online" && s.paused === true);
+    renderWriterActs();
     var since = "";
     if (s && s.state === "online" && s.since)
       since = "up since " + timeOf(s.since) + " (" + ago(Date.now() - new Date(s.since).getTime()) + ")";
@@ -332,6 +351,116 @@
     renderLogHead();
   }
   setInterval(renderWriter, 10000);   /* keeps "since (… ago)" current */
+
+  /* ---- actions: an operator's (act.js keeps them, sends them again until answered) ----
+   * Shown to a login whose message on PREFIX/operator/CLIENT_ID came back (at each
+   * connection, right behind its subscriptions): the broker lets it publish and read
+   * there, which conf/secure/acl grants the page's operators (ops-web) and not the web
+   * role. That is the broker's own answer to "may this login act": a viewer sees no
+   * action, and what it could publish anyway the broker drops. On an open broker
+   * (mosquitto.conf.example: one trusted machine, no logins) every client may pause the
+   * writer: the page offers the actions there too. */
+
+  var acts = mosqliteActions({
+    prefix: PREFIX,
+    key: "mosqlite-actions " + BROKER + " " + PREFIX,
+    ready: function () { return connected && operator && !!client; },
+    send: function (topic, text, acked) { return !!client && client.publish(topic, text, { qos: 1 }, acked); },
+    replyTo: function (id) { return T_ACT + id; },
+    changed: function () { renderActs(); renderWriterActs(); renderScheduled(); }
+  });
+  var armed = { id: null, timer: null };   /* a cancel clicked once, waiting for its confirmation */
+
+  function setOperator(may) {
+    var was = operator;
+    operator = may;
+    $("role").hidden = !may;
+    $("role").title = may ? "This login may act: pause and resume the writer, cancel scheduled writes." : "";
+    renderWriterActs();
+    if (was !== may) renderScheduled();
+    renderActs();
+    if (may) acts.resend();        /* at each connection's echo: what is unanswered goes now */
+  }
+
+  function renderWriterActs() {
+    var s = writer.last, on = operator && connected && !!s && s.state === "online";
+    var p = acts.pendingFor("pause"), r = acts.pendingFor("resume");
+    $("act-pause").hidden = !on || s.paused === true;
+    $("act-resume").hidden = !on || s.paused !== true;
+    $("act-pause").disabled = !!p;
+    $("act-resume").disabled = !!r;
+    $("act-pause").textContent = p ? "Pausing…" : "Pause writer";
+    $("act-resume").textContent = r ? "Resuming…" : "Resume writer";
+  }
+  $("act-pause").addEventListener("click", function () { acts.add("pause"); });
+  $("act-resume").addEventListener("click", function () { acts.add("resume"); });
+
+  function actState(a) {
+    if (a.state === "applied") return "applied: " + a.text;
+    if (a.state === "refused") return "refused by the writer: " + a.text;
+    if (a.state === "replaced") return a.text;
+    if (!connected) return "not answered yet: sent again when the page is connected";
+    if (!operator) return "not answered yet: sent again once logged in as an operator";
+    return (a.acked ? "sent, waiting for the writer's answer" : "sending") + (a.sent > 1 ? " (sent " + a.sent + " times)" : "");
+  }
+
+  function renderActs() {
+    var ol = $("act-list"), all = acts.list();
+    ol.textContent = "";
+    for (var i = all.length - 1; i >= 0; i--) {
+      var a = all[i], li = el("li", "act-item");
+      li.setAttribute("data-id", a.id);
+      li.setAttribute("data-kind", a.kind);
+      li.setAttribute("data-state", a.state);
+      li.setAttribute("data-acked", String(!!a.acked));
+      li.setAttribute("data-sent", String(a.sent));
+      var t = el("span", "ev-time", clock(new Date(a.at)));
+      t.title = "id " + a.id;
+      li.appendChild(t);
+      li.appendChild(el("span", "act-what", acts.what(a)));
+      li.appendChild(el("span", "act-state", actState(a)));
+      if (a.state !== "pending") {
+        var x = el("button", "act-dismiss", "×");
+        x.type = "button";
+        x.title = "Remove from this list";
+        x.setAttribute("data-dismiss", a.id);
+        li.appendChild(x);
+      }
+      ol.appendChild(li);
+    }
+    ol.hidden = !all.length;
+  }
+  $("act-list").addEventListener("click", function (e) {
+    var b = e.target.closest("button[data-dismiss]");
+    if (b) acts.dismiss(b.getAttribute("data-dismiss"));
+  });
+
+  /* The Scheduled list's Cancel: a first click asks to confirm (the cancel cannot be
+   * undone), a second within 5 s cancels. */
+  function schedCancelCell(id) {
+    var td = el("td", "sched-act"), p = acts.pendingFor("cancel", id), b = el("button", "act");
+    b.type = "button";
+    b.setAttribute("data-cancel", id);
+    if (p) { b.disabled = true; b.textContent = "Cancelling…"; }
+    else if (armed.id === id) { b.className = "act armed"; b.textContent = "Confirm cancel"; }
+    else b.textContent = "Cancel";
+    td.appendChild(b);
+    return td;
+  }
+  $("sched-list").addEventListener("click", function (e) {
+    var b = e.target.closest("button[data-cancel]");
+    if (!b || !operator) return;
+    var id = b.getAttribute("data-cancel");
+    clearTimeout(armed.timer);
+    if (armed.id === id) {
+      armed.id = null;
+      acts.add("cancel", id);
+      return;
+    }
+    armed.id = id;
+    armed.timer = setTimeout(function () { armed.id = null; renderScheduled(); }, 5000);
+    renderScheduled();
+  });
 
   /* ---- events ---- */
 
@@ -551,13 +680,15 @@
       tr.appendChild(el("td", null, show(row.id)));
       var topic = show(row.topic), table = topic.slice((PREFIX + "/write/").length);
       tr.appendChild(el("td", null, topic.indexOf(PREFIX + "/write/") === 0 ? table : "(ops)"));
+      if (operator) tr.appendChild(schedCancelCell(show(row.id)));
       list.appendChild(tr);
       var req = el("tr", "sched-req-row");
       td = el("td", "sched-req", show(row.payload));
-      td.colSpan = 4;
+      td.colSpan = operator ? 5 : 4;
       req.appendChild(td);
       list.appendChild(req);
     });
+    $("sched-act-head").hidden = !operator;
     $("sched-count").textContent = sched.total ? "(" + sched.total + ")" : "";
     var note = sched.error ? "Scheduled writes could not be read (" + sched.error + ")." :
       !sched.total ? "Nothing scheduled: requests with \"at\" or \"delay_ms\" wait here until they are due." :
@@ -940,6 +1071,7 @@
     }
   });
 
+  renderActs();     /* those kept from before a reload */
   readHash();
   var first = Number(params.get("build"));
   if (params.get("build") !== null && first >= 0) {

@@ -19,7 +19,8 @@
  *   c.on("close", fn()), c.on("reconnect", fn())
  *   c.on("message", fn(topic, text, {qos, retain}))
  *   c.subscribe([{topic, qos}], fn(err, [{topic, qos}]))   qos 128: refused
- *   c.publish(topic, text, {qos})
+ *   c.publish(topic, text, {qos}, acked)      acked(): at the PUBACK of a QoS 1 publish;
+ *                                              false when not connected
  *   c.end()                                    close, and no reconnecting
  *
  * Plain script: defines window.mosqliteMqtt.
@@ -56,7 +57,7 @@
 
   function connect(url, opts) {
     var listeners = {}, ws = null, buf = null, ended = false, up = false;
-    var nextId = 0, inflight = new Set(), subs = new Map(), qos2 = new Set();
+    var nextId = 0, inflight = new Map(), subs = new Map(), qos2 = new Set();
     var pingTimer = 0, connTimer = 0, againTimer = 0, pingOut = false;
     var early = opts.socket || null;
     var keepalive = opts.keepalive === undefined ? 60 : opts.keepalive;
@@ -204,7 +205,9 @@
         }
         emit("message", topic, dec.decode(p.subarray(at)), { qos: qos, retain: !!(first & 1) });
       } else if (type === PUBACK) {
-        inflight.delete((p[0] << 8) | p[1]);
+        var pid = (p[0] << 8) | p[1], acked = inflight.get(pid);
+        inflight.delete(pid);
+        if (acked) acked();
       } else if (type === PUBREL) {
         var rid = (p[0] << 8) | p[1];
         qos2.delete(rid);
@@ -241,10 +244,10 @@
         });
         send(packet((SUBSCRIBE << 4) | 2, parts));
       },
-      publish: function (topic, text, o) {
+      publish: function (topic, text, o, acked) {
         var qos = o && o.qos ? 1 : 0, parts = [str(topic)];
         if (!up) return false;
-        if (qos) { var id = packetId(); inflight.add(id); parts.push(u16(id)); }
+        if (qos) { var id = packetId(); inflight.set(id, acked || null); parts.push(u16(id)); }
         parts.push(enc.encode(text));
         send(packet((PUBLISH << 4) | (qos << 1), parts));
         return true;

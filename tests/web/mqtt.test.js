@@ -162,6 +162,31 @@ check("publishes of one task go out in one WebSocket message, QoS 1 with distinc
   assert.strictEqual(b[b.length - 1], "z".charCodeAt(0));
 });
 
+check("a QoS 1 publish's PUBACK calls its acked(), that one's only; none after a lost connection", async () => {
+  const { w, c, s } = await connected();
+  s.sent.length = 0;
+  const acked = [];
+  assert.strictEqual(c.publish("a", "1", { qos: 1 }, () => acked.push("a")), true);
+  c.publish("b", "2", { qos: 1 }, () => acked.push("b"));
+  c.publish("c", "3", { qos: 1 }, () => acked.push("c"));
+  await tick();
+  const ids = [], b = s.sent[0];
+  for (let at = 0; at < b.length; at += 2 + b[at + 1]) ids.push((b[at + 5] << 8) | b[at + 6]);
+  assert.strictEqual(ids.length, 3);
+  s.recv([0x40, 2, ids[1] >> 8, ids[1] & 255]);
+  assert.deepStrictEqual(acked, ["b"]);
+  s.recv([0x40, 2, ids[1] >> 8, ids[1] & 255]);           /* a second PUBACK: nothing */
+  s.close();
+  w.timers.filter((t) => t.ms === 1000)[0].fn();
+  w.sockets[1].open();
+  await tick();
+  w.sockets[1].recv(CONNACK_OK);
+  w.sockets[1].recv([0x40, 2, ids[0] >> 8, ids[0] & 255]);  /* the old connection's id */
+  assert.deepStrictEqual(acked, ["b"]);
+  c.end();
+  assert.strictEqual(c.publish("d", "4", { qos: 1 }, () => acked.push("d")), false);
+});
+
 check("a refused login: error with the CONNACK code, no reconnecting after end()", async () => {
   const w = world();
   const c = w.mqtt.connect("ws://127.0.0.1:9001/", { clientId: "x" });
