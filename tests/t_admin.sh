@@ -69,7 +69,7 @@ check_eq "a key twice deeper down refused" "$r" '{"cmd":null,"error":"duplicate 
 r=$(ask '"cmd":"stats","name":"x.db"')
 check_eq "a name for a command other than backup refused" "$r" '{"cmd":"stats","error":"\"name\" is only for backup"}'
 r=$(ask '"cmd":"stats","pause":true')
-check_eq "an unknown field refused" "$r" '{"cmd":null,"error":"unknown field \"pause\" (a command has \"cmd\", \"name\" and \"reply_to\")"}'
+check_eq "an unknown field refused" "$r" '{"cmd":null,"error":"unknown field \"pause\" (a command has \"cmd\", \"name\", \"id\" and \"reply_to\")"}'
 check "none of them paused the writer" status_has '"paused":false'
 check_eq "none of them ran a command" "$(grep -c 'admin [a-z_]*' "$WRITER_LOG")" "$ran_before"
 pub admin '{"cmd":"stats","reply_to":"mosqlite/status"}' -q 1
@@ -123,6 +123,21 @@ check_eq "every request sent while paused applied after resume" \
     "$(sql 'SELECT count(*) FROM build_logs WHERE build_id = -1')" $NPAUSE
 wait_until 10 status_has '"paused":false'
 check "status says not paused" status_has '"paused":false'
+
+# --- a command's id: run once, however often it is sent ----------------------------------
+r=$(ask '"cmd":"pause","id":"op-1"')
+check_eq "pause with an id answered" "$r" '{"cmd":"pause","ok":true,"paused":true}'
+r=$(ask '"cmd":"resume","id":"op-2"')
+check_eq "resume with an id answered" "$r" '{"cmd":"resume","ok":true,"paused":false}'
+r=$(ask '"cmd":"pause","id":"op-1"')
+check_eq "the pause sent again under its id: answered as run before" "$r" \
+    '{"cmd":"pause","ok":true,"id":"op-1","duplicate":true}'
+check "and not run again: not paused" status_has '"paused":false'
+r=$(ask '"cmd":"stats","id":"op-2"')
+check_eq "an id used by another command refused" "$r" \
+    '{"cmd":"stats","error":"id \"op-2\" was already used by a resume command"}'
+r=$(ask '"cmd":"stats","id":""')
+check_eq "an empty id refused" "$r" '{"cmd":"stats","error":"\"id\" must be a string of 1 to 128 printable ASCII characters"}'
 
 writer_stop
 check_eq "writer exits 0" "$?" 0

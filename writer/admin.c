@@ -26,21 +26,34 @@ int admin_name_ok(const char *name)
     return 1;
 }
 
+/* 1 to ADMIN_ID_MAX printable ASCII characters (a request id's rule). */
+static int admin_id_ok(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s; s++, n++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+            return 0;
+    return n >= 1 && n <= ADMIN_ID_MAX;
+}
+
 int admin_read(const cJSON *root, struct admin_req *r, char *err, size_t errlen)
 {
-    const cJSON *f, *cmd = NULL, *name = NULL;
+    const cJSON *f, *cmd = NULL, *name = NULL, *id = NULL;
     int i;
 
     r->cmd = -1;
-    r->name[0] = '\0';
+    r->name[0] = r->id[0] = '\0';
     for (f = root->child; f; f = f->next) {
         if (!strcmp(f->string, "cmd"))
             cmd = f;
         else if (!strcmp(f->string, "name"))
             name = f;
+        else if (!strcmp(f->string, "id"))
+            id = f;
         else if (strcmp(f->string, "reply_to"))
             return util_fail(err, errlen, "unknown field \"%.100s\" (a command has \"cmd\", "
-                             "\"name\" and \"reply_to\")", f->string);
+                             "\"name\", \"id\" and \"reply_to\")", f->string);
     }
     if (cJSON_IsString(cmd))
         for (i = 0; admin_names[i]; i++)
@@ -49,6 +62,11 @@ int admin_read(const cJSON *root, struct admin_req *r, char *err, size_t errlen)
     if (r->cmd < 0)
         return util_fail(err, errlen, "\"cmd\" must be one of backup, checkpoint, integrity_check, "
                          "optimize, stats, pause, resume");
+    if (id && (!cJSON_IsString(id) || !admin_id_ok(id->valuestring)))
+        return util_fail(err, errlen, "\"id\" must be a string of 1 to %d printable ASCII characters",
+                         ADMIN_ID_MAX);
+    if (id)
+        snprintf(r->id, sizeof r->id, "%s", id->valuestring);
     if (r->cmd != ADMIN_BACKUP)
         return name ? util_fail(err, errlen, "\"name\" is only for backup") : 0;
     if (!cJSON_IsString(name) || !admin_name_ok(name->valuestring))

@@ -13,9 +13,12 @@
  *   {"cmd": "stats"}                           tables, rows, sizes, ids kept
  *   {"cmd": "pause"} / {"cmd": "resume"}       stop taking requests, and go on
  *
- * admin_read() checks the object's fields: only "cmd", "name" and "reply_to"; "cmd" a
- * known command; "name" for a backup only, a plain file name, never a path. maint.c
- * runs what it returns. */
+ * admin_read() checks the object's fields: only "cmd", "name", "id" and "reply_to";
+ * "cmd" a known command; "name" for a backup only, a plain file name, never a path;
+ * "id" (optional) 1 to 128 printable ASCII characters, as a request's. maint.c runs
+ * what it returns; a command whose id it has run before (among the last
+ * ADMIN_IDS_KEPT) is answered {"cmd": ..., "ok": true, "id": ..., "duplicate": true}
+ * and not run again, so that a command republished until answered runs once. */
 #ifndef MOSQLITE_ADMIN_H
 #define MOSQLITE_ADMIN_H
 
@@ -32,10 +35,13 @@ enum admin_cmd {
 extern const char *const admin_names[];
 
 #define ADMIN_NAME_MAX  128       /* longest backup file name */
+#define ADMIN_ID_MAX    128       /* longest id, as a request's */
+#define ADMIN_IDS_KEPT  256       /* the ids of the last commands run, kept in memory */
 
 struct admin_req {
     int cmd;                          /* enum admin_cmd, or -1 when not known */
     char name[ADMIN_NAME_MAX + 1];    /* backup: the file name */
+    char id[ADMIN_ID_MAX + 1];        /* "" when the command has none */
 };
 
 /* A command from its object (read by ctl.c). 0, or -1 with the error text for the

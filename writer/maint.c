@@ -50,6 +50,10 @@ struct maint {
     struct reply bk_to;           /* where its answer goes */
     struct job *job;
     struct jbuf out;
+    /* The ids of the last ADMIN_IDS_KEPT commands run (a ring), with their command. */
+    char ids[ADMIN_IDS_KEPT][ADMIN_ID_MAX + 1];
+    int id_cmd[ADMIN_IDS_KEPT];
+    int id_next;
 };
 
 static void reply_free(struct reply *r)
@@ -369,6 +373,40 @@ static void pause_resume(struct maint *m, int pause, const struct reply *to)
         send_to(m, to, &m->out);
 }
 
+/* A command with an id run before (still kept): answered, not run again. 1 when it
+ * was; else its id is kept (when it has one) and 0. */
+static int seen_before(struct maint *m, const struct admin_req *r, const struct reply *to)
+{
+    int i;
+
+    if (!r->id[0])
+        return 0;
+    for (i = 0; i < ADMIN_IDS_KEPT; i++) {
+        if (strcmp(m->ids[i], r->id))
+            continue;
+        if (m->id_cmd[i] != r->cmd) {
+            char why[ADMIN_ID_MAX + 96];
+            snprintf(why, sizeof why, "id \"%s\" was already used by a %s command", r->id,
+                     admin_names[m->id_cmd[i]]);
+            if (!admin_error(&m->out, admin_names[r->cmd], why))
+                send_to(m, to, &m->out);
+            return 1;
+        }
+        log_info("admin %s %s: run before, not again", admin_names[r->cmd], r->id);
+        admin_ok(&m->out, admin_names[r->cmd]);
+        jb_puts(&m->out, ",\"id\":");
+        jb_cstr(&m->out, r->id);
+        jb_puts(&m->out, ",\"duplicate\":true");
+        if (!admin_end(&m->out))
+            send_to(m, to, &m->out);
+        return 1;
+    }
+    memcpy(m->ids[m->id_next], r->id, sizeof r->id);
+    m->id_cmd[m->id_next] = r->cmd;
+    m->id_next = (m->id_next + 1) % ADMIN_IDS_KEPT;
+    return 0;
+}
+
 void maint_command(struct maint *m, const struct admin_req *r, const char *to_topic,
                    const void *corr, int corrlen)
 {
@@ -377,6 +415,8 @@ void maint_command(struct maint *m, const struct admin_req *r, const char *to_to
     to.topic = (char *)to_topic;
     to.corr = (void *)corr;
     to.corrlen = corrlen;
+    if (seen_before(m, r, &to))
+        return;
     log_info("admin %s%s%s", admin_names[r->cmd], r->name[0] ? " " : "", r->name);
     switch (r->cmd) {
     case ADMIN_BACKUP:     backup_begin(m, r, &to); break;

@@ -54,8 +54,14 @@ void test_admin(void)
     unit_check_str(PARSE("{\"cmd\":\"stats\",\"name\":\"x.db\"}", &r), "\"name\" is only for backup",
                    "admin: a name for another command");
     unit_check_str(PARSE("{\"cmd\":\"stats\",\"verbose\":true}", &r),
-                   "unknown field \"verbose\" (a command has \"cmd\", \"name\" and \"reply_to\")",
+                   "unknown field \"verbose\" (a command has \"cmd\", \"name\", \"id\" and \"reply_to\")",
                    "admin: an unknown field");
+    unit_check_str(PARSE("{\"cmd\":\"pause\",\"id\":\"op-1\"}", &r), "ok", "admin: an id");
+    unit_check_str(r.id, "op-1", "admin: the id kept");
+    unit_check_str(PARSE("{\"cmd\":\"pause\",\"id\":7}", &r),
+                   "\"id\" must be a string of 1 to 128 printable ASCII characters", "admin: an id not a string");
+    unit_check_str(PARSE("{\"cmd\":\"pause\",\"id\":\"a\\u0001b\"}", &r),
+                   "\"id\" must be a string of 1 to 128 printable ASCII characters", "admin: an id with a control character");
 
     /* Read as strictly as a write request: a NUL never cuts a command or a name short,
      * a key given twice is refused rather than one of its values taken. */
