@@ -13,6 +13,7 @@
  * transaction) is carried by the next commit's changeset. */
 #include "changes.h"
 
+#include <cjson/cJSON.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,8 @@ struct changes {
     int qos;
     long long seq;                 /* last committed */
     long long schema;              /* PRAGMA user_version */
+    long long epoch;               /* this writer's generation (mosqlite_seq.epoch) */
+    long long prev_epoch;          /* the epoch of commit seq (mosqlite_seq.seq_epoch) */
     char dbid[40];
     struct jbuf msg;               /* sealed, not yet published: header + changeset */
     long long sealed_seq;          /* 0 when nothing is sealed */
@@ -103,7 +106,8 @@ static void warn_unfit(struct changes *c)
     sqlite3_finalize(st);
 }
 
-/* Create mosqlite_seq, read where it stands. Runs trusted (internal table, PRAGMA). */
+/* Create mosqlite_seq, or add the epoch columns to one made before epochs (its commits
+ * count as epoch 1), and read where it stands. Runs trusted (internal table, PRAGMA). */
 static int seq_open(struct changes *c, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
@@ -112,15 +116,25 @@ static int seq_open(struct changes *c, char *err, size_t errlen)
 
     if (sqlite3_exec(c->h,
                      "CREATE TABLE IF NOT EXISTS mosqlite_seq (id INTEGER PRIMARY KEY CHECK (id = 1),"
-                     " seq INTEGER NOT NULL, db TEXT NOT NULL);"
-                     "INSERT OR IGNORE INTO mosqlite_seq VALUES (1, 0, lower(hex(randomblob(8))))",
-                     NULL, NULL, &emsg) != SQLITE_OK) {
+                     " seq INTEGER NOT NULL, db TEXT NOT NULL, epoch INTEGER NOT NULL DEFAULT 1,"
+                     " seq_epoch INTEGER NOT NULL DEFAULT 1);"
+                     "INSERT OR IGNORE INTO mosqlite_seq (id, seq, db) VALUES (1, 0, lower(hex(randomblob(8))))",
+                     NULL, NULL, &emsg) != SQLITE_OK ||
+        (sqlite3_prepare_v2(c->h, "SELECT count(*) FROM pragma_table_info('mosqlite_seq') WHERE name = 'epoch'",
+                            -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+         !sqlite3_column_int(st, 0) &&
+         sqlite3_exec(c->h, "ALTER TABLE mosqlite_seq ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1;"
+                      "ALTER TABLE mosqlite_seq ADD COLUMN seq_epoch INTEGER NOT NULL DEFAULT 1",
+                      NULL, NULL, &emsg) != SQLITE_OK)) {
         util_fail(err, errlen, "creating mosqlite_seq: %s", emsg ? emsg : sqlite3_errmsg(c->h));
         sqlite3_free(emsg);
+        sqlite3_finalize(st);
         return -1;
     }
-    if (sqlite3_prepare_v2(c->h, "SELECT seq, db, (SELECT user_version FROM pragma_user_version)"
-                           " FROM mosqlite_seq WHERE id = 1", -1, &st, NULL) != SQLITE_OK ||
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(c->h, "SELECT seq, db, (SELECT user_version FROM pragma_user_version),"
+                           " epoch, seq_epoch FROM mosqlite_seq WHERE id = 1", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
         util_fail(err, errlen, "reading mosqlite_seq: %s", sqlite3_errmsg(c->h));
         goto cleanup;
@@ -128,8 +142,15 @@ static int seq_open(struct changes *c, char *err, size_t errlen)
     c->seq = sqlite3_column_int64(st, 0);
     snprintf(c->dbid, sizeof c->dbid, "%s", (const char *)sqlite3_column_text(st, 1));
     c->schema = sqlite3_column_int64(st, 2);
-    if (sqlite3_prepare_v3(c->h, "UPDATE mosqlite_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq",
-                           -1, SQLITE_PREPARE_PERSISTENT, &c->bump, NULL) != SQLITE_OK) {
+    c->epoch = sqlite3_column_int64(st, 3);
+    c->prev_epoch = sqlite3_column_int64(st, 4);
+    if (c->epoch < 1 || c->prev_epoch > c->epoch) {
+        util_fail(err, errlen, "mosqlite_seq: epoch %lld with a last commit of epoch %lld: not a "
+                  "file a writer made", c->epoch, c->prev_epoch);
+        goto cleanup;
+    }
+    if (sqlite3_prepare_v3(c->h, "UPDATE mosqlite_seq SET seq = seq + 1, seq_epoch = epoch WHERE id = 1"
+                           " RETURNING seq", -1, SQLITE_PREPARE_PERSISTENT, &c->bump, NULL) != SQLITE_OK) {
         util_fail(err, errlen, "preparing the sequence: %s", sqlite3_errmsg(c->h));
         goto cleanup;
     }
@@ -161,8 +182,8 @@ struct changes *changes_new(struct db *db, const char *prefix, int qos, char *er
         changes_free(c);
         return NULL;
     }
-    log_info("changes: database %s at sequence %lld (schema %lld), on %s", c->dbid, c->seq,
-             c->schema, c->topic);
+    log_info("changes: database %s at sequence %lld (schema %lld), epoch %lld, on %s", c->dbid,
+             c->seq, c->schema, c->epoch, c->topic);
     return c;
 }
 
@@ -210,8 +231,9 @@ int changes_seal(struct changes *c, char *err, size_t errlen)
         c->sealed_seq = seq;
         return 0;
     }
-    len = snprintf(head, sizeof head, "{\"seq\":%lld,\"prev\":%lld,\"db\":\"%s\",\"schema\":%lld,\"at\":%lld}\n",
-                   seq, seq - 1, c->dbid, c->schema, wall_ms());
+    len = snprintf(head, sizeof head, "{\"seq\":%lld,\"prev\":%lld,\"db\":\"%s\",\"schema\":%lld,"
+                   "\"epoch\":%lld,\"prev_epoch\":%lld,\"at\":%lld}\n", seq, seq - 1, c->dbid, c->schema,
+                   c->epoch, c->prev_epoch, wall_ms());
     c->msg.len = 0;
     c->msg.oom = 0;
     jb_putn(&c->msg, head, (size_t)len);
@@ -230,6 +252,7 @@ void changes_publish(struct changes *c, struct mq *mq)
     if (!c->sealed_seq)
         return;
     c->seq = c->sealed_seq;
+    c->prev_epoch = c->epoch;
     c->sealed_seq = 0;
     if (!c->unsent && mq_publish(mq, c->topic, c->msg.s, c->msg.len, c->qos, 0, NULL, 0))
         log_error("changes: commit %lld could not be published: replicas will find a gap", c->seq);
@@ -238,4 +261,32 @@ void changes_publish(struct changes *c, struct mq *mq)
         log_error("%s", err);
         exit(1);
     }
+}
+
+long long changes_epoch(const struct changes *c)
+{
+    return c->epoch;
+}
+
+long long changes_seq(const struct changes *c)
+{
+    return c->seq;
+}
+
+long long changes_epoch_of(const char *payload, size_t len)
+{
+    const char *nl = memchr(payload, '\n', len);
+    const cJSON *e;
+    cJSON *j;
+    long long epoch = 0;
+
+    if (nl)
+        len = (size_t)(nl - payload);
+    if (!(j = cJSON_ParseWithLength(payload, len)))
+        return 0;
+    e = cJSON_GetObjectItemCaseSensitive(j, "epoch");
+    if (cJSON_IsObject(j) && cJSON_IsNumber(e) && e->valuedouble >= 1 && e->valuedouble < 9e15)
+        epoch = (long long)e->valuedouble;
+    cJSON_Delete(j);
+    return epoch;
 }
