@@ -77,10 +77,11 @@ static int session_start(struct changes *c, char *err, size_t errlen)
     return 0;
 }
 
-/* The tables a changeset cannot carry, left out of the session with a warning: those
- * without a declared PRIMARY KEY (the session extension cannot name their rows) and
- * those with generated columns (SQLite 3.40's session extension counts their columns
- * differently when it records a change and when it writes the changeset, and fails). */
+/* The tables a changeset cannot carry, left out of the session with a warning:
+ * those without a declared PRIMARY KEY (the session extension cannot name their rows;
+ * a WITHOUT ROWID table always has one) and those with generated columns (SQLite
+ * 3.40's session extension counts their columns differently when it records a change
+ * and when it writes the changeset, and fails). */
 static void warn_unfit(struct changes *c)
 {
     sqlite3_stmt *st;
@@ -104,6 +105,59 @@ static void warn_unfit(struct changes *c)
                  sqlite3_column_int(st, 1) ? "no declared PRIMARY KEY" : "generated columns");
     }
     sqlite3_finalize(st);
+}
+
+/* A rowid table's PRIMARY KEY columns may hold NULL (an old SQLite quirk kept for
+ * compatibility), unless declared NOT NULL or the key is the rowid itself (a single
+ * INTEGER PRIMARY KEY); and SQLite's session extension leaves out, without a word, every
+ * row whose key holds a NULL. So for each such column of a replicated table: a warning
+ * at start, and a TEMP trigger on this connection that refuses, as that request's
+ * fault, an INSERT or UPDATE that would put a NULL there (a row replicas would never
+ * get). 0, or -1 + err. */
+static int guard_null_keys(struct changes *c, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(c->h, "SELECT m.name, k.name, k.type FROM sqlite_schema m"
+                           " JOIN pragma_table_list l ON l.schema = 'main' AND l.name = m.name"
+                           " JOIN pragma_table_info(m.name) k"
+                           " WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND l.wr = 0"
+                           " AND k.pk > 0 AND k.\"notnull\" = 0 AND NOT (upper(k.type) = 'INTEGER' AND"
+                           "  (SELECT count(*) FROM pragma_table_info(m.name) WHERE pk > 0) = 1)"
+                           " ORDER BY m.name, k.pk", -1, &st, NULL) != SQLITE_OK)
+        return util_fail(err, errlen, "reading the tables' keys: %s", sqlite3_errmsg(c->h));
+    while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+        const char *table = (const char *)sqlite3_column_text(st, 0);
+        const char *col = (const char *)sqlite3_column_text(st, 1);
+        const char *type = (const char *)sqlite3_column_text(st, 2);
+        char *sql, *msg, *emsg = NULL;
+
+        if (!want_table(c, table))
+            continue;
+        log_warn("table \"%s\": PRIMARY KEY column \"%s\"%s%s%s may hold NULL, and replicas never receive "
+                 "a row whose key holds a NULL: writes that would put one there are refused (declare "
+                 "the column NOT NULL to say so in the schema)", table, col, type && type[0] ? " (" : "",
+                 type ? type : "", type && type[0] ? ")" : "");
+        msg = sqlite3_mprintf("NULL in PRIMARY KEY column \"%s\" of table \"%s\": replicas never "
+                                        "receive a row whose key holds a NULL; give it a value", col, table);
+        sql = msg ? sqlite3_mprintf(
+            "CREATE TEMP TRIGGER \"mosqlite_nullkey_%w_%w_i\" BEFORE INSERT ON main.\"%w\" WHEN NEW.\"%w\" IS NULL"
+            " BEGIN SELECT RAISE(ABORT, '%q'); END;"
+            "CREATE TEMP TRIGGER \"mosqlite_nullkey_%w_%w_u\" BEFORE UPDATE OF \"%w\" ON main.\"%w\""
+            " WHEN NEW.\"%w\" IS NULL BEGIN SELECT RAISE(ABORT, '%q'); END;",
+            table, col, table, col, msg, table, col, col, table, col, msg) : NULL;
+        sqlite3_free(msg);
+        if (!sql)
+            rc = util_fail(err, errlen, "out of memory");
+        else if (sqlite3_exec(c->h, sql, NULL, NULL, &emsg) != SQLITE_OK)
+            rc = util_fail(err, errlen, "guarding the key of table \"%s\": %s", table,
+                           emsg ? emsg : sqlite3_errmsg(c->h));
+        sqlite3_free(emsg);
+        sqlite3_free(sql);
+    }
+    sqlite3_finalize(st);
+    return rc;
 }
 
 /* Create mosqlite_seq, or add the epoch columns to one made before epochs (its commits
@@ -175,8 +229,10 @@ struct changes *changes_new(struct db *db, const char *prefix, int qos, char *er
     c->qos = qos;
     db_trust(db, 1);
     rc = seq_open(c, err, errlen);
-    if (!rc)
+    if (!rc) {
         warn_unfit(c);
+        rc = guard_null_keys(c, err, errlen);
+    }
     db_trust(db, 0);
     if (rc || session_start(c, err, errlen)) {
         changes_free(c);
