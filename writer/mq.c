@@ -627,6 +627,8 @@ int mq_ctl_connected(struct mq *mq)
 
     if (!mq->synced || mq->fenced_by)
         return 0;       /* a status published now could hide a newer writer's */
+    if (mq->sub.wanted && mq->sub.state != UP)
+        return 0;       /* "online" once requests are taken: the request session is up */
     r = mq->ctl_new;
     mq->ctl_new = 0;
     return r;

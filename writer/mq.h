@@ -102,8 +102,9 @@ void mq_accept(struct mq *mq, int on);
  * those on the next start). The queue must then be applied before exit. */
 void mq_quiesce(struct mq *mq, int timeout_ms);
 
-/* 1 once when `ctl` has (re)connected and read the retained status since the last call,
- * or has seen a status of an older epoch than ours: time to publish status. */
+/* 1 once when `ctl` has (re)connected and read the retained status since the last call
+ * (and `sub`, unless closed on purpose, is up), or has seen a status of an older epoch
+ * than ours: time to publish status. */
 int mq_ctl_connected(struct mq *mq);
 
 /* 1 once another client has taken over either session (our client id): MQTT 5
