@@ -33,6 +33,7 @@ static const char *const state_names[] = {"bootstrapping", "following", "conflic
 struct change {
     struct change *next;
     long long seq, prev, schema, at;
+    long long epoch, prev_epoch;   /* 0: a writer from before epochs */
     char db[40];
     size_t n;
     unsigned char data[];      /* the changeset */
@@ -44,7 +45,10 @@ struct follow {
     int state;
     struct change *head, **tail;
     size_t npending;
-    long long writer_seq;      /* the highest sequence number seen */
+    long long writer_seq;      /* the highest sequence number heard of, in the newest epoch */
+    long long status_seq;      /* the writer's last commit, from its retained status (-1: none) */
+    long long max_epoch;       /* the newest epoch seen: file, changes, status, snapshots */
+    long long stale, stale_epoch;  /* changes refused for an older epoch, and the last one's */
     long long last_arrival_ms;
     long long applied, bootstraps;
     char error[768];
@@ -116,6 +120,9 @@ struct follow *follow_new(struct store *store, const char *tmp_path, int bootstr
     f->last_arrival_ms = util_now_ms();
     f->state = store_pos(store)->known && !bootstrap ? FOLLOWING : BOOTSTRAPPING;
     f->writer_seq = store_pos(store)->seq;
+    f->status_seq = -1;
+    f->max_epoch = store_pos(store)->epoch > store_pos(store)->gen ? store_pos(store)->epoch
+                                                                   : store_pos(store)->gen;
     f->dirty = 1;
     return f;
 }
@@ -164,6 +171,8 @@ void follow_change(struct follow *f, const void *payload, size_t len)
     c->prev = num(j, "prev");
     c->schema = num(j, "schema");
     c->at = num(j, "at");
+    c->epoch = num(j, "epoch") > 0 ? num(j, "epoch") : 0;
+    c->prev_epoch = num(j, "prev_epoch") > 0 ? num(j, "prev_epoch") : c->epoch;
     str(j, "db", c->db, sizeof c->db);
     c->n = n;
     memcpy(c->data, body, n);
@@ -171,8 +180,12 @@ void follow_change(struct follow *f, const void *payload, size_t len)
     *f->tail = c;
     f->tail = &c->next;
     f->npending++;
-    if (c->seq > f->writer_seq)
+    if (c->epoch > f->max_epoch) {
+        f->max_epoch = c->epoch;
+        f->writer_seq = c->seq;         /* a new lineage: its own numbers */
+    } else if (c->epoch == f->max_epoch && c->seq > f->writer_seq) {
         f->writer_seq = c->seq;
+    }
     f->last_arrival_ms = util_now_ms();
 }
 
@@ -200,6 +213,8 @@ static void snap_install(struct follow *f)
     f->bootstraps++;
     if (p->seq > f->writer_seq)
         f->writer_seq = p->seq;
+    if (p->gen > f->max_epoch)
+        f->max_epoch = p->gen;
     snap_reset(f);
     f->error[0] = '\0';
     log_info("snapshot installed: database %s at sequence %lld (%lld bytes)", p->db, p->seq, f->snap_size);
@@ -212,13 +227,19 @@ void follow_chunk(struct follow *f, const void *payload, size_t len)
     size_t n = 0;
     cJSON *j = header(payload, len, &body, &n);
     long long seq = num(j, "seq"), chunk = num(j, "chunk"), chunks = num(j, "chunks");
-    long long off = num(j, "offset"), size = num(j, "size");
+    long long off = num(j, "offset"), size = num(j, "size"), epoch = num(j, "epoch");
     char db[40];
 
     str(j, "db", db, sizeof db);
     cJSON_Delete(j);
     if (f->state != BOOTSTRAPPING)
         return;                   /* a late copy of one already installed */
+    if (epoch > 0 && epoch < f->max_epoch) {
+        if (!chunk)
+            log_warn("a snapshot from a writer of epoch %lld ignored: epoch %lld is the newest seen",
+                     epoch, f->max_epoch);
+        return;
+    }
     if (!body || seq < 0 || chunks < 1 || chunk < 0 || chunk >= chunks || off < 0 || size < 0) {
         log_warn("a snapshot chunk without a valid header ignored");
         return;
@@ -279,11 +300,32 @@ static void apply_run(struct follow *f)
             rc = 1;
             break;
         }
-        if (c->seq <= p->seq)            /* held already (a copy, or in the snapshot) */
+        if (c->epoch < p->epoch) {
+            /* From a writer of an older epoch: a copy of a commit from before the
+             * promotion, or a writer that was replaced and still runs. Never applied,
+             * never taken for a copy of this lineage's commit: counted and told. */
+            f->stale++;
+            f->stale_epoch = c->epoch;
+            snprintf(f->error, sizeof f->error, "refused change %lld of epoch %lld: this file is at "
+                     "epoch %lld (sequence %lld); a writer of an older epoch published it", c->seq,
+                     c->epoch, p->epoch, p->seq);
+            log_error("%s", f->error);
+            f->dirty = 1;
             continue;
-        if (c->prev != p->seq) {
-            snprintf(err, sizeof err, "gap: this file is at %lld, the next change is %lld (after %lld)",
-                     p->seq, c->seq, c->prev);
+        }
+        if (c->epoch == p->epoch && c->seq <= p->seq)   /* held already (a copy, or in the snapshot) */
+            continue;
+        if (c->prev != p->seq || c->prev_epoch != p->epoch) {
+            if (c->epoch > p->epoch && c->seq <= p->seq)
+                snprintf(err, sizeof err, "the writer of epoch %lld went on from sequence %lld of epoch "
+                         "%lld; this file holds commits up to %lld of epoch %lld that it does not have",
+                         c->epoch, c->prev, c->prev_epoch, p->seq, p->epoch);
+            else if (c->prev_epoch == p->epoch)
+                snprintf(err, sizeof err, "gap: this file is at %lld, the next change is %lld (after %lld)",
+                         p->seq, c->seq, c->prev);
+            else
+                snprintf(err, sizeof err, "gap: this file is at %lld of epoch %lld, the next change is %lld "
+                         "(after %lld of epoch %lld)", p->seq, p->epoch, c->seq, c->prev, c->prev_epoch);
             rc = 1;
             break;
         }
@@ -291,7 +333,7 @@ static void apply_run(struct follow *f)
             rc = -1;
             break;
         }
-        if ((rc = store_apply(f->store, c->seq, c->data, c->n, err, sizeof err))) {
+        if ((rc = store_apply(f->store, c->seq, c->epoch, c->data, c->n, err, sizeof err))) {
             store_rollback(f->store);
             k = 0;
             taken = 0;
@@ -331,9 +373,33 @@ static void apply_run(struct follow *f)
         snprintf(f->error, sizeof f->error, "%s", err);
         f->retry_at = util_now_ms() + RETRY_MS;
         f->dirty = 1;
-    } else if (k && f->error[0] && f->state == FOLLOWING) {
+    } else if (k && f->error[0] && f->state == FOLLOWING && strncmp(f->error, "refused change", 14)) {
         f->error[0] = '\0';
     }
+}
+
+void follow_writer_status(struct follow *f, const void *payload, size_t len)
+{
+    cJSON *j = len ? cJSON_ParseWithLength(payload, len) : NULL;
+    long long epoch = num(j, "epoch"), seq = num(j, "seq");
+
+    if (cJSON_IsObject(j) && epoch > 0) {
+        if (epoch > f->max_epoch) {
+            f->max_epoch = epoch;
+            f->writer_seq = store_pos(f->store)->epoch == epoch ? store_pos(f->store)->seq : 0;
+            f->status_seq = -1;
+        }
+        if (epoch == f->max_epoch && seq >= 0 && seq != f->status_seq) {
+            f->status_seq = seq;
+            f->dirty = 1;
+        }
+    }
+    cJSON_Delete(j);
+}
+
+long long follow_max_epoch(const struct follow *f)
+{
+    return f->max_epoch;
 }
 
 int follow_step(struct follow *f, long long now_ms)
@@ -393,7 +459,8 @@ int follow_status(const struct follow *f, const char *id, const char *state_over
     static double sorted[LAG_KEEP];
     size_t n = (size_t)(f->nlag < LAG_KEEP ? f->nlag : LAG_KEEP);
     double p50 = 0, p99 = 0;
-    long long behind = f->writer_seq - p->seq;
+    long long wseq = f->status_seq > f->writer_seq ? f->status_seq : f->writer_seq;
+    long long behind = wseq - p->seq;
     char err[800];
     int w;
 
@@ -415,11 +482,13 @@ int follow_status(const struct follow *f, const char *id, const char *state_over
         snprintf(err, sizeof err, "null");
     }
     w = snprintf(buf, len,
-                 "{\"state\":\"%s\",\"id\":\"%s\",\"seq\":%lld,\"writer_seq\":%lld,\"lag_commits\":%lld,"
+                 "{\"state\":\"%s\",\"id\":\"%s\",\"seq\":%lld,\"epoch\":%lld,\"writer_seq\":%lld,"
+                 "\"writer_epoch\":%lld,\"lag_commits\":%lld,"
                  "\"lag_ms\":%.0f,\"lag_ms_p50\":%.0f,\"lag_ms_p99\":%.0f,\"applied\":%lld,"
-                 "\"bootstraps\":%lld,\"pending\":%zu,\"db\":\"%s\",\"error\":%s}",
-                 state_override ? state_override : state_names[f->state], id, p->seq, f->writer_seq,
-                 behind > 0 ? behind : 0, f->last_lag, p50, p99, f->applied, f->bootstraps,
-                 f->npending, p->db, err);
+                 "\"bootstraps\":%lld,\"pending\":%zu,\"stale_changes\":%lld,\"stale_epoch\":%lld,"
+                 "\"db\":\"%s\",\"error\":%s}",
+                 state_override ? state_override : state_names[f->state], id, p->seq, p->epoch, wseq,
+                 f->max_epoch, behind > 0 ? behind : 0, f->last_lag, p50, p99, f->applied, f->bootstraps,
+                 f->npending, f->stale, f->stale_epoch, p->db, err);
     return w > 0 && (size_t)w < len ? w : -1;
 }

@@ -1,9 +1,13 @@
 /* follow.h: the replica's logic, without the network: what to do with each message.
  *
- * Changes (PREFIX/changes) are queued as they arrive and applied in sequence order:
- * one already held (seq <= position) is dropped, the next one (prev = position) is
- * applied, one further on (prev > position: something between was lost, e.g. by a
- * broker that lost its queue) is a gap. A gap, another database identity, another
+ * Changes (PREFIX/changes) are queued as they arrive and applied in sequence order.
+ * The position is (seq, epoch): the file's last commit and the epoch of the writer that
+ * made it. A change of an older epoch than the position is refused (counted in the
+ * status, stale_changes); one of the same epoch already held (seq <= position) is
+ * dropped; the next one (prev = position, prev_epoch = its epoch) is applied, whatever
+ * its own epoch (the first commit of a promoted writer); anything else is a gap
+ * (something between was lost, e.g. by a broker that lost its queue) or a file that
+ * holds commits of an older epoch the promoted writer never had: both bootstrap. A gap, another database identity, another
  * schema version, or no file at all: the replica needs a snapshot, keeps queuing
  * meanwhile, installs the snapshot when all its chunks are in, and goes on from its
  * sequence number. A change that conflicts with the file is refused: the replica stops
@@ -27,6 +31,12 @@ void follow_free(struct follow *f);   /* accepts NULL */
 /* A message on PREFIX/changes, and one on the replica's snapshot reply topic. */
 void follow_change(struct follow *f, const void *payload, size_t len);
 void follow_chunk(struct follow *f, const void *payload, size_t len);
+
+/* The writer's retained status (PREFIX/status): its epoch and its last commit, so that
+ * the lag is counted against what the writer has, not only what was heard of. */
+void follow_writer_status(struct follow *f, const void *payload, size_t len);
+/* The newest epoch seen (file, changes, status, snapshots). */
+long long follow_max_epoch(const struct follow *f);
 
 /* Apply what can be applied, install a complete snapshot. Returns 1 when a snapshot
  * should be asked for now (none asked yet, or the last ask went unanswered). */

@@ -108,8 +108,7 @@ static void on_connect(struct mosquitto *m, void *ud, int rc)
     r.backoff = 0;
     log_info("connected to %s:%lld as %s", cf.host, cf.port, r.client_id);
     mosquitto_subscribe(m, NULL, r.t_changes, 2);
-    if (cf.promote)
-        mosquitto_subscribe(m, NULL, r.t_writer_status, 1);
+    mosquitto_subscribe(m, NULL, r.t_writer_status, 1);
     mosquitto_subscribe(m, &r.sub_mid, r.t_reply, 1);
     r.last_status_ms = 0;
 }
@@ -143,8 +142,10 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
         follow_change(r.follow, msg->payload, (size_t)msg->payloadlen);
     else if (!strcmp(msg->topic, r.t_reply))
         follow_chunk(r.follow, msg->payload, (size_t)msg->payloadlen);
-    else if (!strcmp(msg->topic, r.t_writer_status))
+    else if (!strcmp(msg->topic, r.t_writer_status)) {
         r.writer_online = msg->payloadlen > 0 && strstr(msg->payload, "\"online\"") != NULL;
+        follow_writer_status(r.follow, msg->payload, (size_t)msg->payloadlen);
+    }
 }
 
 static void publish_status(const char *state)
@@ -280,8 +281,9 @@ static const char *writer_path(char *buf, size_t len)
 static int promote(int nextra, char **extra)
 {
     long long start = util_now_ms();
-    char port[16], path[PATH_MAX];
+    char port[16], path[PATH_MAX], err[512];
     const char *argv[64];
+    long long epoch;
     int argc = 0, i;
 
     log_info("promoting: applying every change still queued for this replica");
@@ -307,6 +309,12 @@ static int promote(int nextra, char **extra)
     }
     if (stop_requested)
         return 0;
+    /* A new epoch: the writer on this file is a new generation; replicas refuse what a
+     * writer of an older one still publishes, and such a writer stops when it sees it. */
+    if ((epoch = store_new_epoch(r.store, follow_max_epoch(r.follow), err, sizeof err)) < 0) {
+        log_error("cannot promote: %s", err);
+        return EXIT_FATAL;
+    }
     /* Clear our status, end the session: nothing should queue for this id any more. */
     mosquitto_publish(r.m, NULL, r.t_status, 0, NULL, 1, true);
     mosquitto_unsubscribe(r.m, NULL, r.t_changes);
@@ -329,7 +337,8 @@ static int promote(int nextra, char **extra)
         mosquitto_destroy(r.m);
         r.m = NULL;
     }
-    log_info("promoted at sequence %lld: starting the writer on %s", store_pos(r.store)->seq, cf.db);
+    log_info("promoted at sequence %lld, epoch %lld: starting the writer on %s", store_pos(r.store)->seq,
+             epoch, cf.db);
     store_release(r.store);
     snprintf(port, sizeof port, "%lld", cf.port);
     argv[argc++] = writer_path(path, sizeof path);

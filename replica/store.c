@@ -36,7 +36,9 @@ static void read_pos(struct store *s)
     sqlite3_stmt *st;
 
     memset(&s->pos, 0, sizeof s->pos);
-    if (sqlite3_prepare_v2(s->h, "SELECT seq, db, (SELECT user_version FROM pragma_user_version)"
+    if (sqlite3_prepare_v2(s->h, "SELECT seq, db, (SELECT user_version FROM pragma_user_version),"
+                           " seq_epoch, epoch FROM mosqlite_seq WHERE id = 1", -1, &st, NULL) != SQLITE_OK &&
+        sqlite3_prepare_v2(s->h, "SELECT seq, db, (SELECT user_version FROM pragma_user_version), 0, 0"
                            " FROM mosqlite_seq WHERE id = 1", -1, &st, NULL) != SQLITE_OK)
         return;
     if (sqlite3_step(st) == SQLITE_ROW) {
@@ -44,6 +46,8 @@ static void read_pos(struct store *s)
         s->pos.seq = sqlite3_column_int64(st, 0);
         snprintf(s->pos.db, sizeof s->pos.db, "%s", (const char *)sqlite3_column_text(st, 1));
         s->pos.schema = sqlite3_column_int64(st, 2);
+        s->pos.epoch = sqlite3_column_int64(st, 3);
+        s->pos.gen = sqlite3_column_int64(st, 4);
     }
     sqlite3_finalize(st);
 }
@@ -144,7 +148,8 @@ static int on_conflict(void *ctx, int kind, sqlite3_changeset_iter *it)
     return SQLITE_CHANGESET_ABORT;
 }
 
-int store_apply(struct store *s, long long seq, const void *data, size_t n, char *err, size_t errlen)
+int store_apply(struct store *s, long long seq, long long epoch, const void *data, size_t n, char *err,
+                size_t errlen)
 {
     int rc;
 
@@ -158,12 +163,51 @@ int store_apply(struct store *s, long long seq, const void *data, size_t n, char
         return util_fail(err, errlen, "change %lld: %s", seq, sqlite3_errmsg(s->h));
     }
     read_pos(s);
-    if (!s->pos.known || s->pos.seq != seq) {
-        util_fail(err, errlen, "change %lld left the file at position %lld: not the writer's "
-                  "changeset of that commit", seq, s->pos.seq);
+    if (!s->pos.known || s->pos.seq != seq || s->pos.epoch != epoch) {
+        util_fail(err, errlen, "change %lld (epoch %lld) left the file at position %lld (epoch %lld): "
+                  "not the writer's changeset of that commit", seq, epoch, s->pos.seq, s->pos.epoch);
         return -2;
     }
+    if (s->pos.gen && s->pos.gen < epoch) {
+        /* The first commit of a promoted writer: the file belongs to its epoch now (the
+         * writer set its own before that commit, outside any changeset). */
+        char sql[96];
+        snprintf(sql, sizeof sql, "UPDATE mosqlite_seq SET epoch = %lld WHERE id = 1", epoch);
+        if (exec(s, sql, err, errlen))
+            return -1;
+        s->pos.gen = epoch;
+    }
     return 0;
+}
+
+long long store_new_epoch(struct store *s, long long seen, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    long long e = -1;
+
+    if (!s->h || !s->pos.known) {
+        util_fail(err, errlen, "%s: no database to promote", s->path);
+        return -1;
+    }
+    if (!s->pos.gen && exec(s, "ALTER TABLE mosqlite_seq ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1;"
+                            "ALTER TABLE mosqlite_seq ADD COLUMN seq_epoch INTEGER NOT NULL DEFAULT 1",
+                            err, errlen))
+        return -1;
+    if (sqlite3_prepare_v2(s->h, "UPDATE mosqlite_seq SET epoch = max(epoch, seq_epoch, ?) + 1 WHERE id = 1"
+                           " RETURNING epoch", -1, &st, NULL) != SQLITE_OK) {
+        util_fail(err, errlen, "%s: starting a new epoch: %s", s->path, sqlite3_errmsg(s->h));
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, seen);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        e = sqlite3_column_int64(st, 0);
+    if (sqlite3_step(st) != SQLITE_DONE || e < 1) {
+        util_fail(err, errlen, "%s: starting a new epoch: %s", s->path, sqlite3_errmsg(s->h));
+        e = -1;
+    }
+    sqlite3_finalize(st);
+    read_pos(s);
+    return e;
 }
 
 int store_commit(struct store *s, char *err, size_t errlen)

@@ -22,6 +22,10 @@ struct store_pos {
     long long seq;           /* the last commit of the writer the file holds */
     char db[40];             /* the writer database's identity */
     long long schema;        /* PRAGMA user_version */
+    long long epoch;         /* the epoch of commit seq (mosqlite_seq.seq_epoch); 0 for a file
+                              * made before epochs (no such column) */
+    long long gen;           /* mosqlite_seq.epoch: the generation of the writer the file
+                              * belongs to (on a replica, as its last snapshot said); 0: none */
 };
 
 struct store;
@@ -32,14 +36,21 @@ void store_close(struct store *s);   /* accepts NULL */
 const struct store_pos *store_pos(const struct store *s);
 
 int store_begin(struct store *s, char *err, size_t errlen);
-/* Apply one changeset whose sequence number is seq (prev = the current position). 0;
- * -2 + err: it conflicts with the file; -1 + err: a fault. The caller rolls back. */
-int store_apply(struct store *s, long long seq, const void *data, size_t n, char *err, size_t errlen);
+/* Apply one changeset whose sequence number is seq and epoch epoch (prev = the current
+ * position). 0; -2 + err: it conflicts with the file, or does not leave it at (seq,
+ * epoch); -1 + err: a fault. The caller rolls back. */
+int store_apply(struct store *s, long long seq, long long epoch, const void *data, size_t n, char *err,
+                size_t errlen);
 int store_commit(struct store *s, char *err, size_t errlen);
 void store_rollback(struct store *s);
 
 /* Replace the file with the complete snapshot at tmp (renamed over it). */
 int store_install(struct store *s, const char *tmp, char *err, size_t errlen);
+
+/* --promote: start a new epoch in the file: one more than the highest of its own
+ * epochs and seen (the highest the replica has seen elsewhere). The new epoch, or -1 +
+ * err. */
+long long store_new_epoch(struct store *s, long long seen, char *err, size_t errlen);
 
 /* Close the connection (before the writer takes the file over). */
 void store_release(struct store *s);

@@ -48,8 +48,8 @@ CSUB=$!
 sleep 0.5
 pub write/builds '{"values": {"id": 424242, "name": "one change"}}'
 wait "$CSUB"
-check "PREFIX/changes: {seq, prev, db, schema, at} then the changeset" \
-    grep -qE '^\{"seq":([0-9]+),"prev":[0-9]+,"db":"[0-9a-f]{16}","schema":[0-9]+,"at":[0-9]{13}\}$' "$T/one-change"
+check "PREFIX/changes: {seq, prev, db, schema, epoch, prev_epoch, at} then the changeset" \
+    grep -qE '^\{"seq":([0-9]+),"prev":[0-9]+,"db":"[0-9a-f]{16}","schema":[0-9]+,"epoch":1,"prev_epoch":1,"at":[0-9]{13}\}$' "$T/one-change"
 check "the changeset names the table" grep -aq "builds" "$T/one-change"
 seq1=$(head -1 "$T/one-change" | sed -n 's/.*"seq":\([0-9]*\),"prev":\([0-9]*\).*/\1 \2/p')
 check_eq "prev is seq - 1" "$(echo "$seq1" | awk '{ print $1 - $2 }')" 1

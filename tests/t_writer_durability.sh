@@ -25,7 +25,7 @@ check_eq "applied in publish order" "$(sql 'SELECT group_concat(line) FROM (SELE
 writer_kill
 wait_until 10 status_is offline
 check "kill -9: retained status turns offline (Last Will)" status_is offline
-check_eq "Last Will payload" "$(status)" '{"state":"offline"}'
+check_eq "Last Will payload" "$(status)" '{"state":"offline","epoch":1}'
 writer_start
 check "restart after kill -9: online" status_is online
 

@@ -119,9 +119,16 @@ const struct out_stats *batch_stats(const struct batch *b)
     return &b->stats;
 }
 
+/* Fencing: a commit may be made and published only while mq says no newer writer can
+ * have taken over (mq.h); at shutdown, unless one was seen, what is held is committed. */
+static int fence_clear(const struct batch *b)
+{
+    return mq_fence_ok(b->mq) || (*b->o.stop && !mq_fenced_by(b->mq) && !mq_taken_over(b->mq));
+}
+
 int batch_due(const struct batch *b, long long now_ms)
 {
-    return mq_queued(b->mq) && (!b->stalled || now_ms >= b->retry_at);
+    return mq_queued(b->mq) && (!b->stalled || now_ms >= b->retry_at) && fence_clear(b);
 }
 
 void batch_status(struct batch *b, const char *state)
@@ -136,6 +143,12 @@ void batch_status(struct batch *b, const char *state)
     v.libmosquitto = libmosq;
     v.sqlite = sqlite3_libversion();
     v.request_protocol = mq_request_protocol(b->mq);
+    if (mq_fenced_by(b->mq))
+        return;                  /* the newer writer's status is the one that counts */
+    if (b->o.changes) {
+        b->stats.seq = changes_seq(b->o.changes);
+        b->stats.epoch = changes_epoch(b->o.changes);
+    }
     if (!out_status(&b->out, state, b->since, &b->stats, mq_queued(b->mq),
                     b->stalled ? b->error : NULL, &v))
         mq_publish(b->mq, b->t_status, b->out.s, b->out.len, 1, 1, NULL, 0);
@@ -406,6 +419,15 @@ void batch_run(struct batch *b)
         stall(b);
         return;
     }
+    /* Fencing: a newer writer may have been promoted while this one was stopped or
+     * starved (mq.h). Then nothing of this batch is committed: its producers, who have
+     * no receipt, republish to the writer that holds the request session now. */
+    if (!fence_clear(b)) {
+        roll_back(b);
+        log_warn("holding %zu requests uncommitted until the broker connection is checked again",
+                 mq_queued(b->mq));
+        return;
+    }
     /* Replication: number the commit and take its changeset, inside the transaction. */
     if (b->o.changes && changes_seal(b->o.changes, err, sizeof err)) {
         roll_back(b);
@@ -417,6 +439,16 @@ void batch_run(struct batch *b)
         snprintf(b->error, sizeof b->error, "%s", err);
         sched_rolled_back(b->o.sched);
         stall(b);
+        return;
+    }
+    /* Stopped between the check above and here: no receipt goes out before the
+     * broker connection is checked again; a newer writer seen means none at all. */
+    while (!fence_clear(b) && !mq_fenced_by(b->mq) && !mq_taken_over(b->mq))
+        mq_poll(b->mq, 100);
+    if (mq_fenced_by(b->mq)) {
+        log_error("a writer of epoch %lld has taken over: the commit of %zu requests stays in this "
+                  "file only, and no receipt is sent for it", mq_fenced_by(b->mq), n);
+        drop_requests(b, n);
         return;
     }
     publish_batch(b, t0, last, n);

@@ -13,6 +13,7 @@
  * transaction) is carried by the next commit's changeset. */
 #include "changes.h"
 
+#include <cjson/cJSON.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,8 @@ struct changes {
     int qos;
     long long seq;                 /* last committed */
     long long schema;              /* PRAGMA user_version */
+    long long epoch;               /* this writer's generation (mosqlite_seq.epoch) */
+    long long prev_epoch;          /* the epoch of commit seq (mosqlite_seq.seq_epoch) */
     char dbid[40];
     struct jbuf msg;               /* sealed, not yet published: header + changeset */
     long long sealed_seq;          /* 0 when nothing is sealed */
@@ -74,10 +77,11 @@ static int session_start(struct changes *c, char *err, size_t errlen)
     return 0;
 }
 
-/* The tables a changeset cannot carry, left out of the session with a warning: those
- * without a declared PRIMARY KEY (the session extension cannot name their rows) and
- * those with generated columns (SQLite 3.40's session extension counts their columns
- * differently when it records a change and when it writes the changeset, and fails). */
+/* The tables a changeset cannot carry, left out of the session with a warning:
+ * those without a declared PRIMARY KEY (the session extension cannot name their rows;
+ * a WITHOUT ROWID table always has one) and those with generated columns (SQLite
+ * 3.40's session extension counts their columns differently when it records a change
+ * and when it writes the changeset, and fails). */
 static void warn_unfit(struct changes *c)
 {
     sqlite3_stmt *st;
@@ -103,7 +107,61 @@ static void warn_unfit(struct changes *c)
     sqlite3_finalize(st);
 }
 
-/* Create mosqlite_seq, read where it stands. Runs trusted (internal table, PRAGMA). */
+/* A rowid table's PRIMARY KEY columns may hold NULL (an old SQLite quirk kept for
+ * compatibility), unless declared NOT NULL or the key is the rowid itself (a single
+ * INTEGER PRIMARY KEY); and SQLite's session extension leaves out, without a word, every
+ * row whose key holds a NULL. So for each such column of a replicated table: a warning
+ * at start, and a TEMP trigger on this connection that refuses, as that request's
+ * fault, an INSERT or UPDATE that would put a NULL there (a row replicas would never
+ * get). 0, or -1 + err. */
+static int guard_null_keys(struct changes *c, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(c->h, "SELECT m.name, k.name, k.type FROM sqlite_schema m"
+                           " JOIN pragma_table_list l ON l.schema = 'main' AND l.name = m.name"
+                           " JOIN pragma_table_info(m.name) k"
+                           " WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND l.wr = 0"
+                           " AND k.pk > 0 AND k.\"notnull\" = 0 AND NOT (upper(k.type) = 'INTEGER' AND"
+                           "  (SELECT count(*) FROM pragma_table_info(m.name) WHERE pk > 0) = 1)"
+                           " ORDER BY m.name, k.pk", -1, &st, NULL) != SQLITE_OK)
+        return util_fail(err, errlen, "reading the tables' keys: %s", sqlite3_errmsg(c->h));
+    while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+        const char *table = (const char *)sqlite3_column_text(st, 0);
+        const char *col = (const char *)sqlite3_column_text(st, 1);
+        const char *type = (const char *)sqlite3_column_text(st, 2);
+        char *sql, *msg, *emsg = NULL;
+
+        if (!want_table(c, table))
+            continue;
+        log_warn("table \"%s\": PRIMARY KEY column \"%s\"%s%s%s may hold NULL, and replicas never receive "
+                 "a row whose key holds a NULL: writes that would put one there are refused (declare "
+                 "the column NOT NULL to say so in the schema)", table, col, type && type[0] ? " (" : "",
+                 type ? type : "", type && type[0] ? ")" : "");
+        msg = sqlite3_mprintf("NULL in PRIMARY KEY column \"%s\" of table \"%s\": replicas never "
+                                        "receive a row whose key holds a NULL; give it a value", col, table);
+        sql = msg ? sqlite3_mprintf(
+            "CREATE TEMP TRIGGER \"mosqlite_nullkey_%w_%w_i\" BEFORE INSERT ON main.\"%w\" WHEN NEW.\"%w\" IS NULL"
+            " BEGIN SELECT RAISE(ABORT, '%q'); END;"
+            "CREATE TEMP TRIGGER \"mosqlite_nullkey_%w_%w_u\" BEFORE UPDATE OF \"%w\" ON main.\"%w\""
+            " WHEN NEW.\"%w\" IS NULL BEGIN SELECT RAISE(ABORT, '%q'); END;",
+            table, col, table, col, msg, table, col, col, table, col, msg) : NULL;
+        sqlite3_free(msg);
+        if (!sql)
+            rc = util_fail(err, errlen, "out of memory");
+        else if (sqlite3_exec(c->h, sql, NULL, NULL, &emsg) != SQLITE_OK)
+            rc = util_fail(err, errlen, "guarding the key of table \"%s\": %s", table,
+                           emsg ? emsg : sqlite3_errmsg(c->h));
+        sqlite3_free(emsg);
+        sqlite3_free(sql);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Create mosqlite_seq, or add the epoch columns to one made before epochs (its commits
+ * count as epoch 1), and read where it stands. Runs trusted (internal table, PRAGMA). */
 static int seq_open(struct changes *c, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
@@ -112,15 +170,25 @@ static int seq_open(struct changes *c, char *err, size_t errlen)
 
     if (sqlite3_exec(c->h,
                      "CREATE TABLE IF NOT EXISTS mosqlite_seq (id INTEGER PRIMARY KEY CHECK (id = 1),"
-                     " seq INTEGER NOT NULL, db TEXT NOT NULL);"
-                     "INSERT OR IGNORE INTO mosqlite_seq VALUES (1, 0, lower(hex(randomblob(8))))",
-                     NULL, NULL, &emsg) != SQLITE_OK) {
+                     " seq INTEGER NOT NULL, db TEXT NOT NULL, epoch INTEGER NOT NULL DEFAULT 1,"
+                     " seq_epoch INTEGER NOT NULL DEFAULT 1);"
+                     "INSERT OR IGNORE INTO mosqlite_seq (id, seq, db) VALUES (1, 0, lower(hex(randomblob(8))))",
+                     NULL, NULL, &emsg) != SQLITE_OK ||
+        (sqlite3_prepare_v2(c->h, "SELECT count(*) FROM pragma_table_info('mosqlite_seq') WHERE name = 'epoch'",
+                            -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+         !sqlite3_column_int(st, 0) &&
+         sqlite3_exec(c->h, "ALTER TABLE mosqlite_seq ADD COLUMN epoch INTEGER NOT NULL DEFAULT 1;"
+                      "ALTER TABLE mosqlite_seq ADD COLUMN seq_epoch INTEGER NOT NULL DEFAULT 1",
+                      NULL, NULL, &emsg) != SQLITE_OK)) {
         util_fail(err, errlen, "creating mosqlite_seq: %s", emsg ? emsg : sqlite3_errmsg(c->h));
         sqlite3_free(emsg);
+        sqlite3_finalize(st);
         return -1;
     }
-    if (sqlite3_prepare_v2(c->h, "SELECT seq, db, (SELECT user_version FROM pragma_user_version)"
-                           " FROM mosqlite_seq WHERE id = 1", -1, &st, NULL) != SQLITE_OK ||
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(c->h, "SELECT seq, db, (SELECT user_version FROM pragma_user_version),"
+                           " epoch, seq_epoch FROM mosqlite_seq WHERE id = 1", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
         util_fail(err, errlen, "reading mosqlite_seq: %s", sqlite3_errmsg(c->h));
         goto cleanup;
@@ -128,8 +196,15 @@ static int seq_open(struct changes *c, char *err, size_t errlen)
     c->seq = sqlite3_column_int64(st, 0);
     snprintf(c->dbid, sizeof c->dbid, "%s", (const char *)sqlite3_column_text(st, 1));
     c->schema = sqlite3_column_int64(st, 2);
-    if (sqlite3_prepare_v3(c->h, "UPDATE mosqlite_seq SET seq = seq + 1 WHERE id = 1 RETURNING seq",
-                           -1, SQLITE_PREPARE_PERSISTENT, &c->bump, NULL) != SQLITE_OK) {
+    c->epoch = sqlite3_column_int64(st, 3);
+    c->prev_epoch = sqlite3_column_int64(st, 4);
+    if (c->epoch < 1 || c->prev_epoch > c->epoch) {
+        util_fail(err, errlen, "mosqlite_seq: epoch %lld with a last commit of epoch %lld: not a "
+                  "file a writer made", c->epoch, c->prev_epoch);
+        goto cleanup;
+    }
+    if (sqlite3_prepare_v3(c->h, "UPDATE mosqlite_seq SET seq = seq + 1, seq_epoch = epoch WHERE id = 1"
+                           " RETURNING seq", -1, SQLITE_PREPARE_PERSISTENT, &c->bump, NULL) != SQLITE_OK) {
         util_fail(err, errlen, "preparing the sequence: %s", sqlite3_errmsg(c->h));
         goto cleanup;
     }
@@ -154,15 +229,17 @@ struct changes *changes_new(struct db *db, const char *prefix, int qos, char *er
     c->qos = qos;
     db_trust(db, 1);
     rc = seq_open(c, err, errlen);
-    if (!rc)
+    if (!rc) {
         warn_unfit(c);
+        rc = guard_null_keys(c, err, errlen);
+    }
     db_trust(db, 0);
     if (rc || session_start(c, err, errlen)) {
         changes_free(c);
         return NULL;
     }
-    log_info("changes: database %s at sequence %lld (schema %lld), on %s", c->dbid, c->seq,
-             c->schema, c->topic);
+    log_info("changes: database %s at sequence %lld (schema %lld), epoch %lld, on %s", c->dbid,
+             c->seq, c->schema, c->epoch, c->topic);
     return c;
 }
 
@@ -210,8 +287,9 @@ int changes_seal(struct changes *c, char *err, size_t errlen)
         c->sealed_seq = seq;
         return 0;
     }
-    len = snprintf(head, sizeof head, "{\"seq\":%lld,\"prev\":%lld,\"db\":\"%s\",\"schema\":%lld,\"at\":%lld}\n",
-                   seq, seq - 1, c->dbid, c->schema, wall_ms());
+    len = snprintf(head, sizeof head, "{\"seq\":%lld,\"prev\":%lld,\"db\":\"%s\",\"schema\":%lld,"
+                   "\"epoch\":%lld,\"prev_epoch\":%lld,\"at\":%lld}\n", seq, seq - 1, c->dbid, c->schema,
+                   c->epoch, c->prev_epoch, wall_ms());
     c->msg.len = 0;
     c->msg.oom = 0;
     jb_putn(&c->msg, head, (size_t)len);
@@ -230,6 +308,7 @@ void changes_publish(struct changes *c, struct mq *mq)
     if (!c->sealed_seq)
         return;
     c->seq = c->sealed_seq;
+    c->prev_epoch = c->epoch;
     c->sealed_seq = 0;
     if (!c->unsent && mq_publish(mq, c->topic, c->msg.s, c->msg.len, c->qos, 0, NULL, 0))
         log_error("changes: commit %lld could not be published: replicas will find a gap", c->seq);
@@ -238,4 +317,32 @@ void changes_publish(struct changes *c, struct mq *mq)
         log_error("%s", err);
         exit(1);
     }
+}
+
+long long changes_epoch(const struct changes *c)
+{
+    return c->epoch;
+}
+
+long long changes_seq(const struct changes *c)
+{
+    return c->seq;
+}
+
+long long changes_epoch_of(const char *payload, size_t len)
+{
+    const char *nl = memchr(payload, '\n', len);
+    const cJSON *e;
+    cJSON *j;
+    long long epoch = 0;
+
+    if (nl)
+        len = (size_t)(nl - payload);
+    if (!(j = cJSON_ParseWithLength(payload, len)))
+        return 0;
+    e = cJSON_GetObjectItemCaseSensitive(j, "epoch");
+    if (cJSON_IsObject(j) && cJSON_IsNumber(e) && e->valuedouble >= 1 && e->valuedouble < 9e15)
+        epoch = (long long)e->valuedouble;
+    cJSON_Delete(j);
+    return epoch;
 }

@@ -8,10 +8,14 @@
  * and survives restarts, and the session's changeset is taken. After COMMIT,
  * changes_publish sends it on PREFIX/changes before the commit's receipts:
  *
- *     {"seq":N,"prev":N-1,"db":"<id>","schema":V,"at":MS}\n<changeset bytes>
+ *     {"seq":N,"prev":N-1,"db":"<id>","schema":V,"epoch":E,"prev_epoch":P,"at":MS}\n<changeset bytes>
  *
  * db is the database's identity (random, made once with mosqlite_seq), schema its
- * PRAGMA user_version, at the wall clock (ms since 1970) just before COMMIT. A commit
+ * PRAGMA user_version, at the wall clock (ms since 1970) just before COMMIT. epoch is
+ * the writer's generation (mosqlite_seq.epoch: 1 for a new file, one more at each
+ * mosqlite-replica --promote), prev_epoch the epoch of commit N-1 (mosqlite_seq.seq_epoch
+ * holds the epoch of the file's last commit): a replica applies a change only onto
+ * the commit (prev, prev_epoch), and refuses one of an older epoch than its file's. A commit
  * that fails keeps the session as it was: the rolled-back rows net out of it.
  *
  * The same module serves snapshots (snapshot.c) to replicas that bootstrap. */
@@ -35,5 +39,13 @@ void changes_free(struct changes *c);   /* accepts NULL */
 int changes_seal(struct changes *c, char *err, size_t errlen);
 /* After a successful COMMIT: publish what changes_seal took, start a new session. */
 void changes_publish(struct changes *c, struct mq *mq);
+
+/* This writer's epoch, and its last committed sequence number. */
+long long changes_epoch(const struct changes *c);
+long long changes_seq(const struct changes *c);
+/* The "epoch" of a message on PREFIX/status or PREFIX/changes (its first line, a JSON
+ * object): a positive integer, or 0 when it has none (an older writer's, a Last Will,
+ * not JSON). Pure. */
+long long changes_epoch_of(const char *payload, size_t len);
 
 #endif

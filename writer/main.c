@@ -36,6 +36,7 @@
 #endif
 
 #define EXIT_BAD_ARGS        3        /* as mosqlite-pub: bad arguments or config */
+#define EXIT_FENCED          4        /* a writer of a newer epoch has replaced this one */
 #define POLL_MAX_MS          1000     /* longest wait in the loop when idle */
 #define PRUNE_EVERY_MS       (3600 * 1000)
 #define QUIESCE_MS           2000     /* shutdown: to read what the broker has sent */
@@ -276,6 +277,7 @@ static int open_mq(char *err, size_t errlen)
     struct mq_opts mqo;
     struct batch_opts bo;
     struct ctl_parts parts;
+    char will[64];
 
     mosquitto_lib_init();
     memset(&mqo, 0, sizeof mqo);
@@ -291,6 +293,9 @@ static int open_mq(char *err, size_t errlen)
     mqo.receive_max = (int)cf.receive_max;
     mqo.request_proto = !strcmp(cf.request_protocol, "5") ? MQ_PROTO_5 : MQ_PROTO_311;
     mqo.app_size = sizeof(struct outcome);
+    mqo.epoch = changes_epoch(w.changes);
+    mqo.epoch_of = changes_epoch_of;
+    snprintf(will, sizeof will, "{\"state\":\"offline\",\"epoch\":%lld}", mqo.epoch);
     /* Control messages (queries, commands, snapshot requests) come through one door. */
     w.ctl_lim.max_payload = (size_t)cf.max_payload;
     w.ctl_lim.max_depth = (int)cf.max_depth;
@@ -299,7 +304,7 @@ static int open_mq(char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    if (!(w.mq = mq_new(&mqo, "{\"state\":\"offline\"}", ctl_receive, w.ctl, err, errlen)))
+    if (!(w.mq = mq_new(&mqo, will, ctl_receive, w.ctl, err, errlen)))
         return -1;
     /* Replication: snapshots asked for on PREFIX/snapshot. */
     if (!(w.snap = snapshot_new(cf.db, w.mq))) {
@@ -396,7 +401,7 @@ static void writer_serve(void)
     char err[1024];
     long long retry_at;
 
-    while (!stop_requested && !mq_taken_over(w.mq)) {
+    while (!stop_requested && !mq_taken_over(w.mq) && !mq_fenced_by(w.mq)) {
         long long now;
 
         mq_poll(w.mq, poll_timeout(util_now_ms()));
@@ -427,6 +432,14 @@ static int writer_shut_down(void)
     long long give_up;
     int exit_code = 0;
 
+    if (mq_fenced_by(w.mq)) {
+        /* Fenced: commit nothing more, publish nothing (not even "offline": the newer
+         * writer's status is the one that counts), close cleanly (no Last Will). */
+        log_error("exiting: a writer of epoch %lld has replaced this one (epoch %lld), as %s says; "
+                  "%zu requests held here are not applied (producers republish what has no receipt)",
+                  mq_fenced_by(w.mq), changes_epoch(w.changes), mq_fenced_where(w.mq), mq_queued(w.mq));
+        return EXIT_FENCED;
+    }
     mq_quiesce(w.mq, QUIESCE_MS);
     log_info("stopping: %zu requests in hand", mq_queued(w.mq));
     give_up = util_now_ms() + SHUTDOWN_APPLY_MS;

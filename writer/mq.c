@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -61,7 +62,20 @@ struct mq {
     int taken_over;          /* another client took our client id: stop, say nothing */
     long long sub_up_ms;     /* when sub last connected */
     int quick_drops;         /* sub dropped right after CONNACK, in a row */
+    /* fencing (see mq.h) */
+    char *changes_topic, *fence_topic;
+    char token[32];          /* the marker of the current ctl connection */
+    unsigned ntoken;
+    int synced;              /* the marker came back since ctl connected */
+    long long sync_sent_ms;
+    long long ctl_seen_ms;   /* ctl last serviced while up */
+    long long fenced_by;     /* a newer epoch seen, or 0 */
+    const char *fenced_where;
 };
+
+/* No marker back after this long (a broker that refuses the writer its reply topic):
+ * say so and go on unfenced rather than never take a request. */
+#define FENCE_SYNC_MS 5000
 
 /* MQTT 3.1.1 has no reason for a session taken over: the broker just closes the
  * connection. So many closes in a row (not protocol errors, which a resumed session
@@ -126,8 +140,51 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
         mosquitto_subscribe_v5(m, NULL, VERSION_TOPIC, 0, 0, NULL);
         for (int i = 0; i < mq->nlisten; i++)
             mosquitto_subscribe_v5(m, NULL, mq->listen[i], 1, 0, NULL);
-        mq->ctl_new = 1;
+        /* Fencing: the retained status and the changes, then the marker after them. */
+        mosquitto_subscribe_v5(m, NULL, mq->status_topic, 1, 0, NULL);
+        mosquitto_subscribe_v5(m, NULL, mq->changes_topic, 0, 0, NULL);
+        mosquitto_subscribe_v5(m, NULL, mq->fence_topic, 1, 0, NULL);
+        snprintf(mq->token, sizeof mq->token, "%ld-%u", (long)getpid(), ++mq->ntoken);
+        mq->synced = 0;
+        mq->sync_sent_ms = util_now_ms();
+        mosquitto_publish_v5(m, NULL, mq->fence_topic, (int)strlen(mq->token), mq->token, 1, false, NULL);
     }
+}
+
+/* A newer writer exists: take no request more. */
+static void fence(struct mq *mq, long long epoch, const char *where)
+{
+    if (mq->fenced_by)
+        return;
+    mq->fenced_by = epoch;
+    mq->fenced_where = where;
+    mq->sub.wanted = 0;
+    if (mq->sub.state != DOWN) {
+        mosquitto_disconnect_v5(mq->sub.m, 0, NULL);
+        mosquitto_loop_write(mq->sub.m, 1);
+        mq->sub.state = DOWN;
+    }
+}
+
+/* A message on one of the topics `ctl` watches for fencing. */
+static void on_watch(struct mq *mq, const struct mosquitto_message *in)
+{
+    long long e;
+
+    if (!strcmp(in->topic, mq->fence_topic)) {
+        if (!mq->synced && in->payloadlen == (int)strlen(mq->token) &&
+            !memcmp(in->payload, mq->token, (size_t)in->payloadlen)) {
+            mq->synced = 1;
+            mq->ctl_new = 1;
+        }
+        return;
+    }
+    e = mq->o.epoch_of ? mq->o.epoch_of(in->payload ? in->payload : "", (size_t)in->payloadlen) : 0;
+    if (e > mq->o.epoch)
+        fence(mq, e, in->topic == NULL ? "" : !strcmp(in->topic, mq->status_topic) ? mq->status_topic
+                                                                                    : mq->changes_topic);
+    else if (e < mq->o.epoch && in->payloadlen > 0 && mq->synced && !strcmp(in->topic, mq->status_topic))
+        mq->ctl_new = 1;     /* an older writer's status (its Last Will) over ours: say ours again */
 }
 
 static void on_unsubscribe(struct mosquitto *m, void *ud, int mid, const mosquitto_property *p)
@@ -157,6 +214,8 @@ static void on_disconnect(struct mosquitto *m, void *ud, int rc, const mosquitto
         log_warn("%s connection lost: %s", c->name, mosquitto_strerror(rc));
     }
     c->state = DOWN;
+    if (c == &mq->ctl)
+        mq->synced = 0;
 }
 
 static void read_props(const mosquitto_property *props, char **rt, void **corr, uint16_t *corrlen)
@@ -229,6 +288,9 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
     if (m == mq->ctl.m) {
         if (!strcmp(in->topic, VERSION_TOPIC))
             on_version(mq, in->payload, in->payloadlen);
+        else if (!strcmp(in->topic, mq->status_topic) || !strcmp(in->topic, mq->changes_topic) ||
+                 !strcmp(in->topic, mq->fence_topic))
+            on_watch(mq, in);
         else
             mq->on_ctl(mq->ud, in->topic, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
         goto out;
@@ -308,8 +370,21 @@ struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_ctl_fn o
     mq->write_filter = util_join(o->prefix, "/write/#");
     mq->status_topic = util_join(o->prefix, "/status");
     mq->marker_filter = util_join(o->prefix, "/write/.mosqlite-writer-marker");
-    ctl_id = util_join(o->client_id, "-ctl");
-    if (!mq->write_filter || !mq->status_topic || !mq->marker_filter || !ctl_id) {
+    mq->changes_topic = util_join(o->prefix, "/changes");
+    if (o->epoch > 1) {
+        char suffix[32];
+        snprintf(suffix, sizeof suffix, "-ctl-%lld", o->epoch);
+        ctl_id = util_join(o->client_id, suffix);
+    } else {
+        ctl_id = util_join(o->client_id, "-ctl");
+    }
+    if (ctl_id) {
+        size_t n = strlen(o->prefix) + strlen(ctl_id) + 16;
+        if ((mq->fence_topic = malloc(n)))
+            snprintf(mq->fence_topic, n, "%s/reply/%s/fence", o->prefix, ctl_id);
+    }
+    if (!mq->write_filter || !mq->status_topic || !mq->marker_filter || !ctl_id || !mq->changes_topic ||
+        !mq->fence_topic) {
         free(ctl_id);
         snprintf(err, errlen, "out of memory");
         mq_free(mq);
@@ -338,6 +413,9 @@ static void try_connect(struct mq *mq, struct conn *c)
     int rc;
 
     if (!c->wanted || c->state != DOWN || now < c->retry_at)
+        return;
+    /* Requests only once the retained status has been read: it may name a newer writer. */
+    if (c == &mq->sub && (!mq->synced || mq->fenced_by || mq->ctl.state != UP))
         return;
     if (c->ever) {
         rc = mosquitto_reconnect(c->m);
@@ -469,6 +547,16 @@ void mq_poll(struct mq *mq, int timeout_ms)
     for (i = 0; i < 2; i++)
         if (idx[i] >= 0)
             service(mq, cs[i], pfd[idx[i]].revents);
+    if (mq->ctl.state == UP) {
+        mq->ctl_seen_ms = util_now_ms();
+        if (!mq->synced && mq->ctl_seen_ms - mq->sync_sent_ms > FENCE_SYNC_MS) {
+            log_warn("no answer on %s after %d s (may this writer read it?): taking requests without "
+                     "knowing whether the retained status names a newer writer", mq->fence_topic,
+                     FENCE_SYNC_MS / 1000);
+            mq->synced = 1;
+            mq->ctl_new = 1;
+        }
+    }
 }
 
 int mq_read_more(struct mq *mq, int wait_ms)
@@ -535,7 +623,13 @@ void mq_quiesce(struct mq *mq, int timeout_ms)
 
 int mq_ctl_connected(struct mq *mq)
 {
-    int r = mq->ctl_new;
+    int r;
+
+    if (!mq->synced || mq->fenced_by)
+        return 0;       /* a status published now could hide a newer writer's */
+    if (mq->sub.wanted && mq->sub.state != UP)
+        return 0;       /* "online" once requests are taken: the request session is up */
+    r = mq->ctl_new;
     mq->ctl_new = 0;
     return r;
 }
@@ -543,6 +637,24 @@ int mq_ctl_connected(struct mq *mq)
 int mq_taken_over(const struct mq *mq)
 {
     return mq->taken_over;
+}
+
+int mq_fence_ok(const struct mq *mq)
+{
+    long long stale_ms = (long long)mq->o.keepalive * 500;
+
+    return mq->ctl.state == UP && mq->synced && !mq->fenced_by && !mq->taken_over &&
+           util_now_ms() - mq->ctl_seen_ms < stale_ms;
+}
+
+long long mq_fenced_by(const struct mq *mq)
+{
+    return mq->fenced_by;
+}
+
+const char *mq_fenced_where(const struct mq *mq)
+{
+    return mq->fenced_where ? mq->fenced_where : "";
 }
 
 struct msg *mq_head(struct mq *mq)
@@ -634,6 +746,8 @@ void mq_free(struct mq *mq)
     free(mq->write_filter);
     free(mq->status_topic);
     free(mq->marker_filter);
+    free(mq->changes_topic);
+    free(mq->fence_topic);
     free(mq);
 }
 

@@ -14,7 +14,20 @@
  *
  * Both reconnect with backoff when the broker is down or goes away, except when
  * another client has taken over a session (same client id): then neither is retried
- * (mq_taken_over), so that two writers never knock each other off in turn. */
+ * (mq_taken_over), so that two writers never knock each other off in turn.
+ *
+ * Fencing. Each writer generation has an epoch (mq_opts.epoch). `ctl` also subscribes
+ * to PREFIX/status (the retained status of whichever writer published last) and to
+ * PREFIX/changes, and reads the epoch of each message (mq_opts.epoch_of): one newer
+ * than ours means another writer has been promoted in our place, and mq closes `sub`
+ * at once and never opens it again (mq_fenced_by). After each connect of `ctl` it sends
+ * a marker to itself (PREFIX/reply/CTL-CLIENT-ID/fence) after its subscriptions: when
+ * the marker is back, the retained status has been read. Until then `sub` is not
+ * opened and mq_fence_ok says no; it also says no when `ctl` has not been serviced for
+ * half the keepalive (the process was stopped or starved: the broker may have dropped
+ * us and another writer taken our place). `ctl`'s client id is CLIENT_ID-ctl at epoch 1
+ * and CLIENT_ID-ctl-EPOCH after, so that a writer of an older epoch reconnecting does not
+ * take the newer one's control session. */
 #ifndef MOSQLITE_MQ_H
 #define MOSQLITE_MQ_H
 
@@ -50,6 +63,9 @@ struct mq_opts {
     int receive_max;         /* MQTT v5 Receive Maximum: requests in flight to us */
     int request_proto;       /* MQ_PROTO_311 (docs/deployment.md) or MQ_PROTO_5 */
     size_t app_size;         /* room for the caller in each message (msg->app) */
+    long long epoch;         /* this writer's epoch (>= 1) */
+    /* The epoch of a message on PREFIX/status or PREFIX/changes, 0 for none. */
+    long long (*epoch_of)(const char *payload, size_t len);
 };
 
 enum { MQ_PROTO_311 = 4, MQ_PROTO_5 = 5 };
@@ -86,7 +102,9 @@ void mq_accept(struct mq *mq, int on);
  * those on the next start). The queue must then be applied before exit. */
 void mq_quiesce(struct mq *mq, int timeout_ms);
 
-/* 1 once when `ctl` has (re)connected since the last call: time to publish status. */
+/* 1 once when `ctl` has (re)connected and read the retained status since the last call
+ * (and `sub`, unless closed on purpose, is up), or has seen a status of an older epoch
+ * than ours: time to publish status. */
 int mq_ctl_connected(struct mq *mq);
 
 /* 1 once another client has taken over either session (our client id): MQTT 5
@@ -94,6 +112,14 @@ int mq_ctl_connected(struct mq *mq);
  * in a row, each within a second of CONNACK. Neither connection is retried then; the writer must stop without
  * publishing its status (the other client's is the one that counts). */
 int mq_taken_over(const struct mq *mq);
+
+/* Fencing (see the top). mq_fence_ok: `ctl` is up, has read the retained status since
+ * it connected, was serviced within half the keepalive, and no newer epoch was seen:
+ * a commit may be made and published. mq_fenced_by: the newer epoch seen (0: none),
+ * and where (mq_fenced_where: "PREFIX/status" or "PREFIX/changes"). */
+int mq_fence_ok(const struct mq *mq);
+long long mq_fenced_by(const struct mq *mq);
+const char *mq_fenced_where(const struct mq *mq);
 
 /* The queue of received, not yet finished requests. */
 struct msg *mq_head(struct mq *mq);

@@ -103,6 +103,8 @@ int out_status(struct jbuf *b, const char *state, const char *since, const struc
     put_int(b, "scheduled", s->scheduled);
     put_int(b, "cancelled", s->cancelled);
     put_int(b, "commits", s->commits);
+    put_int(b, "seq", s->seq);
+    put_int(b, "epoch", s->epoch);
     jb_puts(b, ",\"last_commit_ms\":");
     jb_double(b, (double)(long long)(s->last_commit_ms * 1000.0) / 1000.0);
     put_int(b, "last_batch", s->last_batch);

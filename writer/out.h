@@ -47,6 +47,7 @@ struct out_stats {
     long long last_batch, max_batch;   /* requests in the last and the largest commit */
     double last_commit_ms;             /* shown to the microsecond */
     int paused;                        /* by an admin command: "paused" in the status */
+    long long seq, epoch;              /* the last commit's sequence number, the writer's epoch */
 };
 
 int out_receipt(struct jbuf *b, const struct outcome *o);

@@ -34,7 +34,7 @@ struct snapshot {
     sqlite3 *src, *dst;
     sqlite3_backup *bk;
     FILE *f;
-    long long seq, schema, size, chunk, chunks;
+    long long seq, schema, epoch, size, chunk, chunks;
     char dbid[40];
     double t0;
 };
@@ -118,8 +118,8 @@ static int start(struct snapshot *s)
     unlink(s->tmp);
     if (sqlite3_open_v2(s->path, &s->src, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
         sqlite3_exec(s->src, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(s->src, "SELECT seq, db, (SELECT user_version FROM pragma_user_version)"
-                           " FROM mosqlite_seq WHERE id = 1", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->src, "SELECT seq, db, (SELECT user_version FROM pragma_user_version),"
+                           " epoch FROM mosqlite_seq WHERE id = 1", -1, &st, NULL) != SQLITE_OK ||
         sqlite3_step(st) != SQLITE_ROW) {
         log_error("snapshot: reading %s: %s", s->path, s->src ? sqlite3_errmsg(s->src) : "cannot open");
         goto cleanup;
@@ -127,6 +127,7 @@ static int start(struct snapshot *s)
     s->seq = sqlite3_column_int64(st, 0);
     snprintf(s->dbid, sizeof s->dbid, "%s", (const char *)sqlite3_column_text(st, 1));
     s->schema = sqlite3_column_int64(st, 2);
+    s->epoch = sqlite3_column_int64(st, 3);
     if (sqlite3_open_v2(s->tmp, &s->dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
         !(s->bk = sqlite3_backup_init(s->dst, "main", s->src, "main"))) {
         log_error("snapshot: %s: %s", s->tmp, sqlite3_errmsg(s->dst));
@@ -167,9 +168,9 @@ static int send_chunks(struct snapshot *s)
     int k;
 
     for (k = 0; k < SNAP_BURST && s->chunk < s->chunks && !mq_ctl_backlog(s->mq); k++, s->chunk++) {
-        int h = snprintf(buf, 256, "{\"seq\":%lld,\"db\":\"%s\",\"schema\":%lld,\"chunk\":%lld,"
-                         "\"chunks\":%lld,\"offset\":%lld,\"size\":%lld}\n", s->seq, s->dbid,
-                         s->schema, s->chunk, s->chunks, s->chunk * SNAP_CHUNK, s->size);
+        int h = snprintf(buf, 256, "{\"seq\":%lld,\"db\":\"%s\",\"schema\":%lld,\"epoch\":%lld,"
+                         "\"chunk\":%lld,\"chunks\":%lld,\"offset\":%lld,\"size\":%lld}\n", s->seq,
+                         s->dbid, s->schema, s->epoch, s->chunk, s->chunks, s->chunk * SNAP_CHUNK, s->size);
         size_t n = fread(buf + h, 1, SNAP_CHUNK, s->f);
         if (ferror(s->f)) {
             log_error("snapshot: reading %s: %s", s->tmp, strerror(errno));

@@ -7,8 +7,10 @@
  * file next to the database; reads in the same transaction the sequence number the
  * copy reflects; then publishes the file in chunks on reply_to (QoS 1):
  *
- *     {"seq":S,"db":"<id>","schema":V,"chunk":I,"chunks":N,"offset":O,"size":BYTES}\n<bytes>
+ *     {"seq":S,"db":"<id>","schema":V,"epoch":E,"chunk":I,"chunks":N,"offset":O,"size":BYTES}\n<bytes>
  *
+ * epoch is the writer's (mosqlite_seq.epoch, read in the same transaction): a replica
+ * refuses a snapshot from a writer of an older epoch than one it has seen.
  * Every chunk is SNAP_CHUNK bytes but the last. One snapshot at a time; requests that
  * come meanwhile wait their turn. The request comes through the door for control
  * messages (ctl.c), read as strictly as any other, answered with {"error": "..."} when

@@ -6,7 +6,8 @@
  * line is empty); with no newline, all of it is the payload. Besides the sanitizers, the
  * target checks what ctl.h and admin.h promise: an error comes with a message; an
  * answer only ever goes to a topic the reply rule allows; a command read is a known one,
- * and a backup's name a plain file name.
+ * and a backup's name a plain file name. The whole input also goes to changes_epoch_of()
+ * (the epoch of a status or change, read for fencing).
  *
  * Built and run by tests/fuzz/run.sh. */
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "changes.h"
 #include "ctl.h"
 #include "req.h"
 #include "snapshot.h"
@@ -94,6 +96,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_read();
     }
     ctl_msg_clear(&msg);
+    /* The epoch a writer reads from PREFIX/status and PREFIX/changes (fencing): the
+     * payload as it comes, whole. */
+    free(payload);
+    payload = malloc(size ? size : 1);
+    if (!payload)
+        return 0;
+    memcpy(payload, data, size);
+    if (changes_epoch_of(payload, size) < 0)
+        die("a negative epoch");
     free(payload);
     return 0;
 }

@@ -76,14 +76,14 @@ static void check_event(void)
 static void check_status(void)
 {
     struct out_stats s = {.applied = 5, .rejected = 2, .duplicates = 1, .commits = 3, .last_batch = 4,
-                          .max_batch = 9, .last_commit_ms = 1.23456789};
+                          .max_batch = 9, .last_commit_ms = 1.23456789, .seq = 41, .epoch = 2};
 
     struct out_versions v = {"", "2.0.21", "3.40.1", "5"};
 
     unit_check_str(text(out_status(&b, "online", "2026-11-24T00:00:00Z", &s, 7, NULL, NULL)),
                    "{\"state\":\"online\",\"version\":\"" MOSQLITE_VERSION "\",\"since\":"
                    "\"2026-11-24T00:00:00Z\",\"applied\":5,\"rejected\":2,\"duplicates\":1,\"scheduled\":0,\"cancelled\":0,"
-                   "\"commits\":3,\"last_commit_ms\":1.234,\"last_batch\":4,\"max_batch\":9,"
+                   "\"commits\":3,\"seq\":41,\"epoch\":2,\"last_commit_ms\":1.234,\"last_batch\":4,\"max_batch\":9,"
                    "\"pending\":7,\"error\":null,\"paused\":false}",
                    "out: status, commit time to the microsecond");
     s.paused = 1;
