@@ -217,7 +217,6 @@ mkdir -p "$T/sec/certs"
   openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 1 \
       -extfile san.ext ) >"$T/openssl.log" 2>&1 || { fail "openssl"; cat "$T/openssl.log"; exit 1; }
 sh "$SEC/make-passwd.sh" "$T/sec/passwd" writer "$WPASS" builder "$PPASS" web "$WEBPASS" ops "$OPASS" >/dev/null
-sh "$SEC/make-passwd.sh" "$T/sec/passwd-web" web "$WEBPASS" >/dev/null
 install -m 600 "$SEC/acl" "$T/sec/acl"
 MQTT_PORT=$(free_port) WS_PORT=$(free_port) TLS_PORT=$(free_port)
 export MQTT_PORT WS_PORT

@@ -5,11 +5,14 @@
 # a web-role client that publishes a write gets nothing applied; a producer over TLS is
 # applied and gets its receipt; each role reads only what its block allows; an edge
 # broker from conf/bridge/ bridges over TLS with the edge role's login, and a producer on
-# the edge gets its request applied and its receipt back. Only the admin role may
-# command the writer on mosqlite/admin: a producer's or web user's pause goes nowhere. The
-# page's operator (ops-web) logs in on the WebSocket listener only, where its commands are
+# the edge gets its request applied and its receipt back, also one applied while the edge
+# was away. Only the admin role may command the writer on mosqlite/admin: a producer's or
+# web user's pause goes nowhere. The
+# page's operator (ops-web) logs in on the WebSocket listener, where its commands are
 # answered and its test of an operator login (mosqlite/operator/CLIENT_ID) comes back;
-# a web user's does not.
+# a web user's does not. One password file serves every listener: a login has its ACL
+# block's rights wherever it connects. Requests published while the writer is stopped or
+# paused are all applied when it returns, and their receipts reach the producer.
 . "$(dirname "$0")/lib.sh"
 SEC=$ROOT/conf/secure
 WPASS=writer-pw-$$ PPASS=builder-pw-$$ WEBPASS=web-pw-$$ EPASS=edge-pw-$$ OPASS=ops-pw-$$ RPASS=replica-pw-$$
@@ -30,8 +33,7 @@ check "make-certs.sh: the server certificate names the host and the address, sig
 check_eq "make-certs.sh: the keys are readable by their owner only" \
     "$(stat -c %a "$T/sec/certs/server.key" "$T/sec/certs/ca.key" | tr '\n' ' ')" "600 600 "
 sh "$SEC/make-passwd.sh" "$T/sec/passwd" writer "$WPASS" builder "$PPASS" web "$WEBPASS" edge-site1 "$EPASS" ops "$OPASS" \
-    replica1 "$RPASS" >/dev/null
-sh "$SEC/make-passwd.sh" "$T/sec/passwd-web" web "$WEBPASS" ops-web "$OWPASS" >/dev/null
+    replica1 "$RPASS" ops-web "$OWPASS" >/dev/null
 check "password file holds hashes, not passwords" bash -c "! grep -q '$PPASS' '$T/sec/passwd'"
 cp "$SEC/acl" "$T/sec/acl"
 
@@ -85,8 +87,9 @@ if [ -d "$ROOT/node_modules/mqtt" ] && command -v node >/dev/null; then
     ws_pub web "$WEBPASS" mosqlite/write/build_logs '{"values":{"build_id":2,"line":"web write"}}' 2>"$T/ws.err"
     note "web user over WebSockets publishing a write: exit $? $(cat "$T/ws.err")"
     ws_pub web "$WEBPASS" mosqlite/write '{"table":"build_logs","values":{"build_id":2,"line":"web write 2"}}' 2>/dev/null
-    ws_pub builder "$PPASS" mosqlite/write/build_logs '{"values":{"build_id":2,"line":"producer on ws"}}' 2>/dev/null
-    check "producer password refused on the WebSocket listener" [ $? != 0 ]
+    ws_pub builder "$PPASS" mosqlite/write/build_logs '{"values":{"build_id":12,"line":"producer over websockets"}}' 2>/dev/null
+    check "a producer's login works on the WebSocket listener too (one password file)" [ $? = 0 ]
+    check "... with its ACL block's rights there: its write applied" wait_until 10 rows_for 12 1
     ws_pub "" "" mosqlite/write/build_logs '{"values":{"build_id":2,"line":"anon ws"}}' 2>/dev/null
     check "anonymous refused on the WebSocket listener" [ $? != 0 ]
 else
@@ -178,8 +181,14 @@ if [ -d "$ROOT/node_modules/mqtt" ] && command -v node >/dev/null; then
     out=$(ws_operator web "$WEBPASS" 2>&1)
     check_eq "a web user: no operator test back, its command never reaches the writer" "$out" ""
 fi
-mosquitto_pub -p "$MQTT_PORT" -u ops-web -P "$OWPASS" -q 1 -t mosqlite/admin -m '{"cmd":"stats"}' >/dev/null 2>&1
-check "ops-web's password is refused on the MQTT listener (passwd-web only)" [ $? != 0 ]
+( sub_as ops-web "$OWPASS" 'mosqlite/reply/ops-web-mqtt/#' -i ops-web-mqtt -W 4 >"$T/opsweb.mqtt" ) &
+OW=$!
+sleep 0.5
+mosquitto_pub -p "$MQTT_PORT" -u ops-web -P "$OWPASS" -q 1 -t mosqlite/admin \
+    -m '{"cmd":"stats","reply_to":"mosqlite/reply/ops-web-mqtt/1"}' >/dev/null 2>&1
+wait "$OW"
+check "ops-web's login works on the MQTT listener too, with its ACL block's rights (one password file)" \
+    grep -q '"cmd":"stats","ok":true' "$T/opsweb.mqtt"
 check "broker log shows the refusals" grep -q "not authorised\|not authorized\|Bad username or password\|disconnected, not authorised" "$T/broker/mosquitto.log"
 
 # --- the admin topic: only the admin role ------------------------------------------------
@@ -265,6 +274,54 @@ check "reply_to \$SYS/x rejected with its reason, naming the id" \
     grep -q '"id":"sys-1","error":"\\"reply_to\\" may not start with \\"\$\\"' "$T/flap.rej"
 note "status during the refusals: $(tr '\n' ' ' <"$T/flap.st" | cut -c1-300)"
 
+# --- requests sent while the writer is away: every one applied, every receipt back -------
+# The broker keeps them in the writer's persistent session while it is stopped (SIGTERM, a
+# clean stop) and while it is paused (it closes its request session), and must queue each
+# one past the ACL for a client that is not connected. The producer's receipts come on its
+# own receipts topic, read by a subscriber of the producer's (same user, that client id).
+AWAY=20
+away_rows() { [ "$(count "$1")" = "$AWAY" ]; }
+away_receipts() { grep -c "\"id\":\"$1-[0-9]*\",\"status\":\"applied\"" "$T/away.receipts"; }
+away_received() { [ "$(away_receipts "$1")" = "$AWAY" ]; }
+away_send() {  # BUILD_ID LABEL: AWAY requests as the producer, with ids, QoS 2
+    for i in $(seq 1 "$AWAY"); do
+        mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -i builder-away-pub -q 2 -t mosqlite/write/build_logs \
+            -m "{\"id\":\"$2-$i\",\"reply_to\":\"mosqlite/receipts/builder-away/$2-$i\",\"values\":{\"build_id\":$1,\"line\":\"$2 $i\"}}" ||
+            fail "publish $2-$i"
+    done
+}
+mosquitto_sub -p "$MQTT_PORT" -u builder -P "$PPASS" -i builder-away -q 1 -t 'mosqlite/receipts/builder-away/#' \
+    >"$T/away.receipts" 2>&1 &
+PIDS="$PIDS $!"
+sleep 0.5
+writer_stop
+check_eq "writer stopped cleanly (SIGTERM)" "$?" 0
+away_send 21 stopped
+writer_start -u writer -P "$WPASS" -c "$ROOT/conf/mosqlite.conf"
+wait_until 20 away_rows 21
+check_eq "$AWAY requests published while the writer was stopped: all applied when it starts" "$(count 21)" "$AWAY"
+wait_until 10 away_received stopped
+check_eq "... and their receipts reach the producer" "$(away_receipts stopped)" "$AWAY"
+
+admin_as_ops() {  # CMD: run it as the admin role and print its answer
+    ( timeout 8 mosquitto_sub -p "$MQTT_PORT" -u ops -P "$OPASS" -i ops-away -t 'mosqlite/reply/ops-away/#' \
+          -C 1 -W 6 >"$T/ops.away" 2>&1 ) &
+    _w=$!
+    sleep 0.5
+    mosquitto_pub -p "$MQTT_PORT" -u ops -P "$OPASS" -q 1 -t mosqlite/admin \
+        -m "{\"cmd\":\"$1\",\"reply_to\":\"mosqlite/reply/ops-away/$1\"}"
+    wait "$_w"
+    cat "$T/ops.away"
+}
+check "the admin role pauses the writer" grep -q '"cmd":"pause","ok":true' <<<"$(admin_as_ops pause)"
+away_send 22 paused
+check_eq "nothing applied while paused" "$(count 22)" 0
+check "the admin role resumes it" grep -q '"cmd":"resume","ok":true' <<<"$(admin_as_ops resume)"
+wait_until 20 away_rows 22
+check_eq "$AWAY requests published while the writer was paused: all applied when it resumes" "$(count 22)" "$AWAY"
+wait_until 10 away_received paused
+check_eq "... and their receipts reach the producer" "$(away_receipts paused)" "$AWAY"
+
 # --- an edge broker bridged over TLS with the edge role's login (conf/bridge/) --------------
 E=$T/edge
 mkdir -p "$E"
@@ -304,4 +361,21 @@ mosquitto -c "$E/wrong.conf" >"$E/wrong.stdout" 2>&1 &
 PIDS="$PIDS $!"
 wrong_refused() { grep -q "mosqlite-edge-wrong.*\(not authori[sz]ed\|Bad username or password\)" "$T/broker/mosquitto.log"; }
 check "a bridge with a wrong password is refused" wait_until 15 wrong_refused
+# While the edge is away, the central broker keeps the receipts for the edge's bridge in
+# its persistent session, and hands them over when the bridge is back: a producer of the
+# edge (a persistent session there too) gets the receipt of its request applied meanwhile.
+timeout 5 mosquitto_sub -p "$EDGE_PORT" -u builder -P "$PPASS" -i edge-away -c -q 1 \
+    -t 'mosqlite/receipts/edge-away/#' -W 1 >/dev/null 2>&1
+kill "$EDGE_PID" 2>/dev/null; wait "$EDGE_PID" 2>/dev/null
+mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
+    -m '{"id":"edge-away-1","reply_to":"mosqlite/receipts/edge-away/1","values":{"build_id":23,"line":"edge away"}}'
+check "a request applied while the edge is away" wait_until 10 rows_for 23 1
+mosquitto -c "$E/mosquitto.conf" >>"$E/stdout.log" 2>&1 &
+EDGE_PID=$!
+PIDS="$PIDS $EDGE_PID"
+wait_until 10 port_open "$EDGE_PORT" || fail "edge broker up again"
+out=$(timeout 25 mosquitto_sub -p "$EDGE_PORT" -u builder -P "$PPASS" -i edge-away -c -q 1 \
+      -t 'mosqlite/receipts/edge-away/#' -C 1 -W 20 2>&1)
+check "its receipt, kept by the central broker for the edge, reaches the producer on the edge ($out)" \
+    grep -q '"id":"edge-away-1","status":"applied"' <<<"$out"
 kill "$EDGE_PID" 2>/dev/null; wait "$EDGE_PID" 2>/dev/null

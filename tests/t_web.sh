@@ -69,7 +69,8 @@ awk 'BEGIN {
 wait_until 120 rows_are build_logs 52805 || { fail "seed: build_logs has $(sql 'SELECT count(*) FROM build_logs') rows, want 52805"; exit 1; }
 note "seeded $(sql 'SELECT count(*) FROM builds') builds, $(sql 'SELECT count(*) FROM build_logs') log lines"
 
-# The second broker: logins required on its WebSocket listeners, one of them TLS.
+# The second broker: logins required on its WebSocket listeners, one of them TLS. One
+# password file and one ACL for every listener, as in conf/secure/mosquitto.conf.
 SEC=$T/secure
 mkdir -p "$SEC"
 SEC_PASS=pw-$RANDOM$RANDOM
@@ -79,24 +80,19 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -addext su
 chmod 644 "$SEC/key.pem" "$SEC/passwd"
 SEC_MQTT=$(free_port) SEC_WS=$(free_port) SEC_WSS=$(free_port)
 cat >"$SEC/mosquitto.conf" <<SECCONF
-per_listener_settings true
-listener $SEC_MQTT 127.0.0.1
-allow_anonymous false
-password_file $SEC/passwd
-listener $SEC_WS 127.0.0.1
-protocol websockets
-http_dir $ROOT/web
+per_listener_settings false
 allow_anonymous false
 password_file $SEC/passwd
 acl_file $ROOT/conf/secure/acl
+listener $SEC_MQTT 127.0.0.1
+listener $SEC_WS 127.0.0.1
+protocol websockets
+http_dir $ROOT/web
 listener $SEC_WSS 127.0.0.1
 protocol websockets
 http_dir $ROOT/web
 certfile $SEC/cert.pem
 keyfile $SEC/key.pem
-allow_anonymous false
-password_file $SEC/passwd
-acl_file $ROOT/conf/secure/acl
 log_dest file $SEC/mosquitto.log
 SECCONF
 [ "$(id -u)" = 0 ] && echo "user root" >> "$SEC/mosquitto.conf"
@@ -115,8 +111,8 @@ OPS_WPASS=writer-$RANDOM$RANDOM OPS_BPASS=builder-$RANDOM$RANDOM OPS_APASS=ops-$
 OPS_WEBPASS=web-$RANDOM$RANDOM OPS_OPPASS=opsweb-$RANDOM$RANDOM
 sh "$ROOT/conf/secure/make-certs.sh" "$OPS/certs" localhost 127.0.0.1 >"$OPS/openssl.log" 2>&1 ||
     fail "make-certs.sh: $(cat "$OPS/openssl.log")"
-sh "$ROOT/conf/secure/make-passwd.sh" "$OPS/passwd" writer "$OPS_WPASS" builder "$OPS_BPASS" ops "$OPS_APASS" >/dev/null
-sh "$ROOT/conf/secure/make-passwd.sh" "$OPS/passwd-web" web "$OPS_WEBPASS" ops-web "$OPS_OPPASS" >/dev/null
+sh "$ROOT/conf/secure/make-passwd.sh" "$OPS/passwd" writer "$OPS_WPASS" builder "$OPS_BPASS" ops "$OPS_APASS" \
+    web "$OPS_WEBPASS" ops-web "$OPS_OPPASS" >/dev/null
 cp "$ROOT/conf/secure/acl" "$OPS/acl"
 chmod 600 "$OPS/acl"
 OPS_MQTT=$(free_port) OPS_WS=$(free_port) OPS_TLS=$(free_port)

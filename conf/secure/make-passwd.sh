@@ -2,12 +2,11 @@
 # make-passwd.sh FILE USER PASSWORD [USER PASSWORD ...]: create (or replace) the
 # Mosquitto password file FILE with these users, hashed by mosquitto_passwd, readable
 # by its owner only (then `chown mosquitto:mosquitto FILE`: see README.md here). For
-# conf/secure/mosquitto.conf, a user of each role in acl (writer, a producer, web, the
-# operator ops, the read replica replica1; and in passwd-web, the page's users: the
-# viewer web and the page's operator ops-web):
-#   sh make-passwd.sh /etc/mosquitto/secure/passwd writer "$W" builder "$B" web "$WEB" \
-#       ops "$OPS" replica1 "$R1"
-#   sh make-passwd.sh /etc/mosquitto/secure/passwd-web web "$WEB" ops-web "$OPS_WEB"
+# conf/secure/mosquitto.conf, one file for every listener with a user of each role in
+# acl: writer, a producer, the operator ops, the read replica replica1, and the page's
+# users, the viewer web and the page's operator ops-web:
+#   sh make-passwd.sh /etc/mosquitto/secure/passwd writer "$W" builder "$B" ops "$OPS" \
+#       replica1 "$R1" web "$WEB" ops-web "$OPS_WEB"
 # A password given on the command line shows in `ps` while this runs; run it where no
 # one else is logged in, or type them at mosquitto_passwd's prompt instead.
 set -eu

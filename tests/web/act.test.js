@@ -2,10 +2,10 @@
  * act.test.js: an operator's actions on the page, in headless Debian Chromium
  * (playwright-core), run by tests/t_web.sh after page.test.js. t_web.sh has started a
  * broker made from conf/secure/ (mosquitto.conf, acl, make-passwd.sh, make-certs.sh)
- * serving the page on OPS_WS, with a writer of its own on OPS_DB: users web (a viewer)
- * and ops-web (the page's operator) in its passwd-web; builder (a producer) and ops (the
- * admin role) in its passwd, for the MQTT listener OPS_MQTT. Also the open broker of
- * page.test.js (WS_PORT: mosquitto.conf.example, anonymous).
+ * serving the page on OPS_WS, with a writer of its own on OPS_DB: users web (a viewer),
+ * ops-web (the page's operator), builder (a producer) and ops (the admin role) in its
+ * one password file (builder and ops use the MQTT listener OPS_MQTT). Also the open
+ * broker of page.test.js (WS_PORT: mosquitto.conf.example, anonymous).
  * Checks: the open broker's page offers the actions; a viewer sees none and what it
  * publishes on PREFIX/admin or PREFIX/write does nothing; an operator pauses and resumes
  * the writer and cancels a scheduled write; an action survives a reload of the page
