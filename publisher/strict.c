@@ -3,8 +3,9 @@
  * rejected for its JSON, and one it stops is stopped with the reason the writer would
  * have given:
  *
- * 1. one pass over the raw bytes, as the writer's: valid UTF-8, no NUL, no \u0000 in a
- *    string (a C string would end there), no raw control character in a string, every
+ * 1. one pass over the raw bytes, as the writer's: valid UTF-8, no NUL, every \u escape
+ *    in a string four hex digits, not \u0000 (a C string would end there) nor a lone
+ *    surrogate, in the writer's words (jsonesc.h), no raw control character in a string, every
  *    number RFC 8259's, finite, and an integer within +-2^53, nesting within limit;
  * 2. the grammar (RFC 8259, as cJSON reads it: a \u escape of a lone surrogate is
  *    refused), into a flat tree of byte ranges;
@@ -13,6 +14,8 @@
  *
  * Nothing is re-printed: callers cut and join the text by the byte ranges found. */
 #include "strict.h"
+
+#include "jsonesc.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -151,10 +154,14 @@ static int scan_raw(const unsigned char *p, size_t n, char *err, size_t errlen)
         if (c == 0)
             return fail(err, errlen, "payload contains a NUL byte (byte %zu)", i);
         if (instr) {
+            if (c == '\\' && i + 1 < n && p[i + 1] == 'u') {
+                size_t k;
+                if (jsonesc_u(p, n, i, &k, err, errlen))
+                    return -1;
+                i += k;
+                continue;
+            }
             if (c == '\\') {
-                if (i + 5 < n && !memcmp(p + i + 1, "u0000", 5))
-                    return fail(err, errlen, "string contains \\u0000 (byte %zu): NUL characters are "
-                                "not supported", i);
                 i += 2;
                 continue;
             }
