@@ -50,7 +50,7 @@ static int ask(struct console *k, const char *to, cJSON *req, int qos, cJSON **a
     char rt[700], err[512], *payload;
     struct msg *m;
     int rc, lost;
-    double deadline = k->timeout_ms > 0 ? conn_now_ms() + k->timeout_ms : -1;
+    double deadline = k->timeout_ms > 0 ? util_now_exact_ms() + k->timeout_ms : -1;
 
     *answer = NULL;
     snprintf(rt, sizeof rt, "%s/%u", k->reply, ++k->seq);
@@ -146,7 +146,7 @@ static int run_status(struct console *k, const struct command *cmd, int argc, ch
         log_error("%s", err);
         return rc;
     }
-    if (!(m = conn_wait(k->c, st, conn_now_ms(), NULL, NULL))) {
+    if (!(m = conn_wait(k->c, st, util_now_exact_ms(), NULL, NULL))) {
         log_error("no status on %s: no mosqlite-writer has run on this broker with prefix \"%s\"%s",
                   st, k->prefix, acl_hint(k));
         return EX_NOANSWER;
@@ -214,14 +214,14 @@ static int check_tables(int argc, char **argv, char *err, size_t errlen)
 
 static void now_text(char *out, size_t len)
 {
-    struct timespec ts;
+    long long ms = util_wall_ms();
+    time_t s = (time_t)(ms / 1000);
     struct tm tm;
     char t[32];
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    localtime_r(&ts.tv_sec, &tm);
+    localtime_r(&s, &tm);
     strftime(t, sizeof t, "%H:%M:%S", &tm);
-    snprintf(out, len, "%s.%03ld", t, ts.tv_nsec / 1000000);
+    snprintf(out, len, "%s.%03lld", t, ms % 1000);
 }
 
 static void print_tail(struct console *k, const struct msg *m)
@@ -449,7 +449,7 @@ static int run_log(struct console *k, const struct command *cmd, int argc, char 
         log_warn("build %lld has no row in builds: following until interrupted", f.id);
     ended = !running;
     while (k->follow && !ended && !*k->stop) {
-        struct msg *m = conn_wait(k->c, NULL, conn_now_ms() + FOLLOW_IDLE_MS, k->stop, NULL);
+        struct msg *m = conn_wait(k->c, NULL, util_now_exact_ms() + FOLLOW_IDLE_MS, k->stop, NULL);
         int again = !m || conn_reconnects(k->c) != reconnects;
         cJSON *v, *r;
 
@@ -747,7 +747,7 @@ static int run_replicas(struct console *k, const struct command *cmd, int argc, 
         log_error("%s", err);
         goto out;
     }
-    while ((m = conn_wait(k->c, NULL, conn_now_ms(), NULL, NULL))) {
+    while ((m = conn_wait(k->c, NULL, util_now_exact_ms(), NULL, NULL))) {
         cJSON *s = cJSON_ParseWithLength(m->payload, m->len), *r, *e;
         size_t pl = strlen(pre), tl = strlen(m->topic);
         if (cJSON_IsObject(s) && !strncmp(m->topic, pre, pl) && tl > pl + 7) {

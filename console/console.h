@@ -68,9 +68,6 @@ void conn_close(struct conn *c);
 
 void msg_free(struct msg *m);
 
-/* Milliseconds on the monotonic clock. */
-double conn_now_ms(void);
-
 /* ---- format.c: output ---- */
 
 /* Text for a terminal: control characters shown as ^X, \x9b-style C1 codes and other

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 /* ---- libmosquitto callbacks (network thread) ---- */
 
 static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
@@ -215,7 +217,7 @@ int mosqlite_set_will(mosqlite_client *c, const char *table, const char *json, i
 int mosqlite_connect(mosqlite_client *c)
 {
     mosquitto_property *props = NULL;
-    double deadline = mosqlite__now_ms() + (c->timeout_ms > 0 ? c->timeout_ms : 10000);
+    double deadline = util_now_exact_ms() + (c->timeout_ms > 0 ? c->timeout_ms : 10000);
     int rc;
 
     if (c->started)
@@ -242,7 +244,7 @@ int mosqlite_connect(mosqlite_client *c)
     c->started = 1;
     pthread_mutex_lock(&c->lock);
     while ((c->conn_rc == -1 || (c->connected && c->receipts && !c->subscribed)) &&
-           mosqlite__now_ms() < deadline)
+           util_now_exact_ms() < deadline)
         mosqlite__step(c, 50);
     rc = c->connected && (!c->receipts || c->subscribed);
     if (!rc && c->conn_rc > 0)

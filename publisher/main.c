@@ -10,6 +10,7 @@
 #include "log.h"
 #include "mosqlite.h"
 #include "pipe.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -442,13 +443,6 @@ static int run_pipe(int mode, const char *table, char **cmd, const struct mosqli
     return pipe_run(&pc, cmd);
 }
 
-static double wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* The library's options from ours; client_id is the buffer for a --id-prefix id. */
 static void client_options(struct mosqlite_options *mo, char *client_id, size_t n)
 {
@@ -515,7 +509,7 @@ int main(int argc, char **argv)
     mosqlite_client *c = NULL;
     char err[512], *single = NULL, **cmd = NULL, client_id[512];
     int npos = 0, mode = 0, rc, status, i;
-    double t0 = wall();
+    double t0 = util_now_exact_ms() / 1e3;
 
     log_init("mosqlite-pub", LOG_INFO);
     /* Everything after the first `--` is the command to run, not ours to parse. */
@@ -590,7 +584,7 @@ int main(int argc, char **argv)
 
     mosqlite_stats(c, &st);
     if (o_verbose)
-        report(&st, wall() - t0);
+        report(&st, util_now_exact_ms() / 1e3 - t0);
     status = exit_status(rc, &st);
 cleanup:
     mosqlite_close(c);
