@@ -16,15 +16,16 @@
 #include "log.h"
 #include "mosqlite.h"
 
-static char *o_host, *o_prefix, *o_user, *o_pass, *o_cafile, *o_cert, *o_key, *o_client_id,
+static const char *o_host = MOSQLITE_DEFAULT_HOST, *o_prefix = MOSQLITE_DEFAULT_PREFIX;
+static char *o_user, *o_pass, *o_cafile, *o_cert, *o_key, *o_client_id,
             *o_id_prefix, *o_config, *o_ignored;
-static long long o_port = 1883, o_timeout = 30, o_count;
+static long long o_port = MOSQLITE_DEFAULT_PORT, o_timeout = 30, o_count;
 static int o_insecure, o_debug, o_json, o_follow, o_ignored_flag;
 
 static const struct cfg_opt opts[] = {
-    {"host", 'h', CFG_STR, &o_host, 0, 0, 0, "HOST", "broker host (127.0.0.1)"},
-    {"port", 'p', CFG_INT, &o_port, 1, 65535, 0, "PORT", "broker port (1883)"},
-    {"prefix", 0, CFG_STR, &o_prefix, 0, 0, 0, "PREFIX", "topic prefix (mosqlite)"},
+    {"host", 'h', CFG_STR, &o_host, 0, 0, 0, "HOST", "broker host"},
+    {"port", 'p', CFG_INT, &o_port, 1, 65535, 0, "PORT", "broker port"},
+    {"prefix", 0, CFG_STR, &o_prefix, 0, 0, 0, "PREFIX", "topic prefix"},
     {"username", 'u', CFG_STR, &o_user, 0, 0, 0, "USER", "MQTT username"},
     {"password", 'P', CFG_STR, &o_pass, 0, 0, 0, "PASS", "MQTT password"},
     {"cafile", 0, CFG_STR, &o_cafile, 0, 0, 0, "FILE", "CA certificates: connect with TLS"},
@@ -36,7 +37,7 @@ static const struct cfg_opt opts[] = {
     {"debug", 'd', CFG_FLAG, &o_debug, 0, 0, 0, NULL, "print libmosquitto's debug lines (packets)"},
     {"config", 'c', CFG_STR, &o_config, 0, 0, CFG_CMDLINE_ONLY, "FILE", "read `key value` options from FILE"},
     {"timeout", 0, CFG_INT, &o_timeout, 0, 86400, 0, "SECONDS",
-     "wait this long for an answer (30; 0 = for ever)"},
+     "wait this long for an answer (0 = for ever)"},
     {"json", 0, CFG_FLAG, &o_json, 0, 0, CFG_CMDLINE_ONLY, NULL, "print JSON (one document, or one per line)"},
     {"follow", 'f', CFG_FLAG, &o_follow, 0, 0, CFG_CMDLINE_ONLY, NULL, "log: follow the build while it runs"},
     {"count", 'n', CFG_INT, &o_count, 1, 1LL << 40, CFG_CMDLINE_ONLY, "N", "tail: stop after N messages"},
@@ -184,7 +185,7 @@ int main(int argc, char **argv)
     }
 
     memset(&co, 0, sizeof co);
-    co.host = o_host ? o_host : "127.0.0.1";
+    co.host = o_host;
     co.port = (int)o_port;
     co.username = o_user;
     co.password = o_pass;
@@ -196,7 +197,7 @@ int main(int argc, char **argv)
     co.client_id = client_id;
     co.timeout_ms = (int)o_timeout * 1000;
 
-    k.prefix = o_prefix ? o_prefix : "mosqlite";
+    k.prefix = o_prefix;
     snprintf(k.reply, sizeof k.reply, "%s/reply/%s", k.prefix, client_id);
     k.json = o_json;
     k.follow = o_follow;
