@@ -16,6 +16,7 @@
 #include "strict.h"
 
 #include "jsonesc.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -24,7 +25,7 @@
 #include <string.h>
 
 /* The largest integer a double holds exactly, 2^53, as the writer writes it. */
-static const char exact_int[] = "9007199254740992";
+static const char exact_int[] = UTIL_STR(UTIL_EXACT_INT);
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
