@@ -109,7 +109,7 @@ $(BUILD)/unit-tests: $(UNIT_OBJ) $(WRITER_LIB_OBJ) $(REPLICA_LIB_OBJ) $(COMMON_O
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 check: $(BUILD)/unit-tests $(BIN)/mosqlite-writer
-	@$(BUILD)/unit-tests
+	@BIN=$(BIN) $(BUILD)/unit-tests
 
 # Installs missing Debian packages (apt-get, as root or via sudo) and npm packages.
 deps:

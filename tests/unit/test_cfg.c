@@ -194,7 +194,7 @@ static void add_key(struct keys *k, const char *name, size_t nl, const char *def
 /* Read `prog --help` into k. 0, or -1 when it cannot be run. */
 static int help_keys(const char *prog, struct keys *k)
 {
-    char line[1024], cmd[512];
+    char line[1024], cmd[600];
     regex_t opt, fonly, def, twice;
     regmatch_t m[5], d[2];
     int in_file = 0, rc = 0;
@@ -288,10 +288,13 @@ static void check_conf(const char *prog, const char *conf)
 
 void test_cfg(void)
 {
+    char writer[512];
+
     check_int();
     check_file();
     check_args();
     check_help();
-    check_conf("bin/mosqlite-writer", "conf/mosqlite.conf");
+    snprintf(writer, sizeof writer, "%s/mosqlite-writer", getenv("BIN") ? getenv("BIN") : "bin");
+    check_conf(writer, "conf/mosqlite.conf");
     cfg_free(opts);
 }
