@@ -254,21 +254,55 @@ void cfg_print_version(void)
            sqlite3_libversion());
 }
 
+/* " (default X)" from the value o's variable holds before any option is applied (its
+ * initial value: --help is printed before), into buf; "" when there is none to show
+ * (a flag, a list, an unset string, a number outside its range: "not set"). */
+static const char *default_text(const struct cfg_opt *o, char *buf, size_t n)
+{
+    const char *s;
+    long long v;
+
+    buf[0] = 0;
+    if (o->type == CFG_INT) {
+        v = *(const long long *)o->dst;
+        if (v >= o->min && v <= o->max)
+            snprintf(buf, n, " (default %lld)", v);
+    } else if (o->type == CFG_STR && (s = *(const char *const *)o->dst)) {
+        snprintf(buf, n, *s ? " (default %s)" : " (default \"\")", s);
+    }
+    return buf;
+}
+
 void cfg_print_help(const struct cfg_opt *opts, const char *usage)
 {
+    const struct cfg_opt *o;
+    char def[300];
+    int file_only = 0;
+
     printf("%s\nOptions:\n", usage);
-    for (; opts->name; opts++) {
+    for (o = opts; o->name; o++) {
         char lhs[64];
-        if (opts->flags & CFG_FILE_ONLY)
+        if (o->flags & CFG_FILE_ONLY) {
+            file_only |= o->help && *o->help;
             continue;
+        }
         snprintf(lhs, sizeof lhs, "%s%c%s--%s%s%s",
-                 opts->short_name ? "-" : "  ", opts->short_name ? opts->short_name : ' ',
-                 opts->short_name ? ", " : "  ", opts->name,
-                 opts->type == CFG_FLAG ? "" : " ", opts->type == CFG_FLAG ? "" : opts->arg);
-        printf("  %-30s %s\n", lhs, opts->help);
+                 o->short_name ? "-" : "  ", o->short_name ? o->short_name : ' ',
+                 o->short_name ? ", " : "  ", o->name,
+                 o->type == CFG_FLAG ? "" : " ", o->type == CFG_FLAG ? "" : o->arg);
+        printf("  %-30s %s%s\n", lhs, o->help, default_text(o, def, sizeof def));
     }
     printf("      --help                     show this help\n"
            "      --version                  show the version\n");
+    if (!file_only)
+        return;
+    printf("In a config file only (`key value` lines):\n");
+    for (o = opts; o->name; o++)
+        if ((o->flags & CFG_FILE_ONLY) && o->help && *o->help) {
+            char lhs[64];
+            snprintf(lhs, sizeof lhs, "      %s %s", o->name, o->arg ? o->arg : "");
+            printf("  %-30s %s%s\n", lhs, o->help, default_text(o, def, sizeof def));
+        }
 }
 
 /* One pass over argv. When `apply_opts` is 0 it only checks the syntax and finds the

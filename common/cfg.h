@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+#include "defaults.h"
+
 enum cfg_type {
     CFG_STR,    /* char ** (or const char **): the last value given wins */
     CFG_INT,    /* long long *, checked against min..max */
@@ -44,7 +46,8 @@ struct cfg_opt {
     long long min, max;      /* for CFG_INT */
     int flags;               /* CFG_CMDLINE_ONLY, CFG_FILE_ONLY */
     const char *arg;         /* placeholder shown in --help, e.g. "PORT" */
-    const char *help;        /* one line for --help */
+    const char *help;        /* one line for --help, without the default: --help adds
+                              * " (default X)" from the variable's initial value */
 };
 
 /* Set option `key` to `val`. 0 on success; -1 with a reason in err. */
@@ -63,7 +66,9 @@ int cfg_load_file(const struct cfg_opt *opts, const char *path, char *err, size_
 int cfg_parse_args(const struct cfg_opt *opts, int argc, char **argv, int *npos,
                    const char *usage, char *err, size_t errlen);
 
-/* Print the option table as --help text. */
+/* Print the option table as --help text: each option's help, then " (default X)" from
+ * the value its variable holds (a number within min..max, a string that is set), then
+ * the config-file-only options with a help text of their own. */
 void cfg_print_help(const struct cfg_opt *opts, const char *usage);
 /* --version: the version on the first line, then the libraries it runs with. */
 void cfg_print_version(void);
@@ -74,13 +79,13 @@ int cfg_parse_int(const char *s, long long min, long long max, long long *out);
 /* Free every string and list this module allocated. */
 void cfg_free(const struct cfg_opt *opts);
 
-/* The options every program that talks to the broker takes, with the same names and
- * defaults, for a config struct s with the fields host, port, prefix, username,
- * password, cafile and config. */
+/* The options every program that talks to the broker takes, with the same names, for
+ * a config struct s with the fields host, port, prefix, username, password, cafile and
+ * config (their defaults: defaults.h's, set in s). */
 #define CFG_BROKER_OPTIONS(s) \
-    {"host", 'h', CFG_STR, &(s).host, 0, 0, 0, "HOST", "broker host (127.0.0.1)"}, \
-    {"port", 'p', CFG_INT, &(s).port, 1, 65535, 0, "PORT", "broker port (1883)"}, \
-    {"prefix", 0, CFG_STR, &(s).prefix, 0, 0, 0, "PREFIX", "topic prefix (mosqlite)"}, \
+    {"host", 'h', CFG_STR, &(s).host, 0, 0, 0, "HOST", "broker host"}, \
+    {"port", 'p', CFG_INT, &(s).port, 1, 65535, 0, "PORT", "broker port"}, \
+    {"prefix", 0, CFG_STR, &(s).prefix, 0, 0, 0, "PREFIX", "topic prefix"}, \
     {"username", 'u', CFG_STR, &(s).username, 0, 0, 0, "USER", "broker username"}, \
     {"password", 'P', CFG_STR, &(s).password, 0, 0, 0, "PASS", "broker password"}, \
     {"cafile", 0, CFG_STR, &(s).cafile, 0, 0, 0, "FILE", "CA certificate: connect with TLS"}, \

@@ -350,7 +350,8 @@ static int seek(const struct cron *c, struct when *w, int dir)
 /* ---- ticks ---------------------------------------------------------------------- */
 
 /* The nearest tick to minute m (since 1970) in direction dir, m included; ms is the
- * time asked about, checked against the range. */
+ * time asked about, checked against the range, and so is the tick found: a tick past
+ * 9999-12-31 (before 0001-01-01) is none. */
 static int tick(const struct cron *c, long long ms, long long m, int dir, long long *out)
 {
     struct when w;
@@ -361,8 +362,8 @@ static int tick(const struct cron *c, long long ms, long long m, int dir, long l
     civil_from_days(day, &w.y, &w.mo, &w.d);
     w.h = (int)(m - day * 1440) / 60;
     w.mi = (int)(m - day * 1440) % 60;
-    if (seek(c, &w, dir))
-        return -1;
+    if (seek(c, &w, dir) || when_ms(&w) < CRON_MIN_MS || when_ms(&w) > CRON_MAX_MS)
+        return -1;    /* none within 400 years, or none before the range's end (start) */
     *out = when_ms(&w);
     return 0;
 }

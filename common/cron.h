@@ -49,11 +49,14 @@ int cron_parse(struct cron *c, const char *const fields[5], char *err, size_t er
 int cron_parse_macro(struct cron *c, const char *word, char *err, size_t errlen);
 
 /* The first tick strictly after after_ms, into *next_ms. -1 when after_ms is outside
- * CRON_MIN_MS..CRON_MAX_MS or no tick comes within 400 years (never, for a schedule
- * cron_parse accepted: the calendar repeats every 400 years). */
+ * CRON_MIN_MS..CRON_MAX_MS, when the first tick after it is past CRON_MAX_MS (there is
+ * none left in 9999), or when no tick comes within 400 years (never, for a schedule
+ * cron_parse accepted: the calendar repeats every 400 years). A tick returned is always
+ * within CRON_MIN_MS..CRON_MAX_MS. */
 int cron_next(const struct cron *c, long long after_ms, long long *next_ms);
 
-/* The last tick at or before at_ms, into *last_ms; -1 as for cron_next. */
+/* The last tick at or before at_ms, into *last_ms; -1 as for cron_next (and when the
+ * last tick would be before CRON_MIN_MS: none yet in year 1). */
 int cron_latest(const struct cron *c, long long at_ms, long long *last_ms);
 
 /* Catch-up: the ticks in (from_ms, to_ms], the ticks missed by someone who last ran the

@@ -1,4 +1,4 @@
-/* util.c: backoff, the clock, the error setter and string joining (see util.h). */
+/* util.c: backoff, RFC 3339 times, the error setter and string joining (see util.h). */
 #include "util.h"
 
 #include <stdarg.h>
@@ -12,30 +12,6 @@ int util_backoff(int last_ms)
     if (!last_ms)
         return UTIL_BACKOFF_FIRST_MS;
     return last_ms * 2 > UTIL_BACKOFF_MAX_MS ? UTIL_BACKOFF_MAX_MS : last_ms * 2;
-}
-
-long long util_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-double util_now_exact_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-long long util_wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */

@@ -1,10 +1,11 @@
-/* util.h: the few helpers every part of the writer needs once: the monotonic clock,
+/* util.h: the few helpers every part of the writer needs once: the clocks,
  * the error setter behind the `int status + caller's err buffer` convention, and
  * string joining. One copy each, so they cannot drift apart. */
 #ifndef MOSQLITE_UTIL_H
 #define MOSQLITE_UTIL_H
 
 #include <stddef.h>
+#include <time.h>
 
 /* 2^53: integers up to this size (either sign) are exact in a JSON number, which
  * parsers hold as an IEEE double. Beyond it the writer refuses an integer literal in a
@@ -23,17 +24,59 @@
 /* The wait after one more failure, given the last wait (0 for none yet). */
 int util_backoff(int last_ms);
 
-/* Milliseconds on the monotonic clock: whole, and with the fraction. */
-long long util_now_ms(void);
-double util_now_exact_ms(void);
+/* ---- the clocks: here, inline, so that libmosqlite, which links nothing of common/,
+ * reads the same ones (the only clock_gettime calls of the tree). ---- */
 
-/* Wall-clock time (UTC), for what is due at a given time: milliseconds since the
- * epoch now; an RFC 3339 date-time ("2026-11-24T23:00:00Z", a fraction and a numeric
+/* Milliseconds on the monotonic clock: whole, and with the fraction. */
+static inline long long util_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline double util_now_exact_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Milliseconds since the epoch on the wall clock (UTC). */
+static inline long long util_wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The time ms milliseconds from now on clock (CLOCK_REALTIME for a condition variable
+ * with the default clock, CLOCK_MONOTONIC for one set to it), as pthread_cond_timedwait
+ * takes it. A negative ms is now. */
+static inline struct timespec util_deadline(clockid_t clock, long long ms)
+{
+    struct timespec ts;
+
+    clock_gettime(clock, &ts);
+    if (ms > 0) {
+        ts.tv_sec += (time_t)(ms / 1000);
+        ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+    }
+    return ts;
+}
+
+/* Wall-clock time (UTC), for what is due at a given time (util_wall_ms above); an RFC 3339 date-time ("2026-11-24T23:00:00Z", a fraction and a numeric
  * offset allowed) read as such (0, or -1 when it is not one; a fraction finer than a
  * millisecond rounds up, so the time is never early); and written back as
  * 2026-11-24T23:00:00.000Z into out (UTIL_TIME_LEN bytes). */
 #define UTIL_TIME_LEN 32
-long long util_wall_ms(void);
 int util_time_parse(const char *s, long long *ms);
 void util_time_format(long long ms, char *out);
 

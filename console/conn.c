@@ -18,6 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "util.h"
+
 #define MAX_SUBS 16
 
 struct conn {
@@ -34,13 +36,6 @@ struct conn {
     char host[256];
     int port;
 };
-
-double conn_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
 
 static void on_connect(struct mosquitto *m, void *obj, int rc, int flags, const mosquitto_property *p)
 {
@@ -122,16 +117,9 @@ static void on_log(struct mosquitto *m, void *obj, int level, const char *text)
 /* Lock held: wait for a change, at most until deadline (< 0: 200 ms). */
 static void wait_change(struct conn *c, double deadline)
 {
-    double now = conn_now_ms(), until = deadline < 0 || deadline - now > 200 ? now + 200 : deadline;
-    struct timespec ts;
+    double now = util_now_exact_ms(), until = deadline < 0 || deadline - now > 200 ? now + 200 : deadline;
+    struct timespec ts = util_deadline(CLOCK_MONOTONIC, (long long)(until - now));
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)((until - now) / 1000);
-    ts.tv_nsec += (long)(((long long)(until - now) % 1000) * 1000000);
-    if (ts.tv_nsec >= 1000000000) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000;
-    }
     pthread_cond_timedwait(&c->cond, &c->lock, &ts);
 }
 
@@ -139,7 +127,7 @@ struct conn *conn_open(const struct conn_opts *o, int *exit_code, char *err, siz
 {
     struct conn *c = calloc(1, sizeof *c);
     pthread_condattr_t ca;
-    double deadline = conn_now_ms() + (o->timeout_ms > 0 ? o->timeout_ms : 10000);
+    double deadline = util_now_exact_ms() + (o->timeout_ms > 0 ? o->timeout_ms : 10000);
     int rc;
 
     *exit_code = EX_CONNECT;
@@ -193,7 +181,7 @@ struct conn *conn_open(const struct conn_opts *o, int *exit_code, char *err, siz
         goto fail;
     }
     pthread_mutex_lock(&c->lock);
-    while (c->conn_rc == -1 && conn_now_ms() < deadline)
+    while (c->conn_rc == -1 && util_now_exact_ms() < deadline)
         wait_change(c, deadline);
     rc = c->conn_rc;
     pthread_mutex_unlock(&c->lock);
@@ -221,7 +209,7 @@ static int wait_ack(struct conn *c, int mid, double deadline, int *broke)
             *broke = 1;
             return -1;
         }
-        if (deadline >= 0 && conn_now_ms() >= deadline)
+        if (deadline >= 0 && util_now_exact_ms() >= deadline)
             return -1;
         wait_change(c, deadline);
     }
@@ -247,7 +235,7 @@ int conn_subscribe(struct conn *c, const char *filter, char *err, size_t errlen)
         c->nsubs++;
     rc = mosquitto_subscribe_v5(c->m, &mid, filter, 1, 0, NULL);
     if (rc == MOSQ_ERR_SUCCESS)
-        rc = wait_ack(c, mid, conn_now_ms() + ACK_MS, &broke);
+        rc = wait_ack(c, mid, util_now_exact_ms() + ACK_MS, &broke);
     else
         rc = -1, broke = 1;
     pthread_mutex_unlock(&c->lock);
@@ -276,7 +264,7 @@ int conn_publish(struct conn *c, const char *topic, const char *payload, int qos
     pthread_mutex_lock(&c->lock);
     rc = mosquitto_publish_v5(c->m, &mid, topic, (int)strlen(payload), payload, qos, false, NULL);
     if (rc == MOSQ_ERR_SUCCESS)
-        rc = wait_ack(c, mid, conn_now_ms() + ACK_MS, &broke);
+        rc = wait_ack(c, mid, util_now_exact_ms() + ACK_MS, &broke);
     else
         rc = -1, broke = 1;
     pthread_mutex_unlock(&c->lock);
@@ -324,7 +312,7 @@ struct msg *conn_wait(struct conn *c, const char *topic, double deadline_ms,
             g->next = NULL;
             break;
         }
-        if ((stop && *stop) || (deadline_ms >= 0 && conn_now_ms() >= deadline_ms))
+        if ((stop && *stop) || (deadline_ms >= 0 && util_now_exact_ms() >= deadline_ms))
             break;
         if (!c->connected && lost) {
             *lost = 1;

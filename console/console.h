@@ -1,6 +1,8 @@
 /* console.h: mosqlite, the operator's command. Shared by its parts:
  *   main.c      options, config file and environment, the dispatch, exit codes
  *   commands.c  the command table and what each command does
+ *   ask.c       questions to the writer and the reading of its answers
+ *   watch.c     the commands that watch: tail, log
  *   conn.c      the broker connection and the waiting for answers
  *   format.c    the output: human text, JSON, safe terminal text */
 #ifndef MOSQLITE_CONSOLE_H
@@ -68,9 +70,6 @@ void conn_close(struct conn *c);
 
 void msg_free(struct msg *m);
 
-/* Milliseconds on the monotonic clock. */
-double conn_now_ms(void);
-
 /* ---- format.c: output ---- */
 
 /* Text for a terminal: control characters shown as ^X, \x9b-style C1 codes and other
@@ -131,5 +130,36 @@ const struct command *command_find(const char *name);
 /* Check a command's own arguments before connecting: EX_DONE or EX_USAGE (the reason
  * in err). */
 int command_check(const struct command *cmd, int argc, char **argv, char *err, size_t errlen);
+
+/* ---- ask.c: questions and answers ---- */
+
+/* PREFIX/suffix, in one of four static buffers (valid for three more calls). */
+const char *cmd_topic(struct console *k, const char *suffix);
+
+/* Publish req (its reply_to set to a new answer topic) on topic to, and wait for the
+ * answer. EX_DONE with *answer set (a JSON value), or another exit code (said on
+ * stderr). */
+int cmd_ask(struct console *k, const char *to, cJSON *req, int qos, cJSON **answer);
+
+/* Ask the named query name with params (taken; NULL: none); EX_DONE with *answer (it
+ * may carry "error"). */
+int cmd_ask_query(struct console *k, const char *name, cJSON *params, cJSON **answer);
+
+/* A string member of obj (NULL if not one), a number member (dflt if not one). */
+const char *cmd_str(const cJSON *obj, const char *key);
+double cmd_num(const cJSON *obj, const char *key, double dflt);
+
+/* The writer's error text, made safe for the terminal, on stderr after what; EX_FAILED. */
+int cmd_refused(const char *what, const char *error);
+
+/* " (or the broker's ACL ...)" when logged in with a username, else "". */
+const char *cmd_acl_hint(struct console *k);
+
+/* ---- watch.c: tail and log (their entries in the command table) ---- */
+
+int cmd_check_tables(int argc, char **argv, char *err, size_t errlen);
+int cmd_run_tail(struct console *k, const struct command *cmd, int argc, char **argv);
+int cmd_check_build(int argc, char **argv, char *err, size_t errlen);
+int cmd_run_log(struct console *k, const struct command *cmd, int argc, char **argv);
 
 #endif

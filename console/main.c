@@ -16,15 +16,16 @@
 #include "log.h"
 #include "mosqlite.h"
 
-static char *o_host, *o_prefix, *o_user, *o_pass, *o_cafile, *o_cert, *o_key, *o_client_id,
+static const char *o_host = MOSQLITE_DEFAULT_HOST, *o_prefix = MOSQLITE_DEFAULT_PREFIX;
+static char *o_user, *o_pass, *o_cafile, *o_cert, *o_key, *o_client_id,
             *o_id_prefix, *o_config, *o_ignored;
-static long long o_port = 1883, o_timeout = 30, o_count;
+static long long o_port = MOSQLITE_DEFAULT_PORT, o_timeout = 30, o_count;
 static int o_insecure, o_debug, o_json, o_follow, o_ignored_flag;
 
 static const struct cfg_opt opts[] = {
-    {"host", 'h', CFG_STR, &o_host, 0, 0, 0, "HOST", "broker host (127.0.0.1)"},
-    {"port", 'p', CFG_INT, &o_port, 1, 65535, 0, "PORT", "broker port (1883)"},
-    {"prefix", 0, CFG_STR, &o_prefix, 0, 0, 0, "PREFIX", "topic prefix (mosqlite)"},
+    {"host", 'h', CFG_STR, &o_host, 0, 0, 0, "HOST", "broker host"},
+    {"port", 'p', CFG_INT, &o_port, 1, 65535, 0, "PORT", "broker port"},
+    {"prefix", 0, CFG_STR, &o_prefix, 0, 0, 0, "PREFIX", "topic prefix"},
     {"username", 'u', CFG_STR, &o_user, 0, 0, 0, "USER", "MQTT username"},
     {"password", 'P', CFG_STR, &o_pass, 0, 0, 0, "PASS", "MQTT password"},
     {"cafile", 0, CFG_STR, &o_cafile, 0, 0, 0, "FILE", "CA certificates: connect with TLS"},
@@ -36,7 +37,7 @@ static const struct cfg_opt opts[] = {
     {"debug", 'd', CFG_FLAG, &o_debug, 0, 0, 0, NULL, "print libmosquitto's debug lines (packets)"},
     {"config", 'c', CFG_STR, &o_config, 0, 0, CFG_CMDLINE_ONLY, "FILE", "read `key value` options from FILE"},
     {"timeout", 0, CFG_INT, &o_timeout, 0, 86400, 0, "SECONDS",
-     "wait this long for an answer (30; 0 = for ever)"},
+     "wait this long for an answer (0 = for ever)"},
     {"json", 0, CFG_FLAG, &o_json, 0, 0, CFG_CMDLINE_ONLY, NULL, "print JSON (one document, or one per line)"},
     {"follow", 'f', CFG_FLAG, &o_follow, 0, 0, CFG_CMDLINE_ONLY, NULL, "log: follow the build while it runs"},
     {"count", 'n', CFG_INT, &o_count, 1, 1LL << 40, CFG_CMDLINE_ONLY, "N", "tail: stop after N messages"},
@@ -117,6 +118,84 @@ static int load_defaults(char *err, size_t errlen)
     return 0;
 }
 
+/* The options that go together, for cmd: 0, or -1 (said on stderr). */
+static int check_options(const struct command *cmd)
+{
+    const char *why = NULL;
+
+    if (o_follow && strcmp(cmd->name, "log"))
+        why = "-f/--follow goes with log only";
+    else if (o_count && strcmp(cmd->name, "tail"))
+        why = "-n/--count goes with tail only";
+    else if ((o_cert != NULL) != (o_key != NULL))
+        why = "--cert and --key go together";
+    else if (o_client_id && o_id_prefix)
+        why = "-i/--client-id and -I/--id-prefix do not go together";
+    else if (!*o_prefix || strpbrk(o_prefix, "+#"))
+        why = "--prefix must be a topic without wildcards";
+    if (why)
+        log_error("%s", why);
+    return why ? -1 : 0;
+}
+
+/* The connection's options and the command's state from the options. */
+static void setup(struct conn_opts *co, struct console *k, const char *client_id)
+{
+    memset(co, 0, sizeof *co);
+    co->host = o_host;
+    co->port = (int)o_port;
+    co->username = o_user;
+    co->password = o_pass;
+    co->cafile = o_cafile;
+    co->certfile = o_cert;
+    co->keyfile = o_key;
+    co->tls_insecure = o_insecure;
+    co->debug = o_debug;
+    co->client_id = client_id;
+    co->timeout_ms = (int)o_timeout * 1000;
+
+    k->prefix = o_prefix;
+    snprintf(k->reply, sizeof k->reply, "%s/reply/%s", k->prefix, client_id);
+    k->json = o_json;
+    k->follow = o_follow;
+    k->count = o_count;
+    k->timeout_ms = (int)o_timeout * 1000;
+    k->has_user = o_user != NULL;
+    k->stop = &stop;
+}
+
+/* Connect, subscribe to the answers if cmd asks questions, run it: its exit code. */
+static int run(struct console *k, const struct command *cmd, const struct conn_opts *co, int argc,
+               char **argv)
+{
+    char err[512];
+    int rc;
+
+    signal(SIGPIPE, SIG_IGN);
+    if (!strcmp(cmd->name, "tail") || o_follow) {   /* Ctrl-C ends these: exit 0 */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    if (!(k->c = conn_open(co, &rc, err, sizeof err))) {
+        log_error("%s", err);
+        return rc;
+    }
+    if (cmd->needs_reply) {     /* the answer topic first, then the question */
+        char filter[700];
+        snprintf(filter, sizeof filter, "%s/#", k->reply);
+        if ((rc = conn_subscribe(k->c, filter, err, sizeof err))) {
+            log_error("%s", err);
+            return rc;
+        }
+    }
+    rc = cmd->run(k, cmd, argc, argv);
+    fflush(stdout);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct console k;
@@ -153,22 +232,8 @@ int main(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
-    if (o_follow && strcmp(cmd->name, "log")) {
-        log_error("-f/--follow goes with log only");
+    if (check_options(cmd))
         goto out;
-    }
-    if (o_count && strcmp(cmd->name, "tail")) {
-        log_error("-n/--count goes with tail only");
-        goto out;
-    }
-    if ((o_cert != NULL) != (o_key != NULL)) {
-        log_error("--cert and --key go together");
-        goto out;
-    }
-    if (o_client_id && o_id_prefix) {
-        log_error("-i/--client-id and -I/--id-prefix do not go together");
-        goto out;
-    }
     if (mosqlite_new_id(id)) {
         log_error("no randomness for a client id");
         rc = EX_FAILED;
@@ -178,55 +243,8 @@ int main(int argc, char **argv)
         snprintf(client_id, sizeof client_id, "%s", o_client_id);
     else
         snprintf(client_id, sizeof client_id, "%s%s", o_id_prefix ? o_id_prefix : "mosqlite-cli-", id);
-    if (o_prefix && (!*o_prefix || strpbrk(o_prefix, "+#"))) {
-        log_error("--prefix must be a topic without wildcards");
-        goto out;
-    }
-
-    memset(&co, 0, sizeof co);
-    co.host = o_host ? o_host : "127.0.0.1";
-    co.port = (int)o_port;
-    co.username = o_user;
-    co.password = o_pass;
-    co.cafile = o_cafile;
-    co.certfile = o_cert;
-    co.keyfile = o_key;
-    co.tls_insecure = o_insecure;
-    co.debug = o_debug;
-    co.client_id = client_id;
-    co.timeout_ms = (int)o_timeout * 1000;
-
-    k.prefix = o_prefix ? o_prefix : "mosqlite";
-    snprintf(k.reply, sizeof k.reply, "%s/reply/%s", k.prefix, client_id);
-    k.json = o_json;
-    k.follow = o_follow;
-    k.count = o_count;
-    k.timeout_ms = (int)o_timeout * 1000;
-    k.has_user = o_user != NULL;
-    k.stop = &stop;
-
-    signal(SIGPIPE, SIG_IGN);
-    if (!strcmp(cmd->name, "tail") || o_follow) {   /* Ctrl-C ends these: exit 0 */
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
-    }
-    if (!(k.c = conn_open(&co, &rc, err, sizeof err))) {
-        log_error("%s", err);
-        goto out;
-    }
-    if (cmd->needs_reply) {     /* the answer topic first, then the question */
-        char filter[700];
-        snprintf(filter, sizeof filter, "%s/#", k.reply);
-        if ((rc = conn_subscribe(k.c, filter, err, sizeof err))) {
-            log_error("%s", err);
-            goto out;
-        }
-    }
-    rc = cmd->run(&k, cmd, npos - 1, argv + 2);
-    fflush(stdout);
+    setup(&co, &k, client_id);
+    rc = run(&k, cmd, &co, npos - 1, argv + 2);
 out:
     conn_close(k.c);
     cfg_free(opts);

@@ -15,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "defaults.h"
+#include "util.h"
+
 /* ---- libmosquitto callbacks (network thread) ---- */
 
 static void on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
@@ -64,22 +67,20 @@ static void on_log(struct mosquitto *mosq, void *obj, int level, const char *msg
 /* ---- public API ---- */
 
 /* The defaults of mosqlite_options_init, also taken for an option left at 0. */
-#define DEFAULT_PORT         1883
 #define DEFAULT_WINDOW       1000
 #define DEFAULT_WINDOW_BYTES (16u << 20)
 #define DEFAULT_TIMEOUT_MS   30000
 #define DEFAULT_RETRY_MS     2000
-#define DEFAULT_KEEPALIVE    30
 
 void mosqlite_options_init(struct mosqlite_options *o)
 {
     memset(o, 0, sizeof *o);
-    o->port = DEFAULT_PORT;
+    o->port = MOSQLITE_DEFAULT_PORT;
     o->window = DEFAULT_WINDOW;
     o->window_bytes = DEFAULT_WINDOW_BYTES;
     o->timeout_ms = DEFAULT_TIMEOUT_MS;
     o->retry_ms = DEFAULT_RETRY_MS;
-    o->keepalive = DEFAULT_KEEPALIVE;
+    o->keepalive = MOSQLITE_DEFAULT_KEEPALIVE;
 }
 
 static char *dupornull(const char *s, int *bad)
@@ -108,21 +109,21 @@ mosqlite_client *mosqlite_client_new(const struct mosqlite_options *o)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&c->cond, &ca);
     pthread_condattr_destroy(&ca);
-    c->port = o->port > 0 ? o->port : DEFAULT_PORT;
+    c->port = o->port > 0 ? o->port : MOSQLITE_DEFAULT_PORT;
     c->receipts = o->receipts;
     c->window = o->window > 0 ? o->window : DEFAULT_WINDOW;
     c->window_bytes = o->window_bytes > 0 ? o->window_bytes : DEFAULT_WINDOW_BYTES;
     c->timeout_ms = o->timeout_ms >= 0 ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
     c->retry_ms = o->retry_ms > 0 ? o->retry_ms : DEFAULT_RETRY_MS;
-    c->keepalive = o->keepalive > 0 ? o->keepalive : DEFAULT_KEEPALIVE;
-    c->host = dupornull(o->host ? o->host : "127.0.0.1", &bad);
+    c->keepalive = o->keepalive > 0 ? o->keepalive : MOSQLITE_DEFAULT_KEEPALIVE;
+    c->host = dupornull(o->host ? o->host : MOSQLITE_DEFAULT_HOST, &bad);
     c->username = dupornull(o->username, &bad);
     c->password = dupornull(o->password, &bad);
     c->cafile = dupornull(o->cafile, &bad);
     c->certfile = dupornull(o->certfile, &bad);
     c->keyfile = dupornull(o->keyfile, &bad);
     c->tls_insecure = o->tls_insecure;
-    c->prefix = dupornull(o->prefix ? o->prefix : "mosqlite", &bad);
+    c->prefix = dupornull(o->prefix ? o->prefix : MOSQLITE_DEFAULT_PREFIX, &bad);
     if (o->client_id) {
         c->client_id = dupornull(o->client_id, &bad);
     } else if (mosqlite_new_id(id) == 0 && (c->client_id = malloc(64))) {
@@ -215,7 +216,7 @@ int mosqlite_set_will(mosqlite_client *c, const char *table, const char *json, i
 int mosqlite_connect(mosqlite_client *c)
 {
     mosquitto_property *props = NULL;
-    double deadline = mosqlite__now_ms() + (c->timeout_ms > 0 ? c->timeout_ms : 10000);
+    double deadline = util_now_exact_ms() + (c->timeout_ms > 0 ? c->timeout_ms : 10000);
     int rc;
 
     if (c->started)
@@ -242,7 +243,7 @@ int mosqlite_connect(mosqlite_client *c)
     c->started = 1;
     pthread_mutex_lock(&c->lock);
     while ((c->conn_rc == -1 || (c->connected && c->receipts && !c->subscribed)) &&
-           mosqlite__now_ms() < deadline)
+           util_now_exact_ms() < deadline)
         mosqlite__step(c, 50);
     rc = c->connected && (!c->receipts || c->subscribed);
     if (!rc && c->conn_rc > 0)

@@ -11,6 +11,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "util.h"
+
 static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -45,12 +47,10 @@ static int increment(unsigned char *r)
 int mosqlite_new_id(char *out)
 {
     unsigned char bytes[16];
-    struct timespec ts;
     uint64_t ms;
     int i, bit;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    ms = (uint64_t)util_wall_ms();
     pthread_mutex_lock(&id_lock);
     if (ms <= last_ms) {
         ms = last_ms;               /* same millisecond, or the clock went back */

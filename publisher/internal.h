@@ -59,9 +59,6 @@ struct mosqlite_client {
     char err[512];
 };
 
-/* window.c: milliseconds on the monotonic clock. */
-MOSQLITE_INTERNAL double mosqlite__now_ms(void);
-
 /* Set the client's message; returns rc. */
 MOSQLITE_INTERNAL int mosqlite__seterr(mosqlite_client *c, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

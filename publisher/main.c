@@ -10,6 +10,7 @@
 #include "log.h"
 #include "mosqlite.h"
 #include "pipe.h"
+#include "util.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -57,18 +58,20 @@ static const char usage[] =
     "duration_ms after, and exits with COMMAND's status (128 + N if killed by signal N).\n"
     "--deliver exits 0 when all is delivered, 2 when some is left.\n";
 
-static char *o_host, *o_prefix, *o_user, *o_pass, *o_cafile,
+static const char *o_host = MOSQLITE_DEFAULT_HOST, *o_prefix = MOSQLITE_DEFAULT_PREFIX,
+                  *o_build_table = "builds";
+static char *o_user, *o_pass, *o_cafile,
             *o_config, *o_op, *o_where, *o_id, *o_lines, *o_with, *o_spool, *o_deliver,
-            *o_build_table, *o_build_where, *o_build_name, *o_stream_column, *o_time_column,
+            *o_build_where, *o_build_name, *o_stream_column, *o_time_column,
             *o_client_id, *o_id_prefix, *o_cert, *o_key, *o_protocol;
-static long long o_port = 1883, o_timeout = 30, o_window = 1000, o_max_line = 262144,
-                 o_spool_max = 64LL << 20, o_linger = 10, o_qos = 2;
+static long long o_port = MOSQLITE_DEFAULT_PORT, o_timeout = 30, o_window = 1000,
+                 o_max_line = MOSQLITE_DEFAULT_MAX_PAYLOAD, o_spool_max = 64LL << 20, o_linger = 10, o_qos = 2;
 static int o_wait, o_verbose, o_no_tee, o_no_build, o_insecure, o_debug;
 
 static const struct cfg_opt opts[] = {
-    {"host", 'h', CFG_STR, &o_host, 0, 0, 0, "HOST", "broker host (127.0.0.1)"},
-    {"port", 'p', CFG_INT, &o_port, 1, 65535, 0, "PORT", "broker port (1883)"},
-    {"prefix", 0, CFG_STR, &o_prefix, 0, 0, 0, "PREFIX", "topic prefix (mosqlite)"},
+    {"host", 'h', CFG_STR, &o_host, 0, 0, 0, "HOST", "broker host"},
+    {"port", 'p', CFG_INT, &o_port, 1, 65535, 0, "PORT", "broker port"},
+    {"prefix", 0, CFG_STR, &o_prefix, 0, 0, 0, "PREFIX", "topic prefix"},
     {"username", 'u', CFG_STR, &o_user, 0, 0, 0, "USER", "MQTT username"},
     {"password", 'P', CFG_STR, &o_pass, 0, 0, 0, "PASS", "MQTT password"},
     {"cafile", 0, CFG_STR, &o_cafile, 0, 0, 0, "FILE", "CA certificates: connect with TLS"},
@@ -95,13 +98,13 @@ static const struct cfg_opt opts[] = {
     {"spool", 0, CFG_STR, &o_spool, 0, 0, 0, "DIR",
      "--lines: spool directory (a new one in $TMPDIR, removed when empty)"},
     {"spool-max", 0, CFG_INT, &o_spool_max, 65536, 1LL << 40, 0, "BYTES",
-     "--lines: most undelivered bytes spooled (67108864)"},
+     "--lines: most undelivered bytes spooled"},
     {"linger", 0, CFG_INT, &o_linger, 0, 86400, 0, "SECONDS",
-     "--lines, --deliver: at the end, wait this long without progress (10)"},
+     "--lines, --deliver: at the end, wait this long without progress"},
     {"deliver", 0, CFG_STR, &o_deliver, 0, 0, CFG_CMDLINE_ONLY, "DIR",
      "deliver what a log pipe left in the spool DIR"},
     {"build-table", 0, CFG_STR, &o_build_table, 0, 0, 0, "TABLE",
-     "-- COMMAND: the builds table (builds)"},
+     "-- COMMAND: the builds table"},
     {"build-where", 0, CFG_STR, &o_build_where, 0, 0, CFG_CMDLINE_ONLY, "JSON",
      "-- COMMAND: the build's row ({\"id\": --with's build_id})"},
     {"build-name", 0, CFG_STR, &o_build_name, 0, 0, CFG_CMDLINE_ONLY, "NAME",
@@ -113,9 +116,9 @@ static const struct cfg_opt opts[] = {
     {"time-column", 0, CFG_STR, &o_time_column, 0, 0, 0, "COLUMN",
      "--lines: the time each line was read goes here (none)"},
     {"wait", 0, CFG_FLAG, &o_wait, 0, 0, 0, NULL, "wait for the writer's receipts"},
-    {"timeout", 0, CFG_INT, &o_timeout, 0, 86400, 0, "SECONDS", "give up after this long without progress (30)"},
-    {"window", 0, CFG_INT, &o_window, 1, 65535, 0, "N", "most requests outstanding at once (1000)"},
-    {"max-line", 0, CFG_INT, &o_max_line, 16, 64 << 20, 0, "BYTES", "longest JSON Lines line (262144)"},
+    {"timeout", 0, CFG_INT, &o_timeout, 0, 86400, 0, "SECONDS", "give up after this long without progress"},
+    {"window", 0, CFG_INT, &o_window, 1, 65535, 0, "N", "most requests outstanding at once"},
+    {"max-line", 0, CFG_INT, &o_max_line, 16, 64 << 20, 0, "BYTES", "longest JSON Lines line"},
     {"verbose", 'v', CFG_FLAG, &o_verbose, 0, 0, 0, NULL, "print a summary at the end"},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
@@ -421,7 +424,7 @@ static int run_pipe(int mode, const char *table, char **cmd, const struct mosqli
     pc.with = o_with;
     pc.stream_column = o_stream_column ? o_stream_column : "stream";
     pc.time_column = o_time_column;
-    pc.build_table = cmd && !o_no_build ? (o_build_table ? o_build_table : "builds") : NULL;
+    pc.build_table = cmd && !o_no_build ? o_build_table : NULL;
     pc.build_where = o_build_where;
     pc.build_name = o_build_name;
     pc.spool_dir = mode == 'd' ? o_deliver : o_spool;
@@ -442,20 +445,13 @@ static int run_pipe(int mode, const char *table, char **cmd, const struct mosqli
     return pipe_run(&pc, cmd);
 }
 
-static double wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* The library's options from ours; client_id is the buffer for a --id-prefix id. */
 static void client_options(struct mosqlite_options *mo, char *client_id, size_t n)
 {
     char id[MOSQLITE_ID_LEN + 1];
 
     mosqlite_options_init(mo);
-    mo->host = o_host;          /* NULL: the library default */
+    mo->host = o_host;
     mo->port = (int)o_port;
     mo->prefix = o_prefix;
     mo->username = o_user;
@@ -515,7 +511,7 @@ int main(int argc, char **argv)
     mosqlite_client *c = NULL;
     char err[512], *single = NULL, **cmd = NULL, client_id[512];
     int npos = 0, mode = 0, rc, status, i;
-    double t0 = wall();
+    double t0 = util_now_exact_ms() / 1e3;
 
     log_init("mosqlite-pub", LOG_INFO);
     /* Everything after the first `--` is the command to run, not ours to parse. */
@@ -590,7 +586,7 @@ int main(int argc, char **argv)
 
     mosqlite_stats(c, &st);
     if (o_verbose)
-        report(&st, wall() - t0);
+        report(&st, util_now_exact_ms() / 1e3 - t0);
     status = exit_status(rc, &st);
 cleanup:
     mosqlite_close(c);

@@ -19,6 +19,7 @@
 #include "spool.h"
 #include "mosqlite.h"
 #include "log.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -438,12 +439,8 @@ void spool_done(spool *sp, long n)
 
 void spool_wait(spool *sp, int ms)
 {
-    struct timespec ts;
+    struct timespec ts = util_deadline(CLOCK_REALTIME, ms);
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
     pthread_mutex_lock(&sp->lock);
     if (!sp->ended && sp->st.pending == 0)
         pthread_cond_timedwait(&sp->cond, &sp->lock, &ts);

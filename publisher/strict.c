@@ -3,8 +3,9 @@
  * rejected for its JSON, and one it stops is stopped with the reason the writer would
  * have given:
  *
- * 1. one pass over the raw bytes, as the writer's: valid UTF-8, no NUL, no \u0000 in a
- *    string (a C string would end there), no raw control character in a string, every
+ * 1. one pass over the raw bytes, as the writer's: valid UTF-8, no NUL, every \u escape
+ *    in a string four hex digits, not \u0000 (a C string would end there) nor a lone
+ *    surrogate, in the writer's words (jsonesc.h), no raw control character in a string, every
  *    number RFC 8259's, finite, and an integer within +-2^53, nesting within limit;
  * 2. the grammar (RFC 8259, as cJSON reads it: a \u escape of a lone surrogate is
  *    refused), into a flat tree of byte ranges;
@@ -14,6 +15,9 @@
  * Nothing is re-printed: callers cut and join the text by the byte ranges found. */
 #include "strict.h"
 
+#include "jsonesc.h"
+#include "util.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,7 +25,7 @@
 #include <string.h>
 
 /* The largest integer a double holds exactly, 2^53, as the writer writes it. */
-static const char exact_int[] = "9007199254740992";
+static const char exact_int[] = UTIL_STR(UTIL_EXACT_INT);
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -151,10 +155,14 @@ static int scan_raw(const unsigned char *p, size_t n, char *err, size_t errlen)
         if (c == 0)
             return fail(err, errlen, "payload contains a NUL byte (byte %zu)", i);
         if (instr) {
+            if (c == '\\' && i + 1 < n && p[i + 1] == 'u') {
+                size_t k;
+                if (jsonesc_u(p, n, i, &k, err, errlen))
+                    return -1;
+                i += k;
+                continue;
+            }
             if (c == '\\') {
-                if (i + 5 < n && !memcmp(p + i + 1, "u0000", 5))
-                    return fail(err, errlen, "string contains \\u0000 (byte %zu): NUL characters are "
-                                "not supported", i);
                 i += 2;
                 continue;
             }
@@ -404,137 +412,6 @@ static int jp_value(struct jp *j, int depth, size_t key)
     return node;
 }
 
-/* ---- strings ---- */
-
-static size_t put_utf8(char *o, unsigned cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xc0 | cp >> 6);
-        o[1] = (char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xe0 | cp >> 12);
-        o[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-        o[2] = (char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    o[0] = (char)(0xf0 | cp >> 18);
-    o[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-    o[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-    o[3] = (char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
-static unsigned hexval(const char *s)
-{
-    unsigned v = 0;
-    int k;
-
-    for (k = 0; k < 4; k++)
-        v = v << 4 | (unsigned)(s[k] <= '9' ? s[k] - '0' : (s[k] | 0x20) - 'a' + 10);
-    return v;
-}
-
-/* Decode the string literal at s (its opening quote), checked already by jp_string. */
-static char *decode(const char *s)
-{
-    size_t n = 0, o = 0;
-    const char *p;
-    char *out;
-
-    for (p = s + 1; *p != '"'; p++, n++)
-        if (*p == '\\')
-            p++, n++;
-    if (!(out = malloc(n + 1)))
-        return NULL;
-    for (p = s + 1; *p != '"'; p++) {
-        if (*p != '\\') {
-            out[o++] = *p;
-            continue;
-        }
-        switch (*++p) {
-        case 'b': out[o++] = '\b'; break;
-        case 'f': out[o++] = '\f'; break;
-        case 'n': out[o++] = '\n'; break;
-        case 'r': out[o++] = '\r'; break;
-        case 't': out[o++] = '\t'; break;
-        case 'u': {
-            unsigned cp = hexval(p + 1);
-            p += 4;
-            if (cp >= 0xd800 && cp <= 0xdbff) {
-                cp = 0x10000 + ((cp - 0xd800) << 10) + (hexval(p + 3) - 0xdc00);
-                p += 6;
-            }
-            o += put_utf8(out + o, cp);
-            break;
-        }
-        default: out[o++] = *p; break;
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
-char *mosqlite__json_string(const struct jdoc *d, int i)
-{
-    return decode(d->s + d->v[i].start);
-}
-
-char *mosqlite__json_quote(char *out, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
-
-    *out++ = '"';
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            *out++ = '\\';
-            *out++ = (char)c;
-        } else if (c == '\n') {
-            *out++ = '\\', *out++ = 'n';
-        } else if (c == '\t') {
-            *out++ = '\\', *out++ = 't';
-        } else if (c == '\r') {
-            *out++ = '\\', *out++ = 'r';
-        } else if (c < 0x20) {
-            memcpy(out, "\\u00", 4);
-            out[4] = hex[c >> 4];
-            out[5] = hex[c & 15];
-            out += 6;
-        } else {
-            *out++ = (char)c;
-        }
-    }
-    *out++ = '"';
-    return out;
-}
-
-/* A key equal to name: decoded, compared as the writer compares (strcmp). */
-int mosqlite__json_key_is(const struct jdoc *d, int i, const char *name)
-{
-    char *k = decode(d->s + d->v[i].key);
-    int eq = k && !strcmp(k, name);
-
-    free(k);
-    return eq;
-}
-
-int mosqlite__json_member(const struct jdoc *d, const char *key)
-{
-    int c;
-
-    for (c = d->v[0].child; c >= 0; c = d->v[c].next)
-        if (mosqlite__json_key_is(d, c, key))
-            return c;
-    return -1;
-}
-
 /* ---- 3. duplicate keys ---- */
 
 static int cmp_str(const void *a, const void *b)
@@ -556,7 +433,7 @@ static int dup_keys(const struct jdoc *d, int obj, const char *what, char *err, 
     if (!(keys = calloc((size_t)n, sizeof *keys)))
         return fail(err, errlen, "out of memory");
     for (i = 0, c = d->v[obj].child; c >= 0; c = d->v[c].next, i++)
-        if (!(keys[i] = decode(d->s + d->v[c].key))) {
+        if (!(keys[i] = mosqlite__json_decode(d->s + d->v[c].key))) {
             rc = fail(err, errlen, "out of memory");
             goto done;
         }

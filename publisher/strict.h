@@ -59,6 +59,10 @@ MOSQLITE_INTERNAL int mosqlite__json_member(const struct jdoc *d, const char *ke
 /* 1 when the key of member i is name (decoded), else 0. */
 MOSQLITE_INTERNAL int mosqlite__json_key_is(const struct jdoc *d, int i, const char *name);
 
+/* strict_str.c: the string literal at s (its opening quote), checked already by the
+ * reader, decoded into a heap string (NULL when out of memory). */
+MOSQLITE_INTERNAL char *mosqlite__json_decode(const char *s);
+
 /* The decoded text of the string node i, as a heap string (NULL when out of memory).
  * The reader has refused \u0000, so it holds no NUL. */
 MOSQLITE_INTERNAL char *mosqlite__json_string(const struct jdoc *d, int i);

@@ -17,15 +17,10 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- the clock and the error message, for client.c too (which calls into this
- * file; nothing here calls client.c) ---- */
+#include "util.h"
 
-double mosqlite__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+/* ---- the error message, for client.c too (which calls into this file; nothing here
+ * calls client.c); the clock is util.h's ---- */
 
 int mosqlite__seterr(mosqlite_client *c, int rc, const char *fmt, ...)
 {
@@ -87,7 +82,7 @@ static void finish(mosqlite_client *c, int i, enum mosqlite_status status, char 
     if (e->hashed)
         hash_del(c, i);
     c->doneq[(c->dhead + c->ndone++) % c->window] = i;
-    c->progress_at = mosqlite__now_ms();
+    c->progress_at = util_now_exact_ms();
     if (status == MOSQLITE_APPLIED)
         c->st.applied++;
     else if (status == MOSQLITE_DUPLICATE)
@@ -119,7 +114,7 @@ void mosqlite__on_publish(struct mosquitto *mosq, void *obj, int mid, int reason
          * the broker does not have it. */
         if (reason >= 0x80 && reason != MQTT_RC_PACKET_ID_NOT_FOUND) {
             e->state = E_WAITING;
-            e->retry_at = mosqlite__now_ms() + 100;
+            e->retry_at = util_now_exact_ms() + 100;
             c->st.refused++;
         } else {
             if (!e->sent_counted) {
@@ -128,7 +123,7 @@ void mosqlite__on_publish(struct mosquitto *mosq, void *obj, int mid, int reason
             }
             if (c->receipts) {
                 e->state = E_WAITING;
-                e->retry_at = mosqlite__now_ms() + e->backoff_ms;
+                e->retry_at = util_now_exact_ms() + e->backoff_ms;
                 e->backoff_ms = e->backoff_ms * 2 > 16000 ? 16000 : e->backoff_ms * 2;
             } else {
                 finish(c, i, MOSQLITE_SENT, NULL);
@@ -245,7 +240,7 @@ void mosqlite__deliver(mosqlite_client *c)
  * for the client's timeout while requests are outstanding. */
 int mosqlite__step(mosqlite_client *c, int wait_ms)
 {
-    double now = mosqlite__now_ms();
+    double now = util_now_exact_ms();
     struct timespec ts;
     int nfree = c->nfree;
 
@@ -260,10 +255,7 @@ int mosqlite__step(mosqlite_client *c, int wait_ms)
                       c->connected ? "" : " (not connected to the broker)");
     }
     if (wait_ms > 0 && c->ndone == 0) {
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += (long)wait_ms * 1000000L;
-        ts.tv_sec += ts.tv_nsec / 1000000000L;
-        ts.tv_nsec %= 1000000000L;
+        ts = util_deadline(CLOCK_MONOTONIC, wait_ms);
         pthread_cond_timedwait(&c->cond, &c->lock, &ts);
     }
     return MOSQLITE_OK;
@@ -297,7 +289,7 @@ int mosqlite_publish(mosqlite_client *c, const char *table, const char *json, vo
 
     pthread_mutex_lock(&c->lock);
     if (c->nused == 0)
-        c->progress_at = mosqlite__now_ms();
+        c->progress_at = util_now_exact_ms();
     while (c->nfree == 0 || (c->nused > 0 && c->bytes + len > c->window_bytes)) {
         if ((rc = mosqlite__step(c, 100)) != MOSQLITE_OK) {
             pthread_mutex_unlock(&c->lock);
@@ -373,14 +365,14 @@ int mosqlite_send(mosqlite_client *c, const char *table, const char *json,
 
 int mosqlite_wait(mosqlite_client *c, int timeout_ms)
 {
-    double deadline = mosqlite__now_ms() + timeout_ms;
+    double deadline = util_now_exact_ms() + timeout_ms;
     int rc = MOSQLITE_OK;
 
     pthread_mutex_lock(&c->lock);
     while (c->nused > 0) {
         if ((rc = mosqlite__step(c, 100)) != MOSQLITE_OK)
             break;
-        if (timeout_ms >= 0 && mosqlite__now_ms() >= deadline && c->nused > 0) {
+        if (timeout_ms >= 0 && util_now_exact_ms() >= deadline && c->nused > 0) {
             c->timed_out = 1;
             rc = mosqlite__seterr(c, MOSQLITE_ETIMEDOUT, "%d request%s unconfirmed after %d ms",
                         c->nused, c->nused == 1 ? "" : "s", timeout_ms);

@@ -66,14 +66,6 @@ struct follow {
     double last_lag;
 };
 
-static long long wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The JSON header line of a message: parsed, and where the bytes begin. */
 static cJSON *header(const void *payload, size_t len, const unsigned char **body, size_t *n)
 {
@@ -352,7 +344,7 @@ static void apply_run(struct follow *f)
         double lag;
         if (at[i] <= 0)
             continue;                    /* a change without its commit time: no lag to tell */
-        lag = (double)(wall_ms() - at[i]);
+        lag = (double)(util_wall_ms() - at[i]);
         f->lag[f->nlag++ % LAG_KEEP] = lag;
         f->last_lag = lag;
     }

@@ -53,17 +53,17 @@ static struct {
     long long port, keepalive, status_interval;
     int bootstrap, promote, force, verbose;
 } cf = {
-    .host = "127.0.0.1", .prefix = "mosqlite", .db = "data/replica.db", .id = "replica",
-    .synchronous = "NORMAL", .port = 1883, .keepalive = 30, .status_interval = 1,
+    .host = MOSQLITE_DEFAULT_HOST, .prefix = MOSQLITE_DEFAULT_PREFIX, .db = "data/replica.db", .id = "replica",
+    .synchronous = "NORMAL", .port = MOSQLITE_DEFAULT_PORT, .keepalive = MOSQLITE_DEFAULT_KEEPALIVE, .status_interval = 1,
 };
 
 static const struct cfg_opt options[] = {
     CFG_BROKER_OPTIONS(cf),
-    {"db", 0, CFG_STR, &cf.db, 0, 0, 0, "PATH", "the replica's SQLite file (data/replica.db)"},
-    {"id", 0, CFG_STR, &cf.id, 0, 0, 0, "ID", "this replica's name: client id mosqlite-replica-ID (replica)"},
-    {"synchronous", 0, CFG_STR, &cf.synchronous, 0, 0, 0, "MODE", "SQLite synchronous: FULL, NORMAL or OFF (NORMAL)"},
-    {"keepalive", 0, CFG_INT, &cf.keepalive, 5, 65535, 0, "S", "MQTT keepalive (30)"},
-    {"status-interval", 0, CFG_INT, &cf.status_interval, 1, 3600, 0, "S", "status period while it changes (1)"},
+    {"db", 0, CFG_STR, &cf.db, 0, 0, 0, "PATH", "the replica's SQLite file"},
+    {"id", 0, CFG_STR, &cf.id, 0, 0, 0, "ID", "this replica's name: client id mosqlite-replica-ID"},
+    {"synchronous", 0, CFG_STR, &cf.synchronous, 0, 0, 0, "MODE", "SQLite synchronous: FULL, NORMAL or OFF"},
+    {"keepalive", 0, CFG_INT, &cf.keepalive, 5, 65535, 0, "S", "MQTT keepalive"},
+    {"status-interval", 0, CFG_INT, &cf.status_interval, 1, 3600, 0, "S", "status period while it changes"},
     {"bootstrap", 0, CFG_FLAG, &cf.bootstrap, 0, 0, CFG_CMDLINE_ONLY, "", "start again from a snapshot of the writer's file"},
     {"promote", 0, CFG_FLAG, &cf.promote, 0, 0, CFG_CMDLINE_ONLY, "", "apply what is queued, then become the writer on this file"},
     {"force", 0, CFG_FLAG, &cf.force, 0, 0, CFG_CMDLINE_ONLY, "", "--promote even if the writer's status says online"},

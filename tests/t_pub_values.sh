@@ -1,6 +1,6 @@
 #!/bin/bash
 # mosqlite-pub sends values as they were written: a table of JSON values (every number
-# form, +-2^53 and beyond, \u0000, duplicate keys, nested objects and arrays) goes
+# form, +-2^53 and beyond, \u0000, bad \u escapes, duplicate keys, nested objects and arrays) goes
 # through every way into mosqlite-pub (arguments, --where, --with, JSON Lines with and
 # without --wait), and the same text through plain mosquitto_pub. Each pair must agree:
 # the same stored value and type (sqlite3 typeof() and quote()), or both refused with
@@ -46,6 +46,9 @@ cat > "$T/cases" <<'C'
 "v":123456789012345678901234567890.5
 "v":012
 "v":"a\u0000b"
+"v":"a\uzzzzb"
+"v":"\ud800"
+"v":"\udc00x"
 "v":"\u00e9\ud83d\ude00 \"q\" \\ \t"
 "v":"plain"
 "v":true

@@ -55,14 +55,6 @@ static int want_table(void *ud, const char *table)
     return 1;
 }
 
-static long long wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int session_start(struct changes *c, char *err, size_t errlen)
 {
     int rc;
@@ -289,7 +281,7 @@ int changes_seal(struct changes *c, char *err, size_t errlen)
     }
     len = snprintf(head, sizeof head, "{\"seq\":%lld,\"prev\":%lld,\"db\":\"%s\",\"schema\":%lld,"
                    "\"epoch\":%lld,\"prev_epoch\":%lld,\"at\":%lld}\n", seq, seq - 1, c->dbid, c->schema,
-                   c->epoch, c->prev_epoch, wall_ms());
+                   c->epoch, c->prev_epoch, util_wall_ms());
     c->msg.len = 0;
     c->msg.oom = 0;
     jb_putn(&c->msg, head, (size_t)len);

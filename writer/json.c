@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonesc.h"
 #include "utf8.h"
 #include "util.h"
 
@@ -101,8 +102,9 @@ static int note_number(struct json_nums *nums, int real)
     return 0;
 }
 
-/* One pass over the payload: valid UTF-8, no raw NUL, depth within limit, no
- * \u0000 escape inside strings, every number RFC 8259's and exact. */
+/* One pass over the payload: valid UTF-8, no raw NUL, depth within limit, every \u
+ * escape inside strings four hex digits, not \u0000 nor a lone surrogate (jsonesc.h),
+ * every number RFC 8259's and exact. */
 static int scan_raw(struct json_nums *nums, const unsigned char *p, size_t n, int max_depth, char *err,
                     size_t errlen)
 {
@@ -122,10 +124,14 @@ static int scan_raw(struct json_nums *nums, const unsigned char *p, size_t n, in
         if (c == 0)
             return util_fail(err, errlen, "payload contains a NUL byte (byte %zu)", i);
         if (instr) {
+            if (c == '\\' && i + 1 < n && p[i + 1] == 'u') {
+                size_t k;
+                if (jsonesc_u(p, n, i, &k, err, errlen))
+                    return -1;
+                i += k;
+                continue;
+            }
             if (c == '\\') {
-                if (i + 5 < n && p[i + 1] == 'u' && p[i + 2] == '0' && p[i + 3] == '0' &&
-                    p[i + 4] == '0' && p[i + 5] == '0')
-                    return util_fail(err, errlen, "string contains \\u0000 (byte %zu): NUL characters are not supported", i);
                 i += 2;
                 continue;
             }
@@ -232,9 +238,10 @@ int json_mark(cJSON *root, const struct json_nums *nums, char *err, size_t errle
     return walk(nums, root, &k, err, errlen);
 }
 
-/* For cJSON after a failed scan: a copy of the payload in which every NUL, raw or
- * \u0000 inside a string, is U+0001 instead (the same length, so byte offsets hold).
- * NULL when out of memory. */
+/* For cJSON after a failed scan, so that a refused request still has its id and
+ * reply_to: a copy of the payload in which every NUL, raw or \u0000 inside a string,
+ * is U+0001 instead, and so is a lone surrogate escape, which cJSON would not read (the
+ * same length, so byte offsets hold). NULL when out of memory. */
 static char *uncut(const char *payload, size_t len)
 {
     char *c = malloc(len ? len : 1);
@@ -252,9 +259,16 @@ static char *uncut(const char *payload, size_t len)
         else if (c[i] == '"')
             instr = 0;
         else if (c[i] == '\\') {
-            if (i + 5 < len && !memcmp(c + i + 1, "u0000", 5))
-                c[i + 5] = '1';
-            i++;
+            const unsigned char *u = (const unsigned char *)c;
+            size_t k = 2;
+            char why[256];
+            if (i + 1 < len && c[i + 1] == 'u' && jsonesc_u(u, len, i, &k, why, sizeof why)) {
+                if (jsonesc_hex4(u, len, i + 2) >= 0)
+                    memcpy(c + i + 2, "0001", 4);
+                else
+                    k = 2;
+            }
+            i += k - 1;
         }
     }
     return c;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "util.h"
 #include "val.h"
 
 struct named {
@@ -21,17 +22,14 @@ struct queries {
     struct named *q;
     int n;
     long long max_rows, timeout_ms;
-    struct timespec deadline;
+    long long deadline_ms;      /* on util_now_ms() */
 };
 
 static int past_deadline(void *arg)
 {
     struct queries *q = arg;
-    struct timespec now;
 
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec > q->deadline.tv_sec ||
-           (now.tv_sec == q->deadline.tv_sec && now.tv_nsec >= q->deadline.tv_nsec);
+    return util_now_ms() >= q->deadline_ms;
 }
 
 /* The first word of sql, past blanks and comments, upper-cased into w (empty: none). */
@@ -260,13 +258,7 @@ static void run_named(struct queries *q, const struct named *nq, struct jbuf *ou
     char msg[512];
     int rc;
 
-    clock_gettime(CLOCK_MONOTONIC, &q->deadline);
-    q->deadline.tv_sec += q->timeout_ms / 1000;
-    q->deadline.tv_nsec += (q->timeout_ms % 1000) * 1000000;
-    if (q->deadline.tv_nsec >= 1000000000) {
-        q->deadline.tv_sec++;
-        q->deadline.tv_nsec -= 1000000000;
-    }
+    q->deadline_ms = util_now_ms() + q->timeout_ms;
     jb_puts(out, "{\"query\":");
     jb_cstr(out, nq->name);
     jb_puts(out, ",\"rows\":[");

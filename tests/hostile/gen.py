@@ -65,6 +65,9 @@ bad("write/build_logs", "invalid JSON: unexpected text at byte 36", b'{"values":
 # RFC 8259 lets a parser ignore a leading byte order mark; the writer does.
 good("write/build_logs", b'\xef\xbb\xbf{"values":{"build_id":1,"line":"BOM"}}')
 
+# A \u escape must be four hex digits (cJSON would cut "a\uzzzzb" to "a").
+HEXW = 'invalid JSON: "\\u" must be followed by four hex digits at byte %d'
+
 # ---- truncated and malformed JSON ---------------------------------------------------
 full = b'{"op":"insert","values":{"build_id":2,"line":"truncated \\"here\\""}}'
 for cut in (1, 2, 5, 8, 15, 20, 25, 30, 40, 50, 60, len(full) - 2, len(full) - 1):
@@ -79,7 +82,7 @@ for p in [b"{", b"}", b"[", b"]", b"{]", b"[}", b'{"values":{"build_id":1,"line"
           b'{"values":{"build_id":tru}}', b'{"values":{"build_id":nul}}', b'  ', b'\n',
           b'{"values":{"build_id":1,"line":"x"}',
           b'/* c */ {"values":{"build_id":1,"line":"x"}}', b'{"values":{"build_id":1,"line":"x"} // c\n}']:
-    bad("write/build_logs", "~^invalid JSON at byte [0-9]+$", p)
+    bad("write/build_logs", HEXW % 32 if b"\\u12" in p else "~^invalid JSON at byte [0-9]+$", p)
 # Raw control characters inside a string are not JSON (RFC 8259, section 7).
 for p in [b'{"values":{"build_id":1,"line":"tab\tinside"}}', b'{"values":{"build_id":1,"line":"nl\ninside"}}',
           b'{"values":{"build_id":1,"line":"cr\rinside"}}', b'{"values":{"build_id":1,"line":"bell\x07"}}',
@@ -368,6 +371,19 @@ for t in ["write/", "write/nokey/extra", "write//nokey", "write/nokey/"]:
     bad(t, 'topic "mosqlite/%s" is not mosqlite/write or mosqlite/write/TABLE' % t, '{"values":{"x":"a"}}')
     bad(t, 'topic "mosqlite/%s" is not mosqlite/write or mosqlite/write/TABLE' % t,
         '{"id":"topic-id","reply_to":"mosqlite/receipts/x","values":{"x":"a"}}')
+
+# ---- \u escapes ---------------------------------------------------------------------------------
+# Four hex digits, not a lone surrogate: cJSON would cut "a\uzzzzb" to "a" and refuse
+# a lone surrogate with a position only. The publisher refuses in the same words.
+bad("write/kinds", HEXW % 17, b'{"values":{"t":"a\\uzzzzb"}}')
+bad("write/kinds", HEXW % 16, b'{"values":{"t":"\\u12"}}')
+bad("write/kinds", HEXW % 13, b'{"values":{"i\\uzzzz":1}}')
+bad("write/kinds", 'invalid JSON: "\\ud800" at byte 16 is a high surrogate without a low one '
+    '(\\uDC00 to \\uDFFF) after it', b'{"values":{"t":"\\ud800"}}')
+bad("write/kinds", 'invalid JSON: "\\uD800" at byte 16 is a high surrogate without a low one '
+    '(\\uDC00 to \\uDFFF) after it', b'{"values":{"t":"\\uD800\\u0041"}}')
+bad("write/kinds", 'invalid JSON: "\\udc00" at byte 16 is a low surrogate without a high one '
+    '(\\uD800 to \\uDBFF) before it', b'{"values":{"t":"\\udc00x"}}')
 
 # Goods spread through the corpus: interleave one after every few bad cases.
 fill = 0

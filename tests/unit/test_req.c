@@ -48,6 +48,63 @@ static void check_parse(void)
                "req: a rejected request still has its id for the receipt");
 }
 
+/* \u escapes: four hex digits, a surrogate only in a pair, and what is stored is what
+ * was sent (cJSON alone cut "a\uzzzzb" to "a"). */
+static void check_escapes(void)
+{
+    static const struct {
+        const char *payload, *want;     /* want: the error, or "=" and the bytes stored */
+    } cases[] = {
+        {"{\"values\":{\"v\":\"a\\uzzzzb\"}}",
+         "invalid JSON: \"\\u\" must be followed by four hex digits at byte 17"},
+        {"{\"values\":{\"v\":\"a\\u12\"}}",
+         "invalid JSON: \"\\u\" must be followed by four hex digits at byte 17"},
+        {"{\"values\":{\"v\":\"a\\u12",
+         "invalid JSON: \"\\u\" must be followed by four hex digits at byte 17"},
+        {"{\"values\":{\"v\\u00zz\":1}}",
+         "invalid JSON: \"\\u\" must be followed by four hex digits at byte 13"},
+        {"{\"values\":{\"v\":\"\\ud800\"}}",
+         "invalid JSON: \"\\ud800\" at byte 16 is a high surrogate without a low one "
+         "(\\uDC00 to \\uDFFF) after it"},
+        {"{\"values\":{\"v\":\"\\uDBFF\\u0041\"}}",
+         "invalid JSON: \"\\uDBFF\" at byte 16 is a high surrogate without a low one "
+         "(\\uDC00 to \\uDFFF) after it"},
+        {"{\"values\":{\"v\":\"\\ud800\\ud800\"}}",
+         "invalid JSON: \"\\ud800\" at byte 16 is a high surrogate without a low one "
+         "(\\uDC00 to \\uDFFF) after it"},
+        {"{\"values\":{\"v\":\"\\udc00x\"}}",
+         "invalid JSON: \"\\udc00\" at byte 16 is a low surrogate without a high one "
+         "(\\uD800 to \\uDBFF) before it"},
+        {"{\"values\":{\"v\":\"\\u0041\\uDFFF\"}}",
+         "invalid JSON: \"\\uDFFF\" at byte 22 is a low surrogate without a high one "
+         "(\\uD800 to \\uDBFF) before it"},
+        {"{\"values\":{\"v\":\"a\\u0000b\"}}",
+         "string contains \\u0000 (byte 17): NUL characters are not supported"},
+        {"{\"values\":{\"v\":\"x\\ud83d\\ude00y\"}}", "=x\xf0\x9f\x98\x80y"},
+        {"{\"values\":{\"v\":\"\\udbff\\udfff\"}}", "=\xf4\x8f\xbf\xbf"},
+        {"{\"values\":{\"v\":\"a\\u00e9\\uFFFF\\\\u12\"}}", "=a\xc3\xa9\xef\xbf\xbf\\u12"},
+    };
+    char err[512];
+    size_t i;
+
+    for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+        err[0] = 0;
+        if (cases[i].want[0] != '=') {
+            parse("t", cases[i].payload, err, sizeof err);
+            unit_check_str(err, cases[i].want, "req: %s", cases[i].payload);
+            continue;
+        }
+        unit_check(!parse("t", cases[i].payload, err, sizeof err) && r.nops == 1 &&
+                   r.ops[0].nvals == 1 && cJSON_IsString(r.ops[0].vals[0].v) &&
+                   !strcmp(r.ops[0].vals[0].v->valuestring, cases[i].want + 1),
+                   "req: %s stored as sent%s%s", cases[i].payload, *err ? ": " : "", err);
+    }
+    /* Refused, but with its id and reply_to read: the producer gets the receipt. */
+    unit_check(parse("t", "{\"id\":\"s1\",\"reply_to\":\"mq/receipts/x\",\"values\":{\"v\":\"\\ud800\"}}",
+                     err, sizeof err) && r.id && !strcmp(r.id, "s1") && r.reply_to,
+               "req: a request with a lone surrogate keeps its id and reply_to (%s)", err);
+}
+
 static void check_topic(void)
 {
     const char *t = "?";
@@ -166,6 +223,7 @@ void test_req(void)
         unit_check(0, "req: in-memory schema");
     } else {
         check_parse();
+        check_escapes();
         check_topic();
         check_kept_id();
         check_reply_topic();
