@@ -213,6 +213,8 @@ install: all web/index.html
 	install -m 644 conf/secure/acl $(D)$(PKGDATADIR)/secure/
 	install -m 755 conf/secure/make-passwd.sh conf/secure/make-certs.sh $(D)$(PKGDATADIR)/secure/
 	install -m 644 conf/secure/README.md $(D)$(PKGDATADIR)/secure/
+	install -d $(D)$(PKGDATADIR)/hooks
+	install -m 755 conf/hooks/notify-webhook $(D)$(PKGDATADIR)/hooks/
 	@# Config files: an existing one is the administrator's and is kept.
 	@[ -f $(D)$(CONFDIR)/mosqlite.conf ] || { echo "install $(CONFDIR)/mosqlite.conf"; \
 	    sed -e 's|^# db data/mosqlite.db.*|db $(STATEDIR)/mosqlite.db|' \

@@ -13,7 +13,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 PKGS="gcc make pkg-config libsqlite3-dev libcjson-dev sqlite3 openssl chromium
-nodejs npm clang iproute2 procps"
+nodejs npm clang iproute2 procps curl python3"
 MQ_PKGS="mosquitto mosquitto-clients libmosquitto1 libmosquitto-dev"
 [ "${MOSQLITE_NO_BROWSER:-}" = 1 ] && PKGS=$(echo "$PKGS" | sed 's/chromium//')
 # Installing as a service (tests/t_install.sh, tests/t_deb.sh): man to render the man

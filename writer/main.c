@@ -16,6 +16,7 @@
 
 #include <mosquitto.h>
 
+#include "autobackup.h"
 #include "batch.h"
 #include "cfg.h"
 #include "changes.h"
@@ -27,6 +28,7 @@
 #include "maint.h"
 #include "mq.h"
 #include "query.h"
+#include "retain.h"
 #include "sched.h"
 #include "snapshot.h"
 #include "util.h"
@@ -62,7 +64,12 @@ static struct {
     const char *backup_dir;
     long long backup_step_pages;
     long long schedule_max;
+    struct cfg_list retains;          /* retention (retain.h) */
+    long long retain_batch, retain_every_ms;
+    const char *backup_every;         /* scheduled backups (autobackup.h) */
+    long long backup_keep;
 } cf = {
+    .retain_batch = 500, .retain_every_ms = 100, .backup_keep = 7,
     .hook_max = 4, .hook_timeout_ms = 10000, .hook_queue = 1000, .backup_step_pages = 256, .schedule_max = 100000,
     .host = MOSQLITE_DEFAULT_HOST, .prefix = MOSQLITE_DEFAULT_PREFIX, .db = "data/mosqlite.db",
     .schema = "conf/schema", .client_id = "mosqlite-writer", .synchronous = "FULL",
@@ -105,6 +112,11 @@ static const struct cfg_opt options[] = {
     {"schedule-max", 0, CFG_INT, &cf.schedule_max, 0, 100000000, 0, "N", "scheduled writes held at once; more are rejected"},
     {"backup-dir", 0, CFG_STR, &cf.backup_dir, 0, 0, 0, "DIR", "where admin backups go (unset: backups refused)"},
     {"backup-step-pages", 0, CFG_INT, &cf.backup_step_pages, 1, 1000000, 0, "N", "pages a backup copies between batches"},
+    {"backup-every", 0, CFG_STR, &cf.backup_every, 0, 0, 0, "DURATION", "a backup into backup-dir this often: 6h, 1d, ... (unset: none)"},
+    {"backup-keep", 0, CFG_INT, &cf.backup_keep, 1, 1000000, 0, "N", "scheduled backups kept, the newest"},
+    {"retain", 0, CFG_LIST, &cf.retains, 0, 0, CFG_FILE_ONLY, "TABLE COLUMN AGE [s|ms]", "delete TABLE's rows whose time COLUMN is older than AGE"},
+    {"retain-batch", 0, CFG_INT, &cf.retain_batch, 1, 100000, 0, "N", "rows a retention step examines and deletes at most"},
+    {"retain-every-ms", 0, CFG_INT, &cf.retain_every_ms, 0, 600000, 0, "MS", "while requests wait, a retention step at most this often"},
     {"verbose", 'v', CFG_FLAG, &cf.verbose, 0, 0, 0, "", "log debug lines"},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
@@ -129,6 +141,9 @@ static struct {
     struct hooks *hooks;
     struct maint *maint;
     struct sched *sched;           /* scheduled writes (sched.h) */
+    struct retain *retain;         /* retention (retain.h) */
+    struct autobackup *autobk;     /* scheduled backups (autobackup.h) */
+    long long backup_every_ms;
     char *t_hooks;                 /* PREFIX/hooks */
     struct cfg_list tables;        /* `tables` split into names */
     long long last_prune_ms;
@@ -207,8 +222,16 @@ static int open_config(int argc, char **argv, int *exit_code)
                 origin_of("request-protocol"), cf.request_protocol);
         return -1;
     }
-    /* hook and query lines: checked before the database is opened */
-    if (hook_check(&cf.hooks, err, sizeof err) || query_check(&cf.queries, err, sizeof err)) {
+    if (cf.backup_every && *cf.backup_every && strcmp(cf.backup_every, "0") &&
+        (retain_duration(cf.backup_every, &w.backup_every_ms) || !cf.backup_dir || !*cf.backup_dir)) {
+        fprintf(stderr, "mosqlite-writer: %sbackup-every: %s\n", origin_of("backup-every"),
+                w.backup_every_ms ? "needs backup-dir, where the backups go"
+                                  : "not a whole number of days, hours, minutes or seconds (1d, 6h, 30m, 90s)");
+        return -1;
+    }
+    /* hook, query and retain lines: checked before the database is opened */
+    if (hook_check(&cf.hooks, err, sizeof err) || query_check(&cf.queries, err, sizeof err) ||
+        retain_check(&cf.retains, err, sizeof err)) {
         fprintf(stderr, "mosqlite-writer: %s\n", err);
         return -1;
     }
@@ -346,20 +369,56 @@ static int open_mq(char *err, size_t errlen)
     return 0;
 }
 
+/* Retention, before the broker: a `retain` line that does not fit the schema is a
+ * config error. */
+static int open_retain(int *bad_config, char *err, size_t errlen)
+{
+    struct retain_opts ro = {&cf.retains, cf.retain_batch, cf.retain_every_ms};
+
+    if (!(w.retain = retain_open(w.db, w.changes, &ro, err, errlen)) && err[0]) {
+        *bad_config = 1;
+        return -1;
+    }
+    return 0;
+}
+
+/* Scheduled backups. */
+static int open_autobackup(char *err, size_t errlen)
+{
+    struct autobackup_opts ao;
+
+    if (!w.backup_every_ms)
+        return 0;
+    ao.h = db_handle(w.db);
+    ao.db_path = cf.db;
+    ao.dir = cf.backup_dir;
+    ao.every_ms = w.backup_every_ms;
+    ao.keep = cf.backup_keep;
+    ao.step_pages = cf.backup_step_pages;
+    if (!(w.autobk = autobackup_new(&ao)))
+        return util_fail(err, errlen, "out of memory");
+    return 0;
+}
+
 /* Everything the writer needs before it serves. 0, or -1 to exit with *exit_code
  * (0 after --help or --version). */
 static int writer_open(int argc, char **argv, int *exit_code)
 {
     char err[1024];
     struct sigaction sa;
+    int bad_config = 0;
 
     if (open_config(argc, argv, exit_code))
         return -1;
     log_init("mosqlite-writer", cf.verbose ? LOG_DEBUG : LOG_INFO);
     split_tables(&w.tables);
-    if (open_db(err, sizeof err) || open_mq(err, sizeof err)) {
-        log_error("%s", err);
-        *exit_code = 1;
+    if (open_db(err, sizeof err) || open_retain(&bad_config, err, sizeof err) ||
+        open_mq(err, sizeof err) || open_autobackup(err, sizeof err)) {
+        if (bad_config)
+            fprintf(stderr, "mosqlite-writer: %s\n", err);
+        else
+            log_error("%s", err);
+        *exit_code = bad_config ? EXIT_BAD_ARGS : 1;
         return -1;
     }
     memset(&sa, 0, sizeof sa);
@@ -387,8 +446,9 @@ static int poll_timeout(long long now)
     if ((mq_queued(w.mq) && !stalled) || w.snap_busy)
         return 0;
     if (!stalled)
-        return sched_wait_ms(w.sched, maint_wait_ms(w.maint, hook_wait_ms(w.hooks, POLL_MAX_MS)),
-                             maint_paused(w.maint));
+        return sched_wait_ms(w.sched, maint_wait_ms(w.maint, hook_wait_ms(w.hooks,
+                             autobackup_wait_ms(w.autobk, retain_wait_ms(w.retain, POLL_MAX_MS,
+                             maint_paused(w.maint))))), maint_paused(w.maint));
     if (retry_at <= now)
         return 0;
     return (int)(retry_at - now < POLL_MAX_MS ? retry_at - now : POLL_MAX_MS);
@@ -415,6 +475,8 @@ static void writer_serve(void)
         if (batch_due(w.batch, now))
             batch_run(w.batch);
         maint_tick(w.maint);
+        autobackup_tick(w.autobk, maint_backup_busy(w.maint));
+        retain_tick(w.retain, w.mq, mq_queued(w.mq) > 0, maint_paused(w.maint) || batch_stalled(w.batch, &retry_at));
         batch_status_due(w.batch, now, cf.status_interval * 1000);
         w.snap_busy = snapshot_step(w.snap);
         if (!batch_stalled(w.batch, &retry_at) && now - w.last_prune_ms >= PRUNE_EVERY_MS) {
@@ -480,6 +542,8 @@ static void writer_free(void)
     snapshot_free(w.snap);
     hook_free(w.hooks);
     maint_free(w.maint);
+    autobackup_free(w.autobk);
+    retain_free(w.retain);
     sched_free(w.sched);
     free(w.t_hooks);
     if (w.mq) {

@@ -456,6 +456,11 @@ int maint_wait_ms(const struct maint *m, int max_ms)
     return max_ms;
 }
 
+int maint_backup_busy(const struct maint *m)
+{
+    return m && m->bk;
+}
+
 int maint_paused(const struct maint *m)
 {
     return m ? m->paused : 0;

@@ -54,5 +54,7 @@ void maint_tick(struct maint *m);
 /* How long the loop may sleep: 0 while a backup is being copied. */
 int maint_wait_ms(const struct maint *m, int max_ms);
 int maint_paused(const struct maint *m);
+/* An operator's backup is being made (scheduled backups wait for it, autobackup.h). */
+int maint_backup_busy(const struct maint *m);
 
 #endif

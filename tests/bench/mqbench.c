@@ -8,7 +8,8 @@
  *   sub   one subscriber (clean session off; --mqtt 311 like the writer's request session, or v5 with receive
  *         maximum 65535, QoS 2) counting arrivals until N: the broker's own ceiling.
  *   rate  publish requests with an id and a reply_to at a steady R per second for S
- *         seconds and time each receipt: latency percentiles.
+ *         seconds (or until the file named by --until exists) and time each receipt:
+ *         latency percentiles.
  *   wait  poll the SQLite file until the table holds N more rows (a draining backlog).
  *
  * All clients are driven from one poll() loop (mosquitto_loop_read/write/misc), so the
@@ -41,7 +42,7 @@ struct client {
 };
 
 static const char *o_mode, *o_host = "127.0.0.1", *o_topic, *o_reply, *o_db;
-static const char *o_table = "build_logs", *o_id, *o_ready;
+static const char *o_table = "build_logs", *o_id, *o_ready, *o_until;
 static int o_recv_max = 65535, o_v311;
 static int o_port = 1883, o_clients = 1, o_window = 1000, o_qos = 2;
 static long o_n = 1000;
@@ -363,6 +364,8 @@ static int run_rate(void)
 	long seq = 0;
 	while (seq < maxsend && !lost_rc) {
 		long long t = now_ns();
+		/* --until FILE: stop sending once FILE exists. */
+		if (o_until && !access(o_until, F_OK)) break;
 		while (seq < maxsend && t >= t0 + seq * period) {
 			int len = payload(buf, sizeof buf, 0, seq, 1);
 			sent_at[seq] = now_ns();
@@ -374,6 +377,7 @@ static int run_rate(void)
 		/* Round up: a 0 ms poll while the next send is under 1 ms away would spin. */
 		step(1, next > 0 ? (int)((next + 999999) / 1000000) : 0);
 	}
+	maxsend = seq;          /* fewer when --until stopped it */
 	long long t1 = now_ns(), limit = t1 + (long long)(o_timeout * 1e9);
 	while (nlat < maxsend && now_ns() < limit && !lost_rc) step(1, 50);
 
@@ -414,7 +418,7 @@ static void usage(void)
 	fputs("usage: mqbench pub|sub|rate|wait [-h HOST] [-p PORT] [-t TOPIC] [-n N]\n"
 	      "         [-c CLIENTS] [-w WINDOW] [-q QOS] [-r RATE] [-s SECONDS] [--reply TOPIC]\n"
 	      "         [--db PATH] [--table T] [--id CLIENTID] [--ready FILE] [--timeout S]\n"
-	      "         [--receive-max N] [--mqtt 5|311]\n",
+	      "         [--receive-max N] [--mqtt 5|311] [--until FILE]\n",
 	      stderr);
 	exit(2);
 }
@@ -441,6 +445,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--table")) o_table = v;
 		else if (!strcmp(a, "--id")) o_id = v;
 		else if (!strcmp(a, "--ready")) o_ready = v;
+		else if (!strcmp(a, "--until")) o_until = v;
 		else if (!strcmp(a, "--mqtt")) o_v311 = !strcmp(v, "311");
 		else if (!strcmp(a, "--receive-max")) o_recv_max = (int)parse_num(a, v);
 		else if (!strcmp(a, "--timeout")) o_timeout = parse_num(a, v);

@@ -14,6 +14,7 @@
 #   KEEP=1 ...                       keep the temp dir (databases, logs, raw results)
 #   NO_PAGE=1 ...                    skip line 6, the page in Chromium (tests/bench/page.sh)
 #   NO_ADMIN=1, NO_REPLICA=1 ...     skip lines A/H (admin.sh) and R (replica.sh)
+#   NO_RETAIN=1 ...                  skip lines P (retain.sh: retention under load)
 #
 # The C drivers (mqbench.c, sqlbench.c) are compiled into build/bench/. Raw key=value
 # results of each step are kept in $T/results.
@@ -470,6 +471,13 @@ if [ -z "${NO_REPLICA:-}" ] && [ -n "$HAVE_WRITER" ]; then
     say "read replicas: the writer with 0, 1 and 4 replicas; replica lag"
     sh "$ROOT/tests/bench/replica.sh" 2>"$T/replica.err" | grep -E '^R[0-9]' ||
         row R "read replicas" - - - "not measured: $(tail -n 1 "$T/replica.err")"
+fi
+# P: retention deleting a large table under a steady write load (tests/bench/retain.sh).
+# NO_RETAIN=1 skips it.
+if [ -z "${NO_RETAIN:-}" ] && [ -n "$HAVE_WRITER" ]; then
+    say "retention: receipts while a pass deletes a large table, and without"
+    bash "$ROOT/tests/bench/retain.sh" 2>"$T/retain.err" | grep -E '^(P[0-9]|    )' ||
+        row P "retention" - - - "not measured: $(tail -n 1 "$T/retain.err")"
 fi
 echo "# /line1: against the 1-publisher broker ceiling (line 1.1); /line3a: against one sqlite3 per write."
 echo "# Request session: MQTT $REQ_PROTO (the bare subscriber of lines 1 and 1d too; receive maximum $RECV_MAX)."

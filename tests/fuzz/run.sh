@@ -7,7 +7,8 @@
 # the same payloads and a few control messages; tests/fuzz/fuzz_pub.c over the
 # publisher's request building, checked against the writer's reader, seeded from the
 # same corpus as JSON Lines lines and as arguments; tests/fuzz/fuzz_cron.c over cron
-# schedules (common/cron.c) for FUZZ_CRON_SECONDS (default 15). Prints the executions and the coverage
+# schedules (common/cron.c) for FUZZ_CRON_SECONDS (default 15); tests/fuzz/fuzz_retain.c
+# over `retain` lines and scheduled backups' names for FUZZ_RETAIN_SECONDS (default 10). Prints the executions and the coverage
 # reached. Exit non-zero on a crash or a sanitizer report; the input is left in
 # build/fuzz/ (crash-*, leak-*, ...). Inputs found are kept in build/fuzz/corpus and
 # build/fuzz/corpus-ctl, corpus-pub, ... for the next run.
@@ -90,6 +91,19 @@ printf 'a\033[31mred\033[0m\a\033]0;t\a\302\233x' >"$OUT/console-seeds/sgr"
 printf 'k:={"a":[1,2]}' >"$OUT/console-seeds/raw"
 printf 'n=-12.5e3' >"$OUT/console-seeds/num"
 
+# fuzz_retain: `retain` lines, durations and scheduled backups' names (writer/retain.c,
+# writer/autobackup.c), FUZZ_RETAIN_SECONDS (default 10).
+mkdir -p "$OUT/retain-seeds" "$OUT/retain-corpus"
+# shellcheck disable=SC2046,SC2086
+"$CC" $FLAGS $(pkg-config --cflags sqlite3 libcjson libmosquitto) \
+    tests/fuzz/fuzz_retain.c $(ls writer/*.c | grep -v writer/main.c) common/*.c \
+    $(pkg-config --libs sqlite3 libcjson libmosquitto) -lpthread -lm -o "$OUT/fuzz_retain"
+n=0
+for s in 'build_logs ts 30d' 'samples at_ms 12h ms' 'a b 1s s' 'a b 36600d' 'a b 99999999999999999999s' \
+    'mosqlite-20261206T010000Z.db' 'mosqlite-20240229T235960Z.db' 'x y 0s'; do
+    n=$((n + 1)); printf '%s' "$s" >"$OUT/retain-seeds/$n"
+done
+
 # fuzz TARGET CORPUS SEEDS DICT [SECONDS [MAX_LEN]] (DICT may be ""): run one target (SECS seconds by
 # default). 0, or 1 on a finding.
 fuzz() {
@@ -118,5 +132,6 @@ fuzz fuzz_req "$OUT/corpus" "$OUT/seeds" tests/fuzz/req.dict || failed=1
 fuzz fuzz_ctl "$OUT/corpus-ctl" "$OUT/seeds-ctl" tests/fuzz/ctl.dict || failed=1
 fuzz fuzz_pub "$OUT/corpus-pub" "$OUT/seeds-pub" tests/fuzz/req.dict || failed=1
 fuzz fuzz_cron "$OUT/cron-corpus" "$OUT/cron-seeds" tests/fuzz/cron.dict "${FUZZ_CRON_SECONDS:-15}" 256 || failed=1
+fuzz fuzz_retain "$OUT/retain-corpus" "$OUT/retain-seeds" "" "${FUZZ_RETAIN_SECONDS:-10}" 256 || failed=1
 fuzz fuzz_console "$OUT/console-corpus" "$OUT/console-seeds" "" $(( (SECS + 3) / 4 )) 1024 || failed=1
 exit "$failed"
