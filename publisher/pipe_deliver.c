@@ -48,6 +48,8 @@ static void on_result(mosqlite_client *c, const struct mosqlite_result *r, void 
         d->away = 0;
     }
     d->batches++;
+    if (!d->draining)
+        d->open = 1;
     if (r->status == MOSQLITE_REJECTED) {
         log_error("%ld %s rejected: %s", f->n, what(f->kind), r->error ? r->error : "");
         d->rejected += (unsigned long long)f->n;
@@ -127,7 +129,10 @@ static int send_batch(struct deliverer *d, const char *payload, long n, char kin
 
 /* What may go out now: nothing new while draining (something had to be published
  * again: a transaction lost by the broker or the writer is sent again, in order with
- * those after it, before anything new), else up to the window. */
+ * those after it, before anything new); then, and on a new connection, one at a time
+ * until a receipt comes (a broker without the writer's session drops what it is sent:
+ * a later transaction must not reach the writer before an earlier one is known to
+ * have); else up to the window. */
 static int room(struct deliverer *d)
 {
     struct mosqlite_stats st;
@@ -136,10 +141,11 @@ static int room(struct deliverer *d)
     if (st.republished != d->republished) {
         d->republished = st.republished;
         d->draining = 1;
+        d->open = 0;
     }
     if (d->draining && d->outstanding == 0)
         d->draining = 0;
-    return !d->draining && d->outstanding < d->window;
+    return !d->draining && d->outstanding < (d->open ? d->window : 1);
 }
 
 void *deliver_main(void *arg)
@@ -166,9 +172,13 @@ void *deliver_main(void *arg)
     for (i = 0; i < d->window; i++)
         d->freefl[d->nfree++] = (int)(d->window - 1 - i);
     while (!d->abandon) {
-        if (!d->c && !(d->c = dial(d))) {
-            nap(d, 1000);
-            continue;
+        if (!d->c) {
+            if (!(d->c = dial(d))) {
+                nap(d, 1000);
+                continue;
+            }
+            d->open = 0;
+            d->republished = 0;
         }
         if (room(d)) {
             if (!held) {
@@ -207,7 +217,7 @@ void *deliver_main(void *arg)
             }
         }
         /* Wait for an answer; new records are looked at again within 20 ms. */
-        mosqlite_wait_any(d->c, d->outstanding < d->window && !d->draining ? 20 : 200);
+        mosqlite_wait_any(d->c, d->outstanding < (d->open ? d->window : 1) && !d->draining ? 20 : 200);
         if (d->outstanding > 0 && util_now_exact_ms() - d->answered_at > 5000)
             say_away(d, "no answer from the broker or the writer for 5 s");
     }

@@ -35,6 +35,8 @@ struct deliverer {
     struct flight *fl;                  /* window slots */
     int *freefl, nfree, outstanding;
     int draining;                       /* something was republished: nothing new until all are answered */
+    int open;                           /* a receipt came on this connection since it was made or
+                                         * since a republish: the whole window may be used */
     unsigned long republished;
     double answered_at;
 };
