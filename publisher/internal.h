@@ -27,6 +27,7 @@ struct entry {
     void *tag;
     int hnext;                  /* next index in the id hash chain, or -1 */
     int hashed;
+    unsigned long long order;   /* its place in publish order (republishing keeps it) */
 };
 
 struct mosqlite_client {
@@ -40,7 +41,8 @@ struct mosqlite_client {
     struct entry *ents;         /* window slots */
     int *freelist, nfree;       /* free slots (a stack) */
     int *doneq, dhead, ndone;   /* finished slots in order (a ring) */
-    int *batch;                 /* scratch for delivery */
+    int *batch;                 /* scratch for delivery and republishing */
+    unsigned long long norder;  /* the next entry's place in publish order */
     int *by_mid;                /* mid -> slot of its latest publish, or -1 */
     int *buckets;               /* id hash -> first slot, or -1 */
     unsigned nbuckets;

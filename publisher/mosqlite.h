@@ -10,7 +10,8 @@
  *     (applied, duplicate or rejected). The library gives each request an `id` (unless it
  *     has one) and a `reply_to`, subscribes to that topic before the first publish, and
  *     republishes with the same id whatever is unconfirmed after a while (2 s, backing
- *     off to 16 s).
+ *     off to 16 s), in publish order, each time with every request published after it
+ *     that still waits for its receipt.
  * A publish that does not fit the window blocks until there is room, so memory stays
  * bounded. A request the broker refuses (a v5 reason code of 0x80 or more on PUBREC,
  * as when its receive quota is full) is published again; a PUBCOMP saying "packet id not
@@ -172,6 +173,13 @@ int mosqlite_send(mosqlite_client *client, const char *table, const char *json,
  * most this long in all. Returns MOSQLITE_OK when none is outstanding, else
  * MOSQLITE_ETIMEDOUT (the rest stay outstanding; mosqlite_stats() counts them). */
 int mosqlite_wait(mosqlite_client *client, int timeout_ms);
+
+/* Block until at least one outstanding request is finished (its result given to the
+ * callback), none is outstanding, or timeout_ms (0 or more) have passed, republishing
+ * as needed: for a caller that keeps a window of its own full. Returns MOSQLITE_OK,
+ * or MOSQLITE_ETIMEDOUT when nothing has completed for the client's timeout while
+ * requests are outstanding. */
+int mosqlite_wait_any(mosqlite_client *client, int timeout_ms);
 
 /* Do due work without blocking: deliver results, republish what is due.
  * Returns MOSQLITE_OK, or MOSQLITE_ETIMEDOUT when nothing has completed for the

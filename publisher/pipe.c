@@ -11,11 +11,13 @@
  *     reads its stdout and stderr (each line keeps its stream) and stores their lines
  *     one at a time in the order it read them across the two pipes, and records the
  *     build's start and end in the builds table as records of the same spool.
- *   - the delivering side (a thread) connects when it can, takes the oldest records
- *     (up to 100 lines of one kind) and publishes them as one transaction under the id
- *     SPOOLID-SEQ, one transaction at a time, and waits for the writer's receipt
- *     before it forgets them. The library republishes under the same id until the
- *     receipt comes, so a batch is applied exactly once and the lines keep their order.
+ *   - the delivering side (a thread) connects when it can, takes the records in order
+ *     (up to 1,000 lines of one kind and 192 KiB) and publishes them as transactions
+ *     under the ids SPOOLID-SEQ, several in flight (--lines-window), and forgets them
+ *     once the writer's receipts have come. The library republishes under the same id
+ *     until the receipt comes, so a batch is applied exactly once; the broker keeps
+ *     one publisher's messages in order, and after a republish nothing new goes out
+ *     until all in flight are answered (see pipe_deliver.c).
  *
  * When the input has ended, the program waits while delivery makes progress, and up
  * to linger seconds without any; what is left stays in the spool directory for
@@ -164,6 +166,15 @@ static int open_sources(const struct pipe_conf *pc, char **cmd, struct source *s
     return 2;
 }
 
+/* The window and the transactions' size from the options. */
+static void size_deliverer(struct deliverer *d, const struct pipe_conf *pc)
+{
+    if (pc->window > 0)
+        d->window = pc->window;
+    if (pc->batch_lines > 0)
+        d->batch_lines = (size_t)pc->batch_lines;
+}
+
 /* Append one of the build's records (start or end) to the spool: never dropped. */
 static void put_build_record(spool *sp, char *rec)
 {
@@ -197,6 +208,7 @@ int pipe_run(const struct pipe_conf *pc, char **cmd)
     if (!(r.sp = open_spool(pc, dir, sizeof dir, &made)))
         log_error("no spool: lines are copied but not recorded");
     deliver_init(&d, r.sp, dir, &pc->mo, NULL);
+    size_deliverer(&d, pc);
     r.time_column = pc->time_column && *pc->time_column ? pc->time_column : NULL;
     if (!(r.head = head = table_head(pc->table)))
         goto out;
@@ -262,6 +274,7 @@ int pipe_deliver(const struct pipe_conf *pc)
         return 3;
     }
     deliver_init(&d, sp, pc->spool_dir, &pc->mo, NULL);
+    size_deliverer(&d, pc);
     spool_end(d.sp);
     command_catch_signals();
     if (pthread_create(&th, NULL, deliver_main, &d)) {

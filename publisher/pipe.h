@@ -16,6 +16,8 @@ struct pipe_conf {
     const char *spool_dir;          /* NULL: a new directory under $TMPDIR, removed at the end */
     unsigned long long spool_max;   /* most undelivered bytes in the spool */
     int linger_s;                   /* at the end, wait this long without progress */
+    int window;                     /* transactions in flight at once; 0: the default */
+    int batch_lines;                /* most rows in one transaction; 0: the default */
     int tee;                        /* copy the input to stdout (a command's stderr to stderr) */
     int verbose;                    /* a summary line at the end */
     struct mosqlite_options mo;     /* the connection (receipts, window, timeout are set here) */

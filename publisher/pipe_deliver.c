@@ -1,18 +1,19 @@
-/* pipe_deliver.c: the log pipe's delivering side (see pipe_deliver.h). The library
- * republishes a transaction under the same id until its receipt comes, so a batch is
- * applied exactly once and the lines keep their order; the broker or the writer away
- * is said once, and lines wait in the spool meanwhile. */
+/* pipe_deliver.c: the log pipe's delivering side (see pipe_deliver.h). Transactions
+ * go out in spool order, several in flight; the library republishes each under the
+ * same id until its receipt comes, in publish order and with every one after it, so
+ * a transaction is applied exactly once; after a republish nothing new goes out until
+ * every transaction in flight is answered. The broker or the writer away is said
+ * once, and lines wait in the spool meanwhile. */
 #include "pipe_deliver.h"
 #include "log.h"
 #include "util.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define BATCH_LINES 100                 /* rows per transaction: one event carries them all */
-#define BATCH_BYTES (192u * 1024u)      /* under the writer's default payload limit */
 #define WILL_DELAY_S 5                  /* a reconnect within this cancels the build's last will */
 
 void deliver_init(struct deliverer *d, spool *sp, const char *dir,
@@ -23,18 +24,42 @@ void deliver_init(struct deliverer *d, spool *sp, const char *dir,
     d->spool_dir = dir;
     d->mo = *mo;
     d->mo.receipts = 1;
-    d->mo.window = 1;
     d->mo.timeout_ms = 0;
+    d->window = DELIVER_WINDOW;
+    d->batch_lines = DELIVER_LINES;
+    d->batch_bytes = DELIVER_BYTES;
     d->will = will;
 }
 
+static const char *what(char kind)
+{
+    return kind == 'B' ? "build record(s)" : "line(s)";
+}
+
+/* A transaction is answered (in the thread, from inside the library's calls). */
 static void on_result(mosqlite_client *c, const struct mosqlite_result *r, void *arg)
 {
     struct deliverer *d = arg;
+    int slot = (int)(intptr_t)r->tag;
+    struct flight *f = &d->fl[slot];
 
-    d->got = 1;
-    d->status = r->status;
-    snprintf(d->error, sizeof d->error, "%s", r->error ? r->error : "");
+    if (d->away) {
+        log_info("delivering again");
+        d->away = 0;
+    }
+    d->batches++;
+    if (!d->draining)
+        d->open = 1;
+    if (r->status == MOSQLITE_REJECTED) {
+        log_error("%ld %s rejected: %s", f->n, what(f->kind), r->error ? r->error : "");
+        d->rejected += (unsigned long long)f->n;
+    } else {
+        d->applied += (unsigned long long)f->n;
+    }
+    spool_done(d->sp, f->seq);
+    d->freefl[d->nfree++] = slot;
+    d->outstanding--;
+    d->answered_at = util_now_exact_ms();
 }
 
 /* Sleep ms, or less when told to stop. */
@@ -71,92 +96,132 @@ static mosqlite_client *dial(struct deliverer *d)
     return NULL;
 }
 
-/* Publish one transaction of n records and wait for its receipt. 1 when it is done
- * with (applied, or rejected: the records are then forgotten), 0 when it could not be
- * published (to try again), -1 when told to stop while waiting. */
-static int send_batch(struct deliverer *d, const char *payload, long n, char kind)
+/* Publish the transaction in payload (n records from seq). 1 when it is in the
+ * window or done with (the library refused it: counted as rejected), 0 when it could
+ * not be published (to try again). */
+static int send_batch(struct deliverer *d, const char *payload, long n, char kind,
+                      unsigned long long seq)
 {
-    const char *what = kind == 'B' ? "build record(s)" : "line(s)";
-    double sent_at;
-    int rc;
+    int slot, rc;
 
-    d->got = 0;
-    if ((rc = mosqlite_publish(d->c, NULL, payload, NULL, NULL)) == MOSQLITE_EINVAL) {
+    slot = d->freefl[--d->nfree];
+    d->fl[slot].seq = seq;
+    d->fl[slot].n = n;
+    d->fl[slot].kind = kind;
+    if (d->outstanding == 0)
+        d->answered_at = util_now_exact_ms();
+    d->outstanding++;
+    rc = mosqlite_publish(d->c, NULL, payload, (void *)(intptr_t)slot, NULL);
+    if (rc == MOSQLITE_OK)
+        return 1;
+    d->outstanding--;
+    d->freefl[d->nfree++] = slot;
+    if (rc == MOSQLITE_EINVAL) {
         /* The library refuses it (it would never be sent): count it as rejected. */
-        log_error("%ld %s not sent: %s", n, what, mosqlite_errstr(d->c));
+        log_error("%ld %s not sent: %s", n, what(kind), mosqlite_errstr(d->c));
         d->rejected += (unsigned long long)n;
-        spool_done(d->sp, n);
+        spool_done(d->sp, seq);
         return 1;
     }
-    if (rc != MOSQLITE_OK) {
-        log_error("publishing lines: %s", mosqlite_errstr(d->c));
-        return 0;
+    log_error("publishing lines: %s", mosqlite_errstr(d->c));
+    return 0;
+}
+
+/* What may go out now: nothing new while draining (something had to be published
+ * again: a transaction lost by the broker or the writer is sent again, in order with
+ * those after it, before anything new); then, and on a new connection, one at a time
+ * until a receipt comes (a broker without the writer's session drops what it is sent:
+ * a later transaction must not reach the writer before an earlier one is known to
+ * have); else up to the window. */
+static int room(struct deliverer *d)
+{
+    struct mosqlite_stats st;
+
+    mosqlite_stats(d->c, &st);
+    if (st.republished != d->republished) {
+        d->republished = st.republished;
+        d->draining = 1;
+        d->open = 0;
     }
-    sent_at = util_now_exact_ms();
-    while (!d->got && !d->abandon) {
-        mosqlite_wait(d->c, 200);
-        if (!d->got && util_now_exact_ms() - sent_at > 5000)
-            say_away(d, "no answer from the broker or the writer for 5 s");
-    }
-    if (!d->got)
-        return -1;
-    if (d->away) {
-        log_info("delivering again");
-        d->away = 0;
-    }
-    d->batches++;
-    if (d->status == MOSQLITE_REJECTED) {
-        log_error("%ld %s rejected: %s", n, what, d->error);
-        d->rejected += (unsigned long long)n;
-    } else {
-        d->applied += (unsigned long long)n;
-    }
-    spool_done(d->sp, n);
-    return 1;
+    if (d->draining && d->outstanding == 0)
+        d->draining = 0;
+    return !d->draining && d->outstanding < (d->open ? d->window : 1);
 }
 
 void *deliver_main(void *arg)
 {
     struct deliverer *d = arg;
-    char *body = NULL, *payload = NULL, kind, err[256];
-    size_t cap = 0, len, pcap = 0;
-    unsigned long long seq;
-    long n;
-    int rc;
+    char *body = NULL, *payload = NULL, kind = 'L', err[256];
+    size_t cap = 0, len = 0, pcap = 0;
+    unsigned long long seq = 0;
+    long n = 0, i;
+    int held = 0;                       /* a batch taken and not yet published */
 
-    while (!d->abandon) {
-        if (!d->c && !(d->c = dial(d))) {
-            nap(d, 1000);
-            continue;
-        }
-        n = spool_peek(d->sp, &body, &cap, &len, BATCH_LINES, BATCH_BYTES, &kind, &seq,
-                       err, sizeof err);
-        if (n < 0) {
-            log_error("%s", err);
-            break;
-        }
-        if (n == 0) {
-            if (spool_finished(d->sp))
-                break;
-            spool_wait(d->sp, 200);
-            continue;
-        }
-        if (len + 256 > pcap) {
-            char *np = realloc(payload, len + 256);
-            if (!np) {
-                log_error("out of memory");
-                break;
-            }
-            payload = np;
-            pcap = len + 256;
-        }
-        snprintf(payload, pcap, "{\"id\":\"%s-%llu\",\"ops\":[%s]}", spool_id(d->sp), seq, body);
-        spool_inflight(d->sp, n);
-        if ((rc = send_batch(d, payload, n, kind)) < 0)
-            break;
-        if (rc == 0)
-            nap(d, 1000);
+    if (d->window < 1)
+        d->window = 1;
+    if (d->window > DELIVER_WINDOW_MAX)
+        d->window = DELIVER_WINDOW_MAX;
+    d->mo.window = d->window;
+    d->mo.window_bytes = (size_t)d->window * (d->batch_bytes + 65536);
+    d->fl = calloc((size_t)d->window, sizeof *d->fl);
+    d->freefl = calloc((size_t)d->window, sizeof *d->freefl);
+    if (!d->fl || !d->freefl) {
+        log_error("out of memory");
+        goto out;
     }
+    for (i = 0; i < d->window; i++)
+        d->freefl[d->nfree++] = (int)(d->window - 1 - i);
+    while (!d->abandon) {
+        if (!d->c) {
+            if (!(d->c = dial(d))) {
+                nap(d, 1000);
+                continue;
+            }
+            d->open = 0;
+            d->republished = 0;
+        }
+        if (room(d)) {
+            if (!held) {
+                n = spool_take(d->sp, &body, &cap, &len, d->batch_lines, d->batch_bytes, &kind,
+                               &seq, err, sizeof err);
+                if (n < 0) {
+                    log_error("%s", err);
+                    break;
+                }
+                if (n > 0 && len + 256 > pcap) {
+                    char *np = realloc(payload, len + 256);
+                    if (!np) {
+                        log_error("out of memory");
+                        break;
+                    }
+                    payload = np;
+                    pcap = len + 256;
+                }
+                if (n > 0)
+                    snprintf(payload, pcap, "{\"id\":\"%s-%llu\",\"ops\":[%s]}", spool_id(d->sp),
+                             seq, body);
+                held = n > 0;
+            }
+            if (held) {
+                if (send_batch(d, payload, n, kind, seq))
+                    held = 0;
+                else
+                    nap(d, 1000);
+                continue;
+            }
+            if (d->outstanding == 0) {
+                if (spool_finished(d->sp))
+                    break;
+                spool_wait(d->sp, 200);
+                continue;
+            }
+        }
+        /* Wait for an answer; new records are looked at again within 20 ms. */
+        mosqlite_wait_any(d->c, d->outstanding < (d->open ? d->window : 1) && !d->draining ? 20 : 200);
+        if (d->outstanding > 0 && util_now_exact_ms() - d->answered_at > 5000)
+            say_away(d, "no answer from the broker or the writer for 5 s");
+    }
+out:
     if (d->c) {
         mosqlite_wait(d->c, 1);         /* so close() does not wait for the abandoned */
         mosqlite_close(d->c);
@@ -164,6 +229,10 @@ void *deliver_main(void *arg)
     }
     free(body);
     free(payload);
+    free(d->fl);
+    free(d->freefl);
+    d->fl = NULL;
+    d->freefl = NULL;
     d->finished = 1;
     return NULL;
 }

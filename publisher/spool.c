@@ -2,18 +2,23 @@
  *
  * Layout of a spool directory: segment files 00000001.seg, 00000002.seg, ... each a
  * run of records, one per line (a kind byte, the JSON text, a newline; JSON text never
- * holds a raw newline), and a `state` file, one line: "mosqlite-spool 1 ID RSEG ROFF
- * RSEQ INFLIGHT". Records are appended to the newest segment; a segment is closed once
- * it passes an eighth of the bound, and deleted once delivery has passed its end, so
- * the disk holds the undelivered records plus at most one segment. When delivery
- * catches up with the input, the segment is cut back to nothing.
+ * holds a raw newline), and a `state` file, one line: "mosqlite-spool 2 ID RSEG ROFF
+ * RSEQ N1,N2,..." (version 1, written by older programs, has one N). Records are
+ * appended to the newest segment; a segment is closed once it passes an eighth of the
+ * bound, and deleted once delivery has passed its end, so the disk holds the
+ * undelivered records plus at most one segment. When delivery catches up with the
+ * input, the segment is cut back to nothing.
  *
  * A record's sequence number is its position in the spool since it was made (RSEQ
- * is the number of the oldest undelivered one). The deliverer names a batch after the
- * spool's id and its first sequence number, and the state file says how many records
- * were in flight, so a later run rebuilds the very same batch under the same id and
- * the writer applies it once. The state is written without fsync: it protects against
- * a program that ends, not against a power cut (after one, a batch may be sent again
+ * is the number of the oldest undelivered one, at RSEG/ROFF). The deliverer takes
+ * batches in order, each named after the spool's id and its first sequence number,
+ * and keeps several in flight; N1,N2,... are their sizes, in order from RSEQ, so a
+ * later run rebuilds the very same batches under the same ids and the writer applies
+ * each once. Records are forgotten only as a prefix: a batch answered before an
+ * older one stays in the spool (and in the list) until the older one is answered too,
+ * as the queue is one file position; a later run would send it again and the writer
+ * answer `duplicate`. The state is written without fsync: it protects against a
+ * program that ends, not against a power cut (after one, a batch may be sent again
  * under a new id, or a few lines lost). */
 #define _GNU_SOURCE                     /* pwritev */
 #include "spool.h"
@@ -35,6 +40,15 @@
 #include <unistd.h>
 
 #define READ_CAP (512u * 1024u)         /* bigger than any record (see pipe.c) */
+#define MAX_FLIGHT 256                  /* most batches in flight at once */
+
+struct batch {
+    unsigned long seg;                  /* where it starts */
+    off_t off, bytes;                   /* and its bytes in the segment file */
+    long n;                             /* records */
+    unsigned long long seq;             /* the first one's sequence number */
+    int done;
+};
 
 struct spool {
     pthread_mutex_t lock;
@@ -42,15 +56,18 @@ struct spool {
     char *dir;
     char id[MOSQLITE_ID_LEN + 1];
     int sfd;                            /* the state file */
-    int wfd, rfd;                       /* the segment appended to, the one read from */
-    unsigned long wseg, rseg;
-    off_t woff, roff;
+    int wfd, tfd;                       /* the segment appended to, the one taken from */
+    unsigned long wseg, rseg, tseg;
+    off_t woff, roff, toff;             /* write end; oldest pending; next to take */
     unsigned long long rseq;            /* sequence number of the oldest pending record */
+    unsigned long long tseq;            /* sequence number of the next record to take */
     unsigned long long max, seg_max;
     struct spool_stats st;
-    long inflight;                      /* records in flight, from the state */
-    long peek_n;                        /* what the last peek took */
-    off_t peek_bytes;
+    struct batch fl[MAX_FLIGHT];        /* batches in flight, oldest first (a ring) */
+    int fhead, nfl;
+    long resume[MAX_FLIGHT];            /* sizes of the batches a former run had in flight */
+    int nresume, iresume;
+    unsigned long long taken;           /* records in flight */
     int ended;
     char *rbuf;
 };
@@ -79,13 +96,20 @@ static void cut(int fd, off_t len)
         log_debug("spool: ftruncate: %s", strerror(errno));
 }
 
-/* Lock held. Record where delivery stands. */
+/* Lock held. Record where delivery stands, and the sizes of the batches in flight
+ * (those of a former run not yet taken again first). */
 static void state_write(spool *sp)
 {
-    char line[256];
-    int n = snprintf(line, sizeof line, "mosqlite-spool 1 %s %lu %lld %llu %ld\n", sp->id,
-                     sp->rseg, (long long)sp->roff, sp->rseq, sp->inflight);
+    char line[MAX_FLIGHT * 12 + 256];
+    int n = snprintf(line, sizeof line, "mosqlite-spool 2 %s %lu %lld %llu ", sp->id,
+                     sp->rseg, (long long)sp->roff, sp->rseq), i, k = 0;
 
+    for (i = 0; i < sp->nfl; i++, k++)
+        n += snprintf(line + n, sizeof line - (size_t)n, "%s%ld", k ? "," : "",
+                      sp->fl[(sp->fhead + i) % MAX_FLIGHT].n);
+    for (i = sp->iresume; i < sp->nresume; i++, k++)
+        n += snprintf(line + n, sizeof line - (size_t)n, "%s%ld", k ? "," : "", sp->resume[i]);
+    n += snprintf(line + n, sizeof line - (size_t)n, "%s\n", k ? "" : "0");
     if (pwrite(sp->sfd, line, (size_t)n, 0) == n)
         cut(sp->sfd, n);
 }
@@ -116,17 +140,31 @@ static void seg_range(const char *dir, unsigned long *lo, unsigned long *hi)
  * what is pending. 0, or -1 with err set. */
 static int resume(spool *sp, char *err, size_t errlen)
 {
-    char line[256], id[MOSQLITE_ID_LEN + 8];
+    char line[MAX_FLIGHT * 12 + 256], id[MOSQLITE_ID_LEN + 8], *p, *end;
     unsigned long lo, hi, s;
     long long roff;
     ssize_t n = pread(sp->sfd, line, sizeof line - 1, 0);
     struct stat stt;
+    int version, used = 0;
 
     if (n <= 0)
         goto bad;
     line[n] = '\0';
-    if (sscanf(line, "mosqlite-spool 1 %30s %lu %lld %llu %ld", id, &sp->rseg, &roff,
-               &sp->rseq, &sp->inflight) != 5 || strlen(id) != MOSQLITE_ID_LEN || roff < 0)
+    if (sscanf(line, "mosqlite-spool %d %30s %lu %lld %llu %n", &version, id, &sp->rseg, &roff,
+               &sp->rseq, &used) != 5 || used == 0 || (version != 1 && version != 2) ||
+        strlen(id) != MOSQLITE_ID_LEN || roff < 0)
+        goto bad;
+    /* The sizes of the batches in flight: N or N1,N2,...; 0 for none. */
+    for (p = line + used;; p = end + 1) {
+        long k = strtol(p, &end, 10);
+        if (end == p || k < 0 || sp->nresume == MAX_FLIGHT)
+            goto bad;
+        if (k > 0)
+            sp->resume[sp->nresume++] = k;
+        if (*end != ',')
+            break;
+    }
+    if (*end != '\n' && *end != '\0')
         goto bad;
     strcpy(sp->id, id);
     sp->roff = (off_t)roff;
@@ -134,11 +172,11 @@ static int resume(spool *sp, char *err, size_t errlen)
     if (!hi) {
         lo = hi = sp->rseg ? sp->rseg : 1;
         sp->roff = 0;
-        sp->inflight = 0;
+        sp->nresume = 0;
     } else if (sp->rseg < lo || sp->rseg > hi) {
         sp->rseg = lo;                  /* its segment is gone: start at the oldest */
         sp->roff = 0;
-        sp->inflight = 0;
+        sp->nresume = 0;
     }
     sp->rseg = sp->rseg ? sp->rseg : lo;
     sp->wseg = hi;
@@ -158,11 +196,14 @@ static int resume(spool *sp, char *err, size_t errlen)
         goto ioerr;
     if (sp->rseg == sp->wseg && sp->roff > sp->woff)
         sp->roff = sp->woff;
-    if ((sp->rfd = seg_open(sp, sp->rseg, O_RDONLY)) < 0)
+    if ((sp->tfd = seg_open(sp, sp->rseg, O_RDONLY)) < 0)
         goto ioerr;
+    sp->tseg = sp->rseg;
+    sp->toff = sp->roff;
+    sp->tseq = sp->rseq;
     /* Count the records still pending. */
     for (s = sp->rseg; s <= sp->wseg; s++) {
-        int fd = s == sp->rseg ? sp->rfd : seg_open(sp, s, O_RDONLY);
+        int fd = s == sp->rseg ? sp->tfd : seg_open(sp, s, O_RDONLY);
         off_t off = s == sp->rseg ? sp->roff : 0, end;
         if (fd < 0)
             continue;
@@ -179,7 +220,7 @@ static int resume(spool *sp, char *err, size_t errlen)
             sp->st.bytes += (unsigned long long)k;
             off += k;
         }
-        if (fd != sp->rfd)
+        if (fd != sp->tfd)
             close(fd);
     }
     return 0;
@@ -205,7 +246,7 @@ spool *spool_open(const char *dir, int must_exist, unsigned long long max_bytes,
     }
     pthread_mutex_init(&sp->lock, NULL);
     pthread_cond_init(&sp->cond, NULL);
-    sp->sfd = sp->wfd = sp->rfd = -1;
+    sp->sfd = sp->wfd = sp->tfd = -1;
     if (!(sp->dir = strdup(dir)) || !(sp->rbuf = malloc(READ_CAP))) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -238,9 +279,9 @@ spool *spool_open(const char *dir, int must_exist, unsigned long long max_bytes,
             snprintf(err, errlen, "no randomness for the spool's id");
             goto fail;
         }
-        sp->rseg = sp->wseg = 1;
+        sp->rseg = sp->wseg = sp->tseg = 1;
         if ((sp->wfd = seg_open(sp, 1, O_RDWR | O_CREAT | O_TRUNC)) < 0 ||
-            (sp->rfd = seg_open(sp, 1, O_RDONLY)) < 0) {
+            (sp->tfd = seg_open(sp, 1, O_RDONLY)) < 0) {
             snprintf(err, errlen, "spool %s: %s", dir, strerror(errno));
             goto fail;
         }
@@ -325,27 +366,26 @@ out:
     return rc;
 }
 
-/* Lock held. Pass over fully delivered segments; the bytes left in the read one. */
-static off_t readable(spool *sp)
+/* Lock held. Pass over fully taken segments; the bytes left to take in the one
+ * being taken from. (Segments are deleted once delivery is done with them.) */
+static off_t takeable(spool *sp)
 {
-    while (sp->rseg < sp->wseg) {
-        off_t end = lseek(sp->rfd, 0, SEEK_END);
+    while (sp->tseg < sp->wseg) {
+        off_t end = lseek(sp->tfd, 0, SEEK_END);
         int fd;
-        if (end > sp->roff)
-            return end - sp->roff;
-        if ((fd = seg_open(sp, sp->rseg + 1, O_RDONLY)) < 0)
+        if (end > sp->toff)
+            return end - sp->toff;
+        if ((fd = seg_open(sp, sp->tseg + 1, O_RDONLY)) < 0)
             return 0;
-        close(sp->rfd);
-        seg_unlink(sp, sp->rseg);
-        sp->rfd = fd;
-        sp->rseg++;
-        sp->roff = 0;
-        state_write(sp);
+        close(sp->tfd);
+        sp->tfd = fd;
+        sp->tseg++;
+        sp->toff = 0;
     }
-    return sp->woff - sp->roff;
+    return sp->woff - sp->toff;
 }
 
-long spool_peek(spool *sp, char **buf, size_t *cap, size_t *len, size_t maxn,
+long spool_take(spool *sp, char **buf, size_t *cap, size_t *len, size_t maxn,
                 size_t maxbytes, char *kind, unsigned long long *seq, char *err, size_t errlen)
 {
     off_t avail;
@@ -353,13 +393,16 @@ long spool_peek(spool *sp, char **buf, size_t *cap, size_t *len, size_t maxn,
     char *p, *end;
     long n = 0;
     size_t want;
+    int resumed;
+    struct batch *b;
 
     pthread_mutex_lock(&sp->lock);
     *len = 0;
-    if ((avail = readable(sp)) <= 0)
+    if (sp->nfl == MAX_FLIGHT || (avail = takeable(sp)) <= 0)
         goto out;
-    want = sp->inflight > 0 ? (size_t)sp->inflight : maxn;
-    got = pread(sp->rfd, sp->rbuf, avail < READ_CAP ? (size_t)avail : READ_CAP, sp->roff);
+    resumed = sp->iresume < sp->nresume;
+    want = resumed ? (size_t)sp->resume[sp->iresume] : maxn;
+    got = pread(sp->tfd, sp->rbuf, avail < READ_CAP ? (size_t)avail : READ_CAP, sp->toff);
     if (got <= 0) {
         snprintf(err, errlen, "reading the spool: %s", got < 0 ? strerror(errno) : "cut short");
         n = -1;
@@ -373,7 +416,7 @@ long spool_peek(spool *sp, char **buf, size_t *cap, size_t *len, size_t maxn,
         tlen = (size_t)(nl - p) - 1;
         if (n == 0)
             *kind = *p;
-        else if (sp->inflight <= 0 && (*p != *kind || *len + 1 + tlen > maxbytes))
+        else if (!resumed && (*p != *kind || *len + 1 + tlen > maxbytes))
             break;
         if (*len + tlen + 2 > *cap) {
             size_t ncap = (*len + tlen + 2) * 2;
@@ -398,43 +441,71 @@ long spool_peek(spool *sp, char **buf, size_t *cap, size_t *len, size_t maxn,
         n = -1;
         goto out;
     }
-    sp->peek_n = n;
-    sp->peek_bytes = p - sp->rbuf;
-    *seq = sp->rseq;
+    if (resumed)
+        sp->iresume++;
+    b = &sp->fl[(sp->fhead + sp->nfl++) % MAX_FLIGHT];
+    b->seg = sp->tseg;
+    b->off = sp->toff;
+    b->bytes = p - sp->rbuf;
+    b->n = n;
+    b->seq = sp->tseq;
+    b->done = 0;
+    *seq = sp->tseq;
+    sp->toff += b->bytes;
+    sp->tseq += (unsigned long long)n;
+    sp->taken += (unsigned long long)n;
+    state_write(sp);
 out:
     pthread_mutex_unlock(&sp->lock);
     return n;
 }
 
-void spool_inflight(spool *sp, long n)
+void spool_done(spool *sp, unsigned long long seq)
 {
-    pthread_mutex_lock(&sp->lock);
-    if (sp->inflight != n) {
-        sp->inflight = n;
-        state_write(sp);
-    }
-    pthread_mutex_unlock(&sp->lock);
-}
+    int i, moved = 0;
 
-void spool_done(spool *sp, long n)
-{
     pthread_mutex_lock(&sp->lock);
-    if (n == sp->peek_n && n > 0) {
-        sp->roff += sp->peek_bytes;
-        sp->st.bytes -= (unsigned long long)sp->peek_bytes;
-        sp->st.pending -= (unsigned long long)n;
-        sp->st.done += (unsigned long long)n;
-        sp->rseq += (unsigned long long)n;
-        sp->inflight = 0;
-        sp->peek_n = 0;
+    for (i = 0; i < sp->nfl; i++) {
+        struct batch *b = &sp->fl[(sp->fhead + i) % MAX_FLIGHT];
+        if (b->seq == seq && !b->done) {
+            b->done = 1;
+            sp->st.done += (unsigned long long)b->n;
+            break;
+        }
+    }
+    /* Forget the answered batches at the head, in order. */
+    while (sp->nfl > 0 && sp->fl[sp->fhead].done) {
+        struct batch *b = &sp->fl[sp->fhead];
+        while (sp->rseg < b->seg)
+            seg_unlink(sp, sp->rseg++);
+        sp->roff = b->off + b->bytes;
+        sp->st.bytes -= (unsigned long long)b->bytes;
+        sp->st.pending -= (unsigned long long)b->n;
+        sp->taken -= (unsigned long long)b->n;
+        sp->rseq += (unsigned long long)b->n;
+        sp->fhead = (sp->fhead + 1) % MAX_FLIGHT;
+        sp->nfl--;
+        moved = 1;
+    }
+    if (moved) {
         /* Caught up: cut the segment back to nothing. */
-        if (sp->rseg == sp->wseg && sp->roff == sp->woff && sp->woff > 0 &&
-            ftruncate(sp->wfd, 0) == 0)
-            sp->roff = sp->woff = 0;
+        if (sp->nfl == 0 && sp->rseg == sp->wseg && sp->tseg == sp->wseg &&
+            sp->roff == sp->woff && sp->woff > 0 && ftruncate(sp->wfd, 0) == 0)
+            sp->roff = sp->toff = sp->woff = 0;
         state_write(sp);
         pthread_cond_broadcast(&sp->cond);
     }
     pthread_mutex_unlock(&sp->lock);
+}
+
+long spool_inflight(spool *sp)
+{
+    long n;
+
+    pthread_mutex_lock(&sp->lock);
+    n = sp->nfl;
+    pthread_mutex_unlock(&sp->lock);
+    return n;
 }
 
 void spool_wait(spool *sp, int ms)
@@ -442,7 +513,7 @@ void spool_wait(spool *sp, int ms)
     struct timespec ts = util_deadline(CLOCK_REALTIME, ms);
 
     pthread_mutex_lock(&sp->lock);
-    if (!sp->ended && sp->st.pending == 0)
+    if (!sp->ended && sp->st.pending == sp->taken)
         pthread_cond_timedwait(&sp->cond, &sp->lock, &ts);
     pthread_mutex_unlock(&sp->lock);
 }
@@ -486,8 +557,8 @@ void spool_close(spool *sp, int remove)
         return;
     if (sp->wfd >= 0)
         close(sp->wfd);
-    if (sp->rfd >= 0)
-        close(sp->rfd);
+    if (sp->tfd >= 0)
+        close(sp->tfd);
     if (sp->sfd >= 0)
         close(sp->sfd);
     if (remove && sp->dir) {

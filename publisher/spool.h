@@ -2,12 +2,12 @@
  * only, not part of the library).
  *
  * The reading side appends records (one kind byte, then one line of JSON text); the
- * delivering side peeks at the oldest ones, publishes them, and marks them done once
- * the writer has answered. Records live in segment files in the spool directory, so
+ * delivering side takes them in order as batches, several in flight at once, and
+ * marks each batch done once the writer has answered it. Records live in segment files in the spool directory, so
  * a spool never holds more than its bound of undelivered bytes (an append past it is
  * dropped and counted) plus one delivered segment. A small `state` file records where
  * delivery stands and which records were last in flight, so a later run can pick the
- * spool up and send the same records again under the same id (exactly once).
+ * spool up and send the same batches again under the same ids (exactly once).
  *
  * Threads: one appender and one deliverer may use a spool at once; every call takes
  * the spool's lock, and an append never waits for anything but the other side's
@@ -45,21 +45,25 @@ int spool_append(spool *sp, char kind, const char *text, size_t len, int force);
  * them one by one, and what does not fit is dropped). */
 int spool_append_many(spool *sp, const char *recs, size_t len, long n);
 
-/* The oldest records, at most maxn and maxbytes of text (always at least one), all of
- * the same kind, their texts joined by commas into *buf (grown as needed, *len set).
- * A run that left records in flight gets exactly those first. Sets *kind and *seq (the
- * sequence number of the first one, unique within this spool). Returns how many
- * records, 0 when none is stored, or -1 with a message in err (a disk error). */
-long spool_peek(spool *sp, char **buf, size_t *cap, size_t *len, size_t maxn,
+/* Take the next records not yet taken, at most maxn and maxbytes of text (always at
+ * least one), all of the same kind, their texts joined by commas into *buf (grown as
+ * needed, *len set): a batch, now in flight. A run that left batches in flight gets
+ * exactly those first, one by one, whatever maxn and maxbytes say. Sets *kind and
+ * *seq (the sequence number of the first record, unique within this spool: the
+ * batch's name). Returns how many records, 0 when none is left to take (or 256
+ * batches are in flight), or -1 with a message in err (a disk error). */
+long spool_take(spool *sp, char **buf, size_t *cap, size_t *len, size_t maxn,
                 size_t maxbytes, char *kind, unsigned long long *seq, char *err, size_t errlen);
 
-/* The n records of the last peek are in flight: a later run sends them again as one. */
-void spool_inflight(spool *sp, long n);
+/* The batch named seq is answered (applied, or rejected: either way done with).
+ * Its records are forgotten once every batch taken before it is answered too. */
+void spool_done(spool *sp, unsigned long long seq);
 
-/* The n oldest records are done: forget them. */
-void spool_done(spool *sp, long n);
+/* How many batches are in flight (taken, and not yet forgotten). */
+long spool_inflight(spool *sp);
 
-/* Wait at most ms for a record to be appended or the input to end (spool_end). */
+/* Wait at most ms, while every stored record is taken, for a record to be appended,
+ * a batch to be forgotten, or the input to end (spool_end). */
 void spool_wait(spool *sp, int ms);
 
 /* The input has ended: nothing more will be appended. */

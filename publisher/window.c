@@ -175,20 +175,40 @@ static int send_entry(mosqlite_client *c, int i)
     return MOSQLITE_OK;
 }
 
-/* Republish what is due. Only while connected: a request waiting for the
- * connection is not handed to libmosquitto twice. */
+/* Republish what is due, in publish order, and with it everything published after
+ * it that waits for its receipt: a request the broker lost may have been lost with
+ * those after it, and sent again alone it would be applied after them. Only while
+ * connected: a request waiting for the connection is not handed to libmosquitto
+ * twice. */
 static void scan(mosqlite_client *c, double now)
 {
-    int i;
+    unsigned long long first = 0;
+    int i, n = 0, k, found = 0;
 
     if (now < c->next_scan || !c->connected || (c->receipts && !c->subscribed))
         return;
     c->next_scan = now + 50;
     for (i = 0; i < c->window; i++) {
         struct entry *e = &c->ents[i];
-        if (e->state == E_WAITING && e->retry_at <= now)
-            send_entry(c, i);
+        if (e->state == E_WAITING && e->retry_at <= now && (!found || e->order < first)) {
+            first = e->order;
+            found = 1;
+        }
     }
+    if (!found)
+        return;
+    for (i = 0; i < c->window; i++)
+        if (c->ents[i].state == E_WAITING && c->ents[i].order >= first)
+            c->batch[n++] = i;
+    /* Insertion sort by publish order: the window is small and mostly in order. */
+    for (i = 1; i < n; i++)
+        for (k = i; k > 0 && c->ents[c->batch[k - 1]].order > c->ents[c->batch[k]].order; k--) {
+            int t = c->batch[k];
+            c->batch[k] = c->batch[k - 1];
+            c->batch[k - 1] = t;
+        }
+    for (i = 0; i < n; i++)
+        send_entry(c, c->batch[i]);
 }
 
 /* Hand finished results to the callback and free their slots. Drops the lock while
@@ -306,6 +326,7 @@ int mosqlite_publish(mosqlite_client *c, const char *table, const char *json, vo
     e->len = len;
     e->tag = tag;
     e->backoff_ms = c->retry_ms;
+    e->order = c->norder++;
     strcpy(e->id, id);
     c->nused++;
     c->bytes += len;
@@ -378,6 +399,26 @@ int mosqlite_wait(mosqlite_client *c, int timeout_ms)
                         c->nused, c->nused == 1 ? "" : "s", timeout_ms);
             break;
         }
+    }
+    mosqlite__deliver(c);
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+int mosqlite_wait_any(mosqlite_client *c, int timeout_ms)
+{
+    double deadline = util_now_exact_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int rc = MOSQLITE_OK, nused;
+
+    pthread_mutex_lock(&c->lock);
+    mosqlite__deliver(c);
+    nused = c->nused;
+    while (c->nused > 0 && c->nused >= nused) {
+        double left = deadline - util_now_exact_ms();
+        if (left <= 0)
+            break;
+        if ((rc = mosqlite__step(c, left < 100 ? (int)left + 1 : 100)) != MOSQLITE_OK)
+            break;
     }
     mosqlite__deliver(c);
     pthread_mutex_unlock(&c->lock);

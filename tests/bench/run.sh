@@ -15,6 +15,7 @@
 #   NO_PAGE=1 ...                    skip line 6, the page in Chromium (tests/bench/page.sh)
 #   NO_ADMIN=1, NO_REPLICA=1 ...     skip lines A/H (admin.sh) and R (replica.sh)
 #   NO_RETAIN=1 ...                  skip lines P (retain.sh: retention under load)
+#   NO_BULK=1 ...                    skip lines B (bulk.sh: the log pipe, JSON Lines)
 #
 # The C drivers (mqbench.c, sqlbench.c) are compiled into build/bench/. Raw key=value
 # results of each step are kept in $T/results.
@@ -451,6 +452,13 @@ if [ -n "$HAVE_WRITER" ]; then
     row 5c "writer CPU (user+sys) per 100,000 requests" "$(calc_f "%.2f" "${CPU_100K:-0}") s" - - "(drain: $CPU_DRAIN s for $DR_ROWS rows)"
 else
     row 4 "mosqlite end to end" "no $BIN/mosqlite-writer: run make first" - - ""
+fi
+# B. Rows in bulk (tests/bench/bulk.sh: its own broker and writer): the log pipe and
+# JSON Lines against SQLite alone. NO_BULK=1 skips it.
+if [ -z "${NO_BULK:-}" ] && [ -n "$HAVE_WRITER" ]; then
+    say "bulk: the log pipe and JSON Lines against SQLite alone"
+    CEIL1=$(int "$CEIL1") bash "$ROOT/tests/bench/bulk.sh" 2>"$T/bulk.err" | grep -E '^B[0-9]' ||
+        row B "rows in bulk" - - - "not measured: $(tail -n 1 "$T/bulk.err")"
 fi
 # 6. The page opening a long build log in Chromium, through the WebSocket listener
 # (tests/bench/page.sh: its own broker and writer). NO_PAGE=1 skips it.

@@ -1,0 +1,85 @@
+#!/bin/bash
+# The log pipe with many transactions in flight (--lines-window): through a broker and
+# a writer stopped and started again, every line is stored once and in the order read
+# (the rows' ids follow the lines); through a broker killed with SIGKILL (once just
+# after it saved its state, once long after) and a writer killed with SIGKILL, every
+# line once, and in order with one transaction in flight. Checked with sqlite3: the
+# count, the count of distinct lines, and no row holding a line read before the row
+# before it. SOAK=1 repeats it (ROUNDS_SOAK rounds, 10).
+. "$(dirname "$0")/lib.sh"
+N=${WINDOW_LINES:-200000}
+W=${WINDOW_N:-16}
+ROUNDS=${ROUNDS:-1}
+[ -n "${SOAK:-}" ] && ROUNDS=${ROUNDS_SOAK:-10}
+
+count() { sql "SELECT count(*) FROM build_logs WHERE build_id = $1"; }
+at_least() { [ "$(count "$1")" -ge "$2" ]; }
+# out_of_order B: how many of build B's rows, in id order, hold a line read before
+# the row before them.
+out_of_order() {
+    sql "SELECT count(*) FROM (SELECT line, lag(line) OVER (ORDER BY id) AS prev FROM build_logs WHERE build_id = $1) WHERE prev > line"
+}
+lines() { awk -v n="$1" 'BEGIN { for (i = 1; i <= n; i++) printf "line %07d of a long build log\n", i }'; }
+
+# pipe B W LOG: the pipe on build B with W transactions in flight, in the background.
+pipe() {
+    lines "$N" | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --no-tee -v --linger 60 --lines-window "$2" \
+        --lines line --with "{\"build_id\": $1}" build_logs 2>"$T/p$1.err.log" &
+    PUB=$!
+}
+# at B FRACTION: wait until build B has that fraction of the N lines (a/b).
+at() { wait_until 60 at_least "$1" $(( N * $2 )) || fail "build $1: $(( N * $2 )) rows"; }
+# ended B: the pipe has ended (exit 0) and says what it did.
+ended() {
+    wait "$PUB"; rc=$?
+    check_eq "build $1: the pipe exits 0" "$rc" 0
+    note "build $1: $(grep -o 'lines [0-9].*' "$T/p$1.err.log")"
+}
+once() {
+    check_eq "build $1: $N rows, $N distinct lines" \
+        "$(sql "SELECT count(*) || ',' || count(DISTINCT line) FROM build_logs WHERE build_id = $1")" "$N,$N"
+}
+# kills B: the broker SIGKILLed just after it saved its state (SIGUSR1), then long after
+# its last save, then the writer SIGKILLed, each while transactions are in flight.
+kills() {
+    at "$1" 1/5
+    kill -USR1 "$BROKER_PID"; sleep 0.2
+    broker_kill
+    note "build $1: broker killed after a save at $(count "$1") rows"
+    sleep 0.5; broker_start
+    at "$1" 2/5
+    broker_kill
+    note "build $1: broker killed without a save at $(count "$1") rows"
+    sleep 0.5; broker_start
+    at "$1" 3/5
+    writer_kill
+    note "build $1: writer killed at $(count "$1") rows"
+    sleep 0.3; writer_start
+}
+
+broker_start
+writer_start
+for round in $(seq 1 "$ROUNDS"); do
+    b=$(( round * 10 ))
+    # 1. The broker and the writer stopped and started again (SIGTERM) with W in
+    # flight: every line once, in order.
+    pipe "$b" "$W"
+    at "$b" 1/4
+    broker_stop; note "build $b: broker stopped at $(count "$b") rows"; broker_start
+    at "$b" 2/4
+    writer_stop; note "build $b: writer stopped at $(count "$b") rows"; writer_start
+    ended "$b"; once "$b"
+    check_eq "build $b, $W in flight, broker and writer restarted: rows out of order" "$(out_of_order "$b")" 0
+    # 2. Killed (SIGKILL) with W in flight: every line once. What the broker or the
+    # writer acknowledged and then lost is sent again after later transactions got
+    # through: a few transactions may land out of place (counted, not checked).
+    pipe $(( b + 1 )) "$W"
+    kills $(( b + 1 ))
+    ended $(( b + 1 )); once $(( b + 1 ))
+    note "build $(( b + 1 )), $W in flight, killed: $(out_of_order $(( b + 1 ))) rows out of order"
+    # 3. The same kills with one transaction in flight: every line once, in order.
+    pipe $(( b + 2 )) 1
+    kills $(( b + 2 ))
+    ended $(( b + 2 )); once $(( b + 2 ))
+    check_eq "build $(( b + 2 )), one in flight, killed: rows out of order" "$(out_of_order $(( b + 2 )))" 0
+done
