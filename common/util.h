@@ -24,7 +24,7 @@
 /* The wait after one more failure, given the last wait (0 for none yet). */
 int util_backoff(int last_ms);
 
-/* ---- the clocks: here, inline, so that libmosqlite, which links nothing of common/,
+/* ---- the clocks: here, inline, so that libmosqlite, which does not link util.c,
  * reads the same ones (the only clock_gettime calls of the tree). ---- */
 
 /* Milliseconds on the monotonic clock: whole, and with the fraction. */
