@@ -80,6 +80,10 @@ static inline struct timespec util_deadline(clockid_t clock, long long ms)
 int util_time_parse(const char *s, long long *ms);
 void util_time_format(long long ms, char *out);
 
+/* Days from 1970-01-01 to y-m-d (m 1..12) in the proleptic Gregorian calendar, negative
+ * before it: the one calendar of the tree (RFC 3339 times here, cron schedules). */
+long long util_days_from_civil(long long y, int m, int d);
+
 /* Format a reason into err (errlen bytes, always terminated) and return -1, so a
  * check reads `return util_fail(err, errlen, "...", ...)`. */
 int util_fail(char *err, size_t errlen, const char *fmt, ...)
