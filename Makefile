@@ -47,7 +47,11 @@ CONSOLE_SRC = $(wildcard console/*.c)
 # pipe (pipe*.c, spool.c).
 PUBCLI_SRC = publisher/main.c publisher/pipe.c publisher/pipe_read.c publisher/pipe_deliver.c \
              publisher/pipe_build.c publisher/pipe_command.c publisher/spool.c
-PUBLIB_SRC = $(filter-out $(PUBCLI_SRC),$(wildcard publisher/*.c))
+# It holds the strict JSON scan it shares with the writer, from common/ (hidden, as the
+# library's internal functions are); the programs linked with the library take those
+# objects from it.
+PUBLIB_COMMON_SRC = common/jscan.c common/utf8.c
+PUBLIB_SRC = $(filter-out $(PUBCLI_SRC),$(wildcard publisher/*.c)) $(PUBLIB_COMMON_SRC)
 # Unit tests: tests/unit/*.c linked with every writer and replica object but main.o.
 UNIT_SRC   = $(wildcard tests/unit/*.c)
 
@@ -60,6 +64,8 @@ PUBLIB_OBJ = $(call obj,$(PUBLIB_SRC))
 PUBLIB_PIC = $(patsubst %.c,$(BUILD)/pic/%.o,$(PUBLIB_SRC))
 PUBCLI_OBJ = $(call obj,$(PUBCLI_SRC))
 UNIT_OBJ   = $(call obj,$(UNIT_SRC))
+# common/ for a program linked with libmosqlite.a: less what the library holds.
+COMMON_NOLIB_OBJ = $(filter-out $(call obj,$(PUBLIB_COMMON_SRC)),$(COMMON_OBJ))
 WRITER_LIB_OBJ = $(filter-out $(BUILD)/writer/main.o,$(WRITER_OBJ))
 REPLICA_LIB_OBJ = $(filter-out $(BUILD)/replica/main.o,$(REPLICA_OBJ))
 
@@ -85,11 +91,11 @@ $(BIN)/mosqlite-replica: $(REPLICA_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-$(BIN)/mosqlite: $(CONSOLE_OBJ) $(BUILD)/libmosqlite.a $(COMMON_OBJ)
+$(BIN)/mosqlite: $(CONSOLE_OBJ) $(BUILD)/libmosqlite.a $(COMMON_NOLIB_OBJ)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-$(BIN)/mosqlite-pub: $(PUBCLI_OBJ) $(BUILD)/libmosqlite.a $(COMMON_OBJ)
+$(BIN)/mosqlite-pub: $(PUBCLI_OBJ) $(BUILD)/libmosqlite.a $(COMMON_NOLIB_OBJ)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 

@@ -204,19 +204,8 @@ int cron_parse_macro(struct cron *c, const char *word, char *err, size_t errlen)
 
 /* ---- the calendar -------------------------------------------------------------- */
 
-/* Days from 1970-01-01 to y-m-d, and back (proleptic Gregorian). */
-static long long days_from_civil(long long y, int m, int d)
-{
-    long long era, yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
+/* Days since 1970-01-01 back to y-m-d (proleptic Gregorian): the inverse of
+ * util_days_from_civil. */
 static void civil_from_days(long long z, long long *y, int *m, int *d)
 {
     long long era, doe, yoe, doy, mp;
@@ -250,7 +239,7 @@ static long long floor_div(long long a, long long b)
 
 static long long when_ms(const struct when *w)
 {
-    return ((days_from_civil(w->y, w->mo, w->d) * 1440) + w->h * 60 + w->mi) * 60000;
+    return ((util_days_from_civil(w->y, w->mo, w->d) * 1440) + w->h * 60 + w->mi) * 60000;
 }
 
 /* The member of set nearest x in direction dir (1: at or after, -1: at or before),
@@ -271,7 +260,7 @@ static int seek_bit(unsigned long long set, int x, int dir)
 
 static int day_matches(const struct cron *c, const struct when *w)
 {
-    long long z = days_from_civil(w->y, w->mo, w->d);
+    long long z = util_days_from_civil(w->y, w->mo, w->d);
     int dom = c->dom >> w->d & 1, dow = c->dow >> (int)((z % 7 + 11) % 7) & 1;
 
     return c->dom_or_dow ? dom || dow : dom && dow;

@@ -1,7 +1,6 @@
 /* jsonesc.h: the \u escapes a JSON string may hold, and the words for those it may not,
- * shared by the writer's strict reader (writer/json.c) and the publisher's
- * (publisher/strict.c), so that both refuse the same bytes in the same words. Header
- * only: libmosqlite links nothing of common/.
+ * shared by the raw scan of the strict JSON readers (jscan.c) and the writer's copy of
+ * a refused payload (writer/json.c), so that both agree on which escapes are refused.
  *
  * cJSON reads "a\uzzzzb" as "a" (the string stops at the bad escape) and refuses a lone
  * surrogate only with its position; \u0000 would end a C string. So a \u escape must be

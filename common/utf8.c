@@ -1,5 +1,5 @@
-/* utf8.c: strict UTF-8 validation, shared by the writer (requests are rejected when not
- * valid) and the publisher (--lines replaces bad bytes with U+FFFD). */
+/* utf8.c: strict UTF-8 validation, for the writer (a payload that is not valid is
+ * refused) and the strict JSON scan (jscan.c, in the writer and in libmosqlite). */
 #include "utf8.h"
 
 size_t utf8_seqlen(const unsigned char *s, size_t n)

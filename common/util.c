@@ -14,8 +14,7 @@ int util_backoff(int last_ms)
     return last_ms * 2 > UTIL_BACKOFF_MAX_MS ? UTIL_BACKOFF_MAX_MS : last_ms * 2;
 }
 
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar. */
-static long long days_from_civil(long long y, int m, int d)
+long long util_days_from_civil(long long y, int m, int d)
 {
     long long era, yoe, doy, doe;
 
@@ -89,7 +88,7 @@ int util_time_parse(const char *s, long long *ms)
         sec = 59;
         frac = 999;
     }
-    t = days_from_civil(y, mo, d) * 86400LL + h * 3600LL + mi * 60LL + sec - off * 60LL;
+    t = util_days_from_civil(y, mo, d) * 86400LL + h * 3600LL + mi * 60LL + sec - off * 60LL;
     *ms = t * 1000 + frac;
     return 0;
 }

@@ -24,7 +24,7 @@
 /* The wait after one more failure, given the last wait (0 for none yet). */
 int util_backoff(int last_ms);
 
-/* ---- the clocks: here, inline, so that libmosqlite, which links nothing of common/,
+/* ---- the clocks: here, inline, so that libmosqlite, which does not link util.c,
  * reads the same ones (the only clock_gettime calls of the tree). ---- */
 
 /* Milliseconds on the monotonic clock: whole, and with the fraction. */
@@ -79,6 +79,10 @@ static inline struct timespec util_deadline(clockid_t clock, long long ms)
 #define UTIL_TIME_LEN 32
 int util_time_parse(const char *s, long long *ms);
 void util_time_format(long long ms, char *out);
+
+/* Days from 1970-01-01 to y-m-d (m 1..12) in the proleptic Gregorian calendar, negative
+ * before it: the one calendar of the tree (RFC 3339 times here, cron schedules). */
+long long util_days_from_civil(long long y, int m, int d);
 
 /* Format a reason into err (errlen bytes, always terminated) and return -1, so a
  * check reads `return util_fail(err, errlen, "...", ...)`. */

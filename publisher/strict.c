@@ -3,10 +3,10 @@
  * rejected for its JSON, and one it stops is stopped with the reason the writer would
  * have given:
  *
- * 1. one pass over the raw bytes, as the writer's: valid UTF-8, no NUL, every \u escape
- *    in a string four hex digits, not \u0000 (a C string would end there) nor a lone
- *    surrogate, in the writer's words (jsonesc.h), no raw control character in a string, every
- *    number RFC 8259's, finite, and an integer within +-2^53, nesting within limit;
+ * 1. one pass over the raw bytes, the writer's own (common/jscan.c): valid UTF-8, no
+ *    NUL, every \u escape in a string four hex digits, not \u0000 (a C string would end
+ *    there) nor a lone surrogate, no raw control character in a string, every number
+ *    RFC 8259's, finite, and an integer within +-2^53, nesting within limit;
  * 2. the grammar (RFC 8259, as cJSON reads it: a \u escape of a lone surrogate is
  *    refused), into a flat tree of byte ranges;
  * 3. duplicate keys, named as the writer names them: the request, each operation,
@@ -15,17 +15,12 @@
  * Nothing is re-printed: callers cut and join the text by the byte ranges found. */
 #include "strict.h"
 
-#include "jsonesc.h"
-#include "util.h"
+#include "jscan.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The largest integer a double holds exactly, 2^53, as the writer writes it. */
-static const char exact_int[] = UTIL_STR(UTIL_EXACT_INT);
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -69,126 +64,7 @@ size_t mosqlite__utf8_seq(const unsigned char *s, size_t n, int *ok)
     return need;
 }
 
-/* ---- 1. the raw bytes, as the writer reads them ---- */
-
-/* The run of number characters at p[i], at most 40, for quoting a bad literal. */
-static int num_run(const unsigned char *p, size_t n, size_t i)
-{
-    size_t k = i;
-
-    while (k < n && k - i < 40 && p[k] && strchr("0123456789.eE+-", p[k]))
-        k++;
-    return (int)(k - i);
-}
-
-static int scan_number(const unsigned char *p, size_t n, size_t i, size_t *end, char *err,
-                       size_t errlen)
-{
-    size_t start = i, d, nd;
-    int len, real = 0;
-
-#define NUM_FAIL(why) \
-    (len = num_run(p, n, start), \
-     fail(err, errlen, "invalid JSON: number \"%.*s\" at byte %zu: %s", len, \
-          (const char *)p + start, start, why))
-    if (p[i] == '-')
-        i++;
-    d = i;
-    if (i >= n || p[i] < '0' || p[i] > '9')
-        return NUM_FAIL("a digit must follow \"-\"");
-    if (p[i] == '0' && i + 1 < n && p[i + 1] >= '0' && p[i + 1] <= '9')
-        return NUM_FAIL("leading zeros are not allowed");
-    while (i < n && p[i] >= '0' && p[i] <= '9')
-        i++;
-    nd = i - d;
-    if (i < n && p[i] == '.') {
-        real = 1;
-        if (++i >= n || p[i] < '0' || p[i] > '9')
-            return NUM_FAIL("a digit must follow \".\"");
-        while (i < n && p[i] >= '0' && p[i] <= '9')
-            i++;
-    }
-    if (i < n && (p[i] == 'e' || p[i] == 'E')) {
-        real = 1;
-        i++;
-        if (i < n && (p[i] == '+' || p[i] == '-'))
-            i++;
-        if (i >= n || p[i] < '0' || p[i] > '9')
-            return NUM_FAIL("the exponent needs digits");
-        while (i < n && p[i] >= '0' && p[i] <= '9')
-            i++;
-    }
-#undef NUM_FAIL
-    *end = i;
-    len = (int)(i - start > 40 ? 40 : i - start);
-    if (real) {
-        char buf[512];
-        size_t k = i - start < sizeof buf - 1 ? i - start : sizeof buf - 1;
-        memcpy(buf, p + start, k);
-        buf[k] = '\0';
-        if (i - start >= sizeof buf || !isfinite(strtod(buf, NULL)))
-            return fail(err, errlen, "number %.*s at byte %zu is out of range: beyond the largest "
-                        "double (about 1.8e308)", len, (const char *)p + start, start);
-        return 0;
-    }
-    if (nd > sizeof exact_int - 1 || (nd == sizeof exact_int - 1 && memcmp(p + d, exact_int, nd) > 0))
-        return fail(err, errlen, "integer %.*s at byte %zu is beyond +-2^53 and would lose "
-                    "precision; send it as a string", len, (const char *)p + start, start);
-    return 0;
-}
-
-static int scan_raw(const unsigned char *p, size_t n, char *err, size_t errlen)
-{
-    size_t i = 0;
-    int depth = 0, instr = 0;
-
-    while (i < n) {
-        unsigned c = p[i];
-        if (c >= 0x80) {
-            int ok;
-            size_t k = mosqlite__utf8_seq(p + i, n - i, &ok);
-            if (!ok)
-                return fail(err, errlen, "payload is not valid UTF-8 (byte %zu)", i);
-            i += k;
-            continue;
-        }
-        if (c == 0)
-            return fail(err, errlen, "payload contains a NUL byte (byte %zu)", i);
-        if (instr) {
-            if (c == '\\' && i + 1 < n && p[i + 1] == 'u') {
-                size_t k;
-                if (jsonesc_u(p, n, i, &k, err, errlen))
-                    return -1;
-                i += k;
-                continue;
-            }
-            if (c == '\\') {
-                i += 2;
-                continue;
-            }
-            if (c == '"')
-                instr = 0;
-            else if (c < 0x20)
-                return fail(err, errlen, "invalid JSON: control character 0x%02x in a string "
-                            "(byte %zu); escape it", c, i);
-        } else if (c == '"') {
-            instr = 1;
-        } else if (c == '-' || (c >= '0' && c <= '9')) {
-            size_t end = i;
-            if (scan_number(p, n, i, &end, err, errlen))
-                return -1;
-            i = end;
-            continue;
-        } else if (c == '{' || c == '[') {
-            if (++depth > MOSQLITE_JSON_DEPTH)
-                return fail(err, errlen, "nesting too deep (limit %d)", MOSQLITE_JSON_DEPTH);
-        } else if (c == '}' || c == ']') {
-            depth--;
-        }
-        i++;
-    }
-    return 0;
-}
+/* ---- 1. the raw bytes, as the writer reads them: jscan_raw (common/jscan.c) ---- */
 
 /* ---- 2. the grammar ---- */
 
@@ -574,7 +450,8 @@ int mosqlite__json_read(struct jdoc *d, const char *text, size_t len, const char
     memset(d, 0, sizeof *d);
     d->s = text;
     d->n = len;
-    scan_raw((const unsigned char *)text, len, scan, sizeof scan);   /* scan[0]: it failed */
+    /* scan[0]: it failed */
+    jscan_raw((const unsigned char *)text, len, MOSQLITE_JSON_DEPTH, NULL, NULL, scan, sizeof scan);
     j.d = d;
     j.i = len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3) ? 3 : 0;    /* a BOM, as cJSON skips it */
     j.why = "";

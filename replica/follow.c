@@ -274,6 +274,73 @@ static void drop_head(struct follow *f)
     free(c);
 }
 
+/* A change from a writer of an older epoch: a copy of a commit from before the
+ * promotion, or a writer that was replaced and still runs. Never applied, never taken
+ * for a copy of this lineage's commit: counted and told. */
+static void refuse_stale(struct follow *f, const struct change *c, const struct store_pos *p)
+{
+    f->stale++;
+    f->stale_epoch = c->epoch;
+    snprintf(f->error, sizeof f->error, "refused change %lld of epoch %lld: this file is at "
+             "epoch %lld (sequence %lld); a writer of an older epoch published it", c->seq,
+             c->epoch, p->epoch, p->seq);
+    log_error("%s", f->error);
+    f->dirty = 1;
+}
+
+/* Why change c cannot follow the position p: its writer went on from a commit this
+ * file does not hold, or a gap. */
+static void gap_reason(const struct change *c, const struct store_pos *p, char *err, size_t errlen)
+{
+    if (c->epoch > p->epoch && c->seq <= p->seq)
+        snprintf(err, errlen, "the writer of epoch %lld went on from sequence %lld of epoch "
+                 "%lld; this file holds commits up to %lld of epoch %lld that it does not have",
+                 c->epoch, c->prev, c->prev_epoch, p->seq, p->epoch);
+    else if (c->prev_epoch == p->epoch)
+        snprintf(err, errlen, "gap: this file is at %lld, the next change is %lld (after %lld)",
+                 p->seq, c->seq, c->prev);
+    else
+        snprintf(err, errlen, "gap: this file is at %lld of epoch %lld, the next change is %lld "
+                 "(after %lld of epoch %lld)", p->seq, p->epoch, c->seq, c->prev, c->prev_epoch);
+}
+
+/* The lag of each change applied, from its commit time at the writer. */
+static void note_lag(struct follow *f, const long long *at, int k)
+{
+    for (int i = 0; i < k; i++) {
+        double lag;
+        if (at[i] <= 0)
+            continue;                    /* a change without its commit time: no lag to tell */
+        lag = (double)(util_wall_ms() - at[i]);
+        f->lag[f->nlag++ % LAG_KEEP] = lag;
+        f->last_lag = lag;
+    }
+}
+
+/* What a run ending with rc means for the state: 1 a gap or another database
+ * (bootstrap), -2 a conflict (stop applying), -1 a fault of the file (retry); k changes
+ * applied clear an old error. */
+static void run_ended(struct follow *f, int rc, int k, const char *err)
+{
+    if (rc == 1) {
+        log_warn("%s: bootstrapping again", err);
+        snprintf(f->error, sizeof f->error, "%s", err);
+        f->asked_at = 0;
+        set_state(f, BOOTSTRAPPING, "asking for a snapshot");
+    } else if (rc == -2) {
+        log_error("refusing it: %s; run with --bootstrap to start again from a snapshot", err);
+        snprintf(f->error, sizeof f->error, "%s", err);
+        set_state(f, CONFLICT, "applying nothing more");
+    } else if (rc == -1) {
+        log_error("%s; retrying", err);
+        snprintf(f->error, sizeof f->error, "%s", err);
+        f->retry_at = util_now_ms() + RETRY_MS;
+        f->dirty = 1;
+    } else if (k && f->error[0] && f->state == FOLLOWING && strncmp(f->error, "refused change", 14)) {
+        f->error[0] = '\0';
+    }
+}
+
 /* Apply the run of changes that follow the position, in one transaction. The queue
  * loses them only once that is committed. */
 static void apply_run(struct follow *f)
@@ -282,7 +349,7 @@ static void apply_run(struct follow *f)
     long long at[APPLY_MAX];
     struct change *c;
     char err[768];
-    int k = 0, rc = 0, i;
+    int k = 0, rc = 0;
     size_t taken = 0;
 
     for (c = f->head; c && k < APPLY_MAX; c = c->next, taken++) {
@@ -293,31 +360,13 @@ static void apply_run(struct follow *f)
             break;
         }
         if (c->epoch < p->epoch) {
-            /* From a writer of an older epoch: a copy of a commit from before the
-             * promotion, or a writer that was replaced and still runs. Never applied,
-             * never taken for a copy of this lineage's commit: counted and told. */
-            f->stale++;
-            f->stale_epoch = c->epoch;
-            snprintf(f->error, sizeof f->error, "refused change %lld of epoch %lld: this file is at "
-                     "epoch %lld (sequence %lld); a writer of an older epoch published it", c->seq,
-                     c->epoch, p->epoch, p->seq);
-            log_error("%s", f->error);
-            f->dirty = 1;
+            refuse_stale(f, c, p);
             continue;
         }
         if (c->epoch == p->epoch && c->seq <= p->seq)   /* held already (a copy, or in the snapshot) */
             continue;
         if (c->prev != p->seq || c->prev_epoch != p->epoch) {
-            if (c->epoch > p->epoch && c->seq <= p->seq)
-                snprintf(err, sizeof err, "the writer of epoch %lld went on from sequence %lld of epoch "
-                         "%lld; this file holds commits up to %lld of epoch %lld that it does not have",
-                         c->epoch, c->prev, c->prev_epoch, p->seq, p->epoch);
-            else if (c->prev_epoch == p->epoch)
-                snprintf(err, sizeof err, "gap: this file is at %lld, the next change is %lld (after %lld)",
-                         p->seq, c->seq, c->prev);
-            else
-                snprintf(err, sizeof err, "gap: this file is at %lld of epoch %lld, the next change is %lld "
-                         "(after %lld of epoch %lld)", p->seq, p->epoch, c->seq, c->prev, c->prev_epoch);
+            gap_reason(c, p, err, sizeof err);
             rc = 1;
             break;
         }
@@ -340,34 +389,11 @@ static void apply_run(struct follow *f)
     }
     while (taken--)
         drop_head(f);
-    for (i = 0; i < k; i++) {
-        double lag;
-        if (at[i] <= 0)
-            continue;                    /* a change without its commit time: no lag to tell */
-        lag = (double)(util_wall_ms() - at[i]);
-        f->lag[f->nlag++ % LAG_KEEP] = lag;
-        f->last_lag = lag;
-    }
+    note_lag(f, at, k);
     f->applied += k;
     if (k)
         f->dirty = 1;
-    if (rc == 1) {                       /* gap or another database: bootstrap */
-        log_warn("%s: bootstrapping again", err);
-        snprintf(f->error, sizeof f->error, "%s", err);
-        f->asked_at = 0;
-        set_state(f, BOOTSTRAPPING, "asking for a snapshot");
-    } else if (rc == -2) {
-        log_error("refusing it: %s; run with --bootstrap to start again from a snapshot", err);
-        snprintf(f->error, sizeof f->error, "%s", err);
-        set_state(f, CONFLICT, "applying nothing more");
-    } else if (rc == -1) {
-        log_error("%s; retrying", err);
-        snprintf(f->error, sizeof f->error, "%s", err);
-        f->retry_at = util_now_ms() + RETRY_MS;
-        f->dirty = 1;
-    } else if (k && f->error[0] && f->state == FOLLOWING && strncmp(f->error, "refused change", 14)) {
-        f->error[0] = '\0';
-    }
+    run_ended(f, rc, k, err);
 }
 
 void follow_writer_status(struct follow *f, const void *payload, size_t len)

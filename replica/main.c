@@ -276,15 +276,12 @@ static const char *writer_path(char *buf, size_t len)
     return "mosqlite-writer";
 }
 
-/* Wait for every queued change, end the session, hand the file to the writer. Returns
- * only on failure. */
-static int promote(int nextra, char **extra)
+/* --promote, first step: turn until every change queued for this replica is applied and
+ * the changes topic has been quiet a while. 0 when caught up (or a signal came: then
+ * stop_requested is set), else EXIT_FATAL with the reason logged. */
+static int catch_up(void)
 {
     long long start = util_now_ms();
-    char port[16], path[PATH_MAX], err[512];
-    const char *argv[64];
-    long long epoch;
-    int argc = 0, i;
 
     log_info("promoting: applying every change still queued for this replica");
     while (!stop_requested) {
@@ -307,15 +304,13 @@ static int promote(int nextra, char **extra)
         }
         break;
     }
-    if (stop_requested)
-        return 0;
-    /* A new epoch: the writer on this file is a new generation; replicas refuse what a
-     * writer of an older one still publishes, and such a writer stops when it sees it. */
-    if ((epoch = store_new_epoch(r.store, follow_max_epoch(r.follow), err, sizeof err)) < 0) {
-        log_error("cannot promote: %s", err);
-        return EXIT_FATAL;
-    }
-    /* Clear our status, end the session: nothing should queue for this id any more. */
+    return 0;
+}
+
+/* Clear our status, end the session: nothing should queue for this id any more. The
+ * persistent session goes by connecting once more with clean session on. */
+static void end_session(void)
+{
     mosquitto_publish(r.m, NULL, r.t_status, 0, NULL, 1, true);
     mosquitto_unsubscribe(r.m, NULL, r.t_changes);
     mosquitto_loop(r.m, 200, 1);
@@ -323,23 +318,30 @@ static int promote(int nextra, char **extra)
     mosquitto_loop(r.m, 100, 1);
     mosquitto_destroy(r.m);
     r.m = mosquitto_new(r.client_id, true, NULL);
-    if (r.m) {
-        mosquitto_int_option(r.m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-        if (cf.username)
-            mosquitto_username_pw_set(r.m, cf.username, cf.password);
-        if (cf.cafile)
-            mosquitto_tls_set(r.m, cf.cafile, NULL, NULL, NULL, NULL);
-        if (!mosquitto_connect(r.m, cf.host, (int)cf.port, (int)cf.keepalive)) {
-            mosquitto_loop(r.m, 500, 1);
-            mosquitto_disconnect(r.m);
-            mosquitto_loop(r.m, 100, 1);
-        }
-        mosquitto_destroy(r.m);
-        r.m = NULL;
+    if (!r.m)
+        return;
+    mosquitto_int_option(r.m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    if (cf.username)
+        mosquitto_username_pw_set(r.m, cf.username, cf.password);
+    if (cf.cafile)
+        mosquitto_tls_set(r.m, cf.cafile, NULL, NULL, NULL, NULL);
+    if (!mosquitto_connect(r.m, cf.host, (int)cf.port, (int)cf.keepalive)) {
+        mosquitto_loop(r.m, 500, 1);
+        mosquitto_disconnect(r.m);
+        mosquitto_loop(r.m, 100, 1);
     }
-    log_info("promoted at sequence %lld, epoch %lld: starting the writer on %s", store_pos(r.store)->seq,
-             epoch, cf.db);
-    store_release(r.store);
+    mosquitto_destroy(r.m);
+    r.m = NULL;
+}
+
+/* Replace this process with mosqlite-writer on the same file and broker, with the
+ * options after "--". Returns only on failure. */
+static int exec_writer(int nextra, char **extra)
+{
+    char port[16], path[PATH_MAX];
+    const char *argv[64];
+    int argc = 0, i;
+
     snprintf(port, sizeof port, "%lld", cf.port);
     argv[argc++] = writer_path(path, sizeof path);
     argv[argc++] = "--db";
@@ -367,6 +369,29 @@ static int promote(int nextra, char **extra)
     execvp(argv[0], (char *const *)argv);
     log_error("cannot start %s: %s", argv[0], strerror(errno));
     return EXIT_FATAL;
+}
+
+/* Wait for every queued change, end the session, hand the file to the writer. Returns
+ * only on failure. */
+static int promote(int nextra, char **extra)
+{
+    char err[512];
+    long long epoch;
+    int rc;
+
+    if ((rc = catch_up()) || stop_requested)
+        return rc;
+    /* A new epoch: the writer on this file is a new generation; replicas refuse what a
+     * writer of an older one still publishes, and such a writer stops when it sees it. */
+    if ((epoch = store_new_epoch(r.store, follow_max_epoch(r.follow), err, sizeof err)) < 0) {
+        log_error("cannot promote: %s", err);
+        return EXIT_FATAL;
+    }
+    end_session();
+    log_info("promoted at sequence %lld, epoch %lld: starting the writer on %s", store_pos(r.store)->seq,
+             epoch, cf.db);
+    store_release(r.store);
+    return exec_writer(nextra, extra);
 }
 
 /* The id is one level of the status topic, part of the client id and of JSON: plain
@@ -401,10 +426,63 @@ static int can_create(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* The options cfg_parse_args cannot check alone. 0, or -1 with the reason on stderr. */
+static int options_check(int npos, char **argv)
+{
+    char err[1024];
+
+    if (npos && !cf.promote) {
+        fprintf(stderr, "mosqlite-replica: unexpected argument \"%s\" (try --help)\n", argv[1]);
+        return -1;
+    }
+    if (strcasecmp(cf.synchronous, "FULL") && strcasecmp(cf.synchronous, "NORMAL") &&
+        strcasecmp(cf.synchronous, "OFF") && strcasecmp(cf.synchronous, "EXTRA")) {
+        fprintf(stderr, "mosqlite-replica: synchronous: \"%s\" is not FULL, NORMAL, OFF or EXTRA\n",
+                cf.synchronous);
+        return -1;
+    }
+    if (id_check(cf.id, err, sizeof err)) {
+        fprintf(stderr, "mosqlite-replica: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* SIGTERM and SIGINT only set the flag the loop reads; a lost peer is an error return. */
+static void catch_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* After a signal: what was received has been acknowledged to the broker, so apply it
+ * before going, or the next start would find a gap. Nothing more is read. Then the
+ * offline status and a clean disconnect. */
+static void shut_down(void)
+{
+    for (int i = 0; follow_pending(r.follow) && !strcmp(follow_state(r.follow), "following") && i < 50; i++)
+        follow_step(r.follow, util_now_ms() + i * 100);
+    if (follow_pending(r.follow))
+        log_warn("stopping with %zu changes not applied: the next start will take a snapshot",
+                 follow_pending(r.follow));
+    if (r.connected) {
+        publish_status("offline");
+        mosquitto_loop(r.m, 100, 1);
+        mosquitto_disconnect(r.m);
+        mosquitto_loop(r.m, 100, 1);
+    }
+    log_info("stopped at sequence %lld", store_pos(r.store)->seq);
+}
+
 int main(int argc, char **argv)
 {
     char err[1024], tmp[PATH_MAX];
-    struct sigaction sa;
     int npos = 0, rc, exit_code = 0;
 
     rc = cfg_parse_args(options, argc, argv, &npos, usage, err, sizeof err);
@@ -414,20 +492,7 @@ int main(int argc, char **argv)
         cfg_free(options);
         return rc < 0 ? EXIT_USAGE : 0;
     }
-    if (npos && !cf.promote) {
-        fprintf(stderr, "mosqlite-replica: unexpected argument \"%s\" (try --help)\n", argv[1]);
-        cfg_free(options);
-        return EXIT_USAGE;
-    }
-    if (strcasecmp(cf.synchronous, "FULL") && strcasecmp(cf.synchronous, "NORMAL") &&
-        strcasecmp(cf.synchronous, "OFF") && strcasecmp(cf.synchronous, "EXTRA")) {
-        fprintf(stderr, "mosqlite-replica: synchronous: \"%s\" is not FULL, NORMAL, OFF or EXTRA\n",
-                cf.synchronous);
-        cfg_free(options);
-        return EXIT_USAGE;
-    }
-    if (id_check(cf.id, err, sizeof err)) {
-        fprintf(stderr, "mosqlite-replica: %s\n", err);
+    if (options_check(npos, argv)) {
         cfg_free(options);
         return EXIT_USAGE;
     }
@@ -444,12 +509,7 @@ int main(int argc, char **argv)
         exit_code = EXIT_FATAL;
         goto cleanup;
     }
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    catch_signals();
     log_info("version %s: %s, %s, broker %s:%lld, prefix %s", MOSQLITE_VERSION, cf.db,
              store_pos(r.store)->known ? "has a position" : "empty", cf.host, cf.port, cf.prefix);
 
@@ -459,20 +519,7 @@ int main(int argc, char **argv)
     }
     while (!stop_requested)
         turn();
-    /* What was received has been acknowledged to the broker: apply it before going,
-     * or the next start would find a gap. Nothing more is read. */
-    for (int i = 0; follow_pending(r.follow) && !strcmp(follow_state(r.follow), "following") && i < 50; i++)
-        follow_step(r.follow, util_now_ms() + i * 100);
-    if (follow_pending(r.follow))
-        log_warn("stopping with %zu changes not applied: the next start will take a snapshot",
-                 follow_pending(r.follow));
-    if (r.connected) {
-        publish_status("offline");
-        mosquitto_loop(r.m, 100, 1);
-        mosquitto_disconnect(r.m);
-        mosquitto_loop(r.m, 100, 1);
-    }
-    log_info("stopped at sequence %lld", store_pos(r.store)->seq);
+    shut_down();
 cleanup:
     if (r.m)
         mosquitto_destroy(r.m);

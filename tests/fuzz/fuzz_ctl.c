@@ -18,6 +18,7 @@
 #include "admin.h"
 #include "changes.h"
 #include "ctl.h"
+#include "fuzz_input.h"
 #include "req.h"
 #include "snapshot.h"
 
@@ -66,27 +67,16 @@ static void check_read(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const char *p = (const char *)data, *nl = memchr(data, '\n', size);
     char rt[256], err[1024];
-    const char *resp = NULL;
-    size_t off = 0;
-    char *payload;
+    const char *resp;
+    size_t len;
+    char *payload = fuzz_input(data, size, rt, sizeof rt, &resp, &len);
     int rc;
 
-    if (nl && (size_t)(nl - p) < sizeof rt) {
-        memcpy(rt, p, (size_t)(nl - p));
-        rt[nl - p] = 0;
-        if (!memchr(rt, 0, (size_t)(nl - p)) && rt[0])
-            resp = rt;
-        off = (size_t)(nl - p) + 1;
-    }
-    /* An exact-size copy, so a read past the payload is caught by ASan. */
-    payload = malloc(size - off ? size - off : 1);
     if (!payload)
         return 0;
-    memcpy(payload, p + off, size - off);
     err[0] = 0;
-    rc = ctl_read(&limits, payload, size - off, resp, &msg, err, sizeof err);
+    rc = ctl_read(&limits, payload, len, resp, &msg, err, sizeof err);
     if (msg.to && !req_reply_topic_ok(msg.to, limits.prefix))
         die("an answer to a topic the reply rule refuses");
     if (rc) {

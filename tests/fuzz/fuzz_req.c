@@ -18,6 +18,7 @@
 
 #include <sqlite3.h>
 
+#include "fuzz_input.h"
 #include "req.h"
 #include "schema.h"
 
@@ -112,27 +113,16 @@ static void check_ok(void)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const char *p = (const char *)data, *nl = memchr(data, '\n', size);
     char table[256], err[1024];
-    const char *tt = NULL;
-    size_t off = 0;
-    char *payload;
+    const char *tt;
+    size_t len;
+    char *payload = fuzz_input(data, size, table, sizeof table, &tt, &len);
     int rc;
 
-    if (nl && (size_t)(nl - p) < sizeof table) {
-        memcpy(table, p, (size_t)(nl - p));
-        table[nl - p] = 0;
-        if (!memchr(table, 0, (size_t)(nl - p)) && table[0])
-            tt = table;
-        off = (size_t)(nl - p) + 1;
-    }
-    /* An exact-size copy, so a read past the payload is caught by ASan. */
-    payload = malloc(size - off ? size - off : 1);
     if (!payload)
         return 0;
-    memcpy(payload, p + off, size - off);
     err[0] = 0;
-    rc = req_parse(&req, &schema, &limits, tt, payload, size - off, err, sizeof err);
+    rc = req_parse(&req, &schema, &limits, tt, payload, len, err, sizeof err);
     if (rc) {
         if (rc != -1 || !err[0] || !memchr(err, 0, sizeof err))
             die("invariant", "an error without a message");
