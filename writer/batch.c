@@ -193,7 +193,7 @@ static int apply_request(struct batch *b, struct msg *m, const struct outcome *o
         *what = OUT_CANCELLED;
         return sched_cancel(b->o.sched, r, m->topic, b->t_write, err, errlen);
     }
-    if (!m->sched_id && (r->has_at || r->delay_ms >= 0)) {
+    if (!m->sched_id && !r->jobs_at && (r->has_at || r->delay_ms >= 0)) {
         *what = OUT_SCHEDULED;
         *due_ms = r->has_at ? r->at_ms : util_wall_ms() + r->delay_ms;
         return sched_add(b->o.sched, r, m, *due_ms, err, errlen);
