@@ -1389,7 +1389,9 @@ int jobq_wait_ms(const struct jobq *q, int max_ms)
     long long now = util_now_ms(), wall = util_wall_ms(), w = max_ms;
     size_t i;
 
-    if (q->next_due_ms != LLONG_MAX && q->next_due_ms - wall < w)
+    if (q->next_due_ms <= wall)
+        w = 0;
+    else if (q->next_due_ms != LLONG_MAX && q->next_due_ms - wall < w)
         w = q->next_due_ms - wall;
     for (i = 0; i < q->nlease; i++) {
         const struct lease *l = &q->leases[i];
