@@ -30,6 +30,7 @@
 #include "query.h"
 #include "retain.h"
 #include "sched.h"
+#include "jobq.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -144,6 +145,7 @@ static struct {
     struct retain *retain;         /* retention (retain.h) */
     struct autobackup *autobk;     /* scheduled backups (autobackup.h) */
     long long backup_every_ms;
+    struct jobq *jobq;             /* the job queue (jobq.h) */
     char *t_hooks;                 /* PREFIX/hooks */
     struct cfg_list tables;        /* `tables` split into names */
     long long last_prune_ms;
@@ -264,6 +266,9 @@ static int open_db(char *err, size_t errlen)
         }
         return -1;
     }
+    /* The job tables, before the named queries are checked: they may read them. */
+    if (jobq_create_tables(w.db, err, errlen) != DB_OK)
+        return -1;
     /* Replication: before anything commits (the prune at start included). */
     if (!(w.changes = changes_new(w.db, cf.prefix, (int)cf.changes_qos, err, errlen)))
         return -1;
@@ -353,6 +358,9 @@ static int open_mq(char *err, size_t errlen)
     if (!(w.sched = sched_new(w.db, w.mq, (size_t)cf.batch_max, cf.schedule_max, err, errlen)))
         return -1;
     bo.sched = w.sched;
+    if (!(w.jobq = jobq_new(w.db, w.mq, cf.prefix, &bo.lim, err, errlen)))
+        return -1;
+    bo.jobq = w.jobq;
     if (!(w.batch = batch_new(w.db, w.mq, &bo))) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -362,6 +370,7 @@ static int open_mq(char *err, size_t errlen)
     parts.queries = w.queries;
     parts.maint = w.maint;
     parts.snap = w.snap;
+    parts.jobq = w.jobq;
     if (ctl_open(w.ctl, w.mq, &parts)) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -446,9 +455,9 @@ static int poll_timeout(long long now)
     if ((mq_queued(w.mq) && !stalled) || w.snap_busy)
         return 0;
     if (!stalled)
-        return sched_wait_ms(w.sched, maint_wait_ms(w.maint, hook_wait_ms(w.hooks,
-                             autobackup_wait_ms(w.autobk, retain_wait_ms(w.retain, POLL_MAX_MS,
-                             maint_paused(w.maint))))), maint_paused(w.maint));
+        return jobq_wait_ms(w.jobq, sched_wait_ms(w.sched, maint_wait_ms(w.maint, hook_wait_ms(w.hooks,
+                            autobackup_wait_ms(w.autobk, retain_wait_ms(w.retain, POLL_MAX_MS,
+                            maint_paused(w.maint))))), maint_paused(w.maint)));
     if (retry_at <= now)
         return 0;
     return (int)(retry_at - now < POLL_MAX_MS ? retry_at - now : POLL_MAX_MS);
@@ -472,6 +481,7 @@ static void writer_serve(void)
             break;
         now = util_now_ms();
         sched_tick(w.sched, maint_paused(w.maint));
+        jobq_tick(w.jobq);
         if (batch_due(w.batch, now))
             batch_run(w.batch);
         maint_tick(w.maint);
@@ -545,6 +555,7 @@ static void writer_free(void)
     autobackup_free(w.autobk);
     retain_free(w.retain);
     sched_free(w.sched);
+    jobq_free(w.jobq);
     free(w.t_hooks);
     if (w.mq) {
         mq_free(w.mq);
