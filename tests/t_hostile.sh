@@ -134,7 +134,7 @@ snap -m '{"reply_to":"$SYS/broker/x"}'                              # a $ topic
 snap5 "$H/11" -m "{\"reply_to\":\"$H/12\",\"n\":012}"               # a number RFC 8259 refuses
 snap -m "{\"reply_to\":\"$H/13\"}"                                  # and a good one, last
 wait_until 30 grep -aq "^$H/13 {\"seq\":" "$T/snap"
-check "after them a good snapshot request is served" grep -aq "^$H/13 {\"seq\":[0-9]*,\"db\":\"[0-9a-f]*\",\"schema\":[0-9]*,\"chunk\":0," "$T/snap"
+check "after them a good snapshot request is served" grep -aq "^$H/13 {\"seq\":[0-9]*,\"db\":\"[0-9a-f]*\",\"schema\":[0-9]*,\"epoch\":[0-9]*,\"chunk\":0," "$T/snap"
 check_eq "invalid JSON answered on the Response Topic" "$(answer 2)" '{"error":"invalid JSON at byte 0"}'
 check_eq "a key given twice refused" "$(answer 3)" '{"error":"duplicate key \"x\" in the request"}'
 check_eq "\\u0000 refused" "$(answer 7)" '{"error":"string contains \\u0000 (byte 41): NUL characters are not supported"}'
