@@ -9,8 +9,10 @@
 #   etcd_restart N              start member N again on its ports and data
 #   etcdctl_ ARGS...            etcdctl against the members (3 s timeout)
 #   etcd_get KEY                the value of KEY, or nothing
+#   etcd_leader                 the number of the member that is raft leader now
 #
-# Members elect quickly (heartbeat 100 ms, election 1 s: etcd's defaults).
+# Members elect a new raft leader within about a second of losing one (heartbeat 100 ms,
+# election timeout 500 ms; etcd's defaults are 100 ms and 1 s).
 
 ETCD_DIR=$T/etcd
 
@@ -27,7 +29,7 @@ _etcd_member() {
         --listen-client-urls "http://127.0.0.1:$cport" --advertise-client-urls "http://127.0.0.1:$cport" \
         --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
         --initial-cluster "$ETCD_CLUSTER" --initial-cluster-state "$_state" \
-        --initial-cluster-token "mosqlite-test-$$" \
+        --initial-cluster-token "mosqlite-test-$$" --heartbeat-interval 100 --election-timeout 500 \
         >>"$ETCD_DIR/m$n/etcd.log" 2>&1 &
     eval "ETCD_PID$n=$!"
     PIDS="$PIDS $!"
@@ -57,6 +59,11 @@ etcd_cluster_start() {
     fail "etcd cluster did not start"; tail -20 "$ETCD_DIR"/m*/etcd.log; exit 1
 }
 
+etcd_leader() {
+    _l=$(etcdctl_ endpoint status 2>/dev/null | awk -F', ' '$5 == "true" { print $1 }')
+    for n in 1 2 3; do eval "[ \"\$ETCD_EP$n\" = \"$_l\" ] && echo $n"; done
+    return 0
+}
 etcd_kill() { eval "kill -9 \$ETCD_PID$1" 2>/dev/null; eval "wait \$ETCD_PID$1" 2>/dev/null; }
 etcd_stop() { eval "kill -STOP \$ETCD_PID$1"; }
 etcd_cont() { eval "kill -CONT \$ETCD_PID$1"; }
