@@ -40,5 +40,6 @@ void test_query(void);
 void test_ctl(void);
 void test_sched(void);
 void test_jobs(void);
+void test_etcd(void);
 
 #endif
