@@ -273,7 +273,8 @@ static int read_error(const cJSON *o, struct etcd_resp *r)
         if (get_i64(o, "code", &code))
             code = 0;
     }
-    snprintf(r->message, sizeof r->message, "%s", cJSON_IsString(m) ? m->valuestring : "(no message)");
+    snprintf(r->message, sizeof r->message, "%s",
+             cJSON_IsString(m) && m->valuestring[0] ? m->valuestring : "(no message)");
     r->code = code > 0 && code < 1000 ? (int)code : -1;
     return 1;
 }
