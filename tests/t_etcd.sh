@@ -68,6 +68,13 @@ wait_exit() {
     fi
 }
 
+# --- 0. bad settings ------------------------------------------------------------------
+out=$("$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$T/a.db" --etcd-endpoints "127.0.0.1:2379" 2>&1); rc=$?
+check_eq "an endpoint without http:// is refused (exit 3)" "$rc" 3
+check "... naming it" grep -q 'etcd-endpoints: "127.0.0.1:2379" is not an http:// or https:// URL' <<<"$out"
+out=$("$BIN/mosqlite-writer" -p "$MQTT_PORT" --db "$T/a.db" --etcd-endpoints "$ETCD_ENDPOINTS" --etcd-ttl 1 2>&1); rc=$?
+check_eq "etcd-ttl 1 is refused (exit 3): $out" "$rc" 3
+
 # --- 1. one leader, one standby ------------------------------------------------------
 wstart a
 check "writer a leads and comes online" wait_until 30 status_is online
@@ -193,5 +200,7 @@ check_eq "a's file is unchanged" "$(seq_in a)" "$a_seq"
 check "b, unable to reach etcd either, still waits" kill -0 "$PID_b"
 check_eq "... without leading" "$(grep -c 'this writer leads' "$T/b.log")" "$b_led"
 for n in 1 2 3; do [ "$n" != "$dead" ] && etcd_cont "$n"; done
-kill -TERM "$PID_b"; wait "$PID_b"
+kill -TERM "$PID_b"
+wait_exit 30 "$PID_b"
+check_eq "a standby stopped with SIGTERM exits 0" "$RC" 0
 exit "$NFAIL"
