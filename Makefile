@@ -25,6 +25,9 @@ PKGS       = libmosquitto sqlite3 libcjson
 # Lazy (=) so pkg-config runs after `make deps` has installed the -dev packages.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+# The writer alone talks to etcd (writer/etcd_http.c, its leader lease): libcurl.
+WRITER_PKG_CFLAGS = $(shell pkg-config --cflags libcurl)
+WRITER_PKG_LIBS   = $(shell pkg-config --libs libcurl) -lpthread
 # libmosqlite needs no SQLite: only what its .pc file names.
 PUBLIB_LIBS = $(shell pkg-config --libs libmosquitto libcjson) -lpthread
 WARN       = -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes -Wwrite-strings \
@@ -83,9 +86,11 @@ $(BUILD)/pic/%.o: %.c $(wildcard common/*.h publisher/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -fPIC -c -o $@ $<
 
+$(WRITER_OBJ): ALL_CFLAGS += $(WRITER_PKG_CFLAGS)
+
 $(BIN)/mosqlite-writer: $(WRITER_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(WRITER_PKG_LIBS) -lm
 
 $(BIN)/mosqlite-replica: $(REPLICA_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(BIN)
@@ -112,7 +117,7 @@ $(CONSOLE_OBJ): $(wildcard console/*.h)
 
 $(BUILD)/unit-tests: $(UNIT_OBJ) $(WRITER_LIB_OBJ) $(REPLICA_LIB_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(WRITER_PKG_LIBS) -lm
 
 check: $(BUILD)/unit-tests $(BIN)/mosqlite-writer
 	@BIN=$(BIN) $(BUILD)/unit-tests

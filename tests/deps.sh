@@ -20,6 +20,10 @@ MQ_PKGS="mosquitto mosquitto-clients libmosquitto1 libmosquitto-dev"
 # pages, systemd-analyze to check the unit, Debian's tools for make deb and lintian.
 # Debian 13 keeps systemd.pc (where units go) in systemd-dev.
 PKGS="$PKGS man-db systemd dpkg-dev debhelper lintian"
+# Leadership in etcd (the writer's etcd-endpoints): libcurl for the writer's client of
+# etcd's HTTP/JSON gateway (writer/etcd_http.c); etcd itself, a 3-member cluster on
+# loopback, and etcdctl for tests/t_etcd.sh (tests/etcd.sh).
+PKGS="$PKGS libcurl4-openssl-dev etcd-server etcd-client"
 [ "$( . /etc/os-release 2>/dev/null; echo "${VERSION_CODENAME:-}")" = bookworm ] || PKGS="$PKGS systemd-dev"
 
 SUDO=

@@ -543,6 +543,12 @@ void batch_run(struct batch *b)
      * broker connection is checked again; a newer writer seen means none at all. */
     while (!fence_clear(b) && !mq_fenced_by(b->mq) && !mq_taken_over(b->mq))
         mq_poll(b->mq, 100);
+    if (mq_fenced_by(b->mq) == MQ_LEASE_LOST) {
+        log_error("the leader lease in etcd lapsed: the commit of %zu requests stays in this file only, "
+                  "and no receipt is sent for it", n);
+        drop_requests(b, n);
+        return;
+    }
     if (mq_fenced_by(b->mq)) {
         log_error("a writer of epoch %lld has taken over: the commit of %zu requests stays in this "
                   "file only, and no receipt is sent for it", mq_fenced_by(b->mq), n);

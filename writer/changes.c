@@ -321,6 +321,27 @@ long long changes_seq(const struct changes *c)
     return c->seq;
 }
 
+int changes_set_epoch(struct changes *c, long long epoch, char *err, size_t errlen)
+{
+    char sql[96], *emsg = NULL;
+    int rc;
+
+    if (epoch <= c->epoch)
+        return util_fail(err, errlen, "epoch %lld is not newer than the file's %lld", epoch, c->epoch);
+    snprintf(sql, sizeof sql, "UPDATE mosqlite_seq SET epoch = %lld WHERE id = 1", epoch);
+    db_trust(c->db, 1);
+    rc = sqlite3_exec(c->h, sql, NULL, NULL, &emsg);
+    db_trust(c->db, 0);
+    if (rc != SQLITE_OK) {
+        util_fail(err, errlen, "starting epoch %lld in mosqlite_seq: %s", epoch, emsg ? emsg : sqlite3_errstr(rc));
+        sqlite3_free(emsg);
+        return -1;
+    }
+    log_info("changes: epoch %lld starts (the file was at epoch %lld)", epoch, c->epoch);
+    c->epoch = epoch;
+    return 0;
+}
+
 long long changes_epoch_of(const char *payload, size_t len)
 {
     const char *nl = memchr(payload, '\n', len);

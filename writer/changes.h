@@ -43,6 +43,10 @@ void changes_publish(struct changes *c, struct mq *mq);
 /* This writer's epoch, and its last committed sequence number. */
 long long changes_epoch(const struct changes *c);
 long long changes_seq(const struct changes *c);
+/* Start a newer epoch in the file (the one etcd gave, lead.h) before anything is
+ * committed: mosqlite_seq.epoch = epoch, which must be greater than the file's.
+ * 0, or -1 + err. */
+int changes_set_epoch(struct changes *c, long long epoch, char *err, size_t errlen);
 /* The "epoch" of a message on PREFIX/status or PREFIX/changes (its first line, a JSON
  * object): a positive integer, or 0 when it has none (an older writer's, a Last Will,
  * not JSON). Pure. */

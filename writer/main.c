@@ -24,6 +24,7 @@
 #include "db.h"
 #include "hook.h"
 #include "jbuf.h"
+#include "lead.h"
 #include "log.h"
 #include "maint.h"
 #include "mq.h"
@@ -40,6 +41,7 @@
 
 #define EXIT_BAD_ARGS        3        /* as mosqlite-pub: bad arguments or config */
 #define EXIT_FENCED          4        /* a writer of a newer epoch has replaced this one */
+#define EXIT_LEASE_LOST      5        /* the leader lease in etcd lapsed (lead.h) */
 #define POLL_MAX_MS          1000     /* longest wait in the loop when idle */
 #define PRUNE_EVERY_MS       (3600 * 1000)
 #define QUIESCE_MS           2000     /* shutdown: to read what the broker has sent */
@@ -69,6 +71,8 @@ static struct {
     long long retain_batch, retain_every_ms;
     const char *backup_every;         /* scheduled backups (autobackup.h) */
     long long backup_keep;
+    const char *etcd_endpoints, *etcd_key;   /* leadership in etcd (lead.h) */
+    long long etcd_ttl;
 } cf = {
     .retain_batch = 500, .retain_every_ms = 100, .backup_keep = 7,
     .hook_max = 4, .hook_timeout_ms = 10000, .hook_queue = 1000, .backup_step_pages = 256, .schedule_max = 100000,
@@ -78,7 +82,7 @@ static struct {
     .batch_max = 5000, .batch_ms = 50, .events_qos = 0, .query_max_rows = 5000,
     .query_timeout_ms = 200, .status_interval = 2, .keepalive = MOSQLITE_DEFAULT_KEEPALIVE, .busy_timeout_ms = 100,
     .id_ttl_days = 7, .rejected_keep = 10000, .max_event_rows = 100, .receive_max = 65535, .request_protocol = "3.1.1",
-    .changes_qos = 1,
+    .changes_qos = 1, .etcd_ttl = 10,
 };
 
 static const struct cfg_opt options[] = {
@@ -118,6 +122,9 @@ static const struct cfg_opt options[] = {
     {"retain", 0, CFG_LIST, &cf.retains, 0, 0, CFG_FILE_ONLY, "TABLE COLUMN AGE [s|ms]", "delete TABLE's rows whose time COLUMN is older than AGE"},
     {"retain-batch", 0, CFG_INT, &cf.retain_batch, 1, 100000, 0, "N", "rows a retention step examines and deletes at most"},
     {"retain-every-ms", 0, CFG_INT, &cf.retain_every_ms, 0, 600000, 0, "MS", "while requests wait, a retention step at most this often"},
+    {"etcd-endpoints", 0, CFG_STR, &cf.etcd_endpoints, 0, 0, 0, "URL,...", "hold the leader key in this etcd cluster (unset: no etcd)"},
+    {"etcd-key", 0, CFG_STR, &cf.etcd_key, 0, 0, 0, "KEY", "the leader key (unset: /mosqlite/PREFIX/leader)"},
+    {"etcd-ttl", 0, CFG_INT, &cf.etcd_ttl, 2, 3600, 0, "S", "the leader lease's TTL"},
     {"verbose", 'v', CFG_FLAG, &cf.verbose, 0, 0, 0, "", "log debug lines"},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
@@ -148,6 +155,8 @@ static struct {
     struct jobq *jobq;             /* the job queue (jobq.h) */
     char *t_hooks;                 /* PREFIX/hooks */
     struct cfg_list tables;        /* `tables` split into names */
+    struct lead *lead;             /* leadership in etcd, or NULL (lead.h) */
+    struct lead_opts lead_o;
     long long last_prune_ms;
 } w;
 
@@ -230,6 +239,22 @@ static int open_config(int argc, char **argv, int *exit_code)
                 w.backup_every_ms ? "needs backup-dir, where the backups go"
                                   : "not a whole number of days, hours, minutes or seconds (1d, 6h, 30m, 90s)");
         return -1;
+    }
+    if (cf.etcd_endpoints) {
+        static char key[512];
+        if (!cf.etcd_key) {
+            snprintf(key, sizeof key, "/mosqlite/%s/leader", cf.prefix);
+            cf.etcd_key = key;
+        }
+        w.lead_o.endpoints = cf.etcd_endpoints;
+        w.lead_o.key = cf.etcd_key;
+        w.lead_o.ttl = cf.etcd_ttl;
+        w.lead_o.db = cf.db;
+        if (lead_check(&w.lead_o, err, sizeof err)) {
+            fprintf(stderr, "mosqlite-writer: %s%s\n", origin_of(!strncmp(err, "etcd-key", 8) ? "etcd-key" :
+                                                               "etcd-endpoints"), err);
+            return -1;
+        }
     }
     /* hook, query and retain lines: checked before the database is opened */
     if (hook_check(&cf.hooks, err, sizeof err) || query_check(&cf.queries, err, sizeof err) ||
@@ -323,6 +348,8 @@ static int open_mq(char *err, size_t errlen)
     mqo.app_size = sizeof(struct outcome);
     mqo.epoch = changes_epoch(w.changes);
     mqo.epoch_of = changes_epoch_of;
+    mqo.held = w.lead ? lead_ok : NULL;
+    mqo.held_ud = w.lead;
     snprintf(will, sizeof will, "{\"state\":\"offline\",\"epoch\":%lld}", mqo.epoch);
     /* Control messages (queries, commands, snapshot requests) come through one door. */
     w.ctl_lim.max_payload = (size_t)cf.max_payload;
@@ -415,14 +442,19 @@ static int writer_open(int argc, char **argv, int *exit_code)
 {
     char err[1024];
     struct sigaction sa;
-    int bad_config = 0;
+    int bad_config = 0, rc;
 
     if (open_config(argc, argv, exit_code))
         return -1;
     log_init("mosqlite-writer", cf.verbose ? LOG_DEBUG : LOG_INFO);
     split_tables(&w.tables);
-    if (open_db(err, sizeof err) || open_retain(&bad_config, err, sizeof err) ||
-        open_mq(err, sizeof err) || open_autobackup(err, sizeof err)) {
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (open_db(err, sizeof err) || open_retain(&bad_config, err, sizeof err)) {
         if (bad_config)
             fprintf(stderr, "mosqlite-writer: %s\n", err);
         else
@@ -430,12 +462,18 @@ static int writer_open(int argc, char **argv, int *exit_code)
         *exit_code = bad_config ? EXIT_BAD_ARGS : 1;
         return -1;
     }
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    /* With etcd: lead (a new epoch) before the broker is so much as connected to. */
+    if (cf.etcd_endpoints && (rc = lead_start(&w.lead_o, w.changes, &stop_requested, &w.lead, err, sizeof err))) {
+        if (rc < 0)
+            log_error("%s", err);
+        *exit_code = rc < 0 ? 1 : 0;
+        return -1;
+    }
+    if (open_mq(err, sizeof err) || open_autobackup(err, sizeof err)) {
+        log_error("%s", err);
+        *exit_code = 1;
+        return -1;
+    }
 
     if (db_prune(w.db, err, sizeof err) != DB_OK)
         log_warn("%s", err);
@@ -473,7 +511,7 @@ static void writer_serve(void)
     while (!stop_requested && !mq_taken_over(w.mq) && !mq_fenced_by(w.mq)) {
         long long now;
 
-        mq_poll(w.mq, poll_timeout(util_now_ms()));
+        mq_poll(w.mq, lead_wait_ms(w.lead, poll_timeout(util_now_ms())));
         if (mq_ctl_connected(w.mq))
             batch_status(w.batch, "online");
         hook_tick(w.hooks);
@@ -504,6 +542,13 @@ static int writer_shut_down(void)
     long long give_up;
     int exit_code = 0;
 
+    if (mq_fenced_by(w.mq) == MQ_LEASE_LOST) {
+        char why[1024];
+        lead_describe(w.lead, why, sizeof why);
+        log_error("exiting: %s; %zu requests held here are not applied (producers republish what has no "
+                  "receipt)", why, mq_queued(w.mq));
+        return EXIT_LEASE_LOST;
+    }
     if (mq_fenced_by(w.mq)) {
         /* Fenced: commit nothing more, publish nothing (not even "offline": the newer
          * writer's status is the one that counts), close cleanly (no Last Will). */
@@ -561,6 +606,7 @@ static void writer_free(void)
         mq_free(w.mq);
         mosquitto_lib_cleanup();
     }
+    lead_free(w.lead);           /* after the broker: a standby takes the key now */
     query_close(w.queries);
     ctl_free(w.ctl);
     changes_free(w.changes);

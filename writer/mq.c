@@ -524,6 +524,8 @@ void mq_poll(struct mq *mq, int timeout_ms)
     struct pollfd pfd[2];
     int i, n = 0, idx[2] = {-1, -1};
 
+    if (!mq->fenced_by && mq->o.held && !mq->o.held(mq->o.held_ud))
+        fence(mq, MQ_LEASE_LOST, "etcd");
     for (i = 0; i < 2; i++) {
         int s;
         if (cs[i] == &mq->sub && mq->frozen)
@@ -649,18 +651,20 @@ int mq_fence_ok(const struct mq *mq)
 {
     long long stale_ms = (long long)mq->o.keepalive * 500;
 
-    return mq->ctl.state == UP && mq->synced && !mq->fenced_by && !mq->taken_over &&
+    return mq->ctl.state == UP && mq->synced && !mq_fenced_by(mq) && !mq->taken_over &&
            util_now_ms() - mq->ctl_seen_ms < stale_ms;
 }
 
 long long mq_fenced_by(const struct mq *mq)
 {
+    if (!mq->fenced_by && mq->o.held && !mq->o.held(mq->o.held_ud))
+        return MQ_LEASE_LOST;
     return mq->fenced_by;
 }
 
 const char *mq_fenced_where(const struct mq *mq)
 {
-    return mq->fenced_where ? mq->fenced_where : "";
+    return mq->fenced_where ? mq->fenced_where : mq_fenced_by(mq) == MQ_LEASE_LOST ? "etcd" : "";
 }
 
 struct msg *mq_head(struct mq *mq)

@@ -66,7 +66,15 @@ struct mq_opts {
     long long epoch;         /* this writer's epoch (>= 1) */
     /* The epoch of a message on PREFIX/status or PREFIX/changes, 0 for none. */
     long long (*epoch_of)(const char *payload, size_t len);
+    /* With leadership in etcd (lead.h): 1 while this writer may commit and publish;
+     * once 0, the request session is closed as if fenced (mq_fenced_by says
+     * MQ_LEASE_LOST). NULL: no such check. */
+    int (*held)(void *ud);
+    void *held_ud;
 };
+
+/* mq_fenced_by when mq_opts.held said no: the leader lease in etcd lapsed. */
+#define MQ_LEASE_LOST (-1LL)
 
 enum { MQ_PROTO_311 = 4, MQ_PROTO_5 = 5 };
 
@@ -115,8 +123,9 @@ int mq_taken_over(const struct mq *mq);
 
 /* Fencing (see the top). mq_fence_ok: `ctl` is up, has read the retained status since
  * it connected, was serviced within half the keepalive, and no newer epoch was seen:
- * a commit may be made and published. mq_fenced_by: the newer epoch seen (0: none),
- * and where (mq_fenced_where: "PREFIX/status" or "PREFIX/changes"). */
+ * a commit may be made and published. mq_fenced_by: the newer epoch seen (0: none;
+ * MQ_LEASE_LOST: mq_opts.held said no), and where (mq_fenced_where: "PREFIX/status",
+ * "PREFIX/changes" or "etcd"). */
 int mq_fence_ok(const struct mq *mq);
 long long mq_fenced_by(const struct mq *mq);
 const char *mq_fenced_where(const struct mq *mq);

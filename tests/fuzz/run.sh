@@ -8,7 +8,9 @@
 # publisher's request building, checked against the writer's reader, seeded from the
 # same corpus as JSON Lines lines and as arguments; tests/fuzz/fuzz_cron.c over cron
 # schedules (common/cron.c) for FUZZ_CRON_SECONDS (default 15); tests/fuzz/fuzz_retain.c
-# over `retain` lines and scheduled backups' names for FUZZ_RETAIN_SECONDS (default 10). Prints the executions and the coverage
+# over `retain` lines and scheduled backups' names for FUZZ_RETAIN_SECONDS (default 10);
+# tests/fuzz/fuzz_console.c and tests/fuzz/fuzz_etcd.c (the etcd client's reading of
+# answers, writer/etcd.c) for a quarter of SECONDS each. Prints the executions and the coverage
 # reached. Exit non-zero on a crash or a sanitizer report; the input is left in
 # build/fuzz/ (crash-*, leak-*, ...). Inputs found are kept in build/fuzz/corpus and
 # build/fuzz/corpus-ctl, corpus-pub, ... for the next run.
@@ -38,7 +40,7 @@ FLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-s
 # shellcheck disable=SC2046,SC2086
 "$CC" $FLAGS $(pkg-config --cflags sqlite3 libcjson libmosquitto) \
     tests/fuzz/fuzz_ctl.c $(ls writer/*.c | grep -v writer/main.c) common/*.c \
-    $(pkg-config --libs sqlite3 libcjson libmosquitto) -lpthread -lm -o "$OUT/fuzz_ctl"
+    $(pkg-config --libs sqlite3 libcjson libmosquitto libcurl) -lpthread -lm -o "$OUT/fuzz_ctl"
 
 # Seeds: each corpus case as "TABLE\nPAYLOAD" (TABLE empty for PREFIX/write).
 n=0
@@ -95,13 +97,34 @@ printf 'n=-12.5e3' >"$OUT/console-seeds/num"
 # writer/autobackup.c), FUZZ_RETAIN_SECONDS (default 10).
 mkdir -p "$OUT/retain-seeds" "$OUT/retain-corpus"
 # shellcheck disable=SC2046,SC2086
-"$CC" $FLAGS $(pkg-config --cflags sqlite3 libcjson libmosquitto) \
+"$CC" $FLAGS $(pkg-config --cflags sqlite3 libcjson libmosquitto libcurl) \
     tests/fuzz/fuzz_retain.c $(ls writer/*.c | grep -v writer/main.c) common/*.c \
-    $(pkg-config --libs sqlite3 libcjson libmosquitto) -lpthread -lm -o "$OUT/fuzz_retain"
+    $(pkg-config --libs sqlite3 libcjson libmosquitto libcurl) -lpthread -lm -o "$OUT/fuzz_retain"
 n=0
 for s in 'build_logs ts 30d' 'samples at_ms 12h ms' 'a b 1s s' 'a b 36600d' 'a b 99999999999999999999s' \
     'mosqlite-20261206T010000Z.db' 'mosqlite-20240229T235960Z.db' 'x y 0s'; do
     n=$((n + 1)); printf '%s' "$s" >"$OUT/retain-seeds/$n"
+done
+
+# fuzz_etcd: the etcd client's reading of answers (writer/etcd.c), a quarter of the
+# time, seeded with answers etcd 3.4's gateway gives, each as every kind.
+"$CC" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon -Iwriter \
+    $(pkg-config --cflags libcjson) tests/fuzz/fuzz_etcd.c writer/etcd.c common/util.c \
+    $(pkg-config --libs libcjson) -lm -o "$OUT/fuzz_etcd"
+mkdir -p "$OUT/etcd-seeds" "$OUT/etcd-corpus"
+k=0
+for a in '{"header":{"cluster_id":"324952591200643719","revision":"1","raft_term":"2"},"ID":"2324035841744147973","TTL":"3"}' \
+    '{"result":{"header":{"revision":"1"},"ID":"2324035841744147975","TTL":"3"}}' \
+    '{"result":{"header":{"revision":"3"},"ID":"2324035841744147975"}}' \
+    '{"header":{"revision":"2"},"succeeded":true,"responses":[{"response_put":{"header":{"revision":"2"}}}]}' \
+    '{"header":{"revision":"2"},"responses":[{"response_range":{"header":{"revision":"2"},"kvs":[{"key":"L21vc3FsaXRlL2xlYWRlcg==","create_revision":"2","mod_revision":"2","version":"1","value":"bWU=","lease":"2324035841744147975"}],"count":"1"}}]}' \
+    '{"header":{"revision":"3"},"kvs":[{"key":"aw==","create_revision":5}],"count":1}' \
+    '{"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5}' \
+    '{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader","http_status":"Service Unavailable"}}'; do
+    for kind in 0 1 2 3 4; do
+        k=$((k + 1)); { printf "\\$(printf '%03o' "$kind")"; printf '%s' "$a"; } >"$OUT/etcd-seeds/$k"
+    done
 done
 
 # fuzz TARGET CORPUS SEEDS DICT [SECONDS [MAX_LEN]] (DICT may be ""): run one target (SECS seconds by
@@ -134,4 +157,5 @@ fuzz fuzz_pub "$OUT/corpus-pub" "$OUT/seeds-pub" tests/fuzz/req.dict || failed=1
 fuzz fuzz_cron "$OUT/cron-corpus" "$OUT/cron-seeds" tests/fuzz/cron.dict "${FUZZ_CRON_SECONDS:-15}" 256 || failed=1
 fuzz fuzz_retain "$OUT/retain-corpus" "$OUT/retain-seeds" "" "${FUZZ_RETAIN_SECONDS:-10}" 256 || failed=1
 fuzz fuzz_console "$OUT/console-corpus" "$OUT/console-seeds" "" $(( (SECS + 3) / 4 )) 1024 || failed=1
+fuzz fuzz_etcd "$OUT/etcd-corpus" "$OUT/etcd-seeds" tests/fuzz/etcd.dict $(( (SECS + 3) / 4 )) 4096 || failed=1
 exit "$failed"

@@ -41,5 +41,6 @@ void test_ctl(void);
 void test_sched(void);
 void test_jobs(void);
 void test_retain(void);   /* retain.c, autobackup.c names */
+void test_etcd(void);
 
 #endif
