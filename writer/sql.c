@@ -28,6 +28,7 @@ struct sql_cache {
     unsigned char *key;           /* scratch for the key being looked up */
     size_t keycap;
     struct jbuf sql;              /* scratch for building SQL */
+    sqlite3_stmt *loose;          /* handed out without a slot (out of memory): finalized when done */
 };
 
 static int in_conflict(const struct req_op *op, int col)
@@ -299,8 +300,10 @@ sqlite3_stmt *sql_cache_get(struct sql_cache *c, const struct req_op *op, int *r
         slot = h & (CACHE_SLOTS - 1);
     }
     c->ent[slot].key = malloc(klen);
-    if (!c->ent[slot].key)
-        return st;                 /* not cached: sql_cache_done finalizes it */
+    if (!c->ent[slot].key) {
+        c->loose = st;             /* not cached: sql_cache_done finalizes it */
+        return st;
+    }
     memcpy(c->ent[slot].key, c->key, klen);
     c->ent[slot].klen = klen;
     c->ent[slot].hash = h;
@@ -309,20 +312,14 @@ sqlite3_stmt *sql_cache_get(struct sql_cache *c, const struct req_op *op, int *r
     return st;
 }
 
-static int holds(const struct sql_cache *c, const sqlite3_stmt *st)
-{
-    size_t i;
-
-    for (i = 0; i < CACHE_SLOTS; i++)
-        if (c->ent[i].st == st)
-            return 1;
-    return 0;
-}
-
 void sql_cache_done(struct sql_cache *c, sqlite3_stmt *st)
 {
+    /* Known without a scan of the slots: only the statement that found no room is loose. */
+    if (st == c->loose) {
+        sqlite3_finalize(st);
+        c->loose = NULL;
+        return;
+    }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (!holds(c, st))
-        sqlite3_finalize(st);
 }
