@@ -174,19 +174,32 @@ static void put_key(struct jbuf *b, const struct table *t, const char *sep, int 
     }
 }
 
-void sql_build(struct jbuf *b, const struct req_op *op)
+int sql_plain_insert(const struct req_op *op)
+{
+    return op->kind == OP_INSERT && op->table->rowid;
+}
+
+/* The statement, with or without its RETURNING clause. */
+static void build(struct jbuf *b, const struct req_op *op, int returning)
 {
     jb_reset(b);
     if (op->kind == OP_INSERT || op->kind == OP_UPSERT)
         build_insert(b, op);
     else
         build_update_delete(b, op);
+    if (!returning)
+        return;
     if (op->kind == OP_DELETE) {
         jb_puts(b, " RETURNING *");
         return;
     }
     jb_puts(b, " RETURNING ");
     put_key(b, op->table, ",", 0);
+}
+
+void sql_build(struct jbuf *b, const struct req_op *op)
+{
+    build(b, op, 1);
 }
 
 void sql_build_read(struct jbuf *b, const struct table *t)
@@ -289,7 +302,7 @@ sqlite3_stmt *sql_cache_get(struct sql_cache *c, const struct req_op *op, int *r
             *rc = SQLITE_OK;
             return c->ent[slot].st;
         }
-    sql_build(&c->sql, op);
+    build(&c->sql, op, !sql_plain_insert(op));
     if (c->sql.oom)
         return NULL;
     *rc = sqlite3_prepare_v3(c->h, c->sql.s, (int)c->sql.len, SQLITE_PREPARE_PERSISTENT, &st, NULL);
