@@ -47,6 +47,16 @@ END;
 CREATE TRIGGER trig_wr_au AFTER UPDATE OF v ON trig_wr BEGIN
     UPDATE trig_wr SET stamp = 'updated ' || NEW.v WHERE k = NEW.k;
 END;
+-- An insert whose trigger inserts elsewhere; inserts that write no row.
+CREATE TABLE audit (id INTEGER PRIMARY KEY, what TEXT);
+INSERT INTO audit (id, what) VALUES (500, 'seed');
+CREATE TABLE logged (id INTEGER PRIMARY KEY, v TEXT);
+CREATE TRIGGER logged_ai AFTER INSERT ON logged BEGIN
+    INSERT INTO audit (what) VALUES ('logged ' || NEW.v);
+END;
+CREATE TABLE ign (k TEXT UNIQUE ON CONFLICT IGNORE, v INTEGER);
+CREATE TABLE skip (id INTEGER PRIMARY KEY, v INTEGER);
+CREATE TRIGGER skip_bi BEFORE INSERT ON skip WHEN NEW.v < 0 BEGIN SELECT RAISE(IGNORE); END;
 SQL
 broker_start
 receipts_bg
@@ -240,6 +250,24 @@ r=$(req write/trig_wr ev6 '"op":"delete","where":{"k":"a"}')
 wait_until 5 grep -q '"table":"trig_wr","op":"delete"' "$T/events"
 check_eq "WITHOUT ROWID delete event: the row before deletion" \
     "$(grep '"table":"trig_wr","op":"delete"' "$T/events")" '{"table":"trig_wr","op":"delete","rows":[{"k":"a","v":"2","stamp":"updated 2"}]}'
+# An insert's rowid and event are its own row's, not the row its trigger inserted; an
+# insert that writes no row (ON CONFLICT IGNORE, RAISE(IGNORE)) has no rowid and no event.
+r=$(req write/logged lg1 '"values":{"v":"x"}')
+check "insert with a trigger inserting elsewhere: the receipt's rowid is the row's" \
+    grep -q '"status":"applied","changes":1,"rowid":1}' <<<"$r"
+wait_until 5 grep -q '"table":"logged"' "$T/events"
+check_eq "insert with a trigger inserting elsewhere: the event is the row's" \
+    "$(grep '"table":"logged"' "$T/events")" '{"table":"logged","op":"insert","rows":[{"id":1,"v":"x"}]}'
+r=$(req write/ign ig1 '"values":{"k":"a","v":1}')
+r=$(req write/ign ig2 '"values":{"k":"a","v":2}')
+check_eq "insert ignored by ON CONFLICT IGNORE: no changes, no rowid" "$r" '{"id":"ig2","status":"applied","changes":0}'
+r=$(req write/skip sk1 '"values":{"v":-1}')
+check_eq "insert ignored by RAISE(IGNORE): no changes, no rowid" "$r" '{"id":"sk1","status":"applied","changes":0}'
+r=$(req write/skip sk2 '"values":{"v":5}')
+wait_until 5 grep -q '"table":"skip"' "$T/events"
+check_eq "inserts that wrote no row have no event" \
+    "$(grep -E '"table":"(ign|skip)"' "$T/events" | tr '\n' ' ')" \
+    '{"table":"ign","op":"insert","rows":[{"k":"a","v":1}]} {"table":"skip","op":"insert","rows":[{"id":1,"v":5}]} '
 # One op changing more than max-event-rows rows: 100 rows and truncated.
 ops=$(for i in $(seq 1 130); do printf '%s{"table":"build_logs","values":{"build_id":77,"line":"l%d"}}' "$([ $i = 1 ] || echo ,)" $i; done)
 r=$(req write bulk '"ops":['"$ops"']')

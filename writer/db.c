@@ -468,6 +468,32 @@ static sqlite3_stmt *readback_for(struct db *db, int tindex)
     return db->readback[tindex];
 }
 
+/* Step rb, the read of one row by its key (bound), and write the row into the events:
+ * none when it is gone already (a trigger deleted it). SQLITE_OK or SQLite's code. */
+static int read_back(struct db *db, sqlite3_stmt *rb, struct db_event *e)
+{
+    int rc = sqlite3_step(rb);
+
+    if (rc == SQLITE_ROW) {
+        if (e->nrows++)
+            jb_putc(&db->rows, ',');
+        val_row_json(&db->rows, rb);
+    }
+    sqlite3_reset(rb);
+    sqlite3_clear_bindings(rb);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* The read of a row of op's table by its key, or NULL with SQLite's code in *rc. */
+static sqlite3_stmt *read_stmt(struct db *db, const struct req_op *op, int *rc)
+{
+    sqlite3_stmt *rb = readback_for(db, op->tindex);
+
+    if (!rb)
+        *rc = sqlite3_errcode(db->h) != SQLITE_OK ? sqlite3_errcode(db->h) : SQLITE_NOMEM;
+    return rb;
+}
+
 /* Write one returned row into the events: a deleted row as RETURNING gave it (as it
  * was); any other by its key, read back from the file now that the statement is done
  * (SQLite runs the whole statement, AFTER triggers included, on its first step and
@@ -484,20 +510,37 @@ static int event_row(struct db *db, sqlite3_stmt *st, const struct req_op *op, s
         val_row_json(&db->rows, st);
         return SQLITE_OK;
     }
-    if (!(rb = readback_for(db, op->tindex)))
-        return sqlite3_errcode(db->h) != SQLITE_OK ? sqlite3_errcode(db->h) : SQLITE_NOMEM;
+    if (!(rb = read_stmt(db, op, &rc)))
+        return rc;
     n = sql_key_count(op->table);
     for (k = 0; k < n; k++)
         sqlite3_bind_value(rb, k + 1, sqlite3_column_value(st, k));
-    rc = sqlite3_step(rb);
-    if (rc == SQLITE_ROW) {             /* else gone already: a trigger deleted it */
-        if (e->nrows++)
-            jb_putc(&db->rows, ',');
-        val_row_json(&db->rows, rb);
+    return read_back(db, rb, e);
+}
+
+/* A plain INSERT into a rowid table returns nothing (sql_plain_insert): the row it
+ * wrote, if it wrote one, is the last inserted rowid. Into the events as event_row. */
+static int event_inserted(struct db *db, const struct req_op *op, struct db_event *e,
+                          long long *rowid)
+{
+    sqlite3_stmt *rb;
+    int rc;
+
+    if (sqlite3_changes64(db->h) != 1)   /* ignored (OR IGNORE, RAISE(IGNORE)) */
+        return SQLITE_OK;
+    *rowid = sqlite3_last_insert_rowid(db->h);
+    if (!e)
+        return SQLITE_OK;
+    if (e->nrows >= db->o.max_event_rows) {
+        e->truncated = 1;
+        return SQLITE_OK;
     }
-    sqlite3_reset(rb);
-    sqlite3_clear_bindings(rb);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+    if (!(rb = read_stmt(db, op, &rc)))
+        return rc;
+    sqlite3_bind_int64(rb, 1, *rowid);
+    rc = read_back(db, rb, e);
+    e->end = db->rows.len;
+    return rc;
 }
 
 /* Step a bound statement to the end, collecting its rows as event text. */
@@ -518,6 +561,8 @@ static int step_op(struct db *db, sqlite3_stmt *st, const struct req_op *op, lon
         rrc = event_row(db, st, op, e);
         e->end = db->rows.len;
     }
+    if (rc == SQLITE_DONE && sql_plain_insert(op))
+        rrc = event_inserted(db, op, e, rowid);
     if (e && db->nev > before && !e->nrows)   /* nothing returned: drop the new group */
         db->nev--;
     if (rc == SQLITE_DONE && rrc != SQLITE_OK)

@@ -482,17 +482,25 @@ static int readable(struct conn *c, int timeout_ms)
 
 /* Read until the socket is drained: libmosquitto reads only a packet or a few per
  * call, and a QoS 2 request takes two (PUBLISH, then PUBREL) before it reaches us.
- * The request connection stops once max_queue requests are held. */
+ * The acknowledgements the reads queued (PUBREC, PUBCOMP: libmosquitto writes each
+ * packet with its own send()) leave after the round, corked into as few segments as
+ * they fit in: on loopback each segment sent costs the sender the receiver's
+ * processing too. The request connection stops once max_queue requests are held. */
 static int read_all(struct mq *mq, struct conn *c)
 {
     int rc = 0, rounds = 0;
 
     do {
         rc = mosquitto_loop_read(c->m, 1);
-        if (!rc && mosquitto_want_write(c->m))
-            rc = mosquitto_loop_write(c->m, 1);
     } while (!rc && ++rounds < 100000 && (c != &mq->sub || mq->nq < mq->o.max_queue) &&
              c->state != DOWN && readable(c, 0));
+    if (!rc && c->state != DOWN && mosquitto_want_write(c->m)) {
+        if (rounds > 1)
+            cork(c, 1);
+        rc = mosquitto_loop_write(c->m, 1);
+        if (rounds > 1)
+            cork(c, 0);
+    }
     if (rc) {
         lost(mq, c, rc);
         return -1;

@@ -28,6 +28,7 @@ struct sql_cache {
     unsigned char *key;           /* scratch for the key being looked up */
     size_t keycap;
     struct jbuf sql;              /* scratch for building SQL */
+    sqlite3_stmt *loose;          /* handed out without a slot (out of memory): finalized when done */
 };
 
 static int in_conflict(const struct req_op *op, int col)
@@ -173,19 +174,32 @@ static void put_key(struct jbuf *b, const struct table *t, const char *sep, int 
     }
 }
 
-void sql_build(struct jbuf *b, const struct req_op *op)
+int sql_plain_insert(const struct req_op *op)
+{
+    return op->kind == OP_INSERT && op->table->rowid;
+}
+
+/* The statement, with or without its RETURNING clause. */
+static void build(struct jbuf *b, const struct req_op *op, int returning)
 {
     jb_reset(b);
     if (op->kind == OP_INSERT || op->kind == OP_UPSERT)
         build_insert(b, op);
     else
         build_update_delete(b, op);
+    if (!returning)
+        return;
     if (op->kind == OP_DELETE) {
         jb_puts(b, " RETURNING *");
         return;
     }
     jb_puts(b, " RETURNING ");
     put_key(b, op->table, ",", 0);
+}
+
+void sql_build(struct jbuf *b, const struct req_op *op)
+{
+    build(b, op, 1);
 }
 
 void sql_build_read(struct jbuf *b, const struct table *t)
@@ -288,7 +302,7 @@ sqlite3_stmt *sql_cache_get(struct sql_cache *c, const struct req_op *op, int *r
             *rc = SQLITE_OK;
             return c->ent[slot].st;
         }
-    sql_build(&c->sql, op);
+    build(&c->sql, op, !sql_plain_insert(op));
     if (c->sql.oom)
         return NULL;
     *rc = sqlite3_prepare_v3(c->h, c->sql.s, (int)c->sql.len, SQLITE_PREPARE_PERSISTENT, &st, NULL);
@@ -299,8 +313,10 @@ sqlite3_stmt *sql_cache_get(struct sql_cache *c, const struct req_op *op, int *r
         slot = h & (CACHE_SLOTS - 1);
     }
     c->ent[slot].key = malloc(klen);
-    if (!c->ent[slot].key)
-        return st;                 /* not cached: sql_cache_done finalizes it */
+    if (!c->ent[slot].key) {
+        c->loose = st;             /* not cached: sql_cache_done finalizes it */
+        return st;
+    }
     memcpy(c->ent[slot].key, c->key, klen);
     c->ent[slot].klen = klen;
     c->ent[slot].hash = h;
@@ -309,20 +325,14 @@ sqlite3_stmt *sql_cache_get(struct sql_cache *c, const struct req_op *op, int *r
     return st;
 }
 
-static int holds(const struct sql_cache *c, const sqlite3_stmt *st)
-{
-    size_t i;
-
-    for (i = 0; i < CACHE_SLOTS; i++)
-        if (c->ent[i].st == st)
-            return 1;
-    return 0;
-}
-
 void sql_cache_done(struct sql_cache *c, sqlite3_stmt *st)
 {
+    /* Known without a scan of the slots: only the statement that found no room is loose. */
+    if (st == c->loose) {
+        sqlite3_finalize(st);
+        c->loose = NULL;
+        return;
+    }
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (!holds(c, st))
-        sqlite3_finalize(st);
 }

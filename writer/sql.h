@@ -33,6 +33,12 @@
 /* Write the statement for op into b (b->len reset first; b->oom when out of memory). */
 void sql_build(struct jbuf *b, const struct req_op *op);
 
+/* 1 when op is a plain INSERT into a rowid table. Its statement in the cache has no
+ * RETURNING (SQLite collects RETURNING rows in a temporary b-tree opened and closed
+ * for every statement run): the row it wrote, if any (sqlite3_changes() is 1), is
+ * sqlite3_last_insert_rowid(), which triggers do not change. */
+int sql_plain_insert(const struct req_op *op);
+
 /* The columns of a table's key (1 for a rowid table), and the statement reading one
  * row by them, bound ?1.. in key order. */
 int sql_key_count(const struct table *t);
@@ -45,7 +51,8 @@ struct sql_cache *sql_cache_new(sqlite3 *h);
 /* Finalize every statement held, and free. Accepts NULL. */
 void sql_cache_free(struct sql_cache *c);
 
-/* The prepared statement for op, preparing it on a miss. NULL with SQLite's code in
+/* The prepared statement for op (sql_build's, without RETURNING when
+ * sql_plain_insert), preparing it on a miss. NULL with SQLite's code in
  * *rc when preparing fails (e.g. an on_conflict that matches no index; its message is
  * sqlite3_errmsg() of the connection), or SQLITE_NOMEM. Hand the statement back with
  * sql_cache_done() once stepped. */

@@ -4,7 +4,8 @@
  *
  *   pub   publish N QoS 2 build_logs requests from C concurrent clients, each keeping at
  *         most W/C messages in flight; counts completions (PUBCOMP). With --db it then
- *         polls the SQLite file until N more rows are there ("committed").
+ *         polls the SQLite file until N more rows are there ("committed"). With --ops K
+ *         each request is a transaction of K inserts ({"ops": [...]}), N x K rows.
  *   sub   one subscriber (clean session off; --mqtt 311 like the writer's request session, or v5 with receive
  *         maximum 65535, QoS 2) counting arrivals until N: the broker's own ceiling.
  *   rate  publish requests with an id and a reply_to at a steady R per second for S
@@ -44,7 +45,7 @@ struct client {
 static const char *o_mode, *o_host = "127.0.0.1", *o_topic, *o_reply, *o_db;
 static const char *o_table = "build_logs", *o_id, *o_ready, *o_until;
 static int o_recv_max = 65535, o_v311;
-static int o_port = 1883, o_clients = 1, o_window = 1000, o_qos = 2;
+static int o_port = 1883, o_clients = 1, o_window = 1000, o_qos = 2, o_ops;
 static long o_n = 1000;
 static double o_rate = 1000, o_secs = 10, o_timeout = 120;
 
@@ -114,6 +115,25 @@ static int payload(char *buf, size_t len, int client, long seq, int with_id)
 	return snprintf(buf, len,
 		"{\"values\":{\"build_id\":%d,\"line\":\"step %07ld: compiling src/mod_%03ld.c ok\"}}",
 		client + 1, seq, seq % 1000);
+}
+
+/* bulk_payload: with --ops K, one transaction of K build_logs inserts (rows seq*K .. seq*K+K-1,
+ * each line unique). The length, or -1 when it does not fit. */
+static int bulk_payload(char *buf, size_t len, int client, long seq)
+{
+	size_t n = 0;
+	for (int j = 0; j < o_ops; j++) {
+		long row = seq * o_ops + j;
+		int k = snprintf(buf + n, len - n,
+			"%s{\"table\":\"build_logs\",\"values\":{\"build_id\":%d,"
+			"\"line\":\"step %07ld: compiling src/mod_%03ld.c ok\"}}",
+			j ? "," : "{\"ops\":[", client + 1, row, row % 1000);
+		if (k < 0 || (size_t)k >= len - n) return -1;
+		n += (size_t)k;
+	}
+	if (n + 3 > len) return -1;
+	memcpy(buf + n, "]}", 3);
+	return (int)n + 2;
 }
 
 static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const mosquitto_property *p)
@@ -275,7 +295,10 @@ static long long db_wait(sqlite3 *db, long target, long *got)
 
 static int run_pub(void)
 {
-	char buf[512];
+	size_t bufsize = o_ops ? (size_t)o_ops * 128 + 16 : 512;
+	char *buf = malloc(bufsize);
+	long rows_each = o_ops ? o_ops : 1;
+	if (!buf) die("malloc", 0);
 	sqlite3 *db = o_db ? db_open() : NULL;
 	long base = db ? db_rows(db) : 0;
 	window_each = o_window / o_clients;
@@ -295,7 +318,8 @@ static int run_pub(void)
 		for (int i = 0; i < o_clients; i++) {
 			struct client *c = &cl[i];
 			while (c->sent < c->quota && c->sent - c->done < window_each) {
-				int len = payload(buf, sizeof buf, i, c->sent, 0);
+				int len = o_ops ? bulk_payload(buf, bufsize, i, c->sent) : payload(buf, bufsize, i, c->sent, 0);
+				if (len < 0) { fprintf(stderr, "mqbench: --ops: payload too long\n"); exit(2); }
 				int rc = mosquitto_publish_v5(c->m, NULL, o_topic, len, buf, o_qos, false, NULL);
 				if (rc) die("publish", rc);
 				c->sent++;
@@ -312,7 +336,7 @@ static int run_pub(void)
 		total_done, o_clients, window_each, t0, t1, (t1 - t0) / 1e9, total_done / ((t1 - t0) / 1e9));
 	if (db) {
 		long got;
-		long long t2 = db_wait(db, base + o_n, &got);
+		long long t2 = db_wait(db, base + o_n * rows_each, &got);
 		long rows = got - base;
 		double secs = ((t2 ? t2 : now_ns()) - t0) / 1e9;
 		printf(" rows=%ld commit_secs=%.3f commit_rate=%.0f%s", rows, secs, rows / secs,
@@ -324,6 +348,7 @@ static int run_pub(void)
 		mosquitto_disconnect(cl[i].m);
 		mosquitto_destroy(cl[i].m);
 	}
+	free(buf);
 	return 0;
 }
 
@@ -418,7 +443,7 @@ static void usage(void)
 	fputs("usage: mqbench pub|sub|rate|wait [-h HOST] [-p PORT] [-t TOPIC] [-n N]\n"
 	      "         [-c CLIENTS] [-w WINDOW] [-q QOS] [-r RATE] [-s SECONDS] [--reply TOPIC]\n"
 	      "         [--db PATH] [--table T] [--id CLIENTID] [--ready FILE] [--timeout S]\n"
-	      "         [--receive-max N] [--mqtt 5|311] [--until FILE]\n",
+	      "         [--receive-max N] [--mqtt 5|311] [--until FILE] [--ops K]\n",
 	      stderr);
 	exit(2);
 }
@@ -449,9 +474,10 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--mqtt")) o_v311 = !strcmp(v, "311");
 		else if (!strcmp(a, "--receive-max")) o_recv_max = (int)parse_num(a, v);
 		else if (!strcmp(a, "--timeout")) o_timeout = parse_num(a, v);
+		else if (!strcmp(a, "--ops")) o_ops = (int)parse_num(a, v);
 		else usage();
 	}
-	if (o_clients < 1 || o_n < 1 || o_window < 1 || o_rate <= 0) usage();
+	if (o_clients < 1 || o_n < 1 || o_window < 1 || o_rate <= 0 || o_ops < 0) usage();
 	mosquitto_lib_init();
 	int rc;
 	if (!strcmp(o_mode, "pub") && o_topic) rc = run_pub();

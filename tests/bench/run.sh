@@ -16,6 +16,7 @@
 #   NO_ADMIN=1, NO_REPLICA=1 ...     skip lines A/H (admin.sh) and R (replica.sh)
 #   NO_RETAIN=1 ...                  skip lines P (retain.sh: retention under load)
 #   NO_BULK=1 ...                    skip lines B (bulk.sh: the log pipe, JSON Lines)
+#   PRODUCERS="1" ALT_PRODUCERS="1"  producer counts of lines 1/4 and 4p (1 8 64 256; 1 8 64)
 #
 # The C drivers (mqbench.c, sqlbench.c) are compiled into build/bench/. Raw key=value
 # results of each step are kept in $T/results.
@@ -25,12 +26,18 @@ cd "$(dirname "$0")/../.." || exit 2
 if [ -n "${QUICK:-}" ]; then
     N_SQL1=300 N_SQLB=20000 N_NAIVE=100 N_NAIVE8=20 N_BROKER=20000 N_E2E=10000
     LAT_SECS=3 N_BACKLOG=50000 N_PROF=30000 DRAIN_LIMIT=${DRAIN_LIMIT:-10} PHASE_LIMIT=20
+    N_LINES=5000 N_BULK=100000
 else
     N_SQL1=2000 N_SQLB=200000 N_NAIVE=500 N_NAIVE8=60 N_BROKER=150000 N_E2E=100000
     LAT_SECS=20 N_BACKLOG=1000000 N_PROF=100000 DRAIN_LIMIT=${DRAIN_LIMIT:-90} PHASE_LIMIT=60
+    N_LINES=20000 N_BULK=1000000
 fi
+# Rows per transaction of the bulk line (5e): one request of BULK_OPS inserts.
+BULK_OPS=1000
 # Producer counts for the broker ceilings and the end-to-end lines.
 PRODUCERS=${PRODUCERS:-1 8 64 256}
+# Producer counts of the lines in the other request protocol (4p).
+ALT_PRODUCERS=${ALT_PRODUCERS:-1 8 64}
 # Request rates of the receipt latency lines.
 RATES=${RATES:-1000 10000}
 # The request session's MQTT version, for the writer (its default unless REQ_PROTO is
@@ -110,6 +117,8 @@ sqlite_ceiling() {
 say "SQLite ceiling"
 r=$(sqlite_ceiling "$N_SQL1" 1); record sql1 "$r"; SQL1=$(kv "$r" rate)
 r=$(sqlite_ceiling "$N_SQLB" 1000); record sqlb "$r"; SQLB=$(kv "$r" rate)
+# SQLite's own CPU for 1,000,000 rows at 1000 per transaction: the ceiling of line 5e.
+SQLB_CPU_1M=$(calc "$(kv "$r" cpu_s) * 1000000 / $N_SQLB")
 
 # ---------------------------------------------------------------------------------
 # 3. The naive ways: the sqlite3 CLI, one process per write, on a WAL file.
@@ -242,6 +251,27 @@ BD_NOTE="$BD_NOTE; subscriber peak RSS $BD_SUB_HWM MiB"
 BD_BROKER_CPU=$(cpu_s "$BROKER_PID")
 record broker_drain "$_p $_s broker_cpu_s=$BD_BROKER_CPU"
 
+# One outside producer, Mosquitto's own clients: `mosquitto_pub -l` (QoS 2, one message
+# per line of a file) into `mosquitto_sub` (QoS 2, persistent session like the writer's),
+# no database. Rate = N / (time from the start of mosquitto_pub until mosquitto_sub has
+# all N). This is the ceiling for line 4m.
+LINES_FILE=$T/lines.jsonl
+awk -v n="$N_LINES" 'BEGIN { for (i = 0; i < n; i++)
+    printf "{\"values\":{\"build_id\":1,\"line\":\"step %07d: compiling src/mod_%03d.c ok\"}}\n", i, i % 1000 }' >"$LINES_FILE"
+say "broker ceiling, one mosquitto_pub -l into mosquitto_sub: $N_LINES messages"
+fresh_broker
+timeout "$PHASE_LIMIT" mosquitto_sub -p "$MQTT_PORT" -i bench-lines-sub -c -q 2 -t bench/lines -C "$N_LINES" >"$T/lines.sub" 2>"$T/lines.err" &
+_sp=$!
+wait_until 10 grep -q " bench-lines-sub 2 bench/lines" "$T/broker/mosquitto.log" || say "mosquitto_sub did not subscribe"
+t0=$(now)
+mosquitto_pub -p "$MQTT_PORT" -q 2 -t bench/lines -l <"$LINES_FILE"
+wait "$_sp"
+t1=$(now)
+PUBL_N=$(wc -l <"$T/lines.sub")
+PUBL_RATE=$(calc "$PUBL_N / ($t1 - $t0)")
+PUBL_NOTE="$PUBL_N of $N_LINES arrived in $(calc_f "%.2f" "$t1 - $t0") s"
+record lines_ceiling "n=$PUBL_N secs=$(calc "$t1 - $t0") rate=$PUBL_RATE"
+
 # ---------------------------------------------------------------------------------
 # 4, 5. mosqlite end to end.
 HAVE_WRITER=
@@ -323,7 +353,7 @@ if [ -n "$HAVE_WRITER" ]; then
         e2e "$k" "" --request-protocol "$REQ_PROTO"
         eval "E2E$k=\$E2E E2E${k}_NOTE=\$E2E_NOTE"
     done
-    for k in 1 8 64; do
+    for k in $ALT_PRODUCERS; do
         say "mosqlite end to end, $k producers (request session MQTT $ALT_PROTO)"
         e2e "$k" alt --request-protocol "$ALT_PROTO"
         eval "ALT$k=\$E2E ALT${k}_NOTE=\$E2E_NOTE"
@@ -395,6 +425,50 @@ if [ -n "$HAVE_WRITER" ]; then
         "writer lost its connection $PL times; broker peak RSS $BROKER_HWM MiB"
     writer_halt
 
+    # One `mosquitto_pub -l` producer of N_LINES id-less requests into the writer, timed
+    # from its start until the rows are all in the file (line 4m, against line 1m).
+    say "mosqlite, one mosquitto_pub -l producer: $N_LINES requests"
+    if fresh_writer lines; then
+        "$MQB" wait --db "$DB" -n "$N_LINES" --timeout "$PHASE_LIMIT" >"$T/lines.wait" &
+        _wp=$!
+        phase_begin
+        t0=$(now)
+        mosquitto_pub -p "$MQTT_PORT" -q 2 -t mosqlite/write/build_logs -l <"$LINES_FILE"
+        wait "$_wp"
+        t1=$(now)
+        phase_end
+        _w=$(cat "$T/lines.wait")
+        tally "$DB" "$N_LINES"
+        LINES_RATE=$(calc "$(kv "$_w" rows) / ($t1 - $t0)")
+        LINES_NOTE="lost $LOST, twice $TWICE"
+        [ "$(kv "$_w" timeout)" = 1 ] && LINES_NOTE="INCOMPLETE: $(kv "$_w" rows) of $N_LINES rows in $PHASE_LIMIT s, twice $TWICE"
+        LINES_CPU_100K=$(calc "$PW * 100000 / $N_LINES")
+        record lines "$_w secs=$(calc "$t1 - $t0") rate=$LINES_RATE writer_cpu_s=$PW broker_cpu_s=$PB lost=$LOST twice=$TWICE"
+        note_line "4m mosquitto_pub -l: $(kv "$_w" rows) rows in $(calc_f "%.2f" "$t1 - $t0") s; CPU s broker $PB, writer $PW" \
+            "($(calc_f "%.2f" "$LINES_CPU_100K") s per 100,000 requests); writer lost its connection $PL times"
+        writer_halt
+    fi
+
+    # Bulk: N_BULK rows in requests of BULK_OPS inserts each (one transaction per request),
+    # from mqbench; the writer's CPU per 1,000,000 rows (line 5e) against SQLite's own
+    # for the same rows at 1000 per transaction (line 2b), and its rate.
+    say "bulk: $N_BULK rows in transactions of $BULK_OPS inserts"
+    if fresh_writer bulk; then
+        phase_begin
+        _p=$("$MQB" pub -p "$MQTT_PORT" -t mosqlite/write -n "$((N_BULK / BULK_OPS))" --ops "$BULK_OPS" \
+            -w 10 --db "$DB" --timeout "$PHASE_LIMIT")
+        phase_end
+        tally "$DB" "$N_BULK"
+        BULK_RATE=$(kv "$_p" commit_rate)
+        BULK_CPU_1M=$(calc "$PW * 1000000 / $N_BULK")
+        BULK_NOTE="lost $LOST, twice $TWICE"
+        [ "$(kv "$_p" timeout)" = 1 ] && BULK_NOTE="INCOMPLETE: $(kv "$_p" rows) of $N_BULK rows in $PHASE_LIMIT s, twice $TWICE"
+        record bulk "$_p writer_cpu_s=$PW broker_cpu_s=$PB lost=$LOST twice=$TWICE"
+        note_line "5e bulk: $(kv "$_p" rows) rows in $(kv "$_p" commit_secs) s ($(int "$BULK_RATE") rows/s, $(ratio "$BULK_RATE" "$SQLB") x line 2b);" \
+            "CPU s broker $PB, writer $PW; writer lost its connection $PL times"
+        writer_halt
+    fi
+
     if [ -n "${PROFILE:-}" ]; then
         say "profile: writer and broker under perf while the writer drains $N_PROF requests"
         backlog "$N_PROF" profile perf
@@ -417,6 +491,7 @@ for k in $PRODUCERS; do
     row "1.$k" "broker QoS 2 ceiling, $k pub(s) -> 1 sub, no DB" "$(rate_cell "$v" msg/s)" "$(ratio "$v" "$CEIL1")" - "$n"
 done
 row 1d "broker drain, $N_BACKLOG queued -> returning sub" "$(rate_cell "$BD_RATE" msg/s)" "$(ratio "$BD_RATE" "$CEIL1")" - "$BD_NOTE"
+row 1m "broker, one mosquitto_pub -l -> mosquitto_sub" "$(rate_cell "$PUBL_RATE" msg/s)" "$(ratio "$PUBL_RATE" "$CEIL1")" - "$PUBL_NOTE"
 row 2a "SQLite, 1 txn per row (prepared, FULL, WAL)" "$(rate_cell "$SQL1" rows/s)" "$(ratio "$SQL1" "$CEIL1")" "$(ratio "$SQL1" "$NAIVE1")" ""
 row 2b "SQLite, 1000 rows per txn" "$(rate_cell "$SQLB" rows/s)" "$(ratio "$SQLB" "$CEIL1")" "$(ratio "$SQLB" "$NAIVE1")" ""
 row 3a "naive: one sqlite3 process per write" "$(rate_cell "$NAIVE1" rows/s)" "$(ratio "$NAIVE1" "$CEIL1")" "1.00" ""
@@ -432,8 +507,8 @@ if [ -n "$HAVE_WRITER" ]; then
         row "4.$k" "mosqlite e2e, $k producer(s), $N_E2E requests" "$(rate_cell "$v" rows/s)" "$rb" "$rn" \
             "$rc x line 1.$k, >=0.9: $(verdict "$rc >= 0.9" 2>/dev/null); $n"
     done
-    for k in 1 8 64; do
-        eval "v=\$ALT$k n=\$ALT${k}_NOTE c=\$CEIL$k"
+    for k in $ALT_PRODUCERS; do
+        eval "v=\$ALT$k n=\$ALT${k}_NOTE c=\${CEIL$k:-}"
         row "4p.$k" "  same, request session in MQTT $ALT_PROTO" "$(rate_cell "$v" rows/s)" "$(ratio "$v" "$CEIL1")" "$(ratio "$v" "$NAIVE1")" \
             "$(ratio "$v" "$c") x line 1.$k; $n"
     done
@@ -442,6 +517,9 @@ if [ -n "$HAVE_WRITER" ]; then
     rd=$(ratio "$DR_RATE" "$BD_RATE")
     row 4d "mosqlite backlog drain, $N_BACKLOG queued" "$(rate_cell "$DR_RATE" rows/s)" "$(ratio "$DR_RATE" "$CEIL1")" "$(ratio "$DR_RATE" "$NAIVE1")" \
         "$rd x line 1d, >=0.9: $(verdict "$rd >= 0.9" 2>/dev/null) ($bl; queued at $(int "$DR_QUEUE_RATE") msg/s)"
+    rm_=$(ratio "${LINES_RATE:-}" "$PUBL_RATE")
+    row 4m "mosqlite, one mosquitto_pub -l, $N_LINES requests" "$(rate_cell "${LINES_RATE:-}" rows/s)" "$(ratio "${LINES_RATE:-}" "$CEIL1")" "$(ratio "${LINES_RATE:-}" "$NAIVE1")" \
+        "$rm_ x line 1m, >=0.9: $(verdict "$rm_ >= 0.9" 2>/dev/null); ${LINES_NOTE:-not measured}"
     for r in $RATES; do
         eval "v=\$LAT$r p=\$LAT${r}_P99 n=\$LAT${r}_NOTE"
         row "4e.$r" "receipt latency at $r req/s, p50 / p99 / max" "$v ms" - - \
@@ -449,7 +527,10 @@ if [ -n "$HAVE_WRITER" ]; then
     done
     row 5a "writer peak RSS (VmHWM), idle" "$RSS_IDLE MiB" - - "< 8 MiB: $(verdict "$RSS_IDLE < 8")"
     row 5b "writer peak RSS (VmHWM), draining $N_BACKLOG" "$RSS_DRAIN MiB" - - "< 32 MiB: $(verdict "$RSS_DRAIN < 32") (bare subscriber, line 1d: $BD_SUB_HWM MiB; broker peak $BROKER_HWM MiB)"
-    row 5c "writer CPU (user+sys) per 100,000 requests" "$(calc_f "%.2f" "${CPU_100K:-0}") s" - - "(drain: $CPU_DRAIN s for $DR_ROWS rows)"
+    row 5c "writer CPU (user+sys) per 100,000 requests" "$(calc_f "%.2f" "${CPU_100K:-0}") s" - - \
+        "<= 1.5 s: $(verdict "${CPU_100K:-99} <= 1.5") (drain: $CPU_DRAIN s for $DR_ROWS rows; line 4m: $(calc_f "%.2f" "${LINES_CPU_100K:-0}") s)"
+    row 5e "writer CPU per 1,000,000 rows, $BULK_OPS per request" "$(calc_f "%.2f" "${BULK_CPU_1M:-0}") s" - - \
+        "$(ratio "${BULK_CPU_1M:-}" "$SQLB_CPU_1M") x SQLite alone ($(calc_f "%.2f" "$SQLB_CPU_1M") s, line 2b); $(int "${BULK_RATE:-}") rows/s, $(ratio "${BULK_RATE:-}" "$SQLB") x line 2b; ${BULK_NOTE:-not measured}"
 else
     row 4 "mosqlite end to end" "no $BIN/mosqlite-writer: run make first" - - ""
 fi

@@ -51,6 +51,18 @@ static const char *sql_of(const char *payload)
     return b.s;
 }
 
+/* sql_plain_insert of the request's first op, or -1 when it is rejected. */
+static int plain_of(const char *payload)
+{
+    static const struct req_limits lim = {262144, 32, 1000, "mosqlite"};
+    char err[512];
+
+    req_clear(&r);
+    if (req_parse(&r, &sch, &lim, NULL, payload, strlen(payload), err, sizeof err))
+        return -1;
+    return sql_plain_insert(&r.ops[0]);
+}
+
 static void check_build(void)
 {
     struct jbuf rb = {0};
@@ -92,6 +104,14 @@ static void check_build(void)
     sql_build_read(&rb, schema_table(&sch, "nokey"));
     unit_check_str(rb.s, "SELECT * FROM \"nokey\" WHERE rowid = ?1", "sql: a row read back by its rowid");
     jb_free(&rb);
+    /* The cache prepares these without RETURNING: the row is the last inserted rowid. */
+    unit_check(plain_of("{\"table\":\"t\",\"values\":{\"a\":\"x\"}}") == 1 &&
+               plain_of("{\"table\":\"nokey\",\"values\":{\"x\":\"k\"}}") == 1,
+               "sql: an insert into a rowid table is plain");
+    unit_check(plain_of("{\"table\":\"pair\",\"values\":{\"p\":1,\"q\":2}}") == 0 &&
+               plain_of("{\"op\":\"upsert\",\"table\":\"t\",\"values\":{\"id\":1}}") == 0 &&
+               plain_of("{\"op\":\"update\",\"table\":\"t\",\"set\":{\"a\":\"x\"},\"where\":{\"id\":1}}") == 0,
+               "sql: WITHOUT ROWID inserts, upserts and updates keep RETURNING");
 }
 
 static void check_cache(void)

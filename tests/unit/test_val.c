@@ -73,6 +73,11 @@ static void check_row(void)
     unit_check_str(row("SELECT 9007199254740992 AS a, 9007199254740993 AS b, -9007199254740993 AS c"),
                    "{\"a\":9007199254740992,\"b\":\"9007199254740993\",\"c\":\"-9007199254740993\"}",
                    "val: integers beyond 2^53 come back as strings");
+    unit_check_str(row("SELECT 0 AS z, -1 AS m, -9007199254740992 AS l, 9223372036854775807 AS x, "
+                       "-9223372036854775807 - 1 AS n, 1234567890 AS d"),
+                   "{\"z\":0,\"m\":-1,\"l\":-9007199254740992,\"x\":\"9223372036854775807\","
+                   "\"n\":\"-9223372036854775808\",\"d\":1234567890}",
+                   "val: zero, negatives, -2^53 and the 64-bit ends written exactly");
     unit_check_str(row("SELECT x'0001ff' AS b, x'' AS e"),
                    "{\"b\":{\"$base64\":\"AAH/\"},\"e\":{\"$base64\":\"\"}}",
                    "val: blobs come back as {\"$base64\"}");
