@@ -45,7 +45,7 @@ CONSOLE_SRC = $(wildcard console/*.c)
 # The publisher library is every publisher/*.c except the CLI's: main.c and the log
 # pipe (pipe*.c, spool.c).
 PUBCLI_SRC = publisher/main.c publisher/pipe.c publisher/pipe_read.c publisher/pipe_deliver.c \
-             publisher/pipe_build.c publisher/pipe_command.c publisher/spool.c
+             publisher/pipe_build.c publisher/pipe_cancel.c publisher/pipe_command.c publisher/spool.c
 PUBLIB_SRC = $(filter-out $(PUBCLI_SRC),$(wildcard publisher/*.c))
 # Unit tests: tests/unit/*.c linked with every writer and replica object but main.o.
 UNIT_SRC   = $(wildcard tests/unit/*.c)

@@ -322,6 +322,7 @@ static int build_running(const cJSON *row)
 
 struct follow {
     long long id;
+    double attempt;             /* the attempt shown: the row's (its latest run), else 0 */
     char last[32];              /* the last id printed, as text */
     unsigned long lines;
     int had_sgr;
@@ -337,6 +338,7 @@ static int drain(struct console *k, struct follow *f)
         int n = 0, rc;
 
         cJSON_AddNumberToObject(params, "build_id", (double)f->id);
+        cJSON_AddNumberToObject(params, "attempt", f->attempt);
         cJSON_AddRawToObject(params, "after", f->last);
         cJSON_AddRawToObject(params, "until", MAX_ID);
         cJSON_AddNumberToObject(params, "limit", LOG_ROWS);
@@ -433,6 +435,9 @@ static int run_log(struct console *k, const struct command *cmd, int argc, char 
     reconnects = conn_reconnects(k->c);
     if ((have = build_row(k, f.id, &row)) >= 10)
         return have - 10;
+    f.attempt = have == 1 ? num(row, "attempt", 0) : 0;
+    if (f.attempt != f.attempt)
+        f.attempt = 0;
     if ((rc = drain(k, &f))) {
         cJSON_Delete(row);
         return rc;
@@ -457,9 +462,9 @@ static int run_log(struct console *k, const struct command *cmd, int argc, char 
         if (m && (v = cJSON_ParseWithLength(m->payload, m->len))) {
             int logs = !strcmp(m->topic, ev_logs), builds = !strcmp(m->topic, ev_builds);
             cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(v, "rows")) {
-                if (logs && num(r, "build_id", NAN) == (double)f.id)
+                if (logs && num(r, "build_id", NAN) == (double)f.id && num(r, "attempt", 0) == f.attempt)
                     again = 1;
-                if (builds && num(r, "id", NAN) == (double)f.id) {
+                if (builds && num(r, "id", NAN) == (double)f.id && num(r, "attempt", 0) == f.attempt) {
                     again = 1;
                     if (!build_running(r)) {
                         ended = 1;
@@ -612,6 +617,70 @@ static int run_cancel(struct console *k, const struct command *cmd, int argc, ch
         rc = refused(what, str(ans, "error"));
     } else if (!k->json) {
         printf("%s %s\n", status ? status : "answered", argv[0]);
+    }
+    cJSON_Delete(ans);
+    return rc;
+}
+
+/* ---- cancel-build ------------------------------------------------------------------- */
+
+/* A running build's row set to cancelled, as the page's "Cancel build" does: only while its
+ * latest attempt is running. The build wrapper watches its row and stops the command. */
+static int run_cancel_build(struct console *k, const struct command *cmd, int argc, char **argv)
+{
+    cJSON *row = NULL, *req, *set, *where, *ans = NULL;
+    char id[MOSQLITE_ID_LEN + 1], what[300];
+    const char *status;
+    long long build;
+    int have, rc;
+
+    cfg_parse_int(argv[0], -UTIL_EXACT_INT, UTIL_EXACT_INT, &build);
+    if ((have = build_row(k, build, &row)) >= 10)
+        return have - 10;
+    if (have != 1) {
+        log_error("no build %lld%s", build, have < 0 ? ": the writer has no named query \"build\"" : " in builds");
+        return EX_FAILED;
+    }
+    if (!str(row, "status") || strcmp(str(row, "status"), "running")) {
+        log_error("build %lld is not running (it says %s): nothing to cancel", build,
+                  str(row, "status") ? str(row, "status") : "nothing");
+        cJSON_Delete(row);
+        return EX_FAILED;
+    }
+    if (!(req = cJSON_CreateObject()) || mosqlite_new_id(id)) {
+        cJSON_Delete(req);
+        cJSON_Delete(row);
+        log_error("cannot make a request id");
+        return EX_FAILED;
+    }
+    cJSON_AddStringToObject(req, "id", id);
+    cJSON_AddStringToObject(req, "table", "builds");
+    cJSON_AddStringToObject(req, "op", "update");
+    set = cJSON_AddObjectToObject(req, "set");
+    cJSON_AddStringToObject(set, "status", "cancelled");
+    where = cJSON_AddObjectToObject(req, "where");
+    cJSON_AddNumberToObject(where, "id", (double)build);
+    cJSON_AddNumberToObject(where, "attempt", num(row, "attempt", 0));
+    cJSON_AddStringToObject(where, "status", "running");
+    cJSON_Delete(row);
+    rc = ask(k, topic(k, "write"), req, 2, &ans);
+    cJSON_Delete(req);
+    if (rc == EX_NOANSWER)
+        log_error("the cancel stays queued at the broker: a stopped or paused writer applies it "
+                  "when it takes requests again");
+    if (rc)
+        return rc;
+    status = str(ans, "status");
+    if (k->json)
+        fmt_json(ans);
+    if (status && !strcmp(status, "rejected")) {
+        snprintf(what, sizeof what, "cannot cancel build %lld", build);
+        rc = refused(what, str(ans, "error"));
+    } else if (status && !strcmp(status, "applied") && num(ans, "changes", 1) == 0) {
+        log_error("build %lld ended before the cancel reached the writer: nothing cancelled", build);
+        rc = EX_FAILED;
+    } else if (!k->json) {
+        printf("cancelled build %lld\n", build);
     }
     cJSON_Delete(ans);
     return rc;
@@ -804,6 +873,8 @@ const struct command commands[] = {
     {"resume", 0, 0, "", "take requests again", run_admin, "resume", 1, NULL},
     {"scheduled", 0, 0, "", "the scheduled writes waiting, the next due first", run_scheduled, NULL, 1, NULL},
     {"cancel", 1, 1, "ID", "cancel the scheduled write ID", run_cancel, NULL, 1, check_id},
+    {"cancel-build", 1, 1, "BUILD", "cancel a running build (its wrapper stops the command)",
+     run_cancel_build, NULL, 1, check_build},
     {"replicas", 0, 0, "", "each replica's status and lag", run_replicas, NULL, 0, NULL},
     {NULL, 0, 0, NULL, NULL, NULL, NULL, 0, NULL},
 };
