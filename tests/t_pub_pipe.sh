@@ -330,9 +330,12 @@ W=$!
 wait_until 10 status_is_ 70 running || fail "build 70 marked running"
 wait_until 10 count_is 70 1 || fail "build 70's first line stored"
 cancel 70
-wait "$W"; rc=$?
+# ended WRAPPER: it exits within 30 s of the cancel (else it is killed, and the checks fail).
+ended() { wait_until 30 gone "$1" || { kill -9 "$1"; fail "the wrapper went on after the cancel"; }; }
+ended "$W"; wait "$W"; rc=$?
 check_eq "cancelled: the wrapper exits 143 (its command ended by SIGTERM)" "$rc" 143
 check "cancelled: the command is gone" gone "$(cat "$T/cmd70.pid")"
+kill -9 "$(cat "$T/cmd70.pid")" "$(cat "$T/child70.pid")" 2>/dev/null
 check "cancelled: what it started is gone too (its process group got SIGTERM)" wait_until 5 gone "$(cat "$T/child70.pid")"
 wait_until 10 finished 70
 check_eq "cancelled: the row says cancelled, with the exit code" "$(build_row 70)" "cancelled,143,1,1"
@@ -343,9 +346,10 @@ check_eq "cancelled: the row says cancelled, with the exit code" "$(build_row 70
 W=$!
 wait_until 10 count_is 71 1 || fail "build 71's first line stored"
 cancel 71
-wait "$W"; rc=$?
+ended "$W"; wait "$W"; rc=$?
 check_eq "SIGTERM ignored: the wrapper exits 137 (SIGKILL after the grace)" "$rc" 137
 check "SIGTERM ignored: the command is gone" gone "$(cat "$T/cmd71.pid")"
+kill -9 "$(cat "$T/cmd71.pid")" 2>/dev/null
 wait_until 10 finished 71
 check_eq "SIGTERM ignored: the row says cancelled, exit 137" "$(build_row 71)" "cancelled,137,1,1"
 lost0=$(grep -c '"lost"' "$T/writes.log")

@@ -1043,8 +1043,10 @@
       sel.known = true;
       sel.row = r.rows.length ? r.rows[0] : null;
       if (sel.row) newAttempt(sel.row);
+      /* the list's copy too: it is the one shown (a row read again after a refused cancel) */
+      if (sel.row && builds.rows.has(id)) builds.rows.set(id, Object.assign({}, builds.rows.get(id), sel.row));
       chooseAttempt();
-      renderLogHead();
+      renderBuilds();
     });
   }
   function buildOf(id) { return builds.rows.get(id) || (sel.id === id ? sel.row : null) || null; }
