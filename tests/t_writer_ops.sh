@@ -217,7 +217,7 @@ check "bad id: rejected, receipt still sent" [ $? = 0 ]
 r=$(req write/build_logs ev1 '"values":{"build_id":9,"line":"event me"}')
 wait_until 5 grep -q '"line":"event me"' "$T/events"
 ev=$(grep '"line":"event me"' "$T/events")
-stored=$(sql "SELECT json_object('id',id,'build_id',build_id,'line',line,'ts',ts,'stream',stream) FROM build_logs WHERE line='event me'")
+stored=$(sql "SELECT json_object('id',id,'build_id',build_id,'line',line,'ts',ts,'stream',stream,'attempt',attempt) FROM build_logs WHERE line='event me'")
 check_eq "insert event = row as stored (defaults, generated id)" "$ev" "{\"table\":\"build_logs\",\"op\":\"insert\",\"rows\":[$stored]}"
 r=$(req write/build_logs ev2 '"op":"delete","where":{"line":"event me"}')
 wait_until 5 grep -q '"op":"delete".*event me' "$T/events"
