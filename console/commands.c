@@ -402,6 +402,8 @@ const struct command commands[] = {
     {"resume", 0, 0, "", "take requests again", run_admin, "resume", 1, NULL},
     {"scheduled", 0, 0, "", "the scheduled writes waiting, the next due first", run_scheduled, NULL, 1, NULL},
     {"cancel", 1, 1, "ID", "cancel the scheduled write ID", run_cancel, NULL, 1, check_id},
+    {"cancel-build", 1, 1, "BUILD", "cancel a running build (its wrapper stops the command)",
+     cmd_run_cancel_build, NULL, 1, cmd_check_build},
     {"replicas", 0, 0, "", "each replica's status and lag", run_replicas, NULL, 0, NULL},
     {NULL, 0, 0, NULL, NULL, NULL, NULL, 0, NULL},
 };

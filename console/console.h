@@ -155,11 +155,12 @@ int cmd_refused(const char *what, const char *error);
 /* " (or the broker's ACL ...)" when logged in with a username, else "". */
 const char *cmd_acl_hint(struct console *k);
 
-/* ---- watch.c: tail and log (their entries in the command table) ---- */
+/* ---- watch.c: tail, log and cancel-build (their entries in the command table) ---- */
 
 int cmd_check_tables(int argc, char **argv, char *err, size_t errlen);
 int cmd_run_tail(struct console *k, const struct command *cmd, int argc, char **argv);
 int cmd_check_build(int argc, char **argv, char *err, size_t errlen);
 int cmd_run_log(struct console *k, const struct command *cmd, int argc, char **argv);
+int cmd_run_cancel_build(struct console *k, const struct command *cmd, int argc, char **argv);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "mosqlite.h"
 #include "util.h"
 
 /* build_log, as the page asks it: the rows after an id, up to a count and a size. */
@@ -142,6 +143,7 @@ static int build_running(const cJSON *row)
 
 struct follow {
     long long id;
+    double attempt;             /* the attempt shown: the row's (its latest run), else 0 */
     char last[32];              /* the last id printed, as text */
     unsigned long lines;
     int had_sgr;
@@ -164,6 +166,7 @@ static int drain(struct console *k, struct follow *f)
         int n = 0, rc;
 
         cJSON_AddNumberToObject(params, "build_id", (double)f->id);
+        cJSON_AddNumberToObject(params, "attempt", f->attempt);
         cJSON_AddRawToObject(params, "after", f->last);
         cJSON_AddRawToObject(params, "until", MAX_ID);
         cJSON_AddNumberToObject(params, "limit", LOG_ROWS);
@@ -247,9 +250,9 @@ static int on_event(struct follow *f, const struct msg *m)
     int logs = !strcmp(m->topic, f->ev_logs), builds = !strcmp(m->topic, f->ev_builds), again = 0;
 
     cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(v, "rows")) {
-        if (logs && cmd_num(r, "build_id", NAN) == (double)f->id)
+        if (logs && cmd_num(r, "build_id", NAN) == (double)f->id && cmd_num(r, "attempt", 0) == f->attempt)
             again = 1;
-        if (builds && cmd_num(r, "id", NAN) == (double)f->id) {
+        if (builds && cmd_num(r, "id", NAN) == (double)f->id && cmd_num(r, "attempt", 0) == f->attempt) {
             again = 1;
             if (!build_running(r)) {
                 f->ended = 1;
@@ -320,6 +323,9 @@ int cmd_run_log(struct console *k, const struct command *cmd, int argc, char **a
     f.reconnects = conn_reconnects(k->c);
     if ((f.have = build_row(k, f.id, &f.row)) >= 10)
         return f.have - 10;
+    f.attempt = f.have == 1 ? cmd_num(f.row, "attempt", 0) : 0;
+    if (f.attempt != f.attempt)
+        f.attempt = 0;
     if ((rc = drain(k, &f))) {
         cJSON_Delete(f.row);
         return rc;
@@ -341,5 +347,79 @@ int cmd_run_log(struct console *k, const struct command *cmd, int argc, char **a
     if (k->follow && f.ended && !rc)
         say_end(k, f.id, f.row);
     cJSON_Delete(f.row);
+    return rc;
+}
+
+/* ---- cancel-build ------------------------------------------------------------------- */
+
+/* A running build's row set to cancelled, as the page's "Cancel build" does: only while
+ * its latest attempt is running. The build wrapper watches its row and stops the command. */
+static cJSON *cancel_request(long long build, const cJSON *row, char *id)
+{
+    cJSON *req, *set, *where;
+
+    if (!(req = cJSON_CreateObject()) || mosqlite_new_id(id)) {
+        cJSON_Delete(req);
+        return NULL;
+    }
+    cJSON_AddStringToObject(req, "id", id);
+    cJSON_AddStringToObject(req, "table", "builds");
+    cJSON_AddStringToObject(req, "op", "update");
+    set = cJSON_AddObjectToObject(req, "set");
+    cJSON_AddStringToObject(set, "status", "cancelled");
+    where = cJSON_AddObjectToObject(req, "where");
+    cJSON_AddNumberToObject(where, "id", (double)build);
+    cJSON_AddNumberToObject(where, "attempt", cmd_num(row, "attempt", 0));
+    cJSON_AddStringToObject(where, "status", "running");
+    return req;
+}
+
+int cmd_run_cancel_build(struct console *k, const struct command *cmd, int argc, char **argv)
+{
+    cJSON *row = NULL, *req, *ans = NULL;
+    char id[MOSQLITE_ID_LEN + 1], what[300];
+    const char *status;
+    long long build;
+    int have, rc;
+
+    cfg_parse_int(argv[0], -UTIL_EXACT_INT, UTIL_EXACT_INT, &build);
+    if ((have = build_row(k, build, &row)) >= 10)
+        return have - 10;
+    if (have != 1) {
+        log_error("no build %lld%s", build, have < 0 ? ": the writer has no named query \"build\"" : " in builds");
+        return EX_FAILED;
+    }
+    if (!cmd_str(row, "status") || strcmp(cmd_str(row, "status"), "running")) {
+        log_error("build %lld is not running (it says %s): nothing to cancel", build,
+                  cmd_str(row, "status") ? cmd_str(row, "status") : "nothing");
+        cJSON_Delete(row);
+        return EX_FAILED;
+    }
+    req = cancel_request(build, row, id);
+    cJSON_Delete(row);
+    if (!req) {
+        log_error("cannot make a request id");
+        return EX_FAILED;
+    }
+    rc = cmd_ask(k, cmd_topic(k, "write"), req, 2, &ans);
+    cJSON_Delete(req);
+    if (rc == EX_NOANSWER)
+        log_error("the cancel stays queued at the broker: a stopped or paused writer applies it "
+                  "when it takes requests again");
+    if (rc)
+        return rc;
+    status = cmd_str(ans, "status");
+    if (k->json)
+        fmt_json(ans);
+    if (status && !strcmp(status, "rejected")) {
+        snprintf(what, sizeof what, "cannot cancel build %lld", build);
+        rc = cmd_refused(what, cmd_str(ans, "error"));
+    } else if (status && !strcmp(status, "applied") && cmd_num(ans, "changes", 1) == 0) {
+        log_error("build %lld ended before the cancel reached the writer: nothing cancelled", build);
+        rc = EX_FAILED;
+    } else if (!k->json) {
+        printf("cancelled build %lld\n", build);
+    }
+    cJSON_Delete(ans);
     return rc;
 }

@@ -28,6 +28,7 @@
  * passed on to it), pipe_build.c (the build's row), spool.c (the spool). */
 #include "pipe.h"
 #include "pipe_build.h"
+#include "pipe_cancel.h"
 #include "pipe_command.h"
 #include "pipe_deliver.h"
 #include "pipe_read.h"
@@ -37,6 +38,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,8 +191,12 @@ static int exit_status(int wstatus)
     return WIFSIGNALED(wstatus) ? 128 + WTERMSIG(wstatus) : WEXITSTATUS(wstatus);
 }
 
-int pipe_run(const struct pipe_conf *pc, char **cmd)
+int pipe_run(const struct pipe_conf *conf, char **cmd)
 {
+    struct pipe_conf run = *conf, *pc = &run;
+    char *attempt = NULL, *with = NULL, *rec[2];
+    cJSON *row = NULL;
+    int watching = 0, cancelled = 0;
     struct deliverer d;
     struct reader r;
     struct source src[2];
@@ -210,6 +216,13 @@ int pipe_run(const struct pipe_conf *pc, char **cmd)
     deliver_init(&d, r.sp, dir, &pc->mo, NULL);
     size_deliverer(&d, pc);
     r.time_column = pc->time_column && *pc->time_column ? pc->time_column : NULL;
+    /* The wrapper's attempt: on every line, and in the build's row. */
+    if (build && build_attempt_column(pc)) {
+        if (!(pc->attempt = attempt = build_attempt_new(pc)) || !(pc->with = with = build_with_attempt(pc))) {
+            log_error("out of memory");
+            goto out;
+        }
+    }
     if (!(r.head = head = table_head(pc->table)))
         goto out;
     for (i = 0; i < (cmd ? 3 : 1); i++)
@@ -222,20 +235,27 @@ int pipe_run(const struct pipe_conf *pc, char **cmd)
         }
     command_catch_signals();
     if (d.sp && build) {
-        put_build_record(d.sp, build_record(pc, cmd, 1, 0, 0, 0));
+        put_build_record(d.sp, build_start(pc, cmd));
         d.will = will = build_will(pc);
     }
     started = util_now_exact_ms();
     if ((nsrc = open_sources(pc, cmd, src, tpl, &pid)) < 0)
         goto out;
+    if (build && (row = build_row_where(pc)))
+        watching = !cancel_watch_start(pc, row);
     if (d.sp && !(threaded = !pthread_create(&th, NULL, deliver_main, &d)))
         log_error("cannot start the delivering thread: lines stay in the spool");
 
     read_all(&r, src, nsrc, pid, &wstatus, &ended, !cmd);
     status = cmd ? exit_status(wstatus) : 0;
-    if (d.sp && build)
-        put_build_record(d.sp, build_record(pc, cmd, 0, wstatus, command_signals() > 0,
-                                            ended - started));
+    if (watching && (cancelled = cancel_watch_stop()) && status == 0)
+        status = 128 + SIGTERM;         /* a cancelled build never exits 0 */
+    watching = 0;
+    if (d.sp && build) {
+        build_end(pc, wstatus, command_signals() > 0 || cancelled, ended - started, &rec[0], &rec[1]);
+        put_build_record(d.sp, rec[0]);
+        put_build_record(d.sp, rec[1]);
+    }
     if (d.sp) {
         spool_end(d.sp);
         if (threaded && (cmd || command_signals() < 2))
@@ -246,6 +266,9 @@ int pipe_run(const struct pipe_conf *pc, char **cmd)
         d.sp = NULL;                    /* closed by finish_spool, or still in use */
     }
 out:
+    if (watching)
+        cancel_watch_stop();
+    cJSON_Delete(row);
     if (d.sp)
         spool_close(d.sp, made);
     for (i = 0; i < 3; i++)
@@ -254,8 +277,11 @@ out:
         free(src[i].buf);
     reader_free(&r);
     free(head);
-    if (joined)
+    if (joined) {
         cJSON_free(will);               /* else the deliverer may still read it */
+        cJSON_free(attempt);
+        cJSON_free(with);
+    }
     return status;
 }
 

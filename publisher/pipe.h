@@ -13,6 +13,9 @@ struct pipe_conf {
     const char *build_table;        /* wrapper: where start and end go; NULL: nowhere */
     const char *build_where;        /* JSON object naming the build's row in build_table */
     const char *build_name;         /* the row's name; NULL: the command line */
+    const char *attempt_column;     /* wrapper: the attempt goes here, in the log table and the
+                                     * builds table; NULL: "attempt"; "": none */
+    const char *attempt;            /* set by pipe_run: the attempt's value as JSON text */
     const char *spool_dir;          /* NULL: a new directory under $TMPDIR, removed at the end */
     unsigned long long spool_max;   /* most undelivered bytes in the spool */
     int linger_s;                   /* at the end, wait this long without progress */

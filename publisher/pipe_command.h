@@ -17,6 +17,11 @@ int command_signals(void);
  * ours. Returns its pid, or -1 with errno set. */
 pid_t command_start(char **cmd, int *out_fd, int *err_fd);
 
+/* Send sig to the command: to its process group when it has one of its own (what it
+ * started too, even after it has ended), else to the command alone while it runs.
+ * Callable from any thread. 1 when something was there to get it. */
+int command_stop(int sig);
+
 /* 1 when the command has ended (*status: its wait status), without waiting. */
 int command_ended(pid_t pid, int *status);
 

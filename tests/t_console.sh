@@ -187,6 +187,21 @@ check_eq "cancel --json: the receipt" "$(py '(d["status"], d["error"][:7])' <"$T
 run cancel nothing-here;      expect "cancel of an unknown id: exit 1" 1 'no request with id "nothing-here" is scheduled'
 run scheduled;                expect "scheduled after the cancel" 0 "^nothing scheduled"
 
+# --- cancel-build: a running build's row to cancelled; its wrapper stops the command -------------
+(exec "$BIN/mosqlite-pub" -p "$MQTT_PORT" --no-tee --lines line --with '{"build_id": 880}' build_logs \
+    -- sh -c "echo \$\$ > '$T/cmd880.pid'; echo started; exec sleep 300") &
+W=$!
+wait_until 10 sh -c "[ \"\$(sqlite3 -cmd '.timeout 5000' '$DB' 'SELECT count(*) FROM build_logs WHERE build_id = 880')\" = 1 ]" ||
+    fail "build 880 started"
+run cancel-build 880;         expect "cancel-build of a running build" 0 "^cancelled build 880$"
+wait_until 30 sh -c "! kill -0 $W 2>/dev/null" || { kill -9 "$(cat "$T/cmd880.pid")"; fail "the wrapper went on after cancel-build"; }
+wait "$W"; check_eq "cancel-build: the wrapper exits 143" "$?" 143
+check "cancel-build: the command is gone" not kill -0 "$(cat "$T/cmd880.pid")" 2>/dev/null
+wait_until 10 sh -c "[ \"\$(sqlite3 -cmd '.timeout 5000' '$DB' 'SELECT exit_code FROM builds WHERE id = 880')\" = 143 ]"
+check_eq "cancel-build: the row says cancelled" "$(sql 'SELECT status FROM builds WHERE id = 880')" cancelled
+run cancel-build 880;         expect "cancel-build of a build that ended: exit 1" 1 "build 880 is not running \(it says cancelled\)"
+run cancel-build 999999;      expect "cancel-build of no build: exit 1" 1 "no build 999999"
+
 # --- replicas ---------------------------------------------------------------------------------
 run replicas;                 expect "replicas: none" 0 "^no replica has a status on mosqlite/replica/\+/status"
 replica_start site1

@@ -4,7 +4,8 @@
 # is up, down from the start, killed in the middle or back later; every line lands
 # once and in order (per stream) when the broker is back; the tee passes the output
 # through, and a reader of the tee that goes away fails nothing; the builds row ends
-# with the right status, exit_code and duration_ms.
+# with the right status, exit_code and duration_ms; a build run again is a new attempt
+# whose log is kept apart; a cancel (the row set to cancelled) stops the command.
 . "$(dirname "$0")/lib.sh"
 
 # wrap BUILD [options] -- COMMAND...: the wrapper on build_logs for build BUILD.
@@ -282,3 +283,90 @@ check_eq "wrapper killed -9: its build says lost" "$(status_of 51)" lost
 check_eq "a build that ended: passed, never lost" "$(build_row 50)" "passed,0,1,1"
 check_eq "a build cancelled by SIGTERM: cancelled, never lost" "$(build_row 52)" "cancelled,143,1,1"
 check_eq "only the killed wrapper's will was published" "$(grep -c '"lost"' "$T/writes.log")" 1
+
+# ---- 12. a build run again: a new attempt, its log kept apart ----
+# attempts_of BUILD: the build's attempts in build_logs, oldest first, comma-joined.
+attempts_of() { sql "SELECT group_concat(attempt, ',') FROM (SELECT DISTINCT attempt FROM build_logs WHERE build_id = $1 ORDER BY attempt)"; }
+# lines_in BUILD N: the lines of the build's Nth attempt (1: the first), in id order.
+lines_in() { sql "SELECT group_concat(line, ',') FROM (SELECT line FROM build_logs WHERE build_id = $1 AND attempt = (SELECT DISTINCT attempt FROM build_logs WHERE build_id = $1 ORDER BY attempt LIMIT 1 OFFSET $(($2 - 1))) ORDER BY id)"; }
+wrap 60 --no-tee -- sh -c 'for i in 1 2 3; do echo "first run $i"; done'; rc1=$?
+wrap 60 --no-tee -- sh -c 'echo "second run 1"; echo "second run 2" >&2; exit 3'; rc2=$?
+check_eq "run twice: exit statuses 0 then 3" "$rc1,$rc2" "0,3"
+wait_until 10 count_is 60 5
+check_eq "run twice: two attempts in the log" "$(attempts_of 60 | tr ',' '\n' | grep -c .)" 2
+check_eq "run twice: the first attempt's lines alone, in order" "$(lines_in 60 1)" "first run 1,first run 2,first run 3"
+check_eq "run twice: the second attempt's lines alone, in order" "$(lines_in 60 2)" "second run 1,second run 2"
+check_eq "run twice: the row is the latest attempt's" \
+    "$(sql "SELECT status || ',' || exit_code || ',' || (attempt = (SELECT max(attempt) FROM build_logs WHERE build_id = 60)) FROM builds WHERE id = 60")" "failed,3,1"
+check "run twice: the attempt is the start time in ms" \
+    [ "$(sql "SELECT abs(max(attempt) / 1000 - strftime('%s', 'now')) < 600 FROM build_logs WHERE build_id = 60")" = 1 ]
+wrap 61 --no-tee -- true; wrap 61 --no-tee --with '{"build_id": 61, "attempt": 7}' -- echo seven
+wait_until 10 count_is 61 1
+check_eq "--with's attempt is the attempt" "$(sql "SELECT attempt || ':' || line FROM build_logs WHERE build_id = 61")" "7:seven"
+check_eq "--with's attempt in the row too" "$(sql "SELECT attempt || ',' || status FROM builds WHERE id = 61")" "7,passed"
+# The late end of an earlier attempt changes nothing of the later one's row.
+(exec "$BIN/mosqlite-pub" -p "$MQTT_PORT" --lines line --with '{"build_id": 62, "attempt": 1}' build_logs --no-tee \
+    -- sh -c 'sleep 3; exit 4') &
+W=$!
+wait_until 10 sh -c "[ \"\$(sqlite3 -cmd '.timeout 5000' '$DB' 'SELECT attempt FROM builds WHERE id = 62')\" = 1 ]"
+wrap 62 --no-tee --with '{"build_id": 62, "attempt": 2}' -- true
+check_eq "a later attempt ended: the row is its" "$(sql "SELECT attempt || ',' || status || ',' || exit_code FROM builds WHERE id = 62")" "2,passed,0"
+wait "$W"
+check_eq "the earlier attempt ending after it changes nothing of the row" \
+    "$(sql "SELECT attempt || ',' || status || ',' || exit_code FROM builds WHERE id = 62")" "2,passed,0"
+
+# ---- 13. an operator cancels a running build: its row says cancelled, the command stops ----
+# cancel BUILD: what the page's "Cancel build" publishes: the row to cancelled, only while
+# its latest attempt is running.
+cancel() {
+    a=$(sql "SELECT attempt FROM builds WHERE id = $1")
+    pub write "{\"table\":\"builds\",\"op\":\"update\",\"set\":{\"status\":\"cancelled\"},\"where\":{\"id\":$1,\"attempt\":$a,\"status\":\"running\"}}"
+}
+# gone PID: no such process, or a zombie waiting for its reaper.
+gone() { ! kill -0 "$1" 2>/dev/null || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+(exec "$BIN/mosqlite-pub" -p "$MQTT_PORT" --lines line --with '{"build_id": 70}' build_logs --no-tee \
+    -- sh -c "echo \$\$ > '$T/cmd70.pid'; sleep 300 & echo \$! > '$T/child70.pid'; echo started; wait") &
+W=$!
+wait_until 10 status_is_ 70 running || fail "build 70 marked running"
+wait_until 10 count_is 70 1 || fail "build 70's first line stored"
+cancel 70
+# ended WRAPPER: it exits within 30 s of the cancel (else it is killed, and the checks fail).
+ended() { wait_until 30 gone "$1" || { kill -9 "$1"; fail "the wrapper went on after the cancel"; }; }
+ended "$W"; wait "$W"; rc=$?
+check_eq "cancelled: the wrapper exits 143 (its command ended by SIGTERM)" "$rc" 143
+check "cancelled: the command is gone" gone "$(cat "$T/cmd70.pid")"
+kill -9 "$(cat "$T/cmd70.pid")" "$(cat "$T/child70.pid")" 2>/dev/null
+check "cancelled: what it started is gone too (its process group got SIGTERM)" wait_until 5 gone "$(cat "$T/child70.pid")"
+wait_until 10 finished 70
+check_eq "cancelled: the row says cancelled, with the exit code" "$(build_row 70)" "cancelled,143,1,1"
+# A command that ignores SIGTERM gets SIGKILL after the grace (10 s); a wrapper killed
+# meanwhile leaves the row cancelled, not lost.
+(exec "$BIN/mosqlite-pub" -p "$MQTT_PORT" --lines line --with '{"build_id": 71}' build_logs --no-tee \
+    -- sh -c "trap '' TERM; echo \$\$ > '$T/cmd71.pid'; echo started; while :; do sleep 1; done") &
+W=$!
+wait_until 10 count_is 71 1 || fail "build 71's first line stored"
+cancel 71
+ended "$W"; wait "$W"; rc=$?
+check_eq "SIGTERM ignored: the wrapper exits 137 (SIGKILL after the grace)" "$rc" 137
+check "SIGTERM ignored: the command is gone" gone "$(cat "$T/cmd71.pid")"
+kill -9 "$(cat "$T/cmd71.pid")" 2>/dev/null
+wait_until 10 finished 71
+check_eq "SIGTERM ignored: the row says cancelled, exit 137" "$(build_row 71)" "cancelled,137,1,1"
+lost0=$(grep -c '"lost"' "$T/writes.log")
+(exec "$BIN/mosqlite-pub" -p "$MQTT_PORT" --lines line --with '{"build_id": 72}' build_logs --no-tee \
+    -- sh -c "trap '' TERM; echo \$\$ > '$T/cmd72.pid'; echo started; while :; do sleep 1; done") &
+W=$!
+wait_until 10 count_is 72 1 || fail "build 72's first line stored"
+cancel 72
+wait_until 10 status_is_ 72 cancelled
+kill -9 "$W"; wait "$W" 2>/dev/null
+kill -9 "$(cat "$T/cmd72.pid")" 2>/dev/null
+wait_until 30 sh -c "[ \$(grep -c '\"lost\"' '$T/writes.log') -gt $lost0 ]" || fail "the killed wrapper's will was published"
+pub write/build_logs '{"values":{"build_id":0,"line":"marker after the will"}}'
+wait_until 10 sh -c "[ -n \"\$(sqlite3 -cmd '.timeout 5000' '$DB' \"SELECT 1 FROM build_logs WHERE line = 'marker after the will'\")\" ]"
+check_eq "a wrapper killed after the cancel: its will leaves the row cancelled" "$(status_of 72)" cancelled
+# A build that ended is not cancelled.
+cancel 50
+pub write/build_logs '{"values":{"build_id":0,"line":"marker after the cancel of 50"}}'
+wait_until 10 sh -c "[ -n \"\$(sqlite3 -cmd '.timeout 5000' '$DB' \"SELECT 1 FROM build_logs WHERE line = 'marker after the cancel of 50'\")\" ]"
+check_eq "a build that ended: a cancel changes nothing" "$(build_row 50)" "passed,0,1,1"

@@ -8,7 +8,8 @@
 # answering "done RC" on its stdin. A second broker, with logins and a TLS WebSocket
 # listener (a self-signed certificate made here), serves the page for the login checks.
 # A third one, made from conf/secure/ with a writer of its own, serves it for an
-# operator's actions and a viewer's lack of them (tests/web/act.test.js, run second).
+# operator's actions and a viewer's lack of them (tests/web/act.test.js, run second), and
+# for builds run by the real wrapper: attempts, and a cancel (tests/web/builds.test.js).
 # SCREENSHOT=path saves the desktop screenshot there (the pictures in README.md and
 # docs/page.md come from tests/web/screenshots.sh).
 . "$(dirname "$0")/lib.sh"
@@ -147,7 +148,7 @@ ops_writer_stop() { kill -STOP "$OPS_WRITER"; }
 ops_writer_cont() { kill -CONT "$OPS_WRITER"; }
 wait_until 15 ops_online || { fail "the conf/secure broker's writer did not come online"; tail -20 "$OPS_LOG"; }
 
-export T DB MQTT_PORT WS_PORT ROOT PREFIX_TOPIC SEC_WS SEC_WSS SEC_PASS
+export T DB MQTT_PORT WS_PORT ROOT PREFIX_TOPIC SEC_WS SEC_WSS SEC_PASS BIN
 export OPS_DB OPS_LOG OPS_MQTT OPS_WS OPS_BPASS OPS_APASS OPS_WEBPASS OPS_OPPASS
 # run_page_test FILE: a Chromium test, with the lib.sh helpers it asks for.
 run_page_test() {
@@ -173,3 +174,4 @@ run_page_test() {
 }
 run_page_test tests/web/page.test.js
 run_page_test tests/web/act.test.js
+run_page_test tests/web/builds.test.js

@@ -227,7 +227,7 @@ check "bad id: rejected, receipt still sent" [ $? = 0 ]
 r=$(req write/build_logs ev1 '"values":{"build_id":9,"line":"event me"}')
 wait_until 5 grep -q '"line":"event me"' "$T/events"
 ev=$(grep '"line":"event me"' "$T/events")
-stored=$(sql "SELECT json_object('id',id,'build_id',build_id,'line',line,'ts',ts,'stream',stream) FROM build_logs WHERE line='event me'")
+stored=$(sql "SELECT json_object('id',id,'build_id',build_id,'line',line,'ts',ts,'stream',stream,'attempt',attempt) FROM build_logs WHERE line='event me'")
 check_eq "insert event = row as stored (defaults, generated id)" "$ev" "{\"table\":\"build_logs\",\"op\":\"insert\",\"rows\":[$stored]}"
 r=$(req write/build_logs ev2 '"op":"delete","where":{"line":"event me"}')
 wait_until 5 grep -q '"op":"delete".*event me' "$T/events"
@@ -311,13 +311,13 @@ check_eq "MQTT 3.1.1: after a restart the cleared retained request is not applie
 check_eq "and not rejected again (not delivered again)" "$(grep -c '"id":"ret1"' "$RECEIPTS")" 1
 mosquitto_pub -p "$MQTT_PORT" -t "$PREFIX_TOPIC/write/build_logs" -r -n
 sub_bg "$T/q" "q/1"
-mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"build_log","params":{"build_id":8,"after":0,"until":1000000,"limit":100,"bytes":8000},"reply_to":"q/1"}'
+mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"build_log","params":{"build_id":8,"attempt":0,"after":0,"until":1000000,"limit":100,"bytes":8000},"reply_to":"q/1"}'
 mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"drop_all","reply_to":"q/1"}'
 mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"build_log","params":{"build_id":8},"reply_to":"q/1"}'
 wait_until 5 bash -c "[ \$(grep -c . '$T/q') -ge 3 ]"
 check "query answers rows" grep -q '^{"query":"build_log","rows":\[{"id":[0-9]*,"line":"once","ts":"[^"]*","stream":null}.*\],"truncated":false}$' "$T/q"
 check "unknown query refused" grep -qx '{"query":"drop_all","error":"unknown query \\"drop_all\\""}' "$T/q"
-check "missing parameter named" grep -qx '{"query":"build_log","error":"query \\"build_log\\" needs parameter \\"after\\""}' "$T/q"
+check "missing parameter named" grep -qx '{"query":"build_log","error":"query \\"build_log\\" needs parameter \\"attempt\\""}' "$T/q"
 # A query request is parsed and limited as a write request is: one parser.
 sub_bg "$T/q2" "q/2"
 qpub() { mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" "$@"; }

@@ -1,6 +1,6 @@
 /*
  * act.js: the page's actions, an operator's: pause and resume the writer, cancel a
- * scheduled write. An action is kept in sessionStorage from the moment it is asked for,
+ * scheduled write, cancel a running build. An action is kept in sessionStorage from the moment it is asked for,
  * and published again under the same id on every connection and then after 2 s, 4 s,
  * 8 s, then every 16 s, until the writer answers it: a dropped connection or a reload
  * of the page loses none. The writer applies none twice: a cancel carries its own id,
@@ -35,11 +35,34 @@
     resume: { topic: "admin", what: function () { return "resume the writer"; },
               body: function () { return { cmd: "resume" }; }, done: "resumed", replaces: ["pause", "resume"] },
     cancel: { topic: "write", what: function (a) { return "cancel scheduled write " + a.target; },
-              body: function (a) { return { cancel: a.target }; }, done: "cancelled" }
-    /* To come, one entry each: cancel a running build (cancel_build), a job's cancel,
+              body: function (a) { return { cancel: a.target }; }, done: "cancelled" },
+    /* A running build: its row set to cancelled, only while this attempt (the target is
+     * "BUILD:ATTEMPT") is running. The build wrapper watches its row and stops the command;
+     * its own end then leaves `cancelled` as it is. A build that ended meanwhile is not
+     * touched: the receipt says "changes": 0, shown as refused. */
+    cancel_build: { topic: "write",
+                    what: function (a) { return "cancel build " + buildOf(a).id; },
+                    body: function (a) {
+                      var b = buildOf(a);
+                      return { table: "builds", op: "update", set: { status: "cancelled" },
+                               where: { id: b.id, attempt: b.attempt, status: "running" } };
+                    },
+                    done: "cancelled",
+                    outcome: function (kind, msg) {
+                      if (msg.status === "applied" && msg.changes === 0)
+                        return { ok: false, text: "the build was not running any more: it had ended, nothing was cancelled" };
+                      return writeOutcome(kind, msg);
+                    } }
+    /* To come, one entry each: a job's cancel,
      * retry and discard (cancel_job, retry, discard), and pause_queue / resume_queue,
      * on the topics the writer and the job queue read them on. */
   };
+
+  /* A build's target, "BUILD:ATTEMPT". */
+  function buildOf(a) {
+    var m = /^(\d+):(-?\d+)$/.exec(String(a.target));
+    return m ? { id: Number(m[1]), attempt: Number(m[2]) } : { id: null, attempt: null };
+  }
 
   /* A command's answer: {"cmd": ..., "ok": true, ...} or {"cmd": ..., "error": "..."}. */
   function adminOutcome(kind, msg) {

@@ -11,9 +11,11 @@
  * reads a build's log (fast however long: many small answers in flight) and keeps it
  * current; logview.js shows the lines. After a reconnect or the writer coming back
  * online, everything is asked for again. The writer's status shows online, paused or
- * offline; while it is offline or does not answer, the lists say so. A login that may act
- * (an operator's) gets the actions: pause and resume the writer, cancel a scheduled
- * write; act.js keeps each one until the writer has answered it.
+ * offline; while it is offline or does not answer, the lists say so. A build run again
+ * has attempts, each with its own log: the latest is shown, the earlier ones a choice away.
+ * A login that may act (an operator's) gets the actions: pause and resume the writer,
+ * cancel a scheduled write, cancel a running build; act.js keeps each one until the
+ * writer has answered it.
  * Every value from the database goes into the page as text, never as HTML.
  * Plain script, no modules: Mosquitto's HTTP server sends no Content-Type.
  */
@@ -246,6 +248,7 @@
     if (!subscribed) return;
     if (sel.id !== null && !loader.state.loading) loader.load();   /* first: the writer answers in order */
     loadBuild();
+    loadAttempts();
     loadBuilds();
     loadRejections();
     loadScheduled();
@@ -272,6 +275,7 @@
     if (topic.indexOf(T_ACT) === 0) {
       var a = acts.answer(topic.slice(T_ACT.length), msg);
       if (a && a.kind === "cancel" && subscribed) loadScheduled();
+      if (a && a.kind === "cancel_build" && subscribed) loadBuild();
       return;
     }
     var q = queries[topic];
@@ -367,7 +371,7 @@
     ready: function () { return connected && operator && !!client; },
     send: function (topic, text, acked) { return !!client && client.publish(topic, text, { qos: 1 }, acked); },
     replyTo: function (id) { return T_ACT + id; },
-    changed: function () { renderActs(); renderWriterActs(); renderScheduled(); }
+    changed: function () { renderActs(); renderWriterActs(); renderScheduled(); renderLogHead(); }
   });
   var armed = { id: null, timer: null };   /* a cancel clicked once, waiting for its confirmation */
 
@@ -375,8 +379,9 @@
     var was = operator;
     operator = may;
     $("role").hidden = !may;
-    $("role").title = may ? "This login may act: pause and resume the writer, cancel scheduled writes." : "";
+    $("role").title = may ? "This login may act: pause and resume the writer, cancel scheduled writes and running builds." : "";
     renderWriterActs();
+    renderLogHead();
     if (was !== may) renderScheduled();
     renderActs();
     if (may) acts.resend();        /* at each connection's echo: what is unanswered goes now */
@@ -808,7 +813,10 @@
     rows.forEach(function (row) {
       if (!row || row.id === undefined) return;
       var id = Number(row.id);
-      if (sel.id === id) sel.row = op === "delete" ? null : Object.assign({}, sel.row, row);
+      if (sel.id === id) {
+        sel.row = op === "delete" ? null : Object.assign({}, sel.row, row);
+        if (sel.row) newAttempt(sel.row);
+      }
       if (op === "delete") { builds.rows.delete(id); return; }
       var old = builds.rows.get(id), b = Object.assign({}, old, row);
       if (old || inPages(b)) builds.rows.set(id, b);
@@ -930,7 +938,10 @@
   /* ---- a build's log: logload.js reads it into logview.js's view; here, which build,
    * its row (the query `build`, then events), #L120 and the head ---- */
 
-  var sel = { id: null, row: null, known: false, gen: 0 };
+  /* attempt: the one shown (null until known); latest: it is the build's latest, and a new
+   * run is shown when it starts; attempts: build_attempts' rows, the latest first. */
+  var sel = { id: null, row: null, known: false, gen: 0, attempt: null, latest: true, attempts: [], total: 0, agen: 0,
+              attemptsKnown: false };
   var wantLine = null;
   var view = mosqliteLogView($("log-lines"), {
     time: function (ts) { return timeOf(ts).replace(/^.* /, ""); },
@@ -955,10 +966,73 @@
       wantLine = null;
     }
     history.replaceState(null, "", u);
-    loader.open(id);
-    if (subscribed) loadBuild();
+    sel.attempt = null;
+    sel.latest = true;
+    sel.attempts = [];
+    sel.total = 0;
+    sel.attemptsKnown = false;
+    loader.open(id, null);
+    if (subscribed) { loadBuild(); loadAttempts(); }
     renderBuilds();
   }
+
+  /* The attempt to show: the one picked, else the row's (the latest run), else the
+   * latest in the log (a build with no row), else 0. */
+  function chooseAttempt() {
+    if (sel.attempt !== null || !sel.known) return;
+    var a = sel.row && sel.row.attempt !== null && sel.row.attempt !== undefined ? Number(sel.row.attempt) :
+      sel.attempts.length ? Number(sel.attempts[0].attempt) : sel.attemptsKnown ? 0 : null;
+    if (a === null) return;
+    sel.attempt = a;
+    loader.open(sel.id, a);
+    renderLogHead();
+  }
+  /* The row of the build shown says another attempt began: shown, when the latest was. */
+  function newAttempt(row) {
+    var a = row.attempt === null || row.attempt === undefined ? null : Number(row.attempt);
+    if (a === null || sel.attempt === null || a === sel.attempt || !sel.latest) return;
+    sel.attempt = a;
+    loader.open(sel.id, a);
+    if (subscribed) loadAttempts();
+  }
+  function loadAttempts() {
+    if (sel.id === null) return;
+    var id = sel.id, gen = ++sel.agen;
+    runQuery("build_attempts", { build_id: id }, function (r) {
+      if (gen !== sel.agen || r.error) return;
+      sel.attempts = r.rows;
+      sel.total = r.rows.length ? Number(r.rows[0].total) || r.rows.length : 0;
+      sel.attemptsKnown = true;
+      chooseAttempt();
+      renderLogHead();
+    });
+  }
+  /* Attempts numbered 1.. in the order they were run: the log's, and the row's latest if
+   * it has no line yet. */
+  function attemptList() {
+    var list = sel.attempts.map(function (x) { return { attempt: Number(x.attempt), at: x.first_ts }; });
+    var total = sel.total || list.length, latest = sel.row && sel.row.attempt !== null && sel.row.attempt !== undefined ?
+      Number(sel.row.attempt) : null;
+    if (latest !== null && !list.some(function (x) { return x.attempt === latest; }) &&
+        (!list.length || latest > list[0].attempt)) {
+      list.unshift({ attempt: latest, at: sel.row.started_at });
+      total++;
+    }
+    if (sel.attempt !== null && !list.some(function (x) { return x.attempt === sel.attempt; })) {
+      list.push({ attempt: sel.attempt, at: null });
+    }
+    list.sort(function (x, y) { return y.attempt - x.attempt; });
+    return list.map(function (x, i) { x.n = total - i; return x; });
+  }
+  $("log-attempt").addEventListener("change", function () {
+    var a = Number(this.value);
+    if (!(a === a) || a === sel.attempt) return;
+    var list = attemptList();
+    sel.latest = !!list.length && list[0].attempt === a;
+    sel.attempt = a;
+    loader.open(sel.id, a);
+    renderLogHead();
+  });
 
   /* The selected build's row, which the list may not hold (an older or filtered one). */
   function loadBuild() {
@@ -968,7 +1042,11 @@
       if (gen !== sel.gen || r.error) return;
       sel.known = true;
       sel.row = r.rows.length ? r.rows[0] : null;
-      renderLogHead();
+      if (sel.row) newAttempt(sel.row);
+      /* the list's copy too: it is the one shown (a row read again after a refused cancel) */
+      if (sel.row && builds.rows.has(id)) builds.rows.set(id, Object.assign({}, builds.rows.get(id), sel.row));
+      chooseAttempt();
+      renderBuilds();
     });
   }
   function buildOf(id) { return builds.rows.get(id) || (sel.id === id ? sel.row : null) || null; }
@@ -1015,7 +1093,56 @@
     if (log.firstMs !== null) box.setAttribute("data-first-ms", String(log.firstMs));
     if (log.allMs !== null) box.setAttribute("data-all-ms", String(log.allMs));
     $("log-tools").hidden = none;
+    renderAttempts();
+    renderLogCancel(b);
   }
+
+  function renderAttempts() {
+    var list = attemptList(), box = $("log-attempt");
+    box.hidden = list.length < 2;
+    box.setAttribute("data-attempts", String(list.length));
+    var key = list.map(function (x) { return x.attempt + "/" + x.n + "/" + x.at; }).join(",") + "|" + sel.attempt;
+    if (box.getAttribute("data-key") === key) return;
+    box.setAttribute("data-key", key);
+    box.textContent = "";
+    list.forEach(function (x, i) {
+      var o = el("option", null, "attempt " + x.n + (i === 0 ? " (latest)" : "") + (x.at ? " · " + timeOf(x.at) : ""));
+      o.value = String(x.attempt);
+      o.selected = x.attempt === sel.attempt;
+      box.appendChild(o);
+    });
+    box.setAttribute("data-shown", String((list.filter(function (x) { return x.attempt === sel.attempt; })[0] || {}).n || ""));
+  }
+
+  /* Cancel build: an operator's, on a running build's latest attempt; a first click asks
+   * to confirm, a second within 5 s cancels. */
+  var armedBuild = { key: null, timer: null };
+  function cancelTarget(b) {
+    return b && b.status === "running" && b.attempt !== null && b.attempt !== undefined ? b.id + ":" + Number(b.attempt) : null;
+  }
+  function renderLogCancel(b) {
+    var btn = $("log-cancel"), key = operator && connected ? cancelTarget(b) : null;
+    btn.hidden = !key;
+    if (!key) return;
+    var p = acts.pendingFor("cancel_build", key);
+    btn.disabled = !!p;
+    btn.className = "act" + (armedBuild.key === key && !p ? " armed" : "");
+    btn.textContent = p ? "Cancelling…" : armedBuild.key === key ? "Confirm cancel" : "Cancel build";
+    btn.setAttribute("data-target", key);
+  }
+  $("log-cancel").addEventListener("click", function () {
+    var key = this.getAttribute("data-target");
+    if (!operator || !key) return;
+    clearTimeout(armedBuild.timer);
+    if (armedBuild.key === key) {
+      armedBuild.key = null;
+      acts.add("cancel_build", key);
+      return;
+    }
+    armedBuild.key = key;
+    armedBuild.timer = setTimeout(function () { armedBuild.key = null; renderLogHead(); }, 5000);
+    renderLogHead();
+  });
 
   /* ---- search, filter, follow, download ---- */
 
@@ -1056,7 +1183,8 @@
     var blob = new Blob([view.text()], { type: "text/plain;charset=utf-8" });
     var a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
-    a.download = "build-" + sel.id + ".log";
+    var shown = $("log-attempt").getAttribute("data-shown");
+    a.download = "build-" + sel.id + (shown && Number($("log-attempt").getAttribute("data-attempts")) > 1 ? "-attempt-" + shown : "") + ".log";
     document.body.appendChild(a);
     a.click();
     a.remove();

@@ -14,6 +14,8 @@
  * A catch-up (reconnect, writer back, truncated event) is the same from the last id
  * shown. A part whose query fails is asked again after a pause (1 s, doubling), while
  * the others go on.
+ * A build run again is a new attempt: the loader reads one attempt's lines (open(id,
+ * attempt)), and takes from the events only that attempt's rows.
  * No DOM here. Plain script: defines window.mosqliteLogLoader(opts) -> loader, where
  * opts = { query(name, params, cb), view (logview.js), online() (may ask now),
  * changed() (the state moved: redraw the head), shown() (lines were added) }.
@@ -46,7 +48,7 @@
 
   function make(o) {
     var view = o.view;
-    var log = { buildId: null, gen: 0, loading: false, live: false, error: null, buffer: [], again: false,
+    var log = { buildId: null, attempt: null, gen: 0, loading: false, live: false, error: null, buffer: [], again: false,
                 parts: [], head: 0, inFlight: 0, cursor: 0, last: 0, density: 1, rowBytes: 140, onFirst: null,
                 waiting: false, lines: null,  /* the span's count: 0 for a build with no log */
                 seenRows: 0, seenBytes: 0, retry: null, backoff: 1000,
@@ -54,9 +56,11 @@
 
     function complete() { return log.head >= log.parts.length && log.cursor >= MAX_ID && !log.waiting; }
 
-    /* Another build: everything of the last one goes. */
-    function open(id) {
+    /* Another build, or attempt (null: not known yet, nothing is read): everything of the
+     * last one goes. */
+    function open(id, attempt) {
       log.buildId = id;
+      log.attempt = attempt === undefined ? null : attempt;
       log.gen++;
       log.buffer = [];
       log.loading = false;
@@ -68,11 +72,12 @@
       log.firstMs = log.allMs = null;
       clearTimeout(log.retry);
       view.clear();
-      if (o.online()) load();
+      if (o.online() && log.attempt !== null) load();
     }
 
     /* The lines after the last one shown (all of them, on a fresh open). */
     function load() {
+      if (log.attempt === null) return;
       var gen = ++log.gen;              /* answers to an earlier load are dropped */
       clearTimeout(log.retry);
       log.inFlight = 0;
@@ -98,7 +103,7 @@
         if (span) plan(gen, span, head);   /* ...and the rest is cut from there */
       };
       ask(gen, head);
-      o.query("build_log_span", { build_id: log.buildId }, function (r) {
+      o.query("build_log_span", { build_id: log.buildId, attempt: log.attempt }, function (r) {
         if (gen !== log.gen) return;
         if (r.error || !r.rows.length) { failed(gen, r.error || "no answer rows"); return; }
         span = r.rows[0];
@@ -139,7 +144,7 @@
       var limit = p.first ? HEAD_ROWS : ANSWER_ROWS, cap = p.first ? HEAD_BYTES : ANSWER_BYTES;
       p.busy = true;
       log.inFlight++;
-      o.query("build_log", { build_id: log.buildId, after: p.after, until: p.until,
+      o.query("build_log", { build_id: log.buildId, attempt: log.attempt, after: p.after, until: p.until,
                              limit: limit, bytes: cap }, function (r) {
         if (gen !== log.gen) return;
         log.inFlight--;
@@ -211,7 +216,9 @@
     /* A build_logs event: this build's rows go to the view, or wait while it loads. */
     function onEvent(op, rows, truncated) {
       if (log.buildId === null) return;
-      var mine = rows.filter(function (r) { return r && Number(r.build_id) === log.buildId; });
+      var mine = rows.filter(function (r) {
+        return r && Number(r.build_id) === log.buildId && Number(r.attempt || 0) === log.attempt;
+      });
       if (!log.live || truncated) {
         /* loading, or rows of this commit are missing from the event: keep these, and
          * (when truncated) ask the query for everything after the last id shown */
