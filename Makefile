@@ -46,10 +46,11 @@ WRITER_SRC = $(wildcard writer/*.c)
 REPLICA_SRC = $(wildcard replica/*.c)
 # The operator's command: console/*.c on libmosqlite (ids) and libmosquitto.
 CONSOLE_SRC = $(wildcard console/*.c)
-# The publisher library is every publisher/*.c except the CLI's: main.c and the log
-# pipe (pipe*.c, spool.c).
+# The publisher library is every publisher/*.c except the CLI's: main.c, hints.c and the
+# log pipe (pipe*.c, spool.c).
 PUBCLI_SRC = publisher/main.c publisher/pipe.c publisher/pipe_read.c publisher/pipe_deliver.c \
-             publisher/pipe_build.c publisher/pipe_cancel.c publisher/pipe_command.c publisher/spool.c
+             publisher/pipe_build.c publisher/pipe_cancel.c publisher/pipe_command.c publisher/spool.c \
+             publisher/hints.c
 # It holds the strict JSON scan it shares with the writer, from common/ (hidden, as the
 # library's internal functions are); the programs linked with the library take those
 # objects from it.

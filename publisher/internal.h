@@ -23,7 +23,9 @@ struct entry {
     size_t len;
     char id[MOSQLITE_ID_MAX + 1];
     enum mosqlite_status status;
-    char *error;                /* owned; the writer's reason when rejected */
+    char *error;                /* owned; the writer's reason when rejected, the broker's
+                                 * when refused */
+    long changes;               /* the receipt's "changes", or -1 */
     void *tag;
     int hnext;                  /* next index in the id hash chain, or -1 */
     int hashed;

@@ -7,6 +7,7 @@
  * published as soon as it is read. The exit status says whether everything landed
  * (see usage below); the log pipe's never fails the build it watches. */
 #include "cfg.h"
+#include "hints.h"
 #include "log.h"
 #include "mosqlite.h"
 #include "pipe.h"
@@ -40,9 +41,14 @@ static const char usage[] =
     "handshake (or, with --wait, once the writer has answered every request). A JSON\n"
     "Lines line longer than --max-line is not sent and counts as an error. --timeout is\n"
     "how long to go on without any request completing (0 = for ever).\n"
+    "The JSON of TABLE '{...}' is the row itself, not mosquitto_pub's {\"values\": ...}.\n"
+    "Only --wait knows what the writer did: then an update or delete that matched no row\n"
+    "is said on stderr (exit 0; --must-match: exit 1); without it nothing is known.\n"
+    "A publish the broker's ACL refuses is said at once (exit 1), never retried.\n"
     "Exit status: 0 all done (with --wait: applied, duplicate, scheduled or\n"
-    "cancelled); 1 a request was rejected, or a line could not be sent; 2 unconfirmed\n"
-    "after --timeout; 3 bad arguments or config; 4 could not connect.\n"
+    "cancelled); 1 a request was rejected or refused by the broker, or a line could not\n"
+    "be sent; 2 unconfirmed after --timeout; 3 bad arguments or config; 4 could not\n"
+    "connect.\n"
     "\n"
     "The log pipe (--lines) copies stdin to stdout as it reads it (--no-tee: not), reads\n"
     "to the end whatever happens, and inserts each line into COLUMN of TABLE with the\n"
@@ -69,7 +75,7 @@ static char *o_user, *o_pass, *o_cafile,
 static long long o_port = MOSQLITE_DEFAULT_PORT, o_timeout = 30, o_window = 1000,
                  o_max_line = MOSQLITE_DEFAULT_MAX_PAYLOAD, o_spool_max = 64LL << 20, o_linger = 10, o_qos = 2,
                  o_lines_window = 1, o_lines_max = 1000;
-static int o_wait, o_verbose, o_no_tee, o_no_build, o_insecure, o_debug;
+static int o_wait, o_verbose, o_no_tee, o_no_build, o_insecure, o_debug, o_must_match;
 
 static const struct cfg_opt opts[] = {
     {"host", 'h', CFG_STR, &o_host, 0, 0, 0, "HOST", "broker host"},
@@ -124,6 +130,8 @@ static const struct cfg_opt opts[] = {
     {"time-column", 0, CFG_STR, &o_time_column, 0, 0, 0, "COLUMN",
      "--lines: the time each line was read goes here (none)"},
     {"wait", 0, CFG_FLAG, &o_wait, 0, 0, 0, NULL, "wait for the writer's receipts"},
+    {"must-match", 0, CFG_FLAG, &o_must_match, 0, 0, CFG_CMDLINE_ONLY, NULL,
+     "--wait: an update or delete that matches no row is an error (exit 1), not a warning"},
     {"timeout", 0, CFG_INT, &o_timeout, 0, 86400, 0, "SECONDS", "give up after this long without progress"},
     {"window", 0, CFG_INT, &o_window, 1, 65535, 0, "N", "most requests outstanding at once"},
     {"max-line", 0, CFG_INT, &o_max_line, 16, 64 << 20, 0, "BYTES", "longest JSON Lines line"},
@@ -132,7 +140,10 @@ static const struct cfg_opt opts[] = {
 };
 
 static volatile sig_atomic_t stop;
-static unsigned long local_failures;    /* lines we could not send */
+static unsigned long local_failures;    /* lines we could not send, updates that matched
+                                         * nothing under --must-match */
+static unsigned long refused;           /* requests the broker refused for good (its ACL) */
+static const char *single_table;        /* TABLE of a request from the arguments */
 
 static void on_signal(int sig)
 {
@@ -140,17 +151,35 @@ static void on_signal(int sig)
     signal(sig, SIG_DFL);       /* a second signal ends the program at once */
 }
 
-/* Result callback: one stderr line per rejection. */
+/* A request's tag: its line number (0 for one from the arguments), and whether it
+ * only updates or deletes (then applied with no change means it matched no row). */
+#define TAG(line, ud) ((void *)(((uintptr_t)(line) << 1) | ((ud) ? 1u : 0u)))
+
+/* Result callback: one stderr line per rejection, per update that matched no row, and
+ * for the first refusal by the broker (the rest go to the same topic). */
 static void on_result(mosqlite_client *c, const struct mosqlite_result *r, void *arg)
 {
-    unsigned long line = (unsigned long)(uintptr_t)r->tag;
+    uintptr_t tag = (uintptr_t)r->tag;
+    char at[64] = "";
 
-    if (r->status != MOSQLITE_REJECTED)
-        return;
-    if (line)
-        log_error("line %lu: request %s rejected: %s", line, r->id, r->error);
-    else
-        log_error("request %s rejected: %s", r->id, r->error);
+    if (tag >> 1)
+        snprintf(at, sizeof at, "line %lu: ", (unsigned long)(tag >> 1));
+    if (r->status == MOSQLITE_REJECTED) {
+        log_error("%srequest %s rejected: %s", at, r->id, r->error);
+    } else if (r->status == MOSQLITE_REFUSED) {
+        if (refused++ == 0)
+            log_error("%s%s", at, r->error ? r->error : "refused by the broker");
+    } else if (r->status == MOSQLITE_APPLIED && r->changes == 0 && (tag & 1)) {
+        enum log_level lv = o_must_match ? LOG_ERROR : LOG_WARN;
+        if (o_must_match)
+            local_failures++;
+        if (at[0])
+            log_msg(lv, "%srequest %s: its update or delete matched no row: nothing changed",
+                    at, r->id);
+        else
+            log_msg(lv, "request %s: %s of %s matched no row (where %s): nothing changed",
+                    r->id, o_op, single_table, o_where);
+    }
 }
 
 /* ---- reading stdin ---- */
@@ -253,7 +282,7 @@ static int handle_line(mosqlite_client *c, char *p, size_t len, int cut, int con
             return 0;
         }
     }
-    rc = mosqlite_publish(c, NULL, json, (void *)(uintptr_t)lineno, NULL);
+    rc = mosqlite_publish(c, NULL, json, TAG(lineno, o_wait && only_updates(json)), NULL);
     free(json);
     if (rc == MOSQLITE_EINVAL) {
         log_error("line %lu: %s", lineno, mosqlite_errstr(c));
@@ -274,13 +303,13 @@ static int run_stdin(mosqlite_client *c)
     r.cap = r.max + 65536;
     if (!(r.buf = malloc(r.cap)))
         return MOSQLITE_ENOMEM;
-    while (!stop && rc == MOSQLITE_OK) {
+    while (!stop && !refused && rc == MOSQLITE_OK) {
         char *p;
         size_t len;
-        int cut, cont, got;
+        int cut, cont, got = 0;
         struct pollfd pfd = {0, POLLIN, 0};
 
-        while (rc == MOSQLITE_OK && (got = next_line(&r, &p, &len, &cut, &cont)) == 1) {
+        while (rc == MOSQLITE_OK && !refused && (got = next_line(&r, &p, &len, &cut, &cont)) == 1) {
             if (!cont)
                 lineno++;
             rc = handle_line(c, p, len, cut, cont, lineno);
@@ -298,19 +327,28 @@ static int run_stdin(mosqlite_client *c)
     }
     if (stop)
         log_warn("interrupted: stopped reading stdin after %lu lines", lineno);
+    else if (refused)       /* every line goes to the same topic: all would be refused */
+        log_error("stopped reading stdin after %lu lines", lineno);
     free(r.buf);
     return rc;
 }
 
 /* One request from the arguments, built before connecting so bad JSON fails early. */
-static char *build_single(const char *data)
+static char *build_single(const char *table, const char *data)
 {
     enum mosqlite_op op = MOSQLITE_INSERT;
     char err[256], *json;
+    const char *key;
+    int deletes;
 
     mosqlite_op_parse(o_op ? o_op : "insert", &op);
     if (!(json = mosqlite_request_build(op, data, o_where, o_id, err, sizeof err)))
         log_error("%s", err);
+    else if (data && (key = envelope_of(data, &deletes))) {
+        envelope_hint(key, deletes, o_op && !strcmp(o_op, "upsert"), table);
+        mosqlite_free(json);
+        json = NULL;
+    }
     return json;
 }
 
@@ -412,6 +450,10 @@ static int check_args(int npos, char **pos, char **cmd, int *mode)
     }
     if (!why && (*mode == 'l' || *mode == 's') && (!*pos[0] || strpbrk(pos[0], "/+#")))
         why = "TABLE must be a plain table name";
+    if (!why && o_must_match && !(*mode == '-' || op == MOSQLITE_UPDATE || op == MOSQLITE_DELETE))
+        why = "--must-match goes with --op update or delete, or - (JSON Lines)";
+    else if (!why && o_must_match && !o_wait)
+        why = "--must-match needs --wait: only the writer's receipt says how many rows changed";
     if (why) {
         log_error("%s", why);
         return -1;
@@ -508,17 +550,68 @@ static int exit_status(int rc, const struct mosqlite_stats *st)
         return EXIT_UNCONFIRMED;
     if (rc != MOSQLITE_OK)
         return EXIT_CONNECT;
-    if (st->rejected > 0 || local_failures > 0)
+    if (st->rejected > 0 || local_failures > 0 || refused > 0)
         return EXIT_REJECTED;
     return 0;
+}
+
+/* One request from the arguments (single) or JSON Lines from stdin, to the end: the
+ * exit status. */
+static int run_requests(const char *table, const char *single, const struct mosqlite_options *mo,
+                        double t0)
+{
+    struct mosqlite_stats st;
+    struct sigaction sa;
+    mosqlite_client *c;
+    int rc, status;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;          /* no SA_RESTART: poll() returns at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (!(c = mosqlite_client_new(mo))) {
+        log_error("out of memory");
+        return EXIT_CONNECT;
+    }
+    mosqlite_set_callback(c, on_result, NULL);
+    if (mosqlite_connect(c) != MOSQLITE_OK) {
+        log_error("%s", mosqlite_errstr(c));
+        mosqlite_close(c);
+        return EXIT_CONNECT;
+    }
+    if (single) {
+        single_table = table;
+        rc = mosqlite_publish(c, table, single, TAG(0, o_op && (!strcmp(o_op, "update") ||
+                                                                !strcmp(o_op, "delete"))), NULL);
+        if (rc != MOSQLITE_OK)
+            log_error("%s", mosqlite_errstr(c));
+    } else {
+        rc = run_stdin(c);
+    }
+    if (rc == MOSQLITE_EINVAL) {
+        local_failures++;
+        rc = MOSQLITE_OK;
+    }
+    if (rc == MOSQLITE_OK)
+        rc = mosqlite_wait(c, -1);
+    if (rc != MOSQLITE_OK)
+        log_error("%s", mosqlite_errstr(c));
+    if (refused > 1)
+        log_error("%lu requests refused by the broker in all", refused);
+
+    mosqlite_stats(c, &st);
+    if (o_verbose)
+        report(&st, util_now_exact_ms() / 1e3 - t0);
+    status = exit_status(rc, &st);
+    mosqlite_close(c);
+    return status;
 }
 
 int main(int argc, char **argv)
 {
     struct mosqlite_options mo;
-    struct mosqlite_stats st;
-    struct sigaction sa;
-    mosqlite_client *c = NULL;
     char err[512], *single = NULL, **cmd = NULL, client_id[512];
     int npos = 0, mode = 0, rc, status, i;
     double t0 = util_now_exact_ms() / 1e3;
@@ -544,62 +637,17 @@ int main(int argc, char **argv)
         cfg_free(opts);
         return rc > 0 ? 0 : EXIT_USAGE;
     }
-    if (check_args(npos, argv + 1, cmd, &mode)) {
-        cfg_free(opts);
-        return EXIT_USAGE;
-    }
-
-    if (mode == 's' && !(single = build_single(npos > 1 ? argv[2] : NULL))) {
+    if (check_args(npos, argv + 1, cmd, &mode) ||
+        (mode == 's' && !(single = build_single(argv[1], npos > 1 ? argv[2] : NULL)))) {
         cfg_free(opts);
         return EXIT_USAGE;
     }
 
     client_options(&mo, client_id, sizeof client_id);
-    if (mode == 'l' || mode == 'd') {
+    if (mode == 'l' || mode == 'd')
         status = run_pipe(mode, argv[1], cmd, &mo);
-        cfg_free(opts);
-        return status;
-    }
-
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;          /* no SA_RESTART: poll() returns at once */
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    if (!(c = mosqlite_client_new(&mo))) {
-        log_error("out of memory");
-        status = EXIT_CONNECT;
-        goto cleanup;
-    }
-    mosqlite_set_callback(c, on_result, NULL);
-    if (mosqlite_connect(c) != MOSQLITE_OK) {
-        log_error("%s", mosqlite_errstr(c));
-        status = EXIT_CONNECT;
-        goto cleanup;
-    }
-
-    if (mode == 's') {
-        if ((rc = mosqlite_publish(c, argv[1], single, NULL, NULL)) != MOSQLITE_OK)
-            log_error("%s", mosqlite_errstr(c));
-    } else {
-        rc = run_stdin(c);
-    }
-    if (rc == MOSQLITE_EINVAL) {
-        local_failures++;
-        rc = MOSQLITE_OK;
-    }
-    if (rc == MOSQLITE_OK)
-        rc = mosqlite_wait(c, -1);
-    if (rc != MOSQLITE_OK)
-        log_error("%s", mosqlite_errstr(c));
-
-    mosqlite_stats(c, &st);
-    if (o_verbose)
-        report(&st, util_now_exact_ms() / 1e3 - t0);
-    status = exit_status(rc, &st);
-cleanup:
-    mosqlite_close(c);
+    else
+        status = run_requests(argv[1], single, &mo, t0);
     mosqlite_free(single);
     cfg_free(opts);
     return status;

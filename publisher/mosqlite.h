@@ -13,9 +13,12 @@
  *     off to 16 s), in publish order, each time with every request published after it
  *     that still waits for its receipt.
  * A publish that does not fit the window blocks until there is room, so memory stays
- * bounded. A request the broker refuses (a v5 reason code of 0x80 or more on PUBREC,
- * as when its receive quota is full) is published again; a PUBCOMP saying "packet id not
- * found" after a reconnect means the broker had already released it.
+ * bounded. A request the broker refuses for now (a v5 reason code of 0x80 or more on
+ * PUBREC, as when its receive quota is full) is published again; one it would refuse
+ * again (0x87 not authorized: its ACL does not let this user publish on the topic; 0x90
+ * topic name invalid; 0x95 packet too large; 0x99 payload format invalid) is finished
+ * at once as MOSQLITE_REFUSED and never published again. A PUBCOMP saying "packet id
+ * not found" after a reconnect means the broker had already released it.
  * Broken connections are re-established with the same client id and session, and
  * libmosquitto resends what was not yet complete.
  *
@@ -52,6 +55,7 @@ extern "C" {
 #define MOSQLITE_ETIMEDOUT (-4) /* no progress for the client's timeout */
 #define MOSQLITE_EREJECTED (-5) /* mosqlite_send(): the writer rejected the request */
 #define MOSQLITE_ESTATE    (-6) /* not connected yet, or already failed */
+#define MOSQLITE_EREFUSED  (-7) /* mosqlite_send(): the broker refused the publish (its ACL) */
 
 /* The outcome of one request. */
 enum mosqlite_status {
@@ -62,6 +66,9 @@ enum mosqlite_status {
     MOSQLITE_SCHEDULED,     /* a request with "at" or "delay_ms": stored by the writer, to be
                              * applied when due (its second receipt is not waited for) */
     MOSQLITE_CANCELLED,     /* a {"cancel": ID} request: the scheduled request is cancelled */
+    MOSQLITE_REFUSED,       /* the broker refused the publish and would again (see top): not
+                             * applied, not published again; error says why, e.g. "refused
+                             * by the broker's ACL: this user may not publish on TOPIC" */
 };
 
 /* Options for mosqlite_client_new(). Fill with mosqlite_options_init() first; NULL
@@ -91,8 +98,12 @@ struct mosqlite_options {
 struct mosqlite_result {
     const char *id;         /* the request's id, or "" without receipts */
     enum mosqlite_status status;
-    const char *error;      /* the writer's reason when REJECTED, else NULL */
+    const char *error;      /* the writer's reason when REJECTED, the broker's when
+                             * REFUSED, else NULL */
     void *tag;              /* what the caller gave mosqlite_publish() */
+    long changes;           /* APPLIED: the receipt's "changes", the rows the request
+                             * inserted, updated or deleted (0: an update or delete that
+                             * matched no row); -1 when not known (no receipts) */
 };
 
 /* Running totals. */
@@ -101,7 +112,8 @@ struct mosqlite_stats {
     unsigned long sent;         /* QoS 2 handshakes completed (first time per request) */
     unsigned long applied, duplicate, rejected;
     unsigned long republished;  /* extra publishes: retries and refused ones */
-    unsigned long refused;      /* publishes the broker refused (PUBREC code >= 0x80) */
+    unsigned long refused;      /* publishes the broker refused (PUBREC code >= 0x80),
+                                 * REFUSED results included */
     unsigned long outstanding;  /* in the window now */
     unsigned long scheduled, cancelled; /* receipts for scheduled writes and cancels */
 };
@@ -164,7 +176,9 @@ int mosqlite_publish(mosqlite_client *client, const char *table, const char *jso
  * the callback. status_out (may be NULL) receives its status; error_out (may be NULL,
  * errlen bytes) the writer's reason on rejection.
  * Returns MOSQLITE_OK (sent, applied, duplicate, scheduled or cancelled),
- * MOSQLITE_EREJECTED, or an error of mosqlite_publish() or mosqlite_wait(). */
+ * MOSQLITE_EREJECTED, MOSQLITE_EREFUSED (the broker refused it: status REFUSED, its
+ * reason in error_out and mosqlite_errstr()), or an error of mosqlite_publish() or
+ * mosqlite_wait(). */
 int mosqlite_send(mosqlite_client *client, const char *table, const char *json,
                   enum mosqlite_status *status_out, char *error_out, size_t errlen);
 

@@ -3,7 +3,8 @@
  * same id until its receipt comes, in publish order and with every one after it, so
  * a transaction is applied exactly once; after a republish nothing new goes out until
  * every transaction in flight is answered. The broker or the writer away is said
- * once, and lines wait in the spool meanwhile. */
+ * once, and lines wait in the spool meanwhile. A transaction the broker refuses for
+ * good (its ACL) ends delivery: it and what follows stay in the spool. */
 #include "pipe_deliver.h"
 #include "log.h"
 #include "util.h"
@@ -43,6 +44,17 @@ static void on_result(mosqlite_client *c, const struct mosqlite_result *r, void 
     int slot = (int)(intptr_t)r->tag;
     struct flight *f = &d->fl[slot];
 
+    if (r->status == MOSQLITE_REFUSED) {
+        /* The broker would refuse it again (its ACL): delivery ends, the transaction
+         * stays in the spool, unanswered, to be delivered under another login. */
+        if (!d->refused)
+            log_error("%s: delivery stopped; the lines stay in the spool %s, for a user that "
+                      "may publish there", r->error ? r->error : "refused by the broker", d->spool_dir);
+        d->refused = 1;
+        d->freefl[d->nfree++] = slot;
+        d->outstanding--;
+        return;
+    }
     if (d->away) {
         log_info("delivering again");
         d->away = 0;
@@ -171,7 +183,7 @@ void *deliver_main(void *arg)
     }
     for (i = 0; i < d->window; i++)
         d->freefl[d->nfree++] = (int)(d->window - 1 - i);
-    while (!d->abandon) {
+    while (!d->abandon && !d->refused) {
         if (!d->c) {
             if (!(d->c = dial(d))) {
                 nap(d, 1000);

@@ -30,6 +30,8 @@ struct deliverer {
     int window;                         /* transactions in flight at most (1..256) */
     size_t batch_lines, batch_bytes;    /* the most in one transaction */
     int away;                           /* the broker or writer is not answering */
+    int refused;                        /* the broker refused a transaction for good (its
+                                         * ACL): delivery has ended, the rest is spooled */
     const char *will;                   /* NULL, or the request the broker sends if we die */
     unsigned long long applied, rejected, batches;  /* records applied and rejected; transactions */
     /* The thread's own: */

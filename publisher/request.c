@@ -198,12 +198,13 @@ cleanup:
 }
 
 int mosqlite__receipt(const char *payload, size_t len, char *id, enum mosqlite_status *status,
-                char **error)
+                char **error, long *changes)
 {
-    cJSON *r = cJSON_ParseWithLength(payload, len), *i, *s, *e;
+    cJSON *r = cJSON_ParseWithLength(payload, len), *i, *s, *e, *n;
     int rc = -1;
 
     *error = NULL;
+    *changes = -1;
     if (!r)
         return -1;
     i = cJSON_GetObjectItemCaseSensitive(r, "id");
@@ -224,6 +225,9 @@ int mosqlite__receipt(const char *payload, size_t len, char *id, enum mosqlite_s
     else
         goto cleanup;
     strcpy(id, i->valuestring);
+    n = cJSON_GetObjectItemCaseSensitive(r, "changes");
+    if (cJSON_IsNumber(n) && n->valuedouble >= 0 && n->valuedouble < 9e15)
+        *changes = (long)n->valuedouble;
     if (*status == MOSQLITE_REJECTED)
         *error = strdup(cJSON_IsString(e) ? e->valuestring : "rejected (no reason given)");
     rc = 0;

@@ -96,6 +96,28 @@ static void finish(mosqlite_client *c, int i, enum mosqlite_status status, char 
     pthread_cond_broadcast(&c->cond);
 }
 
+/* A refusal the broker would repeat: publishing again cannot help. Others (0x97 quota
+ * exceeded, 0x80 unspecified, ...) may pass later. */
+static int refused_for_good(int reason)
+{
+    return reason == MQTT_RC_NOT_AUTHORIZED || reason == MQTT_RC_TOPIC_NAME_INVALID ||
+           reason == MQTT_RC_PACKET_TOO_LARGE || reason == MQTT_RC_PAYLOAD_FORMAT_INVALID;
+}
+
+/* The result's error for a refused publish on topic: a heap string, or NULL. */
+static char *refusal(const char *topic, int reason)
+{
+    char buf[600];
+
+    if (reason == MQTT_RC_NOT_AUTHORIZED)
+        snprintf(buf, sizeof buf, "refused by the broker's ACL: this user may not publish on %s",
+                 topic);
+    else
+        snprintf(buf, sizeof buf, "refused by the broker: %s (reason code 0x%02x) on %s",
+                 mosquitto_reason_string(reason), reason, topic);
+    return strdup(buf);
+}
+
 void mosqlite__on_publish(struct mosquitto *mosq, void *obj, int mid, int reason,
                           const mosquitto_property *props)
 {
@@ -110,9 +132,12 @@ void mosqlite__on_publish(struct mosquitto *mosq, void *obj, int mid, int reason
         c->by_mid[mid & 0xffff] = -1;
         /* 0x92 (packet id not found) answers a PUBREL we resent after a reconnect:
          * the broker had already released the message, so it is done. Any other
-         * failure code comes with PUBREC: refused (quota full, not authorized, ...),
-         * the broker does not have it. */
-        if (reason >= 0x80 && reason != MQTT_RC_PACKET_ID_NOT_FOUND) {
+         * failure code comes with PUBREC: refused, the broker does not have it; for
+         * now (quota full: published again) or for good (not authorized, ...). */
+        if (reason >= 0x80 && reason != MQTT_RC_PACKET_ID_NOT_FOUND && refused_for_good(reason)) {
+            c->st.refused++;
+            finish(c, i, MOSQLITE_REFUSED, refusal(e->topic, reason));
+        } else if (reason >= 0x80 && reason != MQTT_RC_PACKET_ID_NOT_FOUND) {
             e->state = E_WAITING;
             e->retry_at = util_now_exact_ms() + 100;
             c->st.refused++;
@@ -141,15 +166,18 @@ void mosqlite__on_message(struct mosquitto *mosq, void *obj,
     char id[MOSQLITE_ID_MAX + 1];
     enum mosqlite_status status;
     char *error;
+    long changes;
     int i;
 
     if (strcmp(m->topic, c->reply_topic) ||
-        mosqlite__receipt(m->payload, (size_t)m->payloadlen, id, &status, &error))
+        mosqlite__receipt(m->payload, (size_t)m->payloadlen, id, &status, &error, &changes))
         return;
     pthread_mutex_lock(&c->lock);
     i = hash_find(c, id);
-    if (i >= 0)
+    if (i >= 0) {
+        c->ents[i].changes = changes;
         finish(c, i, status, error);
+    }
     else
         free(error);                /* a receipt for a copy of a request already done */
     pthread_mutex_unlock(&c->lock);
@@ -237,7 +265,7 @@ void mosqlite__deliver(mosqlite_client *c)
         pthread_mutex_unlock(&c->lock);
         for (k = 0; k < n; k++) {
             struct entry *e = &c->ents[c->batch[k]];
-            struct mosqlite_result r = {e->id, e->status, e->error, e->tag};
+            struct mosqlite_result r = {e->id, e->status, e->error, e->tag, e->changes};
             c->cb(c, &r, c->cb_arg);
         }
         pthread_mutex_lock(&c->lock);
@@ -326,6 +354,7 @@ int mosqlite_publish(mosqlite_client *c, const char *table, const char *json, vo
     e->len = len;
     e->tag = tag;
     e->backoff_ms = c->retry_ms;
+    e->changes = -1;
     e->order = c->norder++;
     strcpy(e->id, id);
     c->nused++;
@@ -381,6 +410,8 @@ int mosqlite_send(mosqlite_client *c, const char *table, const char *json,
         snprintf(error_out, errlen, "%s", c->send_err);
     if (c->send_status == MOSQLITE_REJECTED)
         return mosqlite__seterr(c, MOSQLITE_EREJECTED, "rejected: %s", c->send_err);
+    if (c->send_status == MOSQLITE_REFUSED)
+        return mosqlite__seterr(c, MOSQLITE_EREFUSED, "%s", c->send_err);
     return MOSQLITE_OK;
 }
 

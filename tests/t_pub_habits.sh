@@ -4,7 +4,10 @@
 # refused), --cert/--key/--insecure against a real broker that requires a client
 # certificate; it reads ~/.config/mosqlite-pub and MOSQLITE_* variables under -c and
 # the command line; bad JSON in its arguments is named with its byte and what was
-# expected; -v without --wait does not claim "applied 0". Bad arguments exit 3.
+# expected; -v without --wait does not claim "applied 0". Bad arguments exit 3. A whole
+# request (mosquitto_pub's {"values": ...}, {"set": ...}, {"ops": [...]}) given where the
+# row belongs is refused, naming the form to use; a row that only has such a member
+# among its columns is sent as it is.
 . "$(dirname "$0")/lib.sh"
 pub() { "$BIN/mosqlite-pub" "$@"; }
 count() { sql "SELECT count(*) FROM builds WHERE name = '$1'"; }
@@ -75,6 +78,28 @@ bad "trailing comma" 'at byte 9, expected a member name in double quotes, found 
 bad "missing colon" "at byte 6, expected ':' after the member name, found '7'" -p 1 --op update --where '{"id" 7}' builds '{"a": 1}'
 bad "leading zero" '--with: invalid JSON: number "01" at byte 13: leading zeros are not allowed' -p 1 --lines line --with '{"build_id": 01}' build_logs
 bad "unterminated string" "expected the closing quote of the string, found the end" -p 1 builds '{"name": "x'
+
+# ---- a whole request where the row belongs: what mosquitto_pub needs is named ----
+bad "{\"values\": ...} as the row" \
+    "values: {\"values\": ...} is the whole request mosquitto_pub sends, not a row; mosqlite-pub builds it: the row's columns go directly, mosqlite-pub builds '{\"col\": value, ...}'" \
+    -p 1 builds '{"values": {"id": 30, "name": "envelope"}}'
+bad "--op upsert, {\"values\": ...}" "mosqlite-pub --op upsert builds '{\"col\": value, ...}'" \
+    -p 1 --op upsert builds '{"values": {"id": 30}}'
+bad "--op update, {\"set\": ..., \"where\": ...}" \
+    "values: {\"set\": ...} is the whole request mosquitto_pub sends, not a row; mosqlite-pub builds it: the new values go directly, mosqlite-pub --op update --where '{\"key\": value}' builds '{\"col\": value, ...}'" \
+    -p 1 --op update --where '{"id": 30}' builds '{"op": "update", "set": {"name": "x"}, "where": {"id": 30}}'
+bad "{\"ops\": [...]} as the row" \
+    "values: {\"ops\": [...]} is a whole transaction, not a row: send it as a line of JSON Lines, echo '{\"ops\": [...]}' | mosqlite-pub -" \
+    -p 1 builds '{"ops": [{"table": "builds", "values": {"id": 30}}]}'
+bad "{\"id\": ..., \"where\": ...} with --op delete's words" "mosqlite-pub --op delete --where '{\"key\": value}' builds" \
+    -p 1 builds '{"op": "delete", "where": {"id": 30}}'
+# A row that only shares a name with the envelope goes as it is (the writer answers).
+pub -p "$MQTT_PORT" --wait builds '{"values": {"a": 1}, "name": "not an envelope"}' 2>"$T/env.err.log"; rc=$?
+check_eq "a row with a member named values and a real column: sent, rejected by the writer (exit 1)" "$rc" 1
+check "and the writer's words: unknown column \"values\"" grep -q 'unknown column \\\?"values' "$T/env.err.log"
+pub -p "$MQTT_PORT" --wait builds '{"id": 31, "where": "home"}' 2>/dev/null; rc=$?
+check_eq "a column value that is not an object under an envelope name: sent (the writer answers)" "$rc" 1
+check_eq "nothing stored from the envelopes" "$(sql 'SELECT count(*) FROM builds WHERE id IN (30, 31)')" 0
 bad "--build-where" "--build-where is not a JSON object: invalid JSON at byte 6" -p 1 --lines line build_logs --build-where '{"id" 7}' -- true
 bad "empty --build-where" "--build-where must not be empty" -p 1 --lines line build_logs --build-where '{}' -- true
 bad "an array" "values is not a JSON object ({...}) but an array" -p 1 builds '[1]'

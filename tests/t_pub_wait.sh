@@ -3,7 +3,8 @@
 # rejected (one stderr line per rejection, with its id and the writer's reason), 2 when
 # one is unconfirmed after --timeout (writer absent). Ids: --id, ids in JSON Lines,
 # generated ids; the same request twice is applied once, and another request under an
-# id already applied is rejected.
+# id already applied is rejected. An update or delete that matches no row is said on
+# stderr (exit 0; --must-match: exit 1).
 . "$(dirname "$0")/lib.sh"
 pubw() { "$BIN/mosqlite-pub" -p "$MQTT_PORT" --wait "$@"; }
 
@@ -61,6 +62,37 @@ check "the unparsable line is named" grep -q 'line 5: request is not a JSON obje
 check "summary: 3 applied, 1 duplicate, 1 rejected" grep -q 'applied 3, duplicate 1, rejected 1' "$T/e4"
 check_eq "rows of build 5: a and b" "$(sql "SELECT group_concat(line, ',') FROM (SELECT line FROM build_logs WHERE build_id = 5 ORDER BY id)")" "a,b"
 check_eq "the transaction applied" "$(sql "SELECT count(*) FROM build_logs WHERE build_id = 50")" 1
+
+# An update or delete that matches no row: applied, changes 0. Said on stderr; exit 0
+# (deleting what is already gone is no failure), exit 1 with --must-match.
+pubw --op update --where '{"id":999}' builds '{"status":"passed"}' 2>"$T/e6"; rc=$?
+check_eq "update matching no row: exit 0" "$rc" 0
+check "update matching no row: said so, with its where" \
+    grep -Eq 'warning: request [0-9A-Z]{26}: update of builds matched no row \(where \{"id":999\}\): nothing changed' "$T/e6"
+pubw --must-match --op delete --where '{"id":999}' builds 2>"$T/e7"; rc=$?
+check_eq "--must-match, delete matching no row: exit 1" "$rc" 1
+check "--must-match: an error line" grep -q 'error: request .*: delete of builds matched no row' "$T/e7"
+pubw --must-match --op update --where '{"id":50}' builds '{"status":"passed"}' 2>"$T/e8"; rc=$?
+check_eq "--must-match, update matching a row: exit 0, nothing said" "$rc.$(cat "$T/e8")" "0."
+pubw --op upsert builds '{"id":50,"name":"t"}' 2>"$T/e8"; rc=$?
+check_eq "an upsert that changes nothing new: nothing said" "$rc.$(cat "$T/e8")" "0."
+cat > "$T/nomatch.jsonl" <<'L'
+{"table":"builds","values":{"id":60,"name":"n"}}
+{"table":"builds","op":"update","set":{"name":"m"},"where":{"id":998}}
+{"ops":[{"table":"builds","op":"delete","where":{"id":997}},{"table":"builds","op":"delete","where":{"id":996}}]}
+{"ops":[{"table":"builds","op":"delete","where":{"id":995}},{"table":"builds","values":{"id":61,"name":"n"}}]}
+L
+pubw - < "$T/nomatch.jsonl" 2>"$T/e9"; rc=$?
+check_eq "JSON Lines, updates and deletes matching nothing: exit 0" "$rc" 0
+check_eq "JSON Lines: lines 2 and 3 are named, no other" \
+    "$(grep -o '^.*warning: line [0-9]*: request [^ ]*: its update or delete matched no row: nothing changed' "$T/e9" | grep -o 'line [0-9]*' | tr '\n' ' ')" "line 2 line 3 "
+pubw --must-match - < "$T/nomatch.jsonl" 2>/dev/null; rc=$?
+check_eq "JSON Lines --must-match: exit 1" "$rc" 1
+"$BIN/mosqlite-pub" -p "$MQTT_PORT" --must-match --op delete --where '{"id":1}' builds 2>"$T/e10"; rc=$?
+check_eq "--must-match without --wait: exit 3" "$rc" 3
+check "--must-match without --wait: says why" grep -q -- "--must-match needs --wait: only the writer's receipt says how many rows changed" "$T/e10"
+"$BIN/mosqlite-pub" --help | grep -q 'without it nothing is known'
+check "--help: without --wait, whether an update matched is not known" [ $? = 0 ]
 
 # Writer absent: unconfirmed after --timeout.
 writer_stop

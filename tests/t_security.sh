@@ -13,6 +13,8 @@
 # a web user's does not. One password file serves every listener: a login has its ACL
 # block's rights wherever it connects. Requests published while the writer is stopped or
 # paused are all applied when it returns, and their receipts reach the producer.
+# mosqlite-pub and libmosqlite name a publish the broker's ACL refuses at once (exit 1),
+# and the log pipe keeps what was refused in its spool for --deliver.
 . "$(dirname "$0")/lib.sh"
 SEC=$ROOT/conf/secure
 WPASS=writer-pw-$$ PPASS=builder-pw-$$ WEBPASS=web-pw-$$ EPASS=edge-pw-$$ OPASS=ops-pw-$$ RPASS=replica-pw-$$
@@ -114,6 +116,41 @@ check "mosquitto_pub over TLS applied" wait_until 10 rows_for 4 1
 mosquitto_pub -p "$TLS_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
     -m '{"values":{"build_id":5,"line":"plain text on the TLS port"}}' >/dev/null 2>&1
 check "plain MQTT on the TLS port refused" [ $? != 0 ]
+
+# --- a publish the broker's ACL refuses: said at once, exit 1, never published again --------
+acl_pub() { "$BIN/mosqlite-pub" -p "$MQTT_PORT" "$@"; }
+want_acl="refused by the broker's ACL: this user may not publish on mosqlite/write/build_logs"
+acl_pub -u web -P "$WEBPASS" --wait --timeout 10 build_logs '{"build_id": 92, "line": "web"}' 2>"$T/acl1.err"; rc=$?
+check_eq "mosqlite-pub --wait as the web user: exit 1 (not 2, unconfirmed)" "$rc" 1
+check_eq "and one line naming the ACL and the topic" "$(sed 's/^.*error: //' "$T/acl1.err")" "$want_acl"
+acl_pub -u web -P "$WEBPASS" --timeout 10 build_logs '{"build_id": 92, "line": "web"}' 2>"$T/acl2.err"; rc=$?
+check_eq "without --wait: exit 1 too, the same words" "$rc.$(sed 's/^.*error: //' "$T/acl2.err")" "1.$want_acl"
+# The ops role may write mosqlite/write, not a table's own topic.
+acl_pub -u ops -P "$OPASS" --wait --timeout 10 build_logs '{"build_id": 92, "line": "ops"}' 2>"$T/acl3.err"; rc=$?
+check_eq "ops on mosqlite/write/build_logs: refused, exit 1" "$rc.$(sed 's/^.*error: //' "$T/acl3.err")" "1.$want_acl"
+echo '{"table": "build_logs", "values": {"build_id": 92, "line": "ops on write"}}' |
+    acl_pub -u ops -P "$OPASS" --wait --timeout 10 - 2>"$T/acl4.err"; rc=$?
+check_eq "ops on mosqlite/write (JSON Lines): applied, exit 0 $(cat "$T/acl4.err")" "$rc.$(count 92)" "0.1"
+printf '{"table": "build_logs", "values": {"build_id": 93, "line": "%s"}}\n' a b c d e |
+    acl_pub -u web -P "$WEBPASS" --wait --timeout 10 - 2>"$T/acl5.err"; rc=$?
+check_eq "JSON Lines as the web user: exit 1" "$rc" 1
+check "the first refusal named, with its line" \
+    grep -q "error: line 1: refused by the broker's ACL: this user may not publish on mosqlite/write\$" "$T/acl5.err"
+check_eq "only the first is said (every line goes to that topic)" "$(grep -c 'refused by the broker.s ACL' "$T/acl5.err")" 1
+# The log pipe keeps what the broker refuses, for --deliver under a login that may.
+printf 'one\ntwo\n' | acl_pub -u web -P "$WEBPASS" --lines line --with '{"build_id": 94}' --no-tee \
+    --spool "$T/acl-spool" --linger 5 build_logs 2>"$T/acl6.err"; rc=$?
+check_eq "log pipe as the web user: exit 0 (the pipe never fails)" "$rc" 0
+check "it names the ACL and keeps the lines in the spool" \
+    grep -q "refused by the broker's ACL: this user may not publish on mosqlite/write: delivery stopped; the lines stay in the spool $T/acl-spool" "$T/acl6.err"
+acl_pub -u builder -P "$PPASS" --deliver "$T/acl-spool" 2>"$T/acl7.err"; rc=$?
+check_eq "--deliver as the producer: exit 0, both lines stored $(cat "$T/acl7.err")" "$rc.$(count 94)" "0.2"
+check_eq "nothing refused was stored" "$(count 93)" 0
+# The library says it to its caller: MOSQLITE_REFUSED, not a request republished until the timeout.
+cc -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter -I"$ROOT/publisher" -o "$T/pub_lib_test" \
+    "$ROOT/tests/c/pub_lib_test.c" "$ROOT/build/libmosqlite.a" $(pkg-config --cflags --libs libmosquitto libcjson) -lpthread &&
+    "$T/pub_lib_test" refused "$MQTT_PORT" web "$WEBPASS"
+check "libmosqlite: the refusal reported to the caller" [ $? = 0 ]
 
 # --- reading: each role sees only its own topics ----------------------------------------------
 check "web reads the status" status_is online

@@ -4,6 +4,10 @@
  *   pub_lib_test live PORT        against a broker and a running writer
  *   pub_lib_test retry PORT       one request while the writer is down (the script
  *                                 starts it after a while): republished, applied once
+ *   pub_lib_test refused PORT USER PASS
+ *                                 a user the broker's ACL does not let publish on
+ *                                 mosqlite/write/build_logs: refused at once, never
+ *                                 republished, with and without receipts
  *
  * Prints TAP-style "ok - ..." / "not ok - ..." lines; exits 1 if any check failed. */
 #include "mosqlite.h"
@@ -107,7 +111,7 @@ static void unit(void)
     mosqlite_free(NULL);
 }
 
-struct counts { int sent, applied, duplicate, rejected, tagged; };
+struct counts { int sent, applied, duplicate, rejected, tagged, refused; long changes; };
 
 static void on_result(mosqlite_client *c, const struct mosqlite_result *r, void *arg)
 {
@@ -116,7 +120,9 @@ static void on_result(mosqlite_client *c, const struct mosqlite_result *r, void 
     if (r->status == MOSQLITE_APPLIED) n->applied++;
     if (r->status == MOSQLITE_DUPLICATE) n->duplicate++;
     if (r->status == MOSQLITE_REJECTED) n->rejected++;
+    if (r->status == MOSQLITE_REFUSED) n->refused++;
     if (r->tag == (void *)n) n->tagged++;
+    n->changes = r->changes;
 }
 
 static mosqlite_client *client(int port, int receipts, int retry_ms, struct counts *n)
@@ -175,6 +181,14 @@ static void live(int port)
     check(n.applied == 300 && n.tagged == 300, "callback: 300 applied, each with its tag");
     mosqlite_stats(c, &st);
     check(st.outstanding == 0 && st.rejected == 1 && st.duplicate == 1, "stats count it all");
+    n.changes = -2;
+    mosqlite_publish(c, NULL, "{\"table\":\"build_logs\",\"op\":\"update\",\"set\":{\"line\":\"x\"},"
+                     "\"where\":{\"build_id\":-1}}", NULL, NULL);
+    check(mosqlite_wait(c, -1) == MOSQLITE_OK && n.changes == 0,
+          "an update that matches no row: applied, changes 0");
+    mosqlite_publish(c, NULL, "{\"table\":\"build_logs\",\"op\":\"update\",\"set\":{\"line\":\"from C\"},"
+                     "\"where\":{\"build_id\":77,\"line\":\"dup\"}}", NULL, NULL);
+    check(mosqlite_wait(c, -1) == MOSQLITE_OK && n.changes == 1, "an update of one row: changes 1");
     mosqlite_close(c);
 
     memset(&n, 0, sizeof n);
@@ -184,7 +198,45 @@ static void live(int port)
         rc |= mosqlite_publish(c, "build_logs", "{\"values\":{\"build_id\":79,\"line\":\"q\"}}", NULL, NULL);
     check(rc == 0 && mosqlite_wait(c, 10000) == MOSQLITE_OK && n.sent == 100,
           "without receipts: 100 sent (QoS 2 complete)");
+    check(n.changes == -1, "without receipts: changes not known (-1)");
     mosqlite_close(c);
+}
+
+static void refused(int port, const char *user, const char *pass)
+{
+    struct counts n = {0};
+    struct mosqlite_stats st;
+    struct mosqlite_options o;
+    enum mosqlite_status status = 0;
+    char err[256] = "";
+    const char *want = "refused by the broker's ACL: this user may not publish on "
+                       "mosqlite/write/build_logs";
+    mosqlite_client *c;
+    int receipts, rc;
+
+    for (receipts = 1; receipts >= 0; receipts--) {
+        mosqlite_options_init(&o);
+        o.port = port;
+        o.username = user;
+        o.password = pass;
+        o.receipts = receipts;
+        o.timeout_ms = 60000;
+        c = mosqlite_client_new(&o);
+        mosqlite_set_callback(c, on_result, &n);
+        check(c && mosqlite_connect(c) == MOSQLITE_OK, "refused: connect");
+        rc = mosqlite_send(c, "build_logs", "{\"values\":{\"build_id\":90,\"line\":\"no\"}}",
+                           &status, err, sizeof err);
+        check(rc == MOSQLITE_EREFUSED && status == MOSQLITE_REFUSED,
+              receipts ? "with receipts: MOSQLITE_EREFUSED, status MOSQLITE_REFUSED"
+                       : "without receipts: MOSQLITE_EREFUSED, status MOSQLITE_REFUSED");
+        check_str(err, want, "the reason names the ACL and the topic");
+        check_str(mosqlite_errstr(c), want, "and so does mosqlite_errstr()");
+        mosqlite_stats(c, &st);
+        check(st.republished == 0 && st.outstanding == 0 && st.refused == 1,
+              "not published again; nothing left outstanding");
+        mosqlite_close(c);
+    }
+    check(n.refused == 2, "the callback was given both, as MOSQLITE_REFUSED");
 }
 
 static void retry(int port)
@@ -214,8 +266,10 @@ int main(int argc, char **argv)
         live(atoi(argv[2]));
     else if (argc >= 3 && !strcmp(argv[1], "retry"))
         retry(atoi(argv[2]));
+    else if (argc >= 5 && !strcmp(argv[1], "refused"))
+        refused(atoi(argv[2]), argv[3], argv[4]);
     else {
-        fprintf(stderr, "usage: pub_lib_test unit | live PORT | retry PORT\n");
+        fprintf(stderr, "usage: pub_lib_test unit | live PORT | retry PORT | refused PORT USER PASS\n");
         return 2;
     }
     return failures ? 1 : 0;
