@@ -405,6 +405,18 @@ const struct command commands[] = {
     {"cancel-build", 1, 1, "BUILD", "cancel a running build (its wrapper stops the command)",
      cmd_run_cancel_build, NULL, 1, cmd_check_build},
     {"replicas", 0, 0, "", "each replica's status and lag", run_replicas, NULL, 0, NULL},
+    {"jobs", 0, 1, "[QUEUE]", "job queues with their counts, claims waiting, running jobs",
+     cmd_run_jobs, NULL, 1, cmd_check_queue},
+    {"job", 1, 1, "ID", "a job and each of its attempts", cmd_run_job, NULL, 1, cmd_check_job},
+    {"retry", 1, 1, "ID", "a failed, dead or cancelled job back to ready", cmd_run_job_admin, "job_retry", 1,
+     cmd_check_job},
+    {"discard", 1, 1, "ID", "a queued job to dead (never run)", cmd_run_job_admin, "job_discard", 1, cmd_check_job},
+    {"cancel-job", 1, 1, "ID", "cancel a queued job, or stop a running one", cmd_run_job_admin, "job_cancel", 1,
+     cmd_check_job},
+    {"pause-queue", 1, 1, "QUEUE", "the queue grants no job (running ones go on)", cmd_run_job_admin,
+     "queue_pause", 1, cmd_check_queue},
+    {"resume-queue", 1, 1, "QUEUE", "the queue grants jobs again", cmd_run_job_admin, "queue_resume", 1,
+     cmd_check_queue},
     {NULL, 0, 0, NULL, NULL, NULL, NULL, 0, NULL},
 };
 

@@ -3,6 +3,7 @@
  *   commands.c  the command table and what each command does
  *   ask.c       questions to the writer and the reading of its answers
  *   watch.c     the commands that watch: tail, log
+ *   jobs.c      the job queue's commands: jobs, job, retry, discard, cancel-job, ...
  *   conn.c      the broker connection and the waiting for answers
  *   format.c    the output: human text, JSON, safe terminal text */
 #ifndef MOSQLITE_CONSOLE_H
@@ -162,5 +163,13 @@ int cmd_run_tail(struct console *k, const struct command *cmd, int argc, char **
 int cmd_check_build(int argc, char **argv, char *err, size_t errlen);
 int cmd_run_log(struct console *k, const struct command *cmd, int argc, char **argv);
 int cmd_run_cancel_build(struct console *k, const struct command *cmd, int argc, char **argv);
+
+/* ---- jobs.c: the job commands (their entries in the command table) ---- */
+
+int cmd_check_job(int argc, char **argv, char *err, size_t errlen);
+int cmd_check_queue(int argc, char **argv, char *err, size_t errlen);
+int cmd_run_jobs(struct console *k, const struct command *cmd, int argc, char **argv);
+int cmd_run_job(struct console *k, const struct command *cmd, int argc, char **argv);
+int cmd_run_job_admin(struct console *k, const struct command *cmd, int argc, char **argv);
 
 #endif

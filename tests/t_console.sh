@@ -44,10 +44,15 @@ run query q 'a:={bad';        expect "query param with bad JSON: exit 3" 3 "not 
 run status -f;                expect "-f with status: exit 3" 3 "goes with log only"
 run --port 0 status;          expect "port 0: exit 3" 3 "port"
 run --bogus status;           expect "unknown option: exit 3" 3 'unknown option "--bogus"'
+run job seven;                expect "job ID not a number: exit 3" 3 "a job's id is an integer"
+run retry 0;                  expect "retry 0: exit 3" 3 "a job's id is an integer"
+run cancel-job;               expect "cancel-job without ID: exit 3" 3 "usage: mosqlite cancel-job ID"
+run pause-queue a/b;          expect "pause-queue with a slash: exit 3" 3 "one MQTT topic level"
+run jobs worker;              expect "jobs of a reserved name: exit 3" 3 "reserved"
 MOSQLITE_PORT=http run status; expect "bad MOSQLITE_PORT: exit 3, names the variable" 3 "MOSQLITE_PORT"
 "$M" --help >"$T/help" 2>&1
 check "--help lists every command and the exit codes" bash -c "grep -q 'replicas' '$T/help' &&
-    grep -q 'cancel ID' '$T/help' && grep -q '4 cannot connect' '$T/help'"
+    grep -q 'cancel ID' '$T/help' && grep -q 'resume-queue QUEUE' '$T/help' && grep -q '4 cannot connect' '$T/help'"
 
 # --- no broker: exit 4 -------------------------------------------------------------------
 MQTT_PORT=$(free_port)
@@ -212,6 +217,73 @@ run replicas --json
 check_eq "replicas --json" "$(py '[(r["id"], r["state"]) for r in d]' <"$T/out")" "[('site1', 'following')]"
 replica_stop site1
 
+# --- jobs: a real queue, workers simulated with mosquitto_rr and mosquitto_pub --------------
+JT=$PREFIX_TOPIC/jobs/to
+# claim WORKER ID [WAIT_MS]: a claim on PREFIX/jobs/build, the grant (or empty) printed.
+claim() {
+    mosquitto_rr -p "$MQTT_PORT" -i "$1" -q 1 -t "$PREFIX_TOPIC/jobs/build" -e "$JT/$1" -W 15 \
+        -m "{\"op\":\"claim\",\"id\":\"$2\",\"worker\":\"$1\",\"session\":\"s-$1\",\"reply_to\":\"$JT/$1\",\"wait_ms\":${3:-0}}"
+}
+jstate() { sql "SELECT state FROM mosqlite_jobs WHERE id = $1"; }
+jstate_is() { [ "$(jstate "$1")" = "$2" ]; }
+run jobs;                     expect "jobs: no queue yet" 0 "^no job queue yet" "^claims waiting 0, live leases 0" "^no job running"
+for i in 1 2 3; do
+    pub write "{\"id\":\"je$i\",\"op\":\"enqueue\",\"queue\":\"build\",\"payload\":{\"build_id\":4$i}}"
+done
+wait_until 10 rows_are mosqlite_jobs 3
+check "a worker's claim is granted job 1" grep -q '"job":1,"attempt":1' <<<"$(claim w1 jc1)"
+check "another's job 2" grep -q '"job":2,"attempt":1' <<<"$(claim w2 jc2)"
+pub jobs/build '{"op":"progress","job":1,"attempt":1,"progress":{"pct":40,"step":"linking"}}'
+pub jobs/build '{"op":"fail","id":"jf2","job":2,"attempt":1,"exit_code":2,"error":"make: *** Error 2"}'
+wait_until 10 jstate_is 2 failed
+wait_until 10 bash -c "[ -n \"\$(sqlite3 '$DB' 'SELECT progress FROM mosqlite_jobs WHERE id = 1')\" ]"
+wait_until 10 bash -c "timeout 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/status -C 1 | grep -q '\"running\":1,\"retry\":0,\"done\":0,\"failed\":1'"
+run jobs
+expect "jobs: the queue's counts by state, claims and leases, the running job" 0 \
+    "^queue +paused +max_running +scheduled +ready +blocked +running +retry +done +failed +dead +cancelled$" \
+    "^build +0 +NULL +0 +1 +0 +1 +0 +0 +1 +0 +0$" "^claims waiting 0, live leases 1; workers running jobs: w1$" \
+    "^id +queue +attempt +worker +started_at +cancel_asked +progress +build_id +elapsed$" \
+    '^1 +build +1 +w1 +[0-9T:.Z-]+ +0 +\{"pct":40,"step":"linking"\} +41 +[0-9]+ s$'
+run jobs --json
+check_eq "jobs --json: counts, leases, the running job with its build id" \
+    "$(py '(d["queues"][0]["queue"], d["queues"][0]["ready"], d["queues"][0]["failed"], d["job_leases"], [(r["id"], r["worker"], r["build_id"]) for r in d["running"]])' <"$T/out")" \
+    "('build', 1, 1, 1, [(1, 'w1', 41)])"
+run jobs build;               expect "jobs QUEUE: that queue" 0 "^build +0" "^1 +build +1 +w1"
+run jobs nope;                expect "jobs of no queue: exit 1" 1 'no queue "nope"'
+run job 2
+expect "job ID: the job and its attempt (worker, start, end, outcome, exit code)" 0 "^state +failed$" "^queue +build$" \
+    '^error +make: \*\*\* Error 2$' "^attempt +worker +started_at +ended_at +outcome +exit_code +error$" \
+    "^1 +w2 +[0-9T:.Z-]+ +[0-9T:.Z-]+ +failed +2 +make"
+run job 2 --json
+check_eq "job --json: the job with its attempts" \
+    "$(py '(d["id"], d["state"], [(a["attempt"], a["worker"], a["outcome"], a["exit_code"]) for a in d["attempts"]])' <"$T/out")" \
+    "(2, 'failed', [(1, 'w2', 'failed', 2)])"
+run job 999999;               expect "job of no job: exit 1" 1 "no job 999999"
+run retry 2;                  expect "retry: the failed job back to ready" 0 "^job 2 retried: ready$"
+check_eq "and it is ready" "$(jstate 2)" ready
+run retry 2;                  expect "retry of a ready job: refused by the writer, exit 1" 1 "retry 2: job 2 is"
+check "the retried job runs again: attempt 2" grep -q '"job":2,"attempt":2' <<<"$(claim w2 jc3)"
+run job 2;                    expect "job: both attempts" 0 "^1 +w2 .* failed +2" "^2 +w2 .*running|^2 +w2 +[0-9T:.Z-]+ +NULL"
+run cancel-job 3;             expect "cancel-job of a queued job: cancelled at once" 0 "^job 3 cancelled: cancelled$"
+run cancel-job 1 --json
+check_eq "cancel-job of a running job: asked (--json)" "$(py '(d["cmd"], d["job"], d["state"])' <"$T/out")" "('job_cancel', 1, 'running')"
+run cancel-job 2;             expect "cancel-job of a running job: its worker is told" 0 "^job 2: cancel asked"
+pub jobs/build '{"op":"fail","id":"jf3","job":2,"attempt":2,"cancelled":true}'
+wait_until 10 jstate_is 2 cancelled
+run discard 2;                expect "discard of a cancelled job: refused, exit 1" 1 "discard 2: job 2 is already cancelled"
+pub write '{"id":"je4","op":"enqueue","queue":"build","payload":{"build_id":44}}'
+wait_until 10 rows_are mosqlite_jobs 4
+run discard 4;                expect "discard of a queued job: dead" 0 "^job 4 discarded: dead$"
+run pause-queue build;        expect "pause-queue" 0 "^queue build paused: it grants nothing"
+run jobs --json
+check_eq "the queue says paused" "$(py 'd["queues"][0]["paused"]' <"$T/out")" 1
+pub write '{"id":"je5","op":"enqueue","queue":"build","payload":{"build_id":45}}'
+wait_until 10 rows_are mosqlite_jobs 5
+check_eq "a claim from the paused queue gets nothing" "$(claim w3 jc4 500)" '{"op":"empty","claim":"jc4"}'
+run resume-queue build --json
+check_eq "resume-queue --json" "$(py '(d["cmd"], d["queue"], d["paused"])' <"$T/out")" "('queue_resume', 'build', False)"
+check "resumed: a claim is granted the job" grep -q '"job":5,"attempt":1' <<<"$(claim w3 jc5 2000)"
+
 # --- no writer: exit 2 ---------------------------------------------------------------------------
 writer_stop
 run status;                   expect "status of a stopped writer: offline, exit 1" 1 "^writer +offline" "the writer is offline"
@@ -273,5 +345,12 @@ expect "secure: the operator may run named queries (scheduled writes)" 0 "^nothi
 run -u builder -P "$PPASS" scheduled
 expect "secure: a producer's query is refused by the broker's ACL, exit 1" 1 \
     "refused by the broker's ACL: this user may not publish on mosqlite/query"
+run -u ops -P "$OPASS" jobs
+expect "secure: the operator lists the jobs" 0 "^no job queue yet"
+run -u ops -P "$OPASS" retry 1
+expect "secure: the operator may retry (the writer answers, not the ACL)" 1 "retry 1: no job 1"
+run -u builder -P "$PPASS" pause-queue build
+expect "secure: a producer's pause-queue is refused by the broker's ACL, exit 1" 1 \
+    "refused by the broker's ACL: this user may not publish on mosqlite/admin"
 writer_stop
 exit "$NFAIL"

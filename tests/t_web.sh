@@ -9,7 +9,9 @@
 # listener (a self-signed certificate made here), serves the page for the login checks.
 # A third one, made from conf/secure/ with a writer of its own, serves it for an
 # operator's actions and a viewer's lack of them (tests/web/act.test.js, run second), and
-# for builds run by the real wrapper: attempts, and a cancel (tests/web/builds.test.js).
+# for builds run by the real wrapper: attempts, and a cancel (tests/web/builds.test.js),
+# and for the Jobs view, with a worker (builder-arm1) simulated by mosquitto_rr and
+# mosquitto_pub (tests/web/jobs.test.js).
 # SCREENSHOT=path saves the desktop screenshot there (the pictures in README.md and
 # docs/page.md come from tests/web/screenshots.sh).
 . "$(dirname "$0")/lib.sh"
@@ -109,11 +111,11 @@ OPS=$T/ops
 mkdir -p "$OPS/certs" "$OPS/broker"
 OPS_DB=$OPS/ops.db OPS_LOG=$OPS/writer.log
 OPS_WPASS=writer-$RANDOM$RANDOM OPS_BPASS=builder-$RANDOM$RANDOM OPS_APASS=ops-$RANDOM$RANDOM
-OPS_WEBPASS=web-$RANDOM$RANDOM OPS_OPPASS=opsweb-$RANDOM$RANDOM
+OPS_WEBPASS=web-$RANDOM$RANDOM OPS_OPPASS=opsweb-$RANDOM$RANDOM OPS_WKPASS=worker-$RANDOM$RANDOM
 sh "$ROOT/conf/secure/make-certs.sh" "$OPS/certs" localhost 127.0.0.1 >"$OPS/openssl.log" 2>&1 ||
     fail "make-certs.sh: $(cat "$OPS/openssl.log")"
 sh "$ROOT/conf/secure/make-passwd.sh" "$OPS/passwd" writer "$OPS_WPASS" builder "$OPS_BPASS" ops "$OPS_APASS" \
-    web "$OPS_WEBPASS" ops-web "$OPS_OPPASS" >/dev/null
+    web "$OPS_WEBPASS" ops-web "$OPS_OPPASS" builder-arm1 "$OPS_WKPASS" >/dev/null
 cp "$ROOT/conf/secure/acl" "$OPS/acl"
 chmod 600 "$OPS/acl"
 OPS_MQTT=$(free_port) OPS_WS=$(free_port) OPS_TLS=$(free_port)
@@ -149,7 +151,7 @@ ops_writer_cont() { kill -CONT "$OPS_WRITER"; }
 wait_until 15 ops_online || { fail "the conf/secure broker's writer did not come online"; tail -20 "$OPS_LOG"; }
 
 export T DB MQTT_PORT WS_PORT ROOT PREFIX_TOPIC SEC_WS SEC_WSS SEC_PASS BIN
-export OPS_DB OPS_LOG OPS_MQTT OPS_WS OPS_BPASS OPS_APASS OPS_WEBPASS OPS_OPPASS
+export OPS_DB OPS_LOG OPS_MQTT OPS_WS OPS_BPASS OPS_APASS OPS_WEBPASS OPS_OPPASS OPS_WKPASS
 # run_page_test FILE: a Chromium test, with the lib.sh helpers it asks for.
 run_page_test() {
     coproc PAGE { cd "$ROOT" && exec node "$1" 2>&1; }
@@ -175,3 +177,4 @@ run_page_test() {
 run_page_test tests/web/page.test.js
 run_page_test tests/web/act.test.js
 run_page_test tests/web/builds.test.js
+run_page_test tests/web/jobs.test.js

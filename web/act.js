@@ -12,11 +12,12 @@
  *
  * KINDS has one entry per kind of action: the topic it goes on ("admin" for PREFIX/admin,
  * "write" for PREFIX/write), the request (without its id and reply_to), and what to call
- * it. The answer is read by the topic's reader (a command's answer, a write's receipt)
+ * it: the writer's pause and resume, a scheduled write's cancel, a job's retry, discard
+ * and cancel, a queue's pause and resume. The answer is read by the topic's reader (a command's answer, a write's receipt)
  * unless the entry has its own (outcome(kind, msg) -> {ok, text}, or null: not an answer).
- * An entry's `replaces` names the kinds whose pending actions a new one ends: a resume
- * asked for while a pause is unanswered stops the pause's repeats, so no repeat of the
- * pause can reach the writer after the resume.
+ * An entry's `replaces` names the kinds whose pending actions of the same target a new
+ * one ends: a resume asked for while a pause is unanswered stops the pause's repeats, so
+ * no repeat of the pause can reach the writer after the resume.
  *
  * No DOM. Plain script: defines window.mosqliteActions(opts) -> acts, where
  * opts = { prefix, key (the sessionStorage key), ready() (connected, with a login that
@@ -52,11 +53,32 @@
                       if (msg.status === "applied" && msg.changes === 0)
                         return { ok: false, text: "the build was not running any more: it had ended, nothing was cancelled" };
                       return writeOutcome(kind, msg);
-                    } }
-    /* To come, one entry each: a job's cancel,
-     * retry and discard (cancel_job, retry, discard), and pause_queue / resume_queue,
-     * on the topics the writer and the job queue read them on. */
+                    } },
+
+    /* The job queue's commands (target: the job's id, or the queue's name). */
+    job_retry: { topic: "admin", what: function (a) { return "retry job " + a.target; },
+                 body: function (a) { return { cmd: "job_retry", job: Number(a.target) }; }, done: "back to ready" },
+    job_discard: { topic: "admin", what: function (a) { return "discard job " + a.target; },
+                   body: function (a) { return { cmd: "job_discard", job: Number(a.target) }; }, done: "discarded" },
+    job_cancel: { topic: "admin", what: function (a) { return "cancel job " + a.target; },
+                  body: function (a) { return { cmd: "job_cancel", job: Number(a.target) }; }, done: "cancelled",
+                  outcome: jobCancelOutcome },
+    queue_pause: { topic: "admin", what: function (a) { return "pause queue " + a.target; },
+                   body: function (a) { return { cmd: "queue_pause", queue: a.target }; }, done: "paused",
+                   replaces: ["queue_pause", "queue_resume"] },
+    queue_resume: { topic: "admin", what: function (a) { return "resume queue " + a.target; },
+                    body: function (a) { return { cmd: "queue_resume", queue: a.target }; }, done: "resumed",
+                    replaces: ["queue_pause", "queue_resume"] }
   };
+
+  /* A job's cancel: a running job says "running" until its worker has stopped it. A
+   * repeat after the first copy was applied finds it cancelled already: applied. */
+  function jobCancelOutcome(kind, msg) {
+    if (msg.ok === true) return { ok: true, text: msg.state === "running" ? "cancel asked: its worker stops it" : kind.done };
+    if (typeof msg.error === "string" && / is already cancelled$/.test(msg.error))
+      return { ok: true, text: kind.done + " (the writer had it already)" };
+    return adminOutcome(kind, msg);
+  }
 
   /* A build's target, "BUILD:ATTEMPT". */
   function buildOf(a) {
@@ -110,7 +132,7 @@
       var a = { id: newId(), kind: kind, target: target === undefined ? null : target, at: Date.now(),
                 state: "pending", sent: 0, acked: false, text: "", next: 0, wait: FIRST_RETRY_MS };
       pending().forEach(function (p) {
-        if ((KINDS[kind].replaces || []).indexOf(p.kind) < 0) return;
+        if ((KINDS[kind].replaces || []).indexOf(p.kind) < 0 || p.target !== a.target) return;
         p.state = "replaced";
         p.text = "no longer sent: " + KINDS[kind].what(a) + " was asked for after it";
       });

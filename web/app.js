@@ -14,8 +14,9 @@
  * offline; while it is offline or does not answer, the lists say so. A build run again
  * has attempts, each with its own log: the latest is shown, the earlier ones a choice away.
  * A login that may act (an operator's) gets the actions: pause and resume the writer,
- * cancel a scheduled write, cancel a running build; act.js keeps each one until the
- * writer has answered it.
+ * cancel a scheduled write, cancel a running build, and in the Jobs view (jobs.js, fed
+ * with PREFIX/jobs/events/+ and the status) a job's retry, discard and cancel, a queue's
+ * pause and resume; act.js keeps each one until the writer has answered it.
  * Every value from the database goes into the page as text, never as HTML.
  * Plain script, no modules: Mosquitto's HTTP server sends no Content-Type.
  */
@@ -42,6 +43,7 @@
   var T_REPLY = PREFIX + "/reply/" + CLIENT_ID + "/";
   var T_ACT = T_REPLY + "act/";   /* an action's answer: T_ACT + its id */
   var T_PROBE = PREFIX + "/operator/" + CLIENT_ID;   /* only operators may publish and read it */
+  var T_JOBEV = PREFIX + "/jobs/events/";   /* job state changes (jobs.js) */
 
   /* ---- small DOM helpers: text only ---- */
 
@@ -166,13 +168,15 @@
       setBadge($("conn"), "connected", login.username ? "connected as " + login.username : "connected");
       cancelQueries();
       var subs = [{ topic: T_STATUS, qos: 1 }, { topic: T_EVENTS + "#", qos: 0 },
-                  { topic: T_REJECTED, qos: 1 }, { topic: T_REPLY + "#", qos: 1 }, { topic: T_PROBE, qos: 1 }];
+                  { topic: T_REJECTED, qos: 1 }, { topic: T_REPLY + "#", qos: 1 }, { topic: T_PROBE, qos: 1 },
+                  { topic: T_JOBEV + "+", qos: 0 }];
       c.subscribe(subs, function (err, granted) {
         if (c !== client) return;
         if (err) { setBadge($("conn"), "down", "subscribe failed: " + err.message); return; }
         var refused = (granted || []).filter(function (g) { return g.qos & 0x80; })
           .map(function (g) { return g.topic; });
-        refused = refused.filter(function (t) { return t !== T_PROBE; });
+        jobs.denied(refused.indexOf(T_JOBEV + "+") >= 0);   /* said in the Jobs view */
+        refused = refused.filter(function (t) { return t !== T_PROBE && t !== T_JOBEV + "+"; });
         if (refused.length) setBadge($("conn"), "down", "connected, not allowed to read " + refused.join(", "));
       });
       /* May this login act? Its own message on T_PROBE comes back only if the broker lets
@@ -217,6 +221,7 @@
       if (topic === T_STATUS) onStatus(msg, packet && packet.retain);
       else if (topic === T_REJECTED) onRejected(msg);
       else if (topic.indexOf(T_EVENTS) === 0) onEvent(topic.slice(T_EVENTS.length), msg);
+      else if (topic.indexOf(T_JOBEV) === 0) jobs.onEvent(msg);
       else if (topic.indexOf(T_REPLY) === 0) onReply(topic, msg);
       else if (topic === T_PROBE) setOperator(true);
     });
@@ -252,6 +257,7 @@
     loadBuilds();
     loadRejections();
     loadScheduled();
+    jobs.load();
   }
 
   /* ---- named queries: one reply topic per request ---- */
@@ -276,6 +282,7 @@
       var a = acts.answer(topic.slice(T_ACT.length), msg);
       if (a && a.kind === "cancel" && subscribed) loadScheduled();
       if (a && a.kind === "cancel_build" && subscribed) loadBuild();
+      if (a && /^(job|queue)_/.test(a.kind) && subscribed) jobs.load();
       return;
     }
     var q = queries[topic];
@@ -294,6 +301,7 @@
     loader.dropped();
     rej.loading = false;
     sched.loading = false;
+    jobs.dropped();
   }
 
   /* ---- writer status ---- */
@@ -304,6 +312,7 @@
     var wasOnline = writer.last && writer.last.state === "online";
     writer.last = s;
     writer.seenAt = retained ? null : new Date();
+    jobs.onStatus(s);
     if ("applied" in s) {
       /* a scheduled write stored or cancelled, or (while some wait) applied or rejected:
        * the list may have changed */
@@ -371,7 +380,13 @@
     ready: function () { return connected && operator && !!client; },
     send: function (topic, text, acked) { return !!client && client.publish(topic, text, { qos: 1 }, acked); },
     replyTo: function (id) { return T_ACT + id; },
-    changed: function () { renderActs(); renderWriterActs(); renderScheduled(); renderLogHead(); }
+    changed: function () { renderActs(); renderWriterActs(); renderScheduled(); renderLogHead(); if (jobs) jobs.render(); }
+  });
+  var jobs = mosqliteJobs({      /* the Jobs view (jobs.js) */
+    query: runQuery, acts: acts,
+    online: function () { return subscribed; },
+    operator: function () { return operator && connected; },
+    openBuild: function (id) { selectBuild(id); $("log").scrollIntoView({ block: "start" }); }
   });
   var armed = { id: null, timer: null };   /* a cancel clicked once, waiting for its confirmation */
 
@@ -382,7 +397,7 @@
     $("role").title = may ? "This login may act: pause and resume the writer, cancel scheduled writes and running builds." : "";
     renderWriterActs();
     renderLogHead();
-    if (was !== may) renderScheduled();
+    if (was !== may) { renderScheduled(); jobs.render(); }
     renderActs();
     if (may) acts.resend();        /* at each connection's echo: what is unanswered goes now */
   }
