@@ -686,7 +686,7 @@ int db_apply(struct db *db, const struct req *r, long long *changes, long long *
         return DB_DUP;
     }
     for (i = 0; i < r->nops; i++) {
-        if (r->ops[i].kind == OP_ENQUEUE) {
+        if (r->ops[i].kind == OP_ENQUEUE || r->ops[i].kind == OP_CANCEL_JOB) {
             rc = db->op_fn ? db->op_fn(db->op_arg, r, i, err, errlen)
                            : (snprintf(err, errlen, "jobs are not enabled in this writer"), DB_REJECT);
             if (rc == DB_FAULT)

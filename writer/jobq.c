@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "jobcron.h"
 #include "jobs.h"
 #include "json.h"
 #include "log.h"
@@ -21,6 +22,8 @@
 #define WAIT_MAX_MS 3600000LL
 #define TEXT_MAX 65536                 /* a result */
 #define ERROR_MAX 4096                 /* a failure's error, a progress */
+#define PRUNE_EVERY_MS 3600000LL       /* finished jobs pruned this often */
+#define PRUNE_PASS 5000                /* jobs of one state deleted in one batch at most */
 
 struct lease {
     long long job, attempt;
@@ -76,6 +79,11 @@ struct jobq {
     size_t match_ev;               /* events before this one were matched */
     int match_all;                 /* a queue was resumed: try every waiter */
     long long hellos;
+    struct jobcron *cron;          /* recurring jobs */
+    struct jobs_new base;          /* the config's defaults of an enqueue */
+    long long keep_ms, dead_keep_ms;   /* finished jobs' age before pruning; 0: kept */
+    long long next_prune;          /* monotonic ms: the next pruning pass */
+    int prune_pend;                /* the open batch pruned: 1 done, 2 more to do */
 };
 
 static void oom(void)
@@ -367,8 +375,18 @@ int jobq_create_tables(struct db *db, char *err, size_t errlen)
     return rc;
 }
 
+int jobq_config_check(const struct jobq_opts *o, char *err, size_t errlen)
+{
+    if (o->backoff_cap_ms < o->backoff_ms)
+        return util_fail(err, errlen, "job-backoff-ms (%lld) is more than job-backoff-cap-ms (%lld)",
+                         o->backoff_ms, o->backoff_cap_ms);
+    return o->cron ? jobcron_check(o->cron, err, errlen) : 0;
+}
+
+static void on_replaced(void *arg, long long job);
+
 struct jobq *jobq_new(struct db *db, struct mq *mq, const char *prefix, const struct req_limits *lim,
-                      char *err, size_t errlen)
+                      const struct jobq_opts *o, char *err, size_t errlen)
 {
     struct jobq *q = calloc(1, sizeof *q);
     int rc;
@@ -401,6 +419,22 @@ struct jobq *jobq_new(struct db *db, struct mq *mq, const char *prefix, const st
         return NULL;
     }
     q->next_due_ms = LLONG_MIN;    /* look at once */
+    jobs_new_init(&q->base);
+    if (o) {
+        if (o->lease_ms > 0) q->base.lease_ms = o->lease_ms;
+        if (o->max_lost > 0) q->base.max_lost = o->max_lost;
+        if (o->max_attempts > 0) q->base.max_attempts = o->max_attempts;
+        if (o->backoff_ms >= 0) q->base.backoff_ms = o->backoff_ms;
+        if (o->backoff_cap_ms >= 0) q->base.backoff_cap_ms = o->backoff_cap_ms;
+        q->keep_ms = o->keep_days * 86400000LL;
+        q->dead_keep_ms = o->dead_keep_days * 86400000LL;
+    }
+    q->next_prune = LLONG_MIN;     /* a pass at start */
+    if (o && o->cron && o->cron->n &&
+        !(q->cron = jobcron_new(o->cron, q->jobs, util_wall_ms(), err, errlen))) {
+        jobq_free(q);
+        return NULL;
+    }
     db_set_op_hook(db, enqueue_op, q);
     if (q->nlease)
         log_info("jobs: %zu running jobs, each with a full lease again", q->nlease);
@@ -414,6 +448,7 @@ void jobq_free(struct jobq *q)
     if (!q)
         return;
     db_set_op_hook(q->db, NULL, NULL);
+    jobcron_free(q->cron);
     while (q->nlease)
         lease_drop_at(q, q->nlease - 1);
     for (i = 0; i < q->nwait; i++)
@@ -475,40 +510,60 @@ static int enqueue_one(struct jobq *q, const struct req_enqueue *e, const char *
     char *payload;
     int rc;
 
-    jobs_new_init(&n);
+    n = q->base;
+    jobcron_fill(&n, e);
     if (!(payload = cJSON_PrintUnformatted(e->payload)))
         oom();
-    n.queue = e->queue;
     n.payload = payload;
-    n.priority = e->priority;
-    n.unique_key = e->unique_key;
-    n.on_duplicate = (enum jobs_dup)e->on_duplicate;
-    n.conc_key = e->conc_key;
-    n.conc_limit = e->conc_limit;
-    if (e->max_attempts >= 0) n.max_attempts = e->max_attempts;
-    if (e->max_lost >= 0) n.max_lost = e->max_lost;
-    if (e->backoff_ms >= 0) n.backoff_ms = e->backoff_ms;
-    if (e->backoff_cap_ms >= 0) n.backoff_cap_ms = e->backoff_cap_ms;
-    if (e->jitter_pct >= 0) n.jitter_pct = e->jitter_pct;
-    if (e->lease_ms >= 0) n.lease_ms = e->lease_ms;
-    if (e->timeout_ms >= 0) n.timeout_ms = e->timeout_ms;
     n.run_at_ms = run_at_ms;
     n.enq_id = enq_id;
     n.reply_to = reply_to;
-    n.follow = e->follow;
     memset(&out, 0, sizeof out);
     rc = jobs_enqueue(q->jobs, &n, util_wall_ms(), &out, err, errlen);
     cJSON_free(payload);
     if (rc != DB_OK && rc != DB_DUP)
         return rc;
     rcpt_job(q, &out, rc == DB_DUP);
-    if (out.replaced && out.replaced_state == JOBS_RUNNING) {
-        struct lease *l = lease_find(q, out.replaced);
-        if (l) {
-            l->cancel_asked = 1;
-            push_op(q, l->reply_to, "cancel", l->job, l->attempt, NULL);
-        }
+    if (out.replaced && out.replaced_state == JOBS_RUNNING)
+        on_replaced(q, out.replaced);
+    return DB_OK;
+}
+
+/* A running job's cancel was asked: pushed to its worker (and again in beat answers). */
+static void on_replaced(void *arg, long long job)
+{
+    struct jobq *q = arg;
+    struct lease *l = lease_find(q, job);
+
+    if (l) {
+        l->cancel_asked = 1;
+        push_op(q, l->reply_to, "cancel", l->job, l->attempt, NULL);
     }
+}
+
+/* {"op": "cancel_job", "job": N} in a write request: a queued job cancelled at once, a
+ * running one's cancel pushed to its worker (asked twice: the same answer). DB_OK,
+ * DB_REJECT (no such job, or a finished one), DB_FAULT. */
+static int cancel_one(struct jobq *q, long long job, char *err, size_t errlen)
+{
+    struct jobs_end end;
+    struct jbuf *b = &q->rcpt;
+    int rc;
+
+    memset(&end, 0, sizeof end);
+    rc = jobs_cancel(q->jobs, job, util_wall_ms(), &end, err, errlen);
+    if (rc != DB_OK && rc != DB_DUP)
+        return rc;
+    if (rc == DB_OK && end.cancel_asked)
+        on_replaced(q, job);
+    jb_puts(b, q->rcpt_n++ ? "," : "\"jobs\":[");
+    jb_puts(b, "{\"job\":");
+    jb_int(b, job);
+    jb_puts(b, ",\"state\":");
+    jb_cstr(b, jobs_state_name(end.state));
+    if (end.cancel_asked)
+        jb_puts(b, ",\"cancel_asked\":true");
+    jb_putc(b, '}');
     return DB_OK;
 }
 
@@ -519,14 +574,17 @@ static long long run_at_of(const struct req *r)
     return r->has_at ? r->at_ms : util_wall_ms() + r->delay_ms;
 }
 
-/* db.c's hook for {"op": "enqueue"} in a write request. */
+/* db.c's hook for {"op": "enqueue"} and {"op": "cancel_job"} in a write request. */
 static int enqueue_op(void *arg, const struct req *r, int i, char *err, size_t errlen)
 {
     struct jobq *q = arg;
     char sub[1024];
     int rc;
 
-    rc = enqueue_one(q, &r->ops[i].enq, r->id, r->reply_to, run_at_of(r), sub, sizeof sub);
+    if (r->ops[i].kind == OP_CANCEL_JOB)
+        rc = cancel_one(q, r->ops[i].job, sub, sizeof sub);
+    else
+        rc = enqueue_one(q, &r->ops[i].enq, r->id, r->reply_to, run_at_of(r), sub, sizeof sub);
     if (rc == DB_FAULT)
         snprintf(err, errlen, "%s", sub);
     else if (rc != DB_OK && r->nops > 1)
@@ -1328,6 +1386,30 @@ out:
 
 /* ---- timers ----------------------------------------------------------------------------- */
 
+/* A pass of pruning: the oldest finished jobs past their keep age. */
+static int prune(struct jobq *q, long long wall, char *err, size_t errlen)
+{
+    static const int states[] = {JOBS_DONE, JOBS_FAILED, JOBS_CANCELLED, JOBS_DEAD};
+    long long n, total = 0;
+    int i, rc, more = 0;
+
+    for (i = 0; i < 4; i++) {
+        long long keep = states[i] == JOBS_DEAD ? q->dead_keep_ms : q->keep_ms;
+        if (!keep)
+            continue;
+        if ((rc = jobs_prune(q->jobs, states[i], wall - keep, PRUNE_PASS, &n, err, errlen)) != DB_OK)
+            return rc;
+        total += n;
+        more |= n == PRUNE_PASS;
+    }
+    if (total)
+        log_info("jobs: %lld finished job%s pruned (kept %lld days, dead ones %lld days)%s", total,
+                 total == 1 ? "" : "s", q->keep_ms / 86400000LL, q->dead_keep_ms / 86400000LL,
+                 more ? "; more in the next batch" : "");
+    q->prune_pend = more ? 2 : 1;
+    return DB_OK;
+}
+
 int jobq_begin(struct jobq *q, char *err, size_t errlen)
 {
     long long wall = util_wall_ms(), now = util_now_ms();
@@ -1339,6 +1421,14 @@ int jobq_begin(struct jobq *q, char *err, size_t errlen)
         if ((rc = jobs_due(q->jobs, wall, 1000, &made, &q->next_due_ms, err, errlen)) != DB_OK)
             return rc;
     }
+    if (q->cron && jobcron_next_ms(q->cron) <= wall) {
+        int made = 0;
+        if ((rc = jobcron_step(q->cron, &q->base, wall, on_replaced, q, &made, err, errlen)) != DB_OK)
+            return rc;
+    }
+    q->prune_pend = 0;
+    if (now >= q->next_prune && (rc = prune(q, wall, err, errlen)) != DB_OK)
+        return rc;
     for (i = 0; i < q->nlease; i++) {
         struct lease *l = &q->leases[i];
         struct jobs_end end;
@@ -1373,8 +1463,7 @@ int jobq_due(const struct jobq *q, long long now_ms)
     long long wall = util_wall_ms();
     size_t i;
 
-    (void)now_ms;
-    if (q->next_due_ms <= wall)
+    if (q->next_due_ms <= wall || now_ms >= q->next_prune || (q->cron && jobcron_next_ms(q->cron) <= wall))
         return 1;
     for (i = 0; i < q->nlease; i++) {
         const struct lease *l = &q->leases[i];
@@ -1393,6 +1482,17 @@ int jobq_wait_ms(const struct jobq *q, int max_ms)
         w = 0;
     else if (q->next_due_ms != LLONG_MAX && q->next_due_ms - wall < w)
         w = q->next_due_ms - wall;
+    if (q->cron) {
+        long long c = jobcron_next_ms(q->cron);
+        if (c <= wall)
+            w = 0;
+        else if (c != LLONG_MAX && c - wall < w)
+            w = c - wall;
+    }
+    if (q->next_prune <= now)
+        w = 0;
+    else if (q->next_prune - now < w)
+        w = q->next_prune - now;
     for (i = 0; i < q->nlease; i++) {
         const struct lease *l = &q->leases[i];
         if (l->deadline - now < w)
@@ -1513,6 +1613,10 @@ void jobq_committed(struct jobq *q)
     waiters_filter(q, drop_pending, NULL);
     jobs_events_reset(q->jobs);
     q->match_ev = 0;
+    jobcron_committed(q->cron);
+    if (q->prune_pend)
+        q->next_prune = q->prune_pend == 2 ? util_now_ms() : util_now_ms() + PRUNE_EVERY_MS;
+    q->prune_pend = 0;
 }
 
 void jobq_rolled_back(struct jobq *q)
@@ -1533,6 +1637,8 @@ void jobq_rolled_back(struct jobq *q)
     jb_reset(&q->rcpt);
     q->rcpt_n = 0;
     q->next_due_ms = LLONG_MIN;
+    jobcron_rolled_back(q->cron);
+    q->prune_pend = 0;
 }
 
 /* ---- status, commands -------------------------------------------------------------------- */

@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 
+#include "cfg.h"
 #include "db.h"
 #include "jbuf.h"
 #include "mq.h"
@@ -29,21 +30,39 @@
 
 struct jobq;
 
+/* The writer's job settings (its config). */
+struct jobq_opts {
+    const struct cfg_list *cron;   /* `job-cron` lines (jobcron.h), or NULL */
+    /* The defaults of an enqueue's options (jobs.h's JOBS_* when not set). */
+    long long lease_ms, max_lost, max_attempts, backoff_ms, backoff_cap_ms;
+    /* Finished jobs (done, failed, cancelled; dead) are deleted, with their attempts,
+     * this many days after they ended (0: kept for ever): in passes of at most a few
+     * thousand rows inside a batch, at start and then every hour, each queue's counts
+     * moved down in the same transaction. */
+    long long keep_days, dead_keep_days;
+};
+
+/* The settings and every `job-cron` line checked, before the database is opened: 0, or
+ * -1 with the reason in err ("FILE:LINE: job-cron NAME: ..."). */
+int jobq_config_check(const struct jobq_opts *o, char *err, size_t errlen);
+
 /* Create the job tables if need be (before the named queries are checked against the
  * database, so that they may read them). DB_OK / DB_FAULT + err. */
 int jobq_create_tables(struct db *db, char *err, size_t errlen);
 
-/* Open the job tables on db's connection, rebuild the leases of the running jobs, hook
- * the enqueue op into db_apply. NULL + err. */
+/* Open the job tables on db's connection, rebuild the leases of the running jobs, read
+ * the recurring jobs' rows, hook the enqueue and cancel_job ops into db_apply. NULL +
+ * err. */
 struct jobq *jobq_new(struct db *db, struct mq *mq, const char *prefix, const struct req_limits *lim,
-                      char *err, size_t errlen);
+                      const struct jobq_opts *o, char *err, size_t errlen);
 void jobq_free(struct jobq *q);
 
 /* Is m a job message (PREFIX/jobs/..., or a job command put in the queue by jobq_admin)? */
 int jobq_owns(const struct jobq *q, const struct msg *m);
 
-/* In the batch, right after BEGIN: due jobs made ready, expired leases and runs past
- * their timeout ended. DB_OK / DB_FAULT + err. */
+/* In the batch, right after BEGIN: due jobs made ready, the recurring jobs whose tick
+ * has come enqueued, finished jobs pruned when due, expired leases and runs past their
+ * timeout ended. DB_OK / DB_FAULT + err. */
 int jobq_begin(struct jobq *q, char *err, size_t errlen);
 
 /* Around one request of the batch: where the events, pushes and the receipt's job list

@@ -69,6 +69,10 @@ static const char schema_sql[] =
     /* One worker connection's leases (its Last Will), and all leases at start. */
     "CREATE INDEX IF NOT EXISTS mosqlite_jobs_running ON mosqlite_jobs (session)"
     " WHERE state = 'running';"
+    /* Pruning: the finished jobs by state and age (finished_at is set in the final
+     * states only, RFC 3339 UTC with milliseconds, so text order is time order). */
+    "CREATE INDEX IF NOT EXISTS mosqlite_jobs_finished ON mosqlite_jobs (state, finished_at)"
+    " WHERE finished_at IS NOT NULL;"
     /* At most one live job per (queue, unique key); a running job whose cancel was
      * asked no longer holds its key (a `replace` supersedes it). */
     "CREATE UNIQUE INDEX IF NOT EXISTS mosqlite_jobs_unique ON mosqlite_jobs (queue, unique_key)"
@@ -93,6 +97,10 @@ static const char schema_sql[] =
 /* The counts move from one state (-1: none) to another; the order of the columns is
  * enum jobs_state's. */
 #define MOVE(n, i) n " = " n " + (?3 = " #i ") - (?2 = " #i ")"
+/* ?3 jobs in state ?2 are pruned. */
+#define SUB(n, i) n " = " n " - (?2 = " #i ") * ?3"
+/* The oldest ?3 jobs finished in state ?1 before ?2 (pruning). */
+#define PRUNED "SELECT id FROM mosqlite_jobs WHERE state = ?1 AND finished_at < ?2 ORDER BY finished_at, id LIMIT ?3"
 
 static const char *const sql[ST_N] = {
     [ST_INSERT] = "INSERT INTO mosqlite_jobs (queue, state, priority, run_at_ms, payload, unique_key,"
@@ -148,6 +156,20 @@ static const char *const sql[ST_N] = {
                 " FROM mosqlite_jobs WHERE id = ?1",
     [ST_PROGRESS] = "UPDATE mosqlite_jobs SET progress = ?3 WHERE id = ?1 AND attempt = ?2"
                     " AND state = 'running'",
+    [ST_CRON_GET] = "SELECT next_tick_ms, last_tick_ms FROM mosqlite_job_cron WHERE name = ?1",
+    [ST_CRON_SET] = "INSERT INTO mosqlite_job_cron (name, next_tick_ms, last_tick_ms) VALUES (?1, ?2, ?3)"
+                    " ON CONFLICT (name) DO UPDATE SET next_tick_ms = excluded.next_tick_ms,"
+                    " last_tick_ms = excluded.last_tick_ms",
+    [ST_CRON_NAMES] = "SELECT name FROM mosqlite_job_cron ORDER BY name",
+    [ST_CRON_DEL] = "DELETE FROM mosqlite_job_cron WHERE name = ?1",
+    [ST_PRUNE_COUNT] = "SELECT j.queue, count(*) FROM mosqlite_jobs j WHERE j.id IN (" PRUNED ")"
+                       " GROUP BY j.queue",
+    [ST_PRUNE_ATT] = "DELETE FROM mosqlite_job_attempts WHERE job IN (" PRUNED ")",
+    [ST_PRUNE_JOBS] = "DELETE FROM mosqlite_jobs WHERE id IN (" PRUNED ")",
+    [ST_COUNT_SUB] = "UPDATE mosqlite_job_queues SET " SUB("n_scheduled", 0) ", " SUB("n_ready", 1) ", "
+                     SUB("n_blocked", 2) ", " SUB("n_running", 3) ", " SUB("n_retry", 4) ", "
+                     SUB("n_done", 5) ", " SUB("n_failed", 6) ", " SUB("n_dead", 7) ", "
+                     SUB("n_cancelled", 8) " WHERE queue = ?1",
 };
 
 int jobs_open(struct jobs **out, sqlite3 *h, char *err, size_t errlen)

@@ -5,7 +5,8 @@
  *   mosqlite_job_attempts  one row per grant (job, attempt): who ran it, when, how it ended
  *   mosqlite_job_queues    one row per queue: paused, max_running, the count of its jobs
  *                          in each state (kept in the same transactions as the jobs)
- *   mosqlite_job_cron      recurring jobs' next tick (the table only; used by the cron)
+ *   mosqlite_job_cron      one row per recurring job (`job-cron` line): its next tick and
+ *                          the last tick it enqueued (jobcron.c)
  * Each has a primary key that is never NULL, so replicas (the session extension) follow.
  *
  * Every function here runs on the writer's connection inside the caller's open
@@ -253,6 +254,25 @@ void jobs_info_free(struct jobs_info *i);
  * "lease lost: ..." when that is not the live lease, DB_FAULT. */
 int jobs_progress(struct jobs *j, long long job, long long attempt, const char *progress,
                   char *err, size_t errlen);
+
+/* Recurring jobs' rows (mosqlite_job_cron). cron_get: DB_OK with *found 1 (and
+ * *next_ms, *last_ms: LLONG_MIN for none) or 0; DB_FAULT. cron_set: the row written
+ * (last_ms LLONG_MIN: NULL). cron_names: each row's name, in order (fn returns 0 to go
+ * on; the name is valid during the call). cron_delete: the row of name. */
+int jobs_cron_get(struct jobs *j, const char *name, int *found, long long *next_ms, long long *last_ms,
+                  char *err, size_t errlen);
+int jobs_cron_set(struct jobs *j, const char *name, long long next_ms, long long last_ms, char *err,
+                  size_t errlen);
+int jobs_cron_names(struct jobs *j, int (*fn)(void *arg, const char *name), void *arg, char *err,
+                    size_t errlen);
+int jobs_cron_delete(struct jobs *j, const char *name, char *err, size_t errlen);
+
+/* Pruning: the oldest jobs (at most max) that ended in the final state `state` before
+ * before_ms are deleted with their attempts, and their queue's count of that state goes
+ * down by as many, in the caller's transaction. No event. *n gets how many. DB_OK /
+ * DB_FAULT (DB_REJECT for a state that is not final). */
+int jobs_prune(struct jobs *j, int state, long long before_ms, int max, long long *n, char *err,
+               size_t errlen);
 
 /* The changes of state so far. jobs_events_mark: where the list stands (before a
  * request); jobs_events_cut: back to a mark (the request was rolled back); reset: empty

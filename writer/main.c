@@ -32,6 +32,7 @@
 #include "retain.h"
 #include "sched.h"
 #include "jobq.h"
+#include "jobs.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -73,7 +74,13 @@ static struct {
     long long backup_keep;
     const char *etcd_endpoints, *etcd_key;   /* leadership in etcd (lead.h) */
     long long etcd_ttl;
+    struct cfg_list job_cron;         /* the job queue (jobq.h) */
+    long long job_lease_ms, job_max_lost, job_max_attempts, job_backoff_ms, job_backoff_cap_ms;
+    long long job_keep_days, job_dead_keep_days;
 } cf = {
+    .job_lease_ms = JOBS_LEASE_MS, .job_max_lost = JOBS_MAX_LOST, .job_max_attempts = JOBS_MAX_ATTEMPTS,
+    .job_backoff_ms = JOBS_BACKOFF_MS, .job_backoff_cap_ms = JOBS_BACKOFF_CAP_MS, .job_keep_days = 7,
+    .job_dead_keep_days = 30,
     .retain_batch = 500, .retain_every_ms = 100, .backup_keep = 7,
     .hook_max = 4, .hook_timeout_ms = 10000, .hook_queue = 1000, .backup_step_pages = 256, .schedule_max = 100000,
     .host = MOSQLITE_DEFAULT_HOST, .prefix = MOSQLITE_DEFAULT_PREFIX, .db = "data/mosqlite.db",
@@ -125,6 +132,14 @@ static const struct cfg_opt options[] = {
     {"etcd-endpoints", 0, CFG_STR, &cf.etcd_endpoints, 0, 0, 0, "URL,...", "hold the leader key in this etcd cluster (unset: no etcd)"},
     {"etcd-key", 0, CFG_STR, &cf.etcd_key, 0, 0, 0, "KEY", "the leader key (unset: /mosqlite/PREFIX/leader)"},
     {"etcd-ttl", 0, CFG_INT, &cf.etcd_ttl, 2, 3600, 0, "S", "the leader lease's TTL"},
+    {"job-cron", 0, CFG_LIST, &cf.job_cron, 0, 0, CFG_FILE_ONLY, "NAME SCHEDULE QUEUE PAYLOAD [K=V...]", "a recurring job (UTC)"},
+    {"job-lease-ms", 0, CFG_INT, &cf.job_lease_ms, 1000, 86400000, 0, "MS", "a job's lease unless its enqueue says"},
+    {"job-max-lost", 0, CFG_INT, &cf.job_max_lost, 1, 1000000, 0, "N", "worker losses before a job is dead"},
+    {"job-max-attempts", 0, CFG_INT, &cf.job_max_attempts, 1, 1000000, 0, "N", "failures before a job is failed"},
+    {"job-backoff-ms", 0, CFG_INT, &cf.job_backoff_ms, 0, 86400000LL * 365, 0, "MS", "first retry's backoff"},
+    {"job-backoff-cap-ms", 0, CFG_INT, &cf.job_backoff_cap_ms, 0, 86400000LL * 365, 0, "MS", "longest backoff"},
+    {"job-keep-days", 0, CFG_INT, &cf.job_keep_days, 0, 36500, 0, "DAYS", "done, failed, cancelled jobs kept (0: for ever)"},
+    {"job-dead-keep-days", 0, CFG_INT, &cf.job_dead_keep_days, 0, 36500, 0, "DAYS", "dead jobs kept (0: for ever)"},
     {"verbose", 'v', CFG_FLAG, &cf.verbose, 0, 0, 0, "", "log debug lines"},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
@@ -203,11 +218,25 @@ static const char *origin_of(const char *key)
     return buf;
 }
 
+/* The job queue's settings from the config. */
+static void job_opts(struct jobq_opts *o)
+{
+    o->cron = &cf.job_cron;
+    o->lease_ms = cf.job_lease_ms;
+    o->max_lost = cf.job_max_lost;
+    o->max_attempts = cf.job_max_attempts;
+    o->backoff_ms = cf.job_backoff_ms;
+    o->backoff_cap_ms = cf.job_backoff_cap_ms;
+    o->keep_days = cf.job_keep_days;
+    o->dead_keep_days = cf.job_dead_keep_days;
+}
+
 /* The command line and config file. 0, or -1 to exit with *exit_code: 0 after --help,
  * EXIT_BAD_ARGS on error. */
 static int open_config(int argc, char **argv, int *exit_code)
 {
     char err[1024];
+    struct jobq_opts jo;
     int npos, rc;
 
     rc = cfg_parse_args(options, argc, argv, &npos, usage, err, sizeof err);
@@ -257,8 +286,9 @@ static int open_config(int argc, char **argv, int *exit_code)
         }
     }
     /* hook, query and retain lines: checked before the database is opened */
+    job_opts(&jo);
     if (hook_check(&cf.hooks, err, sizeof err) || query_check(&cf.queries, err, sizeof err) ||
-        retain_check(&cf.retains, err, sizeof err)) {
+        retain_check(&cf.retains, err, sizeof err) || jobq_config_check(&jo, err, sizeof err)) {
         fprintf(stderr, "mosqlite-writer: %s\n", err);
         return -1;
     }
@@ -330,6 +360,7 @@ static int open_mq(char *err, size_t errlen)
     struct mq_opts mqo;
     struct batch_opts bo;
     struct ctl_parts parts;
+    struct jobq_opts jo;
     char will[64];
 
     mosquitto_lib_init();
@@ -385,7 +416,8 @@ static int open_mq(char *err, size_t errlen)
     if (!(w.sched = sched_new(w.db, w.mq, (size_t)cf.batch_max, cf.schedule_max, err, errlen)))
         return -1;
     bo.sched = w.sched;
-    if (!(w.jobq = jobq_new(w.db, w.mq, cf.prefix, &bo.lim, err, errlen)))
+    job_opts(&jo);
+    if (!(w.jobq = jobq_new(w.db, w.mq, cf.prefix, &bo.lim, &jo, err, errlen)))
         return -1;
     bo.jobq = w.jobq;
     if (!(w.batch = batch_new(w.db, w.mq, &bo))) {

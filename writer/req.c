@@ -14,7 +14,7 @@
 #include "json.h"
 #include "util.h"
 
-const char *const op_names[] = {"insert", "upsert", "update", "delete", "enqueue"};
+const char *const op_names[] = {"insert", "upsert", "update", "delete", "enqueue", "cancel_job"};
 
 /* FNV-1a, 64 bits, over n bytes, continuing from h. */
 static unsigned long long fnv1a(unsigned long long h, const void *p, size_t n)
@@ -360,6 +360,7 @@ static int op_columns(struct req *r, const struct op_fields *f, struct req_op *o
                         op_names[op->kind], op_names[op->kind]);
         return read_columns(r, op->table, f->where, "where", 0, &op->woff, &op->nwhere, err, errlen);
     case OP_ENQUEUE:
+    case OP_CANCEL_JOB:
         break;
     }
     return 0;
@@ -530,6 +531,26 @@ int req_enqueue_read(const cJSON *o, int with_op, int envelope, const char *defa
     return 0;
 }
 
+/* {"op": "cancel_job", "job": N} (with the envelope's fields when it is the request). */
+static int cancel_job_read(const cJSON *o, int envelope, long long *job, char *err, size_t errlen)
+{
+    static const char *const fields[] = {"op", "job", "id", "reply_to", "at", "delay_ms", NULL};
+    const cJSON *c;
+    int i, nf = envelope ? 6 : 2;
+
+    for (c = o->child; c; c = c->next) {
+        for (i = 0; i < nf && strcmp(fields[i], c->string); i++)
+            ;
+        if (i == nf)
+            return util_fail(err, errlen, "unknown field \"%.100s\" in a cancel_job (it takes \"job\")",
+                             c->string);
+    }
+    *job = 0;
+    if (!cJSON_GetObjectItemCaseSensitive(o, "job"))
+        return util_fail(err, errlen, "cancel_job needs \"job\": the job's id");
+    return enq_int(o, "job", 1, 9007199254740991LL, job, err, errlen);
+}
+
 static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const char *topic_table,
                     struct req_op *op, char *err, size_t errlen)
 {
@@ -544,6 +565,12 @@ static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const
                 return util_fail(err, errlen, "an enqueue goes on PREFIX/write or PREFIX/jobs/QUEUE, "
                                  "not on a table's topic");
             return req_enqueue_read(o, 1, o == r->root, NULL, &op->enq, err, errlen);
+        }
+        if (cJSON_IsString(k) && !strcmp(k->valuestring, "cancel_job")) {
+            op->kind = OP_CANCEL_JOB;
+            if (topic_table)
+                return util_fail(err, errlen, "a cancel_job goes on PREFIX/write, not on a table's topic");
+            return cancel_job_read(o, o == r->root, &op->job, err, errlen);
         }
     }
     op_fields(o, &f);
@@ -793,7 +820,14 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
         return -1;
     /* Read the enqueues again now that numbers are marked: 1.0 is not an integer. */
     for (i = 0; i < r->nops; i++)
-        if (r->ops[i].kind == OP_ENQUEUE) {
+        if (r->ops[i].kind == OP_CANCEL_JOB) {
+            char sub[512];
+            /* The op's object again, now that numbers are marked: 1.0 is not an id. */
+            const cJSON *o = ops ? cJSON_GetArrayItem(ops, i) : r->root;
+            if (o && cancel_job_read(o, o == r->root, &r->ops[i].job, sub, sizeof sub))
+                return o == r->root ? util_fail(err, errlen, "%s", sub)
+                                    : util_fail(err, errlen, "ops[%d]: %s", i, sub);
+        } else if (r->ops[i].kind == OP_ENQUEUE) {
             const cJSON *o = r->ops[i].enq.obj;
             char sub[512];
             if (req_enqueue_read(o, 1, o == r->root, NULL, &r->ops[i].enq, sub, sizeof sub))

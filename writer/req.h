@@ -16,9 +16,10 @@
 #include "json.h"
 #include "schema.h"
 
-/* OP_ENQUEUE ({"op": "enqueue", ...}) adds a job (jobs.h); the writer applies it through
- * db.c's op hook, never as SQL. */
-enum op_kind { OP_INSERT, OP_UPSERT, OP_UPDATE, OP_DELETE, OP_ENQUEUE };
+/* OP_ENQUEUE ({"op": "enqueue", ...}) adds a job (jobs.h), OP_CANCEL_JOB ({"op":
+ * "cancel_job", "job": N}) cancels one; the writer applies them through db.c's op hook,
+ * never as SQL. */
+enum op_kind { OP_INSERT, OP_UPSERT, OP_UPDATE, OP_DELETE, OP_ENQUEUE, OP_CANCEL_JOB };
 
 extern const char *const op_names[];
 
@@ -53,6 +54,7 @@ struct req_enqueue {
 struct req_op {
     enum op_kind kind;
     struct req_enqueue enq;    /* OP_ENQUEUE */
+    long long job;             /* OP_CANCEL_JOB: the job */
     const struct table *table;
     int tindex;            /* table's index in the schema */
     struct req_val *vals;  /* values (insert, upsert) or set (update) */

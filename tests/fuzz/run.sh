@@ -9,6 +9,7 @@
 # same corpus as JSON Lines lines and as arguments; tests/fuzz/fuzz_cron.c over cron
 # schedules (common/cron.c) for FUZZ_CRON_SECONDS (default 15); tests/fuzz/fuzz_retain.c
 # over `retain` lines and scheduled backups' names for FUZZ_RETAIN_SECONDS (default 10);
+# tests/fuzz/fuzz_jobcron.c over `job-cron` lines for FUZZ_JOBCRON_SECONDS (default 10);
 # tests/fuzz/fuzz_console.c and tests/fuzz/fuzz_etcd.c (the etcd client's reading of
 # answers, writer/etcd.c) for a quarter of SECONDS each. Prints the executions and the coverage
 # reached. Exit non-zero on a crash or a sanitizer report; the input is left in
@@ -127,6 +128,20 @@ for a in '{"header":{"cluster_id":"324952591200643719","revision":"1","raft_term
     done
 done
 
+# fuzz_jobcron: `job-cron` lines (writer/jobcron.c), FUZZ_JOBCRON_SECONDS (default 10).
+mkdir -p "$OUT/jobcron-seeds" "$OUT/jobcron-corpus"
+# shellcheck disable=SC2046,SC2086
+"$CC" $FLAGS $(pkg-config --cflags sqlite3 libcjson libmosquitto libcurl) \
+    tests/fuzz/fuzz_jobcron.c $(ls writer/*.c | grep -v writer/main.c) common/*.c \
+    $(pkg-config --libs sqlite3 libcjson libmosquitto libcurl) -lpthread -lm -o "$OUT/fuzz_jobcron"
+n=0
+for s in 'nightly 0 2 * * * build {"branch": "main"}' 'w @weekly q null catch_up=all:3 priority=-1' \
+    'x */15 9-17 * * MON-FRI q [1, 2.5, "a b"] unique_key=k on_duplicate=replace lease_ms=60000' \
+    'y @daily q {"a":1,"a":2}' 'z 0 0 30 2 * q 1' 'c @hourly q "x" catch_up=skip concurrency_key=r concurrency=2' \
+    'd @reboot q 1' 'e @daily q 1 follow=true' 'f 0 0 * * * worker 1'; do
+    n=$((n + 1)); printf '%s' "$s" >"$OUT/jobcron-seeds/$n"
+done
+
 # fuzz TARGET CORPUS SEEDS DICT [SECONDS [MAX_LEN]] (DICT may be ""): run one target (SECS seconds by
 # default). 0, or 1 on a finding.
 fuzz() {
@@ -156,6 +171,7 @@ fuzz fuzz_ctl "$OUT/corpus-ctl" "$OUT/seeds-ctl" tests/fuzz/ctl.dict || failed=1
 fuzz fuzz_pub "$OUT/corpus-pub" "$OUT/seeds-pub" tests/fuzz/req.dict || failed=1
 fuzz fuzz_cron "$OUT/cron-corpus" "$OUT/cron-seeds" tests/fuzz/cron.dict "${FUZZ_CRON_SECONDS:-15}" 256 || failed=1
 fuzz fuzz_retain "$OUT/retain-corpus" "$OUT/retain-seeds" "" "${FUZZ_RETAIN_SECONDS:-10}" 256 || failed=1
+fuzz fuzz_jobcron "$OUT/jobcron-corpus" "$OUT/jobcron-seeds" tests/fuzz/cron.dict "${FUZZ_JOBCRON_SECONDS:-10}" 1024 || failed=1
 fuzz fuzz_console "$OUT/console-corpus" "$OUT/console-seeds" "" $(( (SECS + 3) / 4 )) 1024 || failed=1
 fuzz fuzz_etcd "$OUT/etcd-corpus" "$OUT/etcd-seeds" tests/fuzz/etcd.dict $(( (SECS + 3) / 4 )) 4096 || failed=1
 exit "$failed"

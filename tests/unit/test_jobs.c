@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "jobcron.h"
 #include "jobs_int.h"
 #include "unit.h"
 #include "util.h"
@@ -820,7 +821,8 @@ static void check_plans(void)
     for (i = 0; i < 2000; i++)
         enq(i % 2 ? "q" : "r", i % 5, NULL);
     sql("UPDATE mosqlite_jobs SET state = CASE id % 3 WHEN 0 THEN 'done' WHEN 1 THEN 'dead' ELSE 'failed'"
-        " END, unique_key = 'k' || id, conc_key = 'c' || (id % 7), conc_limit = 2 WHERE id > 20;"
+        " END, unique_key = 'k' || id, conc_key = 'c' || (id % 7), conc_limit = 2,"
+        " finished_at = '2027-01-01T00:00:00.000Z' WHERE id > 20;"
         "COMMIT; ANALYZE");
     check_plan(ST_BEST, "mosqlite_jobs_ready", "a grant", 0);
     check_plan(ST_DUE, "mosqlite_jobs_due", "due jobs", 0);
@@ -831,6 +833,8 @@ static void check_plans(void)
     check_plan(ST_SESSION, "mosqlite_jobs_running", "a session's leases", 0);
     check_plan(ST_RUNNING, "mosqlite_jobs_running", "all leases", 1);
     check_plan(ST_CLAIM, "mosqlite_job_attempts_claim", "a claim id", 0);
+    check_plan(ST_PRUNE_COUNT, "mosqlite_jobs_finished", "the jobs to prune, counted", 0);
+    check_plan(ST_PRUNE_JOBS, "mosqlite_jobs_finished", "the jobs pruned", 0);
     unit_check(grant1("q", "s1", NULL, NULL) > 0, "jobs: a grant among many finished jobs");
 }
 
@@ -877,6 +881,95 @@ static void check_counts(void)
     H = NULL;
 }
 
+/* Pruning: the oldest finished jobs of a state, their attempts, the counts. */
+static void check_prune(void)
+{
+    long long a, b, c, d, att, n = -1;
+    int rc;
+
+    fresh("jobs-prune.db");
+    err[0] = 0;
+    a = enq("q", 0, NULL);
+    b = enq("q", 0, NULL);
+    c = enq("r", 0, NULL);
+    d = enq("q", 0, NULL);
+    grant1("q", "s1", NULL, &att);
+    jobs_done(J, a, att, NULL, 0, T0 - 10 * 86400000LL, NULL, err, sizeof err);
+    jobs_cancel(J, b, T0 - 9 * 86400000LL, NULL, err, sizeof err);
+    jobs_cancel(J, c, T0 - 8 * 86400000LL, NULL, err, sizeof err);
+    jobs_cancel(J, d, T0 - 1 * 86400000LL, NULL, err, sizeof err);
+    rc = jobs_prune(J, JOBS_CANCELLED, T0 - 7 * 86400000LL, 1, &n, err, sizeof err);
+    unit_check(rc == DB_OK && n == 1 && qint("SELECT count(*) FROM mosqlite_jobs WHERE id = %lld", b) == 0,
+               "jobs: prune at most max, the oldest first (%lld pruned: %s)", n, err);
+    rc = jobs_prune(J, JOBS_CANCELLED, T0 - 7 * 86400000LL, 100, &n, err, sizeof err);
+    unit_check(rc == DB_OK && n == 1 && qint("SELECT count(*) FROM mosqlite_jobs WHERE id IN (%lld, %lld)", c, d) == 1,
+               "jobs: prune: only those older than the cut (%lld pruned)", n);
+    unit_check(qint("SELECT n_cancelled FROM mosqlite_job_queues WHERE queue = 'q'") == 1 &&
+               qint("SELECT n_cancelled FROM mosqlite_job_queues WHERE queue = 'r'") == 0 &&
+               qint("SELECT n_done FROM mosqlite_job_queues WHERE queue = 'q'") == 1,
+               "jobs: prune: each queue's count of the state moved down by its own");
+    rc = jobs_prune(J, JOBS_DONE, T0, 100, &n, err, sizeof err);
+    unit_check(rc == DB_OK && n == 1 && qint("SELECT count(*) FROM mosqlite_job_attempts WHERE job = %lld", a) == 0 &&
+               qint("SELECT n_done FROM mosqlite_job_queues WHERE queue = 'q'") == 0,
+               "jobs: prune: a done job with its attempts");
+    unit_check(jobs_prune(J, JOBS_RUNNING, T0, 100, &n, err, sizeof err) == DB_REJECT,
+               "jobs: prune: never a live state");
+}
+
+static int cron_name(void *arg, const char *name)
+{
+    strcat(arg, name);
+    strcat(arg, ",");
+    return 0;
+}
+
+/* mosqlite_job_cron rows, and `job-cron` lines. */
+static void check_cron(void)
+{
+    struct jobcron_spec sp;
+    long long next, last;
+    char names[256] = "";
+    int found, rc;
+
+    fresh("jobs-cron.db");
+    rc = jobs_cron_set(J, "b", 120000, LLONG_MIN, err, sizeof err);
+    rc |= jobs_cron_set(J, "a", 60000, 0, err, sizeof err);
+    rc |= jobs_cron_set(J, "b", 180000, 120000, err, sizeof err);
+    rc |= jobs_cron_get(J, "b", &found, &next, &last, err, sizeof err);
+    unit_check(rc == DB_OK && found && next == 180000 && last == 120000, "jobs: cron row written, then moved on");
+    jobs_cron_get(J, "zz", &found, &next, &last, err, sizeof err);
+    unit_check(!found, "jobs: no cron row");
+    jobs_cron_delete(J, "a", err, sizeof err);
+    jobs_cron_names(J, cron_name, names, err, sizeof err);
+    unit_check(!strcmp(names, "b,"), "jobs: cron rows: one deleted (left: %s)", names);
+    rc = jobcron_parse("nightly 0 2 * * MON-FRI build-arm64 {\"branch\": \"main\", \"n\": [1, 2]} priority=-3 "
+                       "catch_up=all:4 unique_key=nightly on_duplicate=replace", &sp, err, sizeof err);
+    unit_check(!rc && !strcmp(sp.name, "nightly") && !strcmp(sp.enq.queue, "build-arm64") && sp.enq.priority == -3 &&
+               sp.catch_up == JOBCRON_ALL && sp.catch_max == 4 && !strcmp(sp.enq.unique_key, "nightly") &&
+               sp.enq.on_duplicate == JOBS_DUP_REPLACE && cJSON_IsObject(sp.enq.payload) && sp.cron.hour == 1U << 2,
+               "jobcron: a line with a payload holding blanks, and options (%s)", rc ? err : "");
+    if (!rc)
+        jobcron_spec_free(&sp);
+    rc = jobcron_parse("h @hourly q null", &sp, err, sizeof err);
+    unit_check(!rc && sp.catch_up == JOBCRON_ONE && sp.catch_max == 1 && cJSON_IsNull(sp.enq.payload) &&
+               sp.enq.lease_ms == -1, "jobcron: a macro; catch_up one by default; options left to the defaults");
+    if (!rc)
+        jobcron_spec_free(&sp);
+    rc = jobcron_parse("x @daily q 1.5 max_attempts=2.0", &sp, err, sizeof err);
+    unit_check(rc && !strcmp(err, "job-cron x: \"max_attempts\" must be an integer from 1 to 1000000"),
+               "jobcron: an option's number is an integer (%s)", err);
+    rc = jobcron_parse("x @daily q {\"a\":1}x", &sp, err, sizeof err);
+    unit_check(rc && !strcmp(err, "job-cron x: PAYLOAD: a blank must follow the JSON value, not \"x\""),
+               "jobcron: the payload ends where its JSON does (%s)", err);
+    rc = jobcron_parse("x @daily q 1 follow=true", &sp, err, sizeof err);
+    unit_check(rc && strstr(err, "follow: a recurring job has no enqueuer"), "jobcron: no follow (%s)", err);
+    rc = jobcron_parse("x @daily q 1 priority=1 priority=2", &sp, err, sizeof err);
+    unit_check(rc && !strcmp(err, "job-cron x: option priority is given twice"), "jobcron: an option twice (%s)", err);
+    rc = jobcron_parse("x @daily q 1 on_duplicate=replace", &sp, err, sizeof err);
+    unit_check(rc && strstr(err, "\"on_duplicate\" needs \"unique_key\""), "jobcron: the enqueue's own checks (%s)",
+               err);
+}
+
 void test_jobs(void)
 {
     double t0 = util_now_exact_ms();
@@ -894,5 +987,7 @@ void test_jobs(void)
     check_plans();
     check_trust();
     check_counts();
+    check_prune();
+    check_cron();
     unit_note("jobs took %.0f ms", util_now_exact_ms() - t0);
 }
