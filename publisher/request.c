@@ -198,12 +198,13 @@ cleanup:
 }
 
 int mosqlite__receipt(const char *payload, size_t len, char *id, enum mosqlite_status *status,
-                char **error)
+                char **error, char *after)
 {
     cJSON *r = cJSON_ParseWithLength(payload, len), *i, *s, *e;
     int rc = -1;
 
     *error = NULL;
+    *after = '\0';
     if (!r)
         return -1;
     i = cJSON_GetObjectItemCaseSensitive(r, "id");
@@ -221,7 +222,14 @@ int mosqlite__receipt(const char *payload, size_t len, char *id, enum mosqlite_s
         *status = MOSQLITE_SCHEDULED;
     else if (!strcmp(s->valuestring, "cancelled"))
         *status = MOSQLITE_CANCELLED;
-    else
+    else if (!strcmp(s->valuestring, "waiting")) {
+        e = cJSON_GetObjectItemCaseSensitive(r, "after");
+        if (cJSON_IsString(e) && mosqlite_id_valid(e->valuestring))
+            strcpy(after, e->valuestring);
+        strcpy(id, i->valuestring);
+        rc = 1;
+        goto cleanup;
+    } else
         goto cleanup;
     strcpy(id, i->valuestring);
     if (*status == MOSQLITE_REJECTED)
