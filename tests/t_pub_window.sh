@@ -107,7 +107,7 @@ for round in $(seq 1 "$ROUNDS"); do
     kills $(( b + 1 ))
     ended $(( b + 1 )); once $(( b + 1 ))
     check_eq "build $(( b + 1 )), $W in flight, killed: rows out of order" "$(out_of_order $(( b + 1 )))" 0
-    note "build $(( b + 1 )): $(waited) transaction(s) answered waiting"
+    note "build $(( b + 1 )): $(waited) \"waiting\" answer(s) from the writer so far"
     # 3. The same kills with one transaction in flight: every line once, in order.
     pipe $(( b + 2 )) 1
     kills $(( b + 2 ))
