@@ -30,6 +30,11 @@ struct entry {
     int hnext;                  /* next index in the id hash chain, or -1 */
     int hashed;
     unsigned long long order;   /* its place in publish order (republishing keeps it) */
+    /* Answered "waiting": it came before the request it names in "after" (after). */
+    char after[MOSQLITE_ID_MAX + 1];
+    int waited;                 /* that answer came while E_SENDING: held at PUBCOMP */
+    int held;                   /* E_WAITING until after's receipt (or an earlier one's republish) */
+    int wait_ms;                /* the next delay when after is not outstanding here */
 };
 
 struct mosqlite_client {
@@ -49,6 +54,7 @@ struct mosqlite_client {
     int *buckets;               /* id hash -> first slot, or -1 */
     unsigned nbuckets;
     int nused;
+    int nheld;                  /* entries held for another's receipt */
     size_t bytes;
     int connected, subscribed, sub_mid, conn_rc, started;
     double progress_at;         /* last time something finished (or the window filled from empty) */

@@ -53,9 +53,9 @@ static const char usage[] =
     "The log pipe (--lines) copies stdin to stdout as it reads it (--no-tee: not), reads\n"
     "to the end whatever happens, and inserts each line into COLUMN of TABLE with the\n"
     "values of --with: transactions of up to --lines-max lines (1000) and 192 KiB, each\n"
-    "under an id, one in flight at a time (--lines-window N: N, faster, but a broker or\n"
-    "writer killed -9 may then store up to N transactions out of order), so a line is\n"
-    "applied once and in order. Lines go through a spool on disk (--spool, bounded by\n"
+    "under an id, up to --lines-window (16) in flight, each naming the one before it so\n"
+    "that the writer keeps their order even across a broker or writer killed -9: a line\n"
+    "is applied once and in order. Lines go through a spool on disk (--spool, bounded by\n"
     "--spool-max: past it lines are dropped and counted) while the broker is away. At the\n"
     "end it waits while delivery progresses, and up to --linger seconds without; what is\n"
     "left stays in the spool for --deliver DIR. A line longer than 32 KiB becomes several\n"
@@ -74,7 +74,7 @@ static char *o_user, *o_pass, *o_cafile,
             *o_client_id, *o_id_prefix, *o_cert, *o_key, *o_protocol;
 static long long o_port = MOSQLITE_DEFAULT_PORT, o_timeout = 30, o_window = 1000,
                  o_max_line = MOSQLITE_DEFAULT_MAX_PAYLOAD, o_spool_max = 64LL << 20, o_linger = 10, o_qos = 2,
-                 o_lines_window = 1, o_lines_max = 1000;
+                 o_lines_window = 0, o_lines_max = 1000;
 static int o_wait, o_verbose, o_no_tee, o_no_build, o_insecure, o_debug, o_must_match;
 
 static const struct cfg_opt opts[] = {
@@ -111,8 +111,8 @@ static const struct cfg_opt opts[] = {
     {"linger", 0, CFG_INT, &o_linger, 0, 86400, 0, "SECONDS",
      "--lines, --deliver: at the end, wait this long without progress"},
     {"lines-window", 0, CFG_INT, &o_lines_window, 1, 256, 0, "N",
-     "--lines, --deliver: transactions in flight at once (above 1: faster, but a broker or "
-     "writer killed -9 may store a window's lines out of order)"},
+     "--lines, --deliver: transactions in flight at once (16; 1: the next only once the one "
+     "before is answered); the order holds across a broker or writer killed -9 either way"},
     {"lines-max", 0, CFG_INT, &o_lines_max, 1, 100000, 0, "N",
      "--lines, --deliver: most rows in one transaction (at most the writer's max-ops)"},
     {"deliver", 0, CFG_STR, &o_deliver, 0, 0, CFG_CMDLINE_ONLY, "DIR",

@@ -2,9 +2,13 @@
  * go out in spool order, several in flight; the library republishes each under the
  * same id until its receipt comes, in publish order and with every one after it, so
  * a transaction is applied exactly once; after a republish nothing new goes out until
- * every transaction in flight is answered. The broker or the writer away is said
- * once, and lines wait in the spool meanwhile. A transaction the broker refuses for
- * good (its ACL) ends delivery: it and what follows stay in the spool. */
+ * every transaction in flight is answered. A transaction published while the one
+ * before it has no receipt yet names it in "after": the writer applies it only once
+ * that one is applied, and otherwise answers "waiting" (the library then publishes it
+ * again after that one), so the order holds whatever the broker or the writer lost.
+ * The broker or the writer away is said once, and lines wait in the spool meanwhile. A
+ * transaction the broker refuses for good (its ACL) ends delivery: it and what follows
+ * stay in the spool. */
 #include "pipe_deliver.h"
 #include "log.h"
 #include "util.h"
@@ -69,6 +73,8 @@ static void on_result(mosqlite_client *c, const struct mosqlite_result *r, void 
         d->applied += (unsigned long long)f->n;
     }
     spool_done(d->sp, f->seq);
+    if (f->seq == d->last_seq)
+        d->last_live = 0;
     d->freefl[d->nfree++] = slot;
     d->outstanding--;
     d->answered_at = util_now_exact_ms();
@@ -114,7 +120,8 @@ static mosqlite_client *dial(struct deliverer *d)
 static int send_batch(struct deliverer *d, const char *payload, long n, char kind,
                       unsigned long long seq)
 {
-    int slot, rc;
+    unsigned long long last_seq;
+    int slot, rc, last_live;
 
     slot = d->freefl[--d->nfree];
     d->fl[slot].seq = seq;
@@ -123,9 +130,15 @@ static int send_batch(struct deliverer *d, const char *payload, long n, char kin
     if (d->outstanding == 0)
         d->answered_at = util_now_exact_ms();
     d->outstanding++;
+    last_seq = d->last_seq;
+    last_live = d->last_live;
+    d->last_seq = seq;                  /* before: its receipt may come within the call */
+    d->last_live = 1;
     rc = mosqlite_publish(d->c, NULL, payload, (void *)(intptr_t)slot, NULL);
     if (rc == MOSQLITE_OK)
         return 1;
+    d->last_seq = last_seq;             /* not published: the one before is still the last */
+    d->last_live = last_live;
     d->outstanding--;
     d->freefl[d->nfree++] = slot;
     if (rc == MOSQLITE_EINVAL) {
@@ -209,7 +222,12 @@ void *deliver_main(void *arg)
                     payload = np;
                     pcap = len + 256;
                 }
-                if (n > 0)
+                /* After the one before while that one has no receipt: a transaction
+                 * the broker or the writer lost then cannot be overtaken. */
+                if (n > 0 && d->last_live)
+                    snprintf(payload, pcap, "{\"id\":\"%s-%llu\",\"after\":\"%s-%llu\",\"ops\":[%s]}",
+                             spool_id(d->sp), seq, spool_id(d->sp), d->last_seq, body);
+                else if (n > 0)
                     snprintf(payload, pcap, "{\"id\":\"%s-%llu\",\"ops\":[%s]}", spool_id(d->sp),
                              seq, body);
                 held = n > 0;

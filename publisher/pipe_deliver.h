@@ -8,8 +8,9 @@
 
 #include <pthread.h>
 
-#define DELIVER_WINDOW 1                /* transactions in flight, by default: the order
-                                         * survives a broker or writer killed -9 */
+#define DELIVER_WINDOW 16               /* transactions in flight, by default (each names
+                                         * the one before: the order survives a broker or
+                                         * writer killed -9 whatever the window) */
 #define DELIVER_WINDOW_MAX 256          /* the most a spool keeps track of */
 #define DELIVER_LINES 1000              /* rows per transaction: the writer's default max-ops */
 #define DELIVER_BYTES (192u * 1024u)    /* under the writer's default payload limit (256 KiB) */
@@ -42,6 +43,8 @@ struct deliverer {
                                          * since a republish: the whole window may be used */
     unsigned long republished;
     double answered_at;
+    unsigned long long last_seq;        /* the last transaction published, */
+    int last_live;                      /* ... while its receipt is still to come */
 };
 
 /* Set d up to deliver the spool sp (in dir) over a connection like mo's (with

@@ -198,13 +198,14 @@ cleanup:
 }
 
 int mosqlite__receipt(const char *payload, size_t len, char *id, enum mosqlite_status *status,
-                char **error, long *changes)
+                char **error, long *changes, char *after)
 {
     cJSON *r = cJSON_ParseWithLength(payload, len), *i, *s, *e, *n;
     int rc = -1;
 
     *error = NULL;
     *changes = -1;
+    *after = '\0';
     if (!r)
         return -1;
     i = cJSON_GetObjectItemCaseSensitive(r, "id");
@@ -222,7 +223,14 @@ int mosqlite__receipt(const char *payload, size_t len, char *id, enum mosqlite_s
         *status = MOSQLITE_SCHEDULED;
     else if (!strcmp(s->valuestring, "cancelled"))
         *status = MOSQLITE_CANCELLED;
-    else
+    else if (!strcmp(s->valuestring, "waiting")) {
+        e = cJSON_GetObjectItemCaseSensitive(r, "after");
+        if (cJSON_IsString(e) && mosqlite_id_valid(e->valuestring))
+            strcpy(after, e->valuestring);
+        strcpy(id, i->valuestring);
+        rc = 1;
+        goto cleanup;
+    } else
         goto cleanup;
     strcpy(id, i->valuestring);
     n = cJSON_GetObjectItemCaseSensitive(r, "changes");

@@ -21,10 +21,12 @@ MOSQLITE_INTERNAL char *mosqlite__stamp(const char *json, const char *reply_to, 
 
 /* Read a receipt. id receives its id (MOSQLITE_ID_MAX + 1 bytes); *error a heap copy
  * of the reason when rejected, else NULL; *changes its "changes" (-1 when it has none).
- * Returns 0, or -1 when it is not a receipt. */
+ * Returns 0, 1 for "waiting" (the request came before the one it names in "after": not
+ * applied; after, MOSQLITE_ID_MAX + 1 bytes, receives that id, "" when the receipt has
+ * none; *status is not set), or -1 when it is not a receipt. */
 MOSQLITE_INTERNAL int mosqlite__receipt(const char *payload, size_t len, char *id,
                                        enum mosqlite_status *status, char **error,
-                                       long *changes);
+                                       long *changes, char *after);
 
 /* mosqlite_lines_new() with one more fixed value, stream_column: stream (a string),
  * in place of any such member of with (NULL stream_column or stream: none). For the

@@ -6,6 +6,10 @@
  * publish) -> E_WAITING (with receipts: the broker has it, waiting for the receipt;
  * or the broker refused it, or there was no connection yet) -> published again at
  * retry_at -> ... -> E_DONE (finished, its result not yet delivered) -> E_FREE. A
+ * request answered "waiting" (it names "after" a request the writer has not applied
+ * yet) is not finished: it waits in E_WAITING, held until the receipt of that request
+ * comes when this client has it outstanding (or republished with an earlier one, in
+ * order), else published again after a short delay. A
  * request in E_SENDING is libmosquitto's to resend on reconnect, so without receipts
  * it is never published twice by us: a second copy would be a second row. */
 #include "internal.h"
@@ -71,10 +75,47 @@ static int hash_find(mosqlite_client *c, const char *id)
     return -1;
 }
 
-/* Lock held. The request in slot i is finished: queue its result for delivery. */
+static void set_held(mosqlite_client *c, struct entry *e, int held)
+{
+    c->nheld += held - e->held;
+    e->held = held;
+}
+
+/* Lock held. Slot i, in E_WAITING, was answered "waiting" for e->after: held until
+ * that request's receipt when it is outstanding here, else published again soon
+ * (from 50 ms, doubling to 16 s: it may have been answered just before). */
+static void hold(mosqlite_client *c, int i, double now)
+{
+    struct entry *e = &c->ents[i];
+    int p = *e->after ? hash_find(c, e->after) : -1;
+
+    if (p >= 0 && p != i) {
+        set_held(c, e, 1);
+        e->retry_at = 1e300;
+        return;
+    }
+    set_held(c, e, 0);
+    if (!e->wait_ms)
+        e->wait_ms = 50;
+    e->retry_at = now + e->wait_ms;
+    e->wait_ms = e->wait_ms * 2 > 16000 ? 16000 : e->wait_ms * 2;
+}
+
+/* Lock held. The request in slot i is finished: queue its result for delivery, and
+ * let those held for it go out again. */
 static void finish(mosqlite_client *c, int i, enum mosqlite_status status, char *error)
 {
     struct entry *e = &c->ents[i];
+    int k;
+
+    set_held(c, e, 0);
+    for (k = 0; c->nheld > 0 && k < c->window; k++) {
+        struct entry *w = &c->ents[k];
+        if (w->held && w->state == E_WAITING && !strcmp(w->after, e->id)) {
+            set_held(c, w, 0);
+            w->retry_at = 0;
+        }
+    }
 
     e->state = E_DONE;
     e->status = status;
@@ -150,6 +191,10 @@ void mosqlite__on_publish(struct mosquitto *mosq, void *obj, int mid, int reason
                 e->state = E_WAITING;
                 e->retry_at = util_now_exact_ms() + e->backoff_ms;
                 e->backoff_ms = e->backoff_ms * 2 > 16000 ? 16000 : e->backoff_ms * 2;
+                if (e->waited) {
+                    e->waited = 0;
+                    hold(c, i, util_now_exact_ms());
+                }
             } else {
                 finish(c, i, MOSQLITE_SENT, NULL);
             }
@@ -163,23 +208,34 @@ void mosqlite__on_message(struct mosquitto *mosq, void *obj,
                           const struct mosquitto_message *m, const mosquitto_property *props)
 {
     mosqlite_client *c = obj;
-    char id[MOSQLITE_ID_MAX + 1];
+    char id[MOSQLITE_ID_MAX + 1], after[MOSQLITE_ID_MAX + 1];
     enum mosqlite_status status;
     char *error;
     long changes;
-    int i;
+    int i, rc;
 
     if (strcmp(m->topic, c->reply_topic) ||
-        mosqlite__receipt(m->payload, (size_t)m->payloadlen, id, &status, &error, &changes))
+        (rc = mosqlite__receipt(m->payload, (size_t)m->payloadlen, id, &status, &error, &changes, after)) < 0)
         return;
     pthread_mutex_lock(&c->lock);
     i = hash_find(c, id);
-    if (i >= 0) {
+    if (rc == 1) {
+        /* Waiting: not applied; published again once what it follows is. */
+        if (i >= 0) {
+            struct entry *e = &c->ents[i];
+            strcpy(e->after, after);
+            if (e->state == E_SENDING)
+                e->waited = 1;      /* its latest publish is not complete yet */
+            else
+                hold(c, i, util_now_exact_ms());
+            pthread_cond_broadcast(&c->cond);
+        }
+    } else if (i >= 0) {
         c->ents[i].changes = changes;
         finish(c, i, status, error);
-    }
-    else
+    } else {
         free(error);                /* a receipt for a copy of a request already done */
+    }
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -197,6 +253,7 @@ static int send_entry(mosqlite_client *c, int i)
     /* NO_CONN/CONN_LOST: libmosquitto has queued it and sends it on reconnect. */
     e->state = E_SENDING;
     e->mid = mid;
+    set_held(c, e, 0);
     if (e->tries++ > 0)
         c->st.republished++;
     c->by_mid[mid & 0xffff] = i;

@@ -52,7 +52,8 @@ static void outcome_clear(struct outcome *o)
     free(o->error);
     free(o->cancel);
     free(o->extra);
-    o->id = o->reply_to = o->error = o->cancel = o->extra = NULL;
+    free(o->after);
+    o->id = o->reply_to = o->error = o->cancel = o->extra = o->after = NULL;
 }
 
 /* Drop the first n messages of the queue. */
@@ -286,7 +287,7 @@ static int process(struct batch *b, struct msg *m)
         jobq_mark(b->o.jobq, &mk);
     rc = apply_request(b, m, o, &what, &due_ms, &changes, &rowid, err, sizeof err);
     if (b->o.jobq && rc != DB_OK && rc != DB_DUP)
-        jobq_cut(b->o.jobq, &mk);
+        jobq_cut(b->o.jobq, &mk);       /* DB_WAIT too: none of its ops ran */
     if (rc == DB_LOST) {
         /* Keep the reason; the caller replays the batch without this request. */
         free(o->error);
@@ -305,6 +306,8 @@ static int process(struct batch *b, struct msg *m)
     o->reply_to = xstrdup(b->req.reply_to ? b->req.reply_to :
                           m->resp_topic && req_reply_topic_ok(m->resp_topic, b->o.prefix) ? m->resp_topic : NULL);
     o->cancel = xstrdup(b->req.cancel);
+    if (rc == DB_WAIT)
+        o->after = xstrdup(b->req.after);
     if (b->o.jobq && rc == DB_OK)
         o->extra = jobq_take_receipt(b->o.jobq);
     req_clear(&b->req);
@@ -316,7 +319,7 @@ static int process(struct batch *b, struct msg *m)
             return DB_FAULT;
         return DB_OK;
     }
-    o->kind = rc == DB_DUP ? OUT_DUP : what;
+    o->kind = rc == DB_DUP ? OUT_DUP : rc == DB_WAIT ? OUT_WAITING : what;
     o->changes = changes;
     o->rowid = rowid;
     o->due_ms = due_ms;
@@ -340,6 +343,9 @@ static void publish_outcome(struct batch *b, struct msg *m)
         b->stats.scheduled++;
     } else if (o->kind == OUT_CANCELLED) {
         b->stats.cancelled++;
+    } else if (o->kind == OUT_WAITING) {
+        log_debug("%s came before %s: not applied, answered waiting", o->id ? o->id : "a request",
+                  o->after);
     } else {
         b->stats.applied++;
     }

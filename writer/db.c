@@ -40,7 +40,7 @@ struct db {
     int trusted;                  /* 1 while the writer runs its own statements */
     struct sql_cache *cache;      /* the request path's statements */
     sqlite3_stmt *begin, *commit, *rollback, *sp, *sp_release, *sp_rollback;
-    sqlite3_stmt *dup_check, *dup_insert, *rej_insert;
+    sqlite3_stmt *dup_check, *dup_insert, *rej_insert, *rej_check;
     struct jbuf rows;             /* event rows of the open batch */
     struct db_event *ev;
     int nev, capev;
@@ -228,6 +228,8 @@ static int create_internal(struct db *db, char *err, size_t errlen)
                 "CREATE TABLE IF NOT EXISTS mosqlite_rejected ("
                 " id INTEGER PRIMARY KEY, at TEXT NOT NULL, topic TEXT NOT NULL, req_id TEXT,"
                 " error TEXT NOT NULL, payload);"
+                /* A request "after" a rejected one is not held back by it (db_apply). */
+                "CREATE INDEX IF NOT EXISTS mosqlite_rejected_req_id ON mosqlite_rejected (req_id);"
                 /* Scheduled writes (sched.c), each as received, until applied or cancelled;
                  * seq keeps the order of those due at the same time. */
                 "CREATE TABLE IF NOT EXISTS mosqlite_scheduled ("
@@ -287,6 +289,7 @@ static int prepare_internal(struct db *db, char *err, size_t errlen)
         !(db->sp_rollback = prep(db, "ROLLBACK TO req")) ||
         !(db->dup_check = prep(db, "SELECT hash IS NULL OR hash = ?2 FROM mosqlite_applied WHERE id = ?1")) ||
         !(db->dup_insert = prep(db, "INSERT INTO mosqlite_applied (id, at, hash) VALUES (?1, ?2, ?3)")) ||
+        !(db->rej_check = prep(db, "SELECT 1 FROM mosqlite_rejected WHERE req_id = ?1 LIMIT 1")) ||
         !(db->rej_insert = prep(db, "INSERT INTO mosqlite_rejected (at, topic, req_id, error, payload)"
                                     " VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?1, ?2, ?3, ?4)"))) {
         snprintf(err, errlen, "preparing internal statements: %s", sqlite3_errmsg(db->h));
@@ -345,6 +348,7 @@ void db_close(struct db *db)
     sqlite3_finalize(db->dup_check);
     sqlite3_finalize(db->dup_insert);
     sqlite3_finalize(db->rej_insert);
+    sqlite3_finalize(db->rej_check);
     if (db->h && sqlite3_close(db->h) != SQLITE_OK)
         log_warn("closing the database: %s", sqlite3_errmsg(db->h));
     schema_free(&db->schema);
@@ -663,6 +667,20 @@ int db_id_keep(struct db *db, const char *id, unsigned long long hash)
     return run_trusted(db, db->dup_insert);
 }
 
+/* Has the request named id been dealt with: applied (or a duplicate of one applied),
+ * earlier in this batch included, or rejected? 1, 0, or -1 with SQLite's code in *rc. */
+static int after_done(struct db *db, const char *id, int *rc)
+{
+    int seen = db_id_seen(db, id, 0, rc);
+
+    if (seen)
+        return seen < 0 ? -1 : 1;
+    sqlite3_bind_text(db->rej_check, 1, id, -1, SQLITE_STATIC);
+    *rc = sqlite3_step(db->rej_check);
+    sqlite3_reset(db->rej_check);
+    return *rc == SQLITE_ROW ? 1 : *rc == SQLITE_DONE ? 0 : -1;
+}
+
 int db_apply(struct db *db, const struct req *r, long long *changes, long long *rowid,
              char *err, size_t errlen)
 {
@@ -684,6 +702,13 @@ int db_apply(struct db *db, const struct req *r, long long *changes, long long *
         }
         run(db->sp_release);
         return DB_DUP;
+    }
+    /* Come before the request it follows: nothing applied, its id not kept. */
+    if (r->after && (seen = after_done(db, r->after, &rc)) <= 0) {
+        if (seen < 0)
+            return db_fault(db, rc, err, errlen);
+        run(db->sp_release);
+        return DB_WAIT;
     }
     for (i = 0; i < r->nops; i++) {
         if (r->ops[i].kind == OP_ENQUEUE || r->ops[i].kind == OP_CANCEL_JOB) {

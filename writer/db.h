@@ -20,8 +20,10 @@
 
 /* DB_LOST: the request was rejected, and SQLite rolled back the whole batch with it
  * (an ON CONFLICT ROLLBACK clause, or RAISE(ROLLBACK) in a trigger): the requests
- * before it in the batch must be applied again, without it. */
-enum db_rc { DB_OK, DB_DUP, DB_REJECT, DB_FAULT, DB_LOST };
+ * before it in the batch must be applied again, without it. DB_WAIT: the request
+ * names "after" an id not applied (nor rejected) yet: nothing of it is applied and
+ * its id is not kept; it is answered "waiting". */
+enum db_rc { DB_OK, DB_DUP, DB_REJECT, DB_FAULT, DB_LOST, DB_WAIT };
 
 struct db_opts {
     const char *path;
@@ -56,7 +58,9 @@ int db_commit(struct db *db, char *err, size_t errlen);      /* DB_OK / DB_FAULT
 void db_rollback(struct db *db);                             /* and forget the events */
 
 /* Apply one validated request inside the open batch. Sets *changes and *rowid
- * (-1 when none). DB_OK, DB_DUP (its id was applied before), DB_REJECT (+ err,
+ * (-1 when none). DB_OK, DB_DUP (its id was applied before), DB_WAIT (its "after"
+ * is neither in mosqlite_applied, earlier in this batch included, nor in
+ * mosqlite_rejected: not applied, nothing kept), DB_REJECT (+ err,
  * nothing of it remains), DB_LOST (+ err, see above), DB_FAULT (+ err; roll the
  * batch back). */
 int db_apply(struct db *db, const struct req *r, long long *changes, long long *rowid,

@@ -49,6 +49,9 @@ int out_receipt(struct jbuf *b, const struct outcome *o)
     } else if (o->kind == OUT_CANCELLED) {
         put_str(b, "status", "cancelled");
         put_str(b, "cancel", o->cancel);
+    } else if (o->kind == OUT_WAITING) {
+        put_str(b, "status", "waiting");
+        put_str(b, "after", o->after);
     } else {
         put_str(b, "status", "applied");
         put_int(b, "changes", o->changes);

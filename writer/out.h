@@ -8,6 +8,7 @@
  *              {"id":...,"status":"rejected","error":"..."}
  *              {"id":...,"status":"scheduled","due":"2026-11-24T23:00:00.000Z"}
  *              {"id":...,"status":"cancelled","cancel":"ID"}
+ *              {"id":...,"status":"waiting","after":"ID"}   (not applied: ID is not yet)
  *   rejection  PREFIX/rejected: {"topic":...,"id":...,"error":...,"payload":"<first 1 KiB>"}
  *   event      PREFIX/events/TABLE: {"table":...,"op":...,"rows":[...][,"truncated":true]}
  *   status     PREFIX/status, retained: state, version, counters, pending, error
@@ -24,7 +25,8 @@
 
 /* OUT_DROPPED: a scheduled request queued when due but cancelled since: nothing to
  * publish (the cancel had its receipt). */
-enum out_kind { OUT_APPLIED = 1, OUT_DUP, OUT_REJECTED, OUT_SCHEDULED, OUT_CANCELLED, OUT_DROPPED };
+enum out_kind { OUT_APPLIED = 1, OUT_DUP, OUT_REJECTED, OUT_SCHEDULED, OUT_CANCELLED, OUT_DROPPED,
+                OUT_WAITING };
 
 /* What became of one request. The strings are heap copies owned by whoever fills
  * the outcome in (batch.c); the encoders only read them. */
@@ -38,6 +40,7 @@ struct outcome {
     char *reply_to;               /* where its receipt goes, or NULL for none */
     char *error;                  /* the rejection text, when rejected */
     char *cancel;                 /* when cancelled: the id of the request cancelled */
+    char *after;                  /* when waiting: the id it waits for */
     char *extra;                  /* applied or duplicate: more members, JSON text ("jobs":[...]) */
 };
 

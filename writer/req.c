@@ -266,7 +266,7 @@ struct op_fields {
 static void op_fields(const cJSON *o, struct op_fields *f)
 {
     static const char *const allowed[] = {"op", "table", "values", "set", "where", "on_conflict",
-                                          "id", "reply_to", "ops", "at", "delay_ms", NULL};
+                                          "id", "reply_to", "ops", "at", "delay_ms", "after", NULL};
     const cJSON *c;
     int i;
 
@@ -471,7 +471,7 @@ int req_enqueue_read(const cJSON *o, int with_op, int envelope, const char *defa
         "op", "queue", "payload", "priority", "unique_key", "on_duplicate", "concurrency_key",
         "concurrency", "max_attempts", "max_lost", "backoff_ms", "backoff_cap_ms", "jitter_pct",
         "lease_ms", "timeout_ms", "follow", NULL};
-    static const char *const env[] = {"id", "reply_to", "at", "delay_ms", NULL};
+    static const char *const env[] = {"id", "reply_to", "at", "delay_ms", "after", NULL};
     const cJSON *c, *v;
     int i;
 
@@ -486,7 +486,7 @@ int req_enqueue_read(const cJSON *o, int with_op, int envelope, const char *defa
             continue;
         for (i = 0; envelope && env[i] && strcmp(env[i], c->string); i++)
             ;
-        if (!envelope || !env[i])
+        if (!envelope || !env[i] || (envelope < 2 && !strcmp(env[i], "after")))
             return util_fail(err, errlen, "unknown field \"%.100s\" in an enqueue", c->string);
     }
     v = cJSON_GetObjectItemCaseSensitive(o, "queue");
@@ -564,7 +564,7 @@ static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const
             if (topic_table)
                 return util_fail(err, errlen, "an enqueue goes on PREFIX/write or PREFIX/jobs/QUEUE, "
                                  "not on a table's topic");
-            return req_enqueue_read(o, 1, o == r->root, NULL, &op->enq, err, errlen);
+            return req_enqueue_read(o, 1, o == r->root ? 2 : 0, NULL, &op->enq, err, errlen);
         }
         if (cJSON_IsString(k) && !strcmp(k->valuestring, "cancel_job")) {
             op->kind = OP_CANCEL_JOB;
@@ -664,9 +664,9 @@ static int parse_ops(struct req *r, const struct schema *s, const struct req_lim
 
     for (f = r->root->child; f; f = f->next)
         if (strcmp(f->string, "ops") && strcmp(f->string, "id") && strcmp(f->string, "reply_to") &&
-            strcmp(f->string, "at") && strcmp(f->string, "delay_ms"))
+            strcmp(f->string, "at") && strcmp(f->string, "delay_ms") && strcmp(f->string, "after"))
             return util_fail(err, errlen, "a transaction has only \"ops\", \"id\", \"reply_to\", "
-                        "\"at\" and \"delay_ms\"; \"%.100s\" belongs inside an op", f->string);
+                        "\"after\", \"at\" and \"delay_ms\"; \"%.100s\" belongs inside an op", f->string);
     return parse_op_list(r, s, lim, topic_table, ops, err, errlen);
 }
 
@@ -693,6 +693,7 @@ static int parse_op_list(struct req *r, const struct schema *s, const struct req
             (cJSON_GetObjectItemCaseSensitive(o, "reply_to") && util_fail(sub, sizeof sub, "\"reply_to\" belongs to the transaction, not to an op")) ||
             (cJSON_GetObjectItemCaseSensitive(o, "at") && util_fail(sub, sizeof sub, "\"at\" belongs to the transaction, not to an op")) ||
             (cJSON_GetObjectItemCaseSensitive(o, "delay_ms") && util_fail(sub, sizeof sub, "\"delay_ms\" belongs to the transaction, not to an op")) ||
+            (cJSON_GetObjectItemCaseSensitive(o, "after") && util_fail(sub, sizeof sub, "\"after\" belongs to the transaction, not to an op")) ||
             parse_op(r, s, o, topic_table, &r->ops[i], sub, sizeof sub))
             return util_fail(err, errlen, "ops[%d]: %s", i, sub);
     }
@@ -758,6 +759,27 @@ static int parse_when(struct req *r, char *err, size_t errlen)
     return 0;
 }
 
+/* "after": the id of the request this one must follow: applied only once that one is
+ * (batch.c answers "waiting" otherwise). Not with a time: a scheduled request is
+ * applied when due, not when another is. */
+static int parse_after(struct req *r, char *err, size_t errlen)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(r->root, "after");
+
+    if (!a)
+        return 0;
+    if (!cJSON_IsString(a) || !printable_id(a->valuestring))
+        return util_fail(err, errlen, "\"after\" must be the id of a request: a string of 1 to 128 "
+                         "printable ASCII characters");
+    if (r->has_at || r->delay_ms >= 0)
+        return util_fail(err, errlen, "give \"after\" or \"at\"/\"delay_ms\", not both: a request "
+                         "that follows another is applied when that one is, not at a time");
+    if (r->id && !strcmp(r->id, a->valuestring))
+        return util_fail(err, errlen, "\"after\" is the request's own id: it would wait for itself");
+    r->after = a->valuestring;
+    return 0;
+}
+
 /* After the ops: "at"/"delay_ms" with enqueues is when the jobs run (the request is
  * applied now, so it may hold nothing else); otherwise a scheduled request, which needs
  * an id. An enqueue's "follow" needs the request's reply_to. */
@@ -795,7 +817,7 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
     int i;
 
     r->root = NULL;
-    r->id = r->reply_to = r->cancel = NULL;
+    r->id = r->reply_to = r->cancel = r->after = NULL;
     r->at_ms = r->delay_ms = -1;
     r->has_at = r->jobs_at = 0;
     r->nops = r->nval = r->nint = 0;
@@ -803,7 +825,7 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
         return -1;
     if ((cancel = cJSON_GetObjectItemCaseSensitive(r->root, "cancel")))
         return parse_cancel(r, cancel, err, errlen) || walk_tree(r, err, errlen) ? -1 : 0;
-    if (parse_when(r, err, errlen))
+    if (parse_when(r, err, errlen) || parse_after(r, err, errlen))
         return -1;
     ops = cJSON_GetObjectItemCaseSensitive(r->root, "ops");
     if (ops) {
@@ -830,7 +852,7 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
         } else if (r->ops[i].kind == OP_ENQUEUE) {
             const cJSON *o = r->ops[i].enq.obj;
             char sub[512];
-            if (req_enqueue_read(o, 1, o == r->root, NULL, &r->ops[i].enq, sub, sizeof sub))
+            if (req_enqueue_read(o, 1, o == r->root ? 2 : 0, NULL, &r->ops[i].enq, sub, sizeof sub))
                 return o == r->root ? util_fail(err, errlen, "%s", sub)
                                     : util_fail(err, errlen, "ops[%d]: %s", i, sub);
         }
@@ -850,7 +872,7 @@ int req_parse_ops(struct req *r, const struct schema *s, const struct req_limits
     int i;
 
     r->root = NULL;
-    r->id = r->reply_to = r->cancel = NULL;
+    r->id = r->reply_to = r->cancel = r->after = NULL;
     r->at_ms = r->delay_ms = -1;
     r->has_at = r->jobs_at = 0;
     r->nops = r->nval = r->nint = 0;
@@ -868,7 +890,8 @@ int req_parse_ops(struct req *r, const struct schema *s, const struct req_limits
 
 /* What a request asks, for telling a retry from another request with the same id:
  * the topic and every field of the payload but reply_to (a retry may ask for its
- * receipt elsewhere), each in cJSON's compact form, so spacing does not count. */
+ * receipt elsewhere) and after (a retry may follow another request, or none: a log
+ * pipe run again on its spool sends its first transaction without it), each in cJSON's compact form, so spacing does not count. */
 static unsigned long long request_hash(const struct req *r, const char *topic)
 {
     return req_hash(r->root, topic);
@@ -883,7 +906,7 @@ unsigned long long req_hash(const cJSON *root, const char *topic)
     for (c = root->child; c; c = c->next) {
         unsigned long long f;
         char *v;
-        if (!strcmp(c->string, "reply_to"))
+        if (!strcmp(c->string, "reply_to") || !strcmp(c->string, "after"))
             continue;
         f = fnv1a(14695981039346656037ULL, c->string, strlen(c->string) + 1);
         if ((v = cJSON_PrintUnformatted(c))) {
@@ -906,7 +929,7 @@ int req_read(struct req *r, const struct schema *s, const struct req_limits *lim
         /* Still read the envelope, so that the rejection names the id and is sent to
          * reply_to when they are valid. */
         r->root = NULL;
-        r->id = r->reply_to = r->cancel = NULL;
+        r->id = r->reply_to = r->cancel = r->after = NULL;
         r->at_ms = r->delay_ms = -1;
         r->has_at = r->jobs_at = 0;
         r->nops = r->nval = r->nint = 0;
@@ -923,7 +946,7 @@ void req_clear(struct req *r)
 {
     cJSON_Delete(r->root);
     r->root = NULL;
-    r->id = r->reply_to = r->cancel = NULL;
+    r->id = r->reply_to = r->cancel = r->after = NULL;
     r->at_ms = r->delay_ms = -1;
     r->has_at = r->jobs_at = 0;
     r->nops = r->nval = r->nint = 0;

@@ -72,6 +72,8 @@ struct req {
     const char *reply_to;  /* or NULL; points into root */
     const char *cancel;    /* {"cancel": "ID"}: the scheduled request to cancel (no ops),
                             * or NULL; points into root */
+    const char *after;     /* "after": "ID": applied only once ID is applied (or was
+                            * rejected), else answered "waiting"; or NULL; points into root */
     int has_at;            /* 1 when "at" was given: at_ms is when to apply it */
     long long at_ms;       /* "at": ms since the epoch (UTC), before 1970 negative */
     long long delay_ms;    /* "delay_ms": how long after it is received, or -1 */
@@ -149,7 +151,8 @@ int req_reply_topic_ok(const char *topic, const char *prefix);
 int req_queue_check(const char *q, char *err, size_t errlen);
 
 /* An enqueue's fields from its object. with_op: the object has "op": "enqueue";
- * envelope: it may also hold "id", "reply_to", "at", "delay_ms" (a request of its own);
+ * envelope: it may also hold "id", "reply_to", "at", "delay_ms" (a request of its own),
+ * and with envelope 2 also "after" (on PREFIX/write);
  * default_queue: the queue when "queue" is absent (NULL: required). 0, or -1 + err. */
 int req_enqueue_read(const cJSON *o, int with_op, int envelope, const char *default_queue,
                      struct req_enqueue *e, char *err, size_t errlen);
@@ -161,7 +164,8 @@ int req_parse_ops(struct req *r, const struct schema *s, const struct req_limits
                   const cJSON *ops, char *err, size_t errlen);
 
 /* The hash req_read gives a request with an id: of the topic and every field of the
- * object but reply_to. */
+ * object but reply_to and after (where the receipt goes and what it waits for are not
+ * what it asks). */
 unsigned long long req_hash(const cJSON *root, const char *topic);
 
 /* A printable id: 1 to 128 characters from 0x20 to 0x7E. */

@@ -6,10 +6,9 @@
 #
 #   B1  SQLite alone (sqlbench), N rows, 100 per transaction      the ceiling
 #   B2  SQLite alone, N rows, 1,000 per transaction
-#   B3  the log pipe (mosqlite-pub --lines, its default window), N lines piped in,
-#       until the last is in the file: >= 0.5 x B1; with the writer's CPU per N rows
-#   B4  the same with 16 transactions in flight (--lines-window 16; the order is then
-#       not kept across a broker or writer killed -9)
+#   B3  the log pipe (mosqlite-pub --lines, its default window: 16 in flight), N lines
+#       piped in, until the last is in the file: >= 0.5 x B1; with the writer's CPU per N rows
+#   B4  the same with one transaction in flight (--lines-window 1: stop and wait)
 #   B5  JSON Lines with --wait, transactions of 1,000 ops, N rows: >= 0.5 x B1
 #   B6  JSON Lines with --wait, one op per request, N1 requests: >= 0.9 x CEIL1 (the
 #       broker's QoS 2 ceiling for one publisher, line 1.1 of run.sh) when given
@@ -72,7 +71,7 @@ say "bulk: the log pipe, $N lines"
 run pipe "$T/lines" "$N" "$PUB" -p "$MQTT_PORT" --no-tee --spool-max 1073741824 --lines line --with '{"build_id": 1}' build_logs
 B3=$RATE B3_OUT=$OUT B3_CPU=$WCPU
 say "bulk: the log pipe, one transaction in flight"
-run pipe1 "$T/lines" "$N" "$PUB" -p "$MQTT_PORT" --no-tee --spool-max 1073741824 --lines-window 16 --lines line --with '{"build_id": 1}' build_logs
+run pipe1 "$T/lines" "$N" "$PUB" -p "$MQTT_PORT" --no-tee --spool-max 1073741824 --lines-window 1 --lines line --with '{"build_id": 1}' build_logs
 B4=$RATE B4_OUT=$OUT
 say "bulk: JSON Lines --wait, 1,000 ops per transaction"
 run jl1000 "$T/ops1000" "$N" "$PUB" -p "$MQTT_PORT" --wait -
@@ -85,7 +84,7 @@ r1=$(ratio "$B3" "$B1") r4=$(ratio "$B4" "$B1") r5=$(ratio "$B5" "$B1") r6=$(rat
 row B1 "SQLite alone, $N rows, 100 per txn" "$B1 rows/s" "the ceiling of B3, B5"
 row B2 "SQLite alone, $N rows, 1,000 per txn" "$B2 rows/s" "$(ratio "$B2" "$B1") x B1"
 row B3 "log pipe, $N lines (default window)" "$B3 rows/s" "$r1 x B1, >=0.5: $(verdict "${r1/-/0} >= 0.5") ($B3_OUT; writer CPU $B3_CPU s per $N rows)"
-row B4 "log pipe, $N lines, 16 transactions in flight" "$B4 rows/s" "$r4 x B1 ($B4_OUT)"
+row B4 "log pipe, $N lines, one transaction in flight" "$B4 rows/s" "$r4 x B1 ($B4_OUT)"
 row B5 "JSON Lines --wait, 1,000 ops per txn, $N rows" "$B5 rows/s" "$r5 x B1, >=0.5: $(verdict "${r5/-/0} >= 0.5") ($B5_OUT; writer CPU $B5_CPU s)"
 if [ -n "${CEIL1:-}" ]; then
     row B6 "JSON Lines --wait, 1 op per request, $N1" "$B6 rows/s" "$r6 x line 1.1, >=0.9: $(verdict "$r6 >= 0.9") ($B6_OUT; writer CPU $B6_CPU s)"

@@ -82,6 +82,15 @@ static void check_ok(void)
     }
     if (req.reply_to && (!*req.reply_to || strpbrk(req.reply_to, "+#")))
         die("invariant", "reply_to");
+    if (req.after) {
+        size_t n = strlen(req.after);
+        if (n < 1 || n > 128 || req.cancel || req.has_at || req.delay_ms >= 0 ||
+            (req.id && !strcmp(req.id, req.after)))
+            die("invariant", "after: its length, with a cancel or a time, or the request's own id");
+        for (i = 0; req.after[i]; i++)
+            if (req.after[i] < 0x20 || req.after[i] > 0x7e)
+                die("invariant", "after not printable");
+    }
     for (i = 0; i < req.nops; i++) {
         const struct req_op *op = &req.ops[i];
         const struct req_val *sets[2] = {op->vals, op->where};

@@ -353,7 +353,7 @@ bad("write", "ops[1]: " + hint % "x", '{"ops":[{"table":"nokey","values":{"x":"a
 bad("write", 'unknown field "x"', '{"x":"a"}')
 bad("write", '"table" is required for a request on the write topic without a table', '{"values":{"x":"a"}}')
 bad("write/nokey", '"table" is "kinds" but the topic names table "nokey"', '{"table":"kinds","values":{"x":"a"}}')
-bad("write", 'a transaction has only "ops", "id" and "reply_to"; "table" belongs inside an op',
+bad("write", 'a transaction has only "ops", "id", "reply_to", "after", "at" and "delay_ms"; "table" belongs inside an op',
     '{"table":"nokey","ops":[{"values":{"x":"a"}}]}')
 bad("write", "ops[0]: operations do not nest", '{"ops":[{"ops":[{"table":"nokey","values":{"x":"a"}}]}]}')
 bad("write", 'ops[0]: "id" belongs to the transaction, not to an op', '{"ops":[{"id":"x","table":"nokey","values":{"x":"a"}}]}')

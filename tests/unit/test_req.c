@@ -211,6 +211,56 @@ static void check_when(void)
     unit_check_str(out, "2026-11-24T23:00:00.007Z", "time: written back in UTC to the ms");
 }
 
+/* "after": the request it must follow; read exactly, kept out of the hash. */
+static void check_after(void)
+{
+    static const char a1[] = "{\"id\":\"b\",\"after\":\"a\",\"reply_to\":\"mq/receipts/x\",\"values\":{\"a\":1}}";
+    static const char a2[] = "{\"id\":\"b\",\"values\":{\"a\":1}}";
+    static const char a3[] = "{\"id\":\"b\",\"after\":\"z\",\"values\":{\"a\":2}}";
+    char err[512] = "";
+    unsigned long long h1, h2;
+    int ok;
+
+    ok = !parse("t", a1, err, sizeof err);
+    unit_check(ok && r.after && !strcmp(r.after, "a") && !strcmp(r.id, "b") && r.nops == 1,
+               "req: \"after\" beside a lone op%s%s", *err ? ": " : "", err);
+    ok = !parse(NULL, "{\"after\":\"a\",\"ops\":[{\"table\":\"t\",\"values\":{}}]}", err, sizeof err);
+    unit_check(ok && r.after && !strcmp(r.after, "a") && !r.id, "req: \"after\" beside a transaction's ops, "
+               "without an id%s%s", *err ? ": " : "", err);
+    ok = !parse(NULL, "{\"after\":\"a\",\"op\":\"enqueue\",\"queue\":\"q\",\"payload\":1}", err, sizeof err);
+    unit_check(ok && r.after && r.ops[0].kind == OP_ENQUEUE, "req: \"after\" beside a lone enqueue%s%s",
+               *err ? ": " : "", err);
+    ok = !parse("t", a2, err, sizeof err);
+    unit_check(ok && !r.after, "req: no \"after\": NULL");
+    parse("t", "{\"after\":5,\"values\":{\"a\":1}}", err, sizeof err);
+    unit_check_str(err, "\"after\" must be the id of a request: a string of 1 to 128 printable ASCII characters",
+                   "req: \"after\" a number refused");
+    parse("t", "{\"after\":\"\",\"values\":{\"a\":1}}", err, sizeof err);
+    unit_check_str(err, "\"after\" must be the id of a request: a string of 1 to 128 printable ASCII characters",
+                   "req: \"after\" empty refused");
+    parse("t", "{\"id\":\"s\",\"after\":\"a\",\"delay_ms\":5,\"values\":{\"a\":1}}", err, sizeof err);
+    unit_check_str(err, "give \"after\" or \"at\"/\"delay_ms\", not both: a request that follows another is "
+                   "applied when that one is, not at a time", "req: \"after\" with a time refused");
+    parse("t", "{\"id\":\"s\",\"after\":\"s\",\"values\":{\"a\":1}}", err, sizeof err);
+    unit_check_str(err, "\"after\" is the request's own id: it would wait for itself",
+                   "req: \"after\" its own id refused");
+    parse(NULL, "{\"ops\":[{\"after\":\"a\",\"table\":\"t\",\"values\":{}}]}", err, sizeof err);
+    unit_check_str(err, "ops[0]: \"after\" belongs to the transaction, not to an op",
+                   "req: \"after\" inside an op refused");
+    /* A retry may follow another request, or none: the same request for duplicates. */
+    req_clear(&r);
+    req_read(&r, &sch, &lim, "mq/write", "mq/write/t", a1, strlen(a1), err, sizeof err);
+    h1 = r.hash;
+    req_clear(&r);
+    req_read(&r, &sch, &lim, "mq/write", "mq/write/t", a2, strlen(a2), err, sizeof err);
+    h2 = r.hash;
+    req_clear(&r);
+    unit_check(h1 && h1 == h2, "req: \"after\" is not in the hash (%llx %llx)", h1, h2);
+    req_read(&r, &sch, &lim, "mq/write", "mq/write/t", a3, strlen(a3), err, sizeof err);
+    unit_check(r.hash != h1, "req: ... the values are");
+    req_clear(&r);
+}
+
 /* The enqueue op: its fields, its defaults, "at"/"delay_ms" as the job's time, the
  * reply topics of the job queue, and the strict read of a done's ops. */
 static void check_enqueue(void)
@@ -278,6 +328,7 @@ void test_req(void)
         check_escapes();
         check_topic();
         check_kept_id();
+        check_after();
         check_reply_topic();
         check_base64();
         check_when();
