@@ -73,7 +73,10 @@ static struct {
     long long backup_keep;
     const char *etcd_endpoints, *etcd_key;   /* leadership in etcd (lead.h) */
     long long etcd_ttl;
+    long long sync_replicas, sync_timeout_ms, sync_max_held;   /* synchronous replicas (sync.h) */
+    const char *sync_fallback;
 } cf = {
+    .sync_timeout_ms = 5000, .sync_fallback = "hold", .sync_max_held = 100000,
     .retain_batch = 500, .retain_every_ms = 100, .backup_keep = 7,
     .hook_max = 4, .hook_timeout_ms = 10000, .hook_queue = 1000, .backup_step_pages = 256, .schedule_max = 100000,
     .host = MOSQLITE_DEFAULT_HOST, .prefix = MOSQLITE_DEFAULT_PREFIX, .db = "data/mosqlite.db",
@@ -125,6 +128,10 @@ static const struct cfg_opt options[] = {
     {"etcd-endpoints", 0, CFG_STR, &cf.etcd_endpoints, 0, 0, 0, "URL,...", "hold the leader key in this etcd cluster (unset: no etcd)"},
     {"etcd-key", 0, CFG_STR, &cf.etcd_key, 0, 0, 0, "KEY", "the leader key (unset: /mosqlite/PREFIX/leader)"},
     {"etcd-ttl", 0, CFG_INT, &cf.etcd_ttl, 2, 3600, 0, "S", "the leader lease's TTL"},
+    {"sync-replicas", 0, CFG_INT, &cf.sync_replicas, 0, 64, 0, "N", "replicas that must acknowledge a commit before its receipts go out (0: none)"},
+    {"sync-timeout-ms", 0, CFG_INT, &cf.sync_timeout_ms, 1, 86400000, 0, "MS", "a commit unacknowledged this long: sync-fallback"},
+    {"sync-fallback", 0, CFG_STR, &cf.sync_fallback, 0, 0, 0, "MODE", "after sync-timeout-ms: hold (receipts wait) or degrade (sent, loudly)"},
+    {"sync-max-held", 0, CFG_INT, &cf.sync_max_held, 100, 100000000, 0, "N", "receipts and events held for acks; more: no request taken"},
     {"verbose", 'v', CFG_FLAG, &cf.verbose, 0, 0, 0, "", "log debug lines"},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
@@ -153,6 +160,7 @@ static struct {
     struct autobackup *autobk;     /* scheduled backups (autobackup.h) */
     long long backup_every_ms;
     struct jobq *jobq;             /* the job queue (jobq.h) */
+    struct sync *sync;             /* synchronous replicas (sync.h), or NULL */
     char *t_hooks;                 /* PREFIX/hooks */
     struct cfg_list tables;        /* `tables` split into names */
     struct lead *lead;             /* leadership in etcd, or NULL (lead.h) */
@@ -226,6 +234,11 @@ static int open_config(int argc, char **argv, int *exit_code)
         strcasecmp(cf.synchronous, "OFF") && strcasecmp(cf.synchronous, "EXTRA")) {
         fprintf(stderr, "mosqlite-writer: %ssynchronous: \"%s\" is not FULL, NORMAL, OFF or EXTRA\n",
                 origin_of("synchronous"), cf.synchronous);
+        return -1;
+    }
+    if (strcmp(cf.sync_fallback, "hold") && strcmp(cf.sync_fallback, "degrade")) {
+        fprintf(stderr, "mosqlite-writer: %ssync-fallback: \"%s\" is not hold or degrade\n",
+                origin_of("sync-fallback"), cf.sync_fallback);
         return -1;
     }
     if (strcmp(cf.request_protocol, "3.1.1") && strcmp(cf.request_protocol, "5")) {
@@ -388,6 +401,16 @@ static int open_mq(char *err, size_t errlen)
     if (!(w.jobq = jobq_new(w.db, w.mq, cf.prefix, &bo.lim, err, errlen)))
         return -1;
     bo.jobq = w.jobq;
+    if (cf.sync_replicas) {
+        struct sync_opts so = {(int)cf.sync_replicas, cf.sync_timeout_ms, !strcmp(cf.sync_fallback, "degrade"),
+                               (size_t)cf.sync_max_held};
+        if (!(w.sync = sync_new(&so, changes_epoch(w.changes), changes_seq(w.changes),
+                                changes_seq_epoch(w.changes))))
+            return util_fail(err, errlen, "out of memory");
+        bo.sync = w.sync;
+        bo.sync_n = (int)cf.sync_replicas;
+        bo.sync_max_held = (size_t)cf.sync_max_held;
+    }
     if (!(w.batch = batch_new(w.db, w.mq, &bo))) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -398,6 +421,7 @@ static int open_mq(char *err, size_t errlen)
     parts.maint = w.maint;
     parts.snap = w.snap;
     parts.jobq = w.jobq;
+    parts.sync = w.sync;
     if (ctl_open(w.ctl, w.mq, &parts)) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -490,12 +514,12 @@ static int poll_timeout(long long now)
     long long retry_at;
     int stalled = batch_stalled(w.batch, &retry_at);
 
-    if ((mq_queued(w.mq) && !stalled) || w.snap_busy)
+    if ((mq_queued(w.mq) && !stalled && batch_due(w.batch, now)) || w.snap_busy)
         return 0;
     if (!stalled)
-        return jobq_wait_ms(w.jobq, sched_wait_ms(w.sched, maint_wait_ms(w.maint, hook_wait_ms(w.hooks,
+        return batch_sync_wait_ms(w.batch, jobq_wait_ms(w.jobq, sched_wait_ms(w.sched, maint_wait_ms(w.maint, hook_wait_ms(w.hooks,
                             autobackup_wait_ms(w.autobk, retain_wait_ms(w.retain, POLL_MAX_MS,
-                            maint_paused(w.maint))))), maint_paused(w.maint)));
+                            maint_paused(w.maint))))), maint_paused(w.maint))));
     if (retry_at <= now)
         return 0;
     return (int)(retry_at - now < POLL_MAX_MS ? retry_at - now : POLL_MAX_MS);
@@ -514,6 +538,7 @@ static void writer_serve(void)
         mq_poll(w.mq, lead_wait_ms(w.lead, poll_timeout(util_now_ms())));
         if (mq_ctl_connected(w.mq))
             batch_status(w.batch, "online");
+        batch_sync_tick(w.batch);
         hook_tick(w.hooks);
         if (stop_requested)
             break;
@@ -570,6 +595,7 @@ static int writer_shut_down(void)
         log_error("exiting with %zu requests not applied: %s", mq_queued(w.mq), batch_error(w.batch));
         exit_code = 1;
     }
+    batch_sync_finish(w.batch, SHUTDOWN_APPLY_MS);
     give_up = util_now_ms() + HOOK_GRACE_MS;
     while ((hook_running(w.hooks) || hook_queued(w.hooks)) && util_now_ms() < give_up) {
         mq_poll(w.mq, hook_wait_ms(w.hooks, SHUTDOWN_RETRY_MS));
@@ -601,6 +627,7 @@ static void writer_free(void)
     retain_free(w.retain);
     sched_free(w.sched);
     jobq_free(w.jobq);
+    sync_free(w.sync);
     free(w.t_hooks);
     if (w.mq) {
         mq_free(w.mq);
