@@ -64,6 +64,8 @@ struct follow {
     double lag[LAG_KEEP];
     long long nlag;
     double last_lag;
+    char id[128];              /* this replica's id (follow_set_id) */
+    int sync;                  /* in the writer's replicas_in_sync: 1, 0; -1: it has none */
 };
 
 /* The JSON header line of a message: parsed, and where the bytes begin. */
@@ -113,6 +115,7 @@ struct follow *follow_new(struct store *store, const char *tmp_path, int bootstr
     f->state = store_pos(store)->known && !bootstrap ? FOLLOWING : BOOTSTRAPPING;
     f->writer_seq = store_pos(store)->seq;
     f->status_seq = -1;
+    f->sync = -1;
     f->max_epoch = store_pos(store)->epoch > store_pos(store)->gen ? store_pos(store)->epoch
                                                                    : store_pos(store)->gen;
     f->dirty = 1;
@@ -411,8 +414,28 @@ void follow_writer_status(struct follow *f, const void *payload, size_t len)
             f->status_seq = seq;
             f->dirty = 1;
         }
+        if (epoch == f->max_epoch) {
+            /* Synchronous replicas: the writer names those in sync. */
+            const cJSON *list = cJSON_GetObjectItemCaseSensitive(j, "replicas_in_sync"), *e;
+            int in = -1;
+            if (cJSON_IsArray(list)) {
+                in = 0;
+                cJSON_ArrayForEach(e, list)
+                    if (cJSON_IsString(e) && !strcmp(e->valuestring, f->id))
+                        in = 1;
+            }
+            if (in != f->sync) {
+                f->sync = in;
+                f->dirty = 1;
+            }
+        }
     }
     cJSON_Delete(j);
+}
+
+void follow_set_id(struct follow *f, const char *id)
+{
+    snprintf(f->id, sizeof f->id, "%s", id);
 }
 
 long long follow_max_epoch(const struct follow *f)
@@ -504,9 +527,10 @@ int follow_status(const struct follow *f, const char *id, const char *state_over
                  "\"writer_epoch\":%lld,\"lag_commits\":%lld,"
                  "\"lag_ms\":%.0f,\"lag_ms_p50\":%.0f,\"lag_ms_p99\":%.0f,\"applied\":%lld,"
                  "\"bootstraps\":%lld,\"pending\":%zu,\"stale_changes\":%lld,\"stale_epoch\":%lld,"
-                 "\"db\":\"%s\",\"error\":%s}",
+                 "\"sync\":%s,\"db\":\"%s\",\"error\":%s}",
                  state_override ? state_override : state_names[f->state], id, p->seq, p->epoch, wseq,
                  f->max_epoch, behind > 0 ? behind : 0, f->last_lag, p50, p99, f->applied, f->bootstraps,
-                 f->npending, f->stale, f->stale_epoch, p->db, err);
+                 f->npending, f->stale, f->stale_epoch,
+                 f->sync < 0 ? "null" : f->sync ? "true" : "false", p->db, err);
     return w > 0 && (size_t)w < len ? w : -1;
 }

@@ -35,6 +35,10 @@ void follow_chunk(struct follow *f, const void *payload, size_t len);
 /* The writer's retained status (PREFIX/status): its epoch and its last commit, so that
  * the lag is counted against what the writer has, not only what was heard of. */
 void follow_writer_status(struct follow *f, const void *payload, size_t len);
+/* This replica's id: its status says whether the writer's retained status names it
+ * among the replicas in sync ("sync": true, false; null when the writer has no
+ * synchronous replicas). */
+void follow_set_id(struct follow *f, const char *id);
 /* The newest epoch seen (file, changes, status, snapshots). */
 long long follow_max_epoch(const struct follow *f);
 

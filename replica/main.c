@@ -81,7 +81,8 @@ static struct {
     struct mosquitto *m;
     struct store *store;
     struct follow *follow;
-    char client_id[256], *t_changes, *t_reply, *t_status, *t_snapshot, *t_writer_status;
+    char client_id[256], *t_changes, *t_reply, *t_status, *t_snapshot, *t_writer_status, *t_ack;
+    long long acked_seq, acked_epoch;  /* the position last acknowledged on t_ack (-1: none) */
     int connected, subscribed, sub_mid, backoff, status_dirty;
     int ever;                 /* connected once: mosquitto_reconnect from then on */
     long long connecting_until;  /* a connect is under way until CONNACK or then */
@@ -111,6 +112,7 @@ static void on_connect(struct mosquitto *m, void *ud, int rc)
     mosquitto_subscribe(m, NULL, r.t_writer_status, 1);
     mosquitto_subscribe(m, &r.sub_mid, r.t_reply, 1);
     r.last_status_ms = 0;
+    r.acked_seq = r.acked_epoch = -1;     /* acknowledge the position again */
 }
 
 static void on_subscribe(struct mosquitto *m, void *ud, int mid, int n, const int *qos)
@@ -172,7 +174,9 @@ static int open_mq(char *err, size_t errlen)
     r.t_reply = strdup(will);
     snprintf(will, sizeof will, "%s/replica/%s/status", cf.prefix, cf.id);
     r.t_status = strdup(will);
-    if (!r.t_changes || !r.t_snapshot || !r.t_writer_status || !r.t_reply || !r.t_status)
+    snprintf(will, sizeof will, "%s/replica/%s/ack", cf.prefix, cf.id);
+    r.t_ack = strdup(will);
+    if (!r.t_changes || !r.t_snapshot || !r.t_writer_status || !r.t_reply || !r.t_status || !r.t_ack)
         return util_fail(err, errlen, "out of memory");
     mosquitto_lib_init();
     if (!(r.m = mosquitto_new(r.client_id, false, NULL)))
@@ -213,6 +217,25 @@ static void keep_connected(long long now)
         log_warn("cannot reach the broker at %s:%lld (%s); retrying", cf.host, cf.port, mosquitto_strerror(rc));
 }
 
+/* Acknowledge the file's position to the writer (synchronous replicas): after each
+ * transaction that moved it, and once after each connect; one ack covers every commit
+ * before it. */
+static void ack(void)
+{
+    const struct store_pos *p = store_pos(r.store);
+    char buf[128];
+    int n;
+
+    if (!r.subscribed || !p->known || strcmp(follow_state(r.follow), "following") ||
+        (p->seq == r.acked_seq && p->epoch == r.acked_epoch))
+        return;
+    n = snprintf(buf, sizeof buf, "{\"seq\":%lld,\"epoch\":%lld}", p->seq, p->epoch);
+    if (!mosquitto_publish(r.m, NULL, r.t_ack, n, buf, 1, false)) {
+        r.acked_seq = p->seq;
+        r.acked_epoch = p->epoch;
+    }
+}
+
 /* One turn: network, then the file, then the status. */
 static void turn(void)
 {
@@ -248,6 +271,7 @@ static void turn(void)
         mosquitto_publish(r.m, NULL, r.t_snapshot, n, req, 1, false);
         follow_asked(r.follow, now);
     }
+    ack();
     r.status_dirty |= follow_dirty(r.follow) || follow_pending(r.follow);
     if (r.connected && (r.status_dirty || !r.last_status_ms) &&
         now - r.last_status_ms >= cf.status_interval * 1000) {
@@ -509,6 +533,7 @@ int main(int argc, char **argv)
         exit_code = EXIT_FATAL;
         goto cleanup;
     }
+    follow_set_id(r.follow, cf.id);
     catch_signals();
     log_info("version %s: %s, %s, broker %s:%lld, prefix %s", MOSQLITE_VERSION, cf.db,
              store_pos(r.store)->known ? "has a position" : "empty", cf.host, cf.port, cf.prefix);
@@ -531,6 +556,7 @@ cleanup:
     free(r.t_writer_status);
     free(r.t_reply);
     free(r.t_status);
+    free(r.t_ack);
     cfg_free(options);
     return exit_code;
 }

@@ -33,6 +33,8 @@ struct batch {
     int backoff;
     int status_dirty;              /* counters changed since the last status */
     long long last_status_ms;
+    long long hold_seq;            /* while holding a batch's messages: the commit they wait for */
+    int sync_full;                 /* requests refused: sync-max-held messages are held */
 };
 
 static char *xstrdup(const char *s)
@@ -82,6 +84,7 @@ struct batch *batch_new(struct db *db, struct mq *mq, const struct batch_opts *o
     b->t_status = util_join(o->prefix, "/status");
     b->t_rejected = util_join(o->prefix, "/rejected");
     b->t_events = util_join(o->prefix, "/events/");
+    b->hold_seq = -1;
     if (!b->t_write || !b->t_status || !b->t_rejected || !b->t_events) {
         batch_free(b);
         return NULL;
@@ -130,7 +133,7 @@ static int fence_clear(const struct batch *b)
 
 int batch_due(const struct batch *b, long long now_ms)
 {
-    if (b->stalled && now_ms < b->retry_at)
+    if ((b->stalled && now_ms < b->retry_at) || b->sync_full)
         return 0;
     return (mq_queued(b->mq) || (b->o.jobq && jobq_due(b->o.jobq, now_ms))) && fence_clear(b);
 }
@@ -159,6 +162,11 @@ void batch_status(struct batch *b, const char *state)
         if (b->o.jobq && !b->stalled && b->out.len && b->out.s[b->out.len - 1] == '}') {
             b->out.len--;
             jobq_status(b->o.jobq, &b->out);
+            jb_putc(&b->out, '}');
+        }
+        if (b->o.sync && b->out.len && b->out.s[b->out.len - 1] == '}') {
+            b->out.len--;
+            sync_status(b->o.sync, util_now_ms(), &b->out);
             jb_putc(&b->out, '}');
         }
         if (!b->out.oom)
@@ -371,7 +379,15 @@ static void publish_events(struct batch *b)
         if (!out_event(&b->out, table, ev[i].kind, rows + ev[i].start, ev[i].end - ev[i].start,
                        ev[i].truncated)) {
             mq_publish(b->mq, topic, b->out.s, b->out.len, b->o.events_qos, 0, NULL, 0);
-            hook_event(b->o.hooks, table, op_names[ev[i].kind], b->out.s, b->out.len);
+            if (b->hold_seq >= 0 && b->o.hooks) {
+                if (sync_hold(b->o.sync, b->hold_seq, SYNC_HOOK, table, b->out.s, b->out.len, 0, 0,
+                              op_names[ev[i].kind], (int)strlen(op_names[ev[i].kind]) + 1, util_now_ms())) {
+                    log_error("out of memory");
+                    exit(1);
+                }
+            } else {
+                hook_event(b->o.hooks, table, op_names[ev[i].kind], b->out.s, b->out.len);
+            }
         }
         free(topic);
     }
@@ -407,7 +423,7 @@ static void unstall(struct batch *b)
     log_info("database writable again");
     b->stalled = 0;
     b->backoff = 0;
-    mq_accept(b->mq, !*b->o.stop);
+    mq_accept(b->mq, !*b->o.stop && !b->sync_full);
     b->status_dirty = 1;
     batch_status(b, "online");
 }
@@ -449,6 +465,94 @@ static int apply_queue(struct batch *b, double t0, int *waited, struct msg **las
     }
 }
 
+/* Synchronous replicas: what the batch publishes while mq_capture is set is held. */
+static int capture(void *ud, const char *topic, const void *payload, size_t len, int qos, int retain,
+                   const void *corr, int corrlen)
+{
+    struct batch *b = ud;
+
+    if (sync_hold(b->o.sync, b->hold_seq, SYNC_PUBLISH, topic, payload, len, qos, retain, corr, corrlen,
+                  util_now_ms())) {
+        log_error("out of memory");
+        exit(1);
+    }
+    return 0;
+}
+
+/* A held message, now acknowledged (or degraded): out. */
+static void emit(void *ud, const struct sync_msg *m)
+{
+    struct batch *b = ud;
+
+    if (m->kind == SYNC_HOOK)
+        hook_event(b->o.hooks, m->topic, m->corr, m->payload, m->len);
+    else
+        mq_publish(b->mq, m->topic, m->payload, m->len, m->qos, m->retain, m->corr, m->corrlen);
+}
+
+void batch_sync_tick(struct batch *b)
+{
+    size_t before;
+    int full;
+
+    if (!b->o.sync)
+        return;
+    if (mq_fenced_by(b->mq) || mq_taken_over(b->mq)) {
+        size_t n = sync_drop(b->o.sync);
+        if (n)
+            log_error("%zu held receipts and events are not sent: this writer has been replaced", n);
+        return;
+    }
+    if (!fence_clear(b))
+        return;               /* checked again first (mq.h) */
+    before = sync_held(b->o.sync);
+    {
+        const char *st = sync_state(b->o.sync);
+        mq_batch(b->mq, 1);
+        sync_release(b->o.sync, util_now_ms(), emit, b);
+        mq_batch(b->mq, 0);
+        if (strcmp(st, sync_state(b->o.sync)))
+            batch_status(b, "online");
+    }
+    if (sync_held(b->o.sync) != before)
+        b->status_dirty = 1;
+    full = sync_held(b->o.sync) >= (b->sync_full ? b->o.sync_max_held / 4 * 3 : b->o.sync_max_held);
+    if (full != b->sync_full) {
+        b->sync_full = full;
+        if (full)
+            log_error("sync: %zu receipts and events held for replicas' acknowledgement (sync-max-held): "
+                      "taking no request more until some go out", sync_held(b->o.sync));
+        else
+            log_warn("sync: %zu held now: taking requests again", sync_held(b->o.sync));
+        mq_accept(b->mq, !full && !b->stalled && !*b->o.stop);
+        batch_status(b, "online");
+    }
+}
+
+int batch_sync_wait_ms(const struct batch *b, int cap)
+{
+    return b->o.sync ? sync_wait_ms(b->o.sync, util_now_ms(), cap) : cap;
+}
+
+size_t batch_sync_finish(struct batch *b, long long timeout_ms)
+{
+    long long give_up = util_now_ms() + timeout_ms;
+    size_t n;
+
+    if (!b->o.sync)
+        return 0;
+    while (sync_held(b->o.sync) && util_now_ms() < give_up && !mq_fenced_by(b->mq) && !mq_taken_over(b->mq)) {
+        mq_poll(b->mq, sync_wait_ms(b->o.sync, util_now_ms(), 50));
+        batch_sync_tick(b);
+    }
+    if ((n = sync_drop(b->o.sync)))
+        log_error("exiting with %zu receipts and events not sent: their commits (up to sequence %lld) are in "
+                  "this file, but %d replicas did not acknowledge them; producers republish what has no "
+                  "receipt (with ids, they are answered duplicate)", n, changes_seq(b->o.changes),
+                  b->o.sync_n);
+    return n;
+}
+
 /* After COMMIT: the counters, then receipts, rejections and events in one burst. */
 static void publish_batch(struct batch *b, double t0, struct msg *last, size_t n, int committed)
 {
@@ -467,11 +571,23 @@ static void publish_batch(struct batch *b, double t0, struct msg *last, size_t n
     /* Replication: the commit's changeset goes out before its receipts. */
     if (b->o.changes && committed)
         changes_publish(b->o.changes, b->mq);
+    /* Synchronous replicas: the rest waits for their acknowledgement of this commit. */
+    b->hold_seq = -1;
+    if (b->o.sync) {
+        if (committed)
+            sync_committed(b->o.sync, changes_seq(b->o.changes), util_now_ms());
+        if (sync_must_hold(b->o.sync, committed)) {
+            b->hold_seq = committed ? changes_seq(b->o.changes) : sync_held_seq(b->o.sync);
+            mq_capture(b->mq, capture, b);
+        }
+    }
     for (m = mq_head(b->mq), i = 0; m && i < n; m = m->next, i++)
         publish_outcome(b, m);
     publish_events(b);
     if (b->o.jobq)
         jobq_committed(b->o.jobq);
+    mq_capture(b->mq, NULL, NULL);
+    b->hold_seq = -1;
     mq_batch(b->mq, 0);
     drop_requests(b, n);
     b->status_dirty = 1;

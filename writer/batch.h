@@ -24,6 +24,7 @@
 #include "req.h"
 #include "sched.h"
 #include "jobq.h"
+#include "sync.h"
 
 struct batch_opts {
     const char *prefix;              /* topic prefix: PREFIX/write, /rejected, /events/, /status */
@@ -37,6 +38,10 @@ struct batch_opts {
     struct hooks *hooks;             /* run after each commit with its events, or NULL */
     struct sched *sched;             /* scheduled writes and cancels (sched.h) */
     struct jobq *jobq;               /* the job queue (jobq.h), or NULL */
+    struct sync *sync;               /* synchronous replicas (sync.h): a commit's receipts, events
+                                      * and hook runs held until acknowledged; NULL for none */
+    int sync_n;                      /* sync-replicas */
+    size_t sync_max_held;            /* sync-max-held: take no request while this many are held */
 };
 
 struct batch;
@@ -58,6 +63,17 @@ int batch_stalled(const struct batch *b, long long *retry_at);
 /* The reason of the last database fault. */
 const char *batch_error(const struct batch *b);
 const struct out_stats *batch_stats(const struct batch *b);
+
+/* Synchronous replicas (sync.h), once a turn of the loop: send what replicas have
+ * acknowledged (or what the timeout degrades), in commit order; stop taking requests
+ * while sync-max-held messages are held, take them again below three quarters of it. */
+void batch_sync_tick(struct batch *b);
+/* How long the loop may sleep before the oldest held commit reaches sync-timeout-ms
+ * (cap when sooner or none). */
+int batch_sync_wait_ms(const struct batch *b, int cap);
+/* At shutdown: wait up to timeout_ms for acknowledgements of what is held, then drop
+ * (never send) the rest, with a log line. How many were dropped. */
+size_t batch_sync_finish(struct batch *b, long long timeout_ms);
 
 /* Publish the retained status now ("online" or "offline"). */
 void batch_status(struct batch *b, const char *state);

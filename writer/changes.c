@@ -316,6 +316,11 @@ long long changes_epoch(const struct changes *c)
     return c->epoch;
 }
 
+long long changes_seq_epoch(const struct changes *c)
+{
+    return c->prev_epoch;
+}
+
 long long changes_seq(const struct changes *c)
 {
     return c->seq;

@@ -43,6 +43,8 @@ void changes_publish(struct changes *c, struct mq *mq);
 /* This writer's epoch, and its last committed sequence number. */
 long long changes_epoch(const struct changes *c);
 long long changes_seq(const struct changes *c);
+/* The epoch of the last committed sequence number (mosqlite_seq.seq_epoch). */
+long long changes_seq_epoch(const struct changes *c);
 /* Start a newer epoch in the file (the one etcd gave, lead.h) before anything is
  * committed: mosqlite_seq.epoch = epoch, which must be greater than the file's.
  * 0, or -1 + err. */

@@ -13,6 +13,7 @@
 #include "query.h"
 #include "req.h"
 #include "snapshot.h"
+#include "sync.h"
 #include "util.h"
 
 struct route;
@@ -39,6 +40,7 @@ struct ctl {
     struct ctl_parts parts;
     struct mq *mq;
     char *topics[NROUTES];    /* PREFIX/SUFFIX of each route */
+    char *t_acks;             /* PREFIX/replica/+/ack, with parts.sync */
     struct ctl_msg msg;       /* the one being handled */
     struct jbuf out;          /* its answer */
 };
@@ -187,6 +189,18 @@ void ctl_receive(void *ud, const char *topic, const char *payload, size_t len,
     char err[512];
     int i, rc;
 
+    const char *id;
+    size_t idlen;
+    long long seq, epoch;
+
+    /* A replica's acknowledgement (sync.h): no answer, no reply_to. */
+    if (c->parts.sync && (id = sync_ack_id(topic, c->lim.prefix, &idlen))) {
+        if (sync_ack_read(payload, len, &seq, &epoch, err, sizeof err))
+            log_warn("%s: %s: ignored", topic, err);
+        else
+            sync_ack(c->parts.sync, id, idlen, seq, epoch, util_now_ms());
+        return;
+    }
     for (i = 0; i < NROUTES && strcmp(topic, c->topics[i]); i++)
         ;
     if (i == NROUTES) {
@@ -234,6 +248,8 @@ int ctl_open(struct ctl *c, struct mq *mq, const struct ctl_parts *parts)
     for (i = 0; i < NROUTES; i++)
         if (mq_listen(mq, c->topics[i]))
             return -1;
+    if (parts->sync && (!(c->t_acks = util_join(c->lim.prefix, "/replica/+/ack")) || mq_listen(mq, c->t_acks)))
+        return -1;
     return 0;
 }
 
@@ -245,6 +261,7 @@ void ctl_free(struct ctl *c)
         return;
     for (i = 0; i < NROUTES; i++)
         free(c->topics[i]);
+    free(c->t_acks);
     ctl_msg_free(&c->msg);
     jb_free(&c->out);
     free(c);

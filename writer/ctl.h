@@ -7,6 +7,9 @@
  *     PREFIX/admin      a maintenance command (admin.c parses, maint.c runs)
  *     PREFIX/snapshot   a replica asks for a copy of the database (snapshot.c)
  *
+ * and, with synchronous replicas, PREFIX/replica/ID/ack (sync.c): read as strictly,
+ * never answered.
+ *
  * Every payload is read the way a write request is (json.c: size, UTF-8, depth,
  * \u0000, numbers, duplicate keys, one object), and its answer goes where
  * ctl_read() says (one rule for every control topic): the payload's "reply_to" when
@@ -32,6 +35,7 @@ struct queries;
 struct maint;
 struct snapshot;
 struct jobq;
+struct sync;
 
 /* What the handlers reach: any may be NULL (no named queries defined). */
 struct ctl_parts {
@@ -39,6 +43,7 @@ struct ctl_parts {
     struct maint *maint;
     struct snapshot *snap;
     struct jobq *jobq;     /* the job commands (jobq_admin) */
+    struct sync *sync;     /* replicas' acknowledgements on PREFIX/replica/+/ack (sync.h) */
 };
 
 struct ctl_limits {

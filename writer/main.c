@@ -77,10 +77,13 @@ static struct {
     struct cfg_list job_cron;         /* the job queue (jobq.h) */
     long long job_lease_ms, job_max_lost, job_max_attempts, job_backoff_ms, job_backoff_cap_ms;
     long long job_keep_days, job_dead_keep_days;
+    long long sync_replicas, sync_timeout_ms, sync_max_held;   /* synchronous replicas (sync.h) */
+    const char *sync_fallback;
 } cf = {
     .job_lease_ms = JOBS_LEASE_MS, .job_max_lost = JOBS_MAX_LOST, .job_max_attempts = JOBS_MAX_ATTEMPTS,
     .job_backoff_ms = JOBS_BACKOFF_MS, .job_backoff_cap_ms = JOBS_BACKOFF_CAP_MS, .job_keep_days = 7,
     .job_dead_keep_days = 30,
+    .sync_timeout_ms = 5000, .sync_fallback = "hold", .sync_max_held = 100000,
     .retain_batch = 500, .retain_every_ms = 100, .backup_keep = 7,
     .hook_max = 4, .hook_timeout_ms = 10000, .hook_queue = 1000, .backup_step_pages = 256, .schedule_max = 100000,
     .host = MOSQLITE_DEFAULT_HOST, .prefix = MOSQLITE_DEFAULT_PREFIX, .db = "data/mosqlite.db",
@@ -140,6 +143,10 @@ static const struct cfg_opt options[] = {
     {"job-backoff-cap-ms", 0, CFG_INT, &cf.job_backoff_cap_ms, 0, 86400000LL * 365, 0, "MS", "longest backoff"},
     {"job-keep-days", 0, CFG_INT, &cf.job_keep_days, 0, 36500, 0, "DAYS", "done, failed, cancelled jobs kept (0: for ever)"},
     {"job-dead-keep-days", 0, CFG_INT, &cf.job_dead_keep_days, 0, 36500, 0, "DAYS", "dead jobs kept (0: for ever)"},
+    {"sync-replicas", 0, CFG_INT, &cf.sync_replicas, 0, 64, 0, "N", "replicas that must acknowledge a commit before its receipts go out (0: none)"},
+    {"sync-timeout-ms", 0, CFG_INT, &cf.sync_timeout_ms, 1, 86400000, 0, "MS", "a commit unacknowledged this long: sync-fallback"},
+    {"sync-fallback", 0, CFG_STR, &cf.sync_fallback, 0, 0, 0, "MODE", "after sync-timeout-ms: hold (receipts wait) or degrade (sent, loudly)"},
+    {"sync-max-held", 0, CFG_INT, &cf.sync_max_held, 100, 100000000, 0, "N", "receipts and events held for acks; more: no request taken"},
     {"verbose", 'v', CFG_FLAG, &cf.verbose, 0, 0, 0, "", "log debug lines"},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
@@ -168,6 +175,7 @@ static struct {
     struct autobackup *autobk;     /* scheduled backups (autobackup.h) */
     long long backup_every_ms;
     struct jobq *jobq;             /* the job queue (jobq.h) */
+    struct sync *sync;             /* synchronous replicas (sync.h), or NULL */
     char *t_hooks;                 /* PREFIX/hooks */
     struct cfg_list tables;        /* `tables` split into names */
     struct lead *lead;             /* leadership in etcd, or NULL (lead.h) */
@@ -255,6 +263,11 @@ static int open_config(int argc, char **argv, int *exit_code)
         strcasecmp(cf.synchronous, "OFF") && strcasecmp(cf.synchronous, "EXTRA")) {
         fprintf(stderr, "mosqlite-writer: %ssynchronous: \"%s\" is not FULL, NORMAL, OFF or EXTRA\n",
                 origin_of("synchronous"), cf.synchronous);
+        return -1;
+    }
+    if (strcmp(cf.sync_fallback, "hold") && strcmp(cf.sync_fallback, "degrade")) {
+        fprintf(stderr, "mosqlite-writer: %ssync-fallback: \"%s\" is not hold or degrade\n",
+                origin_of("sync-fallback"), cf.sync_fallback);
         return -1;
     }
     if (strcmp(cf.request_protocol, "3.1.1") && strcmp(cf.request_protocol, "5")) {
@@ -420,6 +433,16 @@ static int open_mq(char *err, size_t errlen)
     if (!(w.jobq = jobq_new(w.db, w.mq, cf.prefix, &bo.lim, &jo, err, errlen)))
         return -1;
     bo.jobq = w.jobq;
+    if (cf.sync_replicas) {
+        struct sync_opts so = {(int)cf.sync_replicas, cf.sync_timeout_ms, !strcmp(cf.sync_fallback, "degrade"),
+                               (size_t)cf.sync_max_held};
+        if (!(w.sync = sync_new(&so, changes_epoch(w.changes), changes_seq(w.changes),
+                                changes_seq_epoch(w.changes))))
+            return util_fail(err, errlen, "out of memory");
+        bo.sync = w.sync;
+        bo.sync_n = (int)cf.sync_replicas;
+        bo.sync_max_held = (size_t)cf.sync_max_held;
+    }
     if (!(w.batch = batch_new(w.db, w.mq, &bo))) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -430,6 +453,7 @@ static int open_mq(char *err, size_t errlen)
     parts.maint = w.maint;
     parts.snap = w.snap;
     parts.jobq = w.jobq;
+    parts.sync = w.sync;
     if (ctl_open(w.ctl, w.mq, &parts)) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -522,12 +546,12 @@ static int poll_timeout(long long now)
     long long retry_at;
     int stalled = batch_stalled(w.batch, &retry_at);
 
-    if ((mq_queued(w.mq) && !stalled) || w.snap_busy)
+    if ((mq_queued(w.mq) && !stalled && batch_due(w.batch, now)) || w.snap_busy)
         return 0;
     if (!stalled)
-        return jobq_wait_ms(w.jobq, sched_wait_ms(w.sched, maint_wait_ms(w.maint, hook_wait_ms(w.hooks,
+        return batch_sync_wait_ms(w.batch, jobq_wait_ms(w.jobq, sched_wait_ms(w.sched, maint_wait_ms(w.maint, hook_wait_ms(w.hooks,
                             autobackup_wait_ms(w.autobk, retain_wait_ms(w.retain, POLL_MAX_MS,
-                            maint_paused(w.maint))))), maint_paused(w.maint)));
+                            maint_paused(w.maint))))), maint_paused(w.maint))));
     if (retry_at <= now)
         return 0;
     return (int)(retry_at - now < POLL_MAX_MS ? retry_at - now : POLL_MAX_MS);
@@ -546,6 +570,7 @@ static void writer_serve(void)
         mq_poll(w.mq, lead_wait_ms(w.lead, poll_timeout(util_now_ms())));
         if (mq_ctl_connected(w.mq))
             batch_status(w.batch, "online");
+        batch_sync_tick(w.batch);
         hook_tick(w.hooks);
         if (stop_requested)
             break;
@@ -602,6 +627,7 @@ static int writer_shut_down(void)
         log_error("exiting with %zu requests not applied: %s", mq_queued(w.mq), batch_error(w.batch));
         exit_code = 1;
     }
+    batch_sync_finish(w.batch, SHUTDOWN_APPLY_MS);
     give_up = util_now_ms() + HOOK_GRACE_MS;
     while ((hook_running(w.hooks) || hook_queued(w.hooks)) && util_now_ms() < give_up) {
         mq_poll(w.mq, hook_wait_ms(w.hooks, SHUTDOWN_RETRY_MS));
@@ -633,6 +659,7 @@ static void writer_free(void)
     retain_free(w.retain);
     sched_free(w.sched);
     jobq_free(w.jobq);
+    sync_free(w.sync);
     free(w.t_hooks);
     if (w.mq) {
         mq_free(w.mq);

@@ -71,6 +71,8 @@ struct mq {
     long long ctl_seen_ms;   /* ctl last serviced while up */
     long long fenced_by;     /* a newer epoch seen, or 0 */
     const char *fenced_where;
+    mq_capture_fn capture;   /* while set, mq_publish hands messages here (mq_capture) */
+    void *capture_ud;
 };
 
 /* No marker back after this long (a broker that refuses the writer its reply topic):
@@ -705,6 +707,8 @@ int mq_publish(struct mq *mq, const char *topic, const void *payload, size_t len
     mosquitto_property *props = NULL;
     int rc;
 
+    if (mq->capture)
+        return mq->capture(mq->capture_ud, topic, payload, len, qos, retain, corr, corrlen);
     if (qos == 0 && mq->ctl.state != UP)
         return -1;
     if (corr && corrlen > 0)
@@ -716,6 +720,12 @@ int mq_publish(struct mq *mq, const char *topic, const void *payload, size_t len
         return -1;
     }
     return 0;
+}
+
+void mq_capture(struct mq *mq, mq_capture_fn fn, void *ud)
+{
+    mq->capture = fn;
+    mq->capture_ud = ud;
 }
 
 void mq_batch(struct mq *mq, int on)

@@ -148,6 +148,12 @@ size_t mq_injected(const struct mq *mq);
 int mq_publish(struct mq *mq, const char *topic, const void *payload, size_t len, int qos,
                int retain, const void *corr, int corrlen);
 
+/* While fn is set (not NULL), mq_publish sends nothing: it hands each message to fn
+ * and returns what fn returns (synchronous replicas hold a commit's messages, sync.h). */
+typedef int (*mq_capture_fn)(void *ud, const char *topic, const void *payload, size_t len, int qos,
+                             int retain, const void *corr, int corrlen);
+void mq_capture(struct mq *mq, mq_capture_fn fn, void *ud);
+
 /* Around a burst of mq_publish calls: on, publish, off. Off sends the burst, in as
  * few TCP segments as it fits in. */
 void mq_batch(struct mq *mq, int on);

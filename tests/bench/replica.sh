@@ -9,6 +9,10 @@
 #   R2.R  replica lag at R requests/s (1,000 and 10,000; one replica): mqbench rate for
 #         the load, then the replica's own figures from its status: p50 / p99 of the
 #         time from the writer's commit to the replica's commit, per commit.
+#   R3.K  synchronous replicas: receipts per second (mosqlite-pub --wait, window 1000,
+#         ids) with no replica (R3.0) and with one replica and sync-replicas 1 (R3.1),
+#         in the same run; target: R3.1 >= 0.7 x R3.0 (PASS/MISS).
+#   R4    receipt latency p50 / p99 at 1,000 requests/s with sync-replicas 1 (mqbench rate).
 #
 #   sh tests/bench/replica.sh            full sizes (a few minutes on 2 cores)
 #   QUICK=1 sh tests/bench/replica.sh    small sizes, about a minute
@@ -46,12 +50,14 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 # cpu_s PID: user + system CPU seconds of a process so far.
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null; }
 
-# phase_start K: a fresh broker, writer and K following replicas (b1..bK).
+# phase_start K [WRITER ARGS]: a fresh broker, writer and K following replicas (b1..bK).
 phase_start() {
     rm -rf "$T/broker" "$T"/b*.db* "$DB" "$DB-wal" "$DB-shm"
     unset MQTT_PORT WS_PORT
     broker_start
-    writer_start
+    _k=$1; shift
+    writer_start "$@"
+    set -- "$_k"
     RS=
     i=1
     while [ "$i" -le "$1" ]; do
@@ -101,6 +107,27 @@ for rate in $RATES; do
     phase_stop
 done
 
+# Synchronous replicas: receipts per second, and their latency.
+N_SYNC=$((N_THR / 2))
+for k in 0 1; do
+    say "receipts per second with $k synchronous replica(s): $N_SYNC requests"
+    if [ "$k" = 0 ]; then phase_start 0; else phase_start 1 --sync-replicas 1; fi
+    awk -v n="$N_SYNC" -v k="$k" 'BEGIN { for (i = 1; i <= n; i++)
+        printf "{\"table\":\"build_logs\",\"id\":\"s%d-%d\",\"values\":{\"build_id\":1,\"line\":\"line %d\"}}\n", k, i, i }' >"$T/sync.jsonl"
+    t0=$(now_ms)
+    "$BIN/mosqlite-pub" -p "$MQTT_PORT" --wait --window 1000 --timeout 120 - <"$T/sync.jsonl" >/dev/null 2>"$T/sync$k.err" ||
+        say "mosqlite-pub: $(tail -n 1 "$T/sync$k.err")"
+    ms=$(( $(now_ms) - t0 ))
+    eval "SYNC$k=$(calc_f "%.0f" "$N_SYNC * 1000 / $ms")"
+    phase_stop
+done
+say "receipt latency at 1000 requests/s with sync-replicas 1 for $LAT_SECS s"
+phase_start 1 --sync-replicas 1
+p=$("$MQB" rate -p "$MQTT_PORT" -t mosqlite/write/build_logs -r 1000 -s "$LAT_SECS" --timeout 60)
+SYNCLAT="$(kv "$p" p50_ms) / $(kv "$p" p99_ms) ms"
+SYNCLAT_NOTE="$(kv "$p" rate) req/s sent, $(kv "$p" receipts) receipts, max $(kv "$p" max_ms) ms; one replica, sync-replicas 1"
+phase_stop
+
 row() { printf '%-8s %-50s %14s %8s  %s\n' "$@"; }
 echo "# mosqlite replica bench$( [ -n "${QUICK:-}" ] && echo ' (QUICK=1: small sizes, figures indicative only)')"
 echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ), git $(git rev-parse --short HEAD 2>/dev/null), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -120,6 +147,10 @@ for rate in $RATES; do
     eval "a=\$LAG${rate}_P50 b=\$LAG${rate}_P99 n=\$LAG${rate}_NOTE"
     row "R2.$rate" "replica lag at $rate req/s, p50 / p99 per commit" "${a:--} / ${b:--} ms" - "$n"
 done
+rt=$(calc_f "%.2f" "${SYNC1:-0} / ${SYNC0:-1}")
+row "R3.0" "receipts/s, no replica, $N_SYNC requests (--wait)" "${SYNC0:-0} req/s" - "mosqlite-pub --wait, window 1000"
+row "R3.1" "receipts/s, 1 synchronous replica, $N_SYNC requests" "${SYNC1:-0} req/s" - "$rt x R3.0, >=0.7: $(verdict "$rt >= 0.7")"
+row "R4" "receipt p50 / p99 at 1000 req/s, sync-replicas 1" "$SYNCLAT" - "$SYNCLAT_NOTE"
 echo "# Lag: from the writer's clock just before COMMIT to the replica's COMMIT, per commit (one"
 echo "# commit holds a batch of requests); both on this machine, so one clock. Replicas: their default, synchronous=NORMAL."
 echo "# The replicas run on this machine too: their CPU and fsyncs compete with the writer's and the"

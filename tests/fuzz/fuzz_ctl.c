@@ -7,7 +7,8 @@
  * target checks what ctl.h and admin.h promise: an error comes with a message; an
  * answer only ever goes to a topic the reply rule allows; a command read is a known one,
  * and a backup's name a plain file name. The whole input also goes to changes_epoch_of()
- * (the epoch of a status or change, read for fencing).
+ * (the epoch of a status or change, read for fencing), and to sync_ack_read() and
+ * sync_ack_id() (a replica's ack and its topic).
  *
  * Built and run by tests/fuzz/run.sh. */
 #include <stdint.h>
@@ -21,6 +22,7 @@
 #include "fuzz_input.h"
 #include "req.h"
 #include "snapshot.h"
+#include "sync.h"
 
 static const struct ctl_limits limits = {4000, 32, "mosqlite"};
 static struct ctl_msg msg;
@@ -95,6 +97,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(payload, data, size);
     if (changes_epoch_of(payload, size) < 0)
         die("a negative epoch");
+    /* A replica's ack (synchronous replicas), and the id in an ack topic. */
+    {
+        long long seq = -1, epoch = -1;
+        size_t idlen = 0;
+        const char *id;
+        err[0] = 0;
+        if (sync_ack_read(payload, size, &seq, &epoch, err, sizeof err)) {
+            if (!err[0])
+                die("an ack error without a message");
+        } else if (seq < 0 || epoch < 0 || seq > 9007199254740991LL || epoch > 9007199254740991LL) {
+            die("an ack out of range");
+        }
+        if (size && !memchr(payload, 0, size) && payload[size - 1] != '\0') {
+            char *t = malloc(size + 1);
+            if (t) {
+                memcpy(t, payload, size);
+                t[size] = 0;
+                if ((id = sync_ack_id(t, limits.prefix, &idlen)) && (!idlen || memchr(id, '/', idlen)))
+                    die("an ack id empty or with a /");
+                free(t);
+            }
+        }
+    }
     free(payload);
     return 0;
 }
