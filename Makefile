@@ -46,7 +46,12 @@ CONSOLE_SRC = $(wildcard console/*.c)
 # pipe (pipe*.c, spool.c).
 PUBCLI_SRC = publisher/main.c publisher/pipe.c publisher/pipe_read.c publisher/pipe_deliver.c \
              publisher/pipe_build.c publisher/pipe_command.c publisher/spool.c
-PUBLIB_SRC = $(filter-out $(PUBCLI_SRC),$(wildcard publisher/*.c))
+# The job agent, mosqlite-work: work*.c, with the log pipe's reading and delivering
+# parts (not pipe.c, the pipe's own run).
+WORK_SRC   = $(wildcard publisher/work*.c)
+WORK_PIPE_SRC = publisher/pipe_read.c publisher/pipe_deliver.c publisher/pipe_build.c \
+             publisher/pipe_command.c publisher/spool.c
+PUBLIB_SRC = $(filter-out $(PUBCLI_SRC) $(WORK_SRC),$(wildcard publisher/*.c))
 # Unit tests: tests/unit/*.c linked with every writer and replica object but main.o.
 UNIT_SRC   = $(wildcard tests/unit/*.c)
 
@@ -58,11 +63,13 @@ CONSOLE_OBJ = $(call obj,$(CONSOLE_SRC))
 PUBLIB_OBJ = $(call obj,$(PUBLIB_SRC))
 PUBLIB_PIC = $(patsubst %.c,$(BUILD)/pic/%.o,$(PUBLIB_SRC))
 PUBCLI_OBJ = $(call obj,$(PUBCLI_SRC))
+WORK_OBJ   = $(call obj,$(WORK_SRC) $(WORK_PIPE_SRC))
 UNIT_OBJ   = $(call obj,$(UNIT_SRC))
 WRITER_LIB_OBJ = $(filter-out $(BUILD)/writer/main.o,$(WRITER_OBJ))
 REPLICA_LIB_OBJ = $(filter-out $(BUILD)/replica/main.o,$(REPLICA_OBJ))
 
-PROGS = $(BIN)/mosqlite-writer $(BIN)/mosqlite-pub $(BIN)/mosqlite-replica $(BIN)/mosqlite
+PROGS = $(BIN)/mosqlite-writer $(BIN)/mosqlite-pub $(BIN)/mosqlite-replica $(BIN)/mosqlite \
+        $(BIN)/mosqlite-work
 LIBS  = $(BUILD)/libmosqlite.a $(BUILD)/libmosqlite.so
 
 .PHONY: all deps check test run asan bench fuzz soak install clean web
@@ -91,6 +98,10 @@ $(BIN)/mosqlite: $(CONSOLE_OBJ) $(BUILD)/libmosqlite.a $(COMMON_OBJ)
 $(BIN)/mosqlite-pub: $(PUBCLI_OBJ) $(BUILD)/libmosqlite.a $(COMMON_OBJ)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BIN)/mosqlite-work: $(WORK_OBJ) $(BUILD)/libmosqlite.a $(COMMON_OBJ)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread -lm
 
 $(BUILD)/libmosqlite.a: $(PUBLIB_OBJ)
 	@mkdir -p $(BUILD)
