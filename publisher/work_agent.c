@@ -51,7 +51,7 @@ struct agent {
     unsigned reconnects;
     char since[64];                 /* the writer's start, from its status */
     int stopping, releasing;
-    double stop_at;
+    double stop_at, release_at;
     int refused, unconfirmed;
     unsigned long long ran, done, failed;
 };
@@ -639,6 +639,7 @@ int agent_run(struct work_conf *wc, volatile sig_atomic_t *stop)
         if (a->stopping && !a->releasing && a->njobs &&
             (*stop >= 2 || (wc->drain_s > 0 && now - a->stop_at >= wc->drain_s * 1000.0))) {
             a->releasing = 1;
+            a->release_at = now;
             log_info("releasing the %d job%s in hand", a->njobs, a->njobs == 1 ? "" : "s");
             for (i = 0; i < a->njobs; i++)
                 if (!a->jobs[i]->outcome_sent)
@@ -671,6 +672,14 @@ int agent_run(struct work_conf *wc, volatile sig_atomic_t *stop)
         tend_jobs(a);
         if (a->njobs && (!a->next_beat || now_ms() >= a->next_beat))
             send_beat(a);
+        if (a->releasing && now - a->release_at >= wc->grace_ms + wc->linger_s * 1000.0)
+            for (i = 0; i < a->njobs; i++)
+                if (a->jobs[i]->out_msg) {  /* no receipt: the writer is away */
+                    log_warn("job %lld attempt %lld: no answer to its %s: leaving it unconfirmed",
+                             a->jobs[i]->id, a->jobs[i]->attempt, strrchr(a->jobs[i]->out_id, '.') + 1);
+                    a->unconfirmed = 1;
+                    remove_job(a, a->jobs[i--]);
+                }
         if (a->stopping && a->njobs == 0)
             break;
         if (!wconn_connected(a->c) && !warned) {
