@@ -5,10 +5,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json.h"
+#include "req.h"
 #include "util.h"
 
 const char *const admin_names[] = {
-    "backup", "checkpoint", "integrity_check", "optimize", "stats", "pause", "resume", NULL,
+    "backup", "checkpoint", "integrity_check", "optimize", "stats", "pause", "resume",
+    "job_retry", "job_discard", "job_cancel", "job_run_now", "queue_pause", "queue_resume", NULL,
 };
 
 int admin_name_ok(const char *name)
@@ -28,19 +31,25 @@ int admin_name_ok(const char *name)
 
 int admin_read(const cJSON *root, struct admin_req *r, char *err, size_t errlen)
 {
-    const cJSON *f, *cmd = NULL, *name = NULL;
+    const cJSON *f, *cmd = NULL, *name = NULL, *job = NULL, *queue = NULL;
     int i;
 
     r->cmd = -1;
     r->name[0] = '\0';
+    r->job = 0;
+    r->queue[0] = '\0';
     for (f = root->child; f; f = f->next) {
         if (!strcmp(f->string, "cmd"))
             cmd = f;
         else if (!strcmp(f->string, "name"))
             name = f;
+        else if (!strcmp(f->string, "job"))
+            job = f;
+        else if (!strcmp(f->string, "queue"))
+            queue = f;
         else if (strcmp(f->string, "reply_to"))
             return util_fail(err, errlen, "unknown field \"%.100s\" (a command has \"cmd\", "
-                             "\"name\" and \"reply_to\")", f->string);
+                             "\"name\", \"job\", \"queue\" and \"reply_to\")", f->string);
     }
     if (cJSON_IsString(cmd))
         for (i = 0; admin_names[i]; i++)
@@ -48,7 +57,29 @@ int admin_read(const cJSON *root, struct admin_req *r, char *err, size_t errlen)
                 r->cmd = i;
     if (r->cmd < 0)
         return util_fail(err, errlen, "\"cmd\" must be one of backup, checkpoint, integrity_check, "
-                         "optimize, stats, pause, resume");
+                         "optimize, stats, pause, resume, job_retry, job_discard, job_cancel, "
+                         "job_run_now, queue_pause, queue_resume");
+    if (r->cmd >= ADMIN_JOB_RETRY && r->cmd <= ADMIN_JOB_RUN_NOW) {
+        if (name || queue)
+            return util_fail(err, errlen, "%s takes only \"job\"", admin_names[r->cmd]);
+        if (!cJSON_IsNumber(job) || (job->type & JSON_REAL) || job->valuedouble < 1 ||
+            job->valuedouble > 9007199254740991.0 || job->valuedouble != (double)(long long)job->valuedouble)
+            return util_fail(err, errlen, "%s needs \"job\": a job id (an integer from 1)", admin_names[r->cmd]);
+        r->job = (long long)job->valuedouble;
+        return 0;
+    }
+    if (r->cmd == ADMIN_QUEUE_PAUSE || r->cmd == ADMIN_QUEUE_RESUME) {
+        if (name || job)
+            return util_fail(err, errlen, "%s takes only \"queue\"", admin_names[r->cmd]);
+        if (!cJSON_IsString(queue))
+            return util_fail(err, errlen, "%s needs \"queue\": a queue's name", admin_names[r->cmd]);
+        if (req_queue_check(queue->valuestring, err, errlen))
+            return -1;
+        snprintf(r->queue, sizeof r->queue, "%s", queue->valuestring);
+        return 0;
+    }
+    if (job || queue)
+        return util_fail(err, errlen, "\"%s\" is only for the job and queue commands", job ? "job" : "queue");
     if (r->cmd != ADMIN_BACKUP)
         return name ? util_fail(err, errlen, "\"name\" is only for backup") : 0;
     if (!cJSON_IsString(name) || !admin_name_ok(name->valuestring))

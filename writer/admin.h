@@ -12,8 +12,10 @@
  *   {"cmd": "optimize"}                        PRAGMA optimize
  *   {"cmd": "stats"}                           tables, rows, sizes, ids kept
  *   {"cmd": "pause"} / {"cmd": "resume"}       stop taking requests, and go on
+ *   {"cmd": "job_retry", "job": N}             and job_discard, job_cancel, job_run_now
+ *   {"cmd": "queue_pause", "queue": "Q"}       and queue_resume
  *
- * admin_read() checks the object's fields: only "cmd", "name" and "reply_to"; "cmd" a
+ * admin_read() checks the object's fields: only "cmd", "name", "job", "queue" and "reply_to"; "cmd" a
  * known command; "name" for a backup only, a plain file name, never a path. maint.c
  * runs what it returns. */
 #ifndef MOSQLITE_ADMIN_H
@@ -26,7 +28,10 @@
 
 enum admin_cmd {
     ADMIN_BACKUP, ADMIN_CHECKPOINT, ADMIN_INTEGRITY, ADMIN_OPTIMIZE, ADMIN_STATS,
-    ADMIN_PAUSE, ADMIN_RESUME, ADMIN_NCMDS
+    ADMIN_PAUSE, ADMIN_RESUME,
+    /* The job queue's commands (run in a batch by jobq.c). */
+    ADMIN_JOB_RETRY, ADMIN_JOB_DISCARD, ADMIN_JOB_CANCEL, ADMIN_JOB_RUN_NOW, ADMIN_QUEUE_PAUSE,
+    ADMIN_QUEUE_RESUME, ADMIN_NCMDS
 };
 
 extern const char *const admin_names[];
@@ -36,7 +41,11 @@ extern const char *const admin_names[];
 struct admin_req {
     int cmd;                          /* enum admin_cmd, or -1 when not known */
     char name[ADMIN_NAME_MAX + 1];    /* backup: the file name */
+    long long job;                    /* job_*: the job */
+    char queue[129];                  /* queue_*: the queue */
 };
+
+#define ADMIN_IS_JOB(c) ((c) >= ADMIN_JOB_RETRY && (c) < ADMIN_NCMDS)
 
 /* A command from its object (read by ctl.c). 0, or -1 with the error text for the
  * answer in err; r->cmd is set whenever it could be read, so the error names it. */

@@ -51,7 +51,8 @@ static void outcome_clear(struct outcome *o)
     free(o->reply_to);
     free(o->error);
     free(o->cancel);
-    o->id = o->reply_to = o->error = o->cancel = NULL;
+    free(o->extra);
+    o->id = o->reply_to = o->error = o->cancel = o->extra = NULL;
 }
 
 /* Drop the first n messages of the queue. */
@@ -121,7 +122,9 @@ const struct out_stats *batch_stats(const struct batch *b)
 
 int batch_due(const struct batch *b, long long now_ms)
 {
-    return mq_queued(b->mq) && (!b->stalled || now_ms >= b->retry_at);
+    if (b->stalled && now_ms < b->retry_at)
+        return 0;
+    return mq_queued(b->mq) || (b->o.jobq && jobq_due(b->o.jobq, now_ms));
 }
 
 void batch_status(struct batch *b, const char *state)
@@ -137,8 +140,16 @@ void batch_status(struct batch *b, const char *state)
     v.sqlite = sqlite3_libversion();
     v.request_protocol = mq_request_protocol(b->mq);
     if (!out_status(&b->out, state, b->since, &b->stats, mq_queued(b->mq),
-                    b->stalled ? b->error : NULL, &v))
-        mq_publish(b->mq, b->t_status, b->out.s, b->out.len, 1, 1, NULL, 0);
+                    b->stalled ? b->error : NULL, &v)) {
+        /* The job queue's counts go in before the closing brace. */
+        if (b->o.jobq && !b->stalled && b->out.len && b->out.s[b->out.len - 1] == '}') {
+            b->out.len--;
+            jobq_status(b->o.jobq, &b->out);
+            jb_putc(&b->out, '}');
+        }
+        if (!b->out.oom)
+            mq_publish(b->mq, b->t_status, b->out.s, b->out.len, 1, 1, NULL, 0);
+    }
     b->status_dirty = 0;
     b->last_status_ms = util_now_ms();
 }
@@ -182,7 +193,7 @@ static int apply_request(struct batch *b, struct msg *m, const struct outcome *o
         *what = OUT_CANCELLED;
         return sched_cancel(b->o.sched, r, m->topic, b->t_write, err, errlen);
     }
-    if (!m->sched_id && (r->has_at || r->delay_ms >= 0)) {
+    if (!m->sched_id && !r->jobs_at && (r->has_at || r->delay_ms >= 0)) {
         *what = OUT_SCHEDULED;
         *due_ms = r->has_at ? r->at_ms : util_wall_ms() + r->delay_ms;
         return sched_add(b->o.sched, r, m, *due_ms, err, errlen);
@@ -192,15 +203,63 @@ static int apply_request(struct batch *b, struct msg *m, const struct outcome *o
     return db_apply(b->db, r, changes, rowid, err, errlen);
 }
 
+/* A job message (jobq.c) in the open batch. */
+static int process_job(struct batch *b, struct msg *m)
+{
+    struct outcome *o = outcome_of(m);
+    struct jobq_mark mk;
+    char err[1024] = "";
+    int rc;
+
+    if (o->replay_reject) {
+        o->kind = OUT_REJECTED;
+        return DB_OK;
+    }
+    outcome_clear(o);
+    o->changes = 0;
+    o->rowid = -1;
+    jobq_mark(b->o.jobq, &mk);
+    rc = jobq_apply(b->o.jobq, m, o, err, sizeof err);
+    if (rc == DB_LOST) {
+        free(o->error);
+        o->error = strdup(err);
+        o->replay_reject = 1;
+        return DB_LOST;
+    }
+    if (rc == DB_FAULT) {
+        snprintf(b->error, sizeof b->error, "%s", err);
+        return DB_FAULT;
+    }
+    if (rc == DB_REJECT) {
+        jobq_cut(b->o.jobq, &mk);
+        o->kind = OUT_REJECTED;
+        free(o->extra);
+        o->extra = NULL;
+        o->error = strdup(err);
+        if (db_record_rejection(b->db, m->topic, o->id, err, m->payload, m->len, b->error,
+                                sizeof b->error) == DB_FAULT)
+            return DB_FAULT;
+        return DB_OK;
+    }
+    if (rc == DB_DUP)
+        o->kind = OUT_DUP;
+    else if (!o->kind)
+        o->kind = OUT_APPLIED;
+    return DB_OK;
+}
+
 /* Apply one request in the open batch. DB_FAULT means roll the batch back. */
 static int process(struct batch *b, struct msg *m)
 {
     struct outcome *o = outcome_of(m);
+    struct jobq_mark mk;
     char err[1024];
     long long changes = 0, rowid = -1, due_ms = 0;
     enum out_kind what;
     int rc;
 
+    if (b->o.jobq && jobq_owns(b->o.jobq, m))
+        return process_job(b, m);
     o->kind = 0;
     /* Due now: its row comes out in this transaction, or it was cancelled meanwhile. */
     if (m->sched_id && (rc = sched_take(b->o.sched, m->sched_id, b->error, sizeof b->error)) != DB_OK) {
@@ -210,7 +269,11 @@ static int process(struct batch *b, struct msg *m)
         o->kind = OUT_DROPPED;
         return DB_OK;
     }
+    if (b->o.jobq)
+        jobq_mark(b->o.jobq, &mk);
     rc = apply_request(b, m, o, &what, &due_ms, &changes, &rowid, err, sizeof err);
+    if (b->o.jobq && rc != DB_OK && rc != DB_DUP)
+        jobq_cut(b->o.jobq, &mk);
     if (rc == DB_LOST) {
         /* Keep the reason; the caller replays the batch without this request. */
         free(o->error);
@@ -229,6 +292,8 @@ static int process(struct batch *b, struct msg *m)
     o->reply_to = xstrdup(b->req.reply_to ? b->req.reply_to :
                           m->resp_topic && req_reply_topic_ok(m->resp_topic, b->o.prefix) ? m->resp_topic : NULL);
     o->cancel = xstrdup(b->req.cancel);
+    if (b->o.jobq && rc == DB_OK)
+        o->extra = jobq_take_receipt(b->o.jobq);
     req_clear(&b->req);
     if (rc == DB_REJECT) {
         o->kind = OUT_REJECTED;
@@ -298,6 +363,8 @@ static void roll_back(struct batch *b)
 {
     db_rollback(b->db);
     sched_rolled_back(b->o.sched);
+    if (b->o.jobq)
+        jobq_rolled_back(b->o.jobq);
 }
 
 static void stall(struct batch *b)
@@ -364,22 +431,28 @@ static int apply_queue(struct batch *b, double t0, int *waited, struct msg **las
 }
 
 /* After COMMIT: the counters, then receipts, rejections and events in one burst. */
-static void publish_batch(struct batch *b, double t0, struct msg *last, size_t n)
+static void publish_batch(struct batch *b, double t0, struct msg *last, size_t n, int committed)
 {
     struct msg *m;
+    size_t i;
 
-    b->stats.last_commit_ms = util_now_exact_ms() - t0;
-    b->stats.commits++;
-    b->stats.last_batch = (long long)n;
-    if (b->stats.last_batch > b->stats.max_batch)
-        b->stats.max_batch = b->stats.last_batch;
+    (void)last;
+    if (committed) {
+        b->stats.last_commit_ms = util_now_exact_ms() - t0;
+        b->stats.commits++;
+        b->stats.last_batch = (long long)n;
+        if (b->stats.last_batch > b->stats.max_batch)
+            b->stats.max_batch = b->stats.last_batch;
+    }
     mq_batch(b->mq, 1);
     /* Replication: the commit's changeset goes out before its receipts. */
-    if (b->o.changes)
+    if (b->o.changes && committed)
         changes_publish(b->o.changes, b->mq);
-    for (m = mq_head(b->mq); m && m != (last ? last->next : NULL); m = m->next)
+    for (m = mq_head(b->mq), i = 0; m && i < n; m = m->next, i++)
         publish_outcome(b, m);
     publish_events(b);
+    if (b->o.jobq)
+        jobq_committed(b->o.jobq);
     mq_batch(b->mq, 0);
     drop_requests(b, n);
     b->status_dirty = 1;
@@ -390,13 +463,22 @@ void batch_run(struct batch *b)
 {
     char err[512];
     double t0 = util_now_exact_ms();
-    struct msg *last;
-    size_t n;
-    int rc, waited = 0;
+    struct msg *last, *m;
+    size_t n, i;
+    int rc, waited = 0, only_jobs;
+    sqlite3_int64 changes0;
 
     do {
         if (db_begin(b->db, err, sizeof err) != DB_OK) {
             snprintf(b->error, sizeof b->error, "%s", err);
+            if (b->o.jobq)
+                jobq_rolled_back(b->o.jobq);
+            stall(b);
+            return;
+        }
+        changes0 = sqlite3_total_changes64(db_handle(b->db));
+        if (b->o.jobq && jobq_begin(b->o.jobq, b->error, sizeof b->error) != DB_OK) {
+            roll_back(b);
             stall(b);
             return;
         }
@@ -404,6 +486,20 @@ void batch_run(struct batch *b)
     } while (rc == DB_LOST);
     if (rc == DB_FAULT) {
         stall(b);
+        return;
+    }
+    if (b->o.jobq && jobq_match(b->o.jobq, b->error, sizeof b->error) != DB_OK) {
+        roll_back(b);
+        stall(b);
+        return;
+    }
+    /* A batch of job messages that wrote nothing (waiting claims, beats, a timer with
+     * nothing due) is not committed: an idle fleet costs no commit. */
+    for (only_jobs = 1, i = 0, m = mq_head(b->mq); only_jobs && i < n && m; i++, m = m->next)
+        only_jobs = b->o.jobq && jobq_owns(b->o.jobq, m);
+    if (only_jobs && sqlite3_total_changes64(db_handle(b->db)) == changes0) {
+        db_rollback(b->db);
+        publish_batch(b, t0, last, n, 0);
         return;
     }
     /* Replication: number the commit and take its changeset, inside the transaction. */
@@ -416,8 +512,10 @@ void batch_run(struct batch *b)
     if (db_commit(b->db, err, sizeof err) != DB_OK) {   /* rolled back by db_commit */
         snprintf(b->error, sizeof b->error, "%s", err);
         sched_rolled_back(b->o.sched);
+        if (b->o.jobq)
+            jobq_rolled_back(b->o.jobq);
         stall(b);
         return;
     }
-    publish_batch(b, t0, last, n);
+    publish_batch(b, t0, last, n, 1);
 }

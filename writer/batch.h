@@ -23,6 +23,7 @@
 #include "out.h"
 #include "req.h"
 #include "sched.h"
+#include "jobq.h"
 
 struct batch_opts {
     const char *prefix;              /* topic prefix: PREFIX/write, /rejected, /events/, /status */
@@ -35,6 +36,7 @@ struct batch_opts {
                                       * published before the receipts; NULL for none */
     struct hooks *hooks;             /* run after each commit with its events, or NULL */
     struct sched *sched;             /* scheduled writes and cancels (sched.h) */
+    struct jobq *jobq;               /* the job queue (jobq.h), or NULL */
 };
 
 struct batch;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "admin.h"
+#include "jobq.h"
 #include "log.h"
 #include "maint.h"
 #include "query.h"
@@ -155,7 +156,16 @@ static void run_admin(struct ctl *c, const struct route *r, const struct ctl_msg
 
     if (admin_read(m->root, &a, err, sizeof err))
         refuse(c, r, m, a.cmd >= 0 ? admin_names[a.cmd] : NULL, err);
-    else
+    else if (ADMIN_IS_JOB(a.cmd) && !c->parts.jobq)
+        refuse(c, r, m, admin_names[a.cmd], "jobs are not enabled in this writer");
+    else if (ADMIN_IS_JOB(a.cmd)) {
+        if (!m->to)
+            log_warn("%s/admin: %s: no usable reply_to to answer on: run all the same", c->lim.prefix,
+                     admin_names[a.cmd]);
+        if (jobq_admin(c->parts.jobq, admin_names[a.cmd], a.job, a.queue[0] ? a.queue : NULL, m->to, m->corr,
+                       m->corrlen))
+            refuse(c, r, m, admin_names[a.cmd], "out of memory");
+    } else
         maint_command(c->parts.maint, &a, m->to, m->corr, m->corrlen);
 }
 

@@ -31,12 +31,14 @@
 struct queries;
 struct maint;
 struct snapshot;
+struct jobq;
 
 /* What the handlers reach: any may be NULL (no named queries defined). */
 struct ctl_parts {
     struct queries *queries;
     struct maint *maint;
     struct snapshot *snap;
+    struct jobq *jobq;     /* the job commands (jobq_admin) */
 };
 
 struct ctl_limits {

@@ -47,7 +47,15 @@ struct db {
     int lock_fd;                  /* PATH-writer.lock, held (flock) while open; or -1 */
     sqlite3_stmt **readback;      /* per table: SELECT * by key (sql_build_read), lazily */
     struct ev_mark req_mark;      /* the request between db_req_begin and db_req_end */
+    db_op_fn op_fn;               /* ops that are not SQL (db_set_op_hook) */
+    void *op_arg;
 };
+
+void db_set_op_hook(struct db *db, db_op_fn fn, void *arg)
+{
+    db->op_fn = fn;
+    db->op_arg = arg;
+}
 
 int db_is_fault(int rc)
 {
@@ -633,6 +641,15 @@ int db_apply(struct db *db, const struct req *r, long long *changes, long long *
         return DB_DUP;
     }
     for (i = 0; i < r->nops; i++) {
+        if (r->ops[i].kind == OP_ENQUEUE) {
+            rc = db->op_fn ? db->op_fn(db->op_arg, r, i, err, errlen)
+                           : (snprintf(err, errlen, "jobs are not enabled in this writer"), DB_REJECT);
+            if (rc == DB_FAULT)
+                return DB_FAULT;
+            if (rc != DB_OK)
+                return unwind(db, &m);
+            continue;
+        }
         rc = apply_op(db, r, i, changes, rowid, err, errlen);
         if (rc != SQLITE_OK)
             return db_is_fault(rc) ? db_fault(db, rc, err, errlen) : unwind(db, &m);

@@ -62,6 +62,13 @@ void db_rollback(struct db *db);                             /* and forget the e
 int db_apply(struct db *db, const struct req *r, long long *changes, long long *rowid,
              char *err, size_t errlen);
 
+/* Ops that are not SQL (OP_ENQUEUE: a job, jobq.c): fn runs op i of r inside the request's
+ * savepoint, in order with the others; it returns DB_OK, DB_REJECT + err (the request is
+ * rejected: nothing of it remains) or DB_FAULT + err. Without a hook such an op is
+ * rejected. */
+typedef int (*db_op_fn)(void *arg, const struct req *r, int i, char *err, size_t errlen);
+void db_set_op_hook(struct db *db, db_op_fn fn, void *arg);
+
 /* The ids kept in mosqlite_applied, for what else takes an id (scheduled writes and
  * cancels, sched.c). db_id_seen: 1 when id was kept with this hash (or none), 2 with
  * another, 0 when not kept, -1 with SQLite's code in *rc. db_id_keep: keep it; SQLite's

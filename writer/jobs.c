@@ -144,6 +144,10 @@ static const char *const sql[ST_N] = {
     [ST_COUNTS] = "SELECT queue, paused, max_running, n_scheduled, n_ready, n_blocked, n_running,"
                   " n_retry, n_done, n_failed, n_dead, n_cancelled FROM mosqlite_job_queues"
                   " ORDER BY queue",
+    [ST_INFO] = "SELECT queue, state, attempt, cancel_req, follow, enq_id, reply_to, error, exit_code"
+                " FROM mosqlite_jobs WHERE id = ?1",
+    [ST_PROGRESS] = "UPDATE mosqlite_jobs SET progress = ?3 WHERE id = ?1 AND attempt = ?2"
+                    " AND state = 'running'",
 };
 
 int jobs_open(struct jobs **out, sqlite3 *h, char *err, size_t errlen)

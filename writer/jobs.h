@@ -149,7 +149,7 @@ void jobs_grant_free(struct jobs_grant *g);
  * running lease changes nothing and is DB_REJECT "lease lost: ..." with the job's state
  * in out. Each frees the job's concurrency slot (unless it goes back to ready).
  *   done:    -> done (result text or NULL, exit code).
- *   fail:    a failure counted; -> retry after the backoff while failures < max_attempts
+ *   fail:    a failure counted (exit_code LLONG_MIN: none); -> retry after the backoff while failures < max_attempts
  *            (retry JOBS_RETRY_POLICY), never (JOBS_RETRY_NO), or whatever the count
  *            (JOBS_RETRY_YES); retry_in_ms >= 0 replaces the backoff; else -> failed.
  *   release: given back, no failure counted: -> ready (delay_ms 0) or scheduled.
@@ -233,6 +233,26 @@ struct jobs_count {
 };
 int jobs_counts(struct jobs *j, int (*fn)(void *arg, const struct jobs_count *c), void *arg,
                 char *err, size_t errlen);
+
+/* What a job is now, for answers and the follow receipt: queue, state, attempt, whether
+ * its cancel was asked, and the enqueuer's follow (enq_id, reply_to), its error and exit
+ * code (has_exit 0: none). Strings on the heap (jobs_info_free). DB_OK, DB_REJECT "no job
+ * N", DB_FAULT. */
+struct jobs_info {
+    char queue[JOBS_QUEUE_MAX + 1];
+    enum jobs_state state;
+    long long attempt;
+    int cancel_asked, follow, has_exit;
+    long long exit_code;
+    char *enq_id, *reply_to, *error;
+};
+int jobs_info(struct jobs *j, long long job, struct jobs_info *out, char *err, size_t errlen);
+void jobs_info_free(struct jobs_info *i);
+
+/* The progress (JSON text) of the running lease (job, attempt): DB_OK, DB_REJECT
+ * "lease lost: ..." when that is not the live lease, DB_FAULT. */
+int jobs_progress(struct jobs *j, long long job, long long attempt, const char *progress,
+                  char *err, size_t errlen);
 
 /* The changes of state so far. jobs_events_mark: where the list stands (before a
  * request); jobs_events_cut: back to a mark (the request was rolled back); reset: empty

@@ -299,3 +299,73 @@ int jobs_counts(struct jobs *j, int (*fn)(void *arg, const struct jobs_count *c)
     jobs_reset(j, ST_COUNTS);
     return rc == SQLITE_DONE ? DB_OK : jobs_fault(j, rc, err, errlen);
 }
+
+static char *col_dup(sqlite3_stmt *st, int col)
+{
+    const char *s = (const char *)sqlite3_column_text(st, col);
+
+    return s ? strdup(s) : NULL;
+}
+
+int jobs_info(struct jobs *j, long long job, struct jobs_info *out, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = j->st[ST_INFO];
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    sqlite3_bind_int64(st, 1, job);
+    rc = jobs_step(j, ST_INFO);
+    if (rc == SQLITE_ROW) {
+        const char *q = (const char *)sqlite3_column_text(st, 0);
+        const char *state = (const char *)sqlite3_column_text(st, 1);
+        int i;
+        snprintf(out->queue, sizeof out->queue, "%s", q ? q : "");
+        out->state = JOBS_FAILED;
+        for (i = 0; i < JOBS_NSTATES; i++)
+            if (state && !strcmp(state, jobs_state_name(i)))
+                out->state = (enum jobs_state)i;
+        out->attempt = sqlite3_column_int64(st, 2);
+        out->cancel_asked = sqlite3_column_int(st, 3);
+        out->follow = sqlite3_column_int(st, 4);
+        out->enq_id = col_dup(st, 5);
+        out->reply_to = col_dup(st, 6);
+        out->error = col_dup(st, 7);
+        out->has_exit = sqlite3_column_type(st, 8) != SQLITE_NULL;
+        out->exit_code = sqlite3_column_int64(st, 8);
+    }
+    jobs_reset(j, ST_INFO);
+    if (rc == SQLITE_ROW)
+        return DB_OK;
+    if (rc == SQLITE_DONE)
+        return jobs_no_job(job, err, errlen);
+    return jobs_fault(j, rc, err, errlen);
+}
+
+void jobs_info_free(struct jobs_info *i)
+{
+    free(i->enq_id);
+    free(i->reply_to);
+    free(i->error);
+    i->enq_id = i->reply_to = i->error = NULL;
+}
+
+int jobs_progress(struct jobs *j, long long job, long long attempt, const char *progress,
+                  char *err, size_t errlen)
+{
+    struct jobs_info in;
+    int rc;
+
+    sqlite3_bind_int64(j->st[ST_PROGRESS], 1, job);
+    sqlite3_bind_int64(j->st[ST_PROGRESS], 2, attempt);
+    jobs_text(j, ST_PROGRESS, 3, progress);
+    if ((rc = jobs_exec(j, ST_PROGRESS)))
+        return jobs_fault(j, rc, err, errlen);
+    if (sqlite3_changes(j->h) == 1)
+        return DB_OK;
+    if ((rc = jobs_info(j, job, &in, err, errlen)) != DB_OK)
+        return rc;
+    snprintf(err, errlen, "lease lost: job %lld attempt %lld is no longer yours (%s, attempt %lld)", job,
+             attempt, jobs_state_name(in.state), in.attempt);
+    jobs_info_free(&in);
+    return DB_REJECT;
+}

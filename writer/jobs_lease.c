@@ -254,9 +254,9 @@ int jobs_fail(struct jobs *j, long long job, long long attempt, long long exit_c
     if (to == JOBS_RETRY)
         next = now_ms + (retry_in_ms >= 0 ? retry_in_ms :
                          jobs_backoff(j, r.backoff_ms, r.backoff_cap_ms, r.jitter_pct, r.failures));
-    if (!(rc = jobs_outcome(j, job, 1, 0, NULL, error, &exit_code)) &&
+    if (!(rc = jobs_outcome(j, job, 1, 0, NULL, error, exit_code == LLONG_MIN ? NULL : &exit_code)) &&
         !(rc = to == JOBS_RETRY ? jobs_run_at(j, job, next) : 0))
-        rc = end_lease(j, &r, to, "failed", &exit_code, error, now_ms);
+        rc = end_lease(j, &r, to, "failed", exit_code == LLONG_MIN ? NULL : &exit_code, error, now_ms);
     return finish(j, &r, rc, next, out, err, errlen);
 }
 

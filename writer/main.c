@@ -28,6 +28,7 @@
 #include "mq.h"
 #include "query.h"
 #include "sched.h"
+#include "jobq.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -128,6 +129,7 @@ static struct {
     struct hooks *hooks;
     struct maint *maint;
     struct sched *sched;           /* scheduled writes (sched.h) */
+    struct jobq *jobq;             /* the job queue (jobq.h) */
     char *t_hooks;                 /* PREFIX/hooks */
     struct cfg_list tables;        /* `tables` split into names */
     long long last_prune_ms;
@@ -325,6 +327,9 @@ static int open_mq(char *err, size_t errlen)
     if (!(w.sched = sched_new(w.db, w.mq, (size_t)cf.batch_max, cf.schedule_max, err, errlen)))
         return -1;
     bo.sched = w.sched;
+    if (!(w.jobq = jobq_new(w.db, w.mq, cf.prefix, &bo.lim, err, errlen)))
+        return -1;
+    bo.jobq = w.jobq;
     if (!(w.batch = batch_new(w.db, w.mq, &bo))) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -334,6 +339,7 @@ static int open_mq(char *err, size_t errlen)
     parts.queries = w.queries;
     parts.maint = w.maint;
     parts.snap = w.snap;
+    parts.jobq = w.jobq;
     if (ctl_open(w.ctl, w.mq, &parts)) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -382,8 +388,8 @@ static int poll_timeout(long long now)
     if ((mq_queued(w.mq) && !stalled) || w.snap_busy)
         return 0;
     if (!stalled)
-        return sched_wait_ms(w.sched, maint_wait_ms(w.maint, hook_wait_ms(w.hooks, POLL_MAX_MS)),
-                             maint_paused(w.maint));
+        return jobq_wait_ms(w.jobq, sched_wait_ms(w.sched, maint_wait_ms(w.maint, hook_wait_ms(w.hooks,
+                            POLL_MAX_MS)), maint_paused(w.maint)));
     if (retry_at <= now)
         return 0;
     return (int)(retry_at - now < POLL_MAX_MS ? retry_at - now : POLL_MAX_MS);
@@ -407,6 +413,7 @@ static void writer_serve(void)
             break;
         now = util_now_ms();
         sched_tick(w.sched, maint_paused(w.maint));
+        jobq_tick(w.jobq);
         if (batch_due(w.batch, now))
             batch_run(w.batch);
         maint_tick(w.maint);
@@ -468,6 +475,7 @@ static void writer_free(void)
     hook_free(w.hooks);
     maint_free(w.maint);
     sched_free(w.sched);
+    jobq_free(w.jobq);
     free(w.t_hooks);
     if (w.mq) {
         mq_free(w.mq);

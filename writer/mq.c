@@ -51,7 +51,7 @@ struct mq {
     int ctl_new;
     mq_ctl_fn on_ctl;        /* control messages (ctl.c) */
     void *ud;
-    char *write_filter, *status_topic, *marker_filter;
+    char *write_filter, *jobs_filter, *status_topic, *marker_filter;
     int marker_mid;          /* SUBACK awaited by mq_quiesce, or 0 */
     int frozen;              /* after mq_quiesce: the request connection is left alone */
     int proto;               /* request session: MQ_PROTO_311 or MQ_PROTO_5 */
@@ -121,6 +121,11 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
             mosquitto_subscribe_v5(m, NULL, mq->write_filter, 2,
                                    mq->proto == MQ_PROTO_5 ? MQTT_SUB_OPT_SEND_RETAIN_NEVER |
                                    MQTT_SUB_OPT_RETAIN_AS_PUBLISHED : 0, NULL);
+        /* Job messages (jobq.c), on the same session and in order with the writes; on
+         * every connect, so a session kept from a writer without jobs gets it too. */
+        mosquitto_subscribe_v5(m, NULL, mq->jobs_filter, 2,
+                               mq->proto == MQ_PROTO_5 ? MQTT_SUB_OPT_SEND_RETAIN_NEVER |
+                               MQTT_SUB_OPT_RETAIN_AS_PUBLISHED : 0, NULL);
     }
     else {
         mosquitto_subscribe_v5(m, NULL, VERSION_TOPIC, 0, 0, NULL);
@@ -306,10 +311,11 @@ struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_ctl_fn o
     mq->sub.name = "request";
     mq->ctl.name = "control";
     mq->write_filter = util_join(o->prefix, "/write/#");
+    mq->jobs_filter = util_join(o->prefix, "/jobs/+");
     mq->status_topic = util_join(o->prefix, "/status");
     mq->marker_filter = util_join(o->prefix, "/write/.mosqlite-writer-marker");
     ctl_id = util_join(o->client_id, "-ctl");
-    if (!mq->write_filter || !mq->status_topic || !mq->marker_filter || !ctl_id) {
+    if (!mq->write_filter || !mq->jobs_filter || !mq->status_topic || !mq->marker_filter || !ctl_id) {
         free(ctl_id);
         snprintf(err, errlen, "out of memory");
         mq_free(mq);
@@ -632,6 +638,7 @@ void mq_free(struct mq *mq)
     for (i = 0; i < mq->nlisten; i++)
         free(mq->listen[i]);
     free(mq->write_filter);
+    free(mq->jobs_filter);
     free(mq->status_topic);
     free(mq->marker_filter);
     free(mq);

@@ -55,6 +55,10 @@ int out_receipt(struct jbuf *b, const struct outcome *o)
         if (o->rowid >= 0)
             put_int(b, "rowid", o->rowid);
     }
+    if (o->extra && (o->kind == OUT_APPLIED || o->kind == OUT_DUP)) {
+        jb_putc(b, ',');
+        jb_puts(b, o->extra);
+    }
     jb_putc(b, '}');
     return done(b);
 }

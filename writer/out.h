@@ -38,6 +38,7 @@ struct outcome {
     char *reply_to;               /* where its receipt goes, or NULL for none */
     char *error;                  /* the rejection text, when rejected */
     char *cancel;                 /* when cancelled: the id of the request cancelled */
+    char *extra;                  /* applied or duplicate: more members, JSON text ("jobs":[...]) */
 };
 
 /* The writer's counters, as the status shows them. */

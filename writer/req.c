@@ -14,7 +14,7 @@
 #include "json.h"
 #include "util.h"
 
-const char *const op_names[] = {"insert", "upsert", "update", "delete"};
+const char *const op_names[] = {"insert", "upsert", "update", "delete", "enqueue"};
 
 /* FNV-1a, 64 bits, over n bytes, continuing from h. */
 static unsigned long long fnv1a(unsigned long long h, const void *p, size_t n)
@@ -79,7 +79,7 @@ int req_reply_check(const char *topic, const char *prefix, char *err, size_t err
     if (!n || strncmp(topic, prefix, n) || (topic[n] != '/' && topic[n]))
         return 0;                    /* outside the prefix: the broker's ACL decides */
     rest = topic + n;
-    if (!strncmp(rest, "/receipts/", 10) || !strncmp(rest, "/reply/", 7))
+    if (!strncmp(rest, "/receipts/", 10) || !strncmp(rest, "/reply/", 7) || !strncmp(rest, "/jobs/to/", 9))
         return 0;
     return util_fail(err, errlen, "\"reply_to\" may not be one of the writer's own topics: use "
                      "%s/receipts/... or a topic outside %s/", prefix, prefix);
@@ -359,6 +359,8 @@ static int op_columns(struct req *r, const struct op_fields *f, struct req_op *o
             return util_fail(err, errlen, "%s needs a non-empty \"where\": a request never %ss a whole table",
                         op_names[op->kind], op_names[op->kind]);
         return read_columns(r, op->table, f->where, "where", 0, &op->woff, &op->nwhere, err, errlen);
+    case OP_ENQUEUE:
+        break;
     }
     return 0;
 }
@@ -405,12 +407,144 @@ static int op_conflict(struct req *r, const cJSON *conf, struct req_op *op, char
     return 0;
 }
 
+
+int req_id_ok(const char *s)
+{
+    return printable_id(s);
+}
+
+int req_queue_check(const char *q, char *err, size_t errlen)
+{
+    const unsigned char *p;
+    size_t n = strlen(q);
+
+    if (!n)
+        return util_fail(err, errlen, "a job's queue needs a name");
+    if (n > REQ_QUEUE_MAX)
+        return util_fail(err, errlen, "queue name \"%.40s...\" is longer than %d bytes", q, REQ_QUEUE_MAX);
+    for (p = (const unsigned char *)q; *p; p++) {
+        if (*p == '/' || *p == '+' || *p == '#')
+            return util_fail(err, errlen, "queue name \"%.100s\" cannot be one MQTT topic level (it has "
+                             "\"%c\")", q, *p);
+        if (*p < 0x20 || *p == 0x7f)
+            return util_fail(err, errlen, "queue name \"%.100s\" cannot be one MQTT topic level (it has "
+                             "byte 0x%02x)", q, *p);
+    }
+    if (!strcmp(q, "worker") || !strcmp(q, "to") || !strcmp(q, "events"))
+        return util_fail(err, errlen, "queue name \"%s\" is reserved (PREFIX/jobs/%s is the writer's)", q, q);
+    return 0;
+}
+
+/* A whole number in [lo, hi] into *out; absent: *out untouched. */
+static int enq_int(const cJSON *o, const char *key, long long lo, long long hi, long long *out,
+                   char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    double d;
+
+    if (!v)
+        return 0;
+    d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (!cJSON_IsNumber(v) || (v->type & JSON_REAL) || d != floor(d) || d < (double)lo || d > (double)hi)
+        return util_fail(err, errlen, "\"%s\" must be an integer from %lld to %lld", key, lo, hi);
+    *out = (long long)d;
+    return 0;
+}
+
+static int enq_key(const cJSON *o, const char *key, const char **out, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+    if (!v)
+        return 0;
+    if (!cJSON_IsString(v) || !*v->valuestring || strlen(v->valuestring) > 256)
+        return util_fail(err, errlen, "\"%s\" must be a string of 1 to 256 bytes", key);
+    *out = v->valuestring;
+    return 0;
+}
+
+int req_enqueue_read(const cJSON *o, int with_op, int envelope, const char *default_queue,
+                     struct req_enqueue *e, char *err, size_t errlen)
+{
+    static const char *const fields[] = {
+        "op", "queue", "payload", "priority", "unique_key", "on_duplicate", "concurrency_key",
+        "concurrency", "max_attempts", "max_lost", "backoff_ms", "backoff_cap_ms", "jitter_pct",
+        "lease_ms", "timeout_ms", "follow", NULL};
+    static const char *const env[] = {"id", "reply_to", "at", "delay_ms", NULL};
+    const cJSON *c, *v;
+    int i;
+
+    memset(e, 0, sizeof *e);
+    e->max_attempts = e->max_lost = e->backoff_ms = e->backoff_cap_ms = e->jitter_pct = -1;
+    e->lease_ms = e->timeout_ms = -1;
+    for (c = o->child; c; c = c->next) {
+        for (i = with_op ? 0 : 1; fields[i] && strcmp(fields[i], c->string); i++)
+            ;
+        if (fields[i])
+            continue;
+        for (i = 0; envelope && env[i] && strcmp(env[i], c->string); i++)
+            ;
+        if (!envelope || !env[i])
+            return util_fail(err, errlen, "unknown field \"%.100s\" in an enqueue", c->string);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(o, "queue");
+    if (!v && !default_queue)
+        return util_fail(err, errlen, "enqueue needs \"queue\"");
+    if (v && !cJSON_IsString(v))
+        return util_fail(err, errlen, "\"queue\" must be a string");
+    e->queue = v ? v->valuestring : default_queue;
+    if (req_queue_check(e->queue, err, errlen))
+        return -1;
+    if (!(e->payload = cJSON_GetObjectItemCaseSensitive(o, "payload")))
+        return util_fail(err, errlen, "enqueue needs \"payload\" (any JSON value; the worker gets it as is)");
+    if (enq_int(o, "priority", -1000000000, 1000000000, &e->priority, err, errlen) ||
+        enq_key(o, "unique_key", &e->unique_key, err, errlen) ||
+        enq_key(o, "concurrency_key", &e->conc_key, err, errlen) ||
+        enq_int(o, "concurrency", 1, 1000000, &e->conc_limit, err, errlen) ||
+        enq_int(o, "max_attempts", 1, 1000000, &e->max_attempts, err, errlen) ||
+        enq_int(o, "max_lost", 1, 1000000, &e->max_lost, err, errlen) ||
+        enq_int(o, "backoff_ms", 0, 86400000LL * 365, &e->backoff_ms, err, errlen) ||
+        enq_int(o, "backoff_cap_ms", 0, 86400000LL * 365, &e->backoff_cap_ms, err, errlen) ||
+        enq_int(o, "jitter_pct", 0, 100, &e->jitter_pct, err, errlen) ||
+        enq_int(o, "lease_ms", 1000, 86400000, &e->lease_ms, err, errlen) ||
+        enq_int(o, "timeout_ms", 0, 86400000LL * 365, &e->timeout_ms, err, errlen))
+        return -1;
+    if (!e->conc_key != !e->conc_limit)
+        return util_fail(err, errlen, "\"concurrency_key\" needs \"concurrency\" (and the other way round)");
+    if ((v = cJSON_GetObjectItemCaseSensitive(o, "on_duplicate"))) {
+        static const char *const pol[] = {"ignore", "reject", "replace", NULL};
+        for (i = 0; cJSON_IsString(v) && pol[i] && strcmp(pol[i], v->valuestring); i++)
+            ;
+        if (!cJSON_IsString(v) || !pol[i])
+            return util_fail(err, errlen, "\"on_duplicate\" must be ignore, reject or replace");
+        if (!e->unique_key)
+            return util_fail(err, errlen, "\"on_duplicate\" needs \"unique_key\"");
+        e->on_duplicate = i;
+    }
+    if ((v = cJSON_GetObjectItemCaseSensitive(o, "follow"))) {
+        if (!cJSON_IsBool(v))
+            return util_fail(err, errlen, "\"follow\" must be true or false");
+        e->follow = cJSON_IsTrue(v);
+    }
+    return 0;
+}
+
 static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const char *topic_table,
                     struct req_op *op, char *err, size_t errlen)
 {
     struct op_fields f;
 
     memset(op, 0, sizeof *op);
+    {
+        const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "op");
+        if (cJSON_IsString(k) && !strcmp(k->valuestring, "enqueue")) {
+            op->kind = OP_ENQUEUE;
+            if (topic_table)
+                return util_fail(err, errlen, "an enqueue goes on PREFIX/write or PREFIX/jobs/QUEUE, "
+                                 "not on a table's topic");
+            return req_enqueue_read(o, 1, o == r->root, NULL, &op->enq, err, errlen);
+        }
+    }
     op_fields(o, &f);
     if (f.unknown) {
         /* A bare row ({"build_id": 7, ...}) is a common mistake: say where rows go. */
@@ -492,18 +626,29 @@ static int parse_envelope(struct req *r, const struct req_limits *lim, const cha
 
 /* A transaction: {"ops": [op, ...], "id", "reply_to"}, each op parsed as a lone
  * request would be, its error prefixed with ops[i]. */
+static int parse_op_list(struct req *r, const struct schema *s, const struct req_limits *lim,
+                         const char *topic_table, const cJSON *ops, char *err, size_t errlen);
+
 static int parse_ops(struct req *r, const struct schema *s, const struct req_limits *lim,
                      const char *topic_table, const cJSON *ops, char *err, size_t errlen)
 {
-    const cJSON *f, *o;
-    char sub[512];
-    int i, n;
+    const cJSON *f;
 
     for (f = r->root->child; f; f = f->next)
         if (strcmp(f->string, "ops") && strcmp(f->string, "id") && strcmp(f->string, "reply_to") &&
             strcmp(f->string, "at") && strcmp(f->string, "delay_ms"))
             return util_fail(err, errlen, "a transaction has only \"ops\", \"id\", \"reply_to\", "
                         "\"at\" and \"delay_ms\"; \"%.100s\" belongs inside an op", f->string);
+    return parse_op_list(r, s, lim, topic_table, ops, err, errlen);
+}
+
+static int parse_op_list(struct req *r, const struct schema *s, const struct req_limits *lim,
+                         const char *topic_table, const cJSON *ops, char *err, size_t errlen)
+{
+    const cJSON *o;
+    char sub[512];
+    int i, n;
+
     if (!cJSON_IsArray(ops) || !ops->child)
         return util_fail(err, errlen, "\"ops\" must be a non-empty array of operations");
     n = cJSON_GetArraySize(ops);
@@ -582,7 +727,34 @@ static int parse_when(struct req *r, char *err, size_t errlen)
                              "from 0 to %lld", REQ_DELAY_MAX);
         r->delay_ms = (long long)d;
     }
-    if ((at || delay) && !r->id)
+    return 0;
+}
+
+/* After the ops: "at"/"delay_ms" with enqueues is when the jobs run (the request is
+ * applied now, so it may hold nothing else); otherwise a scheduled request, which needs
+ * an id. An enqueue's "follow" needs the request's reply_to. */
+static int check_when(struct req *r, char *err, size_t errlen)
+{
+    int i, nenq = 0;
+
+    for (i = 0; i < r->nops; i++)
+        if (r->ops[i].kind == OP_ENQUEUE) {
+            nenq++;
+            if (r->ops[i].enq.follow && !r->reply_to)
+                return r->nops > 1 ? util_fail(err, errlen, "ops[%d]: \"follow\" needs the request's "
+                                               "\"reply_to\"", i)
+                                   : util_fail(err, errlen, "\"follow\" needs the request's \"reply_to\"");
+        }
+    if (!r->has_at && r->delay_ms < 0)
+        return 0;
+    if (nenq && nenq < r->nops)
+        return util_fail(err, errlen, "\"at\"/\"delay_ms\" with an enqueue schedules the job, not the "
+                         "request: send the other ops apart");
+    if (nenq) {
+        r->jobs_at = 1;
+        return 0;
+    }
+    if (!r->id)
         return util_fail(err, errlen, "a scheduled request needs an \"id\": it is how the request "
                          "is cancelled, and how a retry is told from a new request");
     return 0;
@@ -597,7 +769,7 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
     r->root = NULL;
     r->id = r->reply_to = r->cancel = NULL;
     r->at_ms = r->delay_ms = -1;
-    r->has_at = 0;
+    r->has_at = r->jobs_at = 0;
     r->nops = r->nval = r->nint = 0;
     if (parse_envelope(r, lim, payload, len, err, errlen))
         return -1;
@@ -616,9 +788,31 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
             return -1;
         r->nops = 1;
     }
-    if (walk_tree(r, err, errlen))
+    if (check_when(r, err, errlen) || walk_tree(r, err, errlen))
         return -1;
     /* valbuf and intbuf are final now: turn the stored offsets into pointers. */
+    for (i = 0; i < r->nops; i++) {
+        struct req_op *op = &r->ops[i];
+        op->vals = op->nvals ? r->valbuf + op->voff : NULL;
+        op->where = op->nwhere ? r->valbuf + op->woff : NULL;
+        op->conflict = op->nconflict ? r->intbuf + op->coff : NULL;
+    }
+    return 0;
+}
+
+int req_parse_ops(struct req *r, const struct schema *s, const struct req_limits *lim,
+                  const cJSON *ops, char *err, size_t errlen)
+{
+    int i;
+
+    r->root = NULL;
+    r->id = r->reply_to = r->cancel = NULL;
+    r->at_ms = r->delay_ms = -1;
+    r->has_at = r->jobs_at = 0;
+    r->nops = r->nval = r->nint = 0;
+    r->hash = 0;
+    if (parse_op_list(r, s, lim, NULL, ops, err, errlen))
+        return -1;
     for (i = 0; i < r->nops; i++) {
         struct req_op *op = &r->ops[i];
         op->vals = op->nvals ? r->valbuf + op->voff : NULL;
@@ -633,11 +827,16 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
  * receipt elsewhere), each in cJSON's compact form, so spacing does not count. */
 static unsigned long long request_hash(const struct req *r, const char *topic)
 {
+    return req_hash(r->root, topic);
+}
+
+unsigned long long req_hash(const cJSON *root, const char *topic)
+{
     unsigned long long h = fnv1a(14695981039346656037ULL, topic, strlen(topic) + 1);
     const cJSON *c;
 
     /* Summed field by field: the order of the fields does not count either. */
-    for (c = r->root->child; c; c = c->next) {
+    for (c = root->child; c; c = c->next) {
         unsigned long long f;
         char *v;
         if (!strcmp(c->string, "reply_to"))
@@ -665,7 +864,7 @@ int req_read(struct req *r, const struct schema *s, const struct req_limits *lim
         r->root = NULL;
         r->id = r->reply_to = r->cancel = NULL;
         r->at_ms = r->delay_ms = -1;
-        r->has_at = 0;
+        r->has_at = r->jobs_at = 0;
         r->nops = r->nval = r->nint = 0;
         parse_envelope(r, lim, payload, len, scratch, sizeof scratch);
         return -1;
@@ -682,7 +881,7 @@ void req_clear(struct req *r)
     r->root = NULL;
     r->id = r->reply_to = r->cancel = NULL;
     r->at_ms = r->delay_ms = -1;
-    r->has_at = 0;
+    r->has_at = r->jobs_at = 0;
     r->nops = r->nval = r->nint = 0;
 }
 

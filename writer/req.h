@@ -16,7 +16,9 @@
 #include "json.h"
 #include "schema.h"
 
-enum op_kind { OP_INSERT, OP_UPSERT, OP_UPDATE, OP_DELETE };
+/* OP_ENQUEUE ({"op": "enqueue", ...}) adds a job (jobs.h); the writer applies it through
+ * db.c's op hook, never as SQL. */
+enum op_kind { OP_INSERT, OP_UPSERT, OP_UPDATE, OP_DELETE, OP_ENQUEUE };
 
 extern const char *const op_names[];
 
@@ -33,8 +35,23 @@ struct req_val {
     const cJSON *v;
 };
 
+/* An enqueue as read: strings and payload point into the parsed JSON; -1 for the numbers
+ * not given (the defaults of jobs.h apply). */
+struct req_enqueue {
+    const char *queue;
+    const cJSON *payload;
+    long long priority;
+    const char *unique_key;
+    int on_duplicate;      /* 0 ignore, 1 reject, 2 replace (enum jobs_dup) */
+    const char *conc_key;
+    long long conc_limit;  /* 0 with no concurrency_key */
+    long long max_attempts, max_lost, backoff_ms, backoff_cap_ms, jitter_pct, lease_ms, timeout_ms;
+    int follow;
+};
+
 struct req_op {
     enum op_kind kind;
+    struct req_enqueue enq;    /* OP_ENQUEUE */
     const struct table *table;
     int tindex;            /* table's index in the schema */
     struct req_val *vals;  /* values (insert, upsert) or set (update) */
@@ -55,6 +72,8 @@ struct req {
     int has_at;            /* 1 when "at" was given: at_ms is when to apply it */
     long long at_ms;       /* "at": ms since the epoch (UTC), before 1970 negative */
     long long delay_ms;    /* "delay_ms": how long after it is received, or -1 */
+    int jobs_at;           /* "at"/"delay_ms" is when its enqueued jobs run: the request
+                            * itself is applied now (all its ops are enqueues) */
     unsigned long long hash; /* with an id (req_read): of the topic and the payload but
                               * reply_to, to tell a retry of this request from another
                               * request that reuses its id; else 0 */
@@ -120,6 +139,30 @@ long req_base64_decode(const char *in, size_t n, unsigned char *out);
  * req_reply_check: 0, or -1 with the rejection text in err; req_reply_topic_ok: 1 or 0. */
 int req_reply_check(const char *topic, const char *prefix, char *err, size_t errlen);
 int req_reply_topic_ok(const char *topic, const char *prefix);
+
+/* A queue's name: 1 to 128 bytes, one topic level (no '/', '+', '#', control
+ * character), not "worker", "to" or "events" (PREFIX/jobs/ has those). 0, or -1 + err. */
+#define REQ_QUEUE_MAX 128
+int req_queue_check(const char *q, char *err, size_t errlen);
+
+/* An enqueue's fields from its object. with_op: the object has "op": "enqueue";
+ * envelope: it may also hold "id", "reply_to", "at", "delay_ms" (a request of its own);
+ * default_queue: the queue when "queue" is absent (NULL: required). 0, or -1 + err. */
+int req_enqueue_read(const cJSON *o, int with_op, int envelope, const char *default_queue,
+                     struct req_enqueue *e, char *err, size_t errlen);
+
+/* Ordinary ops (and enqueues) from a JSON array into r, as a transaction's "ops" are
+ * read, tables named; r->root is left NULL (the array is the caller's). 0, or -1 + err
+ * ("ops[i]: ..."). */
+int req_parse_ops(struct req *r, const struct schema *s, const struct req_limits *lim,
+                  const cJSON *ops, char *err, size_t errlen);
+
+/* The hash req_read gives a request with an id: of the topic and every field of the
+ * object but reply_to. */
+unsigned long long req_hash(const cJSON *root, const char *topic);
+
+/* A printable id: 1 to 128 characters from 0x20 to 0x7E. */
+int req_id_ok(const char *s);
 
 /* If v is {"$base64": "..."} return the string, else NULL. */
 const char *req_blob_text(const cJSON *v);

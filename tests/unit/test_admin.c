@@ -40,7 +40,7 @@ void test_admin(void)
     unit_check_str(PARSE("{\"cmd\":\"pause\"} x", &r), "invalid JSON: unexpected text at byte 16", "admin: trailing text");
     unit_check_str(PARSE("[1]", &r), "a request must be a JSON object", "admin: not an object");
     unit_check_str(PARSE("{\"cmd\":\"drop\",\"reply_to\":\"r\"}", &r),
-                   "\"cmd\" must be one of backup, checkpoint, integrity_check, optimize, stats, pause, resume",
+                   "\"cmd\" must be one of backup, checkpoint, integrity_check, optimize, stats, pause, resume, job_retry, job_discard, job_cancel, job_run_now, queue_pause, queue_resume",
                    "admin: unknown command");
     unit_check(r.cmd == -1 && !strcmp(to, "r"), "admin: reply_to kept for the error");
     unit_check_str(PARSE("{\"cmd\":\"stats\",\"reply_to\":\"mosqlite/status\"}", &r),
@@ -54,7 +54,7 @@ void test_admin(void)
     unit_check_str(PARSE("{\"cmd\":\"stats\",\"name\":\"x.db\"}", &r), "\"name\" is only for backup",
                    "admin: a name for another command");
     unit_check_str(PARSE("{\"cmd\":\"stats\",\"verbose\":true}", &r),
-                   "unknown field \"verbose\" (a command has \"cmd\", \"name\" and \"reply_to\")",
+                   "unknown field \"verbose\" (a command has \"cmd\", \"name\", \"job\", \"queue\" and \"reply_to\")",
                    "admin: an unknown field");
 
     /* Read as strictly as a write request: a NUL never cuts a command or a name short,

@@ -1,0 +1,87 @@
+/* jobq.h: the job queue wired into the writer: job messages (PREFIX/jobs/QUEUE,
+ * PREFIX/jobs/worker), the enqueue op, waiting claims, leases, timers, pushes.
+ *
+ * The tables and every change of a job's state are jobs.c's; this file holds what lives
+ * in memory and what the broker says:
+ *   - waiting claims (claim id, worker, session, reply_to, queues, deadline): a claim
+ *     with nothing ready waits here, no polling; each batch in which a job became ready
+ *     grants to them (jobq_match) before its COMMIT;
+ *   - leases (job, attempt, reply_to, deadline): renewed by beats with no disk write;
+ *     one that runs out, or whose run passes timeout_ms, is ended in the next batch;
+ *     rebuilt at start from the running jobs, each with a full lease;
+ *   - ended sessions (their Last Will `gone`, or `bye`): a later claim from one is refused;
+ *   - the outbox: grants, `empty`, pushes (`cancel`, `lease_lost`), answers to job
+ *     commands, published after the COMMIT with the batch's receipts (jobq_committed),
+ *     dropped with a rolled-back batch or request (jobq_cut, jobq_rolled_back).
+ *
+ * Everything runs on the writer's thread, between batches (jobq_tick, jobq_due,
+ * jobq_wait_ms) or inside one (the rest), on the writer's connection (db.c). */
+#ifndef MOSQLITE_JOBQ_H
+#define MOSQLITE_JOBQ_H
+
+#include <stddef.h>
+
+#include "db.h"
+#include "jbuf.h"
+#include "mq.h"
+#include "out.h"
+#include "req.h"
+
+struct jobq;
+
+/* Open the job tables on db's connection, rebuild the leases of the running jobs, hook
+ * the enqueue op into db_apply. NULL + err. */
+struct jobq *jobq_new(struct db *db, struct mq *mq, const char *prefix, const struct req_limits *lim,
+                      char *err, size_t errlen);
+void jobq_free(struct jobq *q);
+
+/* Is m a job message (PREFIX/jobs/..., or a job command put in the queue by jobq_admin)? */
+int jobq_owns(const struct jobq *q, const struct msg *m);
+
+/* In the batch, right after BEGIN: due jobs made ready, expired leases and runs past
+ * their timeout ended. DB_OK / DB_FAULT + err. */
+int jobq_begin(struct jobq *q, char *err, size_t errlen);
+
+/* Around one request of the batch: where the events, pushes and the receipt's job list
+ * stand (jobq_mark), and back there when the request was rejected (jobq_cut). */
+struct jobq_mark {
+    size_t ev, out, nlease;
+};
+void jobq_mark(struct jobq *q, struct jobq_mark *mk);
+void jobq_cut(struct jobq *q, const struct jobq_mark *mk);
+
+/* Apply one job message in the batch. Fills o's id, reply_to (NULL: no receipt), kind
+ * (OUT_DROPPED when nothing is counted or answered by receipt) and extra. Returns
+ * DB_OK, DB_DUP, DB_REJECT + err (nothing of it remains once the caller cuts back to its
+ * mark), DB_LOST or DB_FAULT + err. */
+int jobq_apply(struct jobq *q, struct msg *m, struct outcome *o, char *err, size_t errlen);
+
+/* The receipt members of the last request's enqueues (`"jobs":[...]`), heap, or NULL. */
+char *jobq_take_receipt(struct jobq *q);
+
+/* Before COMMIT: grant to waiting claims when jobs became ready. DB_OK / DB_FAULT. */
+int jobq_match(struct jobq *q, char *err, size_t errlen);
+
+/* After COMMIT (inside the batch's burst): the leases and claims it changed, then job
+ * events, follow receipts, grants and pushes. After a rollback: all of it dropped. */
+void jobq_committed(struct jobq *q);
+void jobq_rolled_back(struct jobq *q);
+
+/* Between batches. jobq_due: a batch is needed for the timers. jobq_wait_ms: how long
+ * the loop may sleep, up to max_ms. jobq_tick: claims whose wait is over are answered
+ * `empty` (no transaction). */
+int jobq_due(const struct jobq *q, long long now_ms);
+int jobq_wait_ms(const struct jobq *q, int max_ms);
+void jobq_tick(struct jobq *q);
+
+/* The status's members: ,"jobs":{QUEUE:{counts...,"paused":B},...},"job_waiting":N,
+ * "job_leases":N appended to b. */
+void jobq_status(struct jobq *q, struct jbuf *b);
+
+/* A job command from PREFIX/admin (job_retry, job_discard, job_cancel, job_run_now,
+ * queue_pause, queue_resume), put in the request queue to run in a batch; its answer goes
+ * to `to` after the COMMIT. 0, or -1 when out of memory. */
+int jobq_admin(struct jobq *q, const char *cmd, long long job, const char *queue, const char *to,
+               const void *corr, int corrlen);
+
+#endif
