@@ -248,9 +248,12 @@ static void make_outcome(struct agent *a, struct job *j)
     cJSON_AddStringToObject(o, "reply_to", a->reply);
     j->out_msg = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    log_info("job %lld attempt %lld: %s%s%s (%llu lines)", j->id, j->attempt,
-             !strcmp(op, "done") ? "done" : !strcmp(op, "release") ? "released" : "failed",
-             *error ? ": " : "", error, j->lines);
+    if (j->stop == STOP_CANCEL)
+        log_info("job %lld attempt %lld: cancelled (%llu lines)", j->id, j->attempt, j->lines);
+    else
+        log_info("job %lld attempt %lld: %s%s%s (%llu lines)", j->id, j->attempt,
+                 !strcmp(op, "done") ? "done" : !strcmp(op, "release") ? "released" : "failed",
+                 *error ? ": " : "", error, j->lines);
 }
 
 static void remove_job(struct agent *a, struct job *j)

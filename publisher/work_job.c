@@ -102,7 +102,14 @@ static char **job_env(const struct job *j)
     env_put(env, &k, "MOSQLITE_JOB_ID", "%lld", j->id);
     env_put(env, &k, "MOSQLITE_JOB_ATTEMPT", "%lld", j->attempt);
     env_put(env, &k, "MOSQLITE_JOB_QUEUE", "%s", j->queue);
-    env_put(env, &k, "MOSQLITE_JOB_BUILD_ID", "%s", j->build_id);
+    if (j->build_id[0] == '"') {        /* a string: its text, not its JSON */
+        cJSON *b = cJSON_Parse(j->build_id);
+        if (cJSON_IsString(b))
+            env_put(env, &k, "MOSQLITE_JOB_BUILD_ID", "%s", b->valuestring);
+        cJSON_Delete(b);
+    } else {
+        env_put(env, &k, "MOSQLITE_JOB_BUILD_ID", "%s", j->build_id);
+    }
     env_put(env, &k, "MOSQLITE_JOB_LOST", "%lld", j->lost);
     env_put(env, &k, "MOSQLITE_JOB_LEASE_MS", "%lld", j->lease_ms);
     env_put(env, &k, "MOSQLITE_JOB_TIMEOUT_MS", "%lld", j->timeout_ms);
@@ -222,6 +229,28 @@ static void job_pipe_conf(const struct job *j, struct pipe_conf *pc, char **with
     pc->mo = wc->mo;
 }
 
+/* The build's end for a job the agent stopped: what happened to the job, not how its
+ * command died (a SIGKILL after the grace is still a cancel). */
+static char *stopped_record(char *rec, enum job_stop stop)
+{
+    static const char *const status[] = {
+        [STOP_CANCEL] = "cancelled", [STOP_LEASE_LOST] = "lost", [STOP_TIMEOUT] = "failed",
+        [STOP_RELEASE] = "queued",
+    };
+    cJSON *o = rec ? cJSON_Parse(rec) : NULL, *set = cJSON_GetObjectItemCaseSensitive(o, "set");
+    char *out = NULL;
+
+    if (stop != STOP_NONE && cJSON_IsObject(set)) {
+        cJSON_ReplaceItemInObjectCaseSensitive(set, "status", cJSON_CreateString(status[stop]));
+        out = cJSON_PrintUnformatted(o);
+    }
+    cJSON_Delete(o);
+    if (!out)
+        return rec;
+    cJSON_free(rec);
+    return out;
+}
+
 static void put_build_record(spool *sp, char *rec)
 {
     if (rec)
@@ -322,8 +351,9 @@ static void *job_main(void *arg)
         src[1].tpl = tpl[1];
         read_all(&r, src, 2, pid, &wstatus, &ended, 0);
         if (r.sp && wc->build_table)
-            put_build_record(r.sp, build_record(&pc, wc->cmd, 0, wstatus,
-                                                j->stop != STOP_NONE, ended - started));
+            put_build_record(r.sp, stopped_record(build_record(&pc, wc->cmd, 0, wstatus,
+                                                               j->stop != STOP_NONE,
+                                                               ended - started), j->stop));
     }
 end:
     pthread_mutex_lock(&j->lock);
