@@ -1,6 +1,6 @@
 # mosqlite: plain make, pkg-config, -Wall -Wextra -Werror.
 #
-#   make            build bin/mosqlite-writer, bin/mosqlite-pub, bin/mosqlite-replica,
+#   make            build bin/mosqlite-writer, bin/mosqlite-pub, bin/mosqlite-work, bin/mosqlite-replica,
 #                   bin/mosqlite (the operator's command), build/libmosqlite.{a,so}
 #   make check      unit tests of the writer's pure parts and common/ (no broker, < 1 s)
 #   make test       install missing Debian/npm packages, build, make check, run tests/run.sh
@@ -186,7 +186,7 @@ CONFDIR        = $(SYSCONFDIR)/mosqlite
 STATEDIR       = $(LOCALSTATEDIR)/lib/mosqlite
 SONAME         = libmosqlite.so.0
 MANPAGES       = man/mosqlite-writer.8 man/mosqlite-replica.8 man/mosqlite-pub.1 man/mosqlite.1 \
-                 man/libmosqlite.3
+                 man/mosqlite-work.1 man/libmosqlite.3
 D              = $(DESTDIR)
 
 # sed script that fills in @NAME@ in the *.in files.
@@ -203,7 +203,7 @@ install: all web/index.html
 	    $(D)$(MANDIR)/man1 $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man8 $(D)$(DOCDIR) \
 	    $(D)$(PKGDATADIR)/web $(D)$(CONFDIR)/schema $(D)$(SYSCONFDIR)/mosquitto/conf.d \
 	    $(D)$(UNITDIR) $(D)$(SYSUSERSDIR) $(D)$(BASHCOMPDIR)
-	install -m 755 $(BIN)/mosqlite-pub $(BIN)/mosqlite $(D)$(BINDIR)/
+	install -m 755 $(BIN)/mosqlite-pub $(BIN)/mosqlite $(BIN)/mosqlite-work $(D)$(BINDIR)/
 	install -m 644 conf/bash-completion/mosqlite $(D)$(BASHCOMPDIR)/mosqlite
 	install -m 755 $(BIN)/mosqlite-writer $(D)$(SBINDIR)/
 	install -m 755 $(BIN)/mosqlite-replica $(D)$(SBINDIR)/
@@ -239,7 +239,8 @@ install: all web/index.html
 # Removes what install put in place, but keeps the configuration (mosqlite.conf, the
 # schema, the broker drop-in) and the database, like a package removed without purge.
 uninstall:
-	rm -f $(D)$(BINDIR)/mosqlite-pub $(D)$(BINDIR)/mosqlite $(D)$(BASHCOMPDIR)/mosqlite \
+	rm -f $(D)$(BINDIR)/mosqlite-pub $(D)$(BINDIR)/mosqlite $(D)$(BINDIR)/mosqlite-work \
+	    $(D)$(MANDIR)/man1/mosqlite-work.1 $(D)$(BASHCOMPDIR)/mosqlite \
 	    $(D)$(MANDIR)/man1/mosqlite.1 $(D)$(SBINDIR)/mosqlite-writer $(D)$(SBINDIR)/mosqlite-replica \
 	    $(D)$(LIBDIR)/libmosqlite.a $(D)$(LIBDIR)/libmosqlite.so $(D)$(LIBDIR)/$(SONAME) \
 	    $(D)$(LIBDIR)/libmosqlite.so.$(VERSION) $(D)$(INCLUDEDIR)/mosqlite.h \
