@@ -335,10 +335,14 @@ static void tend_jobs(struct agent *a)
 
 /* ---- what comes in ---- */
 
+/* An integer member within 0..2^53, else dflt (a message from anyone on the topic is
+ * read with care). */
 static long long num(const cJSON *o, const char *key, long long dflt)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsNumber(v) ? (long long)v->valuedouble : dflt;
+    double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+
+    return d >= 0 && d <= 9007199254740992.0 && d == (double)(long long)d ? (long long)d : dflt;
 }
 
 static const char *str(const cJSON *o, const char *key)
@@ -403,6 +407,8 @@ static void on_grant(struct agent *a, const cJSON *o, const struct wmsg *m)
     j->id = job;
     j->attempt = attempt;
     j->lease_ms = num(o, "lease_ms", 30000);
+    if (j->lease_ms < 1000)                 /* beats every lease/3: not a flood */
+        j->lease_ms = 1000;
     j->timeout_ms = num(o, "timeout_ms", 0);
     j->lost = num(o, "lost", 0);
     j->queue = strdup(queue ? queue : "");
