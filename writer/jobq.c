@@ -355,6 +355,18 @@ static int rebuild_one(void *arg, const struct jobs_lease *l)
 
 static int enqueue_op(void *arg, const struct req *r, int i, char *err, size_t errlen);
 
+int jobq_create_tables(struct db *db, char *err, size_t errlen)
+{
+    struct jobs *j = NULL;
+    int rc;
+
+    db_trust(db, 1);
+    rc = jobs_open(&j, db_handle(db), err, errlen);
+    db_trust(db, 0);
+    jobs_close(j);
+    return rc;
+}
+
 struct jobq *jobq_new(struct db *db, struct mq *mq, const char *prefix, const struct req_limits *lim,
                       char *err, size_t errlen)
 {
@@ -1377,7 +1389,9 @@ int jobq_wait_ms(const struct jobq *q, int max_ms)
     long long now = util_now_ms(), wall = util_wall_ms(), w = max_ms;
     size_t i;
 
-    if (q->next_due_ms != LLONG_MAX && q->next_due_ms - wall < w)
+    if (q->next_due_ms <= wall)
+        w = 0;
+    else if (q->next_due_ms != LLONG_MAX && q->next_due_ms - wall < w)
         w = q->next_due_ms - wall;
     for (i = 0; i < q->nlease; i++) {
         const struct lease *l = &q->leases[i];

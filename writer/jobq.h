@@ -29,6 +29,10 @@
 
 struct jobq;
 
+/* Create the job tables if need be (before the named queries are checked against the
+ * database, so that they may read them). DB_OK / DB_FAULT + err. */
+int jobq_create_tables(struct db *db, char *err, size_t errlen);
+
 /* Open the job tables on db's connection, rebuild the leases of the running jobs, hook
  * the enqueue op into db_apply. NULL + err. */
 struct jobq *jobq_new(struct db *db, struct mq *mq, const char *prefix, const struct req_limits *lim,

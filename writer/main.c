@@ -242,6 +242,9 @@ static int open_db(char *err, size_t errlen)
         }
         return -1;
     }
+    /* The job tables, before the named queries are checked: they may read them. */
+    if (jobq_create_tables(w.db, err, errlen) != DB_OK)
+        return -1;
     /* Replication: before anything commits (the prune at start included). */
     if (!(w.changes = changes_new(w.db, cf.prefix, (int)cf.changes_qos, err, errlen)))
         return -1;

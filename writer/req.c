@@ -475,6 +475,7 @@ int req_enqueue_read(const cJSON *o, int with_op, int envelope, const char *defa
     int i;
 
     memset(e, 0, sizeof *e);
+    e->obj = o;
     e->max_attempts = e->max_lost = e->backoff_ms = e->backoff_cap_ms = e->jitter_pct = -1;
     e->lease_ms = e->timeout_ms = -1;
     for (c = o->child; c; c = c->next) {
@@ -790,6 +791,15 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
     }
     if (check_when(r, err, errlen) || walk_tree(r, err, errlen))
         return -1;
+    /* Read the enqueues again now that numbers are marked: 1.0 is not an integer. */
+    for (i = 0; i < r->nops; i++)
+        if (r->ops[i].kind == OP_ENQUEUE) {
+            const cJSON *o = r->ops[i].enq.obj;
+            char sub[512];
+            if (req_enqueue_read(o, 1, o == r->root, NULL, &r->ops[i].enq, sub, sizeof sub))
+                return o == r->root ? util_fail(err, errlen, "%s", sub)
+                                    : util_fail(err, errlen, "ops[%d]: %s", i, sub);
+        }
     /* valbuf and intbuf are final now: turn the stored offsets into pointers. */
     for (i = 0; i < r->nops; i++) {
         struct req_op *op = &r->ops[i];

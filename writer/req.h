@@ -38,6 +38,7 @@ struct req_val {
 /* An enqueue as read: strings and payload point into the parsed JSON; -1 for the numbers
  * not given (the defaults of jobs.h apply). */
 struct req_enqueue {
+    const cJSON *obj;      /* the op's object */
     const char *queue;
     const cJSON *payload;
     long long priority;

@@ -7,7 +7,8 @@
  * across inputs, as the writer reuses it, so stale state between requests shows up.
  * Besides the sanitizers, the target checks what req.h promises: an error comes with
  * a message, a success with ops whose tables and columns are in the schema, an id that
- * is 1..128 printable characters, and $base64 values that decode.
+ * is 1..128 printable characters, $base64 values that decode, and an enqueue
+ * ({"op": "enqueue"}) whose queue can be a topic level, with a payload.
  *
  * Built and run by tests/fuzz/run.sh; the schema directories come from the
  * environment (MOSQLITE_ROOT, default the current directory). */
@@ -67,7 +68,7 @@ static void check_ok(void)
         die("invariant", "nops out of range");
     if (req.cancel && (req.has_at || req.delay_ms >= 0 || !*req.cancel || strlen(req.cancel) > 128))
         die("invariant", "a cancel with a time, or a bad id to cancel");
-    if ((req.has_at || req.delay_ms >= 0) && (!req.id || (req.has_at && req.delay_ms >= 0) ||
+    if ((req.has_at || req.delay_ms >= 0) && ((!req.id && !req.jobs_at) || (req.has_at && req.delay_ms >= 0) ||
                                                   req.delay_ms > REQ_DELAY_MAX))
         die("invariant", "a scheduled request without an id, with both times, or too far");
     if (req.id) {
@@ -84,7 +85,19 @@ static void check_ok(void)
         const struct req_op *op = &req.ops[i];
         const struct req_val *sets[2] = {op->vals, op->where};
         int ns[2] = {op->nvals, op->nwhere}, k;
+        char qerr[256];
 
+        if (op->kind == OP_ENQUEUE) {
+            /* An enqueue: a queue that can be a topic level, a payload, and when its
+             * request is timed, every op of it an enqueue. */
+            if (!op->enq.queue || req_queue_check(op->enq.queue, qerr, sizeof qerr) || !op->enq.payload ||
+                (!op->enq.conc_key != !op->enq.conc_limit) || (op->enq.follow && !req.reply_to))
+                die("invariant", "enqueue fields");
+            for (j = 0; req.jobs_at && j < req.nops; j++)
+                if (req.ops[j].kind != OP_ENQUEUE)
+                    die("invariant", "a timed enqueue with another op");
+            continue;
+        }
         if (!op->table || op->tindex < 0 || op->tindex >= schema.ntables ||
             op->table != &schema.tables[op->tindex] || !op->table->writable)
             die("invariant", "op table");

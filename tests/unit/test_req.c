@@ -154,6 +154,58 @@ static void check_when(void)
     unit_check_str(out, "2026-11-24T23:00:00.007Z", "time: written back in UTC to the ms");
 }
 
+/* The enqueue op: its fields, its defaults, "at"/"delay_ms" as the job's time, the
+ * reply topics of the job queue, and the strict read of a done's ops. */
+static void check_enqueue(void)
+{
+    char err[512] = "";
+    const struct req_enqueue *e;
+    cJSON *ops;
+    int ok;
+
+    ok = !parse(NULL, "{\"reply_to\":\"x/y\",\"ops\":[{\"table\":\"t\",\"values\":{}},{\"op\":\"enqueue\","
+                "\"queue\":\"build.arm64\",\"payload\":{\"n\":[1,2]},\"priority\":-3,\"unique_key\":\"k\","
+                "\"on_duplicate\":\"replace\",\"concurrency_key\":\"c\",\"concurrency\":2,\"lease_ms\":1000,"
+                "\"follow\":true}]}", err, sizeof err);
+    e = ok ? &r.ops[1].enq : NULL;
+    unit_check(ok && r.nops == 2 && r.ops[1].kind == OP_ENQUEUE && !r.ops[1].table && !strcmp(e->queue, "build.arm64") &&
+               cJSON_IsObject(e->payload) && e->priority == -3 && !strcmp(e->unique_key, "k") && e->on_duplicate == 2 &&
+               !strcmp(e->conc_key, "c") && e->conc_limit == 2 && e->lease_ms == 1000 && e->follow &&
+               e->max_attempts == -1 && e->timeout_ms == -1 && !r.jobs_at,
+               "req: an enqueue in a transaction, its fields read, the others left to the defaults%s%s",
+               *err ? ": " : "", err);
+    ok = !parse(NULL, "{\"delay_ms\":500,\"op\":\"enqueue\",\"queue\":\"q\",\"payload\":null}", err, sizeof err);
+    unit_check(ok && r.jobs_at && r.delay_ms == 500 && !r.id && cJSON_IsNull(r.ops[0].enq.payload),
+               "req: delay_ms on an enqueue times the job, and needs no id%s%s", *err ? ": " : "", err);
+    parse(NULL, "{\"delay_ms\":500,\"ops\":[{\"op\":\"enqueue\",\"queue\":\"q\",\"payload\":1},"
+          "{\"table\":\"t\",\"values\":{}}]}", err, sizeof err);
+    unit_check_str(err, "\"at\"/\"delay_ms\" with an enqueue schedules the job, not the request: send the other "
+                   "ops apart", "req: a timed enqueue with an ordinary op is refused");
+    parse(NULL, "{\"op\":\"enqueue\",\"queue\":\"events\",\"payload\":1}", err, sizeof err);
+    unit_check_str(err, "queue name \"events\" is reserved (PREFIX/jobs/events is the writer's)",
+                   "req: the job topics' own names are not queues");
+    parse(NULL, "{\"op\":\"enqueue\",\"queue\":\"q\",\"payload\":1,\"priority\":1.0}", err, sizeof err);
+    unit_check_str(err, "\"priority\" must be an integer from -1000000000 to 1000000000",
+                   "req: an integer option written as a REAL is refused");
+    unit_check(!req_reply_check("mq/jobs/to/w3", "mq", err, sizeof err) &&
+               req_reply_check("mq/jobs/w3", "mq", err, sizeof err),
+               "req: receipts may go to PREFIX/jobs/to/..., not elsewhere under PREFIX/jobs/");
+    ops = cJSON_Parse("[{\"table\":\"t\",\"op\":\"update\",\"set\":{\"v\":\"x\"},\"where\":{\"a\":1}},"
+                      "{\"op\":\"enqueue\",\"queue\":\"q\",\"payload\":2}]");
+    req_clear(&r);
+    ok = ops && !req_parse_ops(&r, &sch, &lim, ops, err, sizeof err);
+    unit_check(ok && r.nops == 2 && r.ops[0].kind == OP_UPDATE && r.ops[0].nvals == 1 && r.ops[0].vals &&
+               r.ops[0].where && r.ops[1].kind == OP_ENQUEUE && !r.root,
+               "req: a done's ops read from its array, the array left to its owner%s%s", *err ? ": " : "", err);
+    req_clear(&r);
+    cJSON_Delete(ops);
+    ops = cJSON_Parse("[{\"table\":\"t\",\"values\":{\"zz\":1}}]");
+    req_parse_ops(&r, &sch, &lim, ops, err, sizeof err);
+    unit_check_str(err, "ops[0]: unknown column \"zz\" in table \"t\"", "req: a done's bad op, by index");
+    req_clear(&r);
+    cJSON_Delete(ops);
+}
+
 void test_req(void)
 {
     static const struct cfg_list all = {NULL, 0};
@@ -171,6 +223,7 @@ void test_req(void)
         check_reply_topic();
         check_base64();
         check_when();
+        check_enqueue();
     }
     req_free(&r);
     schema_free(&sch);
