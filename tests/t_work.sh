@@ -138,6 +138,36 @@ wait_until 10 gone "$(cat "$T/cancel.child")"
 check "and what it started (its process group)" gone "$(cat "$T/cancel.child")"
 check_eq "the build row says cancelled" "$(sql "SELECT status FROM builds WHERE id = 41")" "cancelled"
 
+# ---- timeout_ms: the command is stopped, the job fails with error timeout ---------------------
+work w-timeout --grace 1 timeq -- sh -c "echo \$\$ >$T/timeout.pid; exec sleep 600"
+jto=$(enq to1 timeq '{"build_id": 51}' '"timeout_ms":1000')
+wait_until 30 state_is "$jto" failed
+check_eq "a run past timeout_ms: failed, error timeout" "$(sql "SELECT state, error FROM mosqlite_jobs WHERE id = $jto")" "failed|timeout"
+wait_until 10 gone "$(cat "$T/timeout.pid")"
+check "its command was stopped" gone "$(cat "$T/timeout.pid")"
+
+# ---- what anyone may publish on an agent's topic changes nothing it does -----------------------
+work w-junk junkq -- sh -c 'echo ran'
+JA=$AGENT
+for m in 'not json' '[1,2]' '{"op":"job"}' '{"op":"job","claim":"nobody","job":1e999,"attempt":-1}' \
+         '{"op":"job","claim":"nobody.1","job":999999,"attempt":1,"payload":{},"lease_ms":0}' \
+         '{"op":"cancel","job":1e999,"attempt":1}' '{"op":"lease_lost"}' '{"id":"x","status":"rejected"}' \
+         '{"op":"empty","claim":null}'; do
+    pub jobs/to/w-junk "$m"
+done
+jj=$(enq jk1 junkq '{"build_id": 61}')
+wait_until 30 state_is "$jj" done
+check_eq "after junk on its topic the agent runs the next job" "$(state "$jj")" "done"
+check "and is still running" kill -0 "$JA"
+
+# ---- a writer restart: waiting claims are in its memory; the agent claims again at once -----
+sleep 1                                 # the agent's claim waits in the writer
+writer_stop
+writer_start
+jw=$(enq wr1 junkq '{"build_id": 62}')
+wait_until 20 state_is "$jw" done
+check_eq "after a writer restart the idle agent claims again when the status says online (not after --claim-wait 30 s)" "$(state "$jw")" "done"
+
 # ---- bad arguments --------------------------------------------------------------------------
 "$BIN/mosqlite-work" -p "$MQTT_PORT" a,b -- true 2>"$T/bad1.err"; rc=$?
 check_eq "queues of no common family: exit 3" "$rc" 3
