@@ -3,6 +3,7 @@
  *   work_agent.c the agent: hello, claims, grants, beats, outcomes, cancel, stop
  *   work_conn.c  the jobs connection: MQTT 5 on libmosquitto, the Last Will, messages
  *   work_job.c   one job: its command, its log through a spool, its end
+ *   work_msg.c   what it reads from the broker (pure, fuzzed)
  * The job messages go to PREFIX/jobs/..., which libmosqlite does not publish to, so
  * the agent drives libmosquitto itself for them; each job's log goes through the log
  * pipe's spool and delivering thread (pipe_read.c, pipe_deliver.c, spool.c) on
@@ -97,6 +98,30 @@ unsigned wconn_reconnects(struct wconn *c);
 void wconn_close(struct wconn *c);
 
 void wmsg_free(struct wmsg *m);
+
+/* ---- work_msg.c ---- */
+
+enum work_in_kind { WM_OTHER, WM_GRANT, WM_EMPTY, WM_CANCEL, WM_LEASE_LOST, WM_RECEIPT };
+
+/* A message of the writer on the agent's topic. Numbers are -1 when absent or not an
+ * integer within 0..2^53; strings are heap copies or NULL. A grant (WM_GRANT) has job,
+ * attempt, claim and payload (its text as sent); build_id is the text of the payload's
+ * build_id when it is a number or a string. A message without "op" is a receipt. */
+struct work_in {
+    enum work_in_kind kind;
+    long long job, attempt, lease_ms, timeout_ms, lost;
+    char *claim, *queue, *enqueued_at, *payload, *build_id;
+    char *id, *status, *error;
+};
+
+/* Read text[0..len). 0 (m filled, free with work_in_free), or -1 when it is not a JSON
+ * object (m empty). */
+int work_in_read(struct work_in *m, const char *text, size_t len);
+void work_in_free(struct work_in *m);
+
+/* The writer's status: 1 when it says online, with its start time copied to since (n
+ * bytes); else 0. */
+int work_status_read(const char *text, size_t len, char *since, size_t n);
 
 /* ---- work_job.c ---- */
 

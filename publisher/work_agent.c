@@ -16,7 +16,6 @@
  * every queue claimed (the broker's ACL vouches for that topic). */
 #define _GNU_SOURCE                     /* asprintf */
 #include "work.h"
-#include "strict.h"
 #include "log.h"
 #include "util.h"
 
@@ -335,95 +334,45 @@ static void tend_jobs(struct agent *a)
 
 /* ---- what comes in ---- */
 
-/* An integer member within 0..2^53, else dflt (a message from anyone on the topic is
- * read with care). */
-static long long num(const cJSON *o, const char *key, long long dflt)
+static void on_grant(struct agent *a, struct work_in *g)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
-
-    return d >= 0 && d <= 9007199254740992.0 && d == (double)(long long)d ? (long long)d : dflt;
-}
-
-static const char *str(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-/* The text of the payload member of a grant, as the writer sent it; and the text of
- * the payload's build_id when it is a number or a string. Heap strings; -1 when the
- * grant cannot be read. */
-static int grant_texts(const struct wmsg *m, char **payload, char **build_id)
-{
-    struct jdoc d, p;
-    char err[256];
-    int i, k;
-
-    *payload = *build_id = NULL;
-    if (mosqlite__json_read(&d, m->payload, m->len, "grant", J_REQUEST, err, sizeof err))
-        return -1;
-    if ((i = mosqlite__json_member(&d, "payload")) >= 0)
-        *payload = strndup(m->payload + d.v[i].start, d.v[i].end - d.v[i].start);
-    mosqlite__json_free(&d);
-    if (!*payload)
-        return -1;
-    if (**payload == '{' && !mosqlite__json_read(&p, *payload, strlen(*payload), "payload",
-                                                 J_REQUEST, err, sizeof err)) {
-        if ((k = mosqlite__json_member(&p, "build_id")) >= 0 &&
-            (p.v[k].type == J_NUMBER || p.v[k].type == J_STRING))
-            *build_id = strndup(*payload + p.v[k].start, p.v[k].end - p.v[k].start);
-        mosqlite__json_free(&p);
-    }
-    return 0;
-}
-
-static void on_grant(struct agent *a, const cJSON *o, const struct wmsg *m)
-{
-    long long job = num(o, "job", -1), attempt = num(o, "attempt", -1);
-    const char *claim = str(o, "claim"), *queue = str(o, "queue"), *enq = str(o, "enqueued_at");
-    int ci = find_claim(a, claim);
+    int ci = find_claim(a, g->claim);
     struct job *j;
-    char *payload, *build_id;
 
-    if (job < 0 || attempt < 0)
-        return;
     if (ci < 0 || a->stopping) {
         if (ci >= 0)
             drop_claim(a, ci);
-        if (!find_job(a, job, attempt)) {
+        if (!find_job(a, g->job, g->attempt)) {
             if (a->stopping)
-                log_info("job %lld attempt %lld: granted while stopping: released", job, attempt);
-            release_unwanted(a, job, attempt);
+                log_info("job %lld attempt %lld: granted while stopping: released", g->job, g->attempt);
+            release_unwanted(a, g->job, g->attempt);
         }
         return;
     }
     drop_claim(a, ci);
-    if (grant_texts(m, &payload, &build_id) || !(j = calloc(1, sizeof *j))) {
-        log_error("job %lld attempt %lld: cannot read its grant: released", job, attempt);
-        release_unwanted(a, job, attempt);
+    if (!(j = calloc(1, sizeof *j))) {
+        log_error("job %lld attempt %lld: out of memory: released", g->job, g->attempt);
+        release_unwanted(a, g->job, g->attempt);
         return;
     }
-    j->id = job;
-    j->attempt = attempt;
-    j->lease_ms = num(o, "lease_ms", 30000);
-    if (j->lease_ms < 1000)                 /* beats every lease/3: not a flood */
-        j->lease_ms = 1000;
-    j->timeout_ms = num(o, "timeout_ms", 0);
-    j->lost = num(o, "lost", 0);
-    j->queue = strdup(queue ? queue : "");
-    j->claim = strdup(claim);
-    j->enqueued_at = enq ? strdup(enq) : NULL;
-    j->payload = payload;
-    if (!build_id && asprintf(&build_id, "%lld", job) < 0)
-        build_id = NULL;
-    j->build_id = build_id;
+    j->id = g->job;
+    j->attempt = g->attempt;
+    j->lease_ms = g->lease_ms < 1000 ? 1000 : g->lease_ms;    /* beats every lease/3: no flood */
+    j->timeout_ms = g->timeout_ms > 0 ? g->timeout_ms : 0;
+    j->lost = g->lost > 0 ? g->lost : 0;
+    j->queue = g->queue ? g->queue : strdup("");
+    j->claim = g->claim;
+    j->enqueued_at = g->enqueued_at;
+    j->payload = g->payload;
+    j->build_id = g->build_id;
+    g->queue = g->claim = g->enqueued_at = g->payload = g->build_id = NULL;   /* the job's now */
+    if (!j->build_id && asprintf(&j->build_id, "%lld", j->id) < 0)
+        j->build_id = NULL;
     j->wc = a->wc;
     j->started_ms = now_ms();
-    if (!j->queue || !j->claim || !j->build_id || job_start(j)) {
-        log_error("job %lld attempt %lld: cannot start its thread: released", job, attempt);
-        release_unwanted(a, job, attempt);
-        j->th = 0;
+    if (!j->queue || !j->build_id || job_start(j)) {
+        log_error("job %lld attempt %lld: cannot start its thread: released", j->id, j->attempt);
+        release_unwanted(a, j->id, j->attempt);
         free(j->queue);
         free(j->claim);
         free(j->enqueued_at);
@@ -434,7 +383,7 @@ static void on_grant(struct agent *a, const cJSON *o, const struct wmsg *m)
     }
     a->jobs[a->njobs++] = j;
     a->ran++;
-    log_info("job %lld attempt %lld from %s: running", job, attempt, j->queue);
+    log_info("job %lld attempt %lld from %s: running", j->id, j->attempt, j->queue);
     if (!a->next_beat || a->next_beat > now_ms() + (double)j->lease_ms / 3)
         a->next_beat = now_ms() + (double)j->lease_ms / 3;
 }
@@ -442,9 +391,9 @@ static void on_grant(struct agent *a, const cJSON *o, const struct wmsg *m)
 /* A new session (the writer saw this one end: a will sent during a long break). */
 static int renew_session(struct agent *a);
 
-static void on_receipt(struct agent *a, const cJSON *o)
+static void on_receipt(struct agent *a, const struct work_in *r)
 {
-    const char *id = str(o, "id"), *status = str(o, "status"), *error = str(o, "error");
+    const char *id = r->id, *status = r->status, *error = r->error;
     int i = find_claim(a, id);
 
     if (!id || !status)
@@ -482,52 +431,48 @@ static void on_receipt(struct agent *a, const cJSON *o)
 
 static void on_message(struct agent *a, const struct wmsg *m)
 {
-    cJSON *o;
-    const char *op;
+    struct work_in in;
     struct job *j;
+    char since[sizeof a->since];
+    int i;
 
     if (!strcmp(m->topic, a->status_topic)) {
-        const char *state, *since;
-        if ((o = cJSON_Parse(m->payload)) && (state = str(o, "state")) && !strcmp(state, "online") &&
-            (since = str(o, "since")) && strcmp(since, a->since)) {
-            int i;
+        if (work_status_read(m->payload, m->len, since, sizeof since) && strcmp(since, a->since)) {
             if (*a->since)                  /* a new writer: its waiting claims are gone */
                 for (i = 0; i < a->nclaims; i++)
                     send_claim(a, &a->claims[i]);
             snprintf(a->since, sizeof a->since, "%s", since);
         }
-        cJSON_Delete(o);
         return;
     }
-    if (!(o = cJSON_Parse(m->payload)) || !cJSON_IsObject(o)) {
-        cJSON_Delete(o);
+    if (work_in_read(&in, m->payload, m->len))
         return;
-    }
-    if (!(op = str(o, "op"))) {
-        on_receipt(a, o);
-    } else if (!strcmp(op, "job")) {
-        on_grant(a, o, m);
-    } else if (!strcmp(op, "empty")) {
-        int i = find_claim(a, str(o, "claim"));
-        if (i >= 0)
+    switch (in.kind) {
+    case WM_RECEIPT:
+        on_receipt(a, &in);
+        break;
+    case WM_GRANT:
+        on_grant(a, &in);
+        break;
+    case WM_EMPTY:
+        if ((i = find_claim(a, in.claim)) >= 0)
             drop_claim(a, i);
-    } else if (!strcmp(op, "cancel") || !strcmp(op, "lease_lost")) {
-        if ((j = find_job(a, num(o, "job", -1), num(o, "attempt", -1))) && !j->outcome_sent) {
-            int cancel = !strcmp(op, "cancel");
-            if (cancel && j->stop == STOP_CANCEL)
-                ;                           /* repeated at each beat */
-            else if (!cancel && j->stop == STOP_LEASE_LOST)
-                ;
-            else {
+        break;
+    case WM_CANCEL:
+    case WM_LEASE_LOST:
+        if ((j = find_job(a, in.job, in.attempt)) && !j->outcome_sent) {
+            enum job_stop why = in.kind == WM_CANCEL ? STOP_CANCEL : STOP_LEASE_LOST;
+            if (j->stop != why) {           /* a cancel is repeated at each beat */
                 log_warn("job %lld attempt %lld: %s: stopping its command", j->id, j->attempt,
-                         cancel ? "cancelled" : "lease lost");
-                stop_job(j, cancel ? STOP_CANCEL : STOP_LEASE_LOST);
+                         why == STOP_CANCEL ? "cancelled" : "lease lost");
+                stop_job(j, why);
             }
-        } else if (j && !strcmp(op, "lease_lost") && j->out_msg) {
-            /* its outcome is on its way: the receipt will say */
-        }
+        }                                   /* an outcome on its way: its receipt will say */
+        break;
+    case WM_OTHER:
+        break;
     }
-    cJSON_Delete(o);
+    work_in_free(&in);
 }
 
 /* ---- the session ---- */

@@ -6,7 +6,8 @@
 # reply rule, then the admin command's and the snapshot request's fields), seeded from
 # the same payloads and a few control messages; tests/fuzz/fuzz_pub.c over the
 # publisher's request building, checked against the writer's reader, seeded from the
-# same corpus as JSON Lines lines and as arguments; tests/fuzz/fuzz_cron.c over cron
+# same corpus as JSON Lines lines and as arguments; tests/fuzz/fuzz_work.c over what
+# mosqlite-work reads from the broker; tests/fuzz/fuzz_cron.c over cron
 # schedules (common/cron.c) for FUZZ_CRON_SECONDS (default 15). Prints the executions and the coverage
 # reached. Exit non-zero on a crash or a sanitizer report; the input is left in
 # build/fuzz/ (crash-*, leak-*, ...). Inputs found are kept in build/fuzz/corpus and
@@ -90,6 +91,23 @@ printf 'a\033[31mred\033[0m\a\033]0;t\a\302\233x' >"$OUT/console-seeds/sgr"
 printf 'k:={"a":[1,2]}' >"$OUT/console-seeds/raw"
 printf 'n=-12.5e3' >"$OUT/console-seeds/num"
 
+# fuzz_work: what mosqlite-work reads from the broker (publisher/work_msg.c), a quarter
+# of the time.
+"$CC" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon -Ipublisher \
+    $(pkg-config --cflags libcjson) tests/fuzz/fuzz_work.c publisher/work_msg.c publisher/strict.c \
+    $(pkg-config --libs libcjson) -lm -o "$OUT/fuzz_work"
+mkdir -p "$OUT/work-seeds" "$OUT/work-corpus"
+n=0
+for m in '{"op":"job","claim":"s.1","job":412,"attempt":1,"queue":"build.arm64","payload":{"build_id":7,"x":1.0},"lease_ms":30000,"timeout_ms":0,"lost":0,"priority":10,"enqueued_at":"2026-11-24T23:39:18.120Z"}' \
+         '{"op":"job","claim":"s.2","job":1,"attempt":2,"payload":"text","lease_ms":1e999}' \
+         '{"op":"empty","claim":"s.1"}' '{"op":"cancel","job":412,"attempt":1}' \
+         '{"op":"lease_lost","job":412,"attempt":1,"state":"ready"}' \
+         '{"id":"412.1.done","status":"rejected","error":"lease lost"}' \
+         '{"state":"online","since":"2026-11-24T23:39:18Z"}' '{"state":"offline"}'; do
+    n=$((n + 1)); printf '%s' "$m" >"$OUT/work-seeds/$n"
+done
+
 # fuzz TARGET CORPUS SEEDS DICT [SECONDS [MAX_LEN]] (DICT may be ""): run one target (SECS seconds by
 # default). 0, or 1 on a finding.
 fuzz() {
@@ -119,4 +137,5 @@ fuzz fuzz_ctl "$OUT/corpus-ctl" "$OUT/seeds-ctl" tests/fuzz/ctl.dict || failed=1
 fuzz fuzz_pub "$OUT/corpus-pub" "$OUT/seeds-pub" tests/fuzz/req.dict || failed=1
 fuzz fuzz_cron "$OUT/cron-corpus" "$OUT/cron-seeds" tests/fuzz/cron.dict "${FUZZ_CRON_SECONDS:-15}" 256 || failed=1
 fuzz fuzz_console "$OUT/console-corpus" "$OUT/console-seeds" "" $(( (SECS + 3) / 4 )) 1024 || failed=1
+fuzz fuzz_work "$OUT/work-corpus" "$OUT/work-seeds" tests/fuzz/req.dict $(( (SECS + 3) / 4 )) 4096 || failed=1
 exit "$failed"
