@@ -92,6 +92,10 @@ struct wmsg *wconn_next(struct wconn *c, int ms);
 /* Connected now; how many times it came back (a reconnect asks again what it waits
  * for). */
 int wconn_connected(struct wconn *c);
+
+/* 1 when the broker's ACL refused a publish (MQTT 5 reason "not authorized"), with its
+ * topic in topic (n bytes). */
+int wconn_denied(struct wconn *c, char *topic, size_t n);
 unsigned wconn_reconnects(struct wconn *c);
 
 /* Disconnect cleanly (the Last Will is then not sent, the session ended) and free. */

@@ -587,8 +587,11 @@ int agent_run(struct work_conf *wc, volatile sig_atomic_t *stop)
         if (*stop >= 1 && !a->stopping) {
             a->stopping = 1;
             a->stop_at = now;
-            log_info("stopping: no more claims; %d job%s in hand %s", a->njobs, a->njobs == 1 ? "" : "s",
-                     a->njobs ? "finish (a second signal releases them)" : "");
+            if (a->njobs)
+                log_info("stopping: no more claims; the %d job%s in hand finish (a second signal "
+                         "releases them)", a->njobs, a->njobs == 1 ? "" : "s");
+            else
+                log_info("stopping: no job in hand");
         }
         if (a->stopping && !a->releasing && a->njobs &&
             (*stop >= 2 || (wc->drain_s > 0 && now - a->stop_at >= wc->drain_s * 1000.0))) {
@@ -622,6 +625,14 @@ int agent_run(struct work_conf *wc, volatile sig_atomic_t *stop)
                 on_message(a, m);
                 wmsg_free(m);
             } while ((m = wconn_next(a->c, 0)));
+        }
+        if (!a->refused && wconn_denied(a->c, err, sizeof err)) {
+            log_error("refused by the broker's ACL: this login may not publish on %s", err);
+            a->refused = 1;
+            if (!a->stopping) {
+                a->stopping = 1;
+                a->stop_at = now;
+            }
         }
         tend_jobs(a);
         if (a->njobs && (!a->next_beat || now_ms() >= a->next_beat))

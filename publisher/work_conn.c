@@ -31,6 +31,9 @@ struct wconn {
     char *subs[MAX_SUBS];
     int nsubs;
     int inflight;               /* publishes not yet acknowledged */
+    struct { int mid; char topic[256]; } sent[64];  /* the last publishes, by mid */
+    int nsent;
+    char denied[256];           /* a topic the broker's ACL refused, or "" */
 };
 
 static double now_ms(void)
@@ -89,6 +92,14 @@ static void on_publish(struct mosquitto *m, void *obj, int mid, int reason, cons
     pthread_mutex_lock(&c->lock);
     if (c->inflight > 0)
         c->inflight--;
+    if (reason == MQTT_RC_NOT_AUTHORIZED && !c->denied[0]) {
+        int i;
+        for (i = 0; i < 64; i++)
+            if (c->sent[i].mid == mid && c->sent[i].topic[0])
+                snprintf(c->denied, sizeof c->denied, "%s", c->sent[i].topic);
+        if (!c->denied[0])
+            snprintf(c->denied, sizeof c->denied, "a job topic");
+    }
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
 }
@@ -260,12 +271,16 @@ int wconn_subscribe(struct wconn *c, const char *filter, char *err, size_t errle
 
 int wconn_publish(struct wconn *c, const char *topic, const char *payload, int qos)
 {
-    int rc;
+    int rc, mid = 0;
 
     pthread_mutex_lock(&c->lock);
-    rc = mosquitto_publish_v5(c->m, NULL, topic, (int)strlen(payload), payload, qos, false, NULL);
-    if (rc == MOSQ_ERR_SUCCESS && qos > 0)
+    rc = mosquitto_publish_v5(c->m, &mid, topic, (int)strlen(payload), payload, qos, false, NULL);
+    if (rc == MOSQ_ERR_SUCCESS && qos > 0) {
         c->inflight++;
+        c->sent[c->nsent].mid = mid;
+        snprintf(c->sent[c->nsent].topic, sizeof c->sent[c->nsent].topic, "%s", topic);
+        c->nsent = (c->nsent + 1) % 64;
+    }
     pthread_mutex_unlock(&c->lock);
     return rc == MOSQ_ERR_SUCCESS ? 0 : -1;
 }
@@ -295,6 +310,18 @@ int wconn_connected(struct wconn *c)
     n = c->connected;
     pthread_mutex_unlock(&c->lock);
     return n;
+}
+
+int wconn_denied(struct wconn *c, char *topic, size_t n)
+{
+    int d;
+
+    pthread_mutex_lock(&c->lock);
+    d = c->denied[0] != '\0';
+    if (d)
+        snprintf(topic, n, "%s", c->denied);
+    pthread_mutex_unlock(&c->lock);
+    return d;
 }
 
 unsigned wconn_reconnects(struct wconn *c)

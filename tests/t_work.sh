@@ -10,6 +10,10 @@
 # docs/jobs.md, run as written, with stock mosquitto_rr and mosquitto_pub.
 . "$(dirname "$0")/lib.sh"
 
+# Everyone may do everything, but publish on mosqlite/jobs/forbidden.
+printf 'topic readwrite #\ntopic deny %s/jobs/forbidden\n' "$PREFIX_TOPIC" >"$T/acl"
+chmod 600 "$T/acl"
+BROKER_EXTRA="acl_file $T/acl"
 broker_start
 receipts_bg
 writer_start || exit 1
@@ -176,6 +180,9 @@ check "and why" grep -qF "queues a and b are of no common family: one claim name
 check_eq "no command: exit 3" "$rc,$(grep -c "no command: mosqlite-work QUEUE" "$T/bad2.err")" "3,1"
 "$BIN/mosqlite-work" -p 1 -w x q -- true 2>"$T/bad3.err"; rc=$?
 check "no broker: exit 4" [ "$rc" = 4 ]
+timeout 60 "$BIN/mosqlite-work" -p "$MQTT_PORT" -w w-denied forbidden -- true 2>"$T/denied.err"; rc=$?
+check_eq "a claim the broker's ACL refuses: exit 1" "$rc" 1
+check "and why" grep -q "refused by the broker's ACL: this login may not publish on $PREFIX_TOPIC/jobs/forbidden" "$T/denied.err"
 
 # ---- the shell worker of docs/jobs.md --------------------------------------------------------
 sed -n '/^<!-- shell-worker -->$/,/^```$/p' "$ROOT/docs/jobs.md" | sed '1,2d;$d' >"$T/shell-worker.sh"
