@@ -606,7 +606,7 @@ int agent_run(struct work_conf *wc, volatile sig_atomic_t *stop)
             log_warn("third signal: leaving now (the broker ends this session's leases)");
             _exit(WORK_EXIT_UNCONFIRMED);   /* no clean disconnect: the Last Will goes */
         }
-        if (a->releasing && *stop >= 2)     /* jobs stopped: do not wait out their log */
+        if (a->releasing)                   /* jobs stopped: do not wait for ever on their log */
             for (i = 0; i < a->njobs; i++)
                 a->jobs[i]->abandon = 1;
         if ((rc = wconn_reconnects(a->c)) != a->reconnects) {
