@@ -110,12 +110,13 @@ enum work_in_kind { WM_OTHER, WM_GRANT, WM_EMPTY, WM_CANCEL, WM_LEASE_LOST, WM_R
 /* A message of the writer on the agent's topic. Numbers are -1 when absent or not an
  * integer within 0..2^53; strings are heap copies or NULL. A grant (WM_GRANT) has job,
  * attempt, claim and payload (its text as sent); build_id is the text of the payload's
- * build_id when it is a number or a string. A message without "op" is a receipt. */
+ * build_id when it is a number or a string. A message without "op" is a receipt
+ * (claim_error: the refusal of the claim an outcome carried). */
 struct work_in {
     enum work_in_kind kind;
     long long job, attempt, lease_ms, timeout_ms, lost;
     char *claim, *queue, *enqueued_at, *payload, *build_id;
-    char *id, *status, *error;
+    char *id, *status, *error, *claim_error;
 };
 
 /* Read text[0..len). 0 (m filled, free with work_in_free), or -1 when it is not a JSON
@@ -142,6 +143,7 @@ struct job {
     double term_at, kill_at;        /* when SIGTERM / SIGKILL were sent (0: not yet) */
     int outcome_sent;               /* done/fail/release/cancelled published */
     char out_id[MOSQLITE_ID_MAX + 1];
+    char next_claim[64];            /* the claim that goes with the outcome, or "" */
     char *out_msg;                  /* the outcome's message, republished until answered */
     double out_retry_at;
     int out_backoff_ms;

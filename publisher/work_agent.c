@@ -41,7 +41,7 @@ struct agent {
     struct work_conf *wc;
     struct wconn *c;
     char topic[512], reply[512], wtopic[512], status_topic[512];
-    struct job *jobs[WORK_MAX_JOBS];
+    struct job *jobs[2 * WORK_MAX_JOBS];   /* those running, and those whose outcome is on its way */
     int njobs;
     struct claim claims[WORK_MAX_JOBS];
     int nclaims;
@@ -95,22 +95,31 @@ static void send_hello(struct agent *a)
     send_json(a, a->wtopic, o, 2);
 }
 
-static void send_claim(struct agent *a, struct claim *cl)
+/* A claim: whole, a message of its own; else the "claim" of an outcome (no op, its
+ * grant goes to the outcome's reply_to). */
+static cJSON *claim_json(const struct agent *a, const struct claim *cl, int whole)
 {
     cJSON *o = cJSON_CreateObject(), *q;
     int i;
 
-    cJSON_AddStringToObject(o, "op", "claim");
+    if (whole)
+        cJSON_AddStringToObject(o, "op", "claim");
     cJSON_AddStringToObject(o, "id", cl->id);
     cJSON_AddStringToObject(o, "worker", a->wc->worker);
     cJSON_AddStringToObject(o, "session", a->wc->session);
-    cJSON_AddStringToObject(o, "reply_to", a->reply);
+    if (whole)
+        cJSON_AddStringToObject(o, "reply_to", a->reply);
     cJSON_AddNumberToObject(o, "wait_ms", a->wc->wait_ms);
     q = cJSON_AddArrayToObject(o, "queues");
     for (i = 0; i < a->wc->nqueues; i++)
         cJSON_AddItemToArray(q, cJSON_CreateString(a->wc->queues[i]));
+    return o;
+}
+
+static void send_claim(struct agent *a, struct claim *cl)
+{
     cl->sent_at = now_ms();
-    send_json(a, a->topic, o, 1);
+    send_json(a, a->topic, claim_json(a, cl, 1), 1);
 }
 
 static void new_claim(struct agent *a)
@@ -204,7 +213,23 @@ static const char *signame(int sig)
     return sig > 0 && sig < (int)(sizeof names / sizeof names[0]) && names[sig] ? names[sig] : "a signal";
 }
 
-/* Build the outcome of a finished job into j->out_msg (NULL: none is sent). */
+/* The slots taken: jobs whose outcome is not yet sent (a job whose outcome is on its
+ * way frees its slot: the next claim goes with that outcome, or at once). */
+static int slots_taken(const struct agent *a)
+{
+    int i, n = 0;
+
+    for (i = 0; i < a->njobs; i++)
+        if (!a->jobs[i]->out_msg)
+            n++;
+    return n;
+}
+
+static void new_claim(struct agent *a);
+static cJSON *claim_json(const struct agent *a, const struct claim *cl, int whole);
+
+/* Build the outcome of a finished job into j->out_msg (NULL: none is sent). A done or
+ * a fail carries the claim of the slot it frees ("claim": one request per job). */
 static void make_outcome(struct agent *a, struct job *j)
 {
     cJSON *o;
@@ -245,6 +270,13 @@ static void make_outcome(struct agent *a, struct job *j)
             cJSON_AddTrueToObject(o, "cancelled");
     }
     cJSON_AddStringToObject(o, "reply_to", a->reply);
+    if (strcmp(op, "release") && !a->stopping && slots_taken(a) - 1 + a->nclaims < a->wc->jobs) {
+        struct claim *cl = &a->claims[a->nclaims++];
+        snprintf(cl->id, sizeof cl->id, "%s.%llu", a->wc->session, ++a->claim_seq);
+        cl->sent_at = now_ms();
+        snprintf(j->next_claim, sizeof j->next_claim, "%s", cl->id);
+        cJSON_AddItemToObject(o, "claim", claim_json(a, cl, 0));
+    }
     j->out_msg = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (j->stop == STOP_CANCEL)
@@ -415,8 +447,19 @@ static void on_receipt(struct agent *a, const struct work_in *r)
     }
     for (i = 0; i < a->njobs; i++) {
         struct job *j = a->jobs[i];
+        int ci;
         if (!j->out_msg || strcmp(j->out_id, id))
             continue;
+        ci = j->next_claim[0] ? find_claim(a, j->next_claim) : -1;
+        if (ci >= 0 && r->claim_error) {    /* the outcome went in, its claim did not */
+            struct work_in c = {.kind = WM_RECEIPT};
+            c.id = j->next_claim;
+            c.status = (char *)"rejected";
+            c.error = r->claim_error;
+            on_receipt(a, &c);
+        } else if (ci >= 0 && strcmp(status, "applied")) {
+            send_claim(a, &a->claims[ci]);  /* not applied now: its claim was not made */
+        }
         if (!strcmp(status, "rejected"))
             log_warn("job %lld attempt %lld: %s refused: %s", j->id, j->attempt,
                      strrchr(j->out_id, '.') + 1, error ? error : "(no reason)");
@@ -615,7 +658,7 @@ int agent_run(struct work_conf *wc, volatile sig_atomic_t *stop)
                 send_claim(a, &a->claims[i]);
         }
         if (!a->stopping && wconn_connected(a->c))
-            while (a->njobs + a->nclaims < wc->jobs)
+            while (slots_taken(a) + a->nclaims < wc->jobs)
                 new_claim(a);
         for (i = 0; i < a->nclaims; i++)
             if (now - a->claims[i].sent_at >= wc->wait_ms + CLAIM_SLACK_MS)

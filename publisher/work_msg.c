@@ -74,6 +74,7 @@ int work_in_read(struct work_in *m, const char *text, size_t len)
         m->id = str(o, "id");
         m->status = str(o, "status");
         m->error = str(o, "error");
+        m->claim_error = str(o, "claim_error");
     } else if (!op) {
         m->kind = WM_OTHER;
     } else if (!strcmp(op, "job")) {
@@ -108,6 +109,7 @@ void work_in_free(struct work_in *m)
     free(m->id);
     free(m->status);
     free(m->error);
+    free(m->claim_error);
     free(m->payload);
     free(m->build_id);
     memset(m, 0, sizeof *m);

@@ -45,6 +45,7 @@ check_eq "the build row: passed, exit 0" "$(sql "SELECT status, exit_code FROM b
 check_eq "the attempt names the worker" "$(sql "SELECT worker, outcome FROM mosqlite_job_attempts WHERE job = $j")" "w-log|done"
 
 # ---- the exit status decides ---------------------------------------------------------------
+sub_bg "$T/codes.msgs" "$PREFIX_TOPIC/jobs/codes"
 work w-code codes -- sh -c 'read -r p; exit "$(printf %s "$p" | sed -n "s/.*\"code\": *\([0-9]*\).*/\1/p")"'
 j0=$(enq c0 codes '{"build_id": 2, "code": 0}')
 j3=$(enq c3 codes '{"build_id": 3, "code": 3}')
@@ -53,6 +54,9 @@ wait_until 30 state_is "$j0" done
 check_eq "exit 0: done" "$(sql "SELECT state, exit_code FROM mosqlite_jobs WHERE id = $j0")" "done|0"
 check_eq "exit 3: failed (max_attempts 1), exit code and error kept" \
     "$(sql "SELECT state, exit_code, error FROM mosqlite_jobs WHERE id = $j3")" "failed|3|exit status 3"
+c=$(grep -m1 -o '^{"op":"\(done\|fail\)".*"claim":{"id":"[^"]*"' "$T/codes.msgs" | sed 's/.*"claim":{"id":"\([^"]*\)".*/\1/')
+check_eq "the first outcome carried the next claim, which got the second job (one request per job)" \
+    "$(sql "SELECT count(*) FROM mosqlite_job_attempts WHERE claim_id = '${c:-none}' AND job IN ($j0, $j3)")" 1
 check_eq "the build rows say so" "$(sql "SELECT group_concat(status, ',') FROM (SELECT status FROM builds WHERE id IN (2, 3) ORDER BY id)")" "passed,failed"
 
 # ---- --jobs 2: two at once -----------------------------------------------------------------
