@@ -104,6 +104,7 @@ for m in '{"op":"job","claim":"s.1","job":412,"attempt":1,"queue":"build.arm64",
          '{"op":"empty","claim":"s.1"}' '{"op":"cancel","job":412,"attempt":1}' \
          '{"op":"lease_lost","job":412,"attempt":1,"state":"ready"}' \
          '{"id":"412.1.done","status":"rejected","error":"lease lost"}' \
+         '{"id":"412.1.done","status":"applied","job":412,"state":"done","claim_error":"session \\"s\\" has ended"}' \
          '{"state":"online","since":"2026-11-24T23:39:18Z"}' '{"state":"offline"}'; do
     n=$((n + 1)); printf '%s' "$m" >"$OUT/work-seeds/$n"
 done
