@@ -1,6 +1,6 @@
 # mosqlite: plain make, pkg-config, -Wall -Wextra -Werror.
 #
-#   make            build bin/mosqlite-writer, bin/mosqlite-pub, bin/mosqlite-replica,
+#   make            build bin/mosqlite-writer, bin/mosqlite-pub, bin/mosqlite-work, bin/mosqlite-replica,
 #                   bin/mosqlite (the operator's command), build/libmosqlite.{a,so}
 #   make check      unit tests of the writer's pure parts and common/, and conf/mosqlite.conf against
 #                   mosqlite-writer --help (no broker, < 1 s)
@@ -8,7 +8,8 @@
 #   make run        install missing packages, start Mosquitto + writer + page (Ctrl-C stops)
 #   make asan       the unit tests and the same test suite against an ASan+UBSan build
 #   make bench      tests/bench (not part of make test)
-#   make fuzz       libFuzzer over the request parser and the publisher's request building
+#   make fuzz       libFuzzer over the request parser, the publisher's request building and
+#                   what mosqlite-work reads
 #                   (FUZZ_SECONDS in all, default 60)
 #   make install    PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc (make uninstall undoes it)
 #   make deb        a Debian package (debian/), into build/deb/
@@ -55,7 +56,12 @@ PUBCLI_SRC = publisher/main.c publisher/pipe.c publisher/pipe_read.c publisher/p
 # library's internal functions are); the programs linked with the library take those
 # objects from it.
 PUBLIB_COMMON_SRC = common/jscan.c common/utf8.c
-PUBLIB_SRC = $(filter-out $(PUBCLI_SRC),$(wildcard publisher/*.c)) $(PUBLIB_COMMON_SRC)
+# The job agent, mosqlite-work: work*.c, with the log pipe's reading and delivering
+# parts (not pipe.c, the pipe's own run).
+WORK_SRC   = $(wildcard publisher/work*.c)
+WORK_PIPE_SRC = publisher/pipe_read.c publisher/pipe_deliver.c publisher/pipe_build.c \
+             publisher/pipe_command.c publisher/spool.c
+PUBLIB_SRC = $(filter-out $(PUBCLI_SRC) $(WORK_SRC),$(wildcard publisher/*.c)) $(PUBLIB_COMMON_SRC)
 # Unit tests: tests/unit/*.c linked with every writer and replica object but main.o.
 UNIT_SRC   = $(wildcard tests/unit/*.c)
 
@@ -67,13 +73,15 @@ CONSOLE_OBJ = $(call obj,$(CONSOLE_SRC))
 PUBLIB_OBJ = $(call obj,$(PUBLIB_SRC))
 PUBLIB_PIC = $(patsubst %.c,$(BUILD)/pic/%.o,$(PUBLIB_SRC))
 PUBCLI_OBJ = $(call obj,$(PUBCLI_SRC))
+WORK_OBJ   = $(call obj,$(WORK_SRC) $(WORK_PIPE_SRC))
 UNIT_OBJ   = $(call obj,$(UNIT_SRC))
 # common/ for a program linked with libmosqlite.a: less what the library holds.
 COMMON_NOLIB_OBJ = $(filter-out $(call obj,$(PUBLIB_COMMON_SRC)),$(COMMON_OBJ))
 WRITER_LIB_OBJ = $(filter-out $(BUILD)/writer/main.o,$(WRITER_OBJ))
 REPLICA_LIB_OBJ = $(filter-out $(BUILD)/replica/main.o,$(REPLICA_OBJ))
 
-PROGS = $(BIN)/mosqlite-writer $(BIN)/mosqlite-pub $(BIN)/mosqlite-replica $(BIN)/mosqlite
+PROGS = $(BIN)/mosqlite-writer $(BIN)/mosqlite-pub $(BIN)/mosqlite-replica $(BIN)/mosqlite \
+        $(BIN)/mosqlite-work
 LIBS  = $(BUILD)/libmosqlite.a $(BUILD)/libmosqlite.so
 
 .PHONY: all deps check test run asan bench fuzz soak install clean web
@@ -104,6 +112,10 @@ $(BIN)/mosqlite: $(CONSOLE_OBJ) $(BUILD)/libmosqlite.a $(COMMON_NOLIB_OBJ)
 $(BIN)/mosqlite-pub: $(PUBCLI_OBJ) $(BUILD)/libmosqlite.a $(COMMON_NOLIB_OBJ)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BIN)/mosqlite-work: $(WORK_OBJ) $(BUILD)/libmosqlite.a $(COMMON_NOLIB_OBJ)
+	@mkdir -p $(BIN)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread -lm
 
 $(BUILD)/libmosqlite.a: $(PUBLIB_OBJ)
 	@mkdir -p $(BUILD)
@@ -188,7 +200,7 @@ CONFDIR        = $(SYSCONFDIR)/mosqlite
 STATEDIR       = $(LOCALSTATEDIR)/lib/mosqlite
 SONAME         = libmosqlite.so.0
 MANPAGES       = man/mosqlite-writer.8 man/mosqlite-replica.8 man/mosqlite-pub.1 man/mosqlite.1 \
-                 man/libmosqlite.3
+                 man/mosqlite-work.1 man/libmosqlite.3
 D              = $(DESTDIR)
 
 # sed script that fills in @NAME@ in the *.in files.
@@ -205,7 +217,7 @@ install: all web/index.html
 	    $(D)$(MANDIR)/man1 $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man8 $(D)$(DOCDIR) \
 	    $(D)$(PKGDATADIR)/web $(D)$(CONFDIR)/schema $(D)$(SYSCONFDIR)/mosquitto/conf.d \
 	    $(D)$(UNITDIR) $(D)$(SYSUSERSDIR) $(D)$(BASHCOMPDIR)
-	install -m 755 $(BIN)/mosqlite-pub $(BIN)/mosqlite $(D)$(BINDIR)/
+	install -m 755 $(BIN)/mosqlite-pub $(BIN)/mosqlite $(BIN)/mosqlite-work $(D)$(BINDIR)/
 	install -m 644 conf/bash-completion/mosqlite $(D)$(BASHCOMPDIR)/mosqlite
 	install -m 755 $(BIN)/mosqlite-writer $(D)$(SBINDIR)/
 	install -m 755 $(BIN)/mosqlite-replica $(D)$(SBINDIR)/
@@ -243,7 +255,8 @@ install: all web/index.html
 # Removes what install put in place, but keeps the configuration (mosqlite.conf, the
 # schema, the broker drop-in) and the database, like a package removed without purge.
 uninstall:
-	rm -f $(D)$(BINDIR)/mosqlite-pub $(D)$(BINDIR)/mosqlite $(D)$(BASHCOMPDIR)/mosqlite \
+	rm -f $(D)$(BINDIR)/mosqlite-pub $(D)$(BINDIR)/mosqlite $(D)$(BINDIR)/mosqlite-work \
+	    $(D)$(MANDIR)/man1/mosqlite-work.1 $(D)$(BASHCOMPDIR)/mosqlite \
 	    $(D)$(MANDIR)/man1/mosqlite.1 $(D)$(SBINDIR)/mosqlite-writer $(D)$(SBINDIR)/mosqlite-replica \
 	    $(D)$(LIBDIR)/libmosqlite.a $(D)$(LIBDIR)/libmosqlite.so $(D)$(LIBDIR)/$(SONAME) \
 	    $(D)$(LIBDIR)/libmosqlite.so.$(VERSION) $(D)$(INCLUDEDIR)/mosqlite.h \

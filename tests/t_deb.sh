@@ -66,7 +66,7 @@ check "unit installed where systemd looks ($UNIT)" [ -f "$UNIT" ]
 systemd-analyze verify "$UNIT" >"$T/verify.out" 2>&1
 check "systemd-analyze verify $UNIT" test $? = 0 -a ! -s "$T/verify.out"
 sed 's/^/# verify: /' "$T/verify.out"
-for m in mosqlite-writer.8 mosqlite-pub.1 mosqlite.1 libmosqlite.3; do
+for m in mosqlite-writer.8 mosqlite-pub.1 mosqlite-work.1 mosqlite.1 libmosqlite.3; do
     f=$(dpkg -L mosqlite libmosqlite-dev | grep "/$m.gz$")
     out=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$f" 2>"$T/man.err")
     check "man -l $f" test -n "$out" -a ! -s "$T/man.err"

@@ -16,12 +16,12 @@ else
     fail "make install DESTDIR=... (PREFIX /usr/local)"; cat "$T/install.log"; exit 1
 fi
 P=$R/usr/local
-for f in bin/mosqlite-pub bin/mosqlite share/man/man1/mosqlite.1 \
+for f in bin/mosqlite-pub bin/mosqlite bin/mosqlite-work share/man/man1/mosqlite.1 \
          share/bash-completion/completions/mosqlite sbin/mosqlite-writer lib/libmosqlite.a lib/libmosqlite.so.0.1.0 \
          include/mosqlite.h lib/pkgconfig/mosqlite.pc share/man/man8/mosqlite-writer.8 \
-         share/man/man1/mosqlite-pub.1 share/man/man3/libmosqlite.3 \
+         share/man/man1/mosqlite-pub.1 share/man/man1/mosqlite-work.1 share/man/man3/libmosqlite.3 \
          share/doc/mosqlite/PROTOCOL.md share/doc/mosqlite/README.md \
-         share/doc/mosqlite/replicas.md share/doc/mosqlite/deployment.md \
+         share/doc/mosqlite/replicas.md share/doc/mosqlite/deployment.md share/doc/mosqlite/jobs.md \
          share/mosqlite/web/index.html \
          share/mosqlite/mosquitto.conf.example share/mosqlite/secure/mosquitto.conf \
          lib/systemd/system/mosqlite-writer.service; do
@@ -135,4 +135,4 @@ mk uninstall DESTDIR="$R" >"$T/uninstall.log" 2>&1
 check "make uninstall" [ $? = 0 ]
 check_eq "what is left: the configuration only" \
     "$(cd "$R" && find . -type f | sort | tr '\n' ' ')" \
-    "./etc/mosqlite/mosqlite.conf ./etc/mosqlite/schema/001_builds.sql ./etc/mosqlite/schema/002_build_results.sql ./etc/mosqlite/schema/003_builds_lost.sql ./etc/mosquitto/conf.d/mosqlite.conf "
+    "./etc/mosqlite/mosqlite.conf ./etc/mosqlite/schema/001_builds.sql ./etc/mosqlite/schema/002_build_results.sql ./etc/mosqlite/schema/003_builds_lost.sql ./etc/mosqlite/schema/004_build_attempts.sql ./etc/mosquitto/conf.d/mosqlite.conf "

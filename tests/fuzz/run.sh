@@ -6,7 +6,8 @@
 # reply rule, then the admin command's and the snapshot request's fields), seeded from
 # the same payloads and a few control messages; tests/fuzz/fuzz_pub.c over the
 # publisher's request building, checked against the writer's reader, seeded from the
-# same corpus as JSON Lines lines and as arguments; tests/fuzz/fuzz_cron.c over cron
+# same corpus as JSON Lines lines and as arguments; tests/fuzz/fuzz_work.c over what
+# mosqlite-work reads from the broker (a quarter of SECONDS); tests/fuzz/fuzz_cron.c over cron
 # schedules (common/cron.c) for FUZZ_CRON_SECONDS (default 15); tests/fuzz/fuzz_retain.c
 # over `retain` lines and scheduled backups' names for FUZZ_RETAIN_SECONDS (default 10);
 # tests/fuzz/fuzz_jobcron.c over `job-cron` lines for FUZZ_JOBCRON_SECONDS (default 10);
@@ -142,6 +143,25 @@ for s in 'nightly 0 2 * * * build {"branch": "main"}' 'w @weekly q null catch_up
     n=$((n + 1)); printf '%s' "$s" >"$OUT/jobcron-seeds/$n"
 done
 
+# fuzz_work: what mosqlite-work reads from the broker (publisher/work_msg.c), a quarter
+# of the time.
+"$CC" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon -Ipublisher \
+    $(pkg-config --cflags libcjson) tests/fuzz/fuzz_work.c publisher/work_msg.c publisher/strict.c publisher/strict_str.c \
+    common/jscan.c common/utf8.c \
+    $(pkg-config --libs libcjson) -lm -o "$OUT/fuzz_work"
+mkdir -p "$OUT/work-seeds" "$OUT/work-corpus"
+n=0
+for m in '{"op":"job","claim":"s.1","job":412,"attempt":1,"queue":"build.arm64","payload":{"build_id":7,"x":1.0},"lease_ms":30000,"timeout_ms":0,"lost":0,"priority":10,"enqueued_at":"2026-11-24T23:39:18.120Z"}' \
+         '{"op":"job","claim":"s.2","job":1,"attempt":2,"payload":"text","lease_ms":1e999}' \
+         '{"op":"empty","claim":"s.1"}' '{"op":"cancel","job":412,"attempt":1}' \
+         '{"op":"lease_lost","job":412,"attempt":1,"state":"ready"}' \
+         '{"id":"412.1.done","status":"rejected","error":"lease lost"}' \
+         '{"id":"412.1.done","status":"applied","job":412,"state":"done","claim_error":"session \\"s\\" has ended"}' \
+         '{"state":"online","since":"2026-11-24T23:39:18Z"}' '{"state":"offline"}'; do
+    n=$((n + 1)); printf '%s' "$m" >"$OUT/work-seeds/$n"
+done
+
 # fuzz TARGET CORPUS SEEDS DICT [SECONDS [MAX_LEN]] (DICT may be ""): run one target (SECS seconds by
 # default). 0, or 1 on a finding.
 fuzz() {
@@ -174,4 +194,5 @@ fuzz fuzz_retain "$OUT/retain-corpus" "$OUT/retain-seeds" "" "${FUZZ_RETAIN_SECO
 fuzz fuzz_jobcron "$OUT/jobcron-corpus" "$OUT/jobcron-seeds" tests/fuzz/cron.dict "${FUZZ_JOBCRON_SECONDS:-10}" 1024 || failed=1
 fuzz fuzz_console "$OUT/console-corpus" "$OUT/console-seeds" "" $(( (SECS + 3) / 4 )) 1024 || failed=1
 fuzz fuzz_etcd "$OUT/etcd-corpus" "$OUT/etcd-seeds" tests/fuzz/etcd.dict $(( (SECS + 3) / 4 )) 4096 || failed=1
+fuzz fuzz_work "$OUT/work-corpus" "$OUT/work-seeds" tests/fuzz/req.dict $(( (SECS + 3) / 4 )) 4096 || failed=1
 exit "$failed"
