@@ -144,12 +144,13 @@ check_eq "writer exits 0" "$?" 0
 
 # --- backup-dir is the database's own directory ----------------------------------------
 # A backup is renamed over its name: a name that is, or could become, one of the
-# database's files (its WAL, the one-writer lock, a snapshot's or a replica's temporary
-# file) is refused; any other name there is fine, and the lock still holds.
+# database's files (its WAL, the one-writer lock, the record of the request session's
+# subscriptions, a snapshot's or a replica's temporary file) is refused; any other name
+# there is fine, and the lock still holds.
 printf 'backup-dir %s\n' "$(dirname "$DB")" >"$T/samedir.conf"
 writer_start -c "$T/samedir.conf"
 b=$(basename "$DB")
-for n in "$b" "$b-wal" "$b-shm" "$b-journal" "$b-writer.lock" "$b-mj1A2B3C4D" \
+for n in "$b" "$b-wal" "$b-shm" "$b-journal" "$b-writer.lock" "$b-writer.session" "$b-mj1A2B3C4D" \
          "$b.snapshot-$WRITER_PID" "$b.snapshot-1" "$b.incoming"; do
     r=$(ask "\"cmd\":\"backup\",\"name\":\"$n\"")
     check_eq "backup named $n beside the database refused" "$r" \

@@ -36,7 +36,8 @@ int backup_name_is_live(const char *base, const char *name)
 {
     /* beside BASE: exact names, and prefixes whose rest the writer, SQLite or a
      * replica picks at run time (a pid, SQLite's random super-journal suffix) */
-    static const char *const exact[] = {"", "-wal", "-shm", "-journal", "-writer.lock", ".incoming", NULL};
+    static const char *const exact[] = {"", "-wal", "-shm", "-journal", "-writer.lock", "-writer.session",
+                                        ".incoming", NULL};
     static const char *const prefix[] = {"-mj", ".snapshot-", NULL};
     size_t n = strlen(base);
     int i;

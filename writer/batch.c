@@ -144,6 +144,10 @@ void batch_status(struct batch *b, const char *state)
     int major, minor, rev;
     struct out_versions v;
 
+    if (!strcmp(state, "online") && !mq_online(b->mq)) {
+        b->status_dirty = 1;     /* said once requests reach the writer (mq.h) */
+        return;
+    }
     mosquitto_lib_version(&major, &minor, &rev);
     snprintf(libmosq, sizeof libmosq, "%d.%d.%d", major, minor, rev);
     v.broker = mq_broker_version(b->mq);

@@ -177,6 +177,7 @@ static struct {
     struct jobq *jobq;             /* the job queue (jobq.h) */
     struct sync *sync;             /* synchronous replicas (sync.h), or NULL */
     char *t_hooks;                 /* PREFIX/hooks */
+    char *session_record;          /* DB-writer.session (mq.c) */
     struct cfg_list tables;        /* `tables` split into names */
     struct lead *lead;             /* leadership in etcd, or NULL (lead.h) */
     struct lead_opts lead_o;
@@ -394,6 +395,12 @@ static int open_mq(char *err, size_t errlen)
     mqo.epoch_of = changes_epoch_of;
     mqo.held = w.lead ? lead_ok : NULL;
     mqo.held_ud = w.lead;
+    /* The record that the request session's subscriptions were acknowledged, beside
+     * the database and its lock (mq.c). */
+    if (!(mqo.session_record = w.session_record = util_join(cf.db, "-writer.session"))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     snprintf(will, sizeof will, "{\"state\":\"offline\",\"epoch\":%lld}", mqo.epoch);
     /* Control messages (queries, commands, snapshot requests) come through one door. */
     w.ctl_lim.max_payload = (size_t)cf.max_payload;
@@ -661,6 +668,7 @@ static void writer_free(void)
     jobq_free(w.jobq);
     sync_free(w.sync);
     free(w.t_hooks);
+    free(w.session_record);
     if (w.mq) {
         mq_free(w.mq);
         mosquitto_lib_cleanup();

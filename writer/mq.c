@@ -10,6 +10,7 @@
 #include "mq.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 #include <netinet/in.h>
@@ -53,6 +54,12 @@ struct mq {
     mq_ctl_fn on_ctl;        /* control messages (ctl.c) */
     void *ud;
     char *write_filter, *jobs_filter, *status_topic, *marker_filter;
+    /* The request session's subscriptions (see on_connect). */
+    char *record;            /* what the record file says once they are acknowledged */
+    int record_on_disk;      /* the file may exist: remove it before the next CONNECT */
+    int subscribed;          /* the broker's session for our client id has them */
+    int sub_mid;             /* their SUBSCRIBE, awaiting its SUBACK; or 0 */
+    int sub_ready;           /* `sub` is up and subscribed: requests reach us */
     int marker_mid;          /* SUBACK awaited by mq_quiesce, or 0 */
     int frozen;              /* after mq_quiesce: the request connection is left alone */
     int proto;               /* request session: MQ_PROTO_311 or MQ_PROTO_5 */
@@ -108,6 +115,137 @@ static void on_version(struct mq *mq, const char *payload, int len)
     mq->ctl_new = 1;    /* the status shows it */
 }
 
+/* The request session's subscriptions, and the record of them.
+ *
+ * The broker keeps the request session, with its subscriptions, from one writer to the
+ * next. Subscribing again on a session it kept would make MQTT 3.1.1 resend every
+ * retained message under the filters (and, while the broker is sending a backlog to a
+ * resumed session, has cost the connection again and again). But "session resumed"
+ * does not say the session has the subscriptions: a writer stopped (SIGTERM, kill -9,
+ * power loss) after its CONNECT created the session and before the broker processed
+ * its SUBSCRIBE leaves a session without them, and the broker drops every request for
+ * want of a subscriber. So the writer subscribes unless it knows, and knows only from
+ * a record it keeps beside the database (mq_opts.session_record): written, and synced,
+ * once the SUBACK came, naming the client id, the broker, the protocol and the
+ * filters; removed, and synced, before each CONNECT (the CONNECT may create a new
+ * session, if the broker lost the old one, and the writer may stop before it reads
+ * the CONNACK); written again at a CONNACK that says the session was kept, when the
+ * writer knew it subscribed. Each point a writer can stop at then leaves either no
+ * record (the next writer subscribes: at worst the retained messages come again, and
+ * are rejected) or a record of a session that has the subscriptions. Over MQTT 5 the
+ * subscriptions say "retain as published" (the writer sees the retain flag of a
+ * request published while it is connected, and rejects it: batch.c) and "send
+ * retained: never", so subscribing again costs no retained message there. The job
+ * filter (PREFIX/jobs/+, jobq.c) goes in the same SUBSCRIBE and the same record: a
+ * session kept from a writer without jobs has no record, and gets it. */
+
+static void fsync_dir(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
+    int fd = dir ? open(*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
+/* 1 when the record file says what mq->record does. */
+static int record_matches(struct mq *mq)
+{
+    size_t want = strlen(mq->record);
+    char *buf;
+    ssize_t n;
+    int fd = open(mq->o.session_record, O_RDONLY | O_CLOEXEC), same;
+
+    if (fd < 0) {
+        mq->record_on_disk = errno != ENOENT;
+        return 0;
+    }
+    mq->record_on_disk = 1;
+    if (!(buf = malloc(want + 1))) {
+        close(fd);
+        return 0;
+    }
+    n = read(fd, buf, want + 1);
+    same = n == (ssize_t)want && !memcmp(buf, mq->record, want);
+    free(buf);
+    close(fd);
+    return same;
+}
+
+static void record_remove(struct mq *mq)
+{
+    if (!mq->o.session_record || !mq->record_on_disk)
+        return;
+    if (unlink(mq->o.session_record) && errno != ENOENT) {
+        log_warn("%s: cannot remove: %s", mq->o.session_record, strerror(errno));
+        return;
+    }
+    fsync_dir(mq->o.session_record);
+    mq->record_on_disk = 0;
+}
+
+static void record_write(struct mq *mq)
+{
+    const char *path = mq->o.session_record;
+    size_t len = mq->record ? strlen(mq->record) : 0;
+    int fd, ok;
+
+    if (!path || !mq->record)
+        return;
+    mq->record_on_disk = 1;
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ok = fd >= 0 && write(fd, mq->record, len) == (ssize_t)len && !fsync(fd);
+    if (fd >= 0 && close(fd))
+        ok = 0;
+    if (!ok) {
+        /* The next start subscribes again: nothing is lost. */
+        log_warn("%s: cannot record the request session's subscriptions: %s", path, strerror(errno));
+        return;
+    }
+    fsync_dir(path);
+}
+
+/* Both request filters in one SUBSCRIBE: one SUBACK says the session has them. */
+static void subscribe_requests(struct mq *mq)
+{
+    char *const filters[2] = {mq->write_filter, mq->jobs_filter};
+    int mid = 0;
+
+    if (mosquitto_subscribe_multiple(mq->sub.m, &mid, 2, filters, 2,
+                                     mq->proto == MQ_PROTO_5 ? MQTT_SUB_OPT_SEND_RETAIN_NEVER |
+                                     MQTT_SUB_OPT_RETAIN_AS_PUBLISHED : 0, NULL))
+        mid = 0;
+    mq->sub_mid = mid;
+}
+
+static void on_subscribe(struct mosquitto *m, void *ud, int mid, int n, const int *granted,
+                         const mosquitto_property *p)
+{
+    struct mq *mq = ud;
+    int i, refused = 0;
+
+    if (m != mq->sub.m || !mid || mid != mq->sub_mid)
+        return;
+    mq->sub_mid = 0;
+    for (i = 0; i < n; i++)
+        if (granted[i] >= 0x80) {
+            log_error("the broker refused the request session's subscription to %s (reason %d): "
+                      "requests there do not reach this writer", i ? mq->jobs_filter : mq->write_filter,
+                      granted[i]);
+            refused = 1;
+        }
+    if (!refused) {
+        mq->subscribed = 1;
+        record_write(mq);
+    }
+    mq->sub_ready = 1;
+    mq->ctl_new = 1;
+}
+
 static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const mosquitto_property *p)
 {
     struct mq *mq = ud;
@@ -126,22 +264,19 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
     log_info("%s connection up (%s:%d)%s", c->name, mq->o.host, mq->o.port,
              c == &mq->sub && (flags & 1) ? ", session resumed" : "");
     if (c == &mq->sub) {
-        /* A session the broker kept has the subscription already; subscribing again
-         * would make MQTT 3.1.1 resend retained messages (and, while the broker is
-         * sending a backlog to a resumed session, cost it the connection again and
-         * again). MQTT 5 subscribes with "retain as published": the writer then sees
-         * the retain flag of a request published while it is connected, and rejects
-         * it (batch.c). A session kept from an older writer lacks that option until
-         * the writer starts with a new session. */
+        mq->sub_ready = 0;
         if (!(flags & 1))
-            mosquitto_subscribe_v5(m, NULL, mq->write_filter, 2,
-                                   mq->proto == MQ_PROTO_5 ? MQTT_SUB_OPT_SEND_RETAIN_NEVER |
-                                   MQTT_SUB_OPT_RETAIN_AS_PUBLISHED : 0, NULL);
-        /* Job messages (jobq.c), on the same session and in order with the writes; on
-         * every connect, so a session kept from a writer without jobs gets it too. */
-        mosquitto_subscribe_v5(m, NULL, mq->jobs_filter, 2,
-                               mq->proto == MQ_PROTO_5 ? MQTT_SUB_OPT_SEND_RETAIN_NEVER |
-                               MQTT_SUB_OPT_RETAIN_AS_PUBLISHED : 0, NULL);
+            mq->subscribed = 0;     /* a new session: nothing subscribed */
+        if (mq->subscribed) {
+            record_write(mq);
+            mq->sub_ready = 1;
+            mq->ctl_new = 1;        /* the status can say online again */
+        } else {
+            if (flags & 1)
+                log_info("the request session was kept by the broker, but this writer has no record "
+                         "of its subscriptions being acknowledged: subscribing");
+            subscribe_requests(mq);
+        }
     }
     else {
         mosquitto_subscribe_v5(m, NULL, VERSION_TOPIC, 0, 0, NULL);
@@ -335,6 +470,7 @@ static int setup(struct mq *mq, struct conn *c, const char *id, int persistent, 
      * acknowledgements leave (see mq_quiesce). */
     mosquitto_threaded_set(c->m, true);
     mosquitto_unsubscribe_v5_callback_set(c->m, on_unsubscribe);
+    mosquitto_subscribe_v5_callback_set(c->m, on_subscribe);
     mosquitto_int_option(c->m, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_int_option(c->m, MOSQ_OPT_RECEIVE_MAXIMUM, mq->o.receive_max);
     mosquitto_max_inflight_messages_set(c->m, 0);
@@ -398,6 +534,20 @@ struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_ctl_fn o
         mq_free(mq);
         return NULL;
     }
+    if (o->session_record) {
+        size_t n = strlen(o->client_id) + strlen(o->host) + strlen(mq->write_filter) +
+                   strlen(mq->jobs_filter) + 128;
+        if (!(mq->record = malloc(n))) {
+            free(ctl_id);
+            snprintf(err, errlen, "out of memory");
+            mq_free(mq);
+            return NULL;
+        }
+        snprintf(mq->record, n, "mosqlite-writer request session\nclient-id %s\nbroker %s:%d\n"
+                 "protocol %s\nsubscribed %s %s\n", o->client_id, o->host, o->port,
+                 mq_request_protocol(mq), mq->write_filter, mq->jobs_filter);
+        mq->subscribed = record_matches(mq);
+    }
     rc = setup(mq, &mq->sub, o->client_id, 1, err, errlen) ||
          setup(mq, &mq->ctl, ctl_id, 0, err, errlen);
     free(ctl_id);
@@ -425,6 +575,11 @@ static void try_connect(struct mq *mq, struct conn *c)
     /* Requests only once the retained status has been read: it may name a newer writer. */
     if (c == &mq->sub && (!mq->synced || mq->fenced_by || mq->ctl.state != UP))
         return;
+    if (c == &mq->sub) {
+        record_remove(mq);
+        mq->sub_ready = 0;
+        mq->sub_mid = 0;
+    }
     if (c->ever) {
         rc = mosquitto_reconnect(c->m);
     } else {
@@ -639,14 +794,22 @@ void mq_quiesce(struct mq *mq, int timeout_ms)
     c->state = DOWN;
 }
 
+int mq_online(const struct mq *mq)
+{
+    if (!mq->synced || mq->fenced_by)
+        return 0;       /* a status published now could hide a newer writer's */
+    /* "online" once requests reach the writer: the request session is up and the broker
+     * has acknowledged its subscriptions (a writer stopped before that leaves a session
+     * that takes no request; see on_connect) */
+    return !mq->sub.wanted || (mq->sub.state == UP && mq->sub_ready);
+}
+
 int mq_ctl_connected(struct mq *mq)
 {
     int r;
 
-    if (!mq->synced || mq->fenced_by)
-        return 0;       /* a status published now could hide a newer writer's */
-    if (mq->sub.wanted && mq->sub.state != UP)
-        return 0;       /* "online" once requests are taken: the request session is up */
+    if (!mq_online(mq))
+        return 0;
     r = mq->ctl_new;
     mq->ctl_new = 0;
     return r;
@@ -775,6 +938,7 @@ void mq_free(struct mq *mq)
     free(mq->jobs_filter);
     free(mq->status_topic);
     free(mq->marker_filter);
+    free(mq->record);
     free(mq->changes_topic);
     free(mq->fence_topic);
     free(mq);

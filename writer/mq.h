@@ -2,7 +2,9 @@
  *
  * `sub` carries requests: fixed client id, persistent session (clean start off,
  * session never expires), QoS 2 subscription to PREFIX/write/# (which also matches
- * PREFIX/write itself). It can be closed on purpose (mq_accept(mq, 0)) while the
+ * PREFIX/write itself) and PREFIX/jobs/+. It subscribes on a new session, and on a
+ * session the broker kept unless a record beside the database (mq_opts.session_record)
+ * says the broker acknowledged those subscriptions for it (see mq.c). It can be closed on purpose (mq_accept(mq, 0)) while the
  * database cannot be written or while shutting down: the broker then keeps the
  * backlog for the session, and nothing new reaches the writer's memory.
  *
@@ -62,6 +64,9 @@ struct mq_opts {
     size_t max_queue;        /* stop reading requests while this many are held */
     int receive_max;         /* MQTT v5 Receive Maximum: requests in flight to us */
     int request_proto;       /* MQ_PROTO_311 (docs/deployment.md) or MQ_PROTO_5 */
+    /* A file for the record that the request session's subscriptions were acknowledged
+     * (DB-writer.session); NULL: none kept, a kept session is subscribed again. */
+    const char *session_record;
     size_t app_size;         /* room for the caller in each message (msg->app) */
     long long epoch;         /* this writer's epoch (>= 1) */
     /* The epoch of a message on PREFIX/status or PREFIX/changes, 0 for none. */
@@ -110,9 +115,14 @@ void mq_accept(struct mq *mq, int on);
  * those on the next start). The queue must then be applied before exit. */
 void mq_quiesce(struct mq *mq, int timeout_ms);
 
-/* 1 once when `ctl` has (re)connected and read the retained status since the last call
- * (and `sub`, unless closed on purpose, is up), or has seen a status of an older epoch
- * than ours: time to publish status. */
+/* May the status say "online": `ctl` has read the retained status (no newer writer
+ * seen), and `sub`, unless closed on purpose, is up with its subscriptions acknowledged
+ * by the broker, so that a request published now reaches this writer. */
+int mq_online(const struct mq *mq);
+
+/* 1 once, while mq_online says yes, after `ctl` has (re)connected and read the retained
+ * status, `sub` has become ready again, or `ctl` has seen a status of an older epoch
+ * than ours, since the last call: time to publish status. */
 int mq_ctl_connected(struct mq *mq);
 
 /* 1 once another client has taken over either session (our client id): MQTT 5

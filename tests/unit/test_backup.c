@@ -6,6 +6,7 @@ void test_backup(void)
 {
     static const char *const live[] = {
         "app.db", "app.db-wal", "app.db-shm", "app.db-journal", "app.db-writer.lock",
+        "app.db-writer.session",
         "app.db-mj0A1B2C3D", "app.db.snapshot-4242", "app.db.snapshot-", "app.db.incoming", NULL,
     };
     static const char *const fine[] = {
