@@ -156,6 +156,56 @@ static int read_status(struct console *k, cJSON **status)
     return EX_DONE;
 }
 
+/* The claims waiting and live leases (from the status), and the workers holding jobs:
+ * the distinct names among the running jobs. */
+static void print_workers(const cJSON *status, const cJSON *running)
+{
+    cJSON *names = cJSON_CreateArray(), *w;
+    const cJSON *r;
+
+    cJSON_ArrayForEach(r, running) {
+        const char *name = cmd_str(r, "worker");
+        int seen = 0;
+        cJSON_ArrayForEach(w, names)
+            seen |= !strcmp(w->valuestring, name ? name : "");
+        if (name && !seen)
+            cJSON_AddItemToArray(names, cJSON_CreateString(name));
+    }
+    printf("\nclaims waiting %.0f, live leases %.0f", cmd_num(status, "job_waiting", 0),
+           cmd_num(status, "job_leases", 0));
+    cJSON_ArrayForEach(w, names) {
+        char *t = fmt_term(w->valuestring, 0, NULL);
+        printf("%s%s", w == names->child ? "; workers running jobs: " : ", ", t ? t : "");
+        free(t);
+    }
+    printf("\n");
+    cJSON_Delete(names);
+}
+
+/* The running jobs (of queue, "" for all) with the time each has run, without payloads. */
+static void print_running(cJSON *running, const char *queue)
+{
+    cJSON *r;
+
+    if (cJSON_GetArraySize(running)) {
+        double now = (double)time(NULL) * 1000.0;
+        char el[64];
+        cJSON_ArrayForEach(r, running) {
+            double t0 = iso_ms(cmd_str(r, "started_at"));
+            if (t0 >= 0)
+                fmt_span(now - t0, el, sizeof el);
+            else
+                snprintf(el, sizeof el, "-");
+            cJSON_AddStringToObject(r, "elapsed", el);
+            cJSON_DeleteItemFromObjectCaseSensitive(r, "payload");
+        }
+        printf("\nrunning\n");
+        fmt_table(running, NULL);
+    } else {
+        printf("\nno job running%s%s\n", *queue ? " in " : "", *queue ? "that queue" : "");
+    }
+}
+
 int cmd_run_jobs(struct console *k, const struct command *cmd, int argc, char **argv)
 {
     const char *queue = argc > 0 ? argv[0] : "";
@@ -212,45 +262,9 @@ int cmd_run_jobs(struct console *k, const struct command *cmd, int argc, char **
         fmt_table(queues, NULL);
     else
         printf("no job queue yet: a queue appears with its first job\n");
-    if (!*queue) {
-        /* The workers holding jobs: the distinct names among the running jobs. */
-        cJSON *names = cJSON_CreateArray(), *w;
-        cJSON_ArrayForEach(r, running) {
-            const char *name = cmd_str(r, "worker");
-            int seen = 0;
-            cJSON_ArrayForEach(w, names)
-                seen |= !strcmp(w->valuestring, name ? name : "");
-            if (name && !seen)
-                cJSON_AddItemToArray(names, cJSON_CreateString(name));
-        }
-        printf("\nclaims waiting %.0f, live leases %.0f", cmd_num(status, "job_waiting", 0),
-               cmd_num(status, "job_leases", 0));
-        cJSON_ArrayForEach(w, names) {
-            char *t = fmt_term(w->valuestring, 0, NULL);
-            printf("%s%s", w == names->child ? "; workers running jobs: " : ", ", t ? t : "");
-            free(t);
-        }
-        printf("\n");
-        cJSON_Delete(names);
-    }
-    n = cJSON_GetArraySize(running);
-    if (n) {
-        double now = (double)time(NULL) * 1000.0;
-        char el[64];
-        cJSON_ArrayForEach(r, running) {
-            double t0 = iso_ms(cmd_str(r, "started_at"));
-            if (t0 >= 0)
-                fmt_span(now - t0, el, sizeof el);
-            else
-                snprintf(el, sizeof el, "-");
-            cJSON_AddStringToObject(r, "elapsed", el);
-            cJSON_DeleteItemFromObjectCaseSensitive(r, "payload");
-        }
-        printf("\nrunning\n");
-        fmt_table(running, NULL);
-    } else {
-        printf("\nno job running%s%s\n", *queue ? " in " : "", *queue ? "that queue" : "");
-    }
+    if (!*queue)
+        print_workers(status, running);
+    print_running(running, queue);
 out:
     cJSON_Delete(ans);
     cJSON_Delete(params);

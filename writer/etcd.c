@@ -279,6 +279,26 @@ static int read_error(const cJSON *o, struct etcd_resp *r)
     return 1;
 }
 
+/* A transaction's answer: "succeeded", and the first range among its "responses". */
+static int read_txn(const cJSON *o, struct etcd_resp *r, char *err, size_t errlen)
+{
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "succeeded");
+    const cJSON *resp = cJSON_GetObjectItemCaseSensitive(o, "responses"), *it;
+
+    if (s && !cJSON_IsBool(s))
+        return util_fail(err, errlen, "\"succeeded\" is not true or false");
+    r->succeeded = cJSON_IsTrue(s);
+    if (resp && !cJSON_IsNull(resp) && !cJSON_IsArray(resp))
+        return util_fail(err, errlen, "\"responses\" is not an array");
+    cJSON_ArrayForEach(it, resp) {
+        const cJSON *rr = cJSON_GetObjectItemCaseSensitive(it, "response_range");
+        if (!cJSON_IsObject(rr))
+            continue;
+        return read_range(rr, r, err, errlen);
+    }
+    return 0;
+}
+
 int etcd_parse(const char *body, size_t len, enum etcd_kind kind, struct etcd_resp *r, char *err,
                size_t errlen)
 {
@@ -331,28 +351,10 @@ int etcd_parse(const char *body, size_t len, enum etcd_kind kind, struct etcd_re
         if (read_range(o, r, err, errlen))
             goto out;
         break;
-    case ETCD_TXN: {
-        const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "succeeded");
-        const cJSON *resp = cJSON_GetObjectItemCaseSensitive(o, "responses"), *it;
-        if (s && !cJSON_IsBool(s)) {
-            util_fail(err, errlen, "\"succeeded\" is not true or false");
+    case ETCD_TXN:
+        if (read_txn(o, r, err, errlen))
             goto out;
-        }
-        r->succeeded = cJSON_IsTrue(s);
-        if (resp && !cJSON_IsNull(resp) && !cJSON_IsArray(resp)) {
-            util_fail(err, errlen, "\"responses\" is not an array");
-            goto out;
-        }
-        cJSON_ArrayForEach(it, resp) {
-            const cJSON *rr = cJSON_GetObjectItemCaseSensitive(it, "response_range");
-            if (!cJSON_IsObject(rr))
-                continue;
-            if (read_range(rr, r, err, errlen))
-                goto out;
-            break;
-        }
         break;
-    }
     }
     rc = 0;
 out:

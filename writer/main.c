@@ -368,6 +368,28 @@ static int open_maint(char *err, size_t errlen)
     return 0;
 }
 
+/* The broker connections' settings from the config (see mq.h). */
+static void broker_opts(struct mq_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->host = cf.host;
+    o->port = (int)cf.port;
+    o->username = cf.username;
+    o->password = cf.password;
+    o->cafile = cf.cafile;
+    o->client_id = cf.client_id;
+    o->prefix = cf.prefix;
+    o->keepalive = (int)cf.keepalive;
+    o->max_queue = (size_t)cf.batch_max;
+    o->receive_max = (int)cf.receive_max;
+    o->request_proto = !strcmp(cf.request_protocol, "5") ? MQ_PROTO_5 : MQ_PROTO_311;
+    o->app_size = sizeof(struct outcome);
+    o->epoch = changes_epoch(w.changes);
+    o->epoch_of = changes_epoch_of;
+    o->held = w.lead ? lead_ok : NULL;
+    o->held_ud = w.lead;
+}
+
 /* Both broker connections (see mq.h), and the batch that applies what they bring. */
 static int open_mq(char *err, size_t errlen)
 {
@@ -378,23 +400,7 @@ static int open_mq(char *err, size_t errlen)
     char will[64];
 
     mosquitto_lib_init();
-    memset(&mqo, 0, sizeof mqo);
-    mqo.host = cf.host;
-    mqo.port = (int)cf.port;
-    mqo.username = cf.username;
-    mqo.password = cf.password;
-    mqo.cafile = cf.cafile;
-    mqo.client_id = cf.client_id;
-    mqo.prefix = cf.prefix;
-    mqo.keepalive = (int)cf.keepalive;
-    mqo.max_queue = (size_t)cf.batch_max;
-    mqo.receive_max = (int)cf.receive_max;
-    mqo.request_proto = !strcmp(cf.request_protocol, "5") ? MQ_PROTO_5 : MQ_PROTO_311;
-    mqo.app_size = sizeof(struct outcome);
-    mqo.epoch = changes_epoch(w.changes);
-    mqo.epoch_of = changes_epoch_of;
-    mqo.held = w.lead ? lead_ok : NULL;
-    mqo.held_ud = w.lead;
+    broker_opts(&mqo);
     /* The record that the request session's subscriptions were acknowledged, beside
      * the database and its lock (mq.c). */
     if (!(mqo.session_record = w.session_record = util_join(cf.db, "-writer.session"))) {
