@@ -421,7 +421,7 @@ static int enqueue_tick(struct entry *e, struct jobs *jobs, const struct jobs_ne
     util_time_format(t, at);
     snprintf(id, sizeof id, "cron:%s@%s", e->s.name, at);
     jobcron_fill(&n, &e->s.enq);
-    if (!(payload = cJSON_PrintUnformatted(e->s.enq.payload)))
+    if (!(payload = json_text(e->s.enq.payload)))
         return util_fail(err, errlen, "out of memory") ? DB_FAULT : DB_FAULT;
     n.payload = payload;
     n.enq_id = id;
@@ -430,7 +430,7 @@ static int enqueue_tick(struct entry *e, struct jobs *jobs, const struct jobs_ne
         n.on_duplicate = JOBS_DUP_IGNORE;
     }
     rc = jobs_enqueue(jobs, &n, now_ms, &out, why, sizeof why);
-    cJSON_free(payload);
+    free(payload);
     if (rc == DB_FAULT)
         return util_fail(err, errlen, "%s", why) ? DB_FAULT : DB_FAULT;
     if (rc == DB_OK)

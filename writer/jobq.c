@@ -216,7 +216,7 @@ int jobq_enqueue_one(struct jobq *q, const struct req_enqueue *e, const char *en
 
     n = q->base;
     jobcron_fill(&n, e);
-    if (!(payload = cJSON_PrintUnformatted(e->payload)))
+    if (!(payload = json_text(e->payload)))     /* every value as it was sent */
         jobq_oom();
     n.payload = payload;
     n.run_at_ms = run_at_ms;
@@ -224,7 +224,7 @@ int jobq_enqueue_one(struct jobq *q, const struct req_enqueue *e, const char *en
     n.reply_to = reply_to;
     memset(&out, 0, sizeof out);
     rc = jobs_enqueue(q->jobs, &n, util_wall_ms(), &out, err, errlen);
-    cJSON_free(payload);
+    free(payload);
     if (rc != DB_OK && rc != DB_DUP)
         return rc;
     rcpt_job(q, &out, rc == DB_DUP);

@@ -128,7 +128,7 @@ static int end_read(struct jobq *q, const cJSON *root, const char *op, const cha
         end_read_enqueue(enq, o, e, err, errlen))
         return DB_REJECT;
     if (is_done && (v = cJSON_GetObjectItemCaseSensitive(root, "result"))) {
-        if (!(e->result = cJSON_PrintUnformatted(v)))
+        if (!(e->result = json_text(v)))
             jobq_oom();
         if (strlen(e->result) > TEXT_MAX) {
             cJSON_free(e->result);

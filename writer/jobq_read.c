@@ -154,7 +154,7 @@ static int apply_progress(struct jobq *q, const cJSON *root, const char *family,
         return DB_REJECT;
     if (!(v = cJSON_GetObjectItemCaseSensitive(root, "progress")))
         return util_fail(err, errlen, "\"progress\" is required") ? DB_REJECT : DB_REJECT;
-    if (!(text = cJSON_PrintUnformatted(v)))
+    if (!(text = json_text(v)))
         jobq_oom();
     if (strlen(text) > ERROR_MAX) {
         cJSON_free(text);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jbuf.h"
 #include "jscan.h"
 #include "jsonesc.h"
 #include "util.h"
@@ -189,4 +190,43 @@ void json_nums_free(struct json_nums *nums)
 {
     free(nums->real);
     memset(nums, 0, sizeof *nums);
+}
+
+void json_print(struct jbuf *b, const cJSON *v)
+{
+    const cJSON *c;
+
+    if (cJSON_IsObject(v) || cJSON_IsArray(v)) {
+        jb_putc(b, cJSON_IsObject(v) ? '{' : '[');
+        for (c = v->child; c; c = c->next) {
+            if (c != v->child)
+                jb_putc(b, ',');
+            if (cJSON_IsObject(v))
+                jb_key(b, c->string);
+            json_print(b, c);
+        }
+        jb_putc(b, cJSON_IsObject(v) ? '}' : ']');
+    } else if (cJSON_IsString(v)) {
+        jb_cstr(b, v->valuestring);
+    } else if (cJSON_IsNumber(v)) {
+        if (!(v->type & JSON_REAL) && v->valuedouble == (double)(long long)v->valuedouble)
+            jb_int(b, (long long)v->valuedouble);
+        else
+            jb_double(b, v->valuedouble);
+    } else {
+        jb_puts(b, cJSON_IsTrue(v) ? "true" : cJSON_IsFalse(v) ? "false" : "null");
+    }
+}
+
+char *json_text(const cJSON *v)
+{
+    struct jbuf b = {0};
+
+    json_print(&b, v);
+    jb_putc(&b, '\0');
+    if (b.oom) {
+        jb_free(&b);
+        return NULL;
+    }
+    return b.s;
 }

@@ -55,4 +55,16 @@ const char *json_type_name(const cJSON *v);
 
 void json_nums_free(struct json_nums *nums);
 
+struct jbuf;
+
+/* A value read by json_read, written back as JSON text with every value as it was
+ * given: a number marked JSON_REAL as a REAL (1.0 stays 1.0, never 1), an integer as
+ * the integer (exact to 2^53, which the reader holds it to), strings escaped. cJSON's
+ * own printer rounds to 15 digits and drops the fraction of an integral REAL: stored
+ * JSON (a nested value bound as text, a job's payload) must not change what was sent. */
+void json_print(struct jbuf *b, const cJSON *v);
+
+/* json_print into a string of its own (free()), or NULL when out of memory. */
+char *json_text(const cJSON *v);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "req.h"
 #include "util.h"
 
@@ -44,9 +45,10 @@ int val_bind(sqlite3_stmt *st, int i, const cJSON *v)
         return sqlite3_bind_null(st, i);
     if ((b64 = req_blob_text(v)))
         return bind_blob(st, i, b64);
-    if (!(json = cJSON_PrintUnformatted(v)))
+    /* An object or an array: its JSON text, every value as it was sent (json.h). */
+    if (!(json = json_text(v)))
         return SQLITE_NOMEM;
-    return sqlite3_bind_text(st, i, json, -1, cJSON_free);
+    return sqlite3_bind_text(st, i, json, -1, free);
 }
 
 void val_row_json(struct jbuf *b, sqlite3_stmt *st)

@@ -121,6 +121,13 @@ static void check_literals(void)
     unit_check_str(bound_literal("{\"v\":1E2}"), "real 100.0", "val: 1E2 binds as REAL");
     unit_check_str(bound_literal("{\"v\":-0.0}"), "real 0.0 negative", "val: -0.0 binds as REAL, sign kept");
     unit_check_str(bound_literal("{\"v\":[1.5e0]}"), "text '[1.5]'", "val: a REAL inside a JSON value");
+    /* A JSON value is stored with every value as sent: cJSON's printer would make 1.0
+     * an integer 1 and round 2^53-1 to 15 digits. */
+    unit_check_str(bound_literal("{\"v\":{\"a\":1.0,\"b\":9007199254740991,\"c\":-9007199254740991,"
+                                 "\"d\":0.30000000000000004,\"e\":[1E2,-0.0,true,null,\"x\\\"y\"]}}"),
+                   "text '{\"a\":1.0,\"b\":9007199254740991,\"c\":-9007199254740991,"
+                   "\"d\":0.30000000000000004,\"e\":[100.0,-0.0,true,null,\"x\\\"y\"]}'",
+                   "val: a JSON value stored with its values exact (REALs, 2^53-1, 17 digits)");
     unit_check_str(bound_literal("{\"v\":012}"),
                    "invalid JSON: number \"012\" at byte 5: leading zeros are not allowed", "val: 012 refused");
     unit_check_str(bound_literal("{\"v\":1.}"),
