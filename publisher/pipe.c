@@ -185,6 +185,51 @@ static void put_build_record(spool *sp, char *rec)
     cJSON_free(rec);
 }
 
+/* The line templates (ntpl: the pipe's, or the command's stdout and stderr as well) and
+ * the sources' buffers; -1 when one cannot be made (those made are the caller's to free). */
+static int make_sources(const struct pipe_conf *pc, int ntpl, mosqlite_lines **tpl, struct source *src)
+{
+    int i;
+
+    for (i = 0; i < ntpl; i++)
+        if (!(tpl[i] = template_for(pc, i == 0 ? NULL : i == 1 ? "stdout" : "stderr")))
+            return -1;
+    for (i = 0; i < 2; i++)
+        if (!(src[i].buf = malloc(PIPE_BUF_LEN))) {
+            log_error("out of memory");
+            return -1;
+        }
+    return 0;
+}
+
+/* The build's end, its two updates of the row (build_end), into the spool. */
+static void put_build_end(const struct pipe_conf *pc, spool *sp, int wstatus, int signalled, double ms)
+{
+    char *rec[2];
+
+    build_end(pc, wstatus, signalled, ms, &rec[0], &rec[1]);
+    put_build_record(sp, rec[0]);
+    put_build_record(sp, rec[1]);
+}
+
+/* The spool ended: the delivering thread (th, NULL when none runs) given linger_s to
+ * drain it, unless a plain pipe got a second signal, then stopped; the spool finished.
+ * Whether the thread was joined (1 when there was none). */
+static int end_delivery(const struct pipe_conf *pc, struct deliverer *d, pthread_t *th, int has_cmd,
+                        const char *dir, unsigned long long lines, double t0)
+{
+    int joined = 1;
+
+    spool_end(d->sp);
+    if (th && (has_cmd || command_signals() < 2))
+        drain(d, pc->linger_s);
+    if (th)
+        joined = deliver_stop(d, *th);
+    finish_spool(pc, d, joined, dir, lines, t0);
+    d->sp = NULL;                    /* closed by finish_spool, or still in use */
+    return joined;
+}
+
 /* The command's end as this program's exit status (128 + N when signal N killed it). */
 static int exit_status(int wstatus)
 {
@@ -194,7 +239,7 @@ static int exit_status(int wstatus)
 int pipe_run(const struct pipe_conf *conf, char **cmd)
 {
     struct pipe_conf run = *conf, *pc = &run;
-    char *attempt = NULL, *with = NULL, *rec[2];
+    char *attempt = NULL, *with = NULL;
     cJSON *row = NULL;
     int watching = 0, cancelled = 0;
     struct deliverer d;
@@ -225,14 +270,8 @@ int pipe_run(const struct pipe_conf *conf, char **cmd)
     }
     if (!(r.head = head = table_head(pc->table)))
         goto out;
-    for (i = 0; i < (cmd ? 3 : 1); i++)
-        if (!(tpl[i] = template_for(pc, i == 0 ? NULL : i == 1 ? "stdout" : "stderr")))
-            goto out;
-    for (i = 0; i < 2; i++)
-        if (!(src[i].buf = malloc(PIPE_BUF_LEN))) {
-            log_error("out of memory");
-            goto out;
-        }
+    if (make_sources(pc, cmd ? 3 : 1, tpl, src))
+        goto out;
     command_catch_signals();
     if (d.sp && build) {
         put_build_record(d.sp, build_start(pc, cmd));
@@ -251,20 +290,10 @@ int pipe_run(const struct pipe_conf *conf, char **cmd)
     if (watching && (cancelled = cancel_watch_stop()) && status == 0)
         status = 128 + SIGTERM;         /* a cancelled build never exits 0 */
     watching = 0;
-    if (d.sp && build) {
-        build_end(pc, wstatus, command_signals() > 0 || cancelled, ended - started, &rec[0], &rec[1]);
-        put_build_record(d.sp, rec[0]);
-        put_build_record(d.sp, rec[1]);
-    }
-    if (d.sp) {
-        spool_end(d.sp);
-        if (threaded && (cmd || command_signals() < 2))
-            drain(&d, pc->linger_s);
-        if (threaded)
-            joined = deliver_stop(&d, th);
-        finish_spool(pc, &d, joined, dir, r.lines, t0);
-        d.sp = NULL;                    /* closed by finish_spool, or still in use */
-    }
+    if (d.sp && build)
+        put_build_end(pc, d.sp, wstatus, command_signals() > 0 || cancelled, ended - started);
+    if (d.sp)
+        joined = end_delivery(pc, &d, threaded ? &th : NULL, cmd != NULL, dir, r.lines, t0);
 out:
     if (watching)
         cancel_watch_stop();

@@ -173,14 +173,11 @@ static int room(struct deliverer *d)
     return !d->draining && d->outstanding < (d->open ? d->window : 1);
 }
 
-void *deliver_main(void *arg)
+/* The window (1 to DELIVER_WINDOW_MAX) given to the library, and its slots, all free.
+ * -1 when out of memory. */
+static int open_window(struct deliverer *d)
 {
-    struct deliverer *d = arg;
-    char *body = NULL, *payload = NULL, kind = 'L', err[256];
-    size_t cap = 0, len = 0, pcap = 0;
-    unsigned long long seq = 0;
-    long n = 0, i;
-    int held = 0;                       /* a batch taken and not yet published */
+    long i;
 
     if (d->window < 1)
         d->window = 1;
@@ -192,10 +189,49 @@ void *deliver_main(void *arg)
     d->freefl = calloc((size_t)d->window, sizeof *d->freefl);
     if (!d->fl || !d->freefl) {
         log_error("out of memory");
-        goto out;
+        return -1;
     }
     for (i = 0; i < d->window; i++)
         d->freefl[d->nfree++] = (int)(d->window - 1 - i);
+    return 0;
+}
+
+/* The transaction of the records in body (len bytes, from seq) into *payload (grown,
+ * *pcap its size). -1 when out of memory. */
+static int make_payload(struct deliverer *d, const char *body, size_t len, unsigned long long seq,
+                        char **payload, size_t *pcap)
+{
+    if (len + 256 > *pcap) {
+        char *np = realloc(*payload, len + 256);
+        if (!np) {
+            log_error("out of memory");
+            return -1;
+        }
+        *payload = np;
+        *pcap = len + 256;
+    }
+    /* After the one before while that one has no receipt: a transaction
+     * the broker or the writer lost then cannot be overtaken. */
+    if (d->last_live)
+        snprintf(*payload, *pcap, "{\"id\":\"%s-%llu\",\"after\":\"%s-%llu\",\"ops\":[%s]}",
+                 spool_id(d->sp), seq, spool_id(d->sp), d->last_seq, body);
+    else
+        snprintf(*payload, *pcap, "{\"id\":\"%s-%llu\",\"ops\":[%s]}", spool_id(d->sp),
+                 seq, body);
+    return 0;
+}
+
+void *deliver_main(void *arg)
+{
+    struct deliverer *d = arg;
+    char *body = NULL, *payload = NULL, kind = 'L', err[256];
+    size_t cap = 0, len = 0, pcap = 0;
+    unsigned long long seq = 0;
+    long n = 0;
+    int held = 0;                       /* a batch taken and not yet published */
+
+    if (open_window(d))
+        goto out;
     while (!d->abandon && !d->refused) {
         if (!d->c) {
             if (!(d->c = dial(d))) {
@@ -213,23 +249,8 @@ void *deliver_main(void *arg)
                     log_error("%s", err);
                     break;
                 }
-                if (n > 0 && len + 256 > pcap) {
-                    char *np = realloc(payload, len + 256);
-                    if (!np) {
-                        log_error("out of memory");
-                        break;
-                    }
-                    payload = np;
-                    pcap = len + 256;
-                }
-                /* After the one before while that one has no receipt: a transaction
-                 * the broker or the writer lost then cannot be overtaken. */
-                if (n > 0 && d->last_live)
-                    snprintf(payload, pcap, "{\"id\":\"%s-%llu\",\"after\":\"%s-%llu\",\"ops\":[%s]}",
-                             spool_id(d->sp), seq, spool_id(d->sp), d->last_seq, body);
-                else if (n > 0)
-                    snprintf(payload, pcap, "{\"id\":\"%s-%llu\",\"ops\":[%s]}", spool_id(d->sp),
-                             seq, body);
+                if (n > 0 && make_payload(d, body, len, seq, &payload, &pcap))
+                    break;
                 held = n > 0;
             }
             if (held) {

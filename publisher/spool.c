@@ -136,12 +136,41 @@ static void seg_range(const char *dir, unsigned long *lo, unsigned long *hi)
     closedir(d);
 }
 
+/* Resume's last step: count the records still pending (and their bytes), from where
+ * delivery stands (rseg, roff; the taking side already open there) to the end. */
+static void count_pending(spool *sp)
+{
+    unsigned long s;
+
+    for (s = sp->rseg; s <= sp->wseg; s++) {
+        int fd = s == sp->rseg ? sp->tfd : seg_open(sp, s, O_RDONLY);
+        off_t off = s == sp->rseg ? sp->roff : 0, end;
+        if (fd < 0)
+            continue;
+        end = s == sp->wseg ? sp->woff : lseek(fd, 0, SEEK_END);
+        while (off < end) {
+            ssize_t k = pread(fd, sp->rbuf, READ_CAP, off);
+            ssize_t i;
+            if (k <= 0)
+                break;
+            if (off + k > end)
+                k = end - off;
+            for (i = 0; i < k; i++)
+                sp->st.pending += sp->rbuf[i] == '\n';
+            sp->st.bytes += (unsigned long long)k;
+            off += k;
+        }
+        if (fd != sp->tfd)
+            close(fd);
+    }
+}
+
 /* Resume: read the state, find the segments, cut a half-written last record, count
  * what is pending. 0, or -1 with err set. */
 static int resume(spool *sp, char *err, size_t errlen)
 {
     char line[MAX_FLIGHT * 12 + 256], id[MOSQLITE_ID_LEN + 8], *p, *end;
-    unsigned long lo, hi, s;
+    unsigned long lo, hi;
     long long roff;
     ssize_t n = pread(sp->sfd, line, sizeof line - 1, 0);
     struct stat stt;
@@ -201,28 +230,7 @@ static int resume(spool *sp, char *err, size_t errlen)
     sp->tseg = sp->rseg;
     sp->toff = sp->roff;
     sp->tseq = sp->rseq;
-    /* Count the records still pending. */
-    for (s = sp->rseg; s <= sp->wseg; s++) {
-        int fd = s == sp->rseg ? sp->tfd : seg_open(sp, s, O_RDONLY);
-        off_t off = s == sp->rseg ? sp->roff : 0, end;
-        if (fd < 0)
-            continue;
-        end = s == sp->wseg ? sp->woff : lseek(fd, 0, SEEK_END);
-        while (off < end) {
-            ssize_t k = pread(fd, sp->rbuf, READ_CAP, off);
-            ssize_t i;
-            if (k <= 0)
-                break;
-            if (off + k > end)
-                k = end - off;
-            for (i = 0; i < k; i++)
-                sp->st.pending += sp->rbuf[i] == '\n';
-            sp->st.bytes += (unsigned long long)k;
-            off += k;
-        }
-        if (fd != sp->tfd)
-            close(fd);
-    }
+    count_pending(sp);
     return 0;
 bad:
     snprintf(err, errlen, "%s/state is not a mosqlite-pub spool state", sp->dir);

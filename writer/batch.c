@@ -598,6 +598,28 @@ static void publish_batch(struct batch *b, double t0, struct msg *last, size_t n
     unstall(b);
 }
 
+/* After COMMIT: stopped between the fence's check before it and here, no receipt goes
+ * out before the broker connection is checked again; a newer writer seen means none at
+ * all. */
+static void publish_committed(struct batch *b, double t0, struct msg *last, size_t n)
+{
+    while (!fence_clear(b) && !mq_fenced_by(b->mq) && !mq_taken_over(b->mq))
+        mq_poll(b->mq, 100);
+    if (mq_fenced_by(b->mq) == MQ_LEASE_LOST) {
+        log_error("the leader lease in etcd lapsed: the commit of %zu requests stays in this file only, "
+                  "and no receipt is sent for it", n);
+        drop_requests(b, n);
+        return;
+    }
+    if (mq_fenced_by(b->mq)) {
+        log_error("a writer of epoch %lld has taken over: the commit of %zu requests stays in this "
+                  "file only, and no receipt is sent for it", mq_fenced_by(b->mq), n);
+        drop_requests(b, n);
+        return;
+    }
+    publish_batch(b, t0, last, n, 1);
+}
+
 void batch_run(struct batch *b)
 {
     char err[512];
@@ -665,21 +687,5 @@ void batch_run(struct batch *b)
         stall(b);
         return;
     }
-    /* Stopped between the check above and here: no receipt goes out before the
-     * broker connection is checked again; a newer writer seen means none at all. */
-    while (!fence_clear(b) && !mq_fenced_by(b->mq) && !mq_taken_over(b->mq))
-        mq_poll(b->mq, 100);
-    if (mq_fenced_by(b->mq) == MQ_LEASE_LOST) {
-        log_error("the leader lease in etcd lapsed: the commit of %zu requests stays in this file only, "
-                  "and no receipt is sent for it", n);
-        drop_requests(b, n);
-        return;
-    }
-    if (mq_fenced_by(b->mq)) {
-        log_error("a writer of epoch %lld has taken over: the commit of %zu requests stays in this "
-                  "file only, and no receipt is sent for it", mq_fenced_by(b->mq), n);
-        drop_requests(b, n);
-        return;
-    }
-    publish_batch(b, t0, last, n, 1);
+    publish_committed(b, t0, last, n);
 }

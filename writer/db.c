@@ -1,13 +1,15 @@
 /* db.c: the read-write connection: opening and hardening it, the batch's
- * transaction, applying one request inside it, and the events its rows make (see
- * db.h). The SQL of an operation and its prepared statements are sql.c's; binding
- * values and writing rows as JSON, val.c's.
+ * transaction (see db.h). Applying one request inside it and the events its rows make
+ * are db_apply.c's; the writer's own tables (ids applied, rejections kept) and their
+ * pruning, db_keep.c's. The SQL of an operation and its prepared statements are sql.c's;
+ * binding values and writing rows as JSON, val.c's.
  *
  * Hardening: SQLITE_DBCONFIG_DEFENSIVE, no ATTACH, and an authorizer that, once the
  * migrations have run, refuses DDL, PRAGMA, ATTACH and writes to internal tables for
  * every statement the request path prepares. Identifiers in SQL come from the schema
  * (already quoted there); values are bound parameters, never text in SQL. */
 #include "db.h"
+#include "db_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,39 +19,11 @@
 #include <strings.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "sql.h"
-#include "utf8.h"
 #include "util.h"
-#include "val.h"
-
-/* Where a request started in the batch's events, to put them back if it is rejected. */
-struct ev_mark {
-    int nev;
-    size_t rows_len;
-    struct db_event last;         /* the open group as it was, when nev > 0 */
-};
-
-struct db {
-    sqlite3 *h;
-    struct schema schema;
-    struct db_opts o;
-    int trusted;                  /* 1 while the writer runs its own statements */
-    struct sql_cache *cache;      /* the request path's statements */
-    sqlite3_stmt *begin, *commit, *rollback, *sp, *sp_release, *sp_rollback;
-    sqlite3_stmt *dup_check, *dup_insert, *rej_insert, *rej_check;
-    struct jbuf rows;             /* event rows of the open batch */
-    struct db_event *ev;
-    int nev, capev;
-    int lock_fd;                  /* PATH-writer.lock, held (flock) while open; or -1 */
-    sqlite3_stmt **readback;      /* per table: SELECT * by key (sql_build_read), lazily */
-    struct ev_mark req_mark;      /* the request between db_req_begin and db_req_end */
-    db_op_fn op_fn;               /* ops that are not SQL (db_set_op_hook) */
-    void *op_arg;
-};
 
 void db_set_op_hook(struct db *db, db_op_fn fn, void *arg)
 {
@@ -93,7 +67,7 @@ static int authorize(void *arg, int action, const char *a, const char *b, const 
     }
 }
 
-static sqlite3_stmt *prep(struct db *db, const char *sql)
+sqlite3_stmt *db_prep(struct db *db, const char *sql)
 {
     sqlite3_stmt *st = NULL;
 
@@ -120,7 +94,7 @@ static int mkparent(const char *path)
     return rc;
 }
 
-static int exec(struct db *db, const char *sql, char *err, size_t errlen)
+int db_exec(struct db *db, const char *sql, char *err, size_t errlen)
 {
     char *emsg = NULL;
 
@@ -203,41 +177,7 @@ static int open_file(struct db *db, const struct db_opts *o, char *err, size_t e
     }
     sqlite3_finalize(st);
     snprintf(pragma, sizeof pragma, "PRAGMA synchronous=%s", o->synchronous);
-    return exec(db, pragma, err, errlen) || exec(db, "PRAGMA foreign_keys=ON", err, errlen) ? -1 : 0;
-}
-
-/* The writer's own tables: ids applied (for duplicates), rejections kept, scheduled
- * writes. mosqlite_applied keeps each applied id with a hash of its request (topic and
- * payload), to tell a producer's retry (a duplicate) from another request reusing the
- * id (rejected). Files from before the hash get the column; their ids have none and
- * count as duplicates. */
-static int create_internal(struct db *db, char *err, size_t errlen)
-{
-    sqlite3_stmt *st = NULL;
-    int has_hash;
-
-    if (exec(db, "CREATE TABLE IF NOT EXISTS mosqlite_applied ("
-                 " id TEXT PRIMARY KEY, at INTEGER NOT NULL, hash INTEGER) WITHOUT ROWID;", err, errlen))
-        return -1;
-    has_hash = sqlite3_prepare_v2(db->h, "SELECT hash FROM mosqlite_applied LIMIT 0", -1, &st, NULL) == SQLITE_OK;
-    sqlite3_finalize(st);
-    if (!has_hash && exec(db, "ALTER TABLE mosqlite_applied ADD COLUMN hash INTEGER", err, errlen))
-        return -1;
-    return exec(db,
-                "CREATE INDEX IF NOT EXISTS mosqlite_applied_at ON mosqlite_applied (at);"
-                "CREATE TABLE IF NOT EXISTS mosqlite_rejected ("
-                " id INTEGER PRIMARY KEY, at TEXT NOT NULL, topic TEXT NOT NULL, req_id TEXT,"
-                " error TEXT NOT NULL, payload);"
-                /* A request "after" a rejected one is not held back by it (db_apply). */
-                "CREATE INDEX IF NOT EXISTS mosqlite_rejected_req_id ON mosqlite_rejected (req_id);"
-                /* Scheduled writes (sched.c), each as received, until applied or cancelled;
-                 * seq keeps the order of those due at the same time. */
-                "CREATE TABLE IF NOT EXISTS mosqlite_scheduled ("
-                " seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, due_ms INTEGER NOT NULL,"
-                " due TEXT NOT NULL, at TEXT NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL,"
-                " hash INTEGER NOT NULL, resp_topic TEXT, corr BLOB);"
-                "CREATE INDEX IF NOT EXISTS mosqlite_scheduled_due ON mosqlite_scheduled (due_ms, seq)",
-                err, errlen);
+    return db_exec(db, pragma, err, errlen) || db_exec(db, "PRAGMA foreign_keys=ON", err, errlen) ? -1 : 0;
 }
 
 /* A writable table's events go to PREFIX/events/TABLE: a name that cannot be one topic
@@ -283,15 +223,15 @@ static void harden(struct db *db)
 
 static int prepare_internal(struct db *db, char *err, size_t errlen)
 {
-    if (!(db->begin = prep(db, "BEGIN IMMEDIATE")) || !(db->commit = prep(db, "COMMIT")) ||
-        !(db->rollback = prep(db, "ROLLBACK")) || !(db->sp = prep(db, "SAVEPOINT req")) ||
-        !(db->sp_release = prep(db, "RELEASE req")) ||
-        !(db->sp_rollback = prep(db, "ROLLBACK TO req")) ||
-        !(db->dup_check = prep(db, "SELECT hash IS NULL OR hash = ?2 FROM mosqlite_applied WHERE id = ?1")) ||
-        !(db->dup_insert = prep(db, "INSERT INTO mosqlite_applied (id, at, hash) VALUES (?1, ?2, ?3)")) ||
-        !(db->rej_check = prep(db, "SELECT 1 FROM mosqlite_rejected WHERE req_id = ?1 LIMIT 1")) ||
-        !(db->rej_insert = prep(db, "INSERT INTO mosqlite_rejected (at, topic, req_id, error, payload)"
-                                    " VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?1, ?2, ?3, ?4)"))) {
+    if (!(db->begin = db_prep(db, "BEGIN IMMEDIATE")) || !(db->commit = db_prep(db, "COMMIT")) ||
+        !(db->rollback = db_prep(db, "ROLLBACK")) || !(db->sp = db_prep(db, "SAVEPOINT req")) ||
+        !(db->sp_release = db_prep(db, "RELEASE req")) ||
+        !(db->sp_rollback = db_prep(db, "ROLLBACK TO req")) ||
+        !(db->dup_check = db_prep(db, "SELECT hash IS NULL OR hash = ?2 FROM mosqlite_applied WHERE id = ?1")) ||
+        !(db->dup_insert = db_prep(db, "INSERT INTO mosqlite_applied (id, at, hash) VALUES (?1, ?2, ?3)")) ||
+        !(db->rej_check = db_prep(db, "SELECT 1 FROM mosqlite_rejected WHERE req_id = ?1 LIMIT 1")) ||
+        !(db->rej_insert = db_prep(db, "INSERT INTO mosqlite_rejected (at, topic, req_id, error, payload)"
+                                       " VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?1, ?2, ?3, ?4)"))) {
         snprintf(err, errlen, "preparing internal statements: %s", sqlite3_errmsg(db->h));
         return -1;
     }
@@ -310,7 +250,7 @@ struct db *db_open(const struct db_opts *o, char *err, size_t errlen)
     db->trusted = 1;
     db->lock_fd = -1;
     if (open_file(db, o, err, errlen) || schema_migrate(db->h, o->schema_dir, err, errlen) ||
-        create_internal(db, err, errlen) || schema_load(db->h, o->tables, &db->schema, err, errlen))
+        db_internal_create(db, err, errlen) || schema_load(db->h, o->tables, &db->schema, err, errlen))
         goto fail;
     if (check_table_names(&db->schema, err, errlen))
         goto fail;
@@ -365,7 +305,7 @@ const struct schema *db_schema(const struct db *db)
 }
 
 /* Run a prepared statement that returns no rows. */
-static int run(sqlite3_stmt *st)
+int db_run(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -374,12 +314,12 @@ static int run(sqlite3_stmt *st)
 
 /* The same for the writer's own statements on internal tables: if SQLite re-prepares
  * one (after a schema change), the authorizer must let it through. */
-static int run_trusted(struct db *db, sqlite3_stmt *st)
+int db_run_trusted(struct db *db, sqlite3_stmt *st)
 {
     int rc;
 
     db->trusted = 1;
-    rc = run(st);
+    rc = db_run(st);
     db->trusted = 0;
     return rc;
 }
@@ -408,13 +348,13 @@ int db_begin(struct db *db, char *err, size_t errlen)
     db->rows.len = 0;
     db->rows.oom = 0;
     db->nev = 0;
-    rc = run(db->begin);
+    rc = db_run(db->begin);
     return rc == SQLITE_OK ? DB_OK : db_fault(db, rc, err, errlen);
 }
 
 int db_commit(struct db *db, char *err, size_t errlen)
 {
-    int rc = run(db->commit);
+    int rc = db_run(db->commit);
 
     if (rc == SQLITE_OK)
         return DB_OK;
@@ -426,405 +366,9 @@ int db_commit(struct db *db, char *err, size_t errlen)
 void db_rollback(struct db *db)
 {
     if (!sqlite3_get_autocommit(db->h))
-        run(db->rollback);
+        db_run(db->rollback);
     db->rows.len = 0;
     db->nev = 0;
-}
-
-/* The event group rows of (table, kind) go to: the open one when it matches and has
- * room, else a new one. */
-static struct db_event *event_for(struct db *db, const struct req_op *op)
-{
-    struct db_event *e = db->nev ? &db->ev[db->nev - 1] : NULL;
-
-    if (e && e->tindex == op->tindex && e->kind == op->kind && e->nrows < db->o.max_event_rows)
-        return e;
-    if (db->nev == db->capev) {
-        int cap = db->capev ? db->capev * 2 : 16;
-        struct db_event *n = realloc(db->ev, (size_t)cap * sizeof *n);
-        if (!n)
-            return NULL;
-        db->ev = n;
-        db->capev = cap;
-    }
-    e = &db->ev[db->nev++];
-    e->tindex = op->tindex;
-    e->kind = op->kind;
-    e->start = e->end = db->rows.len;
-    e->nrows = 0;
-    e->truncated = 0;
-    return e;
-}
-
-/* The statement reading a row of table tindex by its key, prepared on first use. */
-static sqlite3_stmt *readback_for(struct db *db, int tindex)
-{
-    struct jbuf sql = {0};
-
-    if (!db->readback && !(db->readback = calloc((size_t)db->schema.ntables, sizeof *db->readback)))
-        return NULL;
-    if (!db->readback[tindex]) {
-        sql_build_read(&sql, &db->schema.tables[tindex]);
-        if (!sql.oom)
-            db->readback[tindex] = prep(db, sql.s);
-        jb_free(&sql);
-    }
-    return db->readback[tindex];
-}
-
-/* Step rb, the read of one row by its key (bound), and write the row into the events:
- * none when it is gone already (a trigger deleted it). SQLITE_OK or SQLite's code. */
-static int read_back(struct db *db, sqlite3_stmt *rb, struct db_event *e)
-{
-    int rc = sqlite3_step(rb);
-
-    if (rc == SQLITE_ROW) {
-        if (e->nrows++)
-            jb_putc(&db->rows, ',');
-        val_row_json(&db->rows, rb);
-    }
-    sqlite3_reset(rb);
-    sqlite3_clear_bindings(rb);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-/* The read of a row of op's table by its key, or NULL with SQLite's code in *rc. */
-static sqlite3_stmt *read_stmt(struct db *db, const struct req_op *op, int *rc)
-{
-    sqlite3_stmt *rb = readback_for(db, op->tindex);
-
-    if (!rb)
-        *rc = sqlite3_errcode(db->h) != SQLITE_OK ? sqlite3_errcode(db->h) : SQLITE_NOMEM;
-    return rb;
-}
-
-/* Write one returned row into the events: a deleted row as RETURNING gave it (as it
- * was); any other by its key, read back from the file now that the statement is done
- * (SQLite runs the whole statement, AFTER triggers included, on its first step and
- * then hands out the RETURNING rows), so defaults, generated columns and what
- * triggers set are there. SQLITE_OK or SQLite's code. */
-static int event_row(struct db *db, sqlite3_stmt *st, const struct req_op *op, struct db_event *e)
-{
-    sqlite3_stmt *rb;
-    int k, n, rc;
-
-    if (op->kind == OP_DELETE) {
-        if (e->nrows++)
-            jb_putc(&db->rows, ',');
-        val_row_json(&db->rows, st);
-        return SQLITE_OK;
-    }
-    if (!(rb = read_stmt(db, op, &rc)))
-        return rc;
-    n = sql_key_count(op->table);
-    for (k = 0; k < n; k++)
-        sqlite3_bind_value(rb, k + 1, sqlite3_column_value(st, k));
-    return read_back(db, rb, e);
-}
-
-/* A plain INSERT into a rowid table returns nothing (sql_plain_insert): the row it
- * wrote, if it wrote one, is the last inserted rowid. Into the events as event_row. */
-static int event_inserted(struct db *db, const struct req_op *op, struct db_event *e,
-                          long long *rowid)
-{
-    sqlite3_stmt *rb;
-    int rc;
-
-    if (sqlite3_changes64(db->h) != 1)   /* ignored (OR IGNORE, RAISE(IGNORE)) */
-        return SQLITE_OK;
-    *rowid = sqlite3_last_insert_rowid(db->h);
-    if (!e)
-        return SQLITE_OK;
-    if (e->nrows >= db->o.max_event_rows) {
-        e->truncated = 1;
-        return SQLITE_OK;
-    }
-    if (!(rb = read_stmt(db, op, &rc)))
-        return rc;
-    sqlite3_bind_int64(rb, 1, *rowid);
-    rc = read_back(db, rb, e);
-    e->end = db->rows.len;
-    return rc;
-}
-
-/* Step a bound statement to the end, collecting its rows as event text. */
-static int step_op(struct db *db, sqlite3_stmt *st, const struct req_op *op, long long *rowid)
-{
-    int before = db->nev, rc, rrc = SQLITE_OK;
-    struct db_event *e = event_for(db, op);
-
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (op->table->rowid && (op->kind == OP_INSERT || op->kind == OP_UPSERT))
-            *rowid = sqlite3_column_int64(st, 0);
-        if (!e || rrc != SQLITE_OK)
-            continue;
-        if (e->nrows >= db->o.max_event_rows) {
-            e->truncated = 1;
-            continue;
-        }
-        rrc = event_row(db, st, op, e);
-        e->end = db->rows.len;
-    }
-    if (rc == SQLITE_DONE && sql_plain_insert(op))
-        rrc = event_inserted(db, op, e, rowid);
-    if (e && db->nev > before && !e->nrows)   /* nothing returned: drop the new group */
-        db->nev--;
-    if (rc == SQLITE_DONE && rrc != SQLITE_OK)
-        return rrc;
-    return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-/* Run one op of r: its cached statement, its values bound, stepped to the end.
- * SQLITE_OK, or SQLite's code with the rejection text (ops[i]: prefixed in a
- * transaction) in err. */
-static int apply_op(struct db *db, const struct req *r, int i, long long *changes,
-                    long long *rowid, char *err, size_t errlen)
-{
-    const struct req_op *op = &r->ops[i];
-    int tx = r->nops > 1;
-    sqlite3_stmt *st;
-    char msg[512];
-    int j, p = 1, rc;
-
-    if (!(st = sql_cache_get(db->cache, op, &rc))) {
-        if (tx)
-            snprintf(err, errlen, "ops[%d]: %s", i, sqlite3_errmsg(db->h));
-        else
-            snprintf(err, errlen, "%s", sqlite3_errmsg(db->h));
-        return rc;
-    }
-    for (j = 0; j < op->nvals && rc == SQLITE_OK; j++)
-        rc = val_bind(st, p++, op->vals[j].v);
-    for (j = 0; j < op->nwhere && rc == SQLITE_OK; j++)
-        rc = val_bind(st, p++, op->where[j].v);
-    if (rc == SQLITE_OK) {
-        long long before = sqlite3_last_insert_rowid(db->h);
-        rc = step_op(db, st, op, rowid);
-        if (rc == SQLITE_OK && *rowid < 0 && op->table->rowid && op->kind != OP_UPDATE &&
-            op->kind != OP_DELETE && sqlite3_last_insert_rowid(db->h) != before)
-            *rowid = sqlite3_last_insert_rowid(db->h);
-        if (rc == SQLITE_OK)
-            *changes += sqlite3_changes64(db->h);
-    }
-    if (rc != SQLITE_OK) {
-        rc = sqlite3_errcode(db->h) != SQLITE_OK ? sqlite3_extended_errcode(db->h) : rc;
-        snprintf(msg, sizeof msg, "%s", sqlite3_errmsg(db->h));
-        if (tx)
-            snprintf(err, errlen, "ops[%d]: %s", i, msg);
-        else
-            snprintf(err, errlen, "%s", msg);
-    }
-    sql_cache_done(db->cache, st);
-    return rc;
-}
-
-/* Undo a rejected request: back to its savepoint and its place in the events, or
- * DB_LOST when SQLite already rolled the whole transaction back. */
-static void mark(const struct db *db, struct ev_mark *m)
-{
-    m->nev = db->nev;
-    m->rows_len = db->rows.len;
-    if (m->nev)
-        m->last = db->ev[m->nev - 1];
-}
-
-static int unwind(struct db *db, const struct ev_mark *m)
-{
-    if (sqlite3_get_autocommit(db->h)) {
-        db->rows.len = 0;
-        db->nev = 0;
-        return DB_LOST;
-    }
-    run(db->sp_rollback);
-    run(db->sp_release);
-    db->nev = m->nev;
-    if (m->nev)
-        db->ev[m->nev - 1] = m->last;
-    db->rows.len = m->rows_len;
-    return DB_REJECT;
-}
-
-int db_id_seen(struct db *db, const char *id, unsigned long long hash, int *rc)
-{
-    int same = 0;
-
-    sqlite3_bind_text(db->dup_check, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(db->dup_check, 2, (sqlite3_int64)hash);
-    *rc = sqlite3_step(db->dup_check);
-    if (*rc == SQLITE_ROW)
-        same = sqlite3_column_int(db->dup_check, 0);
-    sqlite3_reset(db->dup_check);
-    if (*rc == SQLITE_ROW)
-        return same ? 1 : 2;
-    return *rc == SQLITE_DONE ? 0 : -1;
-}
-
-int db_id_keep(struct db *db, const char *id, unsigned long long hash)
-{
-    sqlite3_bind_text(db->dup_insert, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(db->dup_insert, 2, (sqlite3_int64)time(NULL));
-    sqlite3_bind_int64(db->dup_insert, 3, (sqlite3_int64)hash);
-    return run_trusted(db, db->dup_insert);
-}
-
-/* Has the request named id been dealt with: applied (or a duplicate of one applied),
- * earlier in this batch included, or rejected? 1, 0, or -1 with SQLite's code in *rc. */
-static int after_done(struct db *db, const char *id, int *rc)
-{
-    int seen = db_id_seen(db, id, 0, rc);
-
-    if (seen)
-        return seen < 0 ? -1 : 1;
-    sqlite3_bind_text(db->rej_check, 1, id, -1, SQLITE_STATIC);
-    *rc = sqlite3_step(db->rej_check);
-    sqlite3_reset(db->rej_check);
-    return *rc == SQLITE_ROW ? 1 : *rc == SQLITE_DONE ? 0 : -1;
-}
-
-int db_apply(struct db *db, const struct req *r, long long *changes, long long *rowid,
-             char *err, size_t errlen)
-{
-    struct ev_mark m;
-    char what[192];
-    int i, rc, seen;
-
-    mark(db, &m);
-    *changes = 0;
-    *rowid = -1;
-    if ((rc = run(db->sp)) != SQLITE_OK)
-        return db_fault(db, rc, err, errlen);
-    if (r->id && (seen = db_id_seen(db, r->id, r->hash, &rc))) {
-        if (seen < 0)
-            return db_fault(db, rc, err, errlen);
-        if (seen == 2) {
-            snprintf(err, errlen, "id \"%s\" was already used by a different request", r->id);
-            return unwind(db, &m);
-        }
-        run(db->sp_release);
-        return DB_DUP;
-    }
-    /* Come before the request it follows: nothing applied, its id not kept. */
-    if (r->after && (seen = after_done(db, r->after, &rc)) <= 0) {
-        if (seen < 0)
-            return db_fault(db, rc, err, errlen);
-        run(db->sp_release);
-        return DB_WAIT;
-    }
-    for (i = 0; i < r->nops; i++) {
-        if (r->ops[i].kind == OP_ENQUEUE || r->ops[i].kind == OP_CANCEL_JOB) {
-            rc = db->op_fn ? db->op_fn(db->op_arg, r, i, err, errlen)
-                           : (snprintf(err, errlen, "jobs are not enabled in this writer"), DB_REJECT);
-            if (rc == DB_FAULT)
-                return DB_FAULT;
-            if (rc != DB_OK)
-                return unwind(db, &m);
-            continue;
-        }
-        rc = apply_op(db, r, i, changes, rowid, err, errlen);
-        if (rc != SQLITE_OK)
-            return db_is_fault(rc) ? db_fault(db, rc, err, errlen) : unwind(db, &m);
-    }
-    /* A trigger of the request's tables may have written mosqlite_applied itself. */
-    if (r->id && (rc = db_id_keep(db, r->id, r->hash)) != SQLITE_OK) {
-        snprintf(what, sizeof what, "id \"%s\" could not be kept as used", r->id);
-        return db_own(db, rc, what, err, errlen) == DB_FAULT ? DB_FAULT : unwind(db, &m);
-    }
-    if ((rc = run(db->sp_release)) != SQLITE_OK)
-        return db_fault(db, rc, err, errlen);
-    return DB_OK;
-}
-
-int db_req_begin(struct db *db, char *err, size_t errlen)
-{
-    int rc;
-
-    mark(db, &db->req_mark);
-    if ((rc = run(db->sp)) != SQLITE_OK)
-        return db_fault(db, rc, err, errlen);
-    return DB_OK;
-}
-
-int db_req_end(struct db *db, int rc, char *err, size_t errlen)
-{
-    int src;
-
-    if (rc == DB_FAULT)
-        return DB_FAULT;
-    if (rc != DB_OK && rc != DB_DUP)
-        return unwind(db, &db->req_mark);
-    if ((src = run(db->sp_release)) != SQLITE_OK)
-        return db_fault(db, src, err, errlen);
-    return rc;
-}
-
-int db_record_rejection(struct db *db, const char *topic, const char *id, const char *error,
-                        const char *payload, size_t len, char *err, size_t errlen)
-{
-    sqlite3_stmt *st = db->rej_insert;
-    int rc;
-
-    if (len > REQ_EXCERPT) {
-        len = REQ_EXCERPT;
-        /* Do not cut a UTF-8 sequence in two. */
-        while (len > 0 && ((unsigned char)payload[len] & 0xC0) == 0x80)
-            len--;
-    }
-    sqlite3_bind_text(st, 1, topic, -1, SQLITE_STATIC);
-    if (id)
-        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 2);
-    sqlite3_bind_text(st, 3, error, -1, SQLITE_STATIC);
-    if (utf8_check((const unsigned char *)payload, len) == len && !memchr(payload, 0, len))
-        sqlite3_bind_text(st, 4, payload, (int)len, SQLITE_STATIC);
-    else
-        sqlite3_bind_blob(st, 4, payload, (int)len, SQLITE_STATIC);
-    rc = run_trusted(db, st);
-    sqlite3_clear_bindings(st);
-    if (rc == SQLITE_OK)
-        return DB_OK;
-    /* The request is rejected all the same; only its record is missing. */
-    if (db_own(db, rc, "keeping the rejection", err, errlen) == DB_REJECT) {
-        log_warn("%s (topic %.200s, id %s)", err, topic, id ? id : "none");
-        return DB_OK;
-    }
-    return DB_FAULT;
-}
-
-int db_prune(struct db *db, char *err, size_t errlen)
-{
-    char sql[256];
-    char *emsg = NULL;
-    int rc;
-
-    snprintf(sql, sizeof sql,
-             "BEGIN IMMEDIATE;"
-             "DELETE FROM mosqlite_applied WHERE at < %lld;"
-             "DELETE FROM mosqlite_rejected WHERE id <= (SELECT max(id) FROM mosqlite_rejected) - %lld;"
-             "COMMIT",
-             (long long)time(NULL) - db->o.id_ttl_days * 86400, db->o.rejected_keep);
-    db->trusted = 1;
-    rc = sqlite3_exec(db->h, sql, NULL, NULL, &emsg);
-    db->trusted = 0;
-    if (rc != SQLITE_OK) {
-        snprintf(err, errlen, "pruning: %s", emsg ? emsg : sqlite3_errstr(rc));
-        sqlite3_free(emsg);
-        if (!sqlite3_get_autocommit(db->h))
-            run(db->rollback);
-        return DB_FAULT;
-    }
-    return DB_OK;
-}
-
-const struct db_event *db_events(const struct db *db, int *n)
-{
-    *n = db->nev;
-    return db->ev;
-}
-
-const char *db_event_rows(const struct db *db)
-{
-    return db->rows.s;
 }
 
 /* ---- for changes.c and snapshot.c (replication) ---- */

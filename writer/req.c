@@ -1,9 +1,10 @@
-/* req.c: request parsing and validation (see req.h). Pure: no SQL, no network.
+/* req.c: request parsing and validation (see req.h): the envelope. Pure: no SQL, no
+ * network.
  *
  * Order of checks: the bytes and the JSON as json.c reads them (size, UTF-8, nesting
  * depth, \u0000, numbers, then the parse), then the envelope (id and reply_to first, so even a bad request can be answered), then
- * each operation. Duplicate keys in the structural objects are refused: which of two
- * values is meant would be a guess. */
+ * each operation (req_op.c; the enqueue and cancel_job ops in req_job.c). Duplicate keys
+ * in the structural objects are refused: which of two values is meant would be a guess. */
 #include "req.h"
 
 #include <math.h>
@@ -12,9 +13,8 @@
 #include <string.h>
 
 #include "json.h"
+#include "req_int.h"
 #include "util.h"
-
-const char *const op_names[] = {"insert", "upsert", "update", "delete", "enqueue", "cancel_job"};
 
 /* FNV-1a, 64 bits, over n bytes, continuing from h. */
 static unsigned long long fnv1a(unsigned long long h, const void *p, size_t n)
@@ -92,504 +92,9 @@ int req_reply_topic_ok(const char *topic, const char *prefix)
     return !req_reply_check(topic, prefix, err, sizeof err);
 }
 
-const char *req_blob_text(const cJSON *v)
-{
-    if (cJSON_IsObject(v) && v->child && !v->child->next && cJSON_IsString(v->child) &&
-        !strcmp(v->child->string, "$base64"))
-        return v->child->valuestring;
-    return NULL;
-}
-
-static int b64val(int c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-long req_base64_decode(const char *in, size_t n, unsigned char *out)
-{
-    size_t i, o = 0, pad = 0;
-    unsigned acc = 0;
-    int bits = 0;
-
-    while (n > 0 && in[n - 1] == '=') {
-        n--;
-        pad++;
-    }
-    if (pad > 2 || (pad && (n + pad) % 4) || n % 4 == 1)
-        return -1;
-    for (i = 0; i < n; i++) {
-        int v = b64val((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = acc << 6 | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (out)
-                out[o] = (unsigned char)(acc >> bits);
-            o++;
-        }
-    }
-    /* Leftover bits must be zero in canonical base64. */
-    if (bits && (acc & ((1u << bits) - 1)))
-        return -1;
-    return (long)o;
-}
-
-/* The one value shape checked here is a blob: an object with a "$base64" key must be
- * {"$base64": "..."} alone, with valid base64. Any other value is taken as it is: its
- * type against the column is SQLite's to judge (affinity, or a STRICT table's error). */
-static int check_blob(const struct table *t, int col, const cJSON *v, char *err, size_t errlen)
-{
-    const char *cname = t->cols[col].name;
-
-    if (cJSON_IsObject(v)) {
-        const cJSON *c;
-        for (c = v->child; c; c = c->next)
-            if (!strcmp(c->string, "$base64")) {
-                const char *b = req_blob_text(v);
-                if (!b)
-                    return util_fail(err, errlen, "column \"%s\": a blob is {\"$base64\": \"...\"} "
-                                "with a string and no other key", cname);
-                if (req_base64_decode(b, strlen(b), NULL) < 0)
-                    return util_fail(err, errlen, "column \"%s\": $base64 is not valid base64", cname);
-                return 0;
-            }
-    }
-    return 0;
-}
-
-/* A string into an INTEGER column is converted by SQLite's affinity; an integer
- * string beyond 64 bits would silently become an approximate REAL: refuse it. */
-static int check_int_text(const struct table *t, int col, const cJSON *v, char *err, size_t errlen)
-{
-    static const char max[] = "9223372036854775807", min[] = "9223372036854775808";
-    const char *p, *d;
-    size_t n;
-    int neg = 0;
-
-    if (!t->cols[col].int_affinity || !cJSON_IsString(v))
-        return 0;
-    for (p = v->valuestring; *p == ' ' || (*p >= '\t' && *p <= '\r'); p++)
-        ;
-    if (*p == '+' || *p == '-')
-        neg = *p++ == '-';
-    while (*p == '0' && p[1] >= '0' && p[1] <= '9')
-        p++;
-    for (d = p; *p >= '0' && *p <= '9'; p++)
-        ;
-    n = (size_t)(p - d);
-    while (*p == ' ' || (*p >= '\t' && *p <= '\r'))
-        p++;
-    if (!n || *p)
-        return 0;      /* not an integer string: the affinity's business */
-    if (n < sizeof max - 1 || (n == sizeof max - 1 && memcmp(d, neg ? min : max, n) <= 0))
-        return 0;
-    return util_fail(err, errlen, "column \"%s\": \"%.40s\" is outside the 64-bit integer range of an "
-                     "INTEGER column (SQLite would store an approximate REAL)", t->cols[col].name,
-                     v->valuestring);
-}
-
-static void *grow(void *p, int *cap, int need, size_t size)
-{
-    int c = *cap ? *cap : 8;
-    void *n;
-
-    if (need <= *cap)
-        return p;
-    while (c < need)
-        c *= 2;
-    n = realloc(p, (size_t)c * size);
-    if (n)
-        *cap = c;
-    return n;
-}
-
-/* Read a column -> value object into r->valbuf. */
-static int read_columns(struct req *r, const struct table *t, const cJSON *obj, const char *field,
-                        int allow_empty, int *off, int *nout, char *err, size_t errlen)
-{
-    const cJSON *c;
-    int n = 0, start;
-    void *p;
-
-    if (!cJSON_IsObject(obj))
-        return util_fail(err, errlen, "\"%s\" must be an object of column: value", field);
-    if (!obj->child && !allow_empty)
-        return util_fail(err, errlen, "\"%s\" must not be empty", field);
-    if (json_dup_keys(obj, field, err, errlen))
-        return -1;
-    for (c = obj->child; c; c = c->next)
-        n++;
-    if (!(p = grow(r->valbuf, &r->valcap, r->nval + n, sizeof *r->valbuf)))
-        return util_fail(err, errlen, "out of memory");
-    r->valbuf = p;
-    if (!(p = grow(r->seen, &r->seencap, t->ncols, 1)))
-        return util_fail(err, errlen, "out of memory");
-    r->seen = p;
-    memset(r->seen, 0, (size_t)t->ncols);
-    start = r->nval;
-    for (c = obj->child; c; c = c->next) {
-        int col = schema_column(t, c->string);
-        if (col < 0)
-            return util_fail(err, errlen, "unknown column \"%.100s\" in table \"%s\"", c->string, t->name);
-        if (t->cols[col].generated && strcmp(field, "where"))
-            return util_fail(err, errlen, "column \"%s\" in table \"%s\" is generated and cannot be written",
-                        t->cols[col].name, t->name);
-        if (r->seen[col])
-            return util_fail(err, errlen, "column \"%s\" is given twice in \"%s\"", t->cols[col].name, field);
-        r->seen[col] = 1;
-        if (check_blob(t, col, c, err, errlen) || check_int_text(t, col, c, err, errlen))
-            return -1;
-        r->valbuf[r->nval].col = col;
-        r->valbuf[r->nval].v = c;
-        r->nval++;
-    }
-    /* Pointers are set once valbuf stops moving (end of req_parse). */
-    *off = start;
-    *nout = n;
-    return 0;
-}
-
-/* The fields of one operation object, each NULL when absent. */
-struct op_fields {
-    const cJSON *op, *table, *values, *set, *where, *conflict;
-    const cJSON *unknown;   /* the first field that is none of these */
-};
-
-/* Sort the operation's fields out, noting the first unknown one (parse_op refuses it). */
-static void op_fields(const cJSON *o, struct op_fields *f)
-{
-    static const char *const allowed[] = {"op", "table", "values", "set", "where", "on_conflict",
-                                          "id", "reply_to", "ops", "at", "delay_ms", "after", NULL};
-    const cJSON *c;
-    int i;
-
-    memset(f, 0, sizeof *f);
-    for (c = o->child; c; c = c->next) {
-        for (i = 0; allowed[i] && strcmp(allowed[i], c->string); i++)
-            ;
-        if (!allowed[i]) {
-            if (!f->unknown)
-                f->unknown = c;
-            continue;
-        }
-        switch (i) {
-        case 0: f->op = c; break;
-        case 1: f->table = c; break;
-        case 2: f->values = c; break;
-        case 3: f->set = c; break;
-        case 4: f->where = c; break;
-        case 5: f->conflict = c; break;
-        }
-    }
-}
-
-/* The op (insert when absent) and the table: the topic's, or "table" on PREFIX/write. */
-static int op_target(const struct schema *s, const struct op_fields *f, const char *topic_table,
-                     struct req_op *op, char *err, size_t errlen)
-{
-    const char *tname;
-    int i;
-
-    if (f->op) {
-        if (!cJSON_IsString(f->op))
-            return util_fail(err, errlen, "\"op\" must be a string: insert, upsert, update or delete");
-        for (i = 0; i < 4 && strcmp(op_names[i], f->op->valuestring); i++)
-            ;
-        if (i == 4)
-            return util_fail(err, errlen, "unknown op \"%.100s\" (use insert, upsert, update or delete)",
-                        f->op->valuestring);
-        op->kind = (enum op_kind)i;
-    }
-    if (f->table && !cJSON_IsString(f->table))
-        return util_fail(err, errlen, "\"table\" must be a string");
-    if (topic_table) {
-        tname = topic_table;
-        if (f->table && sqlite3_stricmp(f->table->valuestring, topic_table))
-            return util_fail(err, errlen, "\"table\" is \"%.100s\" but the topic names table \"%.100s\"",
-                        f->table->valuestring, topic_table);
-    } else {
-        if (!f->table)
-            return util_fail(err, errlen, "\"table\" is required for a request on the write topic "
-                        "without a table");
-        tname = f->table->valuestring;
-    }
-    op->table = schema_table(s, tname);
-    if (!op->table)
-        return util_fail(err, errlen, "unknown table \"%.100s\"", tname);
-    if (!op->table->writable)
-        return util_fail(err, errlen, "table \"%s\" is not writable", op->table->name);
-    op->tindex = (int)(op->table - s->tables);
-    return 0;
-}
-
-/* The column lists each op takes: values (insert, upsert), set and where (update),
- * where (delete). */
-static int op_columns(struct req *r, const struct op_fields *f, struct req_op *op,
-                      char *err, size_t errlen)
-{
-    switch (op->kind) {
-    case OP_INSERT:
-    case OP_UPSERT:
-        if (f->set || f->where)
-            return util_fail(err, errlen, "%s takes \"values\", not \"%s\"", op_names[op->kind],
-                        f->set ? "set" : "where");
-        if (!f->values)
-            return util_fail(err, errlen, "%s needs \"values\"", op_names[op->kind]);
-        return read_columns(r, op->table, f->values, "values", op->kind == OP_INSERT, &op->voff,
-                            &op->nvals, err, errlen);
-    case OP_UPDATE:
-        if (f->values)
-            return util_fail(err, errlen, "update takes \"set\", not \"values\"");
-        if (!f->set)
-            return util_fail(err, errlen, "update needs \"set\"");
-        if (read_columns(r, op->table, f->set, "set", 0, &op->voff, &op->nvals, err, errlen))
-            return -1;
-        /* fall through */
-    case OP_DELETE:
-        if (op->kind == OP_DELETE && (f->values || f->set))
-            return util_fail(err, errlen, "delete takes only \"where\"");
-        if (!f->where || (cJSON_IsObject(f->where) && !f->where->child))
-            return util_fail(err, errlen, "%s needs a non-empty \"where\": a request never %ss a whole table",
-                        op_names[op->kind], op_names[op->kind]);
-        return read_columns(r, op->table, f->where, "where", 0, &op->woff, &op->nwhere, err, errlen);
-    case OP_ENQUEUE:
-    case OP_CANCEL_JOB:
-        break;
-    }
-    return 0;
-}
-
-/* An upsert's conflict target: the columns named in "on_conflict", else the table's
- * declared primary key, in key order. */
-static int op_conflict(struct req *r, const cJSON *conf, struct req_op *op, char *err, size_t errlen)
-{
-    const struct table *t = op->table;
-    const cJSON *c;
-    int n = 0, i;
-    void *p;
-
-    if (conf) {
-        if (!cJSON_IsArray(conf) || !conf->child)
-            return util_fail(err, errlen, "\"on_conflict\" must be a non-empty array of column names");
-        for (c = conf->child; c; c = c->next)
-            n++;
-    } else if (!(n = t->npk)) {
-        return util_fail(err, errlen, "upsert into \"%s\" needs \"on_conflict\": the table has "
-                         "no declared primary key", t->name);
-    }
-    if (!(p = grow(r->intbuf, &r->intcap, r->nint + n, sizeof *r->intbuf)))
-        return util_fail(err, errlen, "out of memory");
-    r->intbuf = p;
-    op->coff = r->nint;
-    if (!conf) {
-        for (i = 0; i < t->ncols; i++)
-            if (t->cols[i].pk)
-                r->intbuf[r->nint + t->cols[i].pk - 1] = i;
-        r->nint += n;
-    }
-    for (c = conf ? conf->child : NULL; c; c = c->next) {
-        int col;
-        if (!cJSON_IsString(c))
-            return util_fail(err, errlen, "\"on_conflict\" must be a non-empty array of column names");
-        col = schema_column(t, c->valuestring);
-        if (col < 0)
-            return util_fail(err, errlen, "unknown column \"%.100s\" in table \"%s\"",
-                             c->valuestring, t->name);
-        r->intbuf[r->nint++] = col;
-    }
-    op->nconflict = n;
-    return 0;
-}
-
-
 int req_id_ok(const char *s)
 {
     return printable_id(s);
-}
-
-int req_queue_check(const char *q, char *err, size_t errlen)
-{
-    const unsigned char *p;
-    size_t n = strlen(q);
-
-    if (!n)
-        return util_fail(err, errlen, "a job's queue needs a name");
-    if (n > REQ_QUEUE_MAX)
-        return util_fail(err, errlen, "queue name \"%.40s...\" is longer than %d bytes", q, REQ_QUEUE_MAX);
-    for (p = (const unsigned char *)q; *p; p++) {
-        if (*p == '/' || *p == '+' || *p == '#')
-            return util_fail(err, errlen, "queue name \"%.100s\" cannot be one MQTT topic level (it has "
-                             "\"%c\")", q, *p);
-        if (*p < 0x20 || *p == 0x7f)
-            return util_fail(err, errlen, "queue name \"%.100s\" cannot be one MQTT topic level (it has "
-                             "byte 0x%02x)", q, *p);
-    }
-    if (!strcmp(q, "worker") || !strcmp(q, "to") || !strcmp(q, "events"))
-        return util_fail(err, errlen, "queue name \"%s\" is reserved (PREFIX/jobs/%s is the writer's)", q, q);
-    return 0;
-}
-
-/* A whole number in [lo, hi] into *out; absent: *out untouched. */
-static int enq_int(const cJSON *o, const char *key, long long lo, long long hi, long long *out,
-                   char *err, size_t errlen)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    double d;
-
-    if (!v)
-        return 0;
-    d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
-    if (!cJSON_IsNumber(v) || (v->type & JSON_REAL) || d != floor(d) || d < (double)lo || d > (double)hi)
-        return util_fail(err, errlen, "\"%s\" must be an integer from %lld to %lld", key, lo, hi);
-    *out = (long long)d;
-    return 0;
-}
-
-static int enq_key(const cJSON *o, const char *key, const char **out, char *err, size_t errlen)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-
-    if (!v)
-        return 0;
-    if (!cJSON_IsString(v) || !*v->valuestring || strlen(v->valuestring) > 256)
-        return util_fail(err, errlen, "\"%s\" must be a string of 1 to 256 bytes", key);
-    *out = v->valuestring;
-    return 0;
-}
-
-int req_enqueue_read(const cJSON *o, int with_op, int envelope, const char *default_queue,
-                     struct req_enqueue *e, char *err, size_t errlen)
-{
-    static const char *const fields[] = {
-        "op", "queue", "payload", "priority", "unique_key", "on_duplicate", "concurrency_key",
-        "concurrency", "max_attempts", "max_lost", "backoff_ms", "backoff_cap_ms", "jitter_pct",
-        "lease_ms", "timeout_ms", "follow", NULL};
-    static const char *const env[] = {"id", "reply_to", "at", "delay_ms", "after", NULL};
-    const cJSON *c, *v;
-    int i;
-
-    memset(e, 0, sizeof *e);
-    e->obj = o;
-    e->max_attempts = e->max_lost = e->backoff_ms = e->backoff_cap_ms = e->jitter_pct = -1;
-    e->lease_ms = e->timeout_ms = -1;
-    for (c = o->child; c; c = c->next) {
-        for (i = with_op ? 0 : 1; fields[i] && strcmp(fields[i], c->string); i++)
-            ;
-        if (fields[i])
-            continue;
-        for (i = 0; envelope && env[i] && strcmp(env[i], c->string); i++)
-            ;
-        if (!envelope || !env[i] || (envelope < 2 && !strcmp(env[i], "after")))
-            return util_fail(err, errlen, "unknown field \"%.100s\" in an enqueue", c->string);
-    }
-    v = cJSON_GetObjectItemCaseSensitive(o, "queue");
-    if (!v && !default_queue)
-        return util_fail(err, errlen, "enqueue needs \"queue\"");
-    if (v && !cJSON_IsString(v))
-        return util_fail(err, errlen, "\"queue\" must be a string");
-    e->queue = v ? v->valuestring : default_queue;
-    if (req_queue_check(e->queue, err, errlen))
-        return -1;
-    if (!(e->payload = cJSON_GetObjectItemCaseSensitive(o, "payload")))
-        return util_fail(err, errlen, "enqueue needs \"payload\" (any JSON value; the worker gets it as is)");
-    if (enq_int(o, "priority", -1000000000, 1000000000, &e->priority, err, errlen) ||
-        enq_key(o, "unique_key", &e->unique_key, err, errlen) ||
-        enq_key(o, "concurrency_key", &e->conc_key, err, errlen) ||
-        enq_int(o, "concurrency", 1, 1000000, &e->conc_limit, err, errlen) ||
-        enq_int(o, "max_attempts", 1, 1000000, &e->max_attempts, err, errlen) ||
-        enq_int(o, "max_lost", 1, 1000000, &e->max_lost, err, errlen) ||
-        enq_int(o, "backoff_ms", 0, 86400000LL * 365, &e->backoff_ms, err, errlen) ||
-        enq_int(o, "backoff_cap_ms", 0, 86400000LL * 365, &e->backoff_cap_ms, err, errlen) ||
-        enq_int(o, "jitter_pct", 0, 100, &e->jitter_pct, err, errlen) ||
-        enq_int(o, "lease_ms", 1000, 86400000, &e->lease_ms, err, errlen) ||
-        enq_int(o, "timeout_ms", 0, 86400000LL * 365, &e->timeout_ms, err, errlen))
-        return -1;
-    if (!e->conc_key != !e->conc_limit)
-        return util_fail(err, errlen, "\"concurrency_key\" needs \"concurrency\" (and the other way round)");
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "on_duplicate"))) {
-        static const char *const pol[] = {"ignore", "reject", "replace", NULL};
-        for (i = 0; cJSON_IsString(v) && pol[i] && strcmp(pol[i], v->valuestring); i++)
-            ;
-        if (!cJSON_IsString(v) || !pol[i])
-            return util_fail(err, errlen, "\"on_duplicate\" must be ignore, reject or replace");
-        if (!e->unique_key)
-            return util_fail(err, errlen, "\"on_duplicate\" needs \"unique_key\"");
-        e->on_duplicate = i;
-    }
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "follow"))) {
-        if (!cJSON_IsBool(v))
-            return util_fail(err, errlen, "\"follow\" must be true or false");
-        e->follow = cJSON_IsTrue(v);
-    }
-    return 0;
-}
-
-/* {"op": "cancel_job", "job": N} (with the envelope's fields when it is the request). */
-static int cancel_job_read(const cJSON *o, int envelope, long long *job, char *err, size_t errlen)
-{
-    static const char *const fields[] = {"op", "job", "id", "reply_to", "at", "delay_ms", NULL};
-    const cJSON *c;
-    int i, nf = envelope ? 6 : 2;
-
-    for (c = o->child; c; c = c->next) {
-        for (i = 0; i < nf && strcmp(fields[i], c->string); i++)
-            ;
-        if (i == nf)
-            return util_fail(err, errlen, "unknown field \"%.100s\" in a cancel_job (it takes \"job\")",
-                             c->string);
-    }
-    *job = 0;
-    if (!cJSON_GetObjectItemCaseSensitive(o, "job"))
-        return util_fail(err, errlen, "cancel_job needs \"job\": the job's id");
-    return enq_int(o, "job", 1, 9007199254740991LL, job, err, errlen);
-}
-
-static int parse_op(struct req *r, const struct schema *s, const cJSON *o, const char *topic_table,
-                    struct req_op *op, char *err, size_t errlen)
-{
-    struct op_fields f;
-
-    memset(op, 0, sizeof *op);
-    {
-        const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "op");
-        if (cJSON_IsString(k) && !strcmp(k->valuestring, "enqueue")) {
-            op->kind = OP_ENQUEUE;
-            if (topic_table)
-                return util_fail(err, errlen, "an enqueue goes on PREFIX/write or PREFIX/jobs/QUEUE, "
-                                 "not on a table's topic");
-            return req_enqueue_read(o, 1, o == r->root ? 2 : 0, NULL, &op->enq, err, errlen);
-        }
-        if (cJSON_IsString(k) && !strcmp(k->valuestring, "cancel_job")) {
-            op->kind = OP_CANCEL_JOB;
-            if (topic_table)
-                return util_fail(err, errlen, "a cancel_job goes on PREFIX/write, not on a table's topic");
-            return cancel_job_read(o, o == r->root, &op->job, err, errlen);
-        }
-    }
-    op_fields(o, &f);
-    if (f.unknown) {
-        /* A bare row ({"build_id": 7, ...}) is a common mistake: say where rows go. */
-        char scratch[256];
-        if (!op_target(s, &f, topic_table, op, scratch, sizeof scratch) &&
-            schema_column(op->table, f.unknown->string) >= 0)
-            return util_fail(err, errlen, "unknown field \"%.100s\": rows go under \"values\", "
-                             "e.g. {\"values\": {...}}", f.unknown->string);
-        return util_fail(err, errlen, "unknown field \"%.100s\"", f.unknown->string);
-    }
-    if (op_target(s, &f, topic_table, op, err, errlen) || op_columns(r, &f, op, err, errlen))
-        return -1;
-    if (f.conflict && op->kind != OP_UPSERT)
-        return util_fail(err, errlen, "\"on_conflict\" is only for upsert");
-    if (op->kind == OP_UPSERT)
-        return op_conflict(r, f.conflict, op, err, errlen);
-    return 0;
 }
 
 /* The bytes and the JSON (json.c), as every request path takes them. */
@@ -654,9 +159,6 @@ static int parse_envelope(struct req *r, const struct req_limits *lim, const cha
 
 /* A transaction: {"ops": [op, ...], "id", "reply_to"}, each op parsed as a lone
  * request would be, its error prefixed with ops[i]. */
-static int parse_op_list(struct req *r, const struct schema *s, const struct req_limits *lim,
-                         const char *topic_table, const cJSON *ops, char *err, size_t errlen);
-
 static int parse_ops(struct req *r, const struct schema *s, const struct req_limits *lim,
                      const char *topic_table, const cJSON *ops, char *err, size_t errlen)
 {
@@ -667,38 +169,7 @@ static int parse_ops(struct req *r, const struct schema *s, const struct req_lim
             strcmp(f->string, "at") && strcmp(f->string, "delay_ms") && strcmp(f->string, "after"))
             return util_fail(err, errlen, "a transaction has only \"ops\", \"id\", \"reply_to\", "
                         "\"after\", \"at\" and \"delay_ms\"; \"%.100s\" belongs inside an op", f->string);
-    return parse_op_list(r, s, lim, topic_table, ops, err, errlen);
-}
-
-static int parse_op_list(struct req *r, const struct schema *s, const struct req_limits *lim,
-                         const char *topic_table, const cJSON *ops, char *err, size_t errlen)
-{
-    const cJSON *o;
-    char sub[512];
-    int i, n;
-
-    if (!cJSON_IsArray(ops) || !ops->child)
-        return util_fail(err, errlen, "\"ops\" must be a non-empty array of operations");
-    n = cJSON_GetArraySize(ops);
-    if (n > lim->max_ops)
-        return util_fail(err, errlen, "too many ops: %d (limit %d)", n, lim->max_ops);
-    if (!(r->ops = grow(r->ops, &r->opcap, n, sizeof *r->ops)))
-        return util_fail(err, errlen, "out of memory");
-    for (i = 0, o = ops->child; o; o = o->next, i++) {
-        if (!cJSON_IsObject(o))
-            return util_fail(err, errlen, "ops[%d]: an operation must be a JSON object", i);
-        if (json_dup_keys(o, "the operation", sub, sizeof sub) ||
-            (cJSON_GetObjectItemCaseSensitive(o, "ops") && util_fail(sub, sizeof sub, "operations do not nest")) ||
-            (cJSON_GetObjectItemCaseSensitive(o, "id") && util_fail(sub, sizeof sub, "\"id\" belongs to the transaction, not to an op")) ||
-            (cJSON_GetObjectItemCaseSensitive(o, "reply_to") && util_fail(sub, sizeof sub, "\"reply_to\" belongs to the transaction, not to an op")) ||
-            (cJSON_GetObjectItemCaseSensitive(o, "at") && util_fail(sub, sizeof sub, "\"at\" belongs to the transaction, not to an op")) ||
-            (cJSON_GetObjectItemCaseSensitive(o, "delay_ms") && util_fail(sub, sizeof sub, "\"delay_ms\" belongs to the transaction, not to an op")) ||
-            (cJSON_GetObjectItemCaseSensitive(o, "after") && util_fail(sub, sizeof sub, "\"after\" belongs to the transaction, not to an op")) ||
-            parse_op(r, s, o, topic_table, &r->ops[i], sub, sizeof sub))
-            return util_fail(err, errlen, "ops[%d]: %s", i, sub);
-    }
-    r->nops = n;
-    return 0;
+    return req_op_list(r, s, lim, topic_table, ops, err, errlen);
 }
 
 int req_topic(const char *topic, const char *write_topic, const char **table,
@@ -832,9 +303,9 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
         if (parse_ops(r, s, lim, topic_table, ops, err, errlen))
             return -1;
     } else {
-        if (!(r->ops = grow(r->ops, &r->opcap, 1, sizeof *r->ops)))
+        if (!(r->ops = req_grow(r->ops, &r->opcap, 1, sizeof *r->ops)))
             return util_fail(err, errlen, "out of memory");
-        if (parse_op(r, s, r->root, topic_table, &r->ops[0], err, errlen))
+        if (req_op_read(r, s, r->root, topic_table, &r->ops[0], err, errlen))
             return -1;
         r->nops = 1;
     }
@@ -846,7 +317,7 @@ int req_parse(struct req *r, const struct schema *s, const struct req_limits *li
             char sub[512];
             /* The op's object again, now that numbers are marked: 1.0 is not an id. */
             const cJSON *o = ops ? cJSON_GetArrayItem(ops, i) : r->root;
-            if (o && cancel_job_read(o, o == r->root, &r->ops[i].job, sub, sizeof sub))
+            if (o && req_cancel_job_read(o, o == r->root, &r->ops[i].job, sub, sizeof sub))
                 return o == r->root ? util_fail(err, errlen, "%s", sub)
                                     : util_fail(err, errlen, "ops[%d]: %s", i, sub);
         } else if (r->ops[i].kind == OP_ENQUEUE) {
@@ -877,7 +348,7 @@ int req_parse_ops(struct req *r, const struct schema *s, const struct req_limits
     r->has_at = r->jobs_at = 0;
     r->nops = r->nval = r->nint = 0;
     r->hash = 0;
-    if (parse_op_list(r, s, lim, NULL, ops, err, errlen))
+    if (req_op_list(r, s, lim, NULL, ops, err, errlen))
         return -1;
     for (i = 0; i < r->nops; i++) {
         struct req_op *op = &r->ops[i];

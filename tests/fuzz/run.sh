@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh [SECONDS]: build the libFuzzer targets (libFuzzer + ASan + UBSan, clang) and run
 # each for SECONDS (default 60): tests/fuzz/fuzz_req.c over the request parser and
-# validator (req.c and the strict JSON reader json.c), seeded from the hostile corpus;
+# validator (req.c, req_op.c, req_job.c and the strict JSON reader json.c), seeded from the hostile corpus;
 # tests/fuzz/fuzz_ctl.c over the door for control messages (ctl.c: the same reader, the
 # reply rule, then the admin command's and the snapshot request's fields), seeded from
 # the same payloads and a few control messages; tests/fuzz/fuzz_pub.c over the
@@ -30,13 +30,13 @@ FLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-s
 
 # shellcheck disable=SC2046,SC2086
 "$CC" $FLAGS $(pkg-config --cflags sqlite3 libcjson) \
-    tests/fuzz/fuzz_req.c writer/req.c writer/json.c writer/schema.c common/jscan.c common/utf8.c common/util.c \
+    tests/fuzz/fuzz_req.c writer/req.c writer/req_op.c writer/req_job.c writer/json.c writer/schema.c common/jscan.c common/utf8.c common/util.c \
     $(pkg-config --libs sqlite3 libcjson) -lm -o "$OUT/fuzz_req"
 # The publisher's request building, against the writer's own reader.
 # shellcheck disable=SC2046,SC2086
 "$CC" $FLAGS $(pkg-config --cflags sqlite3 libcjson) \
     tests/fuzz/fuzz_pub.c publisher/request.c publisher/strict.c publisher/strict_str.c publisher/id.c \
-    writer/req.c writer/json.c writer/schema.c common/jscan.c common/utf8.c common/util.c \
+    writer/req.c writer/req_op.c writer/req_job.c writer/json.c writer/schema.c common/jscan.c common/utf8.c common/util.c \
     $(pkg-config --libs sqlite3 libcjson) -lpthread -lm -o "$OUT/fuzz_pub"
 # The door links the parts its handlers reach (query.c, maint.c, snapshot.c, mq.c).
 # shellcheck disable=SC2046,SC2086
