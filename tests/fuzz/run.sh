@@ -30,13 +30,13 @@ FLAGS="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-s
 
 # shellcheck disable=SC2046,SC2086
 "$CC" $FLAGS $(pkg-config --cflags sqlite3 libcjson) \
-    tests/fuzz/fuzz_req.c writer/req.c writer/req_op.c writer/req_job.c writer/json.c writer/schema.c common/jscan.c common/utf8.c common/util.c \
+    tests/fuzz/fuzz_req.c writer/req.c writer/req_op.c writer/req_job.c writer/json.c writer/jbuf.c writer/schema.c common/jscan.c common/utf8.c common/util.c \
     $(pkg-config --libs sqlite3 libcjson) -lm -o "$OUT/fuzz_req"
 # The publisher's request building, against the writer's own reader.
 # shellcheck disable=SC2046,SC2086
 "$CC" $FLAGS $(pkg-config --cflags sqlite3 libcjson) \
     tests/fuzz/fuzz_pub.c publisher/request.c publisher/strict.c publisher/strict_str.c publisher/id.c \
-    writer/req.c writer/req_op.c writer/req_job.c writer/json.c writer/schema.c common/jscan.c common/utf8.c common/util.c \
+    writer/req.c writer/req_op.c writer/req_job.c writer/json.c writer/jbuf.c writer/schema.c common/jscan.c common/utf8.c common/util.c \
     $(pkg-config --libs sqlite3 libcjson) -lpthread -lm -o "$OUT/fuzz_pub"
 # The door links the parts its handlers reach (query.c, maint.c, snapshot.c, mq.c).
 # shellcheck disable=SC2046,SC2086
