@@ -164,6 +164,79 @@ static int plain_column(const char *s)
     return 1;
 }
 
+/* What the options and arguments cannot be together: the reason, or NULL. */
+static const char *check_options(int npos, char **cmd, const char *host)
+{
+    const char *why = NULL;
+
+    if (npos != 1)
+        why = npos ? "one QUEUE[,QUEUE...] argument only (the command goes after --)"
+                   : "no queue named: mosqlite-work QUEUE[,QUEUE...] -- COMMAND [ARGS...]";
+    else if (!cmd || !cmd[0])
+        why = "no command: mosqlite-work QUEUE[,QUEUE...] -- COMMAND [ARGS...]";
+    else if ((o_cert != NULL) != (o_key != NULL))
+        why = "--cert and --key go together";
+    else if (o_worker && !plain(o_worker, "\"\\/+#"))
+        why = "--worker: 1 to 128 printable ASCII characters, no space, '/', '+', '#', quote or backslash";
+    else if (!o_worker && !plain(host, "\"\\/+#"))
+        why = "this host's name cannot be a worker name: give --worker NAME";
+    else if (o_prefix && (!*o_prefix || strpbrk(o_prefix, "+#")))
+        why = "--prefix must be a topic without wildcards";
+    else if ((o_log_table && (!*o_log_table || strpbrk(o_log_table, "/+#"))) ||
+             (o_build_table && (!*o_build_table || strpbrk(o_build_table, "/+#"))))
+        why = "a table name must be a plain table name";
+    else if ((o_log_column && (!*o_log_column || !plain_column(o_log_column))) ||
+             (o_stream_column && !plain_column(o_stream_column)) ||
+             (o_time_column && !plain_column(o_time_column)))
+        why = "a column name must not be empty or hold quotes, backslashes or control characters";
+    return why;
+}
+
+/* The agent's settings from the options (the defaults where unset). */
+static void set_conf(struct work_conf *wc, char **cmd, const char *host)
+{
+    wc->cmd = cmd;
+    wc->prefix = o_prefix ? o_prefix : "mosqlite";
+    wc->worker = o_worker ? o_worker : host;
+    wc->host = host;
+    wc->jobs = (int)o_jobs;
+    wc->wait_ms = (int)o_claim_wait * 1000;
+    wc->grace_ms = (int)o_grace * 1000;
+    wc->drain_s = (int)o_drain;
+    wc->will_delay_s = (int)o_will_delay;
+    wc->keepalive = (int)o_keepalive;
+    wc->linger_s = (int)o_linger;
+    wc->verbose = o_verbose;
+    wc->log_table = o_log_table ? o_log_table : "build_logs";
+    wc->log_column = o_log_column ? o_log_column : "line";
+    wc->stream_column = o_stream_column ? o_stream_column : "stream";
+    wc->time_column = o_time_column;
+    wc->build_table = o_no_build ? NULL : o_build_table ? o_build_table : "builds";
+    wc->spool_base = o_spool;
+    wc->spool_max = (unsigned long long)o_spool_max;
+    wc->tee = o_tee;
+    wc->mq_host = o_host ? o_host : "127.0.0.1";
+    wc->port = (int)o_port;
+    wc->username = o_user;
+    wc->password = o_pass;
+    wc->cafile = o_cafile;
+    wc->certfile = o_cert;
+    wc->keyfile = o_key;
+    wc->tls_insecure = o_insecure;
+    wc->debug = o_debug;
+    mosqlite_options_init(&wc->mo);
+    wc->mo.host = wc->mq_host;
+    wc->mo.port = wc->port;
+    wc->mo.prefix = wc->prefix;
+    wc->mo.username = o_user;
+    wc->mo.password = o_pass;
+    wc->mo.cafile = o_cafile;
+    wc->mo.certfile = o_cert;
+    wc->mo.keyfile = o_key;
+    wc->mo.tls_insecure = o_insecure;
+    wc->mo.debug = o_debug;
+}
+
 int main(int argc, char **argv)
 {
     static struct work_conf wc;
@@ -195,26 +268,7 @@ int main(int argc, char **argv)
     if (gethostname(host, sizeof host))
         snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';
-    if (npos != 1)
-        why = npos ? "one QUEUE[,QUEUE...] argument only (the command goes after --)"
-                   : "no queue named: mosqlite-work QUEUE[,QUEUE...] -- COMMAND [ARGS...]";
-    else if (!cmd || !cmd[0])
-        why = "no command: mosqlite-work QUEUE[,QUEUE...] -- COMMAND [ARGS...]";
-    else if ((o_cert != NULL) != (o_key != NULL))
-        why = "--cert and --key go together";
-    else if (o_worker && !plain(o_worker, "\"\\/+#"))
-        why = "--worker: 1 to 128 printable ASCII characters, no space, '/', '+', '#', quote or backslash";
-    else if (!o_worker && !plain(host, "\"\\/+#"))
-        why = "this host's name cannot be a worker name: give --worker NAME";
-    else if (o_prefix && (!*o_prefix || strpbrk(o_prefix, "+#")))
-        why = "--prefix must be a topic without wildcards";
-    else if ((o_log_table && (!*o_log_table || strpbrk(o_log_table, "/+#"))) ||
-             (o_build_table && (!*o_build_table || strpbrk(o_build_table, "/+#"))))
-        why = "a table name must be a plain table name";
-    else if ((o_log_column && (!*o_log_column || !plain_column(o_log_column))) ||
-             (o_stream_column && !plain_column(o_stream_column)) ||
-             (o_time_column && !plain_column(o_time_column)))
-        why = "a column name must not be empty or hold quotes, backslashes or control characters";
+    why = check_options(npos, cmd, host);
     if (why) {
         log_error("%s", why);
         cfg_free(opts);
@@ -225,46 +279,7 @@ int main(int argc, char **argv)
         cfg_free(opts);
         return WORK_EXIT_USAGE;
     }
-    wc.cmd = cmd;
-    wc.prefix = o_prefix ? o_prefix : "mosqlite";
-    wc.worker = o_worker ? o_worker : host;
-    wc.host = host;
-    wc.jobs = (int)o_jobs;
-    wc.wait_ms = (int)o_claim_wait * 1000;
-    wc.grace_ms = (int)o_grace * 1000;
-    wc.drain_s = (int)o_drain;
-    wc.will_delay_s = (int)o_will_delay;
-    wc.keepalive = (int)o_keepalive;
-    wc.linger_s = (int)o_linger;
-    wc.verbose = o_verbose;
-    wc.log_table = o_log_table ? o_log_table : "build_logs";
-    wc.log_column = o_log_column ? o_log_column : "line";
-    wc.stream_column = o_stream_column ? o_stream_column : "stream";
-    wc.time_column = o_time_column;
-    wc.build_table = o_no_build ? NULL : o_build_table ? o_build_table : "builds";
-    wc.spool_base = o_spool;
-    wc.spool_max = (unsigned long long)o_spool_max;
-    wc.tee = o_tee;
-    wc.mq_host = o_host ? o_host : "127.0.0.1";
-    wc.port = (int)o_port;
-    wc.username = o_user;
-    wc.password = o_pass;
-    wc.cafile = o_cafile;
-    wc.certfile = o_cert;
-    wc.keyfile = o_key;
-    wc.tls_insecure = o_insecure;
-    wc.debug = o_debug;
-    mosqlite_options_init(&wc.mo);
-    wc.mo.host = wc.mq_host;
-    wc.mo.port = wc.port;
-    wc.mo.prefix = wc.prefix;
-    wc.mo.username = o_user;
-    wc.mo.password = o_pass;
-    wc.mo.cafile = o_cafile;
-    wc.mo.certfile = o_cert;
-    wc.mo.keyfile = o_key;
-    wc.mo.tls_insecure = o_insecure;
-    wc.mo.debug = o_debug;
+    set_conf(&wc, cmd, host);
     if (mosqlite_new_id(wc.session)) {
         log_error("no randomness for a session id");
         cfg_free(opts);

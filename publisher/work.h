@@ -1,6 +1,7 @@
 /* work.h: mosqlite-work, the job agent (not part of the library). Its parts:
  *   work.c       options, config file and environment, signals, exit status
  *   work_agent.c the agent: hello, claims, grants, beats, outcomes, cancel, stop
+ *   work_session.c the agent's session: its connection and Last Will, renewed, its topic
  *   work_conn.c  the jobs connection: MQTT 5 on libmosquitto, the Last Will, messages
  *   work_job.c   one job: its command, its log through a spool, its end
  *   work_msg.c   what it reads from the broker (pure, fuzzed)

@@ -13,9 +13,12 @@
  * Claims and beats go at QoS 1 (a claim id is granted at most once; a beat repeats
  * itself), outcomes, hello and bye at QoS 2. Every message of a job goes on the claim's
  * topic, PREFIX/jobs/FAMILY, FAMILY being the longest queue name whose family holds
- * every queue claimed (the broker's ACL vouches for that topic). */
+ * every queue claimed (the broker's ACL vouches for that topic). The session (the
+ * connection, its Last Will, a new session, that topic) is work_session.c; the two
+ * share work_agent.h. */
 #define _GNU_SOURCE                     /* asprintf */
 #include "work.h"
+#include "work_agent.h"
 #include "log.h"
 #include "util.h"
 
@@ -31,29 +34,6 @@
 #define CLAIM_SLACK_MS 10000            /* a claim unanswered this long past its wait: ask again */
 #define RETRY_FIRST_MS 2000             /* an outcome without a receipt: publish again after... */
 #define RETRY_MAX_MS 16000
-
-struct claim {
-    char id[64];
-    double sent_at;
-};
-
-struct agent {
-    struct work_conf *wc;
-    struct wconn *c;
-    char topic[512], reply[512], wtopic[512], status_topic[512];
-    struct job *jobs[2 * WORK_MAX_JOBS];   /* those running, and those whose outcome is on its way */
-    int njobs;
-    struct claim claims[WORK_MAX_JOBS];
-    int nclaims;
-    unsigned long long claim_seq;
-    double next_beat;
-    unsigned reconnects;
-    char since[64];                 /* the writer's start, from its status */
-    int stopping, releasing;
-    double stop_at, release_at;
-    int refused, unconfirmed;
-    unsigned long long ran, done, failed;
-};
 
 static double now_ms(void)
 {
@@ -73,7 +53,7 @@ static int send_json(struct agent *a, const char *topic, cJSON *o, int qos)
     return rc;
 }
 
-static cJSON *msg_new(const struct agent *a, const char *op)
+cJSON *agent_msg_new(const struct agent *a, const char *op)
 {
     cJSON *o = cJSON_CreateObject();
 
@@ -83,9 +63,9 @@ static cJSON *msg_new(const struct agent *a, const char *op)
     return o;
 }
 
-static void send_hello(struct agent *a)
+void agent_send_hello(struct agent *a)
 {
-    cJSON *o = msg_new(a, "hello"), *q = cJSON_AddArrayToObject(o, "queues");
+    cJSON *o = agent_msg_new(a, "hello"), *q = cJSON_AddArrayToObject(o, "queues");
     int i;
 
     cJSON_AddStringToObject(o, "host", a->wc->host);
@@ -174,7 +154,7 @@ static void release_unwanted(struct agent *a, long long job, long long attempt)
 
 static void send_beat(struct agent *a)
 {
-    cJSON *o = msg_new(a, "beat"), *arr, *e;
+    cJSON *o = agent_msg_new(a, "beat"), *arr, *e;
     double lease = 0;
     int i, n = 0;
 
@@ -420,9 +400,6 @@ static void on_grant(struct agent *a, struct work_in *g)
         a->next_beat = now_ms() + (double)j->lease_ms / 3;
 }
 
-/* A new session (the writer saw this one end: a will sent during a long break). */
-static int renew_session(struct agent *a);
-
 static void on_receipt(struct agent *a, const struct work_in *r)
 {
     const char *id = r->id, *status = r->status, *error = r->error;
@@ -435,7 +412,7 @@ static void on_receipt(struct agent *a, const struct work_in *r)
         if (!strcmp(status, "rejected")) {
             if (error && strstr(error, "has ended")) {
                 log_warn("the writer has ended this session (%s): starting a new one", error);
-                renew_session(a);
+                agent_renew_session(a);
                 return;
             }
             log_error("claim refused: %s", error ? error : "(no reason)");
@@ -518,94 +495,89 @@ static void on_message(struct agent *a, const struct wmsg *m)
     work_in_free(&in);
 }
 
-/* ---- the session ---- */
-
-static int open_session(struct agent *a, int *usage, char *err, size_t errlen)
+/* The signals: the first stops claiming, the second (or the drain's end) releases the
+ * jobs in hand, the third leaves at once. */
+static void tend_stop(struct agent *a, volatile sig_atomic_t *stop, double now)
 {
-    cJSON *w = msg_new(a, "gone");
-    char *will = cJSON_PrintUnformatted(w);
+    struct work_conf *wc = a->wc;
+    int i;
 
-    cJSON_Delete(w);
-    if (!will) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    a->c = wconn_open(a->wc, a->wtopic, will, usage, err, errlen);
-    cJSON_free(will);
-    if (!a->c || wconn_subscribe(a->c, a->reply, err, errlen) ||
-        wconn_subscribe(a->c, a->status_topic, err, errlen))
-        return -1;
-    a->reconnects = 0;
-    send_hello(a);
-    return 0;
-}
-
-static int renew_session(struct agent *a)
-{
-    char err[512];
-    int usage, i;
-
-    wconn_close(a->c);
-    a->c = NULL;
-    if (mosqlite_new_id(a->wc->session)) {
-        log_error("no randomness for a new session id");
+    if (*stop >= 1 && !a->stopping) {
         a->stopping = 1;
-        return -1;
+        a->stop_at = now;
+        if (a->njobs)
+            log_info("stopping: no more claims; the %d job%s in hand finish (a second signal "
+                     "releases them)", a->njobs, a->njobs == 1 ? "" : "s");
+        else
+            log_info("stopping: no job in hand");
     }
-    while (open_session(a, &usage, err, sizeof err)) {
-        log_error("%s: trying again", err);
-        wconn_close(a->c);
-        a->c = NULL;
-        sleep(1);
+    if (a->stopping && !a->releasing && a->njobs &&
+        (*stop >= 2 || (wc->drain_s > 0 && now - a->stop_at >= wc->drain_s * 1000.0))) {
+        a->releasing = 1;
+        a->release_at = now;
+        log_info("releasing the %d job%s in hand", a->njobs, a->njobs == 1 ? "" : "s");
+        for (i = 0; i < a->njobs; i++)
+            if (!a->jobs[i]->outcome_sent)
+                stop_job(a->jobs[i], STOP_RELEASE);
     }
-    a->nclaims = 0;
-    for (i = 0; i < a->njobs; i++)      /* outcomes: the same ids, on the new connection */
-        if (a->jobs[i]->out_msg)
-            a->jobs[i]->out_retry_at = 0;
-    return 0;
+    if (*stop >= 3) {
+        log_warn("third signal: leaving now (the broker ends this session's leases)");
+        _exit(WORK_EXIT_UNCONFIRMED);   /* no clean disconnect: the Last Will goes */
+    }
+    if (a->releasing)                   /* jobs stopped: do not wait for ever on their log */
+        for (i = 0; i < a->njobs; i++)
+            a->jobs[i]->abandon = 1;
 }
 
-/* The topic every message goes on: PREFIX/jobs/FAMILY (see the top). */
-static int family_topic(struct agent *a, char *err, size_t errlen)
+/* One claim waiting per free slot: made again after a reconnect or past its wait. */
+static void tend_claims(struct agent *a, double now)
 {
-    const char *q0 = a->wc->queues[0];
-    size_t len = strlen(q0), n;
-    int i, ok;
+    struct work_conf *wc = a->wc;
+    unsigned rc;
+    int i;
 
-    for (;;) {
-        for (ok = 1, i = 1; i < a->wc->nqueues && ok; i++) {
-            const char *q = a->wc->queues[i];
-            ok = !strncmp(q, q0, len) && (q[len] == '\0' || q[len] == '.');
-        }
-        if (ok)
-            break;
-        for (n = len; n > 0 && q0[n - 1] != '.'; n--)
-            ;
-        if (n == 0) {
-            snprintf(err, errlen, "queues %s and %s are of no common family: one claim names "
-                     "queues of one family (Q and Q.*, e.g. build.arm64,build.any)", q0,
-                     a->wc->queues[i - 1]);
-            return -1;
-        }
-        len = n - 1;
+    if ((rc = wconn_reconnects(a->c)) != a->reconnects) {
+        a->reconnects = rc;             /* claims made while away may be lost: again */
+        for (i = 0; i < a->nclaims; i++)
+            send_claim(a, &a->claims[i]);
     }
-    snprintf(a->topic, sizeof a->topic, "%s/jobs/%.*s", a->wc->prefix, (int)len, q0);
-    return 0;
+    if (!a->stopping && wconn_connected(a->c))
+        while (slots_taken(a) + a->nclaims < wc->jobs)
+            new_claim(a);
+    for (i = 0; i < a->nclaims; i++)
+        if (now - a->claims[i].sent_at >= wc->wait_ms + CLAIM_SLACK_MS)
+            send_claim(a, &a->claims[i]);
+}
+
+/* Releasing past the grace and the linger: outcomes still unanswered are left
+ * unconfirmed. */
+static void give_up_unconfirmed(struct agent *a, double now)
+{
+    struct work_conf *wc = a->wc;
+    int i;
+
+    if (a->releasing && now - a->release_at >= wc->grace_ms + wc->linger_s * 1000.0)
+        for (i = 0; i < a->njobs; i++)
+            if (a->jobs[i]->out_msg) {  /* no receipt: the writer is away */
+                log_warn("job %lld attempt %lld: no answer to its %s: leaving it unconfirmed",
+                         a->jobs[i]->id, a->jobs[i]->attempt, strrchr(a->jobs[i]->out_id, '.') + 1);
+                a->unconfirmed = 1;
+                remove_job(a, a->jobs[i--]);
+            }
 }
 
 int agent_run(struct work_conf *wc, volatile sig_atomic_t *stop)
 {
     struct agent *a = calloc(1, sizeof *a);
     char err[512];
-    int usage = 0, status, i, warned = 0;
-    unsigned rc;
+    int usage = 0, status, warned = 0;
 
     if (!a) {
         log_error("out of memory");
         return WORK_EXIT_CONNECT;
     }
     a->wc = wc;
-    if (family_topic(a, err, sizeof err)) {
+    if (agent_family_topic(a, err, sizeof err)) {
         log_error("%s", err);
         free(a);
         return WORK_EXIT_USAGE;
@@ -613,7 +585,7 @@ int agent_run(struct work_conf *wc, volatile sig_atomic_t *stop)
     snprintf(a->reply, sizeof a->reply, "%s/jobs/to/%s", wc->prefix, wc->worker);
     snprintf(a->wtopic, sizeof a->wtopic, "%s/jobs/worker", wc->prefix);
     snprintf(a->status_topic, sizeof a->status_topic, "%s/status", wc->prefix);
-    if (open_session(a, &usage, err, sizeof err)) {
+    if (agent_open_session(a, &usage, err, sizeof err)) {
         log_error("%s", err);
         wconn_close(a->c);
         free(a);
@@ -627,42 +599,8 @@ int agent_run(struct work_conf *wc, volatile sig_atomic_t *stop)
         struct wmsg *m;
         double now = now_ms();
 
-        if (*stop >= 1 && !a->stopping) {
-            a->stopping = 1;
-            a->stop_at = now;
-            if (a->njobs)
-                log_info("stopping: no more claims; the %d job%s in hand finish (a second signal "
-                         "releases them)", a->njobs, a->njobs == 1 ? "" : "s");
-            else
-                log_info("stopping: no job in hand");
-        }
-        if (a->stopping && !a->releasing && a->njobs &&
-            (*stop >= 2 || (wc->drain_s > 0 && now - a->stop_at >= wc->drain_s * 1000.0))) {
-            a->releasing = 1;
-            a->release_at = now;
-            log_info("releasing the %d job%s in hand", a->njobs, a->njobs == 1 ? "" : "s");
-            for (i = 0; i < a->njobs; i++)
-                if (!a->jobs[i]->outcome_sent)
-                    stop_job(a->jobs[i], STOP_RELEASE);
-        }
-        if (*stop >= 3) {
-            log_warn("third signal: leaving now (the broker ends this session's leases)");
-            _exit(WORK_EXIT_UNCONFIRMED);   /* no clean disconnect: the Last Will goes */
-        }
-        if (a->releasing)                   /* jobs stopped: do not wait for ever on their log */
-            for (i = 0; i < a->njobs; i++)
-                a->jobs[i]->abandon = 1;
-        if ((rc = wconn_reconnects(a->c)) != a->reconnects) {
-            a->reconnects = rc;             /* claims made while away may be lost: again */
-            for (i = 0; i < a->nclaims; i++)
-                send_claim(a, &a->claims[i]);
-        }
-        if (!a->stopping && wconn_connected(a->c))
-            while (slots_taken(a) + a->nclaims < wc->jobs)
-                new_claim(a);
-        for (i = 0; i < a->nclaims; i++)
-            if (now - a->claims[i].sent_at >= wc->wait_ms + CLAIM_SLACK_MS)
-                send_claim(a, &a->claims[i]);
+        tend_stop(a, stop, now);
+        tend_claims(a, now);
         if ((m = wconn_next(a->c, 100))) {
             do {
                 on_message(a, m);
@@ -680,14 +618,7 @@ int agent_run(struct work_conf *wc, volatile sig_atomic_t *stop)
         tend_jobs(a);
         if (a->njobs && (!a->next_beat || now_ms() >= a->next_beat))
             send_beat(a);
-        if (a->releasing && now - a->release_at >= wc->grace_ms + wc->linger_s * 1000.0)
-            for (i = 0; i < a->njobs; i++)
-                if (a->jobs[i]->out_msg) {  /* no receipt: the writer is away */
-                    log_warn("job %lld attempt %lld: no answer to its %s: leaving it unconfirmed",
-                             a->jobs[i]->id, a->jobs[i]->attempt, strrchr(a->jobs[i]->out_id, '.') + 1);
-                    a->unconfirmed = 1;
-                    remove_job(a, a->jobs[i--]);
-                }
+        give_up_unconfirmed(a, now);
         if (a->stopping && a->njobs == 0)
             break;
         if (!wconn_connected(a->c) && !warned) {
@@ -699,7 +630,7 @@ int agent_run(struct work_conf *wc, volatile sig_atomic_t *stop)
         }
     }
     {
-        cJSON *bye = msg_new(a, "bye");
+        cJSON *bye = agent_msg_new(a, "bye");
         send_json(a, a->wtopic, bye, 2);
     }
     wconn_close(a->c);

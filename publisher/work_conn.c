@@ -147,11 +147,60 @@ static void wait_change(struct wconn *c, double ms)
     pthread_cond_timedwait(&c->cond, &c->lock, &ts);
 }
 
+/* The client and its options: callbacks, login, TLS, the Last Will (will_topic NULL:
+ * none). 0, or -1 with a reason (*usage set when the fault is the configuration's). */
+static int make_client(struct wconn *c, const struct work_conf *wc, const char *will_topic,
+                       const char *will_payload, int *usage, char *err, size_t errlen)
+{
+    mosquitto_property *wprops = NULL;
+    int rc;
+
+    if (!(c->m = mosquitto_new(wc->worker, false, c))) {
+        snprintf(err, errlen, "cannot make an MQTT client: %s", strerror(errno));
+        return -1;
+    }
+    mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+    mosquitto_int_option(c->m, MOSQ_OPT_TCP_NODELAY, 1);
+    mosquitto_connect_v5_callback_set(c->m, on_connect);
+    mosquitto_disconnect_v5_callback_set(c->m, on_disconnect);
+    mosquitto_subscribe_v5_callback_set(c->m, on_subscribe);
+    mosquitto_message_v5_callback_set(c->m, on_message);
+    mosquitto_publish_v5_callback_set(c->m, on_publish);
+    mosquitto_reconnect_delay_set(c->m, 1, 4, true);
+    if (wc->debug)
+        mosquitto_log_callback_set(c->m, on_log);
+    if (wc->username && (rc = mosquitto_username_pw_set(c->m, wc->username, wc->password))) {
+        snprintf(err, errlen, "username: %s", mosquitto_strerror(rc));
+        return -1;
+    }
+    if ((wc->cafile || wc->certfile) &&
+        (rc = mosquitto_tls_set(c->m, wc->cafile, NULL, wc->certfile, wc->keyfile, NULL))) {
+        snprintf(err, errlen, "TLS with %s%s%s: %s", wc->cafile ? wc->cafile : "",
+                 wc->certfile ? " and " : "", wc->certfile ? wc->certfile : "", mosquitto_strerror(rc));
+        *usage = 1;
+        return -1;
+    }
+    if (wc->tls_insecure)
+        mosquitto_tls_insecure_set(c->m, true);
+    if (will_topic) {
+        if (wc->will_delay_s > 0)
+            mosquitto_property_add_int32(&wprops, MQTT_PROP_WILL_DELAY_INTERVAL,
+                                         (uint32_t)wc->will_delay_s);
+        if ((rc = mosquitto_will_set_v5(c->m, will_topic, (int)strlen(will_payload), will_payload,
+                                        2, false, wprops))) {
+            mosquitto_property_free_all(&wprops);
+            snprintf(err, errlen, "last will: %s", mosquitto_strerror(rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 struct wconn *wconn_open(const struct work_conf *wc, const char *will_topic,
                          const char *will_payload, int *usage, char *err, size_t errlen)
 {
     struct wconn *c = calloc(1, sizeof *c);
-    mosquitto_property *props = NULL, *wprops = NULL;
+    mosquitto_property *props = NULL;
     pthread_condattr_t ca;
     double deadline = now_ms() + 10000;
     int rc;
@@ -168,44 +217,8 @@ struct wconn *wconn_open(const struct work_conf *wc, const char *will_topic,
     pthread_cond_init(&c->cond, &ca);
     pthread_condattr_destroy(&ca);
     c->conn_rc = -1;
-    if (!(c->m = mosquitto_new(wc->worker, false, c))) {
-        snprintf(err, errlen, "cannot make an MQTT client: %s", strerror(errno));
+    if (make_client(c, wc, will_topic, will_payload, usage, err, errlen))
         goto fail;
-    }
-    mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-    mosquitto_int_option(c->m, MOSQ_OPT_TCP_NODELAY, 1);
-    mosquitto_connect_v5_callback_set(c->m, on_connect);
-    mosquitto_disconnect_v5_callback_set(c->m, on_disconnect);
-    mosquitto_subscribe_v5_callback_set(c->m, on_subscribe);
-    mosquitto_message_v5_callback_set(c->m, on_message);
-    mosquitto_publish_v5_callback_set(c->m, on_publish);
-    mosquitto_reconnect_delay_set(c->m, 1, 4, true);
-    if (wc->debug)
-        mosquitto_log_callback_set(c->m, on_log);
-    if (wc->username && (rc = mosquitto_username_pw_set(c->m, wc->username, wc->password))) {
-        snprintf(err, errlen, "username: %s", mosquitto_strerror(rc));
-        goto fail;
-    }
-    if ((wc->cafile || wc->certfile) &&
-        (rc = mosquitto_tls_set(c->m, wc->cafile, NULL, wc->certfile, wc->keyfile, NULL))) {
-        snprintf(err, errlen, "TLS with %s%s%s: %s", wc->cafile ? wc->cafile : "",
-                 wc->certfile ? " and " : "", wc->certfile ? wc->certfile : "", mosquitto_strerror(rc));
-        *usage = 1;
-        goto fail;
-    }
-    if (wc->tls_insecure)
-        mosquitto_tls_insecure_set(c->m, true);
-    if (will_topic) {
-        if (wc->will_delay_s > 0)
-            mosquitto_property_add_int32(&wprops, MQTT_PROP_WILL_DELAY_INTERVAL,
-                                         (uint32_t)wc->will_delay_s);
-        if ((rc = mosquitto_will_set_v5(c->m, will_topic, (int)strlen(will_payload), will_payload,
-                                        2, false, wprops))) {
-            mosquitto_property_free_all(&wprops);
-            snprintf(err, errlen, "last will: %s", mosquitto_strerror(rc));
-            goto fail;
-        }
-    }
     mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, SESSION_EXPIRY_S);
     rc = mosquitto_connect_bind_v5(c->m, wc->mq_host, wc->port, wc->keepalive, NULL, props);
     mosquitto_property_free_all(&props);

@@ -285,6 +285,91 @@ static int wait_delivered(struct job *j, struct deliverer *d)
     return d->finished && st.pending == 0;
 }
 
+/* The job's spool directory (under --spool, $TMPDIR or /tmp) and its spool; NULL when
+ * either cannot be made (j->spool_dir is then ""). */
+static spool *open_spool(struct job *j)
+{
+    const struct work_conf *wc = j->wc;
+    const char *tmp = getenv("TMPDIR");
+    spool *sp = NULL;
+    char err[512];
+
+    snprintf(j->spool_dir, sizeof j->spool_dir, "%s/mosqlite-work.XXXXXX",
+             wc->spool_base ? wc->spool_base : tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(j->spool_dir)) {
+        log_error("job %lld: cannot make a spool directory %s: %s", j->id, j->spool_dir,
+                  strerror(errno));
+        j->spool_dir[0] = '\0';
+    } else if (!(sp = spool_open(j->spool_dir, 0, wc->spool_max, err, sizeof err))) {
+        log_error("job %lld: %s", j->id, err);
+        rmdir(j->spool_dir);
+        j->spool_dir[0] = '\0';
+    }
+    return sp;
+}
+
+/* The log's end: delivered (or given up on, j->abandon), the deliverer stopped, what was
+ * dropped or is still pending said; the spool closed once the deliverer has stopped.
+ * Whether it has (joined). */
+static int end_spool(struct job *j, struct deliverer *d, spool *sp, int threaded, pthread_t *th)
+{
+    const struct work_conf *wc = j->wc;
+    struct spool_stats st;
+    int joined = 1;
+
+    spool_end(sp);
+    j->log_ok = threaded && wait_delivered(j, d);
+    if (threaded)
+        joined = deliver_stop(d, *th);
+    spool_stats(sp, &st);
+    j->dropped = st.dropped;
+    j->pending = st.pending;
+    if (st.dropped)
+        log_warn("job %lld: %llu lines were dropped: the spool was full (--spool-max %llu)",
+                 j->id, st.dropped, wc->spool_max);
+    if (st.pending)
+        log_warn("job %lld: %llu records not delivered: kept in the spool %s; send them with "
+                 "`mosqlite-pub --deliver %s`", j->id, st.pending, j->spool_dir, j->spool_dir);
+    if (joined)
+        spool_close(sp, st.pending == 0);
+    return joined;
+}
+
+/* The command run, its output read into the log, and the build row's end. Its wait
+ * status (126 << 8 when it could not start). */
+static int run_command(struct job *j, struct reader *r, struct source *src, mosqlite_lines **tpl,
+                       struct pipe_conf *pc)
+{
+    const struct work_conf *wc = j->wc;
+    char *rec[2];
+    int wstatus = 0;
+    pid_t pid;
+    double started, ended = 0;
+
+    started = util_now_exact_ms();
+    pthread_mutex_lock(&j->lock);
+    pid = start_command(j, &src[0].fd, &src[1].fd);
+    j->pid = pid;
+    j->started = pid > 0;
+    pthread_mutex_unlock(&j->lock);
+    if (pid < 0) {
+        log_error("job %lld: cannot start %s: %s", j->id, wc->cmd[0], strerror(errno));
+        wstatus = 126 << 8;
+    } else {
+        src[0].out = wc->tee ? 1 : -1;
+        src[1].out = wc->tee ? 2 : -1;
+        src[0].tpl = tpl[0];
+        src[1].tpl = tpl[1];
+        read_all(r, src, 2, pid, &wstatus, &ended, 0);
+        if (r->sp && wc->build_table) {
+            build_end(pc, wstatus, j->stop != STOP_NONE, ended - started, &rec[0], &rec[1]);
+            put_build_record(r->sp, stopped_record(rec[0], j->stop));
+            put_build_record(r->sp, rec[1]);
+        }
+    }
+    return wstatus;
+}
+
 static void *job_main(void *arg)
 {
     struct job *j = arg;
@@ -294,29 +379,15 @@ static void *job_main(void *arg)
     struct reader r;
     struct source src[2];
     mosqlite_lines *tpl[2] = {NULL, NULL};
-    struct spool_stats st;
-    char err[512], *with = NULL, *attempt = NULL, *will = NULL, *head = NULL, *rec[2];
-    const char *tmp = getenv("TMPDIR");
+    char err[512], *with = NULL, *attempt = NULL, *will = NULL, *head = NULL;
     pthread_t th;
     int threaded = 0, joined = 1, wstatus = 0, i;
-    pid_t pid;
-    double started, ended = 0;
 
     memset(&r, 0, sizeof r);
     memset(src, 0, sizeof src);
     memset(&d, 0, sizeof d);
     job_pipe_conf(j, &pc, &with, &attempt);
-    snprintf(j->spool_dir, sizeof j->spool_dir, "%s/mosqlite-work.XXXXXX",
-             wc->spool_base ? wc->spool_base : tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(j->spool_dir)) {
-        log_error("job %lld: cannot make a spool directory %s: %s", j->id, j->spool_dir,
-                  strerror(errno));
-        j->spool_dir[0] = '\0';
-    } else if (!(r.sp = spool_open(j->spool_dir, 0, wc->spool_max, err, sizeof err))) {
-        log_error("job %lld: %s", j->id, err);
-        rmdir(j->spool_dir);
-        j->spool_dir[0] = '\0';
-    }
+    r.sp = open_spool(j);
     if (wc->build_table && r.sp)
         will = build_will(&pc);
     deliver_init(&d, r.sp, j->spool_dir, &wc->mo, will);
@@ -339,49 +410,13 @@ static void *job_main(void *arg)
         put_build_record(r.sp, build_start(&pc, wc->cmd));
     if (r.sp && !(threaded = !pthread_create(&th, NULL, deliver_main, &d)))
         log_error("job %lld: cannot start the delivering thread: lines stay in the spool", j->id);
-
-    started = util_now_exact_ms();
-    pthread_mutex_lock(&j->lock);
-    pid = start_command(j, &src[0].fd, &src[1].fd);
-    j->pid = pid;
-    j->started = pid > 0;
-    pthread_mutex_unlock(&j->lock);
-    if (pid < 0) {
-        log_error("job %lld: cannot start %s: %s", j->id, wc->cmd[0], strerror(errno));
-        wstatus = 126 << 8;
-    } else {
-        src[0].out = wc->tee ? 1 : -1;
-        src[1].out = wc->tee ? 2 : -1;
-        src[0].tpl = tpl[0];
-        src[1].tpl = tpl[1];
-        read_all(&r, src, 2, pid, &wstatus, &ended, 0);
-        if (r.sp && wc->build_table) {
-            build_end(&pc, wstatus, j->stop != STOP_NONE, ended - started, &rec[0], &rec[1]);
-            put_build_record(r.sp, stopped_record(rec[0], j->stop));
-            put_build_record(r.sp, rec[1]);
-        }
-    }
+    wstatus = run_command(j, &r, src, tpl, &pc);
 end:
     pthread_mutex_lock(&j->lock);
     j->pid = -1;                        /* reaped: never signalled again */
     pthread_mutex_unlock(&j->lock);
-    if (r.sp) {
-        spool_end(r.sp);
-        j->log_ok = threaded && wait_delivered(j, &d);
-        if (threaded)
-            joined = deliver_stop(&d, th);
-        spool_stats(r.sp, &st);
-        j->dropped = st.dropped;
-        j->pending = st.pending;
-        if (st.dropped)
-            log_warn("job %lld: %llu lines were dropped: the spool was full (--spool-max %llu)",
-                     j->id, st.dropped, wc->spool_max);
-        if (st.pending)
-            log_warn("job %lld: %llu records not delivered: kept in the spool %s; send them with "
-                     "`mosqlite-pub --deliver %s`", j->id, st.pending, j->spool_dir, j->spool_dir);
-        if (joined)
-            spool_close(r.sp, st.pending == 0);
-    }
+    if (r.sp)
+        joined = end_spool(j, &d, r.sp, threaded, &th);
     j->lines = r.lines;
     for (i = 0; i < 2; i++) {
         mosqlite_lines_free(tpl[i]);

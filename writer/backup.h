@@ -30,7 +30,7 @@ struct backup;
 /* Would a file NAME beside the database file base (its name without the directory)
  * be, or could it become, one of the database's own files: the database, its -wal,
  * -shm, -journal, SQLite's super-journals (-mj...), the writer's -writer.lock and
- * -writer.session (mq.c), a snapshot's temporary BASE.snapshot-PID (and its side
+ * -writer.session (mq_session.c), a snapshot's temporary BASE.snapshot-PID (and its side
  * files), a replica's BASE.incoming? Pure. */
 int backup_name_is_live(const char *base, const char *name);
 

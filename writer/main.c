@@ -1,7 +1,7 @@
 /* main.c: mosqlite-writer, the only process that writes the SQLite file.
  *
- * Here the parts are wired together: the configuration (one table for the command
- * line and the config file), then writer_open (the database, the named queries, both
+ * Here the parts are wired together: the configuration (config.c: one table for the
+ * command line and the config file), then writer_open (the database, the named queries, both
  * broker connections, the batch), writer_serve (the loop: poll the connections, run a
  * batch when requests are queued, keep the status current, prune now and then) and
  * writer_shut_down. A request's own way through the writer is in the other files:
@@ -20,6 +20,7 @@
 #include "batch.h"
 #include "cfg.h"
 #include "changes.h"
+#include "config.h"
 #include "ctl.h"
 #include "db.h"
 #include "hook.h"
@@ -40,7 +41,6 @@
 #define MOSQLITE_VERSION "0"
 #endif
 
-#define EXIT_BAD_ARGS        3        /* as mosqlite-pub: bad arguments or config */
 #define EXIT_FENCED          4        /* a writer of a newer epoch has replaced this one */
 #define EXIT_LEASE_LOST      5        /* the leader lease in etcd lapsed (lead.h) */
 #define POLL_MAX_MS          1000     /* longest wait in the loop when idle */
@@ -52,110 +52,6 @@
 #define HOOK_GRACE_MS        2000     /* shutdown: for hook commands still running */
 
 static volatile sig_atomic_t stop_requested;
-
-static struct {
-    const char *host, *prefix, *username, *password, *cafile, *config, *db, *schema, *client_id;
-    const char *synchronous;
-    long long port, max_payload, max_depth, max_ops, batch_max, batch_ms, events_qos;
-    long long query_max_rows, query_timeout_ms, status_interval, keepalive, busy_timeout_ms;
-    long long id_ttl_days, rejected_keep, max_event_rows, receive_max;
-    const char *request_protocol;
-    long long changes_qos;            /* replication: QoS of PREFIX/changes */
-    int verbose;
-    struct cfg_list tables, queries;
-    struct cfg_list hooks;
-    long long hook_max, hook_timeout_ms, hook_queue;
-    const char *backup_dir;
-    long long backup_step_pages;
-    long long schedule_max;
-    struct cfg_list retains;          /* retention (retain.h) */
-    long long retain_batch, retain_every_ms;
-    const char *backup_every;         /* scheduled backups (autobackup.h) */
-    long long backup_keep;
-    const char *etcd_endpoints, *etcd_key;   /* leadership in etcd (lead.h) */
-    long long etcd_ttl;
-    struct cfg_list job_cron;         /* the job queue (jobq.h) */
-    long long job_lease_ms, job_max_lost, job_max_attempts, job_backoff_ms, job_backoff_cap_ms;
-    long long job_keep_days, job_dead_keep_days;
-    long long sync_replicas, sync_timeout_ms, sync_max_held;   /* synchronous replicas (sync.h) */
-    const char *sync_fallback;
-} cf = {
-    .job_lease_ms = JOBS_LEASE_MS, .job_max_lost = JOBS_MAX_LOST, .job_max_attempts = JOBS_MAX_ATTEMPTS,
-    .job_backoff_ms = JOBS_BACKOFF_MS, .job_backoff_cap_ms = JOBS_BACKOFF_CAP_MS, .job_keep_days = 7,
-    .job_dead_keep_days = 30,
-    .sync_timeout_ms = 5000, .sync_fallback = "hold", .sync_max_held = 100000,
-    .retain_batch = 500, .retain_every_ms = 100, .backup_keep = 7,
-    .hook_max = 4, .hook_timeout_ms = 10000, .hook_queue = 1000, .backup_step_pages = 256, .schedule_max = 100000,
-    .host = MOSQLITE_DEFAULT_HOST, .prefix = MOSQLITE_DEFAULT_PREFIX, .db = "data/mosqlite.db",
-    .schema = "conf/schema", .client_id = "mosqlite-writer", .synchronous = "FULL",
-    .port = MOSQLITE_DEFAULT_PORT, .max_payload = MOSQLITE_DEFAULT_MAX_PAYLOAD, .max_depth = 32, .max_ops = 1000,
-    .batch_max = 5000, .batch_ms = 50, .events_qos = 0, .query_max_rows = 5000,
-    .query_timeout_ms = 200, .status_interval = 2, .keepalive = MOSQLITE_DEFAULT_KEEPALIVE, .busy_timeout_ms = 100,
-    .id_ttl_days = 7, .rejected_keep = 10000, .max_event_rows = 100, .receive_max = 65535, .request_protocol = "3.1.1",
-    .changes_qos = 1, .etcd_ttl = 10,
-};
-
-static const struct cfg_opt options[] = {
-    CFG_BROKER_OPTIONS(cf),
-    {"db", 0, CFG_STR, &cf.db, 0, 0, 0, "PATH", "SQLite file"},
-    {"schema", 0, CFG_STR, &cf.schema, 0, 0, 0, "DIR", "migrations NNN_name.sql"},
-    {"client-id", 0, CFG_STR, &cf.client_id, 0, 0, 0, "ID", "MQTT client id of the persistent session"},
-    {"tables", 0, CFG_LIST, &cf.tables, 0, 0, CFG_FILE_ONLY, "T...", "writable tables (unset: all)"},
-    {"query", 0, CFG_LIST, &cf.queries, 0, 0, CFG_FILE_ONLY, "NAME SQL", "a named read query"},
-    {"synchronous", 0, CFG_STR, &cf.synchronous, 0, 0, 0, "MODE", "SQLite synchronous: FULL, NORMAL or OFF"},
-    {"max-payload", 0, CFG_INT, &cf.max_payload, 64, 256LL << 20, 0, "BYTES", "largest request"},
-    {"max-depth", 0, CFG_INT, &cf.max_depth, 2, 1000, 0, "N", "deepest JSON nesting"},
-    {"max-ops", 0, CFG_INT, &cf.max_ops, 1, 100000, 0, "N", "most ops in one transaction"},
-    {"batch-max", 0, CFG_INT, &cf.batch_max, 1, 1000000, 0, "N", "most requests in one commit"},
-    {"batch-ms", 0, CFG_INT, &cf.batch_ms, 0, 60000, 0, "MS", "longest a batch stays open"},
-    {"events-qos", 0, CFG_INT, &cf.events_qos, 0, 2, 0, "QOS", "QoS of events"},
-    {"max-event-rows", 0, CFG_INT, &cf.max_event_rows, 1, 100000, 0, "N", "rows in one event"},
-    {"query-max-rows", 0, CFG_INT, &cf.query_max_rows, 1, 10000000, 0, "N", "rows a query returns"},
-    {"query-timeout-ms", 0, CFG_INT, &cf.query_timeout_ms, 1, 600000, 0, "MS", "time cap of a query"},
-    {"status-interval", 0, CFG_INT, &cf.status_interval, 1, 3600, 0, "S", "status period while counters change"},
-    {"request-protocol", 0, CFG_STR, &cf.request_protocol, 0, 0, 0, "V", "MQTT version of the request session: 3.1.1 or 5"},
-    {"receive-max", 0, CFG_INT, &cf.receive_max, 1, 65535, 0, "N", "MQTT 5: requests the broker may have in flight to the writer"},
-    {"keepalive", 0, CFG_INT, &cf.keepalive, 5, 65535, 0, "S", "MQTT keepalive"},
-    {"busy-timeout-ms", 0, CFG_INT, &cf.busy_timeout_ms, 0, 600000, 0, "MS", "wait on an outside lock before backing off"},
-    {"id-ttl-days", 0, CFG_INT, &cf.id_ttl_days, 7, 36500, 0, "DAYS", "keep applied ids this long"},
-    {"rejected-keep", 0, CFG_INT, &cf.rejected_keep, 0, 100000000, 0, "N", "rows kept in mosqlite_rejected"},
-    {"changes-qos", 0, CFG_INT, &cf.changes_qos, 1, 2, 0, "QOS", "QoS of PREFIX/changes for replicas"},
-    {"hook", 0, CFG_LIST, &cf.hooks, 0, 0, CFG_FILE_ONLY, "TABLE OP CMD...", "run CMD after each commit that changed TABLE by OP"},
-    {"hook-max", 0, CFG_INT, &cf.hook_max, 1, 1000, 0, "N", "hook commands running at once"},
-    {"hook-timeout-ms", 0, CFG_INT, &cf.hook_timeout_ms, 1, 86400000, 0, "MS", "a hook command is killed after this"},
-    {"hook-queue", 0, CFG_INT, &cf.hook_queue, 0, 10000000, 0, "N", "hook runs waiting for a slot; more are dropped"},
-    {"schedule-max", 0, CFG_INT, &cf.schedule_max, 0, 100000000, 0, "N", "scheduled writes held at once; more are rejected"},
-    {"backup-dir", 0, CFG_STR, &cf.backup_dir, 0, 0, 0, "DIR", "where admin backups go (unset: backups refused)"},
-    {"backup-step-pages", 0, CFG_INT, &cf.backup_step_pages, 1, 1000000, 0, "N", "pages a backup copies between batches"},
-    {"backup-every", 0, CFG_STR, &cf.backup_every, 0, 0, 0, "DURATION", "a backup into backup-dir this often: 6h, 1d, ... (unset: none)"},
-    {"backup-keep", 0, CFG_INT, &cf.backup_keep, 1, 1000000, 0, "N", "scheduled backups kept, the newest"},
-    {"retain", 0, CFG_LIST, &cf.retains, 0, 0, CFG_FILE_ONLY, "TABLE COLUMN AGE [s|ms]", "delete TABLE's rows whose time COLUMN is older than AGE"},
-    {"retain-batch", 0, CFG_INT, &cf.retain_batch, 1, 100000, 0, "N", "rows a retention step examines and deletes at most"},
-    {"retain-every-ms", 0, CFG_INT, &cf.retain_every_ms, 0, 600000, 0, "MS", "while requests wait, a retention step at most this often"},
-    {"etcd-endpoints", 0, CFG_STR, &cf.etcd_endpoints, 0, 0, 0, "URL,...", "hold the leader key in this etcd cluster (unset: no etcd)"},
-    {"etcd-key", 0, CFG_STR, &cf.etcd_key, 0, 0, 0, "KEY", "the leader key (unset: /mosqlite/PREFIX/leader)"},
-    {"etcd-ttl", 0, CFG_INT, &cf.etcd_ttl, 2, 3600, 0, "S", "the leader lease's TTL"},
-    {"job-cron", 0, CFG_LIST, &cf.job_cron, 0, 0, CFG_FILE_ONLY, "NAME SCHEDULE QUEUE PAYLOAD [K=V...]", "a recurring job (UTC)"},
-    {"job-lease-ms", 0, CFG_INT, &cf.job_lease_ms, 1000, 86400000, 0, "MS", "a job's lease unless its enqueue says"},
-    {"job-max-lost", 0, CFG_INT, &cf.job_max_lost, 1, 1000000, 0, "N", "worker losses before a job is dead"},
-    {"job-max-attempts", 0, CFG_INT, &cf.job_max_attempts, 1, 1000000, 0, "N", "failures before a job is failed"},
-    {"job-backoff-ms", 0, CFG_INT, &cf.job_backoff_ms, 0, 86400000LL * 365, 0, "MS", "first retry's backoff"},
-    {"job-backoff-cap-ms", 0, CFG_INT, &cf.job_backoff_cap_ms, 0, 86400000LL * 365, 0, "MS", "longest backoff"},
-    {"job-keep-days", 0, CFG_INT, &cf.job_keep_days, 0, 36500, 0, "DAYS", "done, failed, cancelled jobs kept (0: for ever)"},
-    {"job-dead-keep-days", 0, CFG_INT, &cf.job_dead_keep_days, 0, 36500, 0, "DAYS", "dead jobs kept (0: for ever)"},
-    {"sync-replicas", 0, CFG_INT, &cf.sync_replicas, 0, 64, 0, "N", "replicas that must acknowledge a commit before its receipts go out (0: none)"},
-    {"sync-timeout-ms", 0, CFG_INT, &cf.sync_timeout_ms, 1, 86400000, 0, "MS", "a commit unacknowledged this long: sync-fallback"},
-    {"sync-fallback", 0, CFG_STR, &cf.sync_fallback, 0, 0, 0, "MODE", "after sync-timeout-ms: hold (receipts wait) or degrade (sent, loudly)"},
-    {"sync-max-held", 0, CFG_INT, &cf.sync_max_held, 100, 100000000, 0, "N", "receipts and events held for acks; more: no request taken"},
-    {"verbose", 'v', CFG_FLAG, &cf.verbose, 0, 0, 0, "", "log debug lines"},
-    {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
-};
-
-static const char usage[] =
-    "Usage: mosqlite-writer [options]\n"
-    "Applies write requests published on PREFIX/write/TABLE and PREFIX/write to one\n"
-    "SQLite file, and republishes events, receipts, rejections and its status.\n"
-    "The protocol (topics, requests, receipts, status, exit codes): docs/PROTOCOL.md.";
 
 /* Runtime state. */
 static struct {
@@ -177,7 +73,7 @@ static struct {
     struct jobq *jobq;             /* the job queue (jobq.h) */
     struct sync *sync;             /* synchronous replicas (sync.h), or NULL */
     char *t_hooks;                 /* PREFIX/hooks */
-    char *session_record;          /* DB-writer.session (mq.c) */
+    char *session_record;          /* DB-writer.session (mq_session.c) */
     struct cfg_list tables;        /* `tables` split into names */
     struct lead *lead;             /* leadership in etcd, or NULL (lead.h) */
     struct lead_opts lead_o;
@@ -213,101 +109,6 @@ static void split_tables(struct cfg_list *out)
             out->items[out->n++] = tok;
         }
     }
-}
-
-/* origin_of: "file:line: " where the config file set KEY, or "" (command line, default). */
-static const char *origin_of(const char *key)
-{
-    static char buf[512];
-    const char *o = cfg_origin(key);
-
-    if (!o)
-        return "";
-    snprintf(buf, sizeof buf, "%s: ", o);
-    return buf;
-}
-
-/* The job queue's settings from the config. */
-static void job_opts(struct jobq_opts *o)
-{
-    o->cron = &cf.job_cron;
-    o->lease_ms = cf.job_lease_ms;
-    o->max_lost = cf.job_max_lost;
-    o->max_attempts = cf.job_max_attempts;
-    o->backoff_ms = cf.job_backoff_ms;
-    o->backoff_cap_ms = cf.job_backoff_cap_ms;
-    o->keep_days = cf.job_keep_days;
-    o->dead_keep_days = cf.job_dead_keep_days;
-}
-
-/* The command line and config file. 0, or -1 to exit with *exit_code: 0 after --help,
- * EXIT_BAD_ARGS on error. */
-static int open_config(int argc, char **argv, int *exit_code)
-{
-    char err[1024];
-    struct jobq_opts jo;
-    int npos, rc;
-
-    rc = cfg_parse_args(options, argc, argv, &npos, usage, err, sizeof err);
-    *exit_code = rc < 0 ? EXIT_BAD_ARGS : 0;
-    if (rc) {
-        if (rc < 0)
-            fprintf(stderr, "mosqlite-writer: %s\n", err);
-        return -1;
-    }
-    *exit_code = EXIT_BAD_ARGS;
-    if (npos) {
-        fprintf(stderr, "mosqlite-writer: unexpected argument \"%s\" (try --help)\n", argv[1]);
-        return -1;
-    }
-    if (strcasecmp(cf.synchronous, "FULL") && strcasecmp(cf.synchronous, "NORMAL") &&
-        strcasecmp(cf.synchronous, "OFF") && strcasecmp(cf.synchronous, "EXTRA")) {
-        fprintf(stderr, "mosqlite-writer: %ssynchronous: \"%s\" is not FULL, NORMAL, OFF or EXTRA\n",
-                origin_of("synchronous"), cf.synchronous);
-        return -1;
-    }
-    if (strcmp(cf.sync_fallback, "hold") && strcmp(cf.sync_fallback, "degrade")) {
-        fprintf(stderr, "mosqlite-writer: %ssync-fallback: \"%s\" is not hold or degrade\n",
-                origin_of("sync-fallback"), cf.sync_fallback);
-        return -1;
-    }
-    if (strcmp(cf.request_protocol, "3.1.1") && strcmp(cf.request_protocol, "5")) {
-        fprintf(stderr, "mosqlite-writer: %srequest-protocol: \"%s\" is not 3.1.1 or 5\n",
-                origin_of("request-protocol"), cf.request_protocol);
-        return -1;
-    }
-    if (cf.backup_every && *cf.backup_every && strcmp(cf.backup_every, "0") &&
-        (retain_duration(cf.backup_every, &w.backup_every_ms) || !cf.backup_dir || !*cf.backup_dir)) {
-        fprintf(stderr, "mosqlite-writer: %sbackup-every: %s\n", origin_of("backup-every"),
-                w.backup_every_ms ? "needs backup-dir, where the backups go"
-                                  : "not a whole number of days, hours, minutes or seconds (1d, 6h, 30m, 90s)");
-        return -1;
-    }
-    if (cf.etcd_endpoints) {
-        static char key[512];
-        if (!cf.etcd_key) {
-            snprintf(key, sizeof key, "/mosqlite/%s/leader", cf.prefix);
-            cf.etcd_key = key;
-        }
-        w.lead_o.endpoints = cf.etcd_endpoints;
-        w.lead_o.key = cf.etcd_key;
-        w.lead_o.ttl = cf.etcd_ttl;
-        w.lead_o.db = cf.db;
-        if (lead_check(&w.lead_o, err, sizeof err)) {
-            fprintf(stderr, "mosqlite-writer: %s%s\n", origin_of(!strncmp(err, "etcd-key", 8) ? "etcd-key" :
-                                                               "etcd-endpoints"), err);
-            return -1;
-        }
-    }
-    /* hook, query and retain lines: checked before the database is opened */
-    job_opts(&jo);
-    if (hook_check(&cf.hooks, err, sizeof err) || query_check(&cf.queries, err, sizeof err) ||
-        retain_check(&cf.retains, err, sizeof err) || jobq_config_check(&jo, err, sizeof err)) {
-        fprintf(stderr, "mosqlite-writer: %s\n", err);
-        return -1;
-    }
-    *exit_code = 0;
-    return 0;
 }
 
 /* The database and the named queries. */
@@ -390,6 +191,23 @@ static void broker_opts(struct mq_opts *o)
     o->held_ud = w.lead;
 }
 
+/* The batch's settings from the config (see batch.h); the parts it hands requests to
+ * are set by open_mq. */
+static void batch_config(struct batch_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->prefix = cf.prefix;
+    o->lim.max_payload = (size_t)cf.max_payload;
+    o->lim.max_depth = (int)cf.max_depth;
+    o->lim.max_ops = (int)cf.max_ops;
+    o->lim.prefix = cf.prefix;
+    o->max = (size_t)cf.batch_max;
+    o->ms = cf.batch_ms;
+    o->events_qos = (int)cf.events_qos;
+    o->stop = &stop_requested;
+    o->changes = w.changes;
+}
+
 /* Both broker connections (see mq.h), and the batch that applies what they bring. */
 static int open_mq(char *err, size_t errlen)
 {
@@ -402,7 +220,7 @@ static int open_mq(char *err, size_t errlen)
     mosquitto_lib_init();
     broker_opts(&mqo);
     /* The record that the request session's subscriptions were acknowledged, beside
-     * the database and its lock (mq.c). */
+     * the database and its lock (mq_session.c). */
     if (!(mqo.session_record = w.session_record = util_join(cf.db, "-writer.session"))) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -423,17 +241,7 @@ static int open_mq(char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    memset(&bo, 0, sizeof bo);
-    bo.prefix = cf.prefix;
-    bo.lim.max_payload = (size_t)cf.max_payload;
-    bo.lim.max_depth = (int)cf.max_depth;
-    bo.lim.max_ops = (int)cf.max_ops;
-    bo.lim.prefix = cf.prefix;
-    bo.max = (size_t)cf.batch_max;
-    bo.ms = cf.batch_ms;
-    bo.events_qos = (int)cf.events_qos;
-    bo.stop = &stop_requested;
-    bo.changes = w.changes;
+    batch_config(&bo);
     if (!(w.t_hooks = util_join(cf.prefix, "/hooks")) ||
         !(w.hooks = hook_new(&cf.hooks, (int)cf.hook_max, cf.hook_timeout_ms, (int)cf.hook_queue,
                              on_hook_report, NULL, err, errlen)))
@@ -442,7 +250,7 @@ static int open_mq(char *err, size_t errlen)
     if (!(w.sched = sched_new(w.db, w.mq, (size_t)cf.batch_max, cf.schedule_max, err, errlen)))
         return -1;
     bo.sched = w.sched;
-    job_opts(&jo);
+    config_job_opts(&jo);
     if (!(w.jobq = jobq_new(w.db, w.mq, cf.prefix, &bo.lim, &jo, err, errlen)))
         return -1;
     bo.jobq = w.jobq;
@@ -513,7 +321,7 @@ static int writer_open(int argc, char **argv, int *exit_code)
     struct sigaction sa;
     int bad_config = 0, rc;
 
-    if (open_config(argc, argv, exit_code))
+    if (config_parse(argc, argv, &w.backup_every_ms, &w.lead_o, exit_code))
         return -1;
     log_init("mosqlite-writer", cf.verbose ? LOG_DEBUG : LOG_INFO);
     split_tables(&w.tables);
@@ -685,7 +493,7 @@ static void writer_free(void)
     changes_free(w.changes);
     db_close(w.db);
     free(w.tables.items);
-    cfg_free(options);
+    config_free();
 }
 
 int main(int argc, char **argv)

@@ -1,90 +1,25 @@
-/* mq.c: the two MQTT connections and the request queue (see mq.h).
- *
- * libmosquitto is driven by hand (mosquitto_loop_read/write/misc around one poll())
- * so that a single thread can apply a batch to SQLite and still read ahead on the
- * socket between requests. Note what libmosquitto 2.0 does: it sends PUBREC/PUBCOMP
- * for a QoS 2 request before on_message runs, so a request held in this queue has
- * been acknowledged to the broker. A crash before COMMIT loses it unless the producer
- * republishes: that is what request ids, receipts after COMMIT and
- * `mosqlite-pub --wait` are for. */
-#include "mq.h"
+/* mq.c: the writer's two MQTT connections (see mq.h): created, their callbacks, the
+ * request queue, publishing, freed. The loop that drives them is mq_loop.c, fencing
+ * mq_fence.c, the record of the request session's subscriptions mq_session.c; they
+ * share mq_int.h. */
+#include "mq_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <mosquitto.h>
 #include <mqtt_protocol.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdalign.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
 #include "util.h"
 
-enum { DOWN, CONNECTING, UP };
-
 /* Where the caller's room starts in a message: after the struct, aligned for any type. */
 #define APP_OFFSET ((sizeof(struct msg) + alignof(max_align_t) - 1) / alignof(max_align_t) * \
                     alignof(max_align_t))
-
-struct conn {
-    struct mosquitto *m;
-    const char *name;
-    int state;
-    int ever;                /* connected at least once: use mosquitto_reconnect */
-    long long retry_at;      /* ms, monotonic */
-    int backoff;             /* ms */
-    int wanted;              /* 0 while closed on purpose */
-};
-
-struct mq {
-    struct mq_opts o;
-    struct conn sub, ctl;
-    struct msg *head, **tail;
-    size_t nq;
-    size_t ninjected;          /* of them, put there by mq_inject */
-    int ctl_new;
-    mq_ctl_fn on_ctl;        /* control messages (ctl.c) */
-    void *ud;
-    char *write_filter, *jobs_filter, *status_topic, *marker_filter;
-    /* The request session's subscriptions (see on_connect). */
-    char *record;            /* what the record file says once they are acknowledged */
-    int record_on_disk;      /* the file may exist: remove it before the next CONNECT */
-    int subscribed;          /* the broker's session for our client id has them */
-    int sub_mid;             /* their SUBSCRIBE, awaiting its SUBACK; or 0 */
-    int sub_ready;           /* `sub` is up and subscribed: requests reach us */
-    int marker_mid;          /* SUBACK awaited by mq_quiesce, or 0 */
-    int frozen;              /* after mq_quiesce: the request connection is left alone */
-    int proto;               /* request session: MQ_PROTO_311 or MQ_PROTO_5 */
-    char broker_version[32]; /* "2.0.21", from $SYS/broker/version; "" unknown */
-    char *listen[MQ_LISTEN_MAX]; /* control topics (mq_listen) */
-    int nlisten;
-    int taken_over;          /* another client took our client id: stop, say nothing */
-    long long sub_up_ms;     /* when sub last connected */
-    int quick_drops;         /* sub dropped right after CONNACK, in a row */
-    /* fencing (see mq.h) */
-    char *changes_topic, *fence_topic;
-    char token[32];          /* the marker of the current ctl connection */
-    unsigned ntoken;
-    int synced;              /* the marker came back since ctl connected */
-    long long sync_sent_ms;
-    long long ctl_seen_ms;   /* ctl last serviced while up */
-    long long fenced_by;     /* a newer epoch seen, or 0 */
-    const char *fenced_where;
-    mq_capture_fn capture;   /* while set, mq_publish hands messages here (mq_capture) */
-    void *capture_ud;
-};
-
-/* No marker back after this long (a broker that refuses the writer its reply topic):
- * say so and go on unfenced rather than never take a request. */
-#define FENCE_SYNC_MS 5000
 
 /* MQTT 3.1.1 has no reason for a session taken over: the broker just closes the
  * connection. So many closes in a row (not protocol errors, which a resumed session
@@ -115,137 +50,6 @@ static void on_version(struct mq *mq, const char *payload, int len)
     mq->ctl_new = 1;    /* the status shows it */
 }
 
-/* The request session's subscriptions, and the record of them.
- *
- * The broker keeps the request session, with its subscriptions, from one writer to the
- * next. Subscribing again on a session it kept would make MQTT 3.1.1 resend every
- * retained message under the filters (and, while the broker is sending a backlog to a
- * resumed session, has cost the connection again and again). But "session resumed"
- * does not say the session has the subscriptions: a writer stopped (SIGTERM, kill -9,
- * power loss) after its CONNECT created the session and before the broker processed
- * its SUBSCRIBE leaves a session without them, and the broker drops every request for
- * want of a subscriber. So the writer subscribes unless it knows, and knows only from
- * a record it keeps beside the database (mq_opts.session_record): written, and synced,
- * once the SUBACK came, naming the client id, the broker, the protocol and the
- * filters; removed, and synced, before each CONNECT (the CONNECT may create a new
- * session, if the broker lost the old one, and the writer may stop before it reads
- * the CONNACK); written again at a CONNACK that says the session was kept, when the
- * writer knew it subscribed. Each point a writer can stop at then leaves either no
- * record (the next writer subscribes: at worst the retained messages come again, and
- * are rejected) or a record of a session that has the subscriptions. Over MQTT 5 the
- * subscriptions say "retain as published" (the writer sees the retain flag of a
- * request published while it is connected, and rejects it: batch.c) and "send
- * retained: never", so subscribing again costs no retained message there. The job
- * filter (PREFIX/jobs/+, jobq.c) goes in the same SUBSCRIBE and the same record: a
- * session kept from a writer without jobs has no record, and gets it. */
-
-static void fsync_dir(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
-    int fd = dir ? open(*dir ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
-/* 1 when the record file says what mq->record does. */
-static int record_matches(struct mq *mq)
-{
-    size_t want = strlen(mq->record);
-    char *buf;
-    ssize_t n;
-    int fd = open(mq->o.session_record, O_RDONLY | O_CLOEXEC), same;
-
-    if (fd < 0) {
-        mq->record_on_disk = errno != ENOENT;
-        return 0;
-    }
-    mq->record_on_disk = 1;
-    if (!(buf = malloc(want + 1))) {
-        close(fd);
-        return 0;
-    }
-    n = read(fd, buf, want + 1);
-    same = n == (ssize_t)want && !memcmp(buf, mq->record, want);
-    free(buf);
-    close(fd);
-    return same;
-}
-
-static void record_remove(struct mq *mq)
-{
-    if (!mq->o.session_record || !mq->record_on_disk)
-        return;
-    if (unlink(mq->o.session_record) && errno != ENOENT) {
-        log_warn("%s: cannot remove: %s", mq->o.session_record, strerror(errno));
-        return;
-    }
-    fsync_dir(mq->o.session_record);
-    mq->record_on_disk = 0;
-}
-
-static void record_write(struct mq *mq)
-{
-    const char *path = mq->o.session_record;
-    size_t len = mq->record ? strlen(mq->record) : 0;
-    int fd, ok;
-
-    if (!path || !mq->record)
-        return;
-    mq->record_on_disk = 1;
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    ok = fd >= 0 && write(fd, mq->record, len) == (ssize_t)len && !fsync(fd);
-    if (fd >= 0 && close(fd))
-        ok = 0;
-    if (!ok) {
-        /* The next start subscribes again: nothing is lost. */
-        log_warn("%s: cannot record the request session's subscriptions: %s", path, strerror(errno));
-        return;
-    }
-    fsync_dir(path);
-}
-
-/* Both request filters in one SUBSCRIBE: one SUBACK says the session has them. */
-static void subscribe_requests(struct mq *mq)
-{
-    char *const filters[2] = {mq->write_filter, mq->jobs_filter};
-    int mid = 0;
-
-    if (mosquitto_subscribe_multiple(mq->sub.m, &mid, 2, filters, 2,
-                                     mq->proto == MQ_PROTO_5 ? MQTT_SUB_OPT_SEND_RETAIN_NEVER |
-                                     MQTT_SUB_OPT_RETAIN_AS_PUBLISHED : 0, NULL))
-        mid = 0;
-    mq->sub_mid = mid;
-}
-
-static void on_subscribe(struct mosquitto *m, void *ud, int mid, int n, const int *granted,
-                         const mosquitto_property *p)
-{
-    struct mq *mq = ud;
-    int i, refused = 0;
-
-    if (m != mq->sub.m || !mid || mid != mq->sub_mid)
-        return;
-    mq->sub_mid = 0;
-    for (i = 0; i < n; i++)
-        if (granted[i] >= 0x80) {
-            log_error("the broker refused the request session's subscription to %s (reason %d): "
-                      "requests there do not reach this writer", i ? mq->jobs_filter : mq->write_filter,
-                      granted[i]);
-            refused = 1;
-        }
-    if (!refused) {
-        mq->subscribed = 1;
-        record_write(mq);
-    }
-    mq->sub_ready = 1;
-    mq->ctl_new = 1;
-}
-
 static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const mosquitto_property *p)
 {
     struct mq *mq = ud;
@@ -268,14 +72,14 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
         if (!(flags & 1))
             mq->subscribed = 0;     /* a new session: nothing subscribed */
         if (mq->subscribed) {
-            record_write(mq);
+            mq_record_write(mq);
             mq->sub_ready = 1;
             mq->ctl_new = 1;        /* the status can say online again */
         } else {
             if (flags & 1)
                 log_info("the request session was kept by the broker, but this writer has no record "
                          "of its subscriptions being acknowledged: subscribing");
-            subscribe_requests(mq);
+            mq_subscribe_requests(mq);
         }
     }
     else {
@@ -291,42 +95,6 @@ static void on_connect(struct mosquitto *m, void *ud, int rc, int flags, const m
         mq->sync_sent_ms = util_now_ms();
         mosquitto_publish_v5(m, NULL, mq->fence_topic, (int)strlen(mq->token), mq->token, 1, false, NULL);
     }
-}
-
-/* A newer writer exists: take no request more. */
-static void fence(struct mq *mq, long long epoch, const char *where)
-{
-    if (mq->fenced_by)
-        return;
-    mq->fenced_by = epoch;
-    mq->fenced_where = where;
-    mq->sub.wanted = 0;
-    if (mq->sub.state != DOWN) {
-        mosquitto_disconnect_v5(mq->sub.m, 0, NULL);
-        mosquitto_loop_write(mq->sub.m, 1);
-        mq->sub.state = DOWN;
-    }
-}
-
-/* A message on one of the topics `ctl` watches for fencing. */
-static void on_watch(struct mq *mq, const struct mosquitto_message *in)
-{
-    long long e;
-
-    if (!strcmp(in->topic, mq->fence_topic)) {
-        if (!mq->synced && in->payloadlen == (int)strlen(mq->token) &&
-            !memcmp(in->payload, mq->token, (size_t)in->payloadlen)) {
-            mq->synced = 1;
-            mq->ctl_new = 1;
-        }
-        return;
-    }
-    e = mq->o.epoch_of ? mq->o.epoch_of(in->payload ? in->payload : "", (size_t)in->payloadlen) : 0;
-    if (e > mq->o.epoch)
-        fence(mq, e, in->topic == NULL ? "" : !strcmp(in->topic, mq->status_topic) ? mq->status_topic
-                                                                                    : mq->changes_topic);
-    else if (e < mq->o.epoch && in->payloadlen > 0 && mq->synced && !strcmp(in->topic, mq->status_topic))
-        mq->ctl_new = 1;     /* an older writer's status (its Last Will) over ours: say ours again */
 }
 
 static void on_unsubscribe(struct mosquitto *m, void *ud, int mid, const mosquitto_property *p)
@@ -432,7 +200,7 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
             on_version(mq, in->payload, in->payloadlen);
         else if (!strcmp(in->topic, mq->status_topic) || !strcmp(in->topic, mq->changes_topic) ||
                  !strcmp(in->topic, mq->fence_topic))
-            on_watch(mq, in);
+            mq_watch(mq, in);
         else
             mq->on_ctl(mq->ud, in->topic, in->payload, (size_t)in->payloadlen, rt, corr, corrlen);
         goto out;
@@ -470,7 +238,7 @@ static int setup(struct mq *mq, struct conn *c, const char *id, int persistent, 
      * acknowledgements leave (see mq_quiesce). */
     mosquitto_threaded_set(c->m, true);
     mosquitto_unsubscribe_v5_callback_set(c->m, on_unsubscribe);
-    mosquitto_subscribe_v5_callback_set(c->m, on_subscribe);
+    mosquitto_subscribe_v5_callback_set(c->m, mq_on_subscribe);
     mosquitto_int_option(c->m, MOSQ_OPT_TCP_NODELAY, 1);
     mosquitto_int_option(c->m, MOSQ_OPT_RECEIVE_MAXIMUM, mq->o.receive_max);
     mosquitto_max_inflight_messages_set(c->m, 0);
@@ -546,7 +314,7 @@ struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_ctl_fn o
         snprintf(mq->record, n, "mosqlite-writer request session\nclient-id %s\nbroker %s:%d\n"
                  "protocol %s\nsubscribed %s %s\n", o->client_id, o->host, o->port,
                  mq_request_protocol(mq), mq->write_filter, mq->jobs_filter);
-        mq->subscribed = record_matches(mq);
+        mq->subscribed = mq_record_matches(mq);
     }
     rc = setup(mq, &mq->sub, o->client_id, 1, err, errlen) ||
          setup(mq, &mq->ctl, ctl_id, 0, err, errlen);
@@ -562,282 +330,6 @@ struct mq *mq_new(const struct mq_opts *o, const char *will_payload, mq_ctl_fn o
         return NULL;
     }
     return mq;
-}
-
-static void try_connect(struct mq *mq, struct conn *c)
-{
-    long long now = util_now_ms();
-    mosquitto_property *props = NULL;
-    int rc;
-
-    if (!c->wanted || c->state != DOWN || now < c->retry_at)
-        return;
-    /* Requests only once the retained status has been read: it may name a newer writer. */
-    if (c == &mq->sub && (!mq->synced || mq->fenced_by || mq->ctl.state != UP))
-        return;
-    if (c == &mq->sub) {
-        record_remove(mq);
-        mq->sub_ready = 0;
-        mq->sub_mid = 0;
-    }
-    if (c->ever) {
-        rc = mosquitto_reconnect(c->m);
-    } else {
-        if (c == &mq->sub) {
-            mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION,
-                                 mq->proto == MQ_PROTO_5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
-            if (mq->proto == MQ_PROTO_5)   /* keep the session (and its queue) forever */
-                mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, UINT32_MAX);
-        }
-        rc = mosquitto_connect_bind_v5(c->m, mq->o.host, mq->o.port, mq->o.keepalive, NULL, props);
-        mosquitto_property_free_all(&props);
-    }
-    if (rc == MOSQ_ERR_SUCCESS) {
-        c->state = CONNECTING;
-        c->ever = 1;
-        return;
-    }
-    c->backoff = util_backoff(c->backoff);
-    c->retry_at = now + c->backoff;
-    if (c->backoff == UTIL_BACKOFF_FIRST_MS || c->backoff == UTIL_BACKOFF_MAX_MS)
-        log_warn("cannot reach the broker at %s:%d for the %s connection (%s); retrying",
-                 mq->o.host, mq->o.port, c->name, mosquitto_strerror(rc) ? mosquitto_strerror(rc) : "?");
-}
-
-static void lost(struct mq *mq, struct conn *c, int rc)
-{
-    if (c->state != DOWN && c->wanted)
-        log_warn("%s connection lost: %s", c->name, mosquitto_strerror(rc));
-    c->state = DOWN;
-    c->backoff = c->backoff ? c->backoff : UTIL_BACKOFF_FIRST_MS;
-    c->retry_at = util_now_ms() + c->backoff;
-}
-
-/* Hold back small TCP segments while on (libmosquitto writes every packet with its
- * own write()), and send them as few segments when turned off. Used around the
- * burst of events and receipts that follows a commit. */
-static void cork(struct conn *c, int on)
-{
-    int fd = mosquitto_socket(c->m);
-
-    if (fd >= 0)
-        setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
-}
-
-/* Is there something to read on c's socket right now? */
-static int readable(struct conn *c, int timeout_ms)
-{
-    struct pollfd p;
-
-    p.fd = mosquitto_socket(c->m);
-    if (p.fd < 0)
-        return 0;
-    p.events = POLLIN;
-    p.revents = 0;
-    return poll(&p, 1, timeout_ms) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
-}
-
-/* Read until the socket is drained: libmosquitto reads only a packet or a few per
- * call, and a QoS 2 request takes two (PUBLISH, then PUBREL) before it reaches us.
- * The acknowledgements the reads queued (PUBREC, PUBCOMP: libmosquitto writes each
- * packet with its own send()) leave after the round, corked into as few segments as
- * they fit in: on loopback each segment sent costs the sender the receiver's
- * processing too. The request connection stops once max_queue requests are held. */
-static int read_all(struct mq *mq, struct conn *c)
-{
-    int rc = 0, rounds = 0;
-
-    do {
-        rc = mosquitto_loop_read(c->m, 1);
-    } while (!rc && ++rounds < 100000 && (c != &mq->sub || mq->nq < mq->o.max_queue) &&
-             c->state != DOWN && readable(c, 0));
-    if (!rc && c->state != DOWN && mosquitto_want_write(c->m)) {
-        if (rounds > 1)
-            cork(c, 1);
-        rc = mosquitto_loop_write(c->m, 1);
-        if (rounds > 1)
-            cork(c, 0);
-    }
-    if (rc) {
-        lost(mq, c, rc);
-        return -1;
-    }
-    return 0;
-}
-
-static void service(struct mq *mq, struct conn *c, short revents)
-{
-    int rc;
-
-    if ((revents & (POLLIN | POLLHUP | POLLERR)) && read_all(mq, c))
-        return;
-    if (mosquitto_socket(c->m) >= 0 && mosquitto_want_write(c->m)) {
-        rc = mosquitto_loop_write(c->m, 1);
-        if (rc) {
-            lost(mq, c, rc);
-            return;
-        }
-    }
-    rc = mosquitto_loop_misc(c->m);
-    if ((rc && rc != MOSQ_ERR_NO_CONN) || (c->state != DOWN && mosquitto_socket(c->m) < 0))
-        lost(mq, c, rc);
-}
-
-void mq_poll(struct mq *mq, int timeout_ms)
-{
-    struct conn *cs[2] = {&mq->sub, &mq->ctl};
-    struct pollfd pfd[2];
-    int i, n = 0, idx[2] = {-1, -1};
-
-    if (!mq->fenced_by && mq->o.held && !mq->o.held(mq->o.held_ud))
-        fence(mq, MQ_LEASE_LOST, "etcd");
-    for (i = 0; i < 2; i++) {
-        int s;
-        if (cs[i] == &mq->sub && mq->frozen)
-            continue;
-        try_connect(mq, cs[i]);
-        s = mosquitto_socket(cs[i]->m);
-        if (cs[i]->state == DOWN || s < 0)
-            continue;
-        pfd[n].fd = s;
-        pfd[n].events = mosquitto_want_write(cs[i]->m) ? POLLOUT : 0;
-        if (cs[i] != &mq->sub || mq->nq < mq->o.max_queue)
-            pfd[n].events |= POLLIN;
-        pfd[n].revents = 0;
-        idx[i] = n++;
-    }
-    if (timeout_ms > 0 && (mq->sub.state == DOWN || mq->ctl.state == DOWN)) {
-        /* Wake up for the next reconnect attempt. */
-        long long wait = UTIL_BACKOFF_MAX_MS, now = util_now_ms();
-        for (i = 0; i < 2; i++)
-            if (cs[i]->wanted && cs[i]->state == DOWN && cs[i]->retry_at - now < wait)
-                wait = cs[i]->retry_at - now;
-        if (wait < timeout_ms)
-            timeout_ms = wait < 0 ? 0 : (int)wait;
-    }
-    if (poll(pfd, (nfds_t)n, timeout_ms) < 0 && errno != EINTR)
-        log_error("poll: %s", strerror(errno));
-    for (i = 0; i < 2; i++)
-        if (idx[i] >= 0)
-            service(mq, cs[i], pfd[idx[i]].revents);
-    if (mq->ctl.state == UP) {
-        mq->ctl_seen_ms = util_now_ms();
-        if (!mq->synced && mq->ctl_seen_ms - mq->sync_sent_ms > FENCE_SYNC_MS) {
-            log_warn("no answer on %s after %d s (may this writer read it?): taking requests without "
-                     "knowing whether the retained status names a newer writer", mq->fence_topic,
-                     FENCE_SYNC_MS / 1000);
-            mq->synced = 1;
-            mq->ctl_new = 1;
-        }
-    }
-}
-
-int mq_read_more(struct mq *mq, int wait_ms)
-{
-    size_t before = mq->nq;
-
-    if (!mq->frozen && mq->sub.state == UP && mq->nq < mq->o.max_queue && readable(&mq->sub, wait_ms))
-        read_all(mq, &mq->sub);
-    return (int)(mq->nq - before);
-}
-
-void mq_accept(struct mq *mq, int on)
-{
-    struct conn *c = &mq->sub;
-
-    if (on == c->wanted)
-        return;
-    c->wanted = on;
-    if (on) {
-        c->retry_at = 0;
-        c->backoff = 0;
-        log_info("taking requests again");
-        return;
-    }
-    log_info("not taking new requests: the broker keeps them queued");
-    if (c->state != DOWN) {
-        mosquitto_disconnect_v5(c->m, 0, NULL);
-        mosquitto_loop_write(c->m, 1);
-        c->state = DOWN;
-    }
-}
-
-void mq_quiesce(struct mq *mq, int timeout_ms)
-{
-    struct conn *c = &mq->sub;
-    long long end = util_now_ms() + timeout_ms;
-    int mid = 0;
-
-    c->wanted = 0;
-    mq->frozen = 1;
-    if (c->state != UP)
-        return;
-    /* Unsubscribing from a filter the session never had changes nothing, but its
-     * UNSUBACK marks a point: the broker answers packets in order, so every PUBREL
-     * for a PUBREC sent before it arrives before it. */
-    if (mosquitto_unsubscribe_v5(c->m, &mid, mq->marker_filter, NULL))
-        mid = 0;
-    mq->marker_mid = mid;
-    while (mosquitto_want_write(c->m) && util_now_ms() < end)
-        if (mosquitto_loop_write(c->m, 1))
-            break;
-    /* Read, but send nothing more: a request whose PUBLISH arrives now is never
-     * acknowledged, so the broker keeps it for the next start. */
-    while (mq->marker_mid && c->state == UP && util_now_ms() < end)
-        if (readable(c, 20) && mosquitto_loop_read(c->m, 1))
-            break;
-    if (mq->marker_mid)
-        log_warn("stopping: no answer from the broker to the final marker");
-    /* Drop the connection without sending the acknowledgements still queued. */
-    if (mosquitto_socket(c->m) >= 0)
-        shutdown(mosquitto_socket(c->m), SHUT_RDWR);
-    c->state = DOWN;
-}
-
-int mq_online(const struct mq *mq)
-{
-    if (!mq->synced || mq->fenced_by)
-        return 0;       /* a status published now could hide a newer writer's */
-    /* "online" once requests reach the writer: the request session is up and the broker
-     * has acknowledged its subscriptions (a writer stopped before that leaves a session
-     * that takes no request; see on_connect) */
-    return !mq->sub.wanted || (mq->sub.state == UP && mq->sub_ready);
-}
-
-int mq_ctl_connected(struct mq *mq)
-{
-    int r;
-
-    if (!mq_online(mq))
-        return 0;
-    r = mq->ctl_new;
-    mq->ctl_new = 0;
-    return r;
-}
-
-int mq_taken_over(const struct mq *mq)
-{
-    return mq->taken_over;
-}
-
-int mq_fence_ok(const struct mq *mq)
-{
-    long long stale_ms = (long long)mq->o.keepalive * 500;
-
-    return mq->ctl.state == UP && mq->synced && !mq_fenced_by(mq) && !mq->taken_over &&
-           util_now_ms() - mq->ctl_seen_ms < stale_ms;
-}
-
-long long mq_fenced_by(const struct mq *mq)
-{
-    if (!mq->fenced_by && mq->o.held && !mq->o.held(mq->o.held_ud))
-        return MQ_LEASE_LOST;
-    return mq->fenced_by;
-}
-
-const char *mq_fenced_where(const struct mq *mq)
-{
-    return mq->fenced_where ? mq->fenced_where : mq_fenced_by(mq) == MQ_LEASE_LOST ? "etcd" : "";
 }
 
 struct msg *mq_head(struct mq *mq)
@@ -889,27 +381,6 @@ void mq_capture(struct mq *mq, mq_capture_fn fn, void *ud)
 {
     mq->capture = fn;
     mq->capture_ud = ud;
-}
-
-void mq_batch(struct mq *mq, int on)
-{
-    struct conn *c = &mq->ctl;
-
-    if (on || c->state != UP)
-        return;
-    /* Send the burst now, as few segments as it fits in. */
-    cork(c, 1);
-    if (mosquitto_want_write(c->m) && mosquitto_loop_write(c->m, 1))
-        lost(mq, c, MOSQ_ERR_CONN_LOST);
-    cork(c, 0);
-}
-
-void mq_flush(struct mq *mq, int timeout_ms)
-{
-    long long end = util_now_ms() + timeout_ms;
-
-    while (mq->ctl.state == UP && mosquitto_want_write(mq->ctl.m) && util_now_ms() < end)
-        mq_poll(mq, 20);
 }
 
 void mq_free(struct mq *mq)

@@ -1,0 +1,84 @@
+/* work_session.c: the agent's session (see work_agent.c): the jobs connection opened
+ * with its Last Will `gone` naming this run's session, a new session when the writer
+ * saw the old one end, and the topic every message of the agent goes on. */
+#include "work.h"
+#include "work_agent.h"
+#include "log.h"
+
+#include <cJSON.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int agent_open_session(struct agent *a, int *usage, char *err, size_t errlen)
+{
+    cJSON *w = agent_msg_new(a, "gone");
+    char *will = cJSON_PrintUnformatted(w);
+
+    cJSON_Delete(w);
+    if (!will) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    a->c = wconn_open(a->wc, a->wtopic, will, usage, err, errlen);
+    cJSON_free(will);
+    if (!a->c || wconn_subscribe(a->c, a->reply, err, errlen) ||
+        wconn_subscribe(a->c, a->status_topic, err, errlen))
+        return -1;
+    a->reconnects = 0;
+    agent_send_hello(a);
+    return 0;
+}
+
+int agent_renew_session(struct agent *a)
+{
+    char err[512];
+    int usage, i;
+
+    wconn_close(a->c);
+    a->c = NULL;
+    if (mosqlite_new_id(a->wc->session)) {
+        log_error("no randomness for a new session id");
+        a->stopping = 1;
+        return -1;
+    }
+    while (agent_open_session(a, &usage, err, sizeof err)) {
+        log_error("%s: trying again", err);
+        wconn_close(a->c);
+        a->c = NULL;
+        sleep(1);
+    }
+    a->nclaims = 0;
+    for (i = 0; i < a->njobs; i++)      /* outcomes: the same ids, on the new connection */
+        if (a->jobs[i]->out_msg)
+            a->jobs[i]->out_retry_at = 0;
+    return 0;
+}
+
+/* The topic every message goes on: PREFIX/jobs/FAMILY (see the top). */
+int agent_family_topic(struct agent *a, char *err, size_t errlen)
+{
+    const char *q0 = a->wc->queues[0];
+    size_t len = strlen(q0), n;
+    int i, ok;
+
+    for (;;) {
+        for (ok = 1, i = 1; i < a->wc->nqueues && ok; i++) {
+            const char *q = a->wc->queues[i];
+            ok = !strncmp(q, q0, len) && (q[len] == '\0' || q[len] == '.');
+        }
+        if (ok)
+            break;
+        for (n = len; n > 0 && q0[n - 1] != '.'; n--)
+            ;
+        if (n == 0) {
+            snprintf(err, errlen, "queues %s and %s are of no common family: one claim names "
+                     "queues of one family (Q and Q.*, e.g. build.arm64,build.any)", q0,
+                     a->wc->queues[i - 1]);
+            return -1;
+        }
+        len = n - 1;
+    }
+    snprintf(a->topic, sizeof a->topic, "%s/jobs/%.*s", a->wc->prefix, (int)len, q0);
+    return 0;
+}
