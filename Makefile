@@ -3,7 +3,8 @@
 #   make            build bin/mosqlite-writer, bin/mosqlite-pub, bin/mosqlite-work, bin/mosqlite-replica,
 #                   bin/mosqlite (the operator's command), build/libmosqlite.{a,so}
 #   make check      unit tests of the writer's pure parts and common/, and conf/mosqlite.conf against
-#                   mosqlite-writer --help (no broker, < 1 s)
+#                   mosqlite-writer --help (no broker, < 1 s); tests/structure.sh (no source file
+#                   over 700 lines, no function over 80)
 #   make test       install missing Debian/npm packages, build, make check, run tests/run.sh
 #   make run        install missing packages, start Mosquitto + writer + page (Ctrl-C stops)
 #   make asan       the unit tests and the same test suite against an ASan+UBSan build
@@ -134,6 +135,7 @@ $(BUILD)/unit-tests: $(UNIT_OBJ) $(WRITER_LIB_OBJ) $(REPLICA_LIB_OBJ) $(COMMON_O
 
 check: $(BUILD)/unit-tests $(BIN)/mosqlite-writer
 	@BIN=$(BIN) $(BUILD)/unit-tests
+	@sh tests/structure.sh
 
 # Installs missing Debian packages (apt-get, as root or via sudo) and npm packages.
 deps:
