@@ -93,6 +93,8 @@ function alive(pid) { try { process.kill(pid, 0); } catch (e) { return false; }
     await until("both runs' lines stored", () => Number(sql("SELECT count(*) FROM build_logs WHERE build_id = 910")) === 5);
     const p = await open("web", OPS_WEBPASS, 910);
     await p.waitForSelector("#log[data-live=true][data-lines='2']", { timeout: 10000 });
+    /* The count is set before the lines are drawn (at the next frame): wait for them. */
+    await until("the latest attempt's lines drawn", async () => /second run 2/.test(await logText(p)), 5000).catch(() => {});
     let text = await logText(p);
     assert(/second run 1/.test(text) && /second run 2/.test(text) && !/first run/.test(text), "shown: " + text);
     await p.waitForSelector("#log-attempt:not([hidden])", { timeout: 5000 });
@@ -103,6 +105,7 @@ function alive(pid) { try { process.kill(pid, 0); } catch (e) { return false; }
     const first = await p.$eval("#log-attempt option:nth-child(2)", (o) => o.value);
     await p.selectOption("#log-attempt", first);
     await p.waitForSelector("#log[data-live=true][data-lines='3']", { timeout: 10000 });
+    await until("attempt 1's lines drawn", async () => /first run 3/.test(await logText(p)), 5000).catch(() => {});
     text = await logText(p);
     assert(/first run 1/.test(text) && /first run 3/.test(text) && !/second run/.test(text), "attempt 1 shown: " + text);
     await p.context().close();
