@@ -213,6 +213,9 @@ check_eq "it ran each job once, with its payload" "$(sort "$T/shell.out")" \
 "ran $js0 attempt 1: {\"code\":0}
 ran $js4 attempt 1: {\"code\":4}"
 check_eq "the attempts name the shell worker" "$(sql "SELECT group_concat(DISTINCT worker) FROM mosqlite_job_attempts WHERE job IN ($js0, $js4)")" "sh-1"
+# The worker's own clients (its mosquitto_sub) first: killing the shell alone would leave
+# them reconnecting to a broker that is gone.
+pkill -P "$SHW" 2>/dev/null
 kill "$SHW" 2>/dev/null
 
 exit "$NFAIL"
