@@ -119,12 +119,14 @@ static int check_where_columns(const struct pipe_conf *pc, const cJSON *w, char 
                                size_t errlen)
 {
     const char *ac = build_attempt_column(pc);
+    const int n = (int)(sizeof build_columns / sizeof build_columns[0]) - 1;
     const cJSON *k;
     int i;
 
+    /* The wrapper's n columns, then the attempt column when there is one. */
     for (k = w->child; k; k = k->next)
-        for (i = 0; build_columns[i] || (ac && i == 6); i++)
-            if (!strcmp(k->string, build_columns[i] ? build_columns[i] : ac)) {
+        for (i = 0; i < n || (ac && i == n); i++)
+            if (!strcmp(k->string, i < n ? build_columns[i] : ac)) {
                 snprintf(err, errlen, "--build-where cannot name %s: the wrapper sets that "
                          "column itself; name the row by its key", k->string);
                 return -1;
