@@ -81,7 +81,7 @@ int admin_read(const cJSON *root, struct admin_req *r, char *err, size_t errlen)
         if (name || queue)
             return util_fail(err, errlen, "%s takes only \"job\"", admin_names[r->cmd]);
         if (!cJSON_IsNumber(job) || (job->type & JSON_REAL) || job->valuedouble < 1 ||
-            job->valuedouble > 9007199254740991.0 || job->valuedouble != (double)(long long)job->valuedouble)
+            job->valuedouble > (double)(UTIL_EXACT_INT - 1) || job->valuedouble != (double)(long long)job->valuedouble)
             return util_fail(err, errlen, "%s needs \"job\": a job id (an integer from 1)", admin_names[r->cmd]);
         r->job = (long long)job->valuedouble;
         return 0;

@@ -162,7 +162,7 @@ static int read_option(const char *opt, int *seen_catch, struct jobcron_spec *s,
         return util_fail(err, errlen, "option %s is given twice", key);
     if (!strcmp(key, "on_duplicate") && !strcmp(eq + 1, "reject"))
         return util_fail(err, errlen, "on_duplicate: ignore or replace (a tick is never refused)");
-    if (int_keys[k] && !cfg_parse_int(eq + 1, -9007199254740991LL, 9007199254740991LL, &n))
+    if (int_keys[k] && !cfg_parse_int(eq + 1, -(UTIL_EXACT_INT - 1), (UTIL_EXACT_INT - 1), &n))
         v = cJSON_CreateNumber((double)n);
     else
         v = cJSON_CreateString(eq + 1);

@@ -104,8 +104,8 @@ static int end_read(struct jobq *q, const cJSON *root, const char *op, const cha
     if (!o->id)
         return util_fail(err, errlen, "a %s needs an \"id\": a repeat of it is then answered duplicate", op)
                ? DB_REJECT : DB_REJECT;
-    if (jobq_get_int(root, "job", 1, 1, 9007199254740991LL, &e->job, err, errlen) ||
-        jobq_get_int(root, "attempt", 1, 1, 9007199254740991LL, &e->attempt, err, errlen) ||
+    if (jobq_get_int(root, "job", 1, 1, (UTIL_EXACT_INT - 1), &e->job, err, errlen) ||
+        jobq_get_int(root, "attempt", 1, 1, (UTIL_EXACT_INT - 1), &e->attempt, err, errlen) ||
         jobq_get_int(root, "exit_code", 0, -2147483648LL, 2147483647LL, &e->exit_code, err, errlen) ||
         jobq_get_int(root, "retry_in_ms", 0, 0, 86400000LL * 365, &e->retry_in, err, errlen) ||
         jobq_get_int(root, "delay_ms", 0, 0, REQ_DELAY_MAX, &e->delay, err, errlen) ||

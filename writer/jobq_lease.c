@@ -94,8 +94,8 @@ static int worker_beat(struct jobq *q, const cJSON *root, struct outcome *o, cha
         long long job = 0, attempt = 0;
         char sub[256];
         if (!cJSON_IsObject(e) || jobq_fields_only(e, f_lease, "a beat's lease", sub, sizeof sub) ||
-            jobq_get_int(e, "job", 1, 1, 9007199254740991LL, &job, sub, sizeof sub) ||
-            jobq_get_int(e, "attempt", 1, 1, 9007199254740991LL, &attempt, sub, sizeof sub))
+            jobq_get_int(e, "job", 1, 1, (UTIL_EXACT_INT - 1), &job, sub, sizeof sub) ||
+            jobq_get_int(e, "attempt", 1, 1, (UTIL_EXACT_INT - 1), &attempt, sub, sizeof sub))
             return util_fail(err, errlen, "jobs[%d]: %s", n, cJSON_IsObject(e) ? sub :
                              "a lease is {\"job\": N, \"attempt\": A}") ? DB_REJECT : DB_REJECT;
         n++;

@@ -149,8 +149,8 @@ static int apply_progress(struct jobq *q, const cJSON *root, const char *family,
     int rc;
 
     if (jobq_fields_only(root, names, "a progress", err, errlen) ||
-        jobq_get_int(root, "job", 1, 1, 9007199254740991LL, &job, err, errlen) ||
-        jobq_get_int(root, "attempt", 1, 1, 9007199254740991LL, &attempt, err, errlen))
+        jobq_get_int(root, "job", 1, 1, (UTIL_EXACT_INT - 1), &job, err, errlen) ||
+        jobq_get_int(root, "attempt", 1, 1, (UTIL_EXACT_INT - 1), &attempt, err, errlen))
         return DB_REJECT;
     if (!(v = cJSON_GetObjectItemCaseSensitive(root, "progress")))
         return util_fail(err, errlen, "\"progress\" is required") ? DB_REJECT : DB_REJECT;

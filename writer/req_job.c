@@ -143,5 +143,5 @@ int req_cancel_job_read(const cJSON *o, int envelope, long long *job, char *err,
     *job = 0;
     if (!cJSON_GetObjectItemCaseSensitive(o, "job"))
         return util_fail(err, errlen, "cancel_job needs \"job\": the job's id");
-    return enq_int(o, "job", 1, 9007199254740991LL, job, err, errlen);
+    return enq_int(o, "job", 1, (UTIL_EXACT_INT - 1), job, err, errlen);
 }

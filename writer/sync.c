@@ -105,7 +105,7 @@ static int read_count(const cJSON *root, const char *key, long long *v, char *er
     if (!j)
         return util_fail(err, errlen, "an ack needs \"%s\"", key);
     if (!cJSON_IsNumber(j) || (j->type & JSON_REAL) || j->valuedouble < 0 ||
-        j->valuedouble > 9007199254740991.0 || j->valuedouble != (double)(long long)j->valuedouble)
+        j->valuedouble > (double)(UTIL_EXACT_INT - 1) || j->valuedouble != (double)(long long)j->valuedouble)
         return util_fail(err, errlen, "an ack's \"%s\" must be an integer from 0 to 2^53 - 1", key);
     *v = (long long)j->valuedouble;
     return 0;
