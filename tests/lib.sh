@@ -100,7 +100,7 @@ broker_kill() { kill -9 "$BROKER_PID" 2>/dev/null; wait "$BROKER_PID" 2>/dev/nul
 
 # The writer's retained status, or nothing within 2 s.
 status() {
-    timeout 3 mosquitto_sub -p "$MQTT_PORT" -t "$PREFIX_TOPIC/status" -C 1 -W 2 2>/dev/null
+    timeout -k 2 3 mosquitto_sub -p "$MQTT_PORT" -t "$PREFIX_TOPIC/status" -C 1 -W 2 2>/dev/null
 }
 status_is() { status | grep -q "\"state\":[ ]*\"$1\""; }
 

@@ -20,7 +20,7 @@ replica_subscribed() { [ "$(replica_subs "$1")" -gt "$2" ]; }
 
 # The retained status of replica NAME, or nothing within 2 s.
 replica_status() {
-    timeout 3 mosquitto_sub -p "$MQTT_PORT" -t "$PREFIX_TOPIC/replica/$1/status" -C 1 -W 2 2>/dev/null
+    timeout -k 2 3 mosquitto_sub -p "$MQTT_PORT" -t "$PREFIX_TOPIC/replica/$1/status" -C 1 -W 2 2>/dev/null
 }
 replica_field() { replica_status "$1" | sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p"; }
 

@@ -56,7 +56,7 @@ edge_start() {
 edge_stop() { kill -TERM "$EDGE_PID" 2>/dev/null; wait "$EDGE_PID" 2>/dev/null; }
 # The writer's retained status, as the edge has it (carried in by the bridge).
 edge_status() {
-    timeout 3 mosquitto_sub -p "$EDGE_PORT" -u web -P "$WEBPASS" -t "$PREFIX_TOPIC/status" -C 1 -W 2 2>/dev/null
+    timeout -k 2 3 mosquitto_sub -p "$EDGE_PORT" -u web -P "$WEBPASS" -t "$PREFIX_TOPIC/status" -C 1 -W 2 2>/dev/null
 }
 edge_status_online() { edge_status | grep -q '"state":[ ]*"online"'; }
 # Connections of the bridge to the central broker, from the central broker's log.

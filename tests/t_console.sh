@@ -237,7 +237,7 @@ pub jobs/build '{"op":"progress","job":1,"attempt":1,"progress":{"pct":40,"step"
 pub jobs/build '{"op":"fail","id":"jf2","job":2,"attempt":1,"exit_code":2,"error":"make: *** Error 2"}'
 wait_until 10 jstate_is 2 failed
 wait_until 10 bash -c "[ -n \"\$(sqlite3 '$DB' 'SELECT progress FROM mosqlite_jobs WHERE id = 1')\" ]"
-wait_until 10 bash -c "timeout 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/status -C 1 | grep -q '\"running\":1,\"retry\":0,\"done\":0,\"failed\":1'"
+wait_until 10 bash -c "timeout -k 2 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/status -C 1 | grep -q '\"running\":1,\"retry\":0,\"done\":0,\"failed\":1'"
 run jobs
 expect "jobs: the queue's counts by state, claims and leases, the running job" 0 \
     "^queue +paused +max_running +scheduled +ready +blocked +running +retry +done +failed +dead +cancelled$" \
@@ -319,7 +319,7 @@ sed -e "s/^listener 1883 127.0.0.1\$/listener $MQTT_PORT 127.0.0.1/" \
 rm -f "$T/broker/mosquitto.db"
 broker_start
 status() {
-    timeout 3 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t "$PREFIX_TOPIC/status" -C 1 -W 2 2>/dev/null
+    timeout -k 2 3 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t "$PREFIX_TOPIC/status" -C 1 -W 2 2>/dev/null
 }
 DB=$T/secure.db
 writer_start -u writer -P "$WPASS" -c "$T/writer.conf"

@@ -23,7 +23,7 @@ wait_until 60 distinct_are 1 "$N"
 check_eq "max_inflight_messages 1: all $N rows" "$(sql 'SELECT count(DISTINCT line) FROM build_logs WHERE build_id = 1')" "$N"
 
 # For the record: a v3.1.1 client has no Receive Maximum and sends 20 at a time.
-timeout 3 mosquitto_pub -p "$MQTT_PORT" -q 2 -l -t "$PREFIX_TOPIC/write" < <(gen 3 | head -200); mrc=$?
+timeout -k 2 3 mosquitto_pub -p "$MQTT_PORT" -q 2 -l -t "$PREFIX_TOPIC/write" < <(gen 3 | head -200); mrc=$?
 sleep 1
 note "mosquitto_pub -l -q 2 (MQTT 3.1.1) on this broker: exit $mrc, $(sql 'SELECT count(*) FROM build_logs WHERE build_id = 3') of 200 rows"
 

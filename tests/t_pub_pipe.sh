@@ -230,7 +230,7 @@ note "rows of build 15 applied before --deliver: $(sql 'SELECT count(*) FROM bui
 check_eq "in flight, then --deliver: exit 0" "$rc" 0
 same "in flight, then --deliver: every line once, in order" \
     "$(sql "SELECT group_concat(line, ',') FROM (SELECT line FROM build_logs WHERE build_id = 15 ORDER BY id)")" "$(seq 1 250 | paste -sd ,)"
-wait_until 10 sh -c "[ \"\$(timeout 3 mosquitto_sub -p $MQTT_PORT -t mosqlite/status -C 1 -W 2 | sed -n 's/.*\"duplicates\":\([0-9]*\).*/\1/p')\" -gt ${dup0:-0} ]"
+wait_until 10 sh -c "[ \"\$(timeout -k 2 3 mosquitto_sub -p $MQTT_PORT -t mosqlite/status -C 1 -W 2 | sed -n 's/.*\"duplicates\":\([0-9]*\).*/\1/p')\" -gt ${dup0:-0} ]"
 check "the writer answered the resent transaction as a duplicate" [ $? = 0 ]
 
 # ---- 10. the wrapper stores lines in the order it read them, across both streams ----

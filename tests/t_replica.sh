@@ -40,10 +40,10 @@ broker_start
 writer_start
 replica_start r1
 check "r1 bootstraps from the writer's snapshot and follows" \
-    wait_until 15 sh -c "timeout 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/replica/r1/status -C 1 -W 2 | grep -q '\"state\":\"following\"'"
+    wait_until 15 sh -c "timeout -k 2 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/replica/r1/status -C 1 -W 2 | grep -q '\"state\":\"following\"'"
 
 # --- one change as it travels: a header line, then the changeset ---------------------------
-timeout 15 mosquitto_sub -p "$MQTT_PORT" -t "$PREFIX_TOPIC/changes" -C 1 -W 10 >"$T/one-change" 2>&1 &
+timeout -k 2 15 mosquitto_sub -p "$MQTT_PORT" -t "$PREFIX_TOPIC/changes" -C 1 -W 10 >"$T/one-change" 2>&1 &
 CSUB=$!
 sleep 0.5
 pub write/builds '{"values": {"id": 424242, "name": "one change"}}'
@@ -133,4 +133,4 @@ check "r2 --bootstrap: caught up" wait_until 30 caught_up r2
 check "r2 after --bootstrap: .dump equals the writer's" same_dump r2 || dump_diff r2
 replica_stop r1
 replica_stop r2
-check "r1 offline status at SIGTERM" sh -c "timeout 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/replica/r1/status -C 1 -W 2 | grep -q offline"
+check "r1 offline status at SIGTERM" sh -c "timeout -k 2 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/replica/r1/status -C 1 -W 2 | grep -q offline"

@@ -26,7 +26,7 @@ replica_start r2
 wait_until 15 caught_up r1 && wait_until 15 caught_up r2 || fail "r1 and r2 follow the writer"
 
 # A real change of epoch 1, for part 2.
-timeout 15 mosquitto_sub -p "$MQTT_PORT" -t "$PREFIX_TOPIC/changes" -C 1 -W 10 >"$T/one-change" 2>&1 &
+timeout -k 2 15 mosquitto_sub -p "$MQTT_PORT" -t "$PREFIX_TOPIC/changes" -C 1 -W 10 >"$T/one-change" 2>&1 &
 CSUB=$!
 sleep 0.3
 pub write/builds '{"values": {"id": 424242, "name": "one change"}}'
@@ -44,7 +44,7 @@ replica_stop r1
     --keepalive 5 >"$T/promoted.log" 2>&1 &
 W2=$!; PIDS="$PIDS $W2"
 check "r1 promoted: a writer of epoch 2 online" \
-    wait_until 60 sh -c "timeout 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/status -C 1 -W 2 | grep -q '\"state\":\"online\".*\"epoch\":2'"
+    wait_until 60 sh -c "timeout -k 2 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/status -C 1 -W 2 | grep -q '\"state\":\"online\".*\"epoch\":2'"
 promoted_seq=$(sed -n 's/.*promoted at sequence \([0-9]*\),.*/\1/p' "$T/promoted.log")
 wait_until 30 sh -c "[ \$(sqlite3 -cmd '.timeout 5000' $T/r1.db 'SELECT seq FROM mosqlite_seq') -gt $promoted_seq ]" ||
     fail "the promoted writer commits"

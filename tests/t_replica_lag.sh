@@ -33,11 +33,11 @@ wseq=$(writer_seq)
 r1seq=$(seq_of "$T/r1.db")
 note "writer at sequence $wseq, r1 at $r1seq"
 check "the writer's status carries its sequence" \
-    wait_until 10 sh -c "timeout 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/status -C 1 -W 2 | grep -q '\"seq\":$wseq,'"
+    wait_until 10 sh -c "timeout -k 2 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/status -C 1 -W 2 | grep -q '\"seq\":$wseq,'"
 lag_is() { [ "$(replica_field r1 lag_commits)" = "$1" ]; }
 check "r1's lag is the writer's sequence minus its own ($((wseq - r1seq)) commits)" \
     wait_until 10 lag_is $((wseq - r1seq))
 st=$(replica_status r1)
 check "... and its writer_seq is the writer's ($st)" grep -q "\"writer_seq\":$wseq," <<<"$st"
 check "r2, which gets the changes, has caught up" wait_until 10 caught_up r2
-check "... and says lag 0" wait_until 10 sh -c "timeout 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/replica/r2/status -C 1 -W 2 | grep -q '\"lag_commits\":0,'"
+check "... and says lag 0" wait_until 10 sh -c "timeout -k 2 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/replica/r2/status -C 1 -W 2 | grep -q '\"lag_commits\":0,'"

@@ -45,7 +45,7 @@ check "20 receipts come with r1 acknowledging" wait_until 20 sh -c "[ \$(grep -c
 check_eq "every row with a receipt was in r1's file when the receipt came" "$(grep -c ' yes$' "$T/w1")" 20
 names_r1() { status | grep -q '"sync":"sync".*"replicas_in_sync":\["r1"\]'; }
 check "the writer's status names r1 in sync" wait_until 10 names_r1
-check "r1's status says it is synchronous" wait_until 10 sh -c "timeout 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/replica/r1/status -C 1 -W 2 | grep -q '\"sync\":true'"
+check "r1's status says it is synchronous" wait_until 10 sh -c "timeout -k 2 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/replica/r1/status -C 1 -W 2 | grep -q '\"sync\":true'"
 
 # r1 frozen: commits go on, receipts wait.
 kill -STOP "$(replica_pid r1)"

@@ -22,7 +22,7 @@ OWPASS=ops-web-pw-$$
 
 # The clients of lib.sh are anonymous: this one logs in as the web user, who may read status.
 status() {
-    timeout 3 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t "$PREFIX_TOPIC/status" -C 1 -W 2 2>/dev/null
+    timeout -k 2 3 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t "$PREFIX_TOPIC/status" -C 1 -W 2 2>/dev/null
 }
 
 # --- certificates, password files, the broker config ------------------------------------
@@ -99,7 +99,7 @@ else
 fi
 # A producer request after them, through the same broker: once it is applied, the web
 # writes (published before it) would have been applied too if the broker had let them.
-mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
+timeout -k 2 10 mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
     -m '{"values":{"build_id":2,"line":"producer"}}'
 check "producer write on the MQTT listener applied" wait_until 10 rows_for 2 1
 check_eq "web-role writes: nothing applied" "$(sql "SELECT count(*) FROM build_logs WHERE line LIKE 'web%' OR line LIKE 'anon%' OR line LIKE '%on ws' OR line LIKE 'wrong%'")" 0
@@ -156,7 +156,7 @@ check "libmosqlite: the refusal reported to the caller" [ $? = 0 ]
 check "web reads the status" status_is online
 sub_as() {  # USER PASS TOPIC [ARGS]: first message within 2 s
     u=$1 p=$2 t=$3; shift 3
-    timeout 4 mosquitto_sub -p "$MQTT_PORT" -u "$u" -P "$p" -t "$t" -C 1 -W 2 "$@" 2>/dev/null
+    timeout -k 2 4 mosquitto_sub -p "$MQTT_PORT" -u "$u" -P "$p" -t "$t" -C 1 -W 2 "$@" 2>/dev/null
 }
 check_eq "producer cannot read the status" "$(sub_as builder "$PPASS" mosqlite/status)" ""
 check_eq "producer cannot read another client's receipts" \
@@ -169,7 +169,7 @@ EV2=$!
 ( sub_as web "$WEBPASS" 'mosqlite/write/#' -W 4 >"$T/wr.web" ) &
 EV3=$!
 sleep 0.5
-mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
+timeout -k 2 10 mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
     -m '{"values":{"build_id":6,"line":"event"}}'
 wait "$EV" "$EV2" "$EV3"
 check_eq "producer cannot read events" "$(cat "$T/ev.builder")" ""
@@ -235,7 +235,7 @@ mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 1 -t mosqlite/admin \
     -m '{"cmd":"pause","reply_to":"mosqlite/receipts/x"}' 2>/dev/null
 mosquitto_pub -p "$MQTT_PORT" -u web -P "$WEBPASS" -q 1 -t mosqlite/admin \
     -m '{"cmd":"pause","reply_to":"mosqlite/reply/x/1"}' 2>/dev/null
-( timeout 8 mosquitto_sub -p "$MQTT_PORT" -u ops -P "$OPASS" -i ops-test -t 'mosqlite/reply/ops-test/#' \
+( timeout -k 2 8 mosquitto_sub -p "$MQTT_PORT" -u ops -P "$OPASS" -i ops-test -t 'mosqlite/reply/ops-test/#' \
       -C 1 -W 6 >"$T/ops.answer" 2>&1 ) &
 OPS=$!
 sleep 0.5
@@ -254,11 +254,11 @@ check "the admin role reads a replica's status" \
     grep -q '"lag_commits":0' <<<"$(sub_as ops "$OPASS" 'mosqlite/replica/+/status')"
 check_eq "the producer cannot read a replica's status" "$(sub_as builder "$PPASS" 'mosqlite/replica/+/status' -W 1)" ""
 mosquitto_pub -p "$MQTT_PORT" -u replica1 -P "$RPASS" -q 1 -r -t mosqlite/replica/site1/status -n
-mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
+timeout -k 2 10 mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
     -m '{"id":"sched-ops-1","delay_ms":600000,"values":{"build_id":10,"line":"nightly"}}'
 sched_n() { [ "$(sql "SELECT count(*) FROM mosqlite_scheduled WHERE id = 'sched-ops-1'")" = "$1" ]; }
 check "a producer's scheduled write waits" wait_until 10 sched_n 1
-( timeout 8 mosquitto_sub -p "$MQTT_PORT" -u ops -P "$OPASS" -i ops-cancel -t 'mosqlite/receipts/ops-cancel' \
+( timeout -k 2 8 mosquitto_sub -p "$MQTT_PORT" -u ops -P "$OPASS" -i ops-cancel -t 'mosqlite/receipts/ops-cancel' \
       -C 1 -W 6 >"$T/ops.cancel" 2>&1 ) &
 OPS=$!
 sleep 0.5
@@ -273,10 +273,10 @@ check_eq "the producer cannot read the hook failures" "$(sub_as builder "$PPASS"
 # --- reply_to cannot aim the writer at another role's topics ------------------------------
 # The writer may publish status and events, so the ACL lets its receipts through to any
 # topic a producer names in reply_to: a receipt must not land on the status topic.
-( timeout 4 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t mosqlite/status -W 3 >"$T/st.web" 2>/dev/null ) &
+( timeout -k 2 4 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t mosqlite/status -W 3 >"$T/st.web" 2>/dev/null ) &
 ST=$!
 sleep 0.5
-mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
+timeout -k 2 10 mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
     -m '{"id":"spoof-1","reply_to":"mosqlite/status","values":{"build_id":7,"line":"spoof"}}'
 wait "$ST"
 check "a producer's reply_to cannot put a receipt on mosqlite/status" bash -c "! grep -q spoof-1 '$T/st.web'"
@@ -287,11 +287,11 @@ note "status topic saw: $(grep spoof-1 "$T/st.web")"
 # max_queued_messages 0 it also dropped the writer's control connection: the Last Will
 # (offline) reached subscribers and the events of the next commits were lost. A $ topic
 # is refused by the writer itself, with its reason.
-( timeout 6 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t mosqlite/status -W 5 >"$T/flap.st" 2>/dev/null ) &
+( timeout -k 2 6 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t mosqlite/status -W 5 >"$T/flap.st" 2>/dev/null ) &
 ST=$!
-( timeout 6 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t mosqlite/events/build_logs -W 5 >"$T/flap.ev" 2>/dev/null ) &
+( timeout -k 2 6 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t mosqlite/events/build_logs -W 5 >"$T/flap.ev" 2>/dev/null ) &
 EV=$!
-( timeout 6 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t mosqlite/rejected -W 5 >"$T/flap.rej" 2>/dev/null ) &
+( timeout -k 2 6 mosquitto_sub -p "$MQTT_PORT" -u web -P "$WEBPASS" -t mosqlite/rejected -W 5 >"$T/flap.rej" 2>/dev/null ) &
 RJ=$!
 sleep 0.5
 for i in 1 2 3; do
@@ -341,7 +341,7 @@ wait_until 10 away_received stopped
 check_eq "... and their receipts reach the producer" "$(away_receipts stopped)" "$AWAY"
 
 admin_as_ops() {  # CMD: run it as the admin role and print its answer
-    ( timeout 8 mosquitto_sub -p "$MQTT_PORT" -u ops -P "$OPASS" -i ops-away -t 'mosqlite/reply/ops-away/#' \
+    ( timeout -k 2 8 mosquitto_sub -p "$MQTT_PORT" -u ops -P "$OPASS" -i ops-away -t 'mosqlite/reply/ops-away/#' \
           -C 1 -W 6 >"$T/ops.away" 2>&1 ) &
     _w=$!
     sleep 0.5
@@ -401,17 +401,17 @@ check "a bridge with a wrong password is refused" wait_until 15 wrong_refused
 # While the edge is away, the central broker keeps the receipts for the edge's bridge in
 # its persistent session, and hands them over when the bridge is back: a producer of the
 # edge (a persistent session there too) gets the receipt of its request applied meanwhile.
-timeout 5 mosquitto_sub -p "$EDGE_PORT" -u builder -P "$PPASS" -i edge-away -c -q 1 \
+timeout -k 2 5 mosquitto_sub -p "$EDGE_PORT" -u builder -P "$PPASS" -i edge-away -c -q 1 \
     -t 'mosqlite/receipts/edge-away/#' -W 1 >/dev/null 2>&1
 kill "$EDGE_PID" 2>/dev/null; wait "$EDGE_PID" 2>/dev/null
-mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
+timeout -k 2 10 mosquitto_pub -p "$MQTT_PORT" -u builder -P "$PPASS" -q 2 -t mosqlite/write/build_logs \
     -m '{"id":"edge-away-1","reply_to":"mosqlite/receipts/edge-away/1","values":{"build_id":23,"line":"edge away"}}'
 check "a request applied while the edge is away" wait_until 10 rows_for 23 1
 mosquitto -c "$E/mosquitto.conf" >>"$E/stdout.log" 2>&1 &
 EDGE_PID=$!
 PIDS="$PIDS $EDGE_PID"
 wait_until 10 port_open "$EDGE_PORT" || fail "edge broker up again"
-out=$(timeout 25 mosquitto_sub -p "$EDGE_PORT" -u builder -P "$PPASS" -i edge-away -c -q 1 \
+out=$(timeout -k 2 25 mosquitto_sub -p "$EDGE_PORT" -u builder -P "$PPASS" -i edge-away -c -q 1 \
       -t 'mosqlite/receipts/edge-away/#' -C 1 -W 20 2>&1)
 check "its receipt, kept by the central broker for the edge, reaches the producer on the edge ($out)" \
     grep -q '"id":"edge-away-1","status":"applied"' <<<"$out"

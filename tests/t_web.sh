@@ -137,7 +137,7 @@ ops_broker_start() {
 ops_broker_stop() { kill -STOP "$OPS_BROKER"; }       # frozen: its sockets stay open, nothing is read
 ops_broker_kill() { kill -9 "$OPS_BROKER"; kill -CONT "$OPS_BROKER" 2>/dev/null; wait "$OPS_BROKER" 2>/dev/null; return 0; }
 ops_status() {
-    timeout 3 mosquitto_sub -p "$OPS_MQTT" -u ops -P "$OPS_APASS" -t "$PREFIX_TOPIC/status" -C 1 -W 2 2>/dev/null
+    timeout -k 2 3 mosquitto_sub -p "$OPS_MQTT" -u ops -P "$OPS_APASS" -t "$PREFIX_TOPIC/status" -C 1 -W 2 2>/dev/null
 }
 ops_online() { ops_status | grep -q '"state":"online"'; }
 ops_broker_start || fail "the conf/secure broker did not start: $(cat "$OPS"/broker/*.log)"

@@ -66,7 +66,7 @@ phase_start() {
         i=$((i + 1))
     done
     for r in $RS; do
-        wait_until 30 sh -c "timeout 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/replica/$r/status -C 1 -W 2 |
+        wait_until 30 sh -c "timeout -k 2 3 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/replica/$r/status -C 1 -W 2 |
             grep -q '\"state\":\"following\"'" || say "replica $r not following after 30 s"
     done
 }
