@@ -1,7 +1,7 @@
 /* batch.h: group commit, the heart of the writer's loop.
  *
  * batch_run() applies the queue of received requests (mq.c) in one transaction,
- * each in its own savepoint (db.c), reading ahead on the socket between requests
+ * each in its own savepoint (db_apply.c), reading ahead on the socket between requests
  * until nothing more is waiting or the batch bound (count or time) is hit; COMMIT;
  * only then publishes receipts, rejections and events (encoded by out.c). A failure
  * that is not a request's fault (disk full, I/O error, the file locked by another

@@ -1,7 +1,7 @@
 /* out.c: the JSON of receipts, rejections, events and the status (see out.h).
  *
  * Written with jbuf rather than a cJSON tree: the texts are small and fixed in shape,
- * and the event rows arrive already as JSON text (db.c writes them as it steps). */
+ * and the event rows arrive already as JSON text (db_apply.c writes them as it steps). */
 #include "out.h"
 
 #include "util.h"

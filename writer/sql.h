@@ -5,7 +5,7 @@
  * names (never text from the request), every value is a numbered parameter bound in
  * order (values or set first, then where). An insert, upsert or update returns the key
  * of each row it wrote (the rowid, or the primary key of a WITHOUT ROWID table): RETURNING
- * shows a row before AFTER triggers run, so db.c reads each row back by its key once
+ * shows a row before AFTER triggers run, so db_apply.c reads each row back by its key once
  * the statement is done (sql_build_read), as it is in the file. A delete returns the
  * whole rows, as they were:
  *
