@@ -75,7 +75,7 @@ check_eq "none of them ran a command" "$(grep -c 'admin [a-z_]*' "$WRITER_LOG")"
 pub admin '{"cmd":"stats","reply_to":"mosqlite/status"}' -q 1
 r=$(ask '"cmd":"stats"')
 check "an answer to the writer's own topic is refused (not sent, next answer in order)" grep -q '"cmd":"stats","ok":true' <<<"$r"
-check "no answer on the status topic" bash -c "! mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/status -C 1 -W 2 | grep -q cmd"
+check "no answer on the status topic" bash -c "! timeout -k 2 6 mosquitto_sub -p $MQTT_PORT -t $PREFIX_TOPIC/status -C 1 -W 2 | grep -q cmd"
 
 # --- a backup while 8 producers write -----------------------------------------------
 for p in $(seq 1 $NP); do

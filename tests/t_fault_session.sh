@@ -20,9 +20,9 @@ broker_start
 # subscribed only to an unrelated topic.
 session_without_subscription() {
     if [ "$2" = 5 ]; then
-        mosquitto_sub -p "$MQTT_PORT" -V 5 -x 4294967295 -c -i "$1" -q 1 -t "unrelated/$1" -E
+        timeout -k 2 20 mosquitto_sub -p "$MQTT_PORT" -V 5 -x 4294967295 -c -i "$1" -q 1 -t "unrelated/$1" -E
     else
-        mosquitto_sub -p "$MQTT_PORT" -c -i "$1" -q 1 -t "unrelated/$1" -E
+        timeout -k 2 20 mosquitto_sub -p "$MQTT_PORT" -c -i "$1" -q 1 -t "unrelated/$1" -E
     fi
 }
 # subscribes_of ID: how many SUBSCRIBEs to the write filter the broker logged for ID.

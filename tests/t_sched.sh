@@ -85,7 +85,7 @@ check "idle with a request due in 10 minutes: $((c1 - c0)) CPU ticks in 3 s (a p
 check "at applied not before its time" test "$(sql 'SELECT applied_ms >= due_ms FROM timed WHERE n = 4')" = 1
 
 # --- the named query the page uses --------------------------------------------------
-q=$(mosquitto_sub -p "$MQTT_PORT" -t q/sched -C 1 -W 10 & sleep 0.5
+q=$(timeout -k 2 14 mosquitto_sub -p "$MQTT_PORT" -t q/sched -C 1 -W 10 & sleep 0.5
     mosquitto_pub -p "$MQTT_PORT" -q 1 -t "$PREFIX_TOPIC/query" -m '{"query":"scheduled","reply_to":"q/sched"}'; wait)
 check "query scheduled lists it with when it is due ($q)" grep -qE '^\{"query":"scheduled","rows":\[\{"id":"far","due":"[0-9T:.-]+Z","received":"[0-9T:.-]+Z","topic":"mosqlite/write/timed","payload":"\{.*delay_ms.*\}","total":1\}\],"truncated":false\}$' <<<"$q"
 

@@ -67,7 +67,7 @@ check_eq "migrations tracked by user_version" "$(sql 'PRAGMA user_version')" 950
 check_eq "WAL mode" "$(sql 'PRAGMA journal_mode')" wal
 # The broker names its version on $SYS/broker/version; the writer's status shows it.
 broker_v=$(mosquitto -h | sed -n 's/^mosquitto version //p' | head -1)
-wait_until 10 bash -c "mosquitto_sub -p $MQTT_PORT -t '$PREFIX_TOPIC/status' -C 1 -W 2 | grep -q '\"broker\":\"$broker_v\"'"
+wait_until 10 bash -c "timeout -k 2 6 mosquitto_sub -p $MQTT_PORT -t '$PREFIX_TOPIC/status' -C 1 -W 2 | grep -q '\"broker\":\"$broker_v\"'"
 check "status names the broker's version ($broker_v)" [ $? = 0 ]
 check "status: request session in MQTT 3.1.1 (the default)" grep -q '"request_protocol":"3.1.1"' <<<"$(status)"
 check "status names libmosquitto" grep -q "\"libmosquitto\":\"$libmosq\"" <<<"$(status)"
@@ -191,7 +191,7 @@ ret_writer() {
         --client-id ret-writer --request-protocol 5 >>"$T/ret-writer.log" 2>&1 &
     RET_PID=$!
     PIDS="$PIDS $RET_PID"
-    wait_until 15 bash -c "mosquitto_sub -p $MQTT_PORT -t ret/status -C 1 -W 2 | grep -q online"
+    wait_until 15 bash -c "timeout -k 2 6 mosquitto_sub -p $MQTT_PORT -t ret/status -C 1 -W 2 | grep -q online"
 }
 ret_writer
 mosquitto_pub -p "$MQTT_PORT" -q 2 -t ret/write/build_logs -r \
