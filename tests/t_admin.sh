@@ -47,7 +47,7 @@ check "integrity_check ($r)" grep -q '"cmd":"integrity_check","ok":true,"problem
 r=$(ask '"cmd":"optimize"')
 check "optimize ($r)" grep -q '"cmd":"optimize","ok":true' <<<"$r"
 r=$(ask '"cmd":"vacuum"')
-check_eq "unknown command refused" "$r" '{"cmd":null,"error":"\"cmd\" must be one of backup, checkpoint, integrity_check, optimize, stats, pause, resume, job_retry, job_discard, job_cancel, job_run_now, queue_pause, queue_resume"}'
+check_eq "unknown command refused" "$r" '{"cmd":null,"error":"\"cmd\" must be one of backup, checkpoint, integrity_check, optimize, stats, pause, resume, job_retry, job_discard, job_cancel, job_run_now, queue_pause, queue_resume, workers"}'
 r=$(ask '"cmd":"backup","name":"../../etc/x.db"')
 check_eq "a backup name that is a path refused" "$r" '{"cmd":"backup","error":"\"name\" must be a plain file name: 1 to 128 letters, digits, '"'.', '_' or '-', not starting with '.'"'"}'
 r=$(ask '"cmd":"backup"')
