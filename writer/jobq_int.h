@@ -1,5 +1,5 @@
 /* jobq_int.h: what the parts of the job queue wired into the writer share (jobq.c,
- * jobq_read.c, jobq_claim.c, jobq_end.c, jobq_lease.c, jobq_events.c; not for the rest
+ * jobq_read.c, jobq_claim.c, jobq_end.c, jobq_lease.c, jobq_events.c, jobq_workers.c; not for the rest
  * of the writer). */
 #ifndef MOSQLITE_JOBQ_INT_H
 #define MOSQLITE_JOBQ_INT_H
