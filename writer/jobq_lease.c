@@ -128,7 +128,8 @@ static int worker_beat(struct jobq *q, const cJSON *root, const char *worker, co
             jobs_info_free(&in);
         }
     }
-    o->reply_to = NULL;    /* news only, by push */
+    free(o->reply_to);     /* news only, by push */
+    o->reply_to = NULL;
     return DB_OK;
 }
 
