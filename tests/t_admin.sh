@@ -69,7 +69,7 @@ check_eq "a key twice deeper down refused" "$r" '{"cmd":null,"error":"duplicate 
 r=$(ask '"cmd":"stats","name":"x.db"')
 check_eq "a name for a command other than backup refused" "$r" '{"cmd":"stats","error":"\"name\" is only for backup"}'
 r=$(ask '"cmd":"stats","pause":true')
-check_eq "an unknown field refused" "$r" '{"cmd":null,"error":"unknown field \"pause\" (a command has \"cmd\", \"name\", \"job\", \"queue\", \"id\" and \"reply_to\")"}'
+check_eq "an unknown field refused" "$r" '{"cmd":null,"error":"unknown field \"pause\" (a command has \"cmd\", \"name\", \"job\", \"queue\", \"limit\", \"id\" and \"reply_to\")"}'
 check "none of them paused the writer" status_has '"paused":false'
 check_eq "none of them ran a command" "$(grep -c 'admin [a-z_]*' "$WRITER_LOG")" "$ran_before"
 pub admin '{"cmd":"stats","reply_to":"mosqlite/status"}' -q 1
