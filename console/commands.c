@@ -417,6 +417,8 @@ const struct command commands[] = {
      "queue_pause", 1, cmd_check_queue},
     {"resume-queue", 1, 1, "QUEUE", "the queue grants jobs again", cmd_run_job_admin, "queue_resume", 1,
      cmd_check_queue},
+    {"workers", 0, 0, "", "the workers online: host, queues, slots, jobs running, last seen", cmd_run_workers,
+     NULL, 1, NULL},
     {NULL, 0, 0, NULL, NULL, NULL, NULL, 0, NULL},
 };
 

@@ -3,7 +3,7 @@
  *   commands.c  the command table and what each command does
  *   ask.c       questions to the writer and the reading of its answers
  *   watch.c     the commands that watch: tail, log
- *   jobs.c      the job queue's commands: jobs, job, retry, discard, cancel-job, ...
+ *   jobs.c      the job queue's commands: jobs, job, retry, discard, cancel-job, workers, ...
  *   conn.c      the broker connection and the waiting for answers
  *   format.c    the output: human text, JSON, safe terminal text */
 #ifndef MOSQLITE_CONSOLE_H
@@ -171,5 +171,6 @@ int cmd_check_queue(int argc, char **argv, char *err, size_t errlen);
 int cmd_run_jobs(struct console *k, const struct command *cmd, int argc, char **argv);
 int cmd_run_job(struct console *k, const struct command *cmd, int argc, char **argv);
 int cmd_run_job_admin(struct console *k, const struct command *cmd, int argc, char **argv);
+int cmd_run_workers(struct console *k, const struct command *cmd, int argc, char **argv);
 
 #endif

@@ -2,7 +2,8 @@
  * counts, the claims waiting and the live leases from the writer's status, the running
  * jobs), `job ID` (a job and each of its attempts), and the job and queue commands of
  * PREFIX/admin: `retry`, `discard`, `cancel-job`, `pause-queue`, `resume-queue` (one
- * function, the protocol's name in the table's `wire`). The lists come from the named
+ * function, the protocol's name in the table's `wire`), and `workers` (the worker
+ * sessions online, from the admin command of that name). The lists come from the named
  * queries of the example config (job_queues, jobs_running, job, job_attempts), read a
  * page at a time. */
 #include "console.h"
@@ -381,6 +382,74 @@ int cmd_run_job_admin(struct console *k, const struct command *cmd, int argc, ch
                    !strcmp(cmd->wire, "job_discard") ? "discarded" : "cancelled", state ? state : "?");
     }
     free(t);
+    cJSON_Delete(ans);
+    return rc;
+}
+
+/* ---- workers ----------------------------------------------------------------------------- */
+
+#define WORKERS_ASKED 1000      /* sessions asked for (the writer's most in one answer) */
+
+/* One session as a row of the table: queues joined, last seen as "3 s ago". */
+static cJSON *worker_row(const cJSON *w)
+{
+    cJSON *row = cJSON_CreateObject(), *q;
+    const cJSON *qs = cJSON_GetObjectItemCaseSensitive(w, "queues");
+    char buf[1024] = "", span[64];
+    size_t n = 0;
+
+    cJSON_AddItemToObject(row, "worker", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "worker"), 1));
+    cJSON_AddItemToObject(row, "host", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "host"), 1));
+    cJSON_ArrayForEach(q, qs)
+        if (cJSON_IsString(q) && n < sizeof buf)
+            n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s", n ? "," : "", q->valuestring);
+    cJSON_AddStringToObject(row, "queues", buf);
+    cJSON_AddItemToObject(row, "slots", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "slots"), 1));
+    cJSON_AddItemToObject(row, "running", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "running"), 1));
+    fmt_span(cmd_num(w, "idle_ms", 0), span, sizeof span);
+    snprintf(buf, sizeof buf, "%s ago", span);
+    cJSON_AddStringToObject(row, "last_seen", buf);
+    cJSON_AddItemToObject(row, "since", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "since"), 1));
+    cJSON_AddItemToObject(row, "session", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(w, "session"), 1));
+    return row;
+}
+
+int cmd_run_workers(struct console *k, const struct command *cmd, int argc, char **argv)
+{
+    cJSON *req = cJSON_CreateObject(), *ans = NULL, *rows, *w;
+    const cJSON *list;
+    int rc;
+
+    (void)cmd, (void)argc, (void)argv;
+    if (!req)
+        return EX_FAILED;
+    cJSON_AddStringToObject(req, "cmd", "workers");
+    cJSON_AddNumberToObject(req, "limit", WORKERS_ASKED);
+    rc = cmd_ask(k, cmd_topic(k, "admin"), req, 1, &ans);
+    cJSON_Delete(req);
+    if (rc)
+        return rc;
+    list = cJSON_GetObjectItemCaseSensitive(ans, "workers");
+    if (cmd_str(ans, "error")) {
+        rc = cmd_refused("workers", cmd_str(ans, "error"));
+    } else if (!cJSON_IsArray(list)) {
+        log_error("the writer's answer to workers has no list");
+        rc = EX_FAILED;
+    } else if (k->json) {
+        fmt_json(ans);
+    } else if (!cJSON_GetArraySize(list)) {
+        printf("no worker online\n");
+    } else {
+        rows = cJSON_CreateArray();
+        cJSON_ArrayForEach(w, list)
+            cJSON_AddItemToArray(rows, worker_row(w));
+        printf("%.0f worker session%s online", cmd_num(ans, "count", 0), cmd_num(ans, "count", 0) == 1 ? "" : "s");
+        if (cmd_num(ans, "count", 0) > cJSON_GetArraySize(list))
+            printf(" (the first %d shown)", cJSON_GetArraySize(list));
+        printf("\n");
+        fmt_table(rows, NULL);
+        cJSON_Delete(rows);
+    }
     cJSON_Delete(ans);
     return rc;
 }

@@ -47,7 +47,7 @@ check "integrity_check ($r)" grep -q '"cmd":"integrity_check","ok":true,"problem
 r=$(ask '"cmd":"optimize"')
 check "optimize ($r)" grep -q '"cmd":"optimize","ok":true' <<<"$r"
 r=$(ask '"cmd":"vacuum"')
-check_eq "unknown command refused" "$r" '{"cmd":null,"error":"\"cmd\" must be one of backup, checkpoint, integrity_check, optimize, stats, pause, resume, job_retry, job_discard, job_cancel, job_run_now, queue_pause, queue_resume"}'
+check_eq "unknown command refused" "$r" '{"cmd":null,"error":"\"cmd\" must be one of backup, checkpoint, integrity_check, optimize, stats, pause, resume, job_retry, job_discard, job_cancel, job_run_now, queue_pause, queue_resume, workers"}'
 r=$(ask '"cmd":"backup","name":"../../etc/x.db"')
 check_eq "a backup name that is a path refused" "$r" '{"cmd":"backup","error":"\"name\" must be a plain file name: 1 to 128 letters, digits, '"'.', '_' or '-', not starting with '.'"'"}'
 r=$(ask '"cmd":"backup"')
@@ -69,7 +69,7 @@ check_eq "a key twice deeper down refused" "$r" '{"cmd":null,"error":"duplicate 
 r=$(ask '"cmd":"stats","name":"x.db"')
 check_eq "a name for a command other than backup refused" "$r" '{"cmd":"stats","error":"\"name\" is only for backup"}'
 r=$(ask '"cmd":"stats","pause":true')
-check_eq "an unknown field refused" "$r" '{"cmd":null,"error":"unknown field \"pause\" (a command has \"cmd\", \"name\", \"job\", \"queue\", \"id\" and \"reply_to\")"}'
+check_eq "an unknown field refused" "$r" '{"cmd":null,"error":"unknown field \"pause\" (a command has \"cmd\", \"name\", \"job\", \"queue\", \"limit\", \"id\" and \"reply_to\")"}'
 check "none of them paused the writer" status_has '"paused":false'
 check_eq "none of them ran a command" "$(grep -c 'admin [a-z_]*' "$WRITER_LOG")" "$ran_before"
 pub admin '{"cmd":"stats","reply_to":"mosqlite/status"}' -q 1

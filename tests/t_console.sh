@@ -49,10 +49,11 @@ run retry 0;                  expect "retry 0: exit 3" 3 "a job's id is an integ
 run cancel-job;               expect "cancel-job without ID: exit 3" 3 "usage: mosqlite cancel-job ID"
 run pause-queue a/b;          expect "pause-queue with a slash: exit 3" 3 "one MQTT topic level"
 run jobs worker;              expect "jobs of a reserved name: exit 3" 3 "reserved"
+run workers all;              expect "workers takes no arguments: exit 3" 3 "workers takes no arguments"
 MOSQLITE_PORT=http run status; expect "bad MOSQLITE_PORT: exit 3, names the variable" 3 "MOSQLITE_PORT"
 "$M" --help >"$T/help" 2>&1
 check "--help lists every command and the exit codes" bash -c "grep -q 'replicas' '$T/help' &&
-    grep -q 'cancel ID' '$T/help' && grep -q 'resume-queue QUEUE' '$T/help' && grep -q '4 cannot connect' '$T/help'"
+    grep -q 'cancel ID' '$T/help' && grep -q 'resume-queue QUEUE' '$T/help' && grep -q '^ *workers ' '$T/help' && grep -q '4 cannot connect' '$T/help'"
 
 # --- no broker: exit 4 -------------------------------------------------------------------
 MQTT_PORT=$(free_port)
@@ -283,6 +284,23 @@ check_eq "a claim from the paused queue gets nothing" "$(claim w3 jc4 500)" '{"o
 run resume-queue build --json
 check_eq "resume-queue --json" "$(py '(d["cmd"], d["queue"], d["paused"])' <"$T/out")" "('queue_resume', 'build', False)"
 check "resumed: a claim is granted the job" grep -q '"job":5,"attempt":1' <<<"$(claim w3 jc5 2000)"
+
+# --- workers: the sessions online -----------------------------------------------------------------
+pub jobs/worker '{"op":"hello","worker":"wcon","session":"s-con","host":"h-con","queues":["build","build.arm64"],"jobs":4}'
+wsess() { "$M" -p "$MQTT_PORT" --timeout 20 --json workers | grep -q "\"session\":\"$1\""; }
+wait_until 10 wsess s-con
+run workers
+expect "workers: the sessions online, a hello's host, queues and slots" 0 \
+    "^[0-9]+ worker sessions? online$" "^worker +host +queues +slots +running +last_seen +since +session$" \
+    "^wcon +h-con +build,build.arm64 +4 +0 +[0-9]+ s ago +[0-9T:.Z-]+ +s-con$"
+run workers --json
+check_eq "workers --json: the writer's answer" \
+    "$(py '[(w["worker"], w["host"], w["queues"], w["slots"], w["running"]) for w in d["workers"] if w["session"] == "s-con"]' <"$T/out")" \
+    "[('wcon', 'h-con', ['build', 'build.arm64'], 4, 0)]"
+pub jobs/worker '{"op":"bye","worker":"wcon","session":"s-con"}'
+wait_until 10 not wsess s-con
+run workers;                  expect "workers: bye takes it off" 0
+check "and s-con is not listed" not grep -q "s-con" "$T/out"
 
 # --- no writer: exit 2 ---------------------------------------------------------------------------
 writer_stop

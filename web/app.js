@@ -277,6 +277,22 @@
     client.publish(T_QUERY, JSON.stringify({ query: name, params: qparams, reply_to: topic }), { qos: 1 });
   }
 
+  /* A read-only command on PREFIX/admin (the Jobs view's `workers`), answered as a
+   * query is: the answer object to cb, with "error" when there is none in time. */
+  function runAdmin(cmd, body, cb) {
+    var topic = T_REPLY + (++querySeq), req = { cmd: cmd, reply_to: topic };
+    Object.keys(body || {}).forEach(function (k) { req[k] = body[k]; });
+    queries[topic] = {
+      cb: cb, admin: true,
+      timer: setTimeout(function () {
+        delete queries[topic];
+        cb({ cmd: cmd, error: "no answer within " + QUERY_TIMEOUT_MS / 1000 + " s (is the writer online?)" });
+      }, QUERY_TIMEOUT_MS)
+    };
+    if (!client) return;
+    client.publish(PREFIX + "/admin", JSON.stringify(req), { qos: 1 });
+  }
+
   function onReply(topic, msg) {
     if (topic.indexOf(T_ACT) === 0) {
       var a = acts.answer(topic.slice(T_ACT.length), msg);
@@ -289,7 +305,7 @@
     if (!q) return;            /* late answer to a query given up on */
     delete queries[topic];
     clearTimeout(q.timer);
-    if (!msg.error && !Array.isArray(msg.rows)) msg.error = "malformed answer";
+    if (!msg.error && !q.admin && !Array.isArray(msg.rows)) msg.error = "malformed answer";
     q.cb(msg);
   }
 
@@ -383,7 +399,7 @@
     changed: function () { renderActs(); renderWriterActs(); renderScheduled(); renderLogHead(); if (jobs) jobs.render(); }
   });
   var jobs = mosqliteJobs({      /* the Jobs view (jobs.js) */
-    query: runQuery, acts: acts,
+    query: runQuery, admin: runAdmin, acts: acts,
     online: function () { return subscribed; },
     operator: function () { return operator && connected; },
     openBuild: function (id) { selectBuild(id); $("log").scrollIntoView({ block: "start" }); }
@@ -397,7 +413,7 @@
     $("role").title = may ? "This login may act: pause and resume the writer, cancel scheduled writes and running builds." : "";
     renderWriterActs();
     renderLogHead();
-    if (was !== may) { renderScheduled(); jobs.render(); }
+    if (was !== may) { renderScheduled(); jobs.render(); if (may) jobs.workers(); }
     renderActs();
     if (may) acts.resend();        /* at each connection's echo: what is unanswered goes now */
   }

@@ -4,7 +4,11 @@
  *   - each queue with its counts by state and paused or not, from the writer's status
  *     ("jobs"), with the claims waiting in the writer and the live leases
  *     ("job_waiting", "job_leases"), and the workers holding jobs (the running jobs'
- *     workers: the writer keeps no list of idle workers);
+ *     workers);
+ *   - the workers online, idle ones too (the admin command `workers`: worker, host,
+ *     queues, slots, jobs running, last seen), read again when the status's count
+ *     ("workers") changes and every few seconds while any is listed; a login that may
+ *     not publish on PREFIX/admin (not an operator) sees the count only;
  *   - the running jobs (named query jobs_running): worker, attempt, progress, elapsed
  *     time, and a link to the build's log when the job's payload names one
  *     ("build_id": the convention of the build wrapper and mosqlite-work);
@@ -21,7 +25,8 @@
  * Every value from the database goes into the page as text, never as HTML.
  *
  * Plain script: window.mosqliteJobs(o) -> { onStatus(s), onEvent(ev), load(),
- * dropped(), render() }, where o = { query(name, params, cb), online() (subscribed),
+ * dropped(), render() }, where o = { query(name, params, cb), admin(cmd, members, cb),
+ * online() (subscribed),
  * operator() (this login may act), acts (act.js's), openBuild(id) }.
  */
 (function () {
@@ -32,6 +37,7 @@
   var FAILED_PAGE = 6;                /* failed and dead jobs: 6 an answer, "Older" for more */
   var ATTEMPTS = 5;                   /* attempts shown per failed job, the newest */
   var CRON_PAGE = 10;
+  var WORKERS_LIMIT = 20;             /* workers listed: 20 (about 3.5 KB an answer) */
   var REFRESH_MS = 5000;              /* running jobs' progress */
   var STATES = ["scheduled", "ready", "blocked", "running", "retry", "done", "failed", "dead", "cancelled"];
   var QUEUED = ["scheduled", "ready", "blocked", "retry"];
@@ -89,7 +95,8 @@
                running: new Map(), runLoading: false, runAgain: false, runError: null,
                queued: [], queuedLoading: false, queuedAgain: false,
                failed: [], failedMore: false, failedLoading: false, failedAgain: false, failedError: null,
-               attempts: new Map(), cron: [], gen: 0, timer: null };
+               attempts: new Map(), cron: [], gen: 0, timer: null,
+               workerCount: null, workers: null, workersMore: 0, workersError: null, workersLoading: false };
     var armed = { key: null, timer: null };
 
     /* ---- reading ---- */
@@ -168,8 +175,27 @@
       });
     }
 
+    /* The workers online: an operator's question (PREFIX/admin). */
+    function loadWorkers() {
+      if (!o.online() || !o.operator() || st.workersLoading) return;
+      st.workersLoading = true;
+      var gen = st.gen;
+      o.admin("workers", { limit: WORKERS_LIMIT }, function (r) {
+        if (gen !== st.gen) return;
+        st.workersLoading = false;
+        st.workersError = r.error || null;
+        if (!r.error && Array.isArray(r.workers)) {
+          st.workers = r.workers;
+          st.workersMore = typeof r.count === "number" ? r.count - r.workers.length : 0;
+          if (typeof r.count === "number") st.workerCount = r.count;
+        }
+        render();
+      });
+    }
+
     function load() {
       if (!o.online()) return;
+      loadWorkers();
       loadRunning();
       loadQueued();
       loadFailed(false);
@@ -179,7 +205,7 @@
     /* A new connection: the answers to the old one's queries will not come. */
     function dropped() {
       st.gen++;
-      st.runLoading = st.queuedLoading = st.failedLoading = false;
+      st.runLoading = st.queuedLoading = st.failedLoading = st.workersLoading = false;
       st.runAgain = st.queuedAgain = st.failedAgain = false;
     }
 
@@ -211,6 +237,10 @@
       st.counts = s.jobs && typeof s.jobs === "object" ? s.jobs : {};
       st.waiting = typeof s.job_waiting === "number" ? s.job_waiting : null;
       st.leases = typeof s.job_leases === "number" ? s.job_leases : null;
+      if (typeof s.workers === "number" && s.workers !== st.workerCount) {
+        st.workerCount = s.workers;
+        loadWorkers();
+      }
       render();
     }
 
@@ -301,6 +331,33 @@
         !names.length ? "No job queue yet: a queue appears with its first job." : "";
       $("jobs-note").textContent = note;
       $("jobs-note").hidden = !note;
+    }
+
+    function renderWorkers(may) {
+      var body = $("jobs-workers"), list = may && st.workers ? st.workers : [], n = st.workerCount;
+      body.textContent = "";
+      list.forEach(function (w) {
+        var tr = el("tr", Number(w.running) > 0 ? "worker-busy" : null);
+        tr.setAttribute("data-session", show(w.session));
+        tr.setAttribute("data-worker", show(w.worker));
+        cell(tr, null, show(w.worker)).title = "session " + show(w.session) + ", since " + timeOf(w.since);
+        cell(tr, null, show(w.host));
+        cell(tr, "job-queues-list", Array.isArray(w.queues) ? w.queues.join(", ") : "");
+        cell(tr, "num", show(w.slots));
+        cell(tr, "num job-running-n", show(w.running));
+        var seen = cell(tr, "num", typeof w.idle_ms === "number" ? span(w.idle_ms) + " ago" : "");
+        seen.title = show(w.last_seen);
+        body.appendChild(tr);
+      });
+      $("jobs-workers-count").textContent = n === null ? "" :
+        "(" + n + (st.workersMore > 0 && may ? ", the first " + list.length + " shown" : "") + ")";
+      $("jobs-workers-box").hidden = !list.length;
+      var none = $("jobs-workers-none");
+      none.textContent = n === null ? "The writer's status has no worker count yet." :
+        !n ? "No worker online." :
+        !may ? n + " online: the list is for operators (a login that may send admin commands)." :
+        st.workersError ? "Could not read the workers: " + st.workersError : "Reading the list…";
+      none.hidden = list.length > 0;
     }
 
     function renderRunning(may) {
@@ -434,6 +491,7 @@
     function render() {
       var may = o.operator();
       renderQueues(may);
+      renderWorkers(may);
       renderRunning(may);
       renderQueued(may);
       renderFailed(may);
@@ -448,9 +506,12 @@
         if (t0) td.textContent = span(now - t0);
       });
     }, 1000);
-    st.timer = setInterval(function () { if (st.running.size && o.online()) loadRunning(); }, REFRESH_MS);
+    st.timer = setInterval(function () {
+      if (st.running.size && o.online()) loadRunning();
+      if (st.workerCount || (st.workerCount === null && st.workers === null)) loadWorkers();
+    }, REFRESH_MS);
 
-    return { onStatus: onStatus, onEvent: onEvent, load: load, dropped: dropped, render: render,
+    return { onStatus: onStatus, onEvent: onEvent, load: load, dropped: dropped, render: render, workers: loadWorkers,
              denied: function (d) { st.denied = d; render(); } };
   }
 

@@ -8,10 +8,11 @@
 #include "json.h"
 #include "req.h"
 #include "util.h"
+#include "workers.h"
 
 const char *const admin_names[] = {
     "backup", "checkpoint", "integrity_check", "optimize", "stats", "pause", "resume",
-    "job_retry", "job_discard", "job_cancel", "job_run_now", "queue_pause", "queue_resume", NULL,
+    "job_retry", "job_discard", "job_cancel", "job_run_now", "queue_pause", "queue_resume", "workers", NULL,
 };
 
 int admin_name_ok(const char *name)
@@ -40,15 +41,28 @@ static int admin_id_ok(const char *s)
     return n >= 1 && n <= ADMIN_ID_MAX;
 }
 
+/* workers' "limit" (absent: the default). */
+static int read_limit(const cJSON *limit, struct admin_req *r, char *err, size_t errlen)
+{
+    if (!limit)
+        return 0;
+    if (!cJSON_IsNumber(limit) || (limit->type & JSON_REAL) || limit->valuedouble < 1 ||
+        limit->valuedouble > WORKERS_LIMIT_MAX || limit->valuedouble != (double)(int)limit->valuedouble)
+        return util_fail(err, errlen, "\"limit\" must be an integer from 1 to %d", WORKERS_LIMIT_MAX);
+    r->limit = (int)limit->valuedouble;
+    return 0;
+}
+
 int admin_read(const cJSON *root, struct admin_req *r, char *err, size_t errlen)
 {
-    const cJSON *f, *cmd = NULL, *name = NULL, *job = NULL, *queue = NULL, *id = NULL;
+    const cJSON *f, *cmd = NULL, *name = NULL, *job = NULL, *queue = NULL, *id = NULL, *limit = NULL;
     int i;
 
     r->cmd = -1;
     r->name[0] = r->id[0] = '\0';
     r->job = 0;
     r->queue[0] = '\0';
+    r->limit = WORKERS_LIMIT_DFLT;
     for (f = root->child; f; f = f->next) {
         if (!strcmp(f->string, "cmd"))
             cmd = f;
@@ -60,9 +74,11 @@ int admin_read(const cJSON *root, struct admin_req *r, char *err, size_t errlen)
             queue = f;
         else if (!strcmp(f->string, "id"))
             id = f;
+        else if (!strcmp(f->string, "limit"))
+            limit = f;
         else if (strcmp(f->string, "reply_to"))
             return util_fail(err, errlen, "unknown field \"%.100s\" (a command has \"cmd\", "
-                             "\"name\", \"job\", \"queue\", \"id\" and \"reply_to\")", f->string);
+                             "\"name\", \"job\", \"queue\", \"limit\", \"id\" and \"reply_to\")", f->string);
     }
     if (cJSON_IsString(cmd))
         for (i = 0; admin_names[i]; i++)
@@ -71,12 +87,17 @@ int admin_read(const cJSON *root, struct admin_req *r, char *err, size_t errlen)
     if (r->cmd < 0)
         return util_fail(err, errlen, "\"cmd\" must be one of backup, checkpoint, integrity_check, "
                          "optimize, stats, pause, resume, job_retry, job_discard, job_cancel, "
-                         "job_run_now, queue_pause, queue_resume");
+                         "job_run_now, queue_pause, queue_resume, workers");
     if (id && (!cJSON_IsString(id) || !admin_id_ok(id->valuestring)))
         return util_fail(err, errlen, "\"id\" must be a string of 1 to %d printable ASCII characters",
                          ADMIN_ID_MAX);
     if (id)
         snprintf(r->id, sizeof r->id, "%s", id->valuestring);
+    if (limit && r->cmd != ADMIN_WORKERS)
+        return util_fail(err, errlen, "\"limit\" is only for workers");
+    if (r->cmd == ADMIN_WORKERS)
+        return (name || job || queue) ? util_fail(err, errlen, "workers takes only \"limit\"") :
+               read_limit(limit, r, err, errlen);
     if (r->cmd >= ADMIN_JOB_RETRY && r->cmd <= ADMIN_JOB_RUN_NOW) {
         if (name || queue)
             return util_fail(err, errlen, "%s takes only \"job\"", admin_names[r->cmd]);

@@ -14,9 +14,10 @@
  *   {"cmd": "pause"} / {"cmd": "resume"}       stop taking requests, and go on
  *   {"cmd": "job_retry", "job": N}             and job_discard, job_cancel, job_run_now
  *   {"cmd": "queue_pause", "queue": "Q"}       and queue_resume
+ *   {"cmd": "workers", "limit": N}             the worker sessions online (from memory)
  *
- * admin_read() checks the object's fields: only "cmd", "name", "job", "queue", "id" and
- * "reply_to"; "cmd" a known command; "name" for a backup only, a plain file name, never
+ * admin_read() checks the object's fields: only "cmd", "name", "job", "queue", "limit",
+ * "id" and "reply_to"; "cmd" a known command; "limit" for workers only; "name" for a backup only, a plain file name, never
  * a path; "id" (optional) 1 to 128 printable ASCII characters, as a request's. maint.c
  * runs what it returns; a maintenance command whose id it has run before (among the
  * last ADMIN_IDS_KEPT) is answered {"cmd": ..., "ok": true, "id": ..., "duplicate":
@@ -34,7 +35,9 @@ enum admin_cmd {
     ADMIN_PAUSE, ADMIN_RESUME,
     /* The job queue's commands (run in a batch by jobq.c). */
     ADMIN_JOB_RETRY, ADMIN_JOB_DISCARD, ADMIN_JOB_CANCEL, ADMIN_JOB_RUN_NOW, ADMIN_QUEUE_PAUSE,
-    ADMIN_QUEUE_RESUME, ADMIN_NCMDS
+    ADMIN_QUEUE_RESUME,
+    /* Answered at once from the job queue's memory (jobq_workers_answer). */
+    ADMIN_WORKERS, ADMIN_NCMDS
 };
 
 extern const char *const admin_names[];
@@ -49,9 +52,11 @@ struct admin_req {
     char id[ADMIN_ID_MAX + 1];        /* "" when the command has none */
     long long job;                    /* job_*: the job */
     char queue[129];                  /* queue_*: the queue */
+    int limit;                        /* workers: sessions listed at most */
 };
 
-#define ADMIN_IS_JOB(c) ((c) >= ADMIN_JOB_RETRY && (c) < ADMIN_NCMDS)
+/* The job commands run in a batch (not workers). */
+#define ADMIN_IS_JOB(c) ((c) >= ADMIN_JOB_RETRY && (c) < ADMIN_WORKERS)
 
 /* A command from its object (read by ctl.c). 0, or -1 with the error text for the
  * answer in err; r->cmd is set whenever it could be read, so the error names it. */

@@ -188,7 +188,8 @@ void batch_paused(struct batch *b, int on)
 
 void batch_status_due(struct batch *b, long long now_ms, long long interval_ms)
 {
-    if (b->status_dirty && now_ms - b->last_status_ms >= interval_ms)
+    if ((b->status_dirty || (b->o.jobq && jobq_status_changed(b->o.jobq))) &&
+        now_ms - b->last_status_ms >= interval_ms)
         batch_status(b, "online");
 }
 

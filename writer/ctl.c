@@ -158,8 +158,12 @@ static void run_admin(struct ctl *c, const struct route *r, const struct ctl_msg
 
     if (admin_read(m->root, &a, err, sizeof err))
         refuse(c, r, m, a.cmd >= 0 ? admin_names[a.cmd] : NULL, err);
-    else if (ADMIN_IS_JOB(a.cmd) && !c->parts.jobq)
+    else if ((ADMIN_IS_JOB(a.cmd) || a.cmd == ADMIN_WORKERS) && !c->parts.jobq)
         refuse(c, r, m, admin_names[a.cmd], "jobs are not enabled in this writer");
+    else if (a.cmd == ADMIN_WORKERS) {
+        jobq_workers_answer(c->parts.jobq, a.limit, &c->out);
+        answer(c, m, &c->out);
+    }
     else if (ADMIN_IS_JOB(a.cmd)) {
         if (!m->to)
             log_warn("%s/admin: %s: no usable reply_to to answer on: run all the same", c->lim.prefix,

@@ -153,6 +153,7 @@ void jobq_free(struct jobq *q)
         return;
     db_set_op_hook(q->db, NULL, NULL);
     jobcron_free(q->cron);
+    workers_free(q->workers);
     while (q->nlease)
         jobq_lease_drop_at(q, q->nlease - 1);
     for (i = 0; i < q->nwait; i++)

@@ -98,8 +98,14 @@ int jobq_wait_ms(const struct jobq *q, int max_ms);
 void jobq_tick(struct jobq *q);
 
 /* The status's members: ,"jobs":{QUEUE:{counts...,"paused":B},...},"job_waiting":N,
- * "job_leases":N appended to b. */
+ * "job_leases":N,"workers":N appended to b. jobq_status_changed: a worker session was
+ * dropped between batches (silent past its lease) since the status was last written. */
 void jobq_status(struct jobq *q, struct jbuf *b);
+int jobq_status_changed(const struct jobq *q);
+
+/* The answer to the `workers` command into b: {"cmd":"workers","ok":true,"count":N,
+ * "more":B,"workers":[...]} with at most limit sessions (workers.h), from memory, now. */
+void jobq_workers_answer(struct jobq *q, int limit, struct jbuf *b);
 
 /* A job command from PREFIX/admin (job_retry, job_discard, job_cancel, job_run_now,
  * queue_pause, queue_resume), put in the request queue to run in a batch; its answer goes

@@ -61,7 +61,7 @@ static void waiter_add(struct jobq *q, const struct claim *c)
     w->deadline = util_now_ms() + c->wait_ms;
 }
 
-static int session_ended(const struct jobq *q, const char *session)
+int jobq_session_ended(const struct jobq *q, const char *session)
 {
     size_t i;
 
@@ -73,7 +73,7 @@ static int session_ended(const struct jobq *q, const char *session)
 
 void jobq_session_end(struct jobq *q, const char *session)
 {
-    if (session_ended(q, session))
+    if (jobq_session_ended(q, session))
         return;
     free(q->ended[q->ended_next]);
     q->ended[q->ended_next] = jobq_xdup(session);
@@ -94,9 +94,10 @@ int jobq_claim(struct jobq *q, const struct claim *c, char *err, size_t errlen)
     struct jobs_grant g;
     int rc;
 
-    if (session_ended(q, c->session))
+    if (jobq_session_ended(q, c->session))
         return util_fail(err, errlen, "session \"%s\" has ended (its gone or bye was seen): a new "
                          "connection needs a new session", c->session) ? DB_REJECT : DB_REJECT;
+    jobq_worker_heard(q, c->worker, c->session, c->queues, c->nq, c->wait_ms + q->base.lease_ms);
     memset(&g, 0, sizeof g);
     rc = jobs_grant(q->jobs, c->queues, c->nq, c->worker, c->session, c->id, util_wall_ms(), &g, err, errlen);
     if (rc == DB_OK && g.job) {

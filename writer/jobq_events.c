@@ -254,4 +254,7 @@ void jobq_status(struct jobq *q, struct jbuf *b)
     jb_int(b, (long long)q->nwait);
     jb_puts(b, ",\"job_leases\":");
     jb_int(b, (long long)q->nlease);
+    jb_puts(b, ",\"workers\":");
+    jb_int(b, (long long)jobq_workers_count(q));
+    q->workers_dirty = 0;
 }

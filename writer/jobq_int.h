@@ -1,5 +1,5 @@
 /* jobq_int.h: what the parts of the job queue wired into the writer share (jobq.c,
- * jobq_read.c, jobq_claim.c, jobq_end.c, jobq_lease.c, jobq_events.c; not for the rest
+ * jobq_read.c, jobq_claim.c, jobq_end.c, jobq_lease.c, jobq_events.c, jobq_workers.c; not for the rest
  * of the writer). */
 #ifndef MOSQLITE_JOBQ_INT_H
 #define MOSQLITE_JOBQ_INT_H
@@ -10,6 +10,7 @@
 #include "jobq.h"
 #include "jobs.h"
 #include "json.h"
+#include "workers.h"
 
 #define MAX_QUEUES 16                  /* queues in one claim */
 #define ENDED_MAX 4096                 /* ended sessions remembered */
@@ -69,6 +70,9 @@ struct jobq {
     size_t match_ev;               /* events before this one were matched */
     int match_all;                 /* a queue was resumed: try every waiter */
     long long hellos;
+    struct workers *workers;       /* the sessions online (jobq_workers.c) */
+    long long workers_next;        /* monotonic ms: the earliest session deadline, or later */
+    int workers_dirty;             /* a session expired since the status was written */
     struct jobcron *cron;          /* recurring jobs */
     struct jobs_new base;          /* the config's defaults of an enqueue */
     long long keep_ms, dead_keep_ms;   /* finished jobs' age before pruning; 0: kept */
@@ -108,6 +112,21 @@ struct lease *jobq_lease_add(struct jobq *q, long long job, long long attempt, c
 int jobq_apply_worker(struct jobq *q, const cJSON *root, const char *op, struct outcome *o, char *err,
                       size_t errlen);
 
+/* jobq_workers.c: the sessions online (workers.h) as the workers' messages tell. hello:
+ * its host, queues and jobs read (0, or -1 with the rejection in err: nothing changed);
+ * heard: a beat or a claim (live_ms: how long the session may then stay silent); end:
+ * bye or gone. */
+int jobq_worker_hello(struct jobq *q, const cJSON *root, const char *worker, const char *session, char *err,
+                      size_t errlen);
+void jobq_worker_heard(struct jobq *q, const char *worker, const char *session, const char *const *queues,
+                       int nq, long long live_ms);
+void jobq_worker_end(struct jobq *q, const char *session);
+/* Between batches: the sessions silent past their deadline dropped. The next deadline
+ * (LLONG_MAX: none), for the loop's sleep. The sessions listed. */
+void jobq_workers_tick(struct jobq *q, long long now);
+long long jobq_workers_next(const struct jobq *q);
+size_t jobq_workers_count(const struct jobq *q);
+
 /* jobq_claim.c: waiting claims and ended sessions; a claim granted now, left waiting or
  * answered empty (DB_OK, DB_REJECT + err, DB_FAULT + err). */
 void jobq_waiter_free(struct waiter *w);
@@ -115,6 +134,7 @@ void jobq_waiter_free(struct waiter *w);
 void jobq_waiters_filter(struct jobq *q, int (*drop)(struct jobq *q, struct waiter *w, const void *arg),
                          const void *arg);
 void jobq_session_end(struct jobq *q, const char *session);
+int jobq_session_ended(const struct jobq *q, const char *session);
 int jobq_claim(struct jobq *q, const struct claim *c, char *err, size_t errlen);
 
 /* jobq_read.c: the fields of a job message, each 0 or -1 with err. fields_only: each

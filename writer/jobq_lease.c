@@ -78,9 +78,11 @@ static int drop_session(struct jobq *q, struct waiter *w, const void *arg)
 
 /* A beat: the leases it names renewed, news of the others (cancel, lease_lost) pushed to
  * its reply_to. */
-static int worker_beat(struct jobq *q, const cJSON *root, struct outcome *o, char *err, size_t errlen)
+static int worker_beat(struct jobq *q, const cJSON *root, const char *worker, const char *session,
+                       struct outcome *o, char *err, size_t errlen)
 {
     const cJSON *jobs, *e;
+    long long live = q->base.lease_ms;
     int n = 0, rc;
 
     if (!o->reply_to)
@@ -101,6 +103,12 @@ static int worker_beat(struct jobq *q, const cJSON *root, struct outcome *o, cha
         n++;
     }
     for (e = jobs->child; e; e = e->next) {
+        const struct lease *l = jobq_lease_find(q, (long long)cJSON_GetObjectItemCaseSensitive(e, "job")->valuedouble);
+        if (l && l->lease_ms > live)
+            live = l->lease_ms;
+    }
+    jobq_worker_heard(q, worker, session, NULL, 0, live);
+    for (e = jobs->child; e; e = e->next) {
         long long job = (long long)cJSON_GetObjectItemCaseSensitive(e, "job")->valuedouble;
         long long attempt = (long long)cJSON_GetObjectItemCaseSensitive(e, "attempt")->valuedouble;
         struct lease *l = jobq_lease_find(q, job);
@@ -120,7 +128,8 @@ static int worker_beat(struct jobq *q, const cJSON *root, struct outcome *o, cha
             jobs_info_free(&in);
         }
     }
-    o->reply_to = NULL;    /* news only, by push */
+    free(o->reply_to);     /* news only, by push */
+    o->reply_to = NULL;
     return DB_OK;
 }
 
@@ -152,11 +161,14 @@ int jobq_apply_worker(struct jobq *q, const cJSON *root, const char *op, struct 
     if (jobq_get_name(root, "worker", 1, &worker, err, errlen) || jobq_get_name(root, "session", 1, &session, err, errlen))
         return DB_REJECT;
     if (!strcmp(op, "hello")) {
+        if (jobq_worker_hello(q, root, worker, session, err, errlen))
+            return DB_REJECT;
         q->hellos++;
         log_debug("jobs: hello from worker %s (session %s)", worker, session);
         return DB_OK;
     }
     if (!strcmp(op, "bye") || !strcmp(op, "gone")) {
+        jobq_worker_end(q, session);
         jobq_session_end(q, session);
         jobq_waiters_filter(q, drop_session, session);
         rc = jobs_lost_session(q->jobs, session, op, util_wall_ms(), &n, err, errlen);
@@ -165,7 +177,7 @@ int jobq_apply_worker(struct jobq *q, const cJSON *root, const char *op, struct 
                      n == 1 ? "" : "s");
         return rc;
     }
-    return worker_beat(q, root, o, err, errlen);
+    return worker_beat(q, root, worker, session, o, err, errlen);
 }
 
 /* ---- timers ----------------------------------------------------------------------------- */
@@ -287,6 +299,8 @@ int jobq_wait_ms(const struct jobq *q, int max_ms)
     for (i = 0; i < q->nwait; i++)
         if (q->waiters[i].deadline - now < w)
             w = q->waiters[i].deadline - now;
+    if (jobq_workers_next(q) != LLONG_MAX && jobq_workers_next(q) - now < w)
+        w = jobq_workers_next(q) - now;
     return w < 0 ? 0 : (int)w;
 }
 
@@ -306,6 +320,7 @@ void jobq_tick(struct jobq *q)
     size_t n0 = q->nout, i;
 
     jobq_waiters_filter(q, drop_expired, &now);
+    jobq_workers_tick(q, now);
     for (i = n0; i < q->nout; i++)
         mq_publish(q->mq, q->out[i].topic, q->out[i].payload, strlen(q->out[i].payload), 1, 0, NULL, 0);
     jobq_out_cut(q, n0);

@@ -23,6 +23,7 @@
 #include "req.h"
 #include "snapshot.h"
 #include "sync.h"
+#include "workers.h"
 
 static const struct ctl_limits limits = {4000, 32, "mosqlite"};
 static struct ctl_msg msg;
@@ -57,6 +58,8 @@ static void check_read(void)
             die("an admin error without a message");
     } else if (r.cmd < 0 || r.cmd >= ADMIN_NCMDS || (r.cmd == ADMIN_BACKUP && !admin_name_ok(r.name))) {
         die("admin command or name");
+    } else if (r.cmd == ADMIN_WORKERS && (r.limit < 1 || r.limit > WORKERS_LIMIT_MAX)) {
+        die("workers' limit out of its range");
     }
     /* A fresh queue each time (it holds at most 16). */
     snapshot_free(snap);

@@ -6,6 +6,7 @@
 #include "admin.h"
 #include "ctl.h"
 #include "unit.h"
+#include "workers.h"
 
 static char to[256];    /* where the answer of the last command parsed would go */
 
@@ -40,7 +41,7 @@ void test_admin(void)
     unit_check_str(PARSE("{\"cmd\":\"pause\"} x", &r), "invalid JSON: unexpected text at byte 16", "admin: trailing text");
     unit_check_str(PARSE("[1]", &r), "a request must be a JSON object", "admin: not an object");
     unit_check_str(PARSE("{\"cmd\":\"drop\",\"reply_to\":\"r\"}", &r),
-                   "\"cmd\" must be one of backup, checkpoint, integrity_check, optimize, stats, pause, resume, job_retry, job_discard, job_cancel, job_run_now, queue_pause, queue_resume",
+                   "\"cmd\" must be one of backup, checkpoint, integrity_check, optimize, stats, pause, resume, job_retry, job_discard, job_cancel, job_run_now, queue_pause, queue_resume, workers",
                    "admin: unknown command");
     unit_check(r.cmd == -1 && !strcmp(to, "r"), "admin: reply_to kept for the error");
     unit_check_str(PARSE("{\"cmd\":\"stats\",\"reply_to\":\"mosqlite/status\"}", &r),
@@ -54,8 +55,25 @@ void test_admin(void)
     unit_check_str(PARSE("{\"cmd\":\"stats\",\"name\":\"x.db\"}", &r), "\"name\" is only for backup",
                    "admin: a name for another command");
     unit_check_str(PARSE("{\"cmd\":\"stats\",\"verbose\":true}", &r),
-                   "unknown field \"verbose\" (a command has \"cmd\", \"name\", \"job\", \"queue\", \"id\" and \"reply_to\")",
+                   "unknown field \"verbose\" (a command has \"cmd\", \"name\", \"job\", \"queue\", \"limit\", \"id\" and \"reply_to\")",
                    "admin: an unknown field");
+    unit_check_str(PARSE("{\"cmd\":\"workers\"}", &r), "ok", "admin: workers");
+    unit_check(r.cmd == ADMIN_WORKERS && r.limit == WORKERS_LIMIT_DFLT && !ADMIN_IS_JOB(r.cmd),
+               "admin: workers, the default limit, not a job command run in a batch");
+    unit_check_str(PARSE("{\"cmd\":\"workers\",\"limit\":7}", &r), "ok", "admin: workers with a limit");
+    unit_check(r.limit == 7, "admin: the limit kept");
+    unit_check_str(PARSE("{\"cmd\":\"workers\",\"limit\":0}", &r), "\"limit\" must be an integer from 1 to 1000",
+                   "admin: workers, limit 0");
+    unit_check_str(PARSE("{\"cmd\":\"workers\",\"limit\":1001}", &r), "\"limit\" must be an integer from 1 to 1000",
+                   "admin: workers, limit too large");
+    unit_check_str(PARSE("{\"cmd\":\"workers\",\"limit\":2.5}", &r), "\"limit\" must be an integer from 1 to 1000",
+                   "admin: workers, limit not an integer");
+    unit_check_str(PARSE("{\"cmd\":\"workers\",\"limit\":\"5\"}", &r), "\"limit\" must be an integer from 1 to 1000",
+                   "admin: workers, limit a string");
+    unit_check_str(PARSE("{\"cmd\":\"stats\",\"limit\":5}", &r), "\"limit\" is only for workers",
+                   "admin: a limit for another command");
+    unit_check_str(PARSE("{\"cmd\":\"workers\",\"queue\":\"build\"}", &r), "workers takes only \"limit\"",
+                   "admin: workers with a queue");
     unit_check_str(PARSE("{\"cmd\":\"pause\",\"id\":\"op-1\"}", &r), "ok", "admin: an id");
     unit_check_str(r.id, "op-1", "admin: the id kept");
     unit_check_str(PARSE("{\"cmd\":\"pause\",\"id\":7}", &r),

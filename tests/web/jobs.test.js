@@ -10,11 +10,13 @@
  * failed job shows its attempt (worker, exit code, error); an operator retries it (it
  * goes back to ready, then runs as attempt 2), cancels a queued job, pauses the queue (a
  * claim then gets nothing from it) and resumes it (a claim gets the job); a viewer sees
- * the view and no action.
+ * the view and no action; a worker's hello lists it among the workers online (host,
+ * queues, slots, running, last seen) and its Last Will (mosquitto_sub killed -9) takes it
+ * off the list.
  */
 "use strict";
 const path = require("path");
-const { execFileSync } = require("child_process");
+const { execFileSync, spawn } = require("child_process");
 const { chromium } = require(path.join(process.env.ROOT, "node_modules", "playwright-core"));
 
 const { OPS_DB, OPS_MQTT, OPS_WS, OPS_BPASS, OPS_WEBPASS, OPS_OPPASS, OPS_WKPASS } = process.env;
@@ -206,6 +208,29 @@ const fail = (g, error) => work({ op: "fail", id: "jt-fail-" + (++msgs) + "-" + 
     const g = claim(5000);
     assert(g.op === "job" && g.job === job, "after the resume a claim got " + JSON.stringify(g));
     done(g);
+  });
+
+  await check("a worker online is listed (worker, host, queues, slots, running, last seen) and goes when killed -9 (its Last Will)", async () => {
+    const session = "will-s-" + process.pid, name = "will-worker";
+    const will = spawn("mosquitto_sub", ["-p", OPS_MQTT, "-u", WORKER, "-P", OPS_WKPASS, "-i", "wk-" + process.pid, "-q", "1",
+      "-t", `${PREFIX}/jobs/to/wk-${process.pid}`, "--will-topic", `${PREFIX}/jobs/worker`, "--will-qos", "2",
+      "--will-payload", JSON.stringify({ op: "gone", worker: name, session })], { stdio: "ignore" });
+    try {
+      await sleep(300);     /* connected: its will is with the broker */
+      execFileSync("mosquitto_pub", ["-p", OPS_MQTT, "-u", WORKER, "-P", OPS_WKPASS, "-q", "2", "-t", `${PREFIX}/jobs/worker`,
+        "-m", JSON.stringify({ op: "hello", worker: name, session, host: "arm-box-7", queues: ["build.arm64", "build"], jobs: 3 })]);
+      const row = `#jobs-workers tr[data-session="${session}"]`;
+      await ops.waitForSelector(row, { timeout: 15000 });
+      const cells = await ops.$$eval(`${row} td`, (tds) => tds.map((td) => td.textContent));
+      assert(cells[0] === name && cells[1] === "arm-box-7" && cells[2] === "build.arm64, build" && cells[3] === "3" &&
+        cells[4] === "0" && /^\d+ s ago$/.test(cells[5]), "row: " + JSON.stringify(cells));
+      assert(/\(\d+\)/.test(await ops.textContent("#jobs-workers-count")), "count: " + await ops.textContent("#jobs-workers-count"));
+      say("# worker: " + cells.join(" | "));
+      will.kill("SIGKILL");
+      await ops.waitForSelector(row, { state: "detached", timeout: 15000 });
+    } finally {
+      will.kill("SIGKILL");
+    }
   });
 
   await check("no JavaScript errors on the pages", async () => {
