@@ -183,7 +183,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         check_ok();
     }
-    if (req.root && req_hash(req.root, "mq/write/t") != ref_hash(req.root, "mq/write/t"))
+    if (!rc && req_hash(req.root, "mq/write/t") != ref_hash(req.root, "mq/write/t"))
         die("invariant", "req_hash is not the hash of cJSON's compact text");
     req_clear(&req);
     free(payload);
