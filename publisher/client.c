@@ -178,6 +178,17 @@ void mosqlite_set_callback(mosqlite_client *c, mosqlite_result_cb cb, void *arg)
     c->cb_arg = arg;
 }
 
+int mosqlite_set_in_order(mosqlite_client *c, int on)
+{
+    if (on && !c->receipts)
+        return mosqlite__seterr(c, MOSQLITE_ESTATE, "in order needs receipts");
+    pthread_mutex_lock(&c->lock);
+    c->in_order = on != 0;
+    c->has_last = 0;
+    pthread_mutex_unlock(&c->lock);
+    return MOSQLITE_OK;
+}
+
 int mosqlite_set_will(mosqlite_client *c, const char *table, const char *json, int delay_s)
 {
     mosquitto_property *props = NULL;

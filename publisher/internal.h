@@ -53,6 +53,9 @@ struct mosqlite_client {
     int *by_mid;                /* mid -> slot of its latest publish, or -1 */
     int *buckets;               /* id hash -> first slot, or -1 */
     unsigned nbuckets;
+    int in_order;               /* name the request before in "after" (mosqlite_set_in_order) */
+    int has_last, last_i;       /* the latest request the next may follow: its slot */
+    unsigned long long last_order;  /* and its place, to tell it from the slot's next user */
     int nused;
     int nheld;                  /* entries held for another's receipt */
     size_t bytes;

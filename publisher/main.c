@@ -576,6 +576,8 @@ static int run_requests(const char *table, const char *single, const struct mosq
         return EXIT_CONNECT;
     }
     mosqlite_set_callback(c, on_result, NULL);
+    if (!single && o_wait)
+        mosqlite_set_in_order(c, 1);    /* each line after the one before: the order holds */
     if (mosqlite_connect(c) != MOSQLITE_OK) {
         log_error("%s", mosqlite_errstr(c));
         mosqlite_close(c);

@@ -135,6 +135,17 @@ mosqlite_client *mosqlite_client_new(const struct mosqlite_options *opts);
 /* Set the result callback (NULL for none) and its argument. */
 void mosqlite_set_callback(mosqlite_client *client, mosqlite_result_cb cb, void *arg);
 
+/* Keep the requests in order (with receipts; before publishing): each request
+ * published while the one published before it has no receipt yet names that one in
+ * "after", so the writer applies it only after that one, whatever the broker or the
+ * writer lost and this client published again (docs/PROTOCOL.md, "In order with many
+ * in flight"); a request answered "waiting" is published again once the one it
+ * follows is answered. The order is that of mosqlite_publish() calls (from one
+ * thread). A request that names its own "after" keeps it; a scheduled request ("at",
+ * "delay_ms") or a cancel names none and is named by none (it is not applied now).
+ * Returns MOSQLITE_OK, or MOSQLITE_ESTATE without receipts. */
+int mosqlite_set_in_order(mosqlite_client *client, int on);
+
 /* Leave a last will: a write request the broker publishes for this client (QoS 2, to
  * PREFIX/write, or PREFIX/write/TABLE when table is given) if its connection ends
  * without mosqlite_close(): the process killed, the machine or the network gone. A

@@ -152,12 +152,15 @@ cleanup:
     return out;
 }
 
-char *mosqlite__stamp(const char *json, const char *reply_to, char *id_out, char *err, size_t errlen)
+char *mosqlite__stamp(const char *json, const char *reply_to, const char *after, char *id_out,
+                     int *chain, char *err, size_t errlen)
 {
     struct jdoc d;
     char *out = NULL, *p, *id = NULL, newid[MOSQLITE_ID_LEN + 1];
-    int i, n;
+    int i, n, timed;
 
+    if (chain)
+        *chain = 0;
     if (mosqlite__json_read(&d, json, strlen(json), "request", J_REQUEST, err, errlen))
         return NULL;
     if ((i = mosqlite__json_member(&d, "id")) >= 0 && !(id = mosqlite__json_string(&d, i)))
@@ -169,14 +172,25 @@ char *mosqlite__stamp(const char *json, const char *reply_to, char *id_out, char
             goto nomem;
         goto cleanup;
     }
+    /* A scheduled request or a cancel may not name a request to follow, and is not
+     * applied now: the next request does not wait for it either. */
+    timed = mosqlite__json_member(&d, "at") >= 0 || mosqlite__json_member(&d, "delay_ms") >= 0 ||
+            mosqlite__json_member(&d, "cancel") >= 0;
+    if (chain)
+        *chain = !timed;
+    if (timed || mosqlite__json_member(&d, "after") >= 0 || (after && id && !strcmp(after, id)))
+        after = NULL;                   /* its own "after" is kept as written */
+    if (after && !*after)
+        after = NULL;
     if (!id && mosqlite_new_id(newid)) {
         seterr(err, errlen, "no randomness for a request id");
         goto cleanup;
     }
     if (!id && id_out)
         snprintf(id_out, MOSQLITE_ID_MAX + 1, "%s", newid);
-    /* {MEMBERS but reply_to,"id":NEW,"reply_to":REPLY} */
-    if (!(out = malloc(strlen(json) + 6 * strlen(reply_to) + MOSQLITE_ID_LEN + 32)))
+    /* {MEMBERS but reply_to,"id":NEW,"after":AFTER,"reply_to":REPLY} */
+    if (!(out = malloc(strlen(json) + 6 * strlen(reply_to) + (after ? 6 * strlen(after) : 0) +
+                       MOSQLITE_ID_LEN + 48)))
         goto nomem;
     p = out;
     *p++ = '{';
@@ -185,6 +199,11 @@ char *mosqlite__stamp(const char *json, const char *reply_to, char *id_out, char
         *p++ = ',';
     if (!id)
         p += sprintf(p, "\"id\":\"%s\",", newid);
+    if (after) {
+        p += sprintf(p, "\"after\":");
+        p = mosqlite__json_quote(p, after, strlen(after));
+        *p++ = ',';
+    }
     p += sprintf(p, "\"reply_to\":");
     p = mosqlite__json_quote(p, reply_to, strlen(reply_to));
     memcpy(p, "}", 2);

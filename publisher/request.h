@@ -13,11 +13,15 @@
 
 /* Check json as the writer checks a request (see strict.h). With reply_to, give it an id
  * unless it has one and set its reply_to: the other members are kept as written, the
- * id and reply_to added at the end. Without (NULL), return a copy of json. id_out
- * (NULL, or MOSQLITE_ID_MAX + 1 bytes) receives the id ("" for none). Returns a heap
- * string (free()), or NULL with err set. */
-MOSQLITE_INTERNAL char *mosqlite__stamp(const char *json, const char *reply_to, char *id_out,
-                                        char *err, size_t errlen);
+ * id and reply_to added at the end. after (NULL or "": none) is the id of the request
+ * it must follow, added as "after" unless the request names its own, is scheduled
+ * ("at", "delay_ms") or a cancel, or has that id itself. Without reply_to (NULL),
+ * return a copy of json. id_out (NULL, or MOSQLITE_ID_MAX + 1 bytes) receives the id
+ * ("" for none); *chain (NULL: not wanted) is 1 when, with reply_to, the next request
+ * may follow this one (it is applied now: not scheduled, not a cancel). Returns a
+ * heap string (free()), or NULL with err set. */
+MOSQLITE_INTERNAL char *mosqlite__stamp(const char *json, const char *reply_to, const char *after,
+                                        char *id_out, int *chain, char *err, size_t errlen);
 
 /* Read a receipt. id receives its id (MOSQLITE_ID_MAX + 1 bytes); *error a heap copy
  * of the reason when rejected, else NULL; *changes its "changes" (-1 when it has none).

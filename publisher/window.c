@@ -366,13 +366,45 @@ int mosqlite__step(mosqlite_client *c, int wait_ms)
     return MOSQLITE_OK;
 }
 
+/* Lock held. Slot i, just taken by mosqlite_publish(), was not published: undo. */
+static void unpublish(mosqlite_client *c, int i)
+{
+    struct entry *e = &c->ents[i];
+
+    if (e->hashed)
+        hash_del(c, i);
+    free(e->topic);
+    free(e->payload);
+    e->topic = e->payload = NULL;
+    e->state = E_FREE;
+    c->nused--;
+    c->bytes -= e->len;
+    c->st.published--;
+    c->freelist[c->nfree++] = i;
+}
+
+/* In order (mosqlite_set_in_order): into after, the id of the request the next one
+ * follows while that one has no receipt yet, else "". Answered since, it is applied
+ * (or rejected), and naming it costs the writer a look-up. */
+static void follow(mosqlite_client *c, char *after)
+{
+    *after = '\0';
+    pthread_mutex_lock(&c->lock);
+    if (c->in_order && c->has_last) {
+        struct entry *l = &c->ents[c->last_i];
+        if (l->order == c->last_order && (l->state == E_SENDING || l->state == E_WAITING))
+            strcpy(after, l->id);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
 int mosqlite_publish(mosqlite_client *c, const char *table, const char *json, void *tag,
                      char *id_out)
 {
-    char id[MOSQLITE_ID_MAX + 1] = "", *payload, *topic;
+    char id[MOSQLITE_ID_MAX + 1] = "", after[MOSQLITE_ID_MAX + 1] = "", *payload, *topic;
     size_t len, tlen;
     struct entry *e;
-    int i, rc;
+    int i, rc, chain = 0;
 
     if (id_out)
         *id_out = '\0';
@@ -380,9 +412,10 @@ int mosqlite_publish(mosqlite_client *c, const char *table, const char *json, vo
         return mosqlite__seterr(c, MOSQLITE_ESTATE, "not connected");
     if (table && *table && strpbrk(table, "/+#"))
         return mosqlite__seterr(c, MOSQLITE_EINVAL, "table name \"%s\" has a character not allowed in a topic", table);
+    follow(c, after);
     /* Checked as the writer checks it; with receipts, given an id and our reply_to. */
-    if (!(payload = mosqlite__stamp(json, c->receipts ? c->reply_topic : NULL,
-                                    c->receipts ? id : NULL, c->err, sizeof c->err)))
+    if (!(payload = mosqlite__stamp(json, c->receipts ? c->reply_topic : NULL, after,
+                                    c->receipts ? id : NULL, &chain, c->err, sizeof c->err)))
         return strstr(c->err, "out of memory") ? MOSQLITE_ENOMEM : MOSQLITE_EINVAL;
     len = strlen(payload);
     tlen = strlen(c->prefix) + (table ? strlen(table) : 0) + 8;
@@ -425,17 +458,12 @@ int mosqlite_publish(mosqlite_client *c, const char *table, const char *json, vo
         e->state = E_WAITING;       /* scan() publishes it once connected */
         rc = MOSQLITE_OK;
     }
-    if (rc != MOSQLITE_OK) {        /* libmosquitto would not take it: undo */
-        if (e->hashed)
-            hash_del(c, i);
-        free(e->topic);
-        free(e->payload);
-        e->topic = e->payload = NULL;
-        e->state = E_FREE;
-        c->nused--;
-        c->bytes -= len;
-        c->st.published--;
-        c->freelist[c->nfree++] = i;
+    if (rc != MOSQLITE_OK) {        /* libmosquitto would not take it */
+        unpublish(c, i);
+    } else if (chain && *id) {
+        c->has_last = 1;            /* the next request follows this one */
+        c->last_i = i;
+        c->last_order = e->order;
     }
     mosqlite__deliver(c);
     pthread_mutex_unlock(&c->lock);

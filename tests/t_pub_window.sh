@@ -3,7 +3,8 @@
 # a writer stopped and started again, and through a broker killed with SIGKILL (once
 # just after it saved its state, once long after) and a writer killed with SIGKILL,
 # every line is stored once and in the order read (the rows' ids follow the lines),
-# with 16 transactions in flight and with one. What the broker or the writer lost is
+# with 16 transactions in flight and with one; the same for JSON Lines with --wait
+# (mosqlite-pub -, up to 1,000 lines in flight). What the broker or the writer lost is
 # sent again after later transactions got through; each transaction names the one
 # before it ("after"), so the writer answers those later ones "waiting" and they are
 # applied after it. Checked with sqlite3: the count, the count of distinct lines, and
@@ -37,6 +38,13 @@ lines() {
 pipe() {
     lines "$N" | "$BIN/mosqlite-pub" -p "$MQTT_PORT" --no-tee -v --linger 60 --lines-window "$2" --lines-max "$TX" \
         --lines line --with "{\"build_id\": $1}" build_logs 2>"$T/p$1.err.log" &
+    PUB=$!
+}
+# jsonl B: mosqlite-pub --wait - on build B, the same lines as JSON Lines (one insert
+# each), in the background.
+jsonl() {
+    lines "$N" | awk -v b="$1" '{ printf "{\"table\":\"build_logs\",\"values\":{\"build_id\":%d,\"line\":\"%s\"}}\n", b, $0; fflush() }' |
+        "$BIN/mosqlite-pub" -p "$MQTT_PORT" --wait --timeout 60 -v - 2>"$T/p$1.err.log" &
     PUB=$!
 }
 # at B FRACTION: wait until build B has that fraction of the N lines (a/b).
@@ -113,4 +121,16 @@ for round in $(seq 1 "$ROUNDS"); do
     kills $(( b + 2 ))
     ended $(( b + 2 )); once $(( b + 2 ))
     check_eq "build $(( b + 2 )), one in flight, killed: rows out of order" "$(out_of_order $(( b + 2 )))" 0
+    # 4. JSON Lines with --wait (one insert a line, up to --window in flight), the same
+    # kills: every line once, in the order read. Each line names the one before in
+    # "after" while that one is unanswered.
+    jsonl $(( b + 3 ))
+    kills $(( b + 3 ))
+    wait "$PUB"; rc=$?
+    check_eq "build $(( b + 3 )): JSON Lines --wait exits 0" "$rc" 0
+    note "build $(( b + 3 )): $(tail -n 1 "$T/p$(( b + 3 )).err.log")"
+    check_eq "build $(( b + 3 )), JSON Lines --wait, killed: missing, twice" \
+        "$(sql "SELECT ($N - count(DISTINCT line)) || ',' || (count(*) - count(DISTINCT line)) FROM build_logs WHERE build_id = $(( b + 3 ))")" 0,0
+    check_eq "build $(( b + 3 )), JSON Lines --wait, killed: rows out of order" "$(out_of_order $(( b + 3 )))" 0
+    note "build $(( b + 3 )): $(waited) \"waiting\" answer(s) from the writer so far"
 done

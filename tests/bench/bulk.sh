@@ -12,6 +12,8 @@
 #   B5  JSON Lines with --wait, transactions of 1,000 ops, N rows: >= 0.5 x B1
 #   B6  JSON Lines with --wait, one op per request, N1 requests: >= 0.9 x CEIL1 (the
 #       broker's QoS 2 ceiling for one publisher, line 1.1 of run.sh) when given
+#   B7, B8  the writer's CPU per 1,000,000 rows of B3 and B5: <= the time 1,000,000 rows
+#       take at 0.5 x B1 (a writer that needs more cannot reach B3's target)
 #
 #   QUICK=1 ...      N=100000, N1=20000
 #   N=..., N1=...    sizes (1000000 and 100000)
@@ -91,4 +93,10 @@ if [ -n "${CEIL1:-}" ]; then
 else
     row B6 "JSON Lines --wait, 1 op per request, $N1" "$B6 rows/s" "$(ratio "$B6" "$B1") x B1 (no broker ceiling given: CEIL1; $B6_OUT; writer CPU $B6_CPU s)"
 fi
+# The writer's CPU per 1,000,000 rows: within the time the rate target gives them (a
+# writer that needs more cannot reach 0.5 x B1 even with a core of its own).
+cpu_1m() { calc_f "%.2f" "$1 * 1000000 / $N"; }
+B3_C1M=$(cpu_1m "$B3_CPU") B5_C1M=$(cpu_1m "$B5_CPU") CPU_MAX=$(calc_f "%.2f" "1000000 / (0.5 * $B1)")
+row B7 "writer CPU per 1,000,000 rows, log pipe" "$B3_C1M s" "<= $CPU_MAX s (1,000,000 rows at 0.5 x B1): $(verdict "$B3_C1M <= $CPU_MAX")"
+row B8 "writer CPU per 1,000,000 rows, JSON Lines 1,000 ops" "$B5_C1M s" "<= $CPU_MAX s: $(verdict "$B5_C1M <= $CPU_MAX")"
 exit 0

@@ -12,7 +12,8 @@
  * - what the publisher builds, the writer reads as JSON (json_read);
  * - a stamped line keeps every member as it was written: cJSON's trees of the line
  *   and of the stamped request print alike but for id and reply_to, and reply_to is
- *   ours;
+ *   ours; stamped with an "after", it has it unless the writer would refuse it there
+ *   (scheduled, a cancel, an "after" of its own, its own id), and keeps the rest;
  * - a line the publisher refuses, the writer refuses, and when both refuse it for
  *   its bytes (a number, \u0000, a control character, UTF-8, nesting), with the same
  *   words;
@@ -34,6 +35,7 @@
 #include "request.h"
 
 #define REPLY "mosqlite/receipts/fuzz"
+#define AFTER "fuzz-after-1"
 
 static const struct req_limits limits = {1 << 20, 1000, 1000, NULL};
 static struct req wreq;
@@ -97,11 +99,12 @@ static cJSON *members(const char *text)
 static void fuzz_stamp(const char *line)
 {
     char perr[512], werr[512], id[MOSQLITE_ID_MAX + 1];
-    char *plain = mosqlite__stamp(line, NULL, NULL, perr, sizeof perr), *stamped;
+    char *plain = mosqlite__stamp(line, NULL, NULL, NULL, NULL, perr, sizeof perr), *stamped;
+    int chain;
     int wrc = writer_reads(line, werr, sizeof werr);
 
     req_clear(&wreq);
-    stamped = mosqlite__stamp(line, REPLY, id, perr, sizeof perr);
+    stamped = mosqlite__stamp(line, REPLY, NULL, id, NULL, perr, sizeof perr);
     if ((plain != NULL) != (stamped != NULL))
         die("stamping with and without a reply_to disagree", line, perr);
     if (plain && strcmp(plain, line))
@@ -128,8 +131,38 @@ static void fuzz_stamp(const char *line)
             die("stamping changed a member", line, stamped);
         cJSON_free(pa);
         cJSON_free(pb);
-        cJSON_Delete(a);
         cJSON_Delete(b);
+        free(stamped);
+        /* In order: "after" added only where the writer takes it (no "at", "delay_ms",
+         * "cancel" or "after" of its own, not its own id), every other member kept. */
+        stamped = mosqlite__stamp(line, REPLY, AFTER, id, &chain, perr, sizeof perr);
+        if (!stamped)
+            die("stamping with an after refuses what stamping without took", line, perr);
+        if (writer_reads(stamped, werr, sizeof werr))
+            die("the writer cannot read a request stamped with an after", stamped, werr);
+        {
+            cJSON *own = cJSON_GetObjectItemCaseSensitive(a, "after");
+            const cJSON *got = cJSON_GetObjectItemCaseSensitive(wreq.root, "after");
+            int timed = cJSON_GetObjectItemCaseSensitive(a, "at") || cJSON_GetObjectItemCaseSensitive(a, "delay_ms") ||
+                        cJSON_GetObjectItemCaseSensitive(a, "cancel");
+            int want = !own && !timed && strcmp(id, AFTER);
+            if (chain != !timed)
+                die("a request that may be followed is told wrong", line, stamped);
+            if (want ? !cJSON_IsString(got) || strcmp(got->valuestring, AFTER) : !own && got)
+                die("\"after\" added where the writer refuses it, or not added", line, stamped);
+            b = members(stamped);
+            if (want)
+                cJSON_DeleteItemFromObjectCaseSensitive(b, "after");
+            pa = cJSON_PrintUnformatted(a);
+            pb = b ? cJSON_PrintUnformatted(b) : NULL;
+            if (!pa || !pb || strcmp(pa, pb))
+                die("stamping with an after changed a member", line, stamped);
+            cJSON_free(pa);
+            cJSON_free(pb);
+            cJSON_Delete(b);
+        }
+        req_clear(&wreq);
+        cJSON_Delete(a);
         free(stamped);
         return;
     }

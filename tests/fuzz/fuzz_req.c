@@ -8,7 +8,8 @@
  * Besides the sanitizers, the target checks what req.h promises: an error comes with
  * a message, a success with ops whose tables and columns are in the schema, an id that
  * is 1..128 printable characters, $base64 values that decode, and an enqueue
- * ({"op": "enqueue"}) whose queue can be a topic level, with a payload.
+ * ({"op": "enqueue"}) whose queue can be a topic level, with a payload, and that
+ * req_hash() is the hash of each field's cJSON_PrintUnformatted text, as it was.
  *
  * Built and run by tests/fuzz/run.sh; the schema directories come from the
  * environment (MOSQLITE_ROOT, default the current directory). */
@@ -31,6 +32,37 @@ static void die(const char *what, const char *err)
 {
     fprintf(stderr, "fuzz_req: %s: %s\n", what, err);
     abort();
+}
+
+/* req_hash as it was written first: each field's cJSON_PrintUnformatted text hashed.
+ * The streaming req_hash must give the same value (ids kept in mosqlite_applied). */
+static unsigned long long ref_fnv(unsigned long long h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    while (n--)
+        h = (h ^ *b++) * 1099511628211ULL;
+    return h;
+}
+
+static unsigned long long ref_hash(const cJSON *root, const char *topic)
+{
+    unsigned long long h = ref_fnv(14695981039346656037ULL, topic, strlen(topic) + 1);
+    const cJSON *c;
+
+    for (c = root->child; c; c = c->next) {
+        unsigned long long f;
+        char *v;
+        if (!strcmp(c->string, "reply_to") || !strcmp(c->string, "after"))
+            continue;
+        f = ref_fnv(14695981039346656037ULL, c->string, strlen(c->string) + 1);
+        if ((v = cJSON_PrintUnformatted(c))) {
+            f = ref_fnv(f, v, strlen(v) + 1);
+            cJSON_free(v);
+        }
+        h += f;
+    }
+    return h;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -151,6 +183,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         check_ok();
     }
+    if (!rc && req_hash(req.root, "mq/write/t") != ref_hash(req.root, "mq/write/t"))
+        die("invariant", "req_hash is not the hash of cJSON's compact text");
     req_clear(&req);
     free(payload);
     return 0;

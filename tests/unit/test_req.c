@@ -13,6 +13,60 @@ static struct schema sch;
 static struct req r;
 static const struct req_limits lim = {4096, 8, 3, "mq"};
 
+/* req_hash as it was written first: each field's cJSON_PrintUnformatted text hashed.
+ * The streaming req_hash must give the same value (ids kept in mosqlite_applied). */
+static unsigned long long ref_fnv(unsigned long long h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    while (n--)
+        h = (h ^ *b++) * 1099511628211ULL;
+    return h;
+}
+
+static unsigned long long ref_hash(const cJSON *root, const char *topic)
+{
+    unsigned long long h = ref_fnv(14695981039346656037ULL, topic, strlen(topic) + 1);
+    const cJSON *c;
+
+    for (c = root->child; c; c = c->next) {
+        unsigned long long f;
+        char *v;
+        if (!strcmp(c->string, "reply_to") || !strcmp(c->string, "after"))
+            continue;
+        f = ref_fnv(14695981039346656037ULL, c->string, strlen(c->string) + 1);
+        if ((v = cJSON_PrintUnformatted(c))) {
+            f = ref_fnv(f, v, strlen(v) + 1);
+            cJSON_free(v);
+        }
+        h += f;
+    }
+    return h;
+}
+
+static void check_hash(void)
+{
+    static const char *const docs[] = {
+        "{}",
+        "{\"values\":{\"a\":1,\"b\":\"x\"}}",
+        "{\"id\":\"h1\",\"reply_to\":\"mq/receipts/x\",\"after\":\"h0\",\"values\":{\"a\":1}}",
+        "{\"ops\":[{\"table\":\"t\",\"values\":{\"n\":0,\"m\":-0,\"r\":-0.0,\"f\":1.5,\"e\":1e3,\"E\":-2.5E-7}}]}",
+        "{\"values\":{\"big\":9007199254740991,\"neg\":-9007199254740991,\"k\":999999999999999,\"k1\":1000000000000000,\"i\":2147483648,\"j\":-2147483649}}",
+        "{\"values\":{\"pi\":3.141592653589793,\"third\":0.30000000000000004,\"tiny\":5e-324,\"huge\":1.7976931348623157e308,\"one\":1.0}}",
+        "{\"values\":{\"s\":\"q\\\"b\\\\s\\/t\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f \\u00e9\\ud83d\\ude00 \\u2028\"}}",
+        "{\"values\":{\"k\\\"ey\":1,\"k\\n2\":[],\"e\":{},\"n\":null,\"t\":true,\"f\":false,\"a\":[1,[2,[3,{}]],\"x\"]}}",
+        "{\"at\":\"2026-11-25T02:00:00Z\",\"delay_ms\":0,\"cancel\":\"x\",\"values\":{\"\":\"\"}}",
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof docs / sizeof *docs; i++) {
+        cJSON *t = cJSON_Parse(docs[i]);
+        unit_check(t && req_hash(t, "mq/write/t") == ref_hash(t, "mq/write/t"),
+                   "req: req_hash is the hash of cJSON's compact text: %s", docs[i]);
+        cJSON_Delete(t);
+    }
+}
+
 static int parse(const char *table, const char *payload, char *err, size_t errlen)
 {
     req_clear(&r);
@@ -325,6 +379,7 @@ void test_req(void)
         unit_check(0, "req: in-memory schema");
     } else {
         check_parse();
+        check_hash();
         check_escapes();
         check_topic();
         check_kept_id();
