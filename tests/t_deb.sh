@@ -49,6 +49,11 @@ for f in $DEBS; do [ -f "$f" ] || fail "built: $(basename "$f")"; done
 lintian --fail-on error,warning --display-info $DEBS >"$T/lintian.out" 2>&1
 check "lintian: no error, no warning (info tags explained in debian/*.lintian-overrides)" [ $? = 0 ]
 grep -v 'root privileges' "$T/lintian.out" | sed 's/^/# lintian: /'
+# The symbols file names every function the library exports, and only those.
+nm -D --defined-only "$ROOT/build/libmosqlite.so" | awk '$2 == "T" {print $3}' | sort >"$T/exported"
+awk '/^ mosqlite/ {sub(/@.*/, "", $1); print $1}' "$ROOT/debian/libmosqlite0.symbols" | sort >"$T/listed"
+check_eq "debian/libmosqlite0.symbols lists what libmosqlite.so exports" \
+    "$(diff "$T/exported" "$T/listed" | grep '^[<>]' | tr '\n' ' ')" ""
 
 if dpkg -i $DEBS >"$T/dpkg.log" 2>&1; then
     ok "dpkg -i the three packages"
