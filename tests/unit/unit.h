@@ -42,5 +42,6 @@ void test_sched(void);
 void test_jobs(void);
 void test_retain(void);   /* retain.c, autobackup.c names */
 void test_etcd(void);
+void test_etcd_sync(void);
 
 #endif
