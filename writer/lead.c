@@ -349,6 +349,25 @@ static void lose(struct lead *l, const char *fmt, ...)
     pthread_mutex_unlock(&l->mu);
 }
 
+/* Who holds the key now, for the reason of a lost lease: "; KEY is now held by V". */
+static void holder_now(struct lead *l, char *buf, size_t len)
+{
+    struct etcd_resp r;
+    char v[sizeof l->holder] = "";
+
+    buf[0] = '\0';
+    if (call(l, "/v3/kv/range", etcd_body_range(l->key), ETCD_RANGE, util_now_ms() + try_ms(l), &r) || r.code) {
+        etcd_resp_free(&r);
+        return;
+    }
+    if (r.has_kv && r.kv.lease != l->lease) {
+        printable(v, sizeof v, r.kv.value, r.kv.value_len);
+        snprintf(buf, len, "; %s is now held by %s", l->key, v);
+    } else if (!r.has_kv)
+        snprintf(buf, len, "; %s is held by no one now", l->key);
+    etcd_resp_free(&r);
+}
+
 /* One renewal as the leader. When to renew next, or -1 when leading is over. */
 static long long renew(struct lead *l)
 {
@@ -360,8 +379,12 @@ static long long renew(struct lead *l)
     deadline = l->deadline;
     pthread_mutex_unlock(&l->mu);
     if (t0 >= deadline) {
-        lose(l, "the lease could not be renewed in time (last error: %s)",
-             l->failing ? l->last_err : "none: the process was not running");
+        char held[sizeof l->holder + 300];
+        const char *last = l->failing ? l->last_err : "none: the process was not running";
+        char said[sizeof l->last_err];
+        snprintf(said, sizeof said, "%s", last);
+        holder_now(l, held, sizeof held);
+        lose(l, "the lease could not be renewed in time (last error: %s)%s", said, held);
         return -1;
     }
     rc = call(l, "/v3/lease/keepalive", etcd_body_lease(l->lease), ETCD_KEEPALIVE, deadline, &r);
@@ -607,7 +630,21 @@ int lead_wait_ms(struct lead *l, int max_ms)
 
 void lead_describe(struct lead *l, char *buf, size_t len)
 {
+    long long until = util_now_ms() + 2000;
+
     pthread_mutex_lock(&l->mu);
+    /* The thread says why (and who holds the key now) once it has run: wait for it a
+     * little, a frozen process having just woken. */
+    while (l->state == LEADER && util_now_ms() < until) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 50 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+    }
     snprintf(buf, len, "this writer no longer holds %s: %s; it stopped taking requests %lld ms after the last "
              "successful renewal was asked for (the lease's TTL is %lld ms; the deadline was at %lld ms)",
              l->key, l->state == LOST ? l->why : "the lease could not be renewed in time",

@@ -392,8 +392,8 @@ static void designate_tick(void)
         lead_put_sync(w.lead, value, gen);
         free(value);
     }
-    if ((gen = lead_sync_done(w.lead)) > 0)
-        sync_named(w.sync, gen);
+    if ((gen = lead_sync_done(w.lead)) > 0 && sync_named(w.sync, gen))
+        batch_status(w.batch, "online");      /* the status names the set (once online) */
 }
 
 /* The loop, until a signal: poll, apply what is queued, keep the status current,

@@ -327,13 +327,14 @@ char *sync_wanted(struct sync *s, long long *gen)
     return etcd_sync_value(&s->want);
 }
 
-void sync_named(struct sync *s, long long gen)
+int sync_named(struct sync *s, long long gen)
 {
     if (!s->pending || gen != s->gen)
-        return;
+        return 0;
     s->named = s->want;
     s->pending = 0;
     log_set("designated (in etcd)", &s->named);
+    return 1;
 }
 
 /* --- holding ------------------------------------------------------------------------- */

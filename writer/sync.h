@@ -105,8 +105,9 @@ int sync_designate(struct sync *s, long long now_ms);
 /* The proposed set's value for KEY/sync (a new string, etcd_sync_value) and its
  * generation, once per proposal; NULL when there is nothing new to write. */
 char *sync_wanted(struct sync *s, long long *gen);
-/* The proposal of generation gen is in etcd: it is the set from now on. */
-void sync_named(struct sync *s, long long gen);
+/* The proposal of generation gen is in etcd: it is the set from now on. 1 when that
+ * changed the set. */
+int sync_named(struct sync *s, long long gen);
 
 /* The status members, each preceded by a comma:
  * ,"sync":"...","sync_replicas":N,"sync_acked":S,"sync_held":K,"replicas_in_sync":["ID",...]
