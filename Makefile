@@ -27,7 +27,8 @@ PKGS       = libmosquitto sqlite3 libcjson
 # Lazy (=) so pkg-config runs after `make deps` has installed the -dev packages.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
-# The writer alone talks to etcd (writer/etcd_http.c, its leader lease): libcurl.
+# The writer (writer/etcd_http.c, its leader lease) and the replica (watching that key)
+# talk to etcd: libcurl.
 WRITER_PKG_CFLAGS = $(shell pkg-config --cflags libcurl)
 WRITER_PKG_LIBS   = $(shell pkg-config --libs libcurl) -lpthread
 # libmosqlite needs no SQLite: only what its .pc file names.
@@ -102,9 +103,13 @@ $(BIN)/mosqlite-writer: $(WRITER_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(BIN)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(WRITER_PKG_LIBS) -lm
 
-$(BIN)/mosqlite-replica: $(REPLICA_OBJ) $(COMMON_OBJ)
+# A replica watches the leader key (replica/watch.c) with the writer's etcd client.
+REPLICA_ETCD_OBJ = $(BUILD)/writer/etcd.o $(BUILD)/writer/etcd_http.o
+$(REPLICA_OBJ): ALL_CFLAGS += -Iwriter $(WRITER_PKG_CFLAGS)
+
+$(BIN)/mosqlite-replica: $(REPLICA_OBJ) $(REPLICA_ETCD_OBJ) $(COMMON_OBJ)
 	@mkdir -p $(BIN)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(WRITER_PKG_LIBS) -lm
 
 $(BIN)/mosqlite: $(CONSOLE_OBJ) $(BUILD)/libmosqlite.a $(COMMON_NOLIB_OBJ)
 	@mkdir -p $(BIN)

@@ -27,10 +27,12 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "etcd.h"
 #include "follow.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
+#include "watch.h"
 
 #ifndef MOSQLITE_VERSION
 #define MOSQLITE_VERSION "0"
@@ -49,12 +51,13 @@ static volatile sig_atomic_t stop_requested;
 
 static struct {
     const char *host, *prefix, *username, *password, *cafile, *config, *db, *id, *synchronous;
-    const char *writer;
-    long long port, keepalive, status_interval;
+    const char *writer, *etcd_endpoints, *etcd_key;
+    long long port, keepalive, status_interval, etcd_ttl;
     int bootstrap, promote, force, verbose;
 } cf = {
     .host = MOSQLITE_DEFAULT_HOST, .prefix = MOSQLITE_DEFAULT_PREFIX, .db = "data/replica.db", .id = "replica",
     .synchronous = "NORMAL", .port = MOSQLITE_DEFAULT_PORT, .keepalive = MOSQLITE_DEFAULT_KEEPALIVE, .status_interval = 1,
+    .etcd_ttl = 10,
 };
 
 static const struct cfg_opt options[] = {
@@ -68,12 +71,15 @@ static const struct cfg_opt options[] = {
     {"promote", 0, CFG_FLAG, &cf.promote, 0, 0, CFG_CMDLINE_ONLY, "", "apply what is queued, then become the writer on this file"},
     {"force", 0, CFG_FLAG, &cf.force, 0, 0, CFG_CMDLINE_ONLY, "", "--promote even if the writer's status says online"},
     {"writer", 0, CFG_STR, &cf.writer, 0, 0, 0, "PATH", "--promote: the writer program (mosqlite-writer beside this one)"},
+    {"etcd-endpoints", 0, CFG_STR, &cf.etcd_endpoints, 0, 0, 0, "URL,...", "watch the writer's leader key in this etcd cluster: promote when it is gone and KEY/sync names this replica"},
+    {"etcd-key", 0, CFG_STR, &cf.etcd_key, 0, 0, 0, "KEY", "the writer's leader key (unset: /mosqlite/PREFIX/leader)"},
+    {"etcd-ttl", 0, CFG_INT, &cf.etcd_ttl, 2, 3600, 0, "S", "the writers' etcd-ttl: the key is looked at every S/3 s (at most 1 s)"},
     {"verbose", 'v', CFG_FLAG, &cf.verbose, 0, 0, 0, "", "log debug lines"},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
 };
 
 static const char usage[] =
-    "Usage: mosqlite-replica [options] [--promote [-- WRITER-OPTIONS...]]\n"
+    "Usage: mosqlite-replica [options] [--promote] [-- WRITER-OPTIONS...]\n"
     "Keeps a local SQLite file equal to the writer's: bootstraps from a snapshot, then\n"
     "applies the changeset of every commit, in order, from PREFIX/changes.";
 
@@ -81,6 +87,7 @@ static struct {
     struct mosquitto *m;
     struct store *store;
     struct follow *follow;
+    struct watch *watch;      /* etcd-endpoints: the leader key watched, or NULL */
     char client_id[256], *t_changes, *t_reply, *t_status, *t_snapshot, *t_writer_status, *t_ack;
     long long acked_seq, acked_epoch;  /* the position last acknowledged on t_ack (-1: none) */
     int connected, subscribed, sub_mid, backoff, status_dirty;
@@ -362,7 +369,7 @@ static void end_session(void)
  * options after "--". Returns only on failure. */
 static int exec_writer(int nextra, char **extra)
 {
-    char port[16], path[PATH_MAX];
+    char port[16], ttl[16], path[PATH_MAX];
     const char *argv[64];
     int argc = 0, i;
 
@@ -385,6 +392,15 @@ static int exec_writer(int nextra, char **extra)
     if (cf.cafile) {
         argv[argc++] = "--cafile";
         argv[argc++] = cf.cafile;
+    }
+    if (cf.etcd_endpoints) {      /* the writer campaigns for the key: a new epoch from etcd */
+        snprintf(ttl, sizeof ttl, "%lld", cf.etcd_ttl);
+        argv[argc++] = "--etcd-endpoints";
+        argv[argc++] = cf.etcd_endpoints;
+        argv[argc++] = "--etcd-key";
+        argv[argc++] = cf.etcd_key;
+        argv[argc++] = "--etcd-ttl";
+        argv[argc++] = ttl;
     }
     for (i = 0; i < nextra && argc < 63; i++)
         argv[argc++] = extra[i];
@@ -455,9 +471,25 @@ static int options_check(int npos, char **argv)
 {
     char err[1024];
 
-    if (npos && !cf.promote) {
+    if (npos && !cf.promote && !cf.etcd_endpoints) {
         fprintf(stderr, "mosqlite-replica: unexpected argument \"%s\" (try --help)\n", argv[1]);
         return -1;
+    }
+    if (cf.etcd_endpoints) {
+        static char key[512];
+        if (etcd_check_endpoints(cf.etcd_endpoints, err, sizeof err)) {
+            fprintf(stderr, "mosqlite-replica: %setcd-endpoints: %s\n", cfg_origin("etcd-endpoints") ?
+                    cfg_origin("etcd-endpoints") : "", err);
+            return -1;
+        }
+        if (!cf.etcd_key) {
+            snprintf(key, sizeof key, "/mosqlite/%s/leader", cf.prefix);
+            cf.etcd_key = key;
+        }
+        if (!cf.etcd_key[0]) {
+            fprintf(stderr, "mosqlite-replica: etcd-key: empty\n");
+            return -1;
+        }
     }
     if (strcasecmp(cf.synchronous, "FULL") && strcasecmp(cf.synchronous, "NORMAL") &&
         strcasecmp(cf.synchronous, "OFF") && strcasecmp(cf.synchronous, "EXTRA")) {
@@ -542,10 +574,28 @@ int main(int argc, char **argv)
         exit_code = promote(npos, argv + 1);
         goto cleanup;
     }
-    while (!stop_requested)
+    if (cf.etcd_endpoints && !(r.watch = watch_start(&(struct watch_opts){cf.etcd_endpoints, cf.etcd_key, cf.id,
+                                                                          cf.etcd_ttl}, err, sizeof err))) {
+        log_error("%s", err);
+        exit_code = EXIT_FATAL;
+        goto cleanup;
+    }
+    while (!stop_requested) {
+        long long epoch;
         turn();
+        if (r.watch && watch_promote(r.watch, &epoch)) {
+            /* etcd is the authority: the old writer stopped before its lease expired,
+             * whatever its retained status still says. */
+            watch_free(r.watch);
+            r.watch = NULL;
+            cf.promote = cf.force = 1;
+            exit_code = promote(npos, argv + 1);
+            goto cleanup;
+        }
+    }
     shut_down();
 cleanup:
+    watch_free(r.watch);
     if (r.m)
         mosquitto_destroy(r.m);
     mosquitto_lib_cleanup();

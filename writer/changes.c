@@ -334,9 +334,15 @@ int changes_set_epoch(struct changes *c, long long epoch, char *err, size_t errl
     if (epoch <= c->epoch)
         return util_fail(err, errlen, "epoch %lld is not newer than the file's %lld", epoch, c->epoch);
     snprintf(sql, sizeof sql, "UPDATE mosqlite_seq SET epoch = %lld WHERE id = 1", epoch);
+    /* Outside any changeset: a replica's copy (a snapshot, taken after this) holds the
+     * new epoch already, and the next commit's changeset must not say the old one. */
+    if (c->sess)
+        sqlite3session_enable(c->sess, 0);
     db_trust(c->db, 1);
     rc = sqlite3_exec(c->h, sql, NULL, NULL, &emsg);
     db_trust(c->db, 0);
+    if (c->sess)
+        sqlite3session_enable(c->sess, 1);
     if (rc != SQLITE_OK) {
         util_fail(err, errlen, "starting epoch %lld in mosqlite_seq: %s", epoch, emsg ? emsg : sqlite3_errstr(rc));
         sqlite3_free(emsg);

@@ -191,6 +191,91 @@ char *etcd_body_claim(const char *key, long long create_rev, const char *counter
     return finish(o, bad);
 }
 
+char *etcd_body_put_held(const char *key, long long create_rev, long long lease, const char *skey,
+                         const char *value)
+{
+    cJSON *o = cJSON_CreateObject(), *cmp, *ok, *ko;
+    int bad = !o || !(cmp = cJSON_AddArrayToObject(o, "compare")) || !(ok = cJSON_AddArrayToObject(o, "success")) ||
+              !(ko = cJSON_AddArrayToObject(o, "failure"));
+
+    bad = bad || add_compare(cmp, "CREATE", key, "create_revision", create_rev) ||
+          add_compare(cmp, "LEASE", key, "lease", lease) || add_put(ok, skey, value, 0) || add_range(ko, key);
+    return finish(o, bad);
+}
+
+/* ---- the synchronous set (KEY/sync) ------------------------------------------------- */
+
+char *etcd_sync_value(const struct etcd_sync *s)
+{
+    cJSON *o = cJSON_CreateObject(), *a;
+    int i, bad = !o || !cJSON_AddNumberToObject(o, "epoch", (double)s->epoch) ||
+                 !(a = cJSON_AddArrayToObject(o, "replicas"));
+
+    for (i = 0; !bad && i < s->n; i++) {
+        cJSON *id = cJSON_CreateString(s->ids[i]);
+        bad = !id || !cJSON_AddItemToArray(a, id);
+        if (bad)
+            cJSON_Delete(id);
+    }
+    return finish(o, bad);
+}
+
+int etcd_sync_has(const struct etcd_sync *s, const char *id)
+{
+    int i;
+
+    for (i = 0; i < s->n; i++)
+        if (!strcmp(s->ids[i], id))
+            return 1;
+    return 0;
+}
+
+/* One id of the list: a string of 1 to ETCD_SYNC_ID_MAX printable ASCII characters. */
+static int sync_id(const cJSON *j, struct etcd_sync *s, char *err, size_t errlen)
+{
+    size_t i, n;
+
+    if (!cJSON_IsString(j) || !(n = strlen(j->valuestring)) || n > ETCD_SYNC_ID_MAX)
+        return util_fail(err, errlen, "\"replicas\" must hold replica ids (strings of 1 to %d characters)",
+                         ETCD_SYNC_ID_MAX);
+    for (i = 0; i < n; i++)
+        if ((unsigned char)j->valuestring[i] <= ' ' || (unsigned char)j->valuestring[i] >= 127)
+            return util_fail(err, errlen, "a replica id in \"replicas\" holds a character that is not printable");
+    if (s->n == ETCD_SYNC_MAX)
+        return util_fail(err, errlen, "\"replicas\" names more than %d replicas", ETCD_SYNC_MAX);
+    if (etcd_sync_has(s, j->valuestring))
+        return util_fail(err, errlen, "\"replicas\" names %s twice", j->valuestring);
+    memcpy(s->ids[s->n++], j->valuestring, n + 1);
+    return 0;
+}
+
+int etcd_sync_read(const char *value, size_t len, struct etcd_sync *s, char *err, size_t errlen)
+{
+    cJSON *o = cJSON_ParseWithLength(value, len);
+    const cJSON *e, *a, *j;
+    int rc = 0;
+
+    memset(s, 0, sizeof *s);
+    if (!o || !cJSON_IsObject(o))
+        rc = util_fail(err, errlen, "not a JSON object");
+    else if (!(e = cJSON_GetObjectItemCaseSensitive(o, "epoch")) || !cJSON_IsNumber(e) || e->valuedouble < 1 ||
+             e->valuedouble > 9007199254740991.0 || e->valuedouble != (double)(long long)e->valuedouble)
+        rc = util_fail(err, errlen, "\"epoch\" must be an integer from 1 to 2^53 - 1");
+    else if (!(a = cJSON_GetObjectItemCaseSensitive(o, "replicas")) || !cJSON_IsArray(a))
+        rc = util_fail(err, errlen, "\"replicas\" must be a list of replica ids");
+    else {
+        s->epoch = (long long)e->valuedouble;
+        cJSON_ArrayForEach(j, a) {
+            if ((rc = sync_id(j, s, err, errlen)))
+                break;
+        }
+    }
+    cJSON_Delete(o);
+    if (rc)
+        memset(s, 0, sizeof *s);
+    return rc;
+}
+
 /* ---- answers ------------------------------------------------------------------------ */
 
 /* An int64 field: absent is 0 (proto3); a decimal string or an integral number. 0, or -1. */

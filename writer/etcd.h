@@ -72,6 +72,28 @@ char *etcd_body_campaign(const char *key, const char *value, long long lease);
 char *etcd_body_claim(const char *key, long long create_rev, const char *counter, long long counter_mod,
                       const char *counter_value, const char *value, long long lease);
 
+/* While key still has create_revision create_rev and lease lease (this leader's), put
+ * skey = value (no lease: it outlives the leader); else read key. */
+char *etcd_body_put_held(const char *key, long long create_rev, long long lease, const char *skey,
+                         const char *value);
+
+/* The synchronous set, KEY/sync's value: {"epoch":E,"replicas":["ID",...]}, written by
+ * the leader of epoch E (sync.h) before it counts those replicas' acknowledgements. */
+#define ETCD_SYNC_MAX    64
+#define ETCD_SYNC_ID_MAX 128
+struct etcd_sync {
+    long long epoch;
+    int n;
+    char ids[ETCD_SYNC_MAX][ETCD_SYNC_ID_MAX + 1];
+};
+/* The value, a new string (NULL: out of memory). */
+char *etcd_sync_value(const struct etcd_sync *s);
+/* Read a value strictly: an object with "epoch" (an integer from 1 to 2^53 - 1) and
+ * "replicas" (distinct ids, 1 to ETCD_SYNC_ID_MAX printable ASCII characters, at most
+ * ETCD_SYNC_MAX); other members ignored. 0, or -1 + err (and *s empty). */
+int etcd_sync_read(const char *value, size_t len, struct etcd_sync *s, char *err, size_t errlen);
+int etcd_sync_has(const struct etcd_sync *s, const char *id);
+
 /* Read an answer of the given kind. 0 with *r filled (free with etcd_resp_free), or -1
  * with err saying what was wrong with it. An error answer returns 0 with r->code set (a
  * non-zero code, or a message alone: code -1). */

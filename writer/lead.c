@@ -31,7 +31,7 @@
 enum { WAITING, LEADER, LOST };
 
 struct lead {
-    char *key, *counter, *endpoints, *db;
+    char *key, *counter, *endpoints, *db, *sync_key;
     long long ttl;                /* asked for, seconds */
     long long file_epoch;
     struct etcd *etcd;
@@ -48,6 +48,9 @@ struct lead {
     long long granted_ms;         /* the lease's TTL as etcd granted it */
     long long stopped_at;         /* when lead_ok first said no */
     char why[400];
+    char *sync_val;               /* KEY/sync's value to write (lead_put_sync), or NULL */
+    long long sync_gen, sync_done;   /* its generation; the last one written */
+    long long sync_retry;         /* after a failed write: not before this */
     /* the thread's own */
     long long lease, lease_ttl, lease_req, create_rev;
     char holder[200];
@@ -120,8 +123,9 @@ static int sleep_until(struct lead *l, long long at)
     int quit;
 
     pthread_mutex_lock(&l->mu);
-    while (!l->quit && util_now_ms() < at) {
-        long long ms = at;
+    while (!l->quit && util_now_ms() < at &&
+           !(l->state == LEADER && l->sync_val && util_now_ms() >= l->sync_retry)) {
+        long long ms = l->state == LEADER && l->sync_val && l->sync_retry < at ? l->sync_retry : at;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         /* util_now_ms is CLOCK_MONOTONIC in ms: wait until then. */
         ms -= (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -345,6 +349,25 @@ static void lose(struct lead *l, const char *fmt, ...)
     pthread_mutex_unlock(&l->mu);
 }
 
+/* Who holds the key now, for the reason of a lost lease: "; KEY is now held by V". */
+static void holder_now(struct lead *l, char *buf, size_t len)
+{
+    struct etcd_resp r;
+    char v[sizeof l->holder] = "";
+
+    buf[0] = '\0';
+    if (call(l, "/v3/kv/range", etcd_body_range(l->key), ETCD_RANGE, util_now_ms() + try_ms(l), &r) || r.code) {
+        etcd_resp_free(&r);
+        return;
+    }
+    if (r.has_kv && r.kv.lease != l->lease) {
+        printable(v, sizeof v, r.kv.value, r.kv.value_len);
+        snprintf(buf, len, "; %s is now held by %s", l->key, v);
+    } else if (!r.has_kv)
+        snprintf(buf, len, "; %s is held by no one now", l->key);
+    etcd_resp_free(&r);
+}
+
 /* One renewal as the leader. When to renew next, or -1 when leading is over. */
 static long long renew(struct lead *l)
 {
@@ -356,8 +379,12 @@ static long long renew(struct lead *l)
     deadline = l->deadline;
     pthread_mutex_unlock(&l->mu);
     if (t0 >= deadline) {
-        lose(l, "the lease could not be renewed in time (last error: %s)",
-             l->failing ? l->last_err : "none: the process was not running");
+        char held[sizeof l->holder + 300];
+        const char *last = l->failing ? l->last_err : "none: the process was not running";
+        char said[sizeof l->last_err];
+        snprintf(said, sizeof said, "%s", last);
+        holder_now(l, held, sizeof held);
+        lose(l, "the lease could not be renewed in time (last error: %s)%s", said, held);
         return -1;
     }
     rc = call(l, "/v3/lease/keepalive", etcd_body_lease(l->lease), ETCD_KEEPALIVE, deadline, &r);
@@ -413,6 +440,48 @@ static long long renew(struct lead *l)
     return t0 + RETRY_MS < deadline ? t0 + RETRY_MS : deadline;
 }
 
+/* As the leader: write KEY/sync's value, if one waits, in a transaction that checks the
+ * key is still ours. 0 (written, or to try again at sync_retry), or -1 when the key is
+ * no longer ours (leading is over). */
+static int write_sync(struct lead *l)
+{
+    struct etcd_resp r;
+    long long gen = 0, now = util_now_ms();
+    char *value = NULL;
+    int rc;
+
+    pthread_mutex_lock(&l->mu);
+    if (l->sync_val && now >= l->sync_retry && (value = strdup(l->sync_val)))
+        gen = l->sync_gen;
+    pthread_mutex_unlock(&l->mu);
+    if (!value)
+        return 0;
+    rc = call(l, "/v3/kv/txn", etcd_body_put_held(l->key, l->create_rev, l->lease, l->sync_key, value), ETCD_TXN,
+              now + try_ms(l) * 3, &r);
+    if (!rc && !r.code && !r.succeeded) {
+        lose(l, "%s is no longer this writer's (found while writing %s)", l->key, l->sync_key);
+        etcd_resp_free(&r);
+        free(value);
+        return -1;
+    }
+    pthread_mutex_lock(&l->mu);
+    if (!rc && !r.code) {
+        l->sync_done = gen;
+        if (l->sync_gen == gen) {
+            free(l->sync_val);
+            l->sync_val = NULL;
+        }
+        log_info("etcd: %s = %s", l->sync_key, value);
+    } else {
+        l->sync_retry = util_now_ms() + RETRY_MS;
+        log_warn("etcd: could not write %s: %s (trying again)", l->sync_key, rc ? l->last_err : r.message);
+    }
+    pthread_mutex_unlock(&l->mu);
+    etcd_resp_free(&r);
+    free(value);
+    return 0;
+}
+
 static void *run(void *arg)
 {
     struct lead *l = arg;
@@ -425,8 +494,10 @@ static void *run(void *arg)
         pthread_mutex_lock(&l->mu);
         state = l->state;
         pthread_mutex_unlock(&l->mu);
-        if (state == LOST)
+        if (state == LOST || (state == LEADER && write_sync(l)))
             break;
+        if (util_now_ms() < next)
+            continue;
         next = state == LEADER ? renew(l) : campaign(l);
         if (next < 0)
             break;
@@ -448,6 +519,8 @@ static void free_parts(struct lead *l)
     free(l->counter);
     free(l->endpoints);
     free(l->db);
+    free(l->sync_key);
+    free(l->sync_val);
     free(l);
 }
 
@@ -478,6 +551,7 @@ int lead_start(const struct lead_opts *o, struct changes *ch, volatile sig_atomi
     if (lead_check(o, err, errlen) || etcd_global_init(err, errlen))
         return -1;
     if (!(l = calloc(1, sizeof *l)) || !(l->key = strdup(o->key)) || !(l->counter = util_join(o->key, "/epoch")) ||
+        !(l->sync_key = util_join(o->key, "/sync")) ||
         !(l->endpoints = strdup(o->endpoints)) || !(l->db = strdup(o->db ? o->db : ""))) {
         if (l)
             free_parts(l);
@@ -556,11 +630,54 @@ int lead_wait_ms(struct lead *l, int max_ms)
 
 void lead_describe(struct lead *l, char *buf, size_t len)
 {
+    long long until = util_now_ms() + 2000;
+
     pthread_mutex_lock(&l->mu);
+    /* The thread says why (and who holds the key now) once it has run: wait for it a
+     * little, a frozen process having just woken. */
+    while (l->state == LEADER && util_now_ms() < until) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 50 * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+    }
     snprintf(buf, len, "this writer no longer holds %s: %s; it stopped taking requests %lld ms after the last "
              "successful renewal was asked for (the lease's TTL is %lld ms; the deadline was at %lld ms)",
              l->key, l->state == LOST ? l->why : "the lease could not be renewed in time",
              (l->stopped_at ? l->stopped_at : util_now_ms()) - l->last_req, l->granted_ms,
              l->deadline - l->last_req);
     pthread_mutex_unlock(&l->mu);
+}
+
+void lead_put_sync(struct lead *l, const char *value, long long gen)
+{
+    char *v = strdup(value);
+
+    if (!v)
+        return;
+    pthread_mutex_lock(&l->mu);
+    if (gen > l->sync_gen) {
+        free(l->sync_val);
+        l->sync_val = v;
+        l->sync_gen = gen;
+        l->sync_retry = 0;
+        v = NULL;
+        pthread_cond_broadcast(&l->cv);
+    }
+    pthread_mutex_unlock(&l->mu);
+    free(v);
+}
+
+long long lead_sync_done(struct lead *l)
+{
+    long long gen;
+
+    pthread_mutex_lock(&l->mu);
+    gen = l->sync_done;
+    pthread_mutex_unlock(&l->mu);
+    return gen;
 }

@@ -58,6 +58,13 @@ int lead_wait_ms(struct lead *l, int max_ms);
  * times from the last renewal's request. */
 void lead_describe(struct lead *l, char *buf, size_t len);
 
+/* The synchronous set (sync.h): have the thread write value to KEY/sync, a plain key
+ * (no lease: it outlives this writer), in a transaction that checks the leader key is
+ * still ours; retried every 0.5 s until it is written. gen orders the values (a newer
+ * one replaces one not yet written). lead_sync_done: the gen last written (0: none). */
+void lead_put_sync(struct lead *l, const char *value, long long gen);
+long long lead_sync_done(struct lead *l);
+
 /* Stop the renewals and revoke the lease (at most a second). Accepts NULL. */
 void lead_free(struct lead *l);
 

@@ -256,7 +256,7 @@ static int open_mq(char *err, size_t errlen)
     bo.jobq = w.jobq;
     if (cf.sync_replicas) {
         struct sync_opts so = {(int)cf.sync_replicas, cf.sync_timeout_ms, !strcmp(cf.sync_fallback, "degrade"),
-                               (size_t)cf.sync_max_held};
+                               (size_t)cf.sync_max_held, w.lead != NULL};
         if (!(w.sync = sync_new(&so, changes_epoch(w.changes), changes_seq(w.changes),
                                 changes_seq_epoch(w.changes))))
             return util_fail(err, errlen, "out of memory");
@@ -378,6 +378,24 @@ static int poll_timeout(long long now)
     return (int)(retry_at - now < POLL_MAX_MS ? retry_at - now : POLL_MAX_MS);
 }
 
+/* With etcd and sync-replicas: the designated replicas, written to KEY/sync by the
+ * lead's thread before their acknowledgements count (sync.h). */
+static void designate_tick(void)
+{
+    long long gen;
+    char *value;
+
+    if (!w.sync || !w.lead)
+        return;
+    sync_designate(w.sync, util_now_ms());
+    if ((value = sync_wanted(w.sync, &gen))) {
+        lead_put_sync(w.lead, value, gen);
+        free(value);
+    }
+    if ((gen = lead_sync_done(w.lead)) > 0 && sync_named(w.sync, gen))
+        batch_status(w.batch, "online");      /* the status names the set (once online) */
+}
+
 /* The loop, until a signal: poll, apply what is queued, keep the status current,
  * prune now and then. */
 static void writer_serve(void)
@@ -391,6 +409,7 @@ static void writer_serve(void)
         mq_poll(w.mq, lead_wait_ms(w.lead, poll_timeout(util_now_ms())));
         if (mq_ctl_connected(w.mq))
             batch_status(w.batch, "online");
+        designate_tick();
         batch_sync_tick(w.batch);
         hook_tick(w.hooks);
         if (stop_requested)

@@ -1,9 +1,11 @@
 /* sync.c: synchronous replicas: acknowledgements, held messages, the state (sync.h). */
 #include "sync.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "etcd.h"
 #include "json.h"
 #include "log.h"
 #include "util.h"
@@ -33,6 +35,10 @@ struct sync {
     int warned_many;
     struct { long long seq, at_ms; } ring[RING];   /* commits, oldest first from ring_first */
     int ring_first, ring_n;
+    long long last_seq;            /* the last commit (start_seq before any) */
+    struct etcd_sync named, want;  /* designate: the set in etcd, the one proposed */
+    int pending;                   /* want is being written */
+    long long gen, handed;         /* want's generation, the last handed to sync_wanted */
 };
 
 struct sync *sync_new(const struct sync_opts *o, long long epoch, long long start_seq, long long start_epoch)
@@ -47,6 +53,8 @@ struct sync *sync_new(const struct sync_opts *o, long long epoch, long long star
     s->epoch = epoch;
     s->start_seq = start_seq;
     s->start_epoch = start_epoch;
+    s->last_seq = start_seq;
+    s->named.epoch = s->want.epoch = epoch;
     return s;
 }
 
@@ -182,6 +190,7 @@ void sync_committed(struct sync *s, long long seq, long long now_ms)
     s->ring[i].seq = seq;
     s->ring[i].at_ms = now_ms;
     s->ring_n++;
+    s->last_seq = seq;
 }
 
 static int cmp_desc(const void *a, const void *b)
@@ -190,12 +199,42 @@ static int cmp_desc(const void *a, const void *b)
     return (x < y) - (x > y);
 }
 
-/* The highest sequence N distinct replicas have acknowledged (-1: none). */
+static const struct replica *find(const struct sync *s, const char *id)
+{
+    int i;
+
+    for (i = 0; i < s->nrep; i++)
+        if (!strcmp(s->rep[i].id, id))
+            return &s->rep[i];
+    return NULL;
+}
+
+/* The lowest sequence every replica of set has acknowledged (below 0: one has not). */
+static long long set_low(const struct sync *s, const struct etcd_sync *set, long long low)
+{
+    int i;
+
+    for (i = 0; i < set->n; i++) {
+        const struct replica *r = find(s, set->ids[i]);
+        long long c = r ? covered(s, r) : -1;
+        if (c < low)
+            low = c;
+    }
+    return low;
+}
+
+/* The highest sequence N distinct replicas have acknowledged (-1: none); designate:
+ * that every named replica has, and every proposed one while a set is being written. */
 static long long quorum(const struct sync *s)
 {
     long long v[MAX_REPLICAS];
     int i;
 
+    if (s->o.designate) {
+        if (s->named.n < s->o.n)
+            return -1;
+        return set_low(s, s->pending ? &s->want : &s->named, set_low(s, &s->named, UTIL_EXACT_INT));
+    }
     if (s->nrep < s->o.n)
         return -1;
     for (i = 0; i < s->nrep; i++)
@@ -227,6 +266,75 @@ static int count_in_sync(const struct sync *s, long long now_ms)
     for (i = 0; i < s->nrep; i++)
         n += in_sync(s, &s->rep[i], now_ms);
     return n;
+}
+
+/* --- designation (with etcd) ---------------------------------------------------------- */
+
+static void log_set(const char *what, const struct etcd_sync *set)
+{
+    char ids[1024] = "";
+    size_t n = 0;
+    int i;
+
+    for (i = 0; i < set->n && n < sizeof ids; i++)
+        n += (size_t)snprintf(ids + n, sizeof ids - n, "%s%s", i ? ", " : "", set->ids[i]);
+    log_info("sync: %s: %s (epoch %lld)", what, set->n ? ids : "none", set->epoch);
+}
+
+int sync_designate(struct sync *s, long long now_ms)
+{
+    const struct replica *in = NULL;
+    int i, out = -1;
+
+    if (!s->o.designate || s->pending)
+        return 0;
+    for (i = 0; i < s->nrep && !in; i++)
+        if (!etcd_sync_has(&s->named, s->rep[i].id) && strlen(s->rep[i].id) <= ETCD_SYNC_ID_MAX &&
+            covered(s, &s->rep[i]) >= 0 && covered(s, &s->rep[i]) >= s->last_seq)
+            in = &s->rep[i];
+    if (!in)
+        return 0;
+    if (s->named.n >= s->o.n) {
+        for (i = 0; i < s->named.n && out < 0; i++) {
+            const struct replica *r = find(s, s->named.ids[i]);
+            if (!r || !in_sync(s, r, now_ms))
+                out = i;
+        }
+        if (out < 0)
+            return 0;
+    }
+    s->want = s->named;
+    if (out >= 0) {
+        log_warn("sync: replica %s is no longer in sync: %s, which has acknowledged every commit, takes its "
+                 "place", s->want.ids[out], in->id);
+        memmove(s->want.ids[out], s->want.ids[out + 1], (size_t)(s->want.n - out - 1) * sizeof s->want.ids[0]);
+        s->want.n--;
+    }
+    snprintf(s->want.ids[s->want.n++], sizeof s->want.ids[0], "%s", in->id);
+    s->want.epoch = s->epoch;
+    s->pending = 1;
+    s->gen++;
+    log_set("designating in etcd", &s->want);
+    return 1;
+}
+
+char *sync_wanted(struct sync *s, long long *gen)
+{
+    if (!s->pending || s->handed == s->gen)
+        return NULL;
+    s->handed = s->gen;
+    *gen = s->gen;
+    return etcd_sync_value(&s->want);
+}
+
+int sync_named(struct sync *s, long long gen)
+{
+    if (!s->pending || gen != s->gen)
+        return 0;
+    s->named = s->want;
+    s->pending = 0;
+    log_set("designated (in etcd)", &s->named);
+    return 1;
 }
 
 /* --- holding ------------------------------------------------------------------------- */
@@ -342,6 +450,8 @@ int sync_wait_ms(const struct sync *s, long long now_ms, int cap)
 {
     long long left;
 
+    if (s && s->pending && cap > 20)
+        cap = 20;                       /* a set being written: look again soon */
     if (!s || (!s->head && s->state != ST_DEGRADED))
         return cap;
     if (!s->head)                       /* degraded: look for acks again now and then */
@@ -377,5 +487,14 @@ void sync_status(const struct sync *s, long long now_ms, struct jbuf *out)
             first = 0;
             jb_cstr(out, s->rep[i].id);
         }
+    jb_putc(out, ']');
+    if (!s->o.designate)
+        return;
+    jb_puts(out, ",\"sync_designated\":[");
+    for (i = 0; i < s->named.n; i++) {
+        if (i)
+            jb_putc(out, ',');
+        jb_cstr(out, s->named.ids[i]);
+    }
     jb_putc(out, ']');
 }

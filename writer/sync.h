@@ -16,7 +16,16 @@
  * commit older than sync-timeout-ms.
  *
  * At most max_held messages are held: sync_full says when that many are, and the batch
- * then takes no request more until acknowledgements let some out. */
+ * then takes no request more until acknowledgements let some out.
+ *
+ * With etcd (designate): not any N replicas but exactly N designated ones, named in
+ * etcd (KEY/sync, lead.h) before their acknowledgements count, so that a replica named
+ * there holds every commit whose receipt went out, and only such a replica promotes
+ * itself when the leader is gone. The first replicas to have acknowledged everything
+ * committed are designated, and kept; one that is no longer in sync is swapped for
+ * another only once that one has acknowledged everything committed. While a new set
+ * waits to be written, a commit needs the acknowledgement of both the old set and the
+ * new; nothing goes out until N are named. */
 #ifndef MOSQLITE_SYNC_H
 #define MOSQLITE_SYNC_H
 
@@ -29,6 +38,7 @@ struct sync_opts {
     long long timeout_ms;     /* sync-timeout-ms */
     int degrade;              /* sync-fallback degrade (1) or hold (0) */
     size_t max_held;          /* most messages held */
+    int designate;            /* with etcd: exactly n designated replicas (above) */
 };
 
 enum sync_kind { SYNC_PUBLISH, SYNC_HOOK };
@@ -88,8 +98,20 @@ int sync_wait_ms(const struct sync *s, long long now_ms, int cap);
 /* "sync", "holding" or "degraded". */
 const char *sync_state(const struct sync *s);
 
+/* Designation (designate only). Look at the replicas: propose a new set when fewer than
+ * N are named and one has acknowledged everything committed, or when a named one is
+ * not in sync and another has. 1 when a set was proposed. */
+int sync_designate(struct sync *s, long long now_ms);
+/* The proposed set's value for KEY/sync (a new string, etcd_sync_value) and its
+ * generation, once per proposal; NULL when there is nothing new to write. */
+char *sync_wanted(struct sync *s, long long *gen);
+/* The proposal of generation gen is in etcd: it is the set from now on. 1 when that
+ * changed the set. */
+int sync_named(struct sync *s, long long gen);
+
 /* The status members, each preceded by a comma:
- * ,"sync":"...","sync_replicas":N,"sync_acked":S,"sync_held":K,"replicas_in_sync":["ID",...] */
+ * ,"sync":"...","sync_replicas":N,"sync_acked":S,"sync_held":K,"replicas_in_sync":["ID",...]
+ * and with designate ,"sync_designated":["ID",...] (the set in etcd). */
 void sync_status(const struct sync *s, long long now_ms, struct jbuf *out);
 
 #endif

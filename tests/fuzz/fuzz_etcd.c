@@ -6,7 +6,9 @@
  * target checks what etcd.h promises: a refusal comes with a message; an answer read has
  * a TTL of 0 or more, a key's value NUL-terminated after value_len bytes, and an error
  * answer a message; and the answer's bytes, encoded in base64 and decoded, come back
- * the same.
+ * the same. The answer's bytes are also read as the synchronous set's value (KEY/sync,
+ * etcd_sync_read): a refusal comes with a message and leaves the set empty; a set read
+ * is written again (etcd_sync_value) and reads back the same.
  *
  * Built and run by tests/fuzz/run.sh. */
 #include <stdint.h>
@@ -22,6 +24,30 @@ static void fail(const char *what)
 {
     fprintf(stderr, "fuzz_etcd: %s\n", what);
     abort();
+}
+
+/* The bytes as KEY/sync's value. */
+static void sync_value(const char *body, size_t len)
+{
+    static struct etcd_sync s, t;
+    char err[256] = "", *v;
+    int i;
+
+    if (etcd_sync_read(body, len, &s, err, sizeof err)) {
+        if (!err[0] || s.n || s.epoch)
+            fail("a sync value refused without a message, or not left empty");
+        return;
+    }
+    if (s.epoch < 1 || s.n < 0 || s.n > ETCD_SYNC_MAX)
+        fail("a sync value read out of its bounds");
+    if (!(v = etcd_sync_value(&s)))
+        return;
+    if (etcd_sync_read(v, strlen(v), &t, err, sizeof err) || t.epoch != s.epoch || t.n != s.n)
+        fail("a sync value written again does not read back");
+    for (i = 0; i < s.n; i++)
+        if (strcmp(s.ids[i], t.ids[i]))
+            fail("a sync value's ids do not read back");
+    free(v);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -51,6 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fail("an error answer without a message");
         etcd_resp_free(&r);
     }
+    sync_value(body, len);
     if (!(enc = etcd_b64_encode(body, len)))
         return 0;
     if (etcd_b64_decode(enc, strlen(enc), &dec, &n) || n != len || memcmp(dec, body, len))

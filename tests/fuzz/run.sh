@@ -108,8 +108,9 @@ for s in 'build_logs ts 30d' 'samples at_ms 12h ms' 'a b 1s s' 'a b 36600d' 'a b
     n=$((n + 1)); printf '%s' "$s" >"$OUT/retain-seeds/$n"
 done
 
-# fuzz_etcd: the etcd client's reading of answers (writer/etcd.c), a quarter of the
-# time, seeded with answers etcd 3.4's gateway gives, each as every kind.
+# fuzz_etcd: the etcd client's reading of answers (writer/etcd.c) and of the synchronous
+# set's value (KEY/sync), a quarter of the time, seeded with answers etcd 3.4's gateway
+# gives and sync values, each as every kind.
 "$CC" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon -Iwriter \
     $(pkg-config --cflags libcjson) tests/fuzz/fuzz_etcd.c writer/etcd.c common/util.c \
@@ -123,6 +124,7 @@ for a in '{"header":{"cluster_id":"324952591200643719","revision":"1","raft_term
     '{"header":{"revision":"2"},"responses":[{"response_range":{"header":{"revision":"2"},"kvs":[{"key":"L21vc3FsaXRlL2xlYWRlcg==","create_revision":"2","mod_revision":"2","version":"1","value":"bWU=","lease":"2324035841744147975"}],"count":"1"}}]}' \
     '{"header":{"revision":"3"},"kvs":[{"key":"aw==","create_revision":5}],"count":1}' \
     '{"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5}' \
+    '{"epoch":3,"replicas":["r1","site-2"]}' '{"epoch":1,"replicas":[]}' \
     '{"error":{"grpc_code":14,"http_code":503,"message":"etcdserver: no leader","http_status":"Service Unavailable"}}'; do
     for kind in 0 1 2 3 4; do
         k=$((k + 1)); { printf "\\$(printf '%03o' "$kind")"; printf '%s' "$a"; } >"$OUT/etcd-seeds/$k"

@@ -178,3 +178,46 @@ void test_etcd(void)
         unit_check_str(err, "\"127.0.0.1:2379\" is not an http:// or https:// URL", "the error names the endpoint");
     }
 }
+
+/* The synchronous set's value (KEY/sync) and the transaction that writes it. */
+static int sync_bad(const char *v, const char *want)
+{
+    struct etcd_sync s;
+    char err[256] = "";
+    int rc = etcd_sync_read(v, strlen(v), &s, err, sizeof err);
+
+    return rc == -1 && s.n == 0 && s.epoch == 0 && strstr(err, want) != NULL;
+}
+
+void test_etcd_sync(void)
+{
+    struct etcd_sync s = {.epoch = 7, .n = 2, .ids = {"r1", "site-2"}}, t;
+    char err[256], *v = etcd_sync_value(&s);
+    const char *empty = "{\"epoch\":1,\"replicas\":[],\"x\":1}";
+
+    unit_check_str(v, "{\"epoch\":7,\"replicas\":[\"r1\",\"site-2\"]}", "the sync value");
+    unit_check(v && !etcd_sync_read(v, strlen(v), &t, err, sizeof err) && t.epoch == 7 && t.n == 2 &&
+               etcd_sync_has(&t, "r1") && etcd_sync_has(&t, "site-2") && !etcd_sync_has(&t, "r"),
+               "the sync value reads back");
+    free(v);
+    unit_check(!etcd_sync_read(empty, strlen(empty), &t, err, sizeof err) && t.n == 0,
+               "an empty set, other members ignored");
+    unit_check(sync_bad("", "not a JSON object") && sync_bad("[1]", "not a JSON object") &&
+               sync_bad("{\"epoch\":1,\"replicas\":[]", "not a JSON object"), "not an object: refused");
+    unit_check(sync_bad("{\"replicas\":[]}", "\"epoch\"") && sync_bad("{\"epoch\":0,\"replicas\":[]}", "\"epoch\"") &&
+               sync_bad("{\"epoch\":1.5,\"replicas\":[]}", "\"epoch\"") &&
+               sync_bad("{\"epoch\":\"1\",\"replicas\":[]}", "\"epoch\"") &&
+               sync_bad("{\"epoch\":9007199254740992,\"replicas\":[]}", "\"epoch\""), "a bad epoch: refused");
+    unit_check(sync_bad("{\"epoch\":1}", "a list") && sync_bad("{\"epoch\":1,\"replicas\":\"r1\"}", "a list") &&
+               sync_bad("{\"epoch\":1,\"replicas\":[1]}", "replica ids") &&
+               sync_bad("{\"epoch\":1,\"replicas\":[\"\"]}", "replica ids") &&
+               sync_bad("{\"epoch\":1,\"replicas\":[\"a b\"]}", "not printable") &&
+               sync_bad("{\"epoch\":1,\"replicas\":[\"a\",\"a\"]}", "names a twice"), "bad ids: refused");
+    v = etcd_body_put_held("k", 12, 5, "k/sync", "v");
+    unit_check_str(v, "{\"compare\":[{\"target\":\"CREATE\",\"key\":\"aw==\",\"create_revision\":\"12\","
+                   "\"result\":\"EQUAL\"},{\"target\":\"LEASE\",\"key\":\"aw==\",\"lease\":\"5\",\"result\":\"EQUAL\"}],"
+                   "\"success\":[{\"request_put\":{\"key\":\"ay9zeW5j\",\"value\":\"dg==\"}}],"
+                   "\"failure\":[{\"request_range\":{\"key\":\"aw==\"}}]}",
+                   "put while held: the sync key, no lease, while the key is ours");
+    free(v);
+}

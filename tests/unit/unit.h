@@ -43,5 +43,7 @@ void test_jobs(void);
 void test_retain(void);   /* retain.c, autobackup.c names */
 void test_etcd(void);
 void test_workers(void);
+void test_etcd_sync(void);
+void test_sync(void);
 
 #endif

@@ -1,0 +1,143 @@
+#!/bin/bash
+# Automatic failover on etcd: a real 3-member etcd cluster, a real broker (a machine of
+# its own: it survives), writers and replicas with the same leader key, sync-replicas 1.
+# The writer designates one replica in KEY/sync; the replicas watch the leader key
+# (etcd-endpoints); when it is gone, the designated one promotes itself (a new epoch
+# from etcd) and the others follow the new writer.
+#
+# a. Writer + r1 + r2, four producers streaming id'd requests with mosqlite-pub --wait.
+#    The writer is killed (SIGKILL) and its file deleted: the designated replica promotes
+#    itself, the other says why it does not and follows the new writer; every request
+#    with an applied receipt is in the promoted file, none applied twice.
+# b. The writer frozen (SIGSTOP): the replica designated then promotes itself; woken
+#    (SIGCONT), the old writer takes nothing back and exits naming the newer epoch; no
+#    acknowledged write lost.
+# c. ROUNDS kills in a row (3; SOAK=1: 10), a fresh replica started before each: each
+#    time the designated replica is promoted; failover times (the old writer's last
+#    receipt to the new one's first) as p50/p99.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/fault.sh"
+. "$(dirname "$0")/replica.sh"
+. "$(dirname "$0")/etcd.sh"
+
+TTL=${ETCD_TTL:-3}
+ROUNDS=${ROUNDS:-3}
+[ "${SOAK:-}" = 1 ] && ROUNDS=${SOAK_ROUNDS:-10}
+broker_start
+etcd_cluster_start
+EOPTS="--etcd-endpoints $ETCD_ENDPOINTS --etcd-ttl $TTL"
+WOPTS="--schema $ROOT/conf/schema --keepalive 5 --sync-replicas 1 --sync-timeout-ms 2000"
+# shellcheck disable=SC2086
+auto_replica() { replica_start "$1" $EOPTS -- $WOPTS; }
+designated() { status | grep '"state":"online"' | sed -n 's/.*"sync_designated":\["\([^"]*\)"\].*/\1/p'; }
+has_designated() { [ -n "$(designated)" ]; }
+epoch_now() { status | sed -n 's/.*"state":"online".*"epoch":\([0-9]*\).*/\1/p'; }
+online_above() { e=$(epoch_now); [ -n "$e" ] && [ "$e" -gt "$1" ]; }
+applied_ids() { grep '"status":"applied"' "$T/receipts.all" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p' | sort -u; }
+# missing_in FILE IDS: requests f-P-I listed in IDS that are not rows of FILE.
+missing_in() {
+    sqlite3 -cmd '.timeout 5000' "$1" "CREATE TEMP TABLE seen (id TEXT);" ".import $2 seen" \
+        "SELECT count(*) FROM (SELECT substr(id, 3) AS r FROM temp.seen) WHERE NOT EXISTS (SELECT 1 FROM build_logs
+         WHERE build_id = CAST(substr(r, 1, instr(r, '-') - 1) AS INTEGER) AND line = substr(r, instr(r, '-') + 1))"
+}
+# exactly P N: producer P's N requests are each in $DB once.
+exactly() {
+    [ "$(sql "SELECT count(DISTINCT line) FROM build_logs WHERE build_id = $1")" = "$2" ] &&
+        [ "$(sql "SELECT count(*) FROM build_logs WHERE build_id = $1")" = "$2" ]
+}
+rows_of() { sql "SELECT count(*) FROM build_logs WHERE build_id = $1"; }
+# failover_ms KILL_TIME: the last receipt before it to the first after it, in ms.
+failover_ms() {
+    awk -v k="$1" '$1 < k && $1 > last { last = $1 } $1 > k && (first == "" || $1 < first) { first = $1 }
+        END { if (first != "" && last != "") printf "%d\n", (first - last) * 1000 }' "$T/receipts.all"
+}
+# kill_writer: SIGKILL, and the file gone with its machine. Sets KT, the kill time.
+kill_writer() {
+    KT=$(date +%s.%N)
+    writer_kill
+    rm -f "$DB" "$DB-wal" "$DB-shm" "$DB-writer.lock" "$DB-writer.session"
+}
+
+# shellcheck disable=SC2086
+writer_start $EOPTS --keepalive 5 --sync-replicas 1 --sync-timeout-ms 2000
+auto_replica r1
+auto_replica r2
+check "r1 and r2 follow" wait_until 30 sh -c "$(declare -f seq_of writer_seq caught_up); DB=$DB T=$T; caught_up r1 && caught_up r2"
+check "the writer designates one replica in etcd" wait_until 20 has_designated
+D=$(designated)
+O=r1; [ "$D" = r1 ] && O=r2
+check_eq "KEY/sync names it" "$(etcd_get "/mosqlite/$PREFIX_TOPIC/leader/sync" | sed -n 's/.*"replicas":\["\([^"]*\)"\].*/\1/p')" "$D"
+note "designated: $D; the other: $O"
+
+# a. Writer machine lost.
+sub_bg "$T/receipts.all" "$PREFIX_TOPIC/receipts/#" -F '%U %p'
+NO=300 NW=1500
+producers_start "$NO" "$NW" 300
+wait_until 120 at_least $(((2 * NO + 2 * NW) / 3)) || fail "rows reached a third before the kill"
+E0=$(epoch_now)
+kill_writer
+sleep 0.3
+applied_ids >"$T/applied-before"
+note "writer killed: $(wc -l <"$T/applied-before") applied receipts; $D at $(seq_of "$T/$D.db"), $O at $(seq_of "$T/$O.db")"
+check "the designated replica ($D) promotes itself: a writer online at a newer epoch" wait_until 60 online_above "$E0"
+check "... its log says why it may" grep -q "names this replica at the latest epoch.*promoting" "$T/$D.log"
+check "... the other ($O) says why it does not" grep -q "not this replica ($O): not promoting" "$T/$O.log"
+WRITER_PID=$(replica_pid "$D") DB=$T/$D.db WRITER_LOG=$T/$D.log
+producers_wait 4
+note "failover: $(failover_ms "$KT") ms"
+check_eq "every request with an applied receipt before the kill is in the promoted file" \
+    "$(missing_in "$DB" "$T/applied-before")" 0
+stream_check "1:$NO 2:$NO 3:$NW 4:$NW" "1 2"
+check "the other replica ($O) follows the new writer" wait_until 30 caught_up "$O"
+check_eq "... with the same rows" "$(sqlite3 -cmd '.timeout 5000' "$T/$O.db" 'SELECT count(*) FROM build_logs')" \
+    "$(sql 'SELECT count(*) FROM build_logs')"
+check "... and the new writer designates it" wait_until 20 sh -c "$(declare -f status designated); MQTT_PORT=$MQTT_PORT PREFIX_TOPIC=$PREFIX_TOPIC; [ \"\$(designated)\" = $O ]"
+
+# b. A frozen old writer.
+auto_replica r3
+check "r3 follows" wait_until 30 caught_up r3
+FROZEN=$WRITER_PID FROZEN_LOG=$WRITER_LOG D=$(designated)
+E1=$(epoch_now)
+producer 5 600 300
+wait_until 60 sh -c "[ \$(sqlite3 -cmd '.timeout 5000' $DB 'SELECT count(*) FROM build_logs WHERE build_id = 5') -ge 100 ]"
+kill -STOP "$FROZEN"
+check "writer frozen: the designated replica ($D) promotes itself" wait_until 60 online_above "$E1"
+E2=$(epoch_now)
+kill -CONT "$FROZEN"
+wait_until 20 not kill -0 "$FROZEN"
+wait "$FROZEN"; rc=$?
+check "woken, the old writer exits 4 or 5 (got $rc)" test "$rc" = 4 -o "$rc" = 5
+check "... naming the newer epoch ($E2)" grep -Eq "exiting: .*(epoch $E2\b|\"epoch\":$E2\b)" "$FROZEN_LOG"
+note "$(grep 'exiting:' "$FROZEN_LOG" | tail -1 | cut -c1-300)"
+check_eq "... the new writer is still the one online" "$(epoch_now)" "$E2"
+applied_ids >"$T/applied-b"
+WRITER_PID=$(replica_pid "$D") DB=$T/$D.db WRITER_LOG=$T/$D.log
+eval "wait \$PUB_5"; check_eq "producer 5: exit 0" "$?" 0
+check "producer 5: each request once in the new file" exactly 5 600
+check_eq "every applied receipt is in the new file" "$(missing_in "$DB" "$T/applied-b")" 0
+
+# c. Repeated kills.
+times=
+for i in $(seq 1 "$ROUNDS"); do
+    auto_replica "k$i"
+    wait_until 30 caught_up "k$i" || fail "round $i: k$i follows"
+    wait_until 20 has_designated || fail "round $i: a replica designated"
+    D=$(designated) E=$(epoch_now) P=$((10 + i))
+    producer "$P" 400 300
+    wait_until 60 sh -c "[ \$(sqlite3 -cmd '.timeout 5000' $DB 'SELECT count(*) FROM build_logs WHERE build_id = $P') -ge 100 ]"
+    kill_writer
+    applied_ids >"$T/applied-c"
+    if ! wait_until 60 online_above "$E"; then fail "round $i: a writer online after the kill"; break; fi
+    check "round $i: the designated replica ($D) promoted itself" grep -q "promoting" "$T/$D.log"
+    WRITER_PID=$(replica_pid "$D") DB=$T/$D.db
+    eval "wait \$PUB_$P"; check_eq "round $i: producer $P exit 0" "$?" 0
+    check "round $i: each request once" exactly "$P" 400
+    check_eq "round $i: every applied receipt in the new file" "$(missing_in "$DB" "$T/applied-c")" 0
+    ms=$(failover_ms "$KT"); times="$times $ms"
+    note "round $i: epoch $E -> $(epoch_now), failover $ms ms"
+done
+p50=$(printf '%s\n' $times | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+p99=$(printf '%s\n' $times | sort -n | awk '{ a[NR] = $1 } END { i = int(NR * 0.99 + 0.999); print a[i < 1 ? 1 : i] }')
+note "FIGURES t_failover_auto: ttl=${TTL}s rounds=$ROUNDS failover_ms_p50=$p50 failover_ms_p99=$p99 lost=$LOST duplicated=$DUPS"
+writer_stop
+exit 0
