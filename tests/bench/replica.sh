@@ -13,6 +13,9 @@
 #         ids) with no replica (R3.0) and with one replica and sync-replicas 1 (R3.1),
 #         in the same run; target: R3.1 >= 0.7 x R3.0 (PASS/MISS).
 #   R4    receipt latency p50 / p99 at 1,000 requests/s with sync-replicas 1 (mqbench rate).
+#   R5    failover time on etcd, p50 / p99 over 10 kills of the writer (QUICK: 3): the
+#         rounds of tests/t_failover_auto.sh, from the old writer's last receipt to the new
+#         writer's first (lease ttl 3 s).
 #
 #   sh tests/bench/replica.sh            full sizes (a few minutes on 2 cores)
 #   QUICK=1 sh tests/bench/replica.sh    small sizes, about a minute
@@ -22,9 +25,9 @@ cd "$(dirname "$0")/../.." || exit 2
 . tests/bench/env.sh
 
 if [ -n "${QUICK:-}" ]; then
-    N_THR=20000 LAT_SECS=5
+    N_THR=20000 LAT_SECS=5 FAIL_ROUNDS=3
 else
-    N_THR=100000 LAT_SECS=20
+    N_THR=100000 LAT_SECS=20 FAIL_ROUNDS=10
 fi
 REPLICAS=${REPLICAS:-0 1 4}
 RATES=${RATES:-1000 10000}
@@ -128,6 +131,13 @@ SYNCLAT="$(kv "$p" p50_ms) / $(kv "$p" p99_ms) ms"
 SYNCLAT_NOTE="$(kv "$p" rate) req/s sent, $(kv "$p" receipts) receipts, max $(kv "$p" max_ms) ms; one replica, sync-replicas 1"
 phase_stop
 
+# Failover time: the rounds of tests/t_failover_auto.sh (a real 3-member etcd, the writer
+# killed, the designated synchronous replica promoting itself), its figures line read back.
+say "failover on etcd: $FAIL_ROUNDS writer kills (tests/t_failover_auto.sh)"
+f=$(ROUNDS=$FAIL_ROUNDS bash tests/t_failover_auto.sh 2>&1 | sed -n 's/^# FIGURES t_failover_auto: //p' | tail -1)
+FAILOVER="$(kv "$f" failover_ms_p50) / $(kv "$f" failover_ms_p99) ms"
+FAILOVER_NOTE="$(kv "$f" rounds) kills, etcd lease ttl $(kv "$f" ttl); acknowledged writes lost $(kv "$f" lost), applied twice $(kv "$f" duplicated)"
+
 row() { printf '%-8s %-50s %14s %8s  %s\n' "$@"; }
 echo "# mosqlite replica bench$( [ -n "${QUICK:-}" ] && echo ' (QUICK=1: small sizes, figures indicative only)')"
 echo "# date: $(date -u +%Y-%m-%dT%H:%M:%SZ), git $(git rev-parse --short HEAD 2>/dev/null), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -151,6 +161,7 @@ rt=$(calc_f "%.2f" "${SYNC1:-0} / ${SYNC0:-1}")
 row "R3.0" "receipts/s, no replica, $N_SYNC requests (--wait)" "${SYNC0:-0} req/s" - "mosqlite-pub --wait, window 1000"
 row "R3.1" "receipts/s, 1 synchronous replica, $N_SYNC requests" "${SYNC1:-0} req/s" - "$rt x R3.0, >=0.7: $(verdict "$rt >= 0.7")"
 row "R4" "receipt p50 / p99 at 1000 req/s, sync-replicas 1" "$SYNCLAT" - "$SYNCLAT_NOTE"
+row "R5" "failover, old writer's last receipt to new's first" "$FAILOVER" - "$FAILOVER_NOTE"
 echo "# Lag: from the writer's clock just before COMMIT to the replica's COMMIT, per commit (one"
 echo "# commit holds a batch of requests); both on this machine, so one clock. Replicas: their default, synchronous=NORMAL."
 echo "# The replicas run on this machine too: their CPU and fsyncs compete with the writer's and the"
