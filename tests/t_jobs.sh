@@ -4,7 +4,8 @@
 # -> done, the build row updated in the done's transaction exactly once; a waiting
 # claim granted when a job arrives; a repeated claim id gets the same grant; a stale
 # (job, attempt) is refused "lease lost" and changes nothing; a worker killed -9 (its
-# Last Will) and one stopped past its lease: the job is granted again; a job that loses
+# Last Will) and one stopped past its lease: the job is granted again (a job granted
+# again in the batch that ended its lease keeps the new lease); a job that loses
 # its worker max_lost times is dead; per-key concurrency is exact; unique keys (ignore,
 # reject, replace); cancel of a queued and of a running job; the job commands; waiting
 # claims cost no commit; bad job messages get their exact rejection and change nothing;
@@ -107,6 +108,24 @@ check_eq "the attempt is recorded lost" "$(sql "SELECT outcome, error FROM mosql
 claim will c7 wk9 sk9 0
 wait_until 10 grep -q '"id":"c7","status":"rejected"' "$GRANTS"
 check_eq "a claim from the ended session is refused" "$(grep '"id":"c7"' "$GRANTS" | cut -d' ' -f2-)" '{"id":"c7","status":"rejected","error":"session \"sk9\" has ended (its gone or bye was seen): a new connection needs a new session"}'
+
+# --- a job granted again in the batch that ended its lease: the new lease is kept ------------
+j=$(enq e3b regrant '{"n":31}' '"lease_ms":1000')
+claim regrant rg1 wr1 sr1 0
+answer rg1 >/dev/null
+claim regrant rg2 wr2 sr2 20000
+sleep 0.3
+pub jobs/worker '{"op":"gone","worker":"wr1","session":"sr1"}'
+g=$(answer rg2)
+check "the will ends the lease and the waiting claim gets the job in the same batch ($g)" grep -q "\"job\":$j,\"attempt\":2" <<<"$g"
+# A beat for the new lease, then one for no job: its answer comes after any for the first.
+pub jobs/worker "{\"op\":\"beat\",\"worker\":\"wr2\",\"session\":\"sr2\",\"reply_to\":\"$TO/wr2\",\"jobs\":[{\"job\":$j,\"attempt\":2}]}"
+pub jobs/worker "{\"op\":\"beat\",\"worker\":\"wr2\",\"session\":\"sr2\",\"reply_to\":\"$TO/wr2\",\"jobs\":[{\"job\":424242,\"attempt\":1}]}"
+wait_until 10 grep -q '"op":"lease_lost","job":424242,' "$GRANTS"
+check "the new lease's beat is not answered lease_lost" not grep -q "\"op\":\"lease_lost\",\"job\":$j,\"attempt\":2" "$GRANTS"
+wait_until 15 sh -c "[ \"\$(sqlite3 '$DB' \"SELECT outcome FROM mosqlite_job_attempts WHERE job = $j AND attempt = 2\")\" = lost ]"
+check_eq "and with no more beats it expires (the writer still holds it)" \
+    "$(sql "SELECT outcome, error FROM mosqlite_job_attempts WHERE job = $j AND attempt = 2")" "lost|lease expired"
 
 # --- lease expiry: a worker stopped past its lease ------------------------------------------
 j=$(enq e4 stop '{"n":4}' '"lease_ms":1000')

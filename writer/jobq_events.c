@@ -156,8 +156,10 @@ void jobq_committed(struct jobq *q)
         struct jbuf *b = &q->scratch;
         char *topic;
         if (e->from == JOBS_RUNNING) {
+            /* The lease of the attempt that ended: not the next attempt's, granted in
+             * the same batch (a lost job given at once to a waiting claim). */
             struct lease *l = jobq_lease_find(q, e->job);
-            if (l && !l->pending)
+            if (l && l->attempt == e->attempt)
                 jobq_lease_drop(q, e->job);
         }
         if (e->to == JOBS_SCHEDULED || e->to == JOBS_RETRY)
