@@ -6,10 +6,12 @@
 #include "work.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -165,6 +167,26 @@ static int plain_column(const char *s)
 }
 
 /* What the options and arguments cannot be together: the reason, or NULL. */
+/* --spool DIR: made if it is missing (not its parents), and a directory this agent can
+ * write in; else why not. */
+static const char *spool_base(const char *dir)
+{
+    static char why[600];
+    struct stat st;
+
+    if (!*dir)
+        return "--spool: an empty directory name";
+    if (mkdir(dir, 0700) && errno != EEXIST)
+        snprintf(why, sizeof why, "--spool %.400s: cannot make it: %s", dir, strerror(errno));
+    else if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+        snprintf(why, sizeof why, "--spool %.400s: not a directory", dir);
+    else if (access(dir, W_OK | X_OK))
+        snprintf(why, sizeof why, "--spool %.400s: cannot write in it: %s", dir, strerror(errno));
+    else
+        return NULL;
+    return why;
+}
+
 static const char *check_options(int npos, char **cmd, const char *host)
 {
     const char *why = NULL;
@@ -189,6 +211,8 @@ static const char *check_options(int npos, char **cmd, const char *host)
              (o_stream_column && !plain_column(o_stream_column)) ||
              (o_time_column && !plain_column(o_time_column)))
         why = "a column name must not be empty or hold quotes, backslashes or control characters";
+    else if (o_spool)
+        why = spool_base(o_spool);
     return why;
 }
 

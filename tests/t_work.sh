@@ -185,6 +185,13 @@ check "and why" grep -qF "queues a and b are of no common family: one claim name
 check_eq "no command: exit 3" "$rc,$(grep -c "no command: mosqlite-work QUEUE" "$T/bad2.err")" "3,1"
 "$BIN/mosqlite-work" -p 1 -w x q -- true 2>"$T/bad3.err"; rc=$?
 check "no broker: exit 4" [ "$rc" = 4 ]
+touch "$T/not-a-dir"
+timeout -k 2 20 "$BIN/mosqlite-work" -p "$MQTT_PORT" --spool "$T/not-a-dir" q -- true 2>"$T/bad4.err"; rc=$?
+check_eq "--spool naming a file: exit 3, and why" "$rc,$(grep -c "spool $T/not-a-dir: not a directory" "$T/bad4.err")" "3,1"
+timeout -k 2 20 "$BIN/mosqlite-work" -p "$MQTT_PORT" --spool "$T/no/such" q -- true 2>"$T/bad5.err"; rc=$?
+check_eq "--spool whose parent is missing: exit 3, and why" "$rc,$(grep -c "spool $T/no/such: cannot make it" "$T/bad5.err")" "3,1"
+"$BIN/mosqlite-work" -p 1 -w x --spool "$T/made" q -- true 2>/dev/null
+check "--spool DIR missing is made (mode 700) before the agent connects" test "$(stat -c %a "$T/made" 2>/dev/null)" = 700
 timeout 60 "$BIN/mosqlite-work" -p "$MQTT_PORT" -w w-denied forbidden -- true 2>"$T/denied.err"; rc=$?
 check_eq "a claim the broker's ACL refuses: exit 1" "$rc" 1
 check "and why" grep -q "refused by the broker's ACL: this login may not publish on $PREFIX_TOPIC/jobs/forbidden" "$T/denied.err"
