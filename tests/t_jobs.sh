@@ -9,7 +9,8 @@
 # its worker max_lost times is dead; per-key concurrency is exact; unique keys (ignore,
 # reject, replace); cancel of a queued and of a running job; the job commands; waiting
 # claims cost no commit; bad job messages get their exact rejection and change nothing;
-# `follow` sends the job's end as a second receipt.
+# `follow` sends the job's end as a second receipt; a done carrying the next claim gets
+# its own receipt and, apart, the grant.
 . "$(dirname "$0")/lib.sh"
 
 test_schema
@@ -195,7 +196,7 @@ q1=$(enq ca1 cq '1')
 check_eq "job_cancel of a queued job: cancelled at once" "$(admin a1 "\"cmd\":\"job_cancel\",\"job\":$q1")" "$PREFIX_TOPIC/reply/ops/a1 {\"cmd\":\"job_cancel\",\"ok\":true,\"job\":$q1,\"state\":\"cancelled\"}"
 q2=$(enq ca2 cq '2')
 claim cq cc1 wc1 sc1 0
-answer cc1 >/dev/null
+answer nc1 >/dev/null
 check_eq "job_cancel of a running job: asked" "$(admin a2 "\"cmd\":\"job_cancel\",\"job\":$q2")" "$PREFIX_TOPIC/reply/ops/a2 {\"cmd\":\"job_cancel\",\"ok\":true,\"job\":$q2,\"state\":\"running\"}"
 check "pushed to its worker" wait_until 5 grep -q "$TO/wc1 {\"op\":\"cancel\",\"job\":$q2,\"attempt\":1}" "$GRANTS"
 pub jobs/worker "{\"op\":\"beat\",\"worker\":\"wc1\",\"session\":\"sc1\",\"reply_to\":\"$TO/wc1b\",\"jobs\":[{\"job\":$q2,\"attempt\":1}]}"
@@ -284,6 +285,15 @@ check_eq "refused: beat without jobs (on PREFIX/rejected only)" "$(sql "SELECT e
 bad "a rolled-back transaction enqueues nothing" write b27 '"ops":[{"op":"enqueue","queue":"rb","payload":1},{"table":"builds","values":{"id":7,"name":"dup"}}]' '"ops[1]: UNIQUE constraint failed: builds.id"'
 check_eq "bad input changed no job" "$(sql "SELECT count(*) || ',' || total(attempt) FROM mosqlite_jobs")" "$n0"
 check_eq "the rolled-back enqueue left no job" "$(sql "SELECT count(*) FROM mosqlite_jobs WHERE queue = 'rb'")" "0"
+
+# --- a done carrying the next claim, granted at once: the receipt and the grant apart ------
+j=$(enq c-e1 carry '{"n":1}'); j2=$(enq c-e2 carry '{"n":2}')
+claim carry nx1 wnx snx 0
+answer nx1 >/dev/null
+r=$(req jobs/carry dx1 "\"op\":\"done\",\"job\":$j,\"attempt\":1,\"claim\":{\"id\":\"nx2\",\"worker\":\"wnx\",\"session\":\"snx\",\"wait_ms\":0}")
+check_eq "done with a next claim granted at once: its receipt is its own" "$r" "{\"id\":\"dx1\",\"status\":\"applied\",\"changes\":0,\"job\":$j,\"state\":\"done\"}"
+wait_until 10 grep -q '"claim":"nx2"' "$RECEIPTS"
+check "and the grant of the next job goes to the same reply_to" grep -q "\"op\":\"job\",\"claim\":\"nx2\",\"job\":$j2,\"attempt\":1" "$RECEIPTS"
 check "the writer is still online" status_is online
 
 exit $NFAIL

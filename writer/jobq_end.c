@@ -208,7 +208,7 @@ static int end_write(struct jobq *q, const char *family, const struct outcome *o
 static int end_answer(struct jobq *q, struct outcome *o, const struct end_msg *e, const struct jobs_end *end,
                       long long changes, char *err, size_t errlen)
 {
-    struct jbuf *b = &q->scratch;
+    struct jbuf lb = {0}, *b = &lb;     /* not q->scratch: the claim's grant is built there */
     char *jobs = jobq_take_receipt(q);
 
     o->changes = changes;
@@ -227,6 +227,7 @@ static int end_answer(struct jobq *q, struct outcome *o, const struct end_msg *e
         int crc = jobq_claim(q, &e->c, cerr, sizeof cerr);
         if (crc == DB_FAULT) {
             snprintf(err, errlen, "%s", cerr);
+            jb_free(b);
             return DB_FAULT;
         }
         if (crc == DB_REJECT) {
@@ -235,6 +236,7 @@ static int end_answer(struct jobq *q, struct outcome *o, const struct end_msg *e
         }
     }
     jobq_extra_set(o, b);
+    jb_free(b);
     return DB_OK;
 }
 

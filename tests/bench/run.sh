@@ -16,9 +16,10 @@
 #   NO_ADMIN=1, NO_REPLICA=1 ...     skip lines A/H (admin.sh) and R (replica.sh)
 #   NO_RETAIN=1 ...                  skip lines P (retain.sh: retention under load)
 #   NO_BULK=1 ...                    skip lines B (bulk.sh: the log pipe, JSON Lines)
+#   NO_JOBS=1 ...                    skip lines J (jobs.sh: the job queue)
 #   PRODUCERS="1" ALT_PRODUCERS="1"  producer counts of lines 1/4 and 4p (1 8 64 256; 1 8 64)
 #
-# The C drivers (mqbench.c, sqlbench.c) are compiled into build/bench/. Raw key=value
+# The C drivers (mqbench.c, sqlbench.c, jobbench.c) are compiled into build/bench/. Raw key=value
 # results of each step are kept in $T/results.
 cd "$(dirname "$0")/../.." || exit 2
 . tests/bench/env.sh
@@ -59,14 +60,14 @@ WINDOW=${WINDOW:-100}
 
 CCFLAGS="-O2 -std=c11 -Wall -Wextra -Werror"
 PKG=$(pkg-config --cflags --libs libmosquitto sqlite3 libcjson) || exit 2
-for p in mqbench sqlbench; do
+for p in mqbench sqlbench jobbench; do
     if [ ! -x "$BB/$p" ] || [ "tests/bench/$p.c" -nt "$BB/$p" ]; then
         # shellcheck disable=SC2086
         cc $CCFLAGS -o "$BB/$p" "tests/bench/$p.c" $PKG || exit 2
     fi
 done
 # BUILD_ONLY=1 (CI): check the drivers compile, measure nothing.
-[ -n "${BUILD_ONLY:-}" ] && { echo "bench: built $BB/mqbench and $BB/sqlbench"; exit 0; }
+[ -n "${BUILD_ONLY:-}" ] && { echo "bench: built $BB/mqbench, $BB/sqlbench and $BB/jobbench"; exit 0; }
 MQB=$BB/mqbench
 
 . "$ROOT/tests/lib.sh"
@@ -540,6 +541,13 @@ if [ -z "${NO_BULK:-}" ] && [ -n "$HAVE_WRITER" ]; then
     say "bulk: the log pipe and JSON Lines against SQLite alone"
     CEIL1=$(int "$CEIL1") bash "$ROOT/tests/bench/bulk.sh" 2>"$T/bulk.err" | grep -E '^B[0-9]' ||
         row B "rows in bulk" - - - "not measured: $(tail -n 1 "$T/bulk.err")"
+fi
+# J: the job queue (tests/bench/jobs.sh: brokers and writers of its own), beside this
+# run's line 4.1 and line 2a. NO_JOBS=1 skips it.
+if [ -z "${NO_JOBS:-}" ] && [ -n "$HAVE_WRITER" ]; then
+    say "jobs: throughput, pickup, a killed worker, an idle fleet, a file with a million jobs"
+    PLAIN=$(int "${E2E1:-}" | grep -v '^-$') COMMIT1=$(int "$SQL1") bash "$ROOT/tests/bench/jobs.sh" 2>"$T/jobs.err" |
+        grep -E '^(J[0-9]|# J)' || row J "job queue" - - - "not measured: $(tail -n 1 "$T/jobs.err")"
 fi
 # 6. The page opening a long build log in Chromium, through the WebSocket listener
 # (tests/bench/page.sh: its own broker and writer). NO_PAGE=1 skips it.

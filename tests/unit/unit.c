@@ -87,7 +87,7 @@ int main(void)
 {
     static void (*const suites[])(void) = {
         test_cfg, test_out, test_req, test_sql, test_val, test_corpus, test_follow, test_hook,
-        test_admin, test_cron, test_backup, test_query, test_ctl, test_sched, test_jobs, test_retain, test_etcd, test_workers, test_etcd_sync, test_sync,
+        test_admin, test_cron, test_backup, test_query, test_ctl, test_sched, test_jobs, test_retain, test_etcd, test_workers, test_etcd_sync, test_sync, test_jobplan,
     };
     const char *t = getenv("TMPDIR");
     double t0 = util_now_exact_ms();

@@ -40,6 +40,7 @@ void test_query(void);
 void test_ctl(void);
 void test_sched(void);
 void test_jobs(void);
+void test_jobplan(void);   /* the grant's plan at scale */
 void test_retain(void);   /* retain.c, autobackup.c names */
 void test_etcd(void);
 void test_workers(void);
