@@ -139,7 +139,7 @@ static int check_options(const struct command *cmd)
 }
 
 /* The connection's options and the command's state from the options. */
-static void setup(struct conn_opts *co, struct console *k, const char *client_id)
+static void setup(struct cliconn_opts *co, struct console *k, const char *client_id)
 {
     memset(co, 0, sizeof *co);
     co->host = o_host;
@@ -165,7 +165,7 @@ static void setup(struct conn_opts *co, struct console *k, const char *client_id
 }
 
 /* Connect, subscribe to the answers if cmd asks questions, run it: its exit code. */
-static int run(struct console *k, const struct command *cmd, const struct conn_opts *co, int argc,
+static int run(struct console *k, const struct command *cmd, const struct cliconn_opts *co, int argc,
                char **argv)
 {
     char err[512];
@@ -179,14 +179,14 @@ static int run(struct console *k, const struct command *cmd, const struct conn_o
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
     }
-    if (!(k->c = conn_open(co, &rc, err, sizeof err))) {
+    if (!(k->c = cliconn_open(co, &rc, err, sizeof err))) {
         log_error("%s", err);
         return rc;
     }
     if (cmd->needs_reply) {     /* the answer topic first, then the question */
         char filter[700];
         snprintf(filter, sizeof filter, "%s/#", k->reply);
-        if ((rc = conn_subscribe(k->c, filter, err, sizeof err))) {
+        if ((rc = cliconn_subscribe(k->c, filter, err, sizeof err))) {
             log_error("%s", err);
             return rc;
         }
@@ -199,7 +199,7 @@ static int run(struct console *k, const struct command *cmd, const struct conn_o
 int main(int argc, char **argv)
 {
     struct console k;
-    struct conn_opts co;
+    struct cliconn_opts co;
     const struct command *cmd;
     char err[512], client_id[256], id[MOSQLITE_ID_LEN + 1];
     int npos = 0, rc;
@@ -246,7 +246,7 @@ int main(int argc, char **argv)
     setup(&co, &k, client_id);
     rc = run(&k, cmd, &co, npos - 1, argv + 2);
 out:
-    conn_close(k.c);
+    cliconn_close(k.c);
     cfg_free(opts);
     return rc;
 }

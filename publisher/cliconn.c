@@ -1,13 +1,10 @@
-/* conn.c: the console's broker connection and the waiting for answers (console.h).
+/* cliconn.c: the command-line programs' own broker connection (cliconn.h).
  *
- * One MQTT 5 connection with a clean session, run by libmosquitto's network thread.
- * Its callbacks only record what came (acknowledgements by packet id, messages in a
- * queue) under a lock and signal a condition variable; the command's thread waits on
- * it. MQTT 5 reason codes tell a refusal apart: PUBACK/PUBREC 0x87 is the broker's ACL,
- * 0x10 means no one subscribes to the topic (no writer listening). Mosquitto grants a
- * subscription its ACL does not allow and then delivers nothing on it, so a missing
- * message may be the ACL too: the commands say so where it matters. */
-#include "console.h"
+ * Mosquitto grants a subscription its ACL does not allow and then delivers nothing on
+ * it, so a missing message may be the ACL too: the callers say so where it matters.
+ * With a session kept (the job agent), a short break loses nothing in flight and a
+ * Will Delay can be honoured: a reconnect within it cancels the will. */
+#include "cliconn.h"
 
 #include <errno.h>
 #include <mosquitto.h>
@@ -21,31 +18,38 @@
 #include "util.h"
 
 #define MAX_SUBS 16
+#define NSENT 64
+/* How long an acknowledgement may take: the broker answers at once. */
+#define ACK_MS 10000
 
-struct conn {
+struct cliconn {
     struct mosquitto *m;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int conn_rc;                /* -1 until the first CONNACK */
-    int connected, ever;
+    int connected, ever, kept;  /* kept: a session kept across reconnects */
     unsigned reconnects;
     short acks[65536];          /* per packet id: 0 waiting, else reason code + 1 */
-    struct msg *head, *tail;
+    struct climsg *head, *tail;
     char *subs[MAX_SUBS];       /* made again after a reconnect */
     int nsubs;
+    int inflight;               /* publishes not yet acknowledged */
+    struct { int mid; char topic[256]; } sent[NSENT];   /* the last publishes, by mid */
+    int nsent;
+    char denied[256];           /* a topic the broker's ACL refused, or "" */
     char host[256];
     int port;
 };
 
 static void on_connect(struct mosquitto *m, void *obj, int rc, int flags, const mosquitto_property *p)
 {
-    struct conn *c = obj;
+    struct cliconn *c = obj;
     int i;
 
     pthread_mutex_lock(&c->lock);
     c->conn_rc = rc;
     c->connected = rc == 0;
-    if (rc == 0 && c->ever) {   /* a clean session: subscribe again */
+    if (rc == 0 && c->ever) {   /* the broker may have lost the session: subscribe again */
         c->reconnects++;
         for (i = 0; i < c->nsubs; i++)
             mosquitto_subscribe_v5(m, NULL, c->subs[i], 1, 0, NULL);
@@ -58,7 +62,7 @@ static void on_connect(struct mosquitto *m, void *obj, int rc, int flags, const 
 
 static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitto_property *p)
 {
-    struct conn *c = obj;
+    struct cliconn *c = obj;
 
     pthread_mutex_lock(&c->lock);
     c->connected = 0;
@@ -66,33 +70,45 @@ static void on_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitt
     pthread_mutex_unlock(&c->lock);
 }
 
-static void ack(struct conn *c, int mid, int reason)
-{
-    pthread_mutex_lock(&c->lock);
-    c->acks[mid & 0xffff] = (short)(reason + 1);
-    pthread_cond_broadcast(&c->cond);
-    pthread_mutex_unlock(&c->lock);
-}
-
 static void on_publish(struct mosquitto *m, void *obj, int mid, int reason, const mosquitto_property *p)
 {
-    ack(obj, mid, reason);
+    struct cliconn *c = obj;
+    int i;
+
+    pthread_mutex_lock(&c->lock);
+    c->acks[mid & 0xffff] = (short)(reason + 1);
+    if (c->inflight > 0)
+        c->inflight--;
+    if (reason == MQTT_RC_NOT_AUTHORIZED && !c->denied[0]) {
+        for (i = 0; i < NSENT; i++)
+            if (c->sent[i].mid == mid && c->sent[i].topic[0])
+                snprintf(c->denied, sizeof c->denied, "%s", c->sent[i].topic);
+        if (!c->denied[0])
+            snprintf(c->denied, sizeof c->denied, "a job topic");
+    }
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
 }
 
 static void on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *granted,
                          const mosquitto_property *p)
 {
-    ack(obj, mid, n > 0 ? granted[0] : MQTT_RC_UNSPECIFIED);
+    struct cliconn *c = obj;
+
+    pthread_mutex_lock(&c->lock);
+    c->acks[mid & 0xffff] = (short)((n > 0 ? granted[0] : MQTT_RC_UNSPECIFIED) + 1);
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
 }
 
 static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *in,
                        const mosquitto_property *p)
 {
-    struct conn *c = obj;
-    struct msg *g = calloc(1, sizeof *g);
+    struct cliconn *c = obj;
+    struct climsg *g = calloc(1, sizeof *g);
 
     if (!g || !(g->topic = strdup(in->topic)) || !(g->payload = malloc((size_t)in->payloadlen + 1))) {
-        msg_free(g);
+        climsg_free(g);
         return;                 /* out of memory: as if it never came */
     }
     memcpy(g->payload, in->payload, (size_t)in->payloadlen);
@@ -115,7 +131,7 @@ static void on_log(struct mosquitto *m, void *obj, int level, const char *text)
 }
 
 /* Lock held: wait for a change, at most until deadline (< 0: 200 ms). */
-static void wait_change(struct conn *c, double deadline)
+static void wait_change(struct cliconn *c, double deadline)
 {
     double now = util_now_exact_ms(), until = deadline < 0 || deadline - now > 200 ? now + 200 : deadline;
     struct timespec ts = util_deadline(CLOCK_MONOTONIC, (long long)(until - now));
@@ -123,14 +139,98 @@ static void wait_change(struct conn *c, double deadline)
     pthread_cond_timedwait(&c->cond, &c->lock, &ts);
 }
 
-struct conn *conn_open(const struct conn_opts *o, int *exit_code, char *err, size_t errlen)
+/* The client and its options: callbacks, login, TLS, the Last Will. 0, or -1 with a
+ * reason (*status CLI_USAGE when the fault is the configuration's). */
+static int make_client(struct cliconn *c, const struct cliconn_opts *o, int *status,
+                       char *err, size_t errlen)
 {
-    struct conn *c = calloc(1, sizeof *c);
-    pthread_condattr_t ca;
-    double deadline = util_now_exact_ms() + (o->timeout_ms > 0 ? o->timeout_ms : 10000);
+    mosquitto_property *wprops = NULL;
     int rc;
 
-    *exit_code = EX_CONNECT;
+    if (!(c->m = mosquitto_new(o->client_id, !c->kept, c))) {
+        snprintf(err, errlen, "cannot make an MQTT client: %s", strerror(errno));
+        return -1;
+    }
+    mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+    if (o->tcp_nodelay)
+        mosquitto_int_option(c->m, MOSQ_OPT_TCP_NODELAY, 1);
+    mosquitto_connect_v5_callback_set(c->m, on_connect);
+    mosquitto_disconnect_v5_callback_set(c->m, on_disconnect);
+    mosquitto_publish_v5_callback_set(c->m, on_publish);
+    mosquitto_subscribe_v5_callback_set(c->m, on_subscribe);
+    mosquitto_message_v5_callback_set(c->m, on_message);
+    mosquitto_reconnect_delay_set(c->m, 1, 4, true);
+    if (o->debug)
+        mosquitto_log_callback_set(c->m, on_log);
+    if (o->username && (rc = mosquitto_username_pw_set(c->m, o->username, o->password))) {
+        snprintf(err, errlen, "username: %s", mosquitto_strerror(rc));
+        return -1;
+    }
+    if ((o->cafile || o->certfile) &&
+        (rc = mosquitto_tls_set(c->m, o->cafile, NULL, o->certfile, o->keyfile, NULL))) {
+        snprintf(err, errlen, "TLS with %s%s%s: %s", o->cafile ? o->cafile : "",
+                 o->certfile ? " and " : "", o->certfile ? o->certfile : "", mosquitto_strerror(rc));
+        *status = CLI_USAGE;
+        return -1;
+    }
+    if (o->tls_insecure)
+        mosquitto_tls_insecure_set(c->m, true);
+    if (!o->will_topic)
+        return 0;
+    if (o->will_delay_s > 0)
+        mosquitto_property_add_int32(&wprops, MQTT_PROP_WILL_DELAY_INTERVAL, (uint32_t)o->will_delay_s);
+    if ((rc = mosquitto_will_set_v5(c->m, o->will_topic, (int)strlen(o->will_payload), o->will_payload,
+                                    2, false, wprops))) {
+        mosquitto_property_free_all(&wprops);
+        snprintf(err, errlen, "last will: %s", mosquitto_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* Connect, start the network thread, wait for the CONNACK until deadline. */
+static int connect_wait(struct cliconn *c, const struct cliconn_opts *o, double deadline,
+                        char *err, size_t errlen)
+{
+    mosquitto_property *props = NULL;
+    int rc;
+
+    if (c->kept)
+        mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, (uint32_t)o->session_s);
+    rc = mosquitto_connect_bind_v5(c->m, o->host, o->port, o->keepalive > 0 ? o->keepalive : 30,
+                                   NULL, props);
+    mosquitto_property_free_all(&props);
+    if (rc) {
+        snprintf(err, errlen, "cannot connect to the broker at %s:%d: %s", o->host, o->port,
+                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+        return -1;
+    }
+    if ((rc = mosquitto_loop_start(c->m))) {
+        snprintf(err, errlen, "network thread: %s", mosquitto_strerror(rc));
+        return -1;
+    }
+    pthread_mutex_lock(&c->lock);
+    while (c->conn_rc == -1 && util_now_exact_ms() < deadline)
+        wait_change(c, deadline);
+    rc = c->conn_rc;
+    pthread_mutex_unlock(&c->lock);
+    if (rc == 0)
+        return 0;
+    if (rc > 0)
+        snprintf(err, errlen, "the broker at %s:%d refused the connection: %s", o->host, o->port,
+                 mosquitto_reason_string(rc));
+    else
+        snprintf(err, errlen, "the broker at %s:%d did not answer the connection", o->host, o->port);
+    return -1;
+}
+
+struct cliconn *cliconn_open(const struct cliconn_opts *o, int *status, char *err, size_t errlen)
+{
+    struct cliconn *c = calloc(1, sizeof *c);
+    pthread_condattr_t ca;
+    double deadline = util_now_exact_ms() + (o->timeout_ms > 0 ? o->timeout_ms : 10000);
+
+    *status = CLI_CONNECT;
     if (!c) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -142,64 +242,19 @@ struct conn *conn_open(const struct conn_opts *o, int *exit_code, char *err, siz
     pthread_cond_init(&c->cond, &ca);
     pthread_condattr_destroy(&ca);
     c->conn_rc = -1;
+    c->kept = o->session_s > 0;
     snprintf(c->host, sizeof c->host, "%s", o->host);
     c->port = o->port;
-    if (!(c->m = mosquitto_new(o->client_id, true, c))) {
-        snprintf(err, errlen, "cannot make an MQTT client: %s", strerror(errno));
-        goto fail;
+    if (make_client(c, o, status, err, errlen) || connect_wait(c, o, deadline, err, errlen)) {
+        cliconn_close(c);
+        return NULL;
     }
-    mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-    mosquitto_connect_v5_callback_set(c->m, on_connect);
-    mosquitto_disconnect_v5_callback_set(c->m, on_disconnect);
-    mosquitto_publish_v5_callback_set(c->m, on_publish);
-    mosquitto_subscribe_v5_callback_set(c->m, on_subscribe);
-    mosquitto_message_v5_callback_set(c->m, on_message);
-    mosquitto_reconnect_delay_set(c->m, 1, 4, true);
-    if (o->debug)
-        mosquitto_log_callback_set(c->m, on_log);
-    if (o->username && (rc = mosquitto_username_pw_set(c->m, o->username, o->password))) {
-        snprintf(err, errlen, "username: %s", mosquitto_strerror(rc));
-        goto fail;
-    }
-    if ((o->cafile || o->certfile) &&
-        (rc = mosquitto_tls_set(c->m, o->cafile, NULL, o->certfile, o->keyfile, NULL))) {
-        snprintf(err, errlen, "TLS with %s%s%s: %s", o->cafile ? o->cafile : "",
-                 o->certfile ? " and " : "", o->certfile ? o->certfile : "", mosquitto_strerror(rc));
-        *exit_code = EX_USAGE;
-        goto fail;
-    }
-    if (o->tls_insecure)
-        mosquitto_tls_insecure_set(c->m, true);
-    rc = mosquitto_connect_bind_v5(c->m, o->host, o->port, 30, NULL, NULL);
-    if (rc) {
-        snprintf(err, errlen, "cannot connect to the broker at %s:%d: %s", o->host, o->port,
-                 rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
-        goto fail;
-    }
-    if ((rc = mosquitto_loop_start(c->m))) {
-        snprintf(err, errlen, "network thread: %s", mosquitto_strerror(rc));
-        goto fail;
-    }
-    pthread_mutex_lock(&c->lock);
-    while (c->conn_rc == -1 && util_now_exact_ms() < deadline)
-        wait_change(c, deadline);
-    rc = c->conn_rc;
-    pthread_mutex_unlock(&c->lock);
-    if (rc == 0)
-        return c;
-    if (rc > 0)
-        snprintf(err, errlen, "the broker at %s:%d refused the connection: %s", o->host, o->port,
-                 mosquitto_reason_string(rc));
-    else
-        snprintf(err, errlen, "the broker at %s:%d did not answer the connection", o->host, o->port);
-fail:
-    conn_close(c);
-    return NULL;
+    return c;
 }
 
 /* Lock held: wait for the acknowledgement of mid; its reason code, or -1 when the
  * connection broke or the deadline passed (*broke tells which). */
-static int wait_ack(struct conn *c, int mid, double deadline, int *broke)
+static int wait_ack(struct cliconn *c, int mid, double deadline, int *broke)
 {
     int r;
 
@@ -218,10 +273,7 @@ static int wait_ack(struct conn *c, int mid, double deadline, int *broke)
     return r;
 }
 
-/* How long an acknowledgement may take: the broker answers at once. */
-#define ACK_MS 10000
-
-int conn_subscribe(struct conn *c, const char *filter, char *err, size_t errlen)
+int cliconn_subscribe(struct cliconn *c, const char *filter, char *err, size_t errlen)
 {
     int mid = 0, rc, broke;
 
@@ -229,11 +281,13 @@ int conn_subscribe(struct conn *c, const char *filter, char *err, size_t errlen)
     if (c->nsubs < MAX_SUBS && !(c->subs[c->nsubs] = strdup(filter))) {
         pthread_mutex_unlock(&c->lock);
         snprintf(err, errlen, "out of memory");
-        return EX_FAILED;
+        return CLI_REFUSED;
     }
     if (c->nsubs < MAX_SUBS)
         c->nsubs++;
     rc = mosquitto_subscribe_v5(c->m, &mid, filter, 1, 0, NULL);
+    if (rc == MOSQ_ERR_SUCCESS)
+        c->acks[mid & 0xffff] = 0;      /* what an earlier use of the packet id left */
     if (rc == MOSQ_ERR_SUCCESS)
         rc = wait_ack(c, mid, util_now_exact_ms() + ACK_MS, &broke);
     else
@@ -242,27 +296,52 @@ int conn_subscribe(struct conn *c, const char *filter, char *err, size_t errlen)
     if (rc < 0) {
         snprintf(err, errlen, broke ? "lost the connection to the broker at %s:%d" :
                  "the broker at %s:%d did not answer the subscription", c->host, c->port);
-        return broke ? EX_CONNECT : EX_NOANSWER;
+        return broke ? CLI_CONNECT : CLI_NOANSWER;
     }
     if (rc == MQTT_RC_NOT_AUTHORIZED) {
         snprintf(err, errlen, "refused by the broker's ACL: this user may not read %s", filter);
-        return EX_FAILED;
+        return CLI_REFUSED;
     }
     if (rc >= 0x80) {
         snprintf(err, errlen, "the broker refused the subscription to %s: %s", filter,
                  mosquitto_reason_string(rc));
-        return EX_FAILED;
+        return CLI_REFUSED;
     }
-    return EX_DONE;
+    return CLI_OK;
 }
 
-int conn_publish(struct conn *c, const char *topic, const char *payload, int qos,
-                 int no_subscribers_fails, char *err, size_t errlen)
+/* Lock held: publish, its packet id in *mid, remembered with its topic until acknowledged. */
+static int publish_locked(struct cliconn *c, int *mid, const char *topic, const char *payload, int qos)
+{
+    int rc = mosquitto_publish_v5(c->m, mid, topic, (int)strlen(payload), payload, qos, false, NULL);
+
+    if (rc == MOSQ_ERR_SUCCESS && qos > 0) {
+        c->acks[*mid & 0xffff] = 0;
+        c->inflight++;
+        c->sent[c->nsent].mid = *mid;
+        snprintf(c->sent[c->nsent].topic, sizeof c->sent[c->nsent].topic, "%s", topic);
+        c->nsent = (c->nsent + 1) % NSENT;
+    }
+    return rc;
+}
+
+int cliconn_publish(struct cliconn *c, const char *topic, const char *payload, int qos)
+{
+    int rc, mid = 0;
+
+    pthread_mutex_lock(&c->lock);
+    rc = publish_locked(c, &mid, topic, payload, qos);
+    pthread_mutex_unlock(&c->lock);
+    return rc == MOSQ_ERR_SUCCESS ? 0 : -1;
+}
+
+int cliconn_publish_wait(struct cliconn *c, const char *topic, const char *payload, int qos,
+                         int no_subscribers_fails, char *err, size_t errlen)
 {
     int mid = 0, rc, broke;
 
     pthread_mutex_lock(&c->lock);
-    rc = mosquitto_publish_v5(c->m, &mid, topic, (int)strlen(payload), payload, qos, false, NULL);
+    rc = publish_locked(c, &mid, topic, payload, qos);
     if (rc == MOSQ_ERR_SUCCESS)
         rc = wait_ack(c, mid, util_now_exact_ms() + ACK_MS, &broke);
     else
@@ -271,29 +350,41 @@ int conn_publish(struct conn *c, const char *topic, const char *payload, int qos
     if (rc < 0) {
         snprintf(err, errlen, broke ? "lost the connection to the broker at %s:%d" :
                  "the broker at %s:%d did not acknowledge the publish", c->host, c->port);
-        return broke ? EX_CONNECT : EX_NOANSWER;
+        return broke ? CLI_CONNECT : CLI_NOANSWER;
     }
     if (rc == MQTT_RC_NOT_AUTHORIZED) {
         snprintf(err, errlen, "refused by the broker's ACL: this user may not publish on %s", topic);
-        return EX_FAILED;
+        return CLI_REFUSED;
     }
     if (rc == MQTT_RC_NO_MATCHING_SUBSCRIBERS && no_subscribers_fails) {
         snprintf(err, errlen, "no one listens on %s: no mosqlite-writer is running on this "
                  "broker with this prefix", topic);
-        return EX_NOANSWER;
+        return CLI_NOANSWER;
     }
     if (rc >= 0x80) {
         snprintf(err, errlen, "the broker refused the publish on %s: %s", topic,
                  mosquitto_reason_string(rc));
-        return EX_FAILED;
+        return CLI_REFUSED;
     }
-    return EX_DONE;
+    return CLI_OK;
 }
 
-struct msg *conn_wait(struct conn *c, const char *topic, double deadline_ms,
-                      volatile sig_atomic_t *stop, int *lost)
+int cliconn_denied(struct cliconn *c, char *topic, size_t n)
 {
-    struct msg *g = NULL, *prev;
+    int d;
+
+    pthread_mutex_lock(&c->lock);
+    d = c->denied[0] != '\0';
+    if (d)
+        snprintf(topic, n, "%s", c->denied);
+    pthread_mutex_unlock(&c->lock);
+    return d;
+}
+
+struct climsg *cliconn_wait(struct cliconn *c, const char *topic, double deadline_ms,
+                            volatile sig_atomic_t *stop, int *lost)
+{
+    struct climsg *g = NULL, *prev;
 
     if (lost)
         *lost = 0;
@@ -324,7 +415,22 @@ struct msg *conn_wait(struct conn *c, const char *topic, double deadline_ms,
     return g;
 }
 
-unsigned conn_reconnects(struct conn *c)
+struct climsg *cliconn_next(struct cliconn *c, int ms)
+{
+    return cliconn_wait(c, NULL, util_now_exact_ms() + (ms > 0 ? ms : 0), NULL, NULL);
+}
+
+int cliconn_connected(struct cliconn *c)
+{
+    int n;
+
+    pthread_mutex_lock(&c->lock);
+    n = c->connected;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+unsigned cliconn_reconnects(struct cliconn *c)
 {
     unsigned n;
 
@@ -334,7 +440,7 @@ unsigned conn_reconnects(struct conn *c)
     return n;
 }
 
-void msg_free(struct msg *g)
+void climsg_free(struct climsg *g)
 {
     if (!g)
         return;
@@ -343,22 +449,40 @@ void msg_free(struct msg *g)
     free(g);
 }
 
-void conn_close(struct conn *c)
+/* A session kept: what was published last (the agent's bye) goes first, then a clean
+ * end: the session goes with the connection, the will is not sent. */
+static void disconnect_kept(struct cliconn *c)
 {
-    struct msg *g;
+    double deadline = util_now_exact_ms() + 2000;
+    mosquitto_property *props = NULL;
+
+    pthread_mutex_lock(&c->lock);
+    while (c->inflight > 0 && c->connected && util_now_exact_ms() < deadline)
+        wait_change(c, deadline);
+    pthread_mutex_unlock(&c->lock);
+    mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, 0);
+    mosquitto_disconnect_v5(c->m, 0, props);
+    mosquitto_property_free_all(&props);
+}
+
+void cliconn_close(struct cliconn *c)
+{
+    struct climsg *g;
     int i;
 
     if (!c)
         return;
     if (c->m) {
-        if (c->ever)
+        if (c->ever && c->kept)
+            disconnect_kept(c);
+        else if (c->ever)
             mosquitto_disconnect_v5(c->m, 0, NULL);
         mosquitto_loop_stop(c->m, c->conn_rc == -1 || !c->ever);
         mosquitto_destroy(c->m);
     }
     while ((g = c->head)) {
         c->head = g->next;
-        msg_free(g);
+        climsg_free(g);
     }
     for (i = 0; i < c->nsubs; i++)
         free(c->subs[i]);
