@@ -224,6 +224,20 @@ static int connect_wait(struct cliconn *c, const struct cliconn_opts *o, double 
     return -1;
 }
 
+void cliconn_opts_init(struct cliconn_opts *o, const struct cfg_client *cl)
+{
+    memset(o, 0, sizeof *o);
+    o->host = cl->host;
+    o->port = (int)cl->port;
+    o->username = cl->username;
+    o->password = cl->password;
+    o->cafile = cl->cafile;
+    o->certfile = cl->cert;
+    o->keyfile = cl->key;
+    o->tls_insecure = cl->insecure;
+    o->debug = cl->debug;
+}
+
 struct cliconn *cliconn_open(const struct cliconn_opts *o, int *status, char *err, size_t errlen)
 {
     struct cliconn *c = calloc(1, sizeof *c);

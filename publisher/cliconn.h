@@ -13,6 +13,9 @@
 #include <signal.h>
 #include <stddef.h>
 
+#include "cfg.h"
+#include "mosqlite.h"
+
 /* What the calls return: the exit status mosqlite, mosqlite-pub and mosqlite-work share. */
 enum {
     CLI_OK = 0,         /* done */
@@ -34,6 +37,26 @@ struct cliconn_opts {
     const char *will_topic, *will_payload;
     int will_delay_s;
 };
+
+/* o from the connection options of the command line (its other fields zero). */
+void cliconn_opts_init(struct cliconn_opts *o, const struct cfg_client *cl);
+
+/* The library's options (mosqlite_options_init's) with the connection options of the
+ * command line. */
+static inline void cliconn_mosqlite_options(struct mosqlite_options *mo, const struct cfg_client *cl)
+{
+    mosqlite_options_init(mo);
+    mo->host = cl->host;
+    mo->port = (int)cl->port;
+    mo->prefix = cl->prefix;
+    mo->username = cl->username;
+    mo->password = cl->password;
+    mo->cafile = cl->cafile;
+    mo->certfile = cl->cert;
+    mo->keyfile = cl->key;
+    mo->tls_insecure = cl->insecure;
+    mo->debug = cl->debug;
+}
 
 struct climsg {
     struct climsg *next;

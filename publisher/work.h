@@ -56,9 +56,7 @@ struct work_conf {
     unsigned long long spool_max;
     int tee;
     struct mosqlite_options mo;     /* the log's connections (client ids left to the library) */
-    /* the jobs connection */
-    const char *mq_host, *username, *password, *cafile, *certfile, *keyfile;
-    int port, tls_insecure, debug;
+    const struct cfg_client *cl;    /* the jobs connection's options */
 };
 
 /* ---- work_msg.c ---- */

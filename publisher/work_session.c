@@ -18,16 +18,18 @@
 static struct cliconn *open_conn(const struct work_conf *wc, const char *will_topic, const char *will,
                                  int *usage, char *err, size_t errlen)
 {
-    struct cliconn_opts o = {
-        .host = wc->mq_host, .port = wc->port, .client_id = wc->worker,
-        .username = wc->username, .password = wc->password, .cafile = wc->cafile,
-        .certfile = wc->certfile, .keyfile = wc->keyfile, .tls_insecure = wc->tls_insecure,
-        .debug = wc->debug, .keepalive = wc->keepalive, .session_s = 600, .tcp_nodelay = 1,
-        .will_topic = will_topic, .will_payload = will, .will_delay_s = wc->will_delay_s,
-    };
+    struct cliconn_opts o;
     struct cliconn *c;
     int status;
 
+    cliconn_opts_init(&o, wc->cl);
+    o.client_id = wc->worker;
+    o.keepalive = wc->keepalive;
+    o.session_s = 600;
+    o.tcp_nodelay = 1;
+    o.will_topic = will_topic;
+    o.will_payload = will;
+    o.will_delay_s = wc->will_delay_s;
     c = cliconn_open(&o, &status, err, errlen);
     *usage = !c && status == CLI_USAGE;
     return c;
