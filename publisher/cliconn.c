@@ -287,6 +287,27 @@ static int wait_ack(struct cliconn *c, int mid, double deadline, int *broke)
     return r;
 }
 
+/* What the acknowledgement of a subscription (sub) or a publish on topic says: rc its
+ * reason code, or -1 when the connection broke (broke) or no answer came. */
+static int verdict(struct cliconn *c, int rc, int broke, int sub, const char *topic, char *err,
+                   size_t errlen)
+{
+    if (rc < 0 && broke)
+        snprintf(err, errlen, "lost the connection to the broker at %s:%d", c->host, c->port);
+    else if (rc < 0)
+        snprintf(err, errlen, "the broker at %s:%d did not %s", c->host, c->port,
+                 sub ? "answer the subscription" : "acknowledge the publish");
+    else if (rc == MQTT_RC_NOT_AUTHORIZED)
+        snprintf(err, errlen, "refused by the broker's ACL: this user may not %s %s",
+                 sub ? "read" : "publish on", topic);
+    else if (rc >= 0x80)
+        snprintf(err, errlen, "the broker refused the %s %s: %s", sub ? "subscription to" : "publish on",
+                 topic, mosquitto_reason_string(rc));
+    else
+        return CLI_OK;
+    return rc >= 0 ? CLI_REFUSED : broke ? CLI_CONNECT : CLI_NOANSWER;
+}
+
 int cliconn_subscribe(struct cliconn *c, const char *filter, char *err, size_t errlen)
 {
     int mid = 0, rc, broke;
@@ -307,21 +328,7 @@ int cliconn_subscribe(struct cliconn *c, const char *filter, char *err, size_t e
     else
         rc = -1, broke = 1;
     pthread_mutex_unlock(&c->lock);
-    if (rc < 0) {
-        snprintf(err, errlen, broke ? "lost the connection to the broker at %s:%d" :
-                 "the broker at %s:%d did not answer the subscription", c->host, c->port);
-        return broke ? CLI_CONNECT : CLI_NOANSWER;
-    }
-    if (rc == MQTT_RC_NOT_AUTHORIZED) {
-        snprintf(err, errlen, "refused by the broker's ACL: this user may not read %s", filter);
-        return CLI_REFUSED;
-    }
-    if (rc >= 0x80) {
-        snprintf(err, errlen, "the broker refused the subscription to %s: %s", filter,
-                 mosquitto_reason_string(rc));
-        return CLI_REFUSED;
-    }
-    return CLI_OK;
+    return verdict(c, rc, broke, 1, filter, err, errlen);
 }
 
 /* Lock held: publish, its packet id in *mid, remembered with its topic until acknowledged. */
@@ -361,26 +368,12 @@ int cliconn_publish_wait(struct cliconn *c, const char *topic, const char *paylo
     else
         rc = -1, broke = 1;
     pthread_mutex_unlock(&c->lock);
-    if (rc < 0) {
-        snprintf(err, errlen, broke ? "lost the connection to the broker at %s:%d" :
-                 "the broker at %s:%d did not acknowledge the publish", c->host, c->port);
-        return broke ? CLI_CONNECT : CLI_NOANSWER;
-    }
-    if (rc == MQTT_RC_NOT_AUTHORIZED) {
-        snprintf(err, errlen, "refused by the broker's ACL: this user may not publish on %s", topic);
-        return CLI_REFUSED;
-    }
     if (rc == MQTT_RC_NO_MATCHING_SUBSCRIBERS && no_subscribers_fails) {
         snprintf(err, errlen, "no one listens on %s: no mosqlite-writer is running on this "
                  "broker with this prefix", topic);
         return CLI_NOANSWER;
     }
-    if (rc >= 0x80) {
-        snprintf(err, errlen, "the broker refused the publish on %s: %s", topic,
-                 mosquitto_reason_string(rc));
-        return CLI_REFUSED;
-    }
-    return CLI_OK;
+    return verdict(c, rc, broke, 0, topic, err, errlen);
 }
 
 int cliconn_denied(struct cliconn *c, char *topic, size_t n)
