@@ -47,7 +47,8 @@ ALL_CFLAGS = -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L \
 COMMON_SRC = $(wildcard common/*.c)
 WRITER_SRC = $(wildcard writer/*.c)
 REPLICA_SRC = $(wildcard replica/*.c)
-# The operator's command: console/*.c on libmosqlite (ids) and libmosquitto.
+# The operator's command: console/*.c and publisher/cliconn.c on libmosqlite (ids) and
+# libmosquitto.
 CONSOLE_SRC = $(wildcard console/*.c)
 # The publisher library is every publisher/*.c except the CLI's: main.c, hints.c and the
 # log pipe (pipe*.c, spool.c).
@@ -58,12 +59,15 @@ PUBCLI_SRC = publisher/main.c publisher/pipe.c publisher/pipe_read.c publisher/p
 # library's internal functions are); the programs linked with the library take those
 # objects from it.
 PUBLIB_COMMON_SRC = common/jscan.c common/utf8.c
-# The job agent, mosqlite-work: work*.c, with the log pipe's reading and delivering
-# parts (not pipe.c, the pipe's own run).
+# The job agent, mosqlite-work: work*.c and cliconn.c, with the log pipe's reading and
+# delivering parts (not pipe.c, the pipe's own run).
 WORK_SRC   = $(wildcard publisher/work*.c)
 WORK_PIPE_SRC = publisher/pipe_read.c publisher/pipe_deliver.c publisher/pipe_build.c \
              publisher/pipe_command.c publisher/spool.c
-PUBLIB_SRC = $(filter-out $(PUBCLI_SRC) $(WORK_SRC),$(wildcard publisher/*.c)) $(PUBLIB_COMMON_SRC)
+# The direct MQTT client of mosqlite and mosqlite-work (not the library's).
+CLICONN_SRC = publisher/cliconn.c
+PUBLIB_SRC = $(filter-out $(PUBCLI_SRC) $(WORK_SRC) $(CLICONN_SRC),$(wildcard publisher/*.c)) \
+             $(PUBLIB_COMMON_SRC)
 # Unit tests: tests/unit/*.c linked with every writer and replica object but main.o.
 UNIT_SRC   = $(wildcard tests/unit/*.c)
 
@@ -71,11 +75,11 @@ obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 COMMON_OBJ = $(call obj,$(COMMON_SRC))
 WRITER_OBJ = $(call obj,$(WRITER_SRC))
 REPLICA_OBJ = $(call obj,$(REPLICA_SRC))
-CONSOLE_OBJ = $(call obj,$(CONSOLE_SRC))
+CONSOLE_OBJ = $(call obj,$(CONSOLE_SRC) $(CLICONN_SRC))
 PUBLIB_OBJ = $(call obj,$(PUBLIB_SRC))
 PUBLIB_PIC = $(patsubst %.c,$(BUILD)/pic/%.o,$(PUBLIB_SRC))
 PUBCLI_OBJ = $(call obj,$(PUBCLI_SRC))
-WORK_OBJ   = $(call obj,$(WORK_SRC) $(WORK_PIPE_SRC))
+WORK_OBJ   = $(call obj,$(WORK_SRC) $(WORK_PIPE_SRC) $(CLICONN_SRC))
 UNIT_OBJ   = $(call obj,$(UNIT_SRC))
 # common/ for a program linked with libmosqlite.a: less what the library holds.
 COMMON_NOLIB_OBJ = $(filter-out $(call obj,$(PUBLIB_COMMON_SRC)),$(COMMON_OBJ))

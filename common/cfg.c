@@ -10,10 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mosquitto.h>
 #include <sqlite3.h>
 
+#include "log.h"
 #include "util.h"
 
 #ifndef MOSQLITE_VERSION
@@ -423,4 +425,80 @@ void cfg_free(const struct cfg_opt *opts)
     free(owned);
     owned = NULL;
     nowned = capowned = 0;
+}
+
+/* The user's config file, then the environment (see cfg_start). 0, or -1 with err. */
+static int load_user(const struct cfg_opt *opts, const char *name, char *err, size_t errlen)
+{
+    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME"), *v;
+    const struct cfg_opt *o;
+    char path[4096] = "", env[64], reason[256];
+    size_t i;
+
+    if (xdg && *xdg)
+        snprintf(path, sizeof path, "%s/%s", xdg, name);
+    else if (home && *home)
+        snprintf(path, sizeof path, "%s/.config/%s", home, name);
+    if (*path && access(path, F_OK) == 0 && cfg_load_file(opts, path, err, errlen))
+        return -1;
+    for (o = opts; o->name; o++) {
+        if (o->flags & (CFG_CMDLINE_ONLY | CFG_FILE_ONLY))
+            continue;
+        snprintf(env, sizeof env, "MOSQLITE_%s", o->name);
+        for (i = 9; env[i]; i++)
+            env[i] = env[i] == '-' ? '_' : (char)toupper((unsigned char)env[i]);
+        if ((v = getenv(env)) && cfg_set(opts, o->name, v, 1, reason, sizeof reason)) {
+            snprintf(err, errlen, "environment %s: %s", env, reason);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int cfg_start(const struct cfg_opt *opts, const char *name, int *argc, char **argv, char ***cmd,
+              int *npos, const char *usage)
+{
+    char err[512];
+    int i, rc;
+
+    if (cmd)
+        *cmd = NULL;
+    for (i = 1; cmd && i < *argc; i++)
+        if (!strcmp(argv[i], "--")) {
+            *cmd = argv + i + 1;
+            argv[i] = NULL;
+            *argc = i;
+            break;
+        }
+    rc = load_user(opts, name, err, sizeof err);
+    if (rc == 0)
+        rc = cfg_parse_args(opts, *argc, argv, npos, usage, err, sizeof err);
+    if (rc < 0)
+        log_error("%s", err);
+    if (rc)
+        cfg_free(opts);
+    return rc;
+}
+
+const char *cfg_client_id(const struct cfg_client *cl, const char *new_id, const char *dflt_prefix,
+                          char *out, size_t n)
+{
+    if (cl->id_prefix && new_id)
+        snprintf(out, n, "%s%s", cl->id_prefix, new_id);
+    else if (cl->client_id)
+        snprintf(out, n, "%s", cl->client_id);
+    else if (dflt_prefix && new_id)
+        snprintf(out, n, "%s%s", dflt_prefix, new_id);
+    else
+        return NULL;
+    return out;
+}
+
+const char *cfg_client_check(const struct cfg_client *cl)
+{
+    if ((cl->cert != NULL) != (cl->key != NULL))
+        return "--cert and --key go together";
+    if (cl->client_id && cl->id_prefix)
+        return "-i/--client-id and -I/--id-prefix do not go together";
+    return NULL;
 }

@@ -91,4 +91,55 @@ void cfg_free(const struct cfg_opt *opts);
     {"cafile", 0, CFG_STR, &(s).cafile, 0, 0, 0, "FILE", "CA certificate: connect with TLS"}, \
     {"config", 'c', CFG_STR, &(s).config, 0, 0, CFG_CMDLINE_ONLY, "FILE", "config file of `key value` lines"}
 
+/* The connection options of the command-line programs (mosqlite, mosqlite-pub,
+ * mosqlite-work), kept in one struct cfg_client (CFG_CLIENT_INIT: the defaults). Their
+ * table has CFG_CLIENT_OPTIONS first, then optionally CFG_CLIENT_ID_OPTIONS (help: the
+ * client id's, naming its default), then a program's own, then CFG_CLIENT_END_OPTIONS. */
+struct cfg_client {
+    const char *host, *prefix;
+    char *username, *password, *cafile, *cert, *key, *client_id, *id_prefix, *config;
+    long long port;
+    int insecure, debug;
+};
+
+#define CFG_CLIENT_INIT \
+    {.host = MOSQLITE_DEFAULT_HOST, .prefix = MOSQLITE_DEFAULT_PREFIX, .port = MOSQLITE_DEFAULT_PORT}
+
+#define CFG_CLIENT_OPTIONS(s) \
+    {"host", 'h', CFG_STR, &(s).host, 0, 0, 0, "HOST", "broker host"}, \
+    {"port", 'p', CFG_INT, &(s).port, 1, 65535, 0, "PORT", "broker port"}, \
+    {"prefix", 0, CFG_STR, &(s).prefix, 0, 0, 0, "PREFIX", "topic prefix"}, \
+    {"username", 'u', CFG_STR, &(s).username, 0, 0, 0, "USER", "MQTT username"}, \
+    {"password", 'P', CFG_STR, &(s).password, 0, 0, 0, "PASS", "MQTT password"}, \
+    {"cafile", 0, CFG_STR, &(s).cafile, 0, 0, 0, "FILE", "CA certificates: connect with TLS"}, \
+    {"cert", 0, CFG_STR, &(s).cert, 0, 0, 0, "FILE", "TLS client certificate (with --key)"}, \
+    {"key", 0, CFG_STR, &(s).key, 0, 0, 0, "FILE", "TLS client private key"}, \
+    {"insecure", 0, CFG_FLAG, &(s).insecure, 0, 0, 0, NULL, "TLS: do not check the server's host name"}
+
+#define CFG_CLIENT_ID_OPTIONS(s, help) \
+    {"client-id", 'i', CFG_STR, &(s).client_id, 0, 0, 0, "ID", help}, \
+    {"id-prefix", 'I', CFG_STR, &(s).id_prefix, 0, 0, 0, "PREFIX", "MQTT client id: PREFIX then a new id"}
+
+#define CFG_CLIENT_END_OPTIONS(s) \
+    {"debug", 'd', CFG_FLAG, &(s).debug, 0, 0, 0, NULL, "print libmosquitto's debug lines (packets)"}, \
+    {"config", 'c', CFG_STR, &(s).config, 0, 0, CFG_CMDLINE_ONLY, "FILE", "read `key value` options from FILE"}
+
+/* What a command-line program's main does first. With cmd, everything after the first
+ * `--` in argv is the command to run, cut off into *cmd (else NULL, and `--` is the
+ * parser's). Then the user's defaults: the config file $XDG_CONFIG_HOME/NAME (or
+ * ~/.config/NAME), then the environment (MOSQLITE_ and a key in capitals, dashes as
+ * underscores, for every key taken both on the command line and in a file); then -c
+ * FILE and the command line over them (cfg_parse_args). 0 to go on; 1 when --help or
+ * --version was printed, -1 when an error was said on stderr: the options freed then. */
+int cfg_start(const struct cfg_opt *opts, const char *name, int *argc, char **argv, char ***cmd,
+              int *npos, const char *usage);
+
+/* The client id: PREFIX then new_id with --id-prefix (and new_id), else --client-id,
+ * else dflt_prefix then new_id (new_id and dflt_prefix set), else NULL. */
+const char *cfg_client_id(const struct cfg_client *cl, const char *new_id, const char *dflt_prefix,
+                          char *out, size_t n);
+
+/* What the options cannot be together: the reason, or NULL. */
+const char *cfg_client_check(const struct cfg_client *cl);
+
 #endif

@@ -27,7 +27,7 @@ const char *cmd_topic(struct console *k, const char *suffix)
 int cmd_ask(struct console *k, const char *to, cJSON *req, int qos, cJSON **answer)
 {
     char rt[700], err[512], *payload;
-    struct msg *m;
+    struct climsg *m;
     int rc, lost;
     double deadline = k->timeout_ms > 0 ? util_now_exact_ms() + k->timeout_ms : -1;
 
@@ -38,13 +38,13 @@ int cmd_ask(struct console *k, const char *to, cJSON *req, int qos, cJSON **answ
         log_error("out of memory");
         return EX_FAILED;
     }
-    rc = conn_publish(k->c, to, payload, qos, 1, err, sizeof err);
+    rc = cliconn_publish_wait(k->c, to, payload, qos, 1, err, sizeof err);
     cJSON_free(payload);
     if (rc) {
         log_error("%s", err);
         return rc;
     }
-    if (!(m = conn_wait(k->c, rt, deadline, k->stop, &lost))) {
+    if (!(m = cliconn_wait(k->c, rt, deadline, k->stop, &lost))) {
         if (lost) {
             log_error("lost the connection to the broker while waiting for the answer");
             return EX_CONNECT;
@@ -56,7 +56,7 @@ int cmd_ask(struct console *k, const char *to, cJSON *req, int qos, cJSON **answ
         return EX_NOANSWER;
     }
     *answer = cJSON_ParseWithLength(m->payload, m->len);
-    msg_free(m);
+    climsg_free(m);
     if (!*answer) {
         log_error("the answer on %s is not JSON", rt);
         return EX_FAILED;

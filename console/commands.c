@@ -30,24 +30,24 @@ static int run_status(struct console *k, const struct command *cmd, int argc, ch
 {
     char err[512], a[64], b[64], c[64], d[64], e[64], f[64], g[64], h[64];
     const char *st = cmd_topic(k, "status");
-    struct msg *m;
+    struct climsg *m;
     cJSON *s;
     int rc;
 
     /* The retained status comes right after its SUBACK; the second SUBACK (the answer
      * topic) comes after it, so once that is in, a missing status is really missing. */
-    if ((rc = conn_subscribe(k->c, st, err, sizeof err)) ||
-        (rc = conn_subscribe(k->c, k->reply, err, sizeof err))) {
+    if ((rc = cliconn_subscribe(k->c, st, err, sizeof err)) ||
+        (rc = cliconn_subscribe(k->c, k->reply, err, sizeof err))) {
         log_error("%s", err);
         return rc;
     }
-    if (!(m = conn_wait(k->c, st, util_now_exact_ms(), NULL, NULL))) {
+    if (!(m = cliconn_wait(k->c, st, util_now_exact_ms(), NULL, NULL))) {
         log_error("no status on %s: no mosqlite-writer has run on this broker with prefix \"%s\"%s",
                   st, k->prefix, cmd_acl_hint(k));
         return EX_NOANSWER;
     }
     s = cJSON_ParseWithLength(m->payload, m->len);
-    msg_free(m);
+    climsg_free(m);
     if (!cJSON_IsObject(s)) {
         cJSON_Delete(s);
         log_error("the status on %s is not a JSON object", st);
@@ -334,18 +334,18 @@ static int run_replicas(struct console *k, const struct command *cmd, int argc, 
     cJSON *all = cJSON_CreateArray(), *table = cJSON_CreateArray();
     static const char *const cols[] = {"state", "seq", "writer_seq", "lag_commits", "lag_ms",
                                        "lag_ms_p50", "lag_ms_p99", "pending", NULL};
-    struct msg *m;
+    struct climsg *m;
     int rc, i, n = 0;
 
     snprintf(filter, sizeof filter, "%s/replica/+/status", k->prefix);
     snprintf(pre, sizeof pre, "%s/replica/", k->prefix);
     /* As for status: the retained statuses are in once the second SUBACK is. */
-    if ((rc = conn_subscribe(k->c, filter, err, sizeof err)) ||
-        (rc = conn_subscribe(k->c, k->reply, err, sizeof err))) {
+    if ((rc = cliconn_subscribe(k->c, filter, err, sizeof err)) ||
+        (rc = cliconn_subscribe(k->c, k->reply, err, sizeof err))) {
         log_error("%s", err);
         goto out;
     }
-    while ((m = conn_wait(k->c, NULL, util_now_exact_ms(), NULL, NULL))) {
+    while ((m = cliconn_wait(k->c, NULL, util_now_exact_ms(), NULL, NULL))) {
         cJSON *s = cJSON_ParseWithLength(m->payload, m->len), *r, *e;
         size_t pl = strlen(pre), tl = strlen(m->topic);
         if (cJSON_IsObject(s) && !strncmp(m->topic, pre, pl) && tl > pl + 7) {
@@ -368,7 +368,7 @@ static int run_replicas(struct console *k, const struct command *cmd, int argc, 
         } else {
             cJSON_Delete(s);
         }
-        msg_free(m);
+        climsg_free(m);
     }
     if (k->json)
         fmt_json(all);

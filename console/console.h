@@ -4,8 +4,9 @@
  *   ask.c       questions to the writer and the reading of its answers
  *   watch.c     the commands that watch: tail, log
  *   jobs.c      the job queue's commands: jobs, job, retry, discard, cancel-job, workers, ...
- *   conn.c      the broker connection and the waiting for answers
- *   format.c    the output: human text, JSON, safe terminal text */
+ *   format.c    the output: human text, JSON, safe terminal text
+ * The broker connection and the waiting for answers: publisher/cliconn.c, shared with
+ * mosqlite-work. */
 #ifndef MOSQLITE_CONSOLE_H
 #define MOSQLITE_CONSOLE_H
 
@@ -13,63 +14,16 @@
 #include <signal.h>
 #include <stddef.h>
 
-/* Exit status (the same codes as mosqlite-pub). */
+#include "cliconn.h"
+
+/* Exit status (the same codes as mosqlite-pub; the connection's calls return them). */
 enum {
-    EX_DONE = 0,        /* done */
-    EX_FAILED = 1,      /* refused (by the writer or the broker's ACL) or failed */
-    EX_NOANSWER = 2,    /* no answer within --timeout */
-    EX_USAGE = 3,       /* bad arguments or config */
-    EX_CONNECT = 4,     /* cannot connect to the broker (or lost it) */
+    EX_DONE = CLI_OK,           /* done */
+    EX_FAILED = CLI_REFUSED,    /* refused (by the writer or the broker's ACL) or failed */
+    EX_NOANSWER = CLI_NOANSWER, /* no answer within --timeout */
+    EX_USAGE = CLI_USAGE,       /* bad arguments or config */
+    EX_CONNECT = CLI_CONNECT,   /* cannot connect to the broker (or lost it) */
 };
-
-/* ---- conn.c: one MQTT 5 connection, its subscriptions, the messages received ---- */
-
-struct conn_opts {
-    const char *host, *username, *password, *cafile, *certfile, *keyfile, *client_id;
-    int port, tls_insecure, debug, timeout_ms;
-};
-
-struct msg {
-    struct msg *next;
-    char *topic;
-    char *payload;      /* NUL-terminated copy */
-    size_t len;
-    int retained;
-};
-
-struct conn;
-
-/* Connect and wait for the broker's CONNACK (at most timeout_ms, or 10 s when 0).
- * Returns the connection, or NULL with a reason in err; *exit_code is EX_CONNECT for a
- * broker that cannot be reached or refuses the login, EX_USAGE for bad TLS files. */
-struct conn *conn_open(const struct conn_opts *o, int *exit_code, char *err, size_t errlen);
-
-/* Subscribe (QoS 1) and wait for the SUBACK. Once it is in, every retained message of
- * the subscriptions made before it has been received. Kept across reconnects.
- * Returns EX_DONE, or another exit code with a reason in err. */
-int conn_subscribe(struct conn *c, const char *filter, char *err, size_t errlen);
-
-/* Publish at QoS qos (1 or 2) and wait for the broker's acknowledgement.
- * Returns EX_DONE; EX_FAILED when the broker refused it (ACL: named as such);
- * EX_NOANSWER when no one subscribes to the topic (MQTT 5 "no matching subscribers",
- * only when no_subscribers_fails); EX_CONNECT when the connection broke. */
-int conn_publish(struct conn *c, const char *topic, const char *payload, int qos,
-                 int no_subscribers_fails, char *err, size_t errlen);
-
-/* The next message received (topic NULL) or the first one on topic, waiting until
- * deadline_ms on the monotonic clock (< 0: for ever). NULL on timeout, when *stop is
- * set, or when the connection is lost and reconnect is 0 (*lost set then).
- * The caller frees it with msg_free(). */
-struct msg *conn_wait(struct conn *c, const char *topic, double deadline_ms,
-                      volatile sig_atomic_t *stop, int *lost);
-
-/* How many times the connection came back after a loss (a follower asks again then). */
-unsigned conn_reconnects(struct conn *c);
-
-/* Disconnect and free. Accepts NULL. */
-void conn_close(struct conn *c);
-
-void msg_free(struct msg *m);
 
 /* ---- format.c: output ---- */
 
@@ -101,7 +55,7 @@ int fmt_param(cJSON *obj, const char *arg, char *err, size_t errlen);
 /* ---- commands.c ---- */
 
 struct console {
-    struct conn *c;
+    struct cliconn *c;
     const char *prefix;
     char reply[600];        /* PREFIX/reply/CLIENT_ID: answers come under it */
     unsigned seq;           /* the last answer topic used */

@@ -131,23 +131,23 @@ static int read_status(struct console *k, cJSON **status)
 {
     char err[512];
     const char *st = cmd_topic(k, "status");
-    struct msg *m;
+    struct climsg *m;
     int rc;
 
     *status = NULL;
     /* The retained status comes before the SUBACK of the next subscription. */
-    if ((rc = conn_subscribe(k->c, st, err, sizeof err)) ||
-        (rc = conn_subscribe(k->c, k->reply, err, sizeof err))) {
+    if ((rc = cliconn_subscribe(k->c, st, err, sizeof err)) ||
+        (rc = cliconn_subscribe(k->c, k->reply, err, sizeof err))) {
         log_error("%s", err);
         return rc;
     }
-    if (!(m = conn_wait(k->c, st, util_now_exact_ms(), NULL, NULL))) {
+    if (!(m = cliconn_wait(k->c, st, util_now_exact_ms(), NULL, NULL))) {
         log_error("no status on %s: no mosqlite-writer has run on this broker with prefix \"%s\"%s",
                   st, k->prefix, cmd_acl_hint(k));
         return EX_NOANSWER;
     }
     *status = cJSON_ParseWithLength(m->payload, m->len);
-    msg_free(m);
+    climsg_free(m);
     if (!cJSON_IsObject(*status)) {
         cJSON_Delete(*status);
         *status = NULL;

@@ -1,11 +1,10 @@
 /* main.c: mosqlite, the operator's command: `mosqlite [options] COMMAND [ARGS]`.
- * The connection options, the config file ($XDG_CONFIG_HOME/mosqlite-pub or
- * ~/.config/mosqlite-pub, then -c FILE) and the environment (MOSQLITE_HOST, ...) are
- * mosqlite-pub's, so one setup serves both; the keys of that file that only
+ * The connection options (cfg.h's CFG_CLIENT_OPTIONS), the config file
+ * ($XDG_CONFIG_HOME/mosqlite-pub or ~/.config/mosqlite-pub, then -c FILE) and the
+ * environment (MOSQLITE_HOST, ...) are mosqlite-pub's, so one setup serves both; the keys of that file that only
  * mosqlite-pub uses are accepted and ignored here. The commands are in commands.c. */
 #include "console.h"
 
-#include <ctype.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,26 +15,15 @@
 #include "log.h"
 #include "mosqlite.h"
 
-static const char *o_host = MOSQLITE_DEFAULT_HOST, *o_prefix = MOSQLITE_DEFAULT_PREFIX;
-static char *o_user, *o_pass, *o_cafile, *o_cert, *o_key, *o_client_id,
-            *o_id_prefix, *o_config, *o_ignored;
-static long long o_port = MOSQLITE_DEFAULT_PORT, o_timeout = 30, o_count;
-static int o_insecure, o_debug, o_json, o_follow, o_ignored_flag;
+static struct cfg_client cl = CFG_CLIENT_INIT;
+static char *o_ignored;
+static long long o_timeout = 30, o_count;
+static int o_json, o_follow, o_ignored_flag;
 
 static const struct cfg_opt opts[] = {
-    {"host", 'h', CFG_STR, &o_host, 0, 0, 0, "HOST", "broker host"},
-    {"port", 'p', CFG_INT, &o_port, 1, 65535, 0, "PORT", "broker port"},
-    {"prefix", 0, CFG_STR, &o_prefix, 0, 0, 0, "PREFIX", "topic prefix"},
-    {"username", 'u', CFG_STR, &o_user, 0, 0, 0, "USER", "MQTT username"},
-    {"password", 'P', CFG_STR, &o_pass, 0, 0, 0, "PASS", "MQTT password"},
-    {"cafile", 0, CFG_STR, &o_cafile, 0, 0, 0, "FILE", "CA certificates: connect with TLS"},
-    {"cert", 0, CFG_STR, &o_cert, 0, 0, 0, "FILE", "TLS client certificate (with --key)"},
-    {"key", 0, CFG_STR, &o_key, 0, 0, 0, "FILE", "TLS client private key"},
-    {"insecure", 0, CFG_FLAG, &o_insecure, 0, 0, 0, NULL, "TLS: do not check the server's host name"},
-    {"client-id", 'i', CFG_STR, &o_client_id, 0, 0, 0, "ID", "MQTT client id (default mosqlite-cli-<new id>)"},
-    {"id-prefix", 'I', CFG_STR, &o_id_prefix, 0, 0, 0, "PREFIX", "MQTT client id: PREFIX then a new id"},
-    {"debug", 'd', CFG_FLAG, &o_debug, 0, 0, 0, NULL, "print libmosquitto's debug lines (packets)"},
-    {"config", 'c', CFG_STR, &o_config, 0, 0, CFG_CMDLINE_ONLY, "FILE", "read `key value` options from FILE"},
+    CFG_CLIENT_OPTIONS(cl),
+    CFG_CLIENT_ID_OPTIONS(cl, "MQTT client id (default mosqlite-cli-<new id>)"),
+    CFG_CLIENT_END_OPTIONS(cl),
     {"timeout", 0, CFG_INT, &o_timeout, 0, 86400, 0, "SECONDS",
      "wait this long for an answer (0 = for ever)"},
     {"json", 0, CFG_FLAG, &o_json, 0, 0, CFG_CMDLINE_ONLY, NULL, "print JSON (one document, or one per line)"},
@@ -56,12 +44,6 @@ static const struct cfg_opt opts[] = {
     {"qos", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
     {"protocol-version", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
-};
-
-/* The keys read from the environment (MOSQLITE_ and the key in capitals). */
-static const char *const env_keys[] = {
-    "host", "port", "prefix", "username", "password", "cafile", "cert", "key", "insecure",
-    "client-id", "id-prefix", "debug", "timeout", NULL,
 };
 
 static volatile sig_atomic_t stop;
@@ -93,31 +75,6 @@ static void make_usage(void)
                  "--timeout; 3 bad arguments or config; 4 cannot connect to the broker.\n");
 }
 
-/* Defaults: mosqlite-pub's user config file, then the environment. 0, or -1 with err. */
-static int load_defaults(char *err, size_t errlen)
-{
-    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME"), *v;
-    char path[4096] = "", name[64], reason[256];
-    size_t i, j;
-
-    if (xdg && *xdg)
-        snprintf(path, sizeof path, "%s/mosqlite-pub", xdg);
-    else if (home && *home)
-        snprintf(path, sizeof path, "%s/.config/mosqlite-pub", home);
-    if (*path && access(path, F_OK) == 0 && cfg_load_file(opts, path, err, errlen))
-        return -1;
-    for (j = 0; env_keys[j]; j++) {
-        snprintf(name, sizeof name, "MOSQLITE_%s", env_keys[j]);
-        for (i = 9; name[i]; i++)
-            name[i] = name[i] == '-' ? '_' : (char)toupper((unsigned char)name[i]);
-        if ((v = getenv(name)) && cfg_set(opts, env_keys[j], v, 1, reason, sizeof reason)) {
-            snprintf(err, errlen, "environment %s: %s", name, reason);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* The options that go together, for cmd: 0, or -1 (said on stderr). */
 static int check_options(const struct command *cmd)
 {
@@ -127,11 +84,9 @@ static int check_options(const struct command *cmd)
         why = "-f/--follow goes with log only";
     else if (o_count && strcmp(cmd->name, "tail"))
         why = "-n/--count goes with tail only";
-    else if ((o_cert != NULL) != (o_key != NULL))
-        why = "--cert and --key go together";
-    else if (o_client_id && o_id_prefix)
-        why = "-i/--client-id and -I/--id-prefix do not go together";
-    else if (!*o_prefix || strpbrk(o_prefix, "+#"))
+    else
+        why = cfg_client_check(&cl);
+    if (!why && (!*cl.prefix || strpbrk(cl.prefix, "+#")))
         why = "--prefix must be a topic without wildcards";
     if (why)
         log_error("%s", why);
@@ -139,33 +94,24 @@ static int check_options(const struct command *cmd)
 }
 
 /* The connection's options and the command's state from the options. */
-static void setup(struct conn_opts *co, struct console *k, const char *client_id)
+static void setup(struct cliconn_opts *co, struct console *k, const char *client_id)
 {
-    memset(co, 0, sizeof *co);
-    co->host = o_host;
-    co->port = (int)o_port;
-    co->username = o_user;
-    co->password = o_pass;
-    co->cafile = o_cafile;
-    co->certfile = o_cert;
-    co->keyfile = o_key;
-    co->tls_insecure = o_insecure;
-    co->debug = o_debug;
+    cliconn_opts_init(co, &cl);
     co->client_id = client_id;
     co->timeout_ms = (int)o_timeout * 1000;
 
-    k->prefix = o_prefix;
+    k->prefix = cl.prefix;
     snprintf(k->reply, sizeof k->reply, "%s/reply/%s", k->prefix, client_id);
     k->json = o_json;
     k->follow = o_follow;
     k->count = o_count;
     k->timeout_ms = (int)o_timeout * 1000;
-    k->has_user = o_user != NULL;
+    k->has_user = cl.username != NULL;
     k->stop = &stop;
 }
 
 /* Connect, subscribe to the answers if cmd asks questions, run it: its exit code. */
-static int run(struct console *k, const struct command *cmd, const struct conn_opts *co, int argc,
+static int run(struct console *k, const struct command *cmd, const struct cliconn_opts *co, int argc,
                char **argv)
 {
     char err[512];
@@ -179,14 +125,14 @@ static int run(struct console *k, const struct command *cmd, const struct conn_o
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
     }
-    if (!(k->c = conn_open(co, &rc, err, sizeof err))) {
+    if (!(k->c = cliconn_open(co, &rc, err, sizeof err))) {
         log_error("%s", err);
         return rc;
     }
     if (cmd->needs_reply) {     /* the answer topic first, then the question */
         char filter[700];
         snprintf(filter, sizeof filter, "%s/#", k->reply);
-        if ((rc = conn_subscribe(k->c, filter, err, sizeof err))) {
+        if ((rc = cliconn_subscribe(k->c, filter, err, sizeof err))) {
             log_error("%s", err);
             return rc;
         }
@@ -199,7 +145,7 @@ static int run(struct console *k, const struct command *cmd, const struct conn_o
 int main(int argc, char **argv)
 {
     struct console k;
-    struct conn_opts co;
+    struct cliconn_opts co;
     const struct command *cmd;
     char err[512], client_id[256], id[MOSQLITE_ID_LEN + 1];
     int npos = 0, rc;
@@ -207,18 +153,8 @@ int main(int argc, char **argv)
     memset(&k, 0, sizeof k);
     log_init("mosqlite", LOG_INFO);
     make_usage();
-    if (load_defaults(err, sizeof err)) {
-        log_error("%s", err);
-        cfg_free(opts);
-        return EX_USAGE;
-    }
-    rc = cfg_parse_args(opts, argc, argv, &npos, usage, err, sizeof err);
-    if (rc) {
-        if (rc < 0)
-            log_error("%s", err);
-        cfg_free(opts);
+    if ((rc = cfg_start(opts, "mosqlite-pub", &argc, argv, NULL, &npos, usage)))
         return rc > 0 ? EX_DONE : EX_USAGE;
-    }
     rc = EX_USAGE;
     if (npos == 0) {
         log_error("no command (try --help)");
@@ -239,14 +175,11 @@ int main(int argc, char **argv)
         rc = EX_FAILED;
         goto out;
     }
-    if (o_client_id)
-        snprintf(client_id, sizeof client_id, "%s", o_client_id);
-    else
-        snprintf(client_id, sizeof client_id, "%s%s", o_id_prefix ? o_id_prefix : "mosqlite-cli-", id);
+    cfg_client_id(&cl, id, "mosqlite-cli-", client_id, sizeof client_id);
     setup(&co, &k, client_id);
     rc = run(&k, cmd, &co, npos - 1, argv + 2);
 out:
-    conn_close(k.c);
+    cliconn_close(k.c);
     cfg_free(opts);
     return rc;
 }

@@ -45,7 +45,7 @@ static void now_text(char *out, size_t len)
     snprintf(out, len, "%s.%03lld", t, ms % 1000);
 }
 
-static void print_tail(struct console *k, const struct msg *m)
+static void print_tail(struct console *k, const struct climsg *m)
 {
     cJSON *v = cJSON_ParseWithLength(m->payload, m->len), *row;
     char when[48], rej[512];
@@ -94,26 +94,26 @@ int cmd_run_tail(struct console *k, const struct command *cmd, int argc, char **
 {
     char err[512], sub[700];
     long long n = 0;
-    struct msg *m;
+    struct climsg *m;
     int i, rc;
 
     for (i = 0; i < (argc ? argc : 1); i++) {
         snprintf(sub, sizeof sub, "%s/events/%s", k->prefix, argc ? argv[i] : "#");
-        if ((rc = conn_subscribe(k->c, sub, err, sizeof err))) {
+        if ((rc = cliconn_subscribe(k->c, sub, err, sizeof err))) {
             log_error("%s", err);
             return rc;
         }
     }
-    if ((rc = conn_subscribe(k->c, cmd_topic(k, "rejected"), err, sizeof err))) {
+    if ((rc = cliconn_subscribe(k->c, cmd_topic(k, "rejected"), err, sizeof err))) {
         log_error("%s", err);
         return rc;
     }
     /* Until interrupted (or --count messages): the connection comes back by itself. */
     while (!*k->stop && (!k->count || n < k->count)) {
-        if (!(m = conn_wait(k->c, NULL, -1, k->stop, NULL)))
+        if (!(m = cliconn_wait(k->c, NULL, -1, k->stop, NULL)))
             continue;
         print_tail(k, m);
-        msg_free(m);
+        climsg_free(m);
         n++;
     }
     return EX_DONE;
@@ -244,7 +244,7 @@ static void say_end(struct console *k, long long id, const cJSON *row)
 
 /* -f: one event message. Whether it touches the build (ask its lines again); a builds
  * row that says it ended replaces f->row. */
-static int on_event(struct follow *f, const struct msg *m)
+static int on_event(struct follow *f, const struct climsg *m)
 {
     cJSON *v = cJSON_ParseWithLength(m->payload, m->len), *r;
     int logs = !strcmp(m->topic, f->ev_logs), builds = !strcmp(m->topic, f->ev_builds), again = 0;
@@ -289,13 +289,13 @@ static int follow_build(struct console *k, struct follow *f)
     int rc = 0;
 
     while (!f->ended && !*k->stop) {
-        struct msg *m = conn_wait(k->c, NULL, util_now_exact_ms() + FOLLOW_IDLE_MS, k->stop, NULL);
-        int again = !m || conn_reconnects(k->c) != f->reconnects;
+        struct climsg *m = cliconn_wait(k->c, NULL, util_now_exact_ms() + FOLLOW_IDLE_MS, k->stop, NULL);
+        int again = !m || cliconn_reconnects(k->c) != f->reconnects;
 
-        f->reconnects = conn_reconnects(k->c);
+        f->reconnects = cliconn_reconnects(k->c);
         if (m)
             again |= on_event(f, m);
-        msg_free(m);
+        climsg_free(m);
         if (!m && !*k->stop && f->have == 1 && (rc = recheck_row(k, f)))
             return rc - 10;
         if (again && !*k->stop && (rc = drain(k, f)))
@@ -315,12 +315,12 @@ int cmd_run_log(struct console *k, const struct command *cmd, int argc, char **a
     snprintf(f.ev_logs, sizeof f.ev_logs, "%s/events/build_logs", k->prefix);
     snprintf(f.ev_builds, sizeof f.ev_builds, "%s/events/builds", k->prefix);
     /* Following: the events first, so that nothing written meanwhile is missed. */
-    if (k->follow && ((rc = conn_subscribe(k->c, f.ev_logs, err, sizeof err)) ||
-                      (rc = conn_subscribe(k->c, f.ev_builds, err, sizeof err)))) {
+    if (k->follow && ((rc = cliconn_subscribe(k->c, f.ev_logs, err, sizeof err)) ||
+                      (rc = cliconn_subscribe(k->c, f.ev_builds, err, sizeof err)))) {
         log_error("%s", err);
         return rc;
     }
-    f.reconnects = conn_reconnects(k->c);
+    f.reconnects = cliconn_reconnects(k->c);
     if ((f.have = build_row(k, f.id, &f.row)) >= 10)
         return f.have - 10;
     f.attempt = f.have == 1 ? cmd_num(f.row, "attempt", 0) : 0;

@@ -7,13 +7,13 @@
  * published as soon as it is read. The exit status says whether everything landed
  * (see usage below); the log pipe's never fails the build it watches. */
 #include "cfg.h"
+#include "cliconn.h"
 #include "hints.h"
 #include "log.h"
 #include "mosqlite.h"
 #include "pipe.h"
 #include "util.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -66,36 +66,22 @@ static const char usage[] =
     "duration_ms after, and exits with COMMAND's status (128 + N if killed by signal N).\n"
     "--deliver exits 0 when all is delivered, 2 when some is left.\n";
 
-static const char *o_host = MOSQLITE_DEFAULT_HOST, *o_prefix = MOSQLITE_DEFAULT_PREFIX,
-                  *o_build_table = "builds";
-static char *o_user, *o_pass, *o_cafile,
-            *o_config, *o_op, *o_where, *o_id, *o_lines, *o_with, *o_spool, *o_deliver,
-            *o_build_where, *o_build_name, *o_stream_column, *o_time_column,
-            *o_client_id, *o_id_prefix, *o_cert, *o_key, *o_protocol;
-static long long o_port = MOSQLITE_DEFAULT_PORT, o_timeout = 30, o_window = 1000,
+static struct cfg_client cl = CFG_CLIENT_INIT;
+static const char *o_build_table = "builds";
+static char *o_op, *o_where, *o_id, *o_lines, *o_with, *o_spool, *o_deliver,
+            *o_build_where, *o_build_name, *o_stream_column, *o_time_column, *o_protocol;
+static long long o_timeout = 30, o_window = 1000,
                  o_max_line = MOSQLITE_DEFAULT_MAX_PAYLOAD, o_spool_max = 64LL << 20, o_linger = 10, o_qos = 2,
                  o_lines_window = 0, o_lines_max = 1000;
-static int o_wait, o_verbose, o_no_tee, o_no_build, o_insecure, o_debug, o_must_match;
+static int o_wait, o_verbose, o_no_tee, o_no_build, o_must_match;
 
 static const struct cfg_opt opts[] = {
-    {"host", 'h', CFG_STR, &o_host, 0, 0, 0, "HOST", "broker host"},
-    {"port", 'p', CFG_INT, &o_port, 1, 65535, 0, "PORT", "broker port"},
-    {"prefix", 0, CFG_STR, &o_prefix, 0, 0, 0, "PREFIX", "topic prefix"},
-    {"username", 'u', CFG_STR, &o_user, 0, 0, 0, "USER", "MQTT username"},
-    {"password", 'P', CFG_STR, &o_pass, 0, 0, 0, "PASS", "MQTT password"},
-    {"cafile", 0, CFG_STR, &o_cafile, 0, 0, 0, "FILE", "CA certificates: connect with TLS"},
-    {"cert", 0, CFG_STR, &o_cert, 0, 0, 0, "FILE", "TLS client certificate (with --key)"},
-    {"key", 0, CFG_STR, &o_key, 0, 0, 0, "FILE", "TLS client private key"},
-    {"insecure", 0, CFG_FLAG, &o_insecure, 0, 0, 0, NULL, "TLS: do not check the server's host name"},
-    {"client-id", 'i', CFG_STR, &o_client_id, 0, 0, 0, "ID",
-     "MQTT client id (default mosqlite-pub-<new id>); not the request id (--id)"},
-    {"id-prefix", 'I', CFG_STR, &o_id_prefix, 0, 0, 0, "PREFIX", "MQTT client id: PREFIX then a new id"},
+    CFG_CLIENT_OPTIONS(cl),
+    CFG_CLIENT_ID_OPTIONS(cl, "MQTT client id (default mosqlite-pub-<new id>); not the request id (--id)"),
     {"qos", 'q', CFG_INT, &o_qos, 0, 255, 0, "2", "QoS: always 2 (any other is refused)"},
     {"protocol-version", 'V', CFG_STR, &o_protocol, 0, 0, 0, "5",
      "MQTT version: 5 (or mqttv5); the only one spoken"},
-    {"debug", 'd', CFG_FLAG, &o_debug, 0, 0, 0, NULL, "print libmosquitto's debug lines (packets)"},
-    {"config", 'c', CFG_STR, &o_config, 0, 0, CFG_CMDLINE_ONLY, "FILE",
-     "read `key value` options from FILE"},
+    CFG_CLIENT_END_OPTIONS(cl),
     {"op", 0, CFG_STR, &o_op, 0, 0, CFG_CMDLINE_ONLY, "OP", "insert, upsert, update or delete"},
     {"where", 0, CFG_STR, &o_where, 0, 0, CFG_CMDLINE_ONLY, "JSON", "rows to update or delete"},
     {"id", 0, CFG_STR, &o_id, 0, 0, CFG_CMDLINE_ONLY, "ID",
@@ -352,39 +338,6 @@ static char *build_single(const char *table, const char *data)
     return json;
 }
 
-/* Defaults from the user's config file, then the environment; -c FILE and the command
- * line are applied over them and win. The file is $XDG_CONFIG_HOME/mosqlite-pub or
- * ~/.config/mosqlite-pub (as mosquitto_pub reads ~/.config/mosquitto_pub), in the same
- * `key value` lines as -c; the variables are MOSQLITE_ and a config key in capitals,
- * dashes as underscores (MOSQLITE_HOST, MOSQLITE_PORT, MOSQLITE_SPOOL_MAX, ...).
- * 0, or -1 with a reason in err. */
-static int load_defaults(char *err, size_t errlen)
-{
-    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME"), *v;
-    const struct cfg_opt *o;
-    char path[4096] = "", name[64], reason[256];
-    size_t i;
-
-    if (xdg && *xdg)
-        snprintf(path, sizeof path, "%s/mosqlite-pub", xdg);
-    else if (home && *home)
-        snprintf(path, sizeof path, "%s/.config/mosqlite-pub", home);
-    if (*path && access(path, F_OK) == 0 && cfg_load_file(opts, path, err, errlen))
-        return -1;
-    for (o = opts; o->name; o++) {
-        if (o->flags & CFG_CMDLINE_ONLY)
-            continue;
-        snprintf(name, sizeof name, "MOSQLITE_%s", o->name);
-        for (i = 9; name[i]; i++)
-            name[i] = name[i] == '-' ? '_' : (char)toupper((unsigned char)name[i]);
-        if ((v = getenv(name)) && cfg_set(opts, o->name, v, 1, reason, sizeof reason)) {
-            snprintf(err, errlen, "environment %s: %s", name, reason);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 /* A column name that can go into JSON text as it is. */
 static int plain_name(const char *s)
 {
@@ -408,11 +361,9 @@ static int check_args(int npos, char **pos, char **cmd, int *mode)
     else if (o_protocol && strcmp(o_protocol, "5") && strcmp(o_protocol, "mqttv5"))
         why = "-V/--protocol-version: mosqlite-pub speaks MQTT 5 only (5 or mqttv5): it needs "
               "v5 reason codes to know when the broker refused a request";
-    else if (o_client_id && o_id_prefix)
-        why = "-i/--client-id and -I/--id-prefix do not go together";
-    else if ((o_cert != NULL) != (o_key != NULL))
-        why = "--cert and --key go together";
-    else if (o_deliver) {
+    else if ((why = cfg_client_check(&cl)) != NULL) {
+        /* said below */
+    } else if (o_deliver) {
         *mode = 'd';
         if (npos || cmd || o_lines)
             why = "--deliver DIR takes nothing else to publish";
@@ -502,23 +453,10 @@ static void client_options(struct mosqlite_options *mo, char *client_id, size_t 
 {
     char id[MOSQLITE_ID_LEN + 1];
 
-    mosqlite_options_init(mo);
-    mo->host = o_host;
-    mo->port = (int)o_port;
-    mo->prefix = o_prefix;
-    mo->username = o_user;
-    mo->password = o_pass;
-    mo->cafile = o_cafile;
-    mo->certfile = o_cert;
-    mo->keyfile = o_key;
-    mo->tls_insecure = o_insecure;
-    mo->debug = o_debug;
-    if (o_id_prefix && mosqlite_new_id(id) == 0) {
-        snprintf(client_id, n, "%s%s", o_id_prefix, id);
-        mo->client_id = client_id;
-    } else {
-        mo->client_id = o_client_id;    /* NULL: the library's mosqlite-pub-<id> */
-    }
+    cliconn_mosqlite_options(mo, &cl);
+    /* NULL: the library's mosqlite-pub-<id> */
+    mo->client_id = cfg_client_id(&cl, cl.id_prefix && mosqlite_new_id(id) == 0 ? id : NULL, NULL,
+                                  client_id, n);
     mo->receipts = o_wait;
     mo->window = (int)o_window;
     mo->timeout_ms = (int)o_timeout * 1000;
@@ -614,31 +552,16 @@ static int run_requests(const char *table, const char *single, const struct mosq
 int main(int argc, char **argv)
 {
     struct mosqlite_options mo;
-    char err[512], *single = NULL, **cmd = NULL, client_id[512];
-    int npos = 0, mode = 0, rc, status, i;
+    char *single = NULL, **cmd = NULL, client_id[512];
+    int npos = 0, mode = 0, rc, status;
     double t0 = util_now_exact_ms() / 1e3;
 
     log_init("mosqlite-pub", LOG_INFO);
-    /* Everything after the first `--` is the command to run, not ours to parse. */
-    for (i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--")) {
-            cmd = argv + i + 1;
-            argv[i] = NULL;
-            argc = i;
-            break;
-        }
-    if (load_defaults(err, sizeof err)) {
-        log_error("%s", err);
-        cfg_free(opts);
-        return EXIT_USAGE;
-    }
-    rc = cfg_parse_args(opts, argc, argv, &npos, usage, err, sizeof err);
-    if (rc) {
-        if (rc < 0)
-            log_error("%s", err);
-        cfg_free(opts);
+    /* Everything after the first `--` is the command to run, not ours to parse. The
+     * user's defaults: $XDG_CONFIG_HOME/mosqlite-pub or ~/.config/mosqlite-pub (as
+     * mosquitto_pub reads ~/.config/mosquitto_pub), then MOSQLITE_HOST, ... */
+    if ((rc = cfg_start(opts, "mosqlite-pub", &argc, argv, &cmd, &npos, usage)))
         return rc > 0 ? 0 : EXIT_USAGE;
-    }
     if (check_args(npos, argv + 1, cmd, &mode) ||
         (mode == 's' && !(single = build_single(argv[1], npos > 1 ? argv[2] : NULL)))) {
         cfg_free(opts);

@@ -5,7 +5,6 @@
 #include "log.h"
 #include "work.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,39 +27,29 @@ static const char usage[] =
     "Exit status: 0 stopped cleanly; 1 the writer or the broker refused a claim; 2 an\n"
     "outcome or a log was left unconfirmed; 3 bad arguments or config; 4 could not connect.\n";
 
-static char *o_host, *o_prefix, *o_user, *o_pass, *o_cafile, *o_cert, *o_key, *o_config,
-            *o_worker, *o_log_table, *o_log_column, *o_stream_column, *o_time_column,
+static struct cfg_client cl = CFG_CLIENT_INIT;
+static char *o_worker, *o_log_table, *o_log_column, *o_stream_column, *o_time_column,
             *o_build_table, *o_spool;
-static long long o_port = 1883, o_jobs = 1, o_claim_wait = 30, o_grace = 10, o_drain = 0,
+static long long o_jobs = 1, o_claim_wait = 30, o_grace = 10, o_drain = 0,
                  o_will_delay = 0, o_keepalive = 10, o_spool_max = 64LL << 20, o_linger = 10;
-static int o_insecure, o_debug, o_verbose, o_tee, o_no_build;
+static int o_verbose, o_tee, o_no_build;
 
 static const struct cfg_opt opts[] = {
-    {"host", 'h', CFG_STR, &o_host, 0, 0, 0, "HOST", "broker host (127.0.0.1)"},
-    {"port", 'p', CFG_INT, &o_port, 1, 65535, 0, "PORT", "broker port (1883)"},
-    {"prefix", 0, CFG_STR, &o_prefix, 0, 0, 0, "PREFIX", "topic prefix (mosqlite)"},
-    {"username", 'u', CFG_STR, &o_user, 0, 0, 0, "USER", "MQTT username"},
-    {"password", 'P', CFG_STR, &o_pass, 0, 0, 0, "PASS", "MQTT password"},
-    {"cafile", 0, CFG_STR, &o_cafile, 0, 0, 0, "FILE", "CA certificates: connect with TLS"},
-    {"cert", 0, CFG_STR, &o_cert, 0, 0, 0, "FILE", "TLS client certificate (with --key)"},
-    {"key", 0, CFG_STR, &o_key, 0, 0, 0, "FILE", "TLS client private key"},
-    {"insecure", 0, CFG_FLAG, &o_insecure, 0, 0, 0, NULL, "TLS: do not check the server's host name"},
-    {"debug", 'd', CFG_FLAG, &o_debug, 0, 0, 0, NULL, "print libmosquitto's debug lines (packets)"},
-    {"config", 'c', CFG_STR, &o_config, 0, 0, CFG_CMDLINE_ONLY, "FILE",
-     "read `key value` options from FILE"},
+    CFG_CLIENT_OPTIONS(cl),
+    CFG_CLIENT_END_OPTIONS(cl),
     {"worker", 'w', CFG_STR, &o_worker, 0, 0, 0, "NAME",
      "this agent's name, unique among the agents (the host name); its MQTT client id"},
-    {"jobs", 'j', CFG_INT, &o_jobs, 1, WORK_MAX_JOBS, 0, "N", "jobs run at once (1)"},
+    {"jobs", 'j', CFG_INT, &o_jobs, 1, WORK_MAX_JOBS, 0, "N", "jobs run at once"},
     {"claim-wait", 0, CFG_INT, &o_claim_wait, 1, 3600, 0, "SECONDS",
-     "how long a claim waits in the writer before it is made again (30)"},
+     "how long a claim waits in the writer before it is made again"},
     {"grace", 0, CFG_INT, &o_grace, 0, 3600, 0, "SECONDS",
-     "a stopped command: SIGTERM, then SIGKILL after this long (10)"},
+     "a stopped command: SIGTERM, then SIGKILL after this long"},
     {"drain", 0, CFG_INT, &o_drain, 0, 864000, 0, "SECONDS",
      "after SIGTERM, how long the jobs in hand may go on before they are released (0: no limit)"},
     {"will-delay", 0, CFG_INT, &o_will_delay, 0, 3600, 0, "SECONDS",
      "a reconnect within this long keeps the jobs (0: a lost connection gives them back)"},
     {"keepalive", 0, CFG_INT, &o_keepalive, 5, 3600, 0, "SECONDS",
-     "MQTT keepalive: a dead link is seen after 1.5 times this (10)"},
+     "MQTT keepalive: a dead link is seen after 1.5 times this"},
     {"log-table", 0, CFG_STR, &o_log_table, 0, 0, 0, "TABLE", "the log's table (build_logs)"},
     {"log-column", 0, CFG_STR, &o_log_column, 0, 0, 0, "COLUMN", "the log's text column (line)"},
     {"stream-column", 0, CFG_STR, &o_stream_column, 0, 0, 0, "COLUMN",
@@ -73,9 +62,9 @@ static const struct cfg_opt opts[] = {
     {"spool", 0, CFG_STR, &o_spool, 0, 0, 0, "DIR",
      "where each job's spool directory is made ($TMPDIR)"},
     {"spool-max", 0, CFG_INT, &o_spool_max, 65536, 1LL << 40, 0, "BYTES",
-     "most undelivered bytes spooled per job (67108864)"},
+     "most undelivered bytes spooled per job"},
     {"linger", 0, CFG_INT, &o_linger, 0, 86400, 0, "SECONDS",
-     "stopping: wait this long without progress for a log to be delivered (10)"},
+     "stopping: wait this long without progress for a log to be delivered"},
     {"tee", 0, CFG_FLAG, &o_tee, 0, 0, 0, NULL, "copy the commands' output to stdout and stderr"},
     {"verbose", 'v', CFG_FLAG, &o_verbose, 0, 0, 0, NULL, "say more: the start, the totals at the end"},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL, NULL},
@@ -86,35 +75,6 @@ static volatile sig_atomic_t nstop;
 static void on_signal(int sig)
 {
     nstop++;
-}
-
-/* $XDG_CONFIG_HOME/mosqlite-work (or ~/.config/mosqlite-work), then MOSQLITE_KEY
- * variables, as mosqlite-pub. 0, or -1 with a reason. */
-static int load_defaults(char *err, size_t errlen)
-{
-    const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME"), *v;
-    const struct cfg_opt *o;
-    char path[4096] = "", name[64], reason[256];
-    size_t i;
-
-    if (xdg && *xdg)
-        snprintf(path, sizeof path, "%s/mosqlite-work", xdg);
-    else if (home && *home)
-        snprintf(path, sizeof path, "%s/.config/mosqlite-work", home);
-    if (*path && access(path, F_OK) == 0 && cfg_load_file(opts, path, err, errlen))
-        return -1;
-    for (o = opts; o->name; o++) {
-        if (o->flags & CFG_CMDLINE_ONLY)
-            continue;
-        snprintf(name, sizeof name, "MOSQLITE_%s", o->name);
-        for (i = 9; name[i]; i++)
-            name[i] = name[i] == '-' ? '_' : (char)toupper((unsigned char)name[i]);
-        if ((v = getenv(name)) && cfg_set(opts, o->name, v, 1, reason, sizeof reason)) {
-            snprintf(err, errlen, "environment %s: %s", name, reason);
-            return -1;
-        }
-    }
-    return 0;
 }
 
 /* A name that goes into JSON and topics as it is: printable ASCII, none of "\/+#. */
@@ -196,13 +156,13 @@ static const char *check_options(int npos, char **cmd, const char *host)
                    : "no queue named: mosqlite-work QUEUE[,QUEUE...] -- COMMAND [ARGS...]";
     else if (!cmd || !cmd[0])
         why = "no command: mosqlite-work QUEUE[,QUEUE...] -- COMMAND [ARGS...]";
-    else if ((o_cert != NULL) != (o_key != NULL))
-        why = "--cert and --key go together";
-    else if (o_worker && !plain(o_worker, "\"\\/+#"))
+    else if ((why = cfg_client_check(&cl)) != NULL) {
+        /* said by the caller */
+    } else if (o_worker && !plain(o_worker, "\"\\/+#"))
         why = "--worker: 1 to 128 printable ASCII characters, no space, '/', '+', '#', quote or backslash";
     else if (!o_worker && !plain(host, "\"\\/+#"))
         why = "this host's name cannot be a worker name: give --worker NAME";
-    else if (o_prefix && (!*o_prefix || strpbrk(o_prefix, "+#")))
+    else if (!*cl.prefix || strpbrk(cl.prefix, "+#"))
         why = "--prefix must be a topic without wildcards";
     else if ((o_log_table && (!*o_log_table || strpbrk(o_log_table, "/+#"))) ||
              (o_build_table && (!*o_build_table || strpbrk(o_build_table, "/+#"))))
@@ -220,7 +180,7 @@ static const char *check_options(int npos, char **cmd, const char *host)
 static void set_conf(struct work_conf *wc, char **cmd, const char *host)
 {
     wc->cmd = cmd;
-    wc->prefix = o_prefix ? o_prefix : "mosqlite";
+    wc->prefix = cl.prefix;
     wc->worker = o_worker ? o_worker : host;
     wc->host = host;
     wc->jobs = (int)o_jobs;
@@ -239,26 +199,8 @@ static void set_conf(struct work_conf *wc, char **cmd, const char *host)
     wc->spool_base = o_spool;
     wc->spool_max = (unsigned long long)o_spool_max;
     wc->tee = o_tee;
-    wc->mq_host = o_host ? o_host : "127.0.0.1";
-    wc->port = (int)o_port;
-    wc->username = o_user;
-    wc->password = o_pass;
-    wc->cafile = o_cafile;
-    wc->certfile = o_cert;
-    wc->keyfile = o_key;
-    wc->tls_insecure = o_insecure;
-    wc->debug = o_debug;
-    mosqlite_options_init(&wc->mo);
-    wc->mo.host = wc->mq_host;
-    wc->mo.port = wc->port;
-    wc->mo.prefix = wc->prefix;
-    wc->mo.username = o_user;
-    wc->mo.password = o_pass;
-    wc->mo.cafile = o_cafile;
-    wc->mo.certfile = o_cert;
-    wc->mo.keyfile = o_key;
-    wc->mo.tls_insecure = o_insecure;
-    wc->mo.debug = o_debug;
+    wc->cl = &cl;
+    cliconn_mosqlite_options(&wc->mo, &cl);
 }
 
 int main(int argc, char **argv)
@@ -267,28 +209,13 @@ int main(int argc, char **argv)
     char err[512], host[256], **cmd = NULL;
     const char *why = NULL;
     struct sigaction sa;
-    int npos = 0, rc, i, status;
+    int npos = 0, rc, status;
 
     log_init("mosqlite-work", LOG_INFO);
-    for (i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--")) {
-            cmd = argv + i + 1;
-            argv[i] = NULL;
-            argc = i;
-            break;
-        }
-    if (load_defaults(err, sizeof err)) {
-        log_error("%s", err);
-        cfg_free(opts);
-        return WORK_EXIT_USAGE;
-    }
-    rc = cfg_parse_args(opts, argc, argv, &npos, usage, err, sizeof err);
-    if (rc) {
-        if (rc < 0)
-            log_error("%s", err);
-        cfg_free(opts);
+    /* The user's defaults: $XDG_CONFIG_HOME/mosqlite-work (or ~/.config/mosqlite-work),
+     * then MOSQLITE_KEY variables, as mosqlite-pub. */
+    if ((rc = cfg_start(opts, "mosqlite-work", &argc, argv, &cmd, &npos, usage)))
         return rc > 0 ? 0 : WORK_EXIT_USAGE;
-    }
     if (gethostname(host, sizeof host))
         snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';

@@ -2,16 +2,16 @@
  *   work.c       options, config file and environment, signals, exit status
  *   work_agent.c the agent: hello, claims, grants, beats, outcomes, cancel, stop
  *   work_session.c the agent's session: its connection and Last Will, renewed, its topic
- *   work_conn.c  the jobs connection: MQTT 5 on libmosquitto, the Last Will, messages
  *   work_job.c   one job: its command, its log through a spool, its end
  *   work_msg.c   what it reads from the broker (pure, fuzzed)
  * The job messages go to PREFIX/jobs/..., which libmosqlite does not publish to, so
- * the agent drives libmosquitto itself for them; each job's log goes through the log
- * pipe's spool and delivering thread (pipe_read.c, pipe_deliver.c, spool.c) on
- * libmosqlite, as mosqlite-pub's build wrapper does. */
+ * the agent drives libmosquitto itself for them (cliconn.c, shared with mosqlite); each
+ * job's log goes through the log pipe's spool and delivering thread (pipe_read.c,
+ * pipe_deliver.c, spool.c) on libmosqlite, as mosqlite-pub's build wrapper does. */
 #ifndef MOSQLITE_WORK_H
 #define MOSQLITE_WORK_H
 
+#include "cliconn.h"
 #include "mosqlite.h"
 #include "pipe.h"
 
@@ -56,53 +56,8 @@ struct work_conf {
     unsigned long long spool_max;
     int tee;
     struct mosqlite_options mo;     /* the log's connections (client ids left to the library) */
-    /* the jobs connection */
-    const char *mq_host, *username, *password, *cafile, *certfile, *keyfile;
-    int port, tls_insecure, debug;
+    const struct cfg_client *cl;    /* the jobs connection's options */
 };
-
-/* ---- work_conn.c ---- */
-
-struct wmsg {
-    struct wmsg *next;
-    char *topic, *payload;
-    size_t len;
-};
-
-struct wconn;
-
-/* Connect (MQTT 5, client id = the worker's name, a session kept across reconnects,
- * the Last Will will_payload on will_topic at QoS 2 after will_delay_s) and wait for
- * the CONNACK (10 s). NULL with a reason in err; *usage set when the cause is ours
- * (TLS files). */
-struct wconn *wconn_open(const struct work_conf *wc, const char *will_topic,
-                         const char *will_payload, int *usage, char *err, size_t errlen);
-
-/* Subscribe (QoS 1, again after every reconnect) and wait for the SUBACK. 0, or -1
- * with a reason. */
-int wconn_subscribe(struct wconn *c, const char *filter, char *err, size_t errlen);
-
-/* Publish at QoS qos without waiting. 0, or -1 when libmosquitto refuses it at once
- * (not connected: the caller publishes it again later). */
-int wconn_publish(struct wconn *c, const char *topic, const char *payload, int qos);
-
-/* The next message, waiting at most ms (0: do not wait). NULL when none. Free with
- * wmsg_free. */
-struct wmsg *wconn_next(struct wconn *c, int ms);
-
-/* Connected now; how many times it came back (a reconnect asks again what it waits
- * for). */
-int wconn_connected(struct wconn *c);
-
-/* 1 when the broker's ACL refused a publish (MQTT 5 reason "not authorized"), with its
- * topic in topic (n bytes). */
-int wconn_denied(struct wconn *c, char *topic, size_t n);
-unsigned wconn_reconnects(struct wconn *c);
-
-/* Disconnect cleanly (the Last Will is then not sent, the session ended) and free. */
-void wconn_close(struct wconn *c);
-
-void wmsg_free(struct wmsg *m);
 
 /* ---- work_msg.c ---- */
 

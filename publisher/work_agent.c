@@ -1,6 +1,6 @@
 /* work_agent.c: the agent's loop (see work.h and docs/PROTOCOL.md, "Jobs").
  *
- * One thread does all the talking, on one jobs connection (work_conn.c) whose Last
+ * One thread does all the talking, on one jobs connection (cliconn.c) whose Last
  * Will is `gone` with this run's random session: it says hello, keeps one claim
  * waiting in the writer per free slot (a long poll: the writer answers when a job is
  * ready or the claim's wait_ms has passed, and the agent claims again), starts a job's
@@ -46,7 +46,7 @@ static double now_ms(void)
 static int send_json(struct agent *a, const char *topic, cJSON *o, int qos)
 {
     char *s = cJSON_PrintUnformatted(o);
-    int rc = s ? wconn_publish(a->c, topic, s, qos) : -1;
+    int rc = s ? cliconn_publish(a->c, topic, s, qos) : -1;
 
     cJSON_free(s);
     cJSON_Delete(o);
@@ -330,14 +330,14 @@ static void tend_jobs(struct agent *a)
             i--;
             continue;
         }
-        wconn_publish(a->c, a->topic, j->out_msg, 2);
+        cliconn_publish(a->c, a->topic, j->out_msg, 2);
         j->out_backoff_ms = RETRY_FIRST_MS;
         j->out_retry_at = now + j->out_backoff_ms;
     }
     for (i = 0; i < a->njobs; i++) {
         struct job *j = a->jobs[i];
         if (j->out_msg && now >= j->out_retry_at) {
-            wconn_publish(a->c, a->topic, j->out_msg, 2);
+            cliconn_publish(a->c, a->topic, j->out_msg, 2);
             j->out_backoff_ms = j->out_backoff_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : j->out_backoff_ms * 2;
             j->out_retry_at = now + j->out_backoff_ms;
         }
@@ -449,7 +449,7 @@ static void on_receipt(struct agent *a, const struct work_in *r)
     }
 }
 
-static void on_message(struct agent *a, const struct wmsg *m)
+static void on_message(struct agent *a, const struct climsg *m)
 {
     struct work_in in;
     struct job *j;
@@ -536,12 +536,12 @@ static void tend_claims(struct agent *a, double now)
     unsigned rc;
     int i;
 
-    if ((rc = wconn_reconnects(a->c)) != a->reconnects) {
+    if ((rc = cliconn_reconnects(a->c)) != a->reconnects) {
         a->reconnects = rc;             /* claims made while away may be lost: again */
         for (i = 0; i < a->nclaims; i++)
             send_claim(a, &a->claims[i]);
     }
-    if (!a->stopping && wconn_connected(a->c))
+    if (!a->stopping && cliconn_connected(a->c))
         while (slots_taken(a) + a->nclaims < wc->jobs)
             new_claim(a);
     for (i = 0; i < a->nclaims; i++)
@@ -587,7 +587,7 @@ int agent_run(struct work_conf *wc, volatile sig_atomic_t *stop)
     snprintf(a->status_topic, sizeof a->status_topic, "%s/status", wc->prefix);
     if (agent_open_session(a, &usage, err, sizeof err)) {
         log_error("%s", err);
-        wconn_close(a->c);
+        cliconn_close(a->c);
         free(a);
         return usage ? WORK_EXIT_USAGE : WORK_EXIT_CONNECT;
     }
@@ -596,18 +596,18 @@ int agent_run(struct work_conf *wc, volatile sig_atomic_t *stop)
                  wc->session, wc->host, wc->queues[0], a->topic, wc->jobs, wc->jobs > 1 ? "s" : "");
 
     for (;;) {
-        struct wmsg *m;
+        struct climsg *m;
         double now = now_ms();
 
         tend_stop(a, stop, now);
         tend_claims(a, now);
-        if ((m = wconn_next(a->c, 100))) {
+        if ((m = cliconn_next(a->c, 100))) {
             do {
                 on_message(a, m);
-                wmsg_free(m);
-            } while ((m = wconn_next(a->c, 0)));
+                climsg_free(m);
+            } while ((m = cliconn_next(a->c, 0)));
         }
-        if (!a->refused && wconn_denied(a->c, err, sizeof err)) {
+        if (!a->refused && cliconn_denied(a->c, err, sizeof err)) {
             log_error("refused by the broker's ACL: this login may not publish on %s", err);
             a->refused = 1;
             if (!a->stopping) {
@@ -621,10 +621,10 @@ int agent_run(struct work_conf *wc, volatile sig_atomic_t *stop)
         give_up_unconfirmed(a, now);
         if (a->stopping && a->njobs == 0)
             break;
-        if (!wconn_connected(a->c) && !warned) {
+        if (!cliconn_connected(a->c) && !warned) {
             log_warn("lost the broker: reconnecting (jobs go on)");
             warned = 1;
-        } else if (wconn_connected(a->c) && warned) {
+        } else if (cliconn_connected(a->c) && warned) {
             log_info("connected again");
             warned = 0;
         }
@@ -633,7 +633,7 @@ int agent_run(struct work_conf *wc, volatile sig_atomic_t *stop)
         cJSON *bye = agent_msg_new(a, "bye");
         send_json(a, a->wtopic, bye, 2);
     }
-    wconn_close(a->c);
+    cliconn_close(a->c);
     if (wc->verbose)
         log_info("ran %llu jobs: %llu done, %llu failed or released", a->ran, a->done, a->failed);
     status = a->refused ? WORK_EXIT_REFUSED : a->unconfirmed ? WORK_EXIT_UNCONFIRMED : WORK_EXIT_OK;

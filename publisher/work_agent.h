@@ -14,7 +14,7 @@ struct claim {
 
 struct agent {
     struct work_conf *wc;
-    struct wconn *c;
+    struct cliconn *c;
     char topic[512], reply[512], wtopic[512], status_topic[512];
     struct job *jobs[2 * WORK_MAX_JOBS];   /* those running, and those whose outcome is on its way */
     int njobs;

@@ -10,6 +10,31 @@
 #include <string.h>
 #include <unistd.h>
 
+/* The jobs connection: MQTT 5, client id = the worker's name, a session kept for ten
+ * minutes across reconnects (a short break loses nothing in flight, and a reconnect
+ * within the Will Delay cancels the will), and the Last Will will on will_topic that
+ * the broker publishes when the connection ends without a clean DISCONNECT (the agent
+ * killed, its machine or network gone). *usage set when the cause is ours (TLS files). */
+static struct cliconn *open_conn(const struct work_conf *wc, const char *will_topic, const char *will,
+                                 int *usage, char *err, size_t errlen)
+{
+    struct cliconn_opts o;
+    struct cliconn *c;
+    int status;
+
+    cliconn_opts_init(&o, wc->cl);
+    o.client_id = wc->worker;
+    o.keepalive = wc->keepalive;
+    o.session_s = 600;
+    o.tcp_nodelay = 1;
+    o.will_topic = will_topic;
+    o.will_payload = will;
+    o.will_delay_s = wc->will_delay_s;
+    c = cliconn_open(&o, &status, err, errlen);
+    *usage = !c && status == CLI_USAGE;
+    return c;
+}
+
 int agent_open_session(struct agent *a, int *usage, char *err, size_t errlen)
 {
     cJSON *w = agent_msg_new(a, "gone");
@@ -20,10 +45,10 @@ int agent_open_session(struct agent *a, int *usage, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    a->c = wconn_open(a->wc, a->wtopic, will, usage, err, errlen);
+    a->c = open_conn(a->wc, a->wtopic, will, usage, err, errlen);
     cJSON_free(will);
-    if (!a->c || wconn_subscribe(a->c, a->reply, err, errlen) ||
-        wconn_subscribe(a->c, a->status_topic, err, errlen))
+    if (!a->c || cliconn_subscribe(a->c, a->reply, err, errlen) ||
+        cliconn_subscribe(a->c, a->status_topic, err, errlen))
         return -1;
     a->reconnects = 0;
     agent_send_hello(a);
@@ -35,7 +60,7 @@ int agent_renew_session(struct agent *a)
     char err[512];
     int usage, i;
 
-    wconn_close(a->c);
+    cliconn_close(a->c);
     a->c = NULL;
     if (mosqlite_new_id(a->wc->session)) {
         log_error("no randomness for a new session id");
@@ -44,7 +69,7 @@ int agent_renew_session(struct agent *a)
     }
     while (agent_open_session(a, &usage, err, sizeof err)) {
         log_error("%s: trying again", err);
-        wconn_close(a->c);
+        cliconn_close(a->c);
         a->c = NULL;
         sleep(1);
     }

@@ -22,6 +22,7 @@
 
 #include "fuzz_input.h"
 #include "req.h"
+#include "../unit/req_hash_ref.h"
 #include "schema.h"
 
 static struct schema schema;
@@ -32,37 +33,6 @@ static void die(const char *what, const char *err)
 {
     fprintf(stderr, "fuzz_req: %s: %s\n", what, err);
     abort();
-}
-
-/* req_hash as it was written first: each field's cJSON_PrintUnformatted text hashed.
- * The streaming req_hash must give the same value (ids kept in mosqlite_applied). */
-static unsigned long long ref_fnv(unsigned long long h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-
-    while (n--)
-        h = (h ^ *b++) * 1099511628211ULL;
-    return h;
-}
-
-static unsigned long long ref_hash(const cJSON *root, const char *topic)
-{
-    unsigned long long h = ref_fnv(14695981039346656037ULL, topic, strlen(topic) + 1);
-    const cJSON *c;
-
-    for (c = root->child; c; c = c->next) {
-        unsigned long long f;
-        char *v;
-        if (!strcmp(c->string, "reply_to") || !strcmp(c->string, "after"))
-            continue;
-        f = ref_fnv(14695981039346656037ULL, c->string, strlen(c->string) + 1);
-        if ((v = cJSON_PrintUnformatted(c))) {
-            f = ref_fnv(f, v, strlen(v) + 1);
-            cJSON_free(v);
-        }
-        h += f;
-    }
-    return h;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -87,7 +87,7 @@ done
 # fuzz_console: the operator's command's text handling (console/format.c), a quarter of
 # the time.
 "$CC" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon -Iconsole \
+    -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon -Iconsole -Ipublisher \
     $(pkg-config --cflags libcjson) tests/fuzz/fuzz_console.c console/format.c common/util.c \
     $(pkg-config --libs libcjson) -lm -o "$OUT/fuzz_console"
 mkdir -p "$OUT/console-seeds" "$OUT/console-corpus"

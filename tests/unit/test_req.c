@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "req.h"
+#include "req_hash_ref.h"
 #include "schema.h"
 #include "unit.h"
 #include "util.h"
@@ -12,37 +13,6 @@ static sqlite3 *h;
 static struct schema sch;
 static struct req r;
 static const struct req_limits lim = {4096, 8, 3, "mq"};
-
-/* req_hash as it was written first: each field's cJSON_PrintUnformatted text hashed.
- * The streaming req_hash must give the same value (ids kept in mosqlite_applied). */
-static unsigned long long ref_fnv(unsigned long long h, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-
-    while (n--)
-        h = (h ^ *b++) * 1099511628211ULL;
-    return h;
-}
-
-static unsigned long long ref_hash(const cJSON *root, const char *topic)
-{
-    unsigned long long h = ref_fnv(14695981039346656037ULL, topic, strlen(topic) + 1);
-    const cJSON *c;
-
-    for (c = root->child; c; c = c->next) {
-        unsigned long long f;
-        char *v;
-        if (!strcmp(c->string, "reply_to") || !strcmp(c->string, "after"))
-            continue;
-        f = ref_fnv(14695981039346656037ULL, c->string, strlen(c->string) + 1);
-        if ((v = cJSON_PrintUnformatted(c))) {
-            f = ref_fnv(f, v, strlen(v) + 1);
-            cJSON_free(v);
-        }
-        h += f;
-    }
-    return h;
-}
 
 static void check_hash(void)
 {
