@@ -34,6 +34,8 @@ static const struct cfg_opt opts[] = {
     {"verbose", 0, CFG_FLAG, &o_ignored_flag, 0, 0, CFG_FILE_ONLY, NULL, ""},
     {"no-tee", 0, CFG_FLAG, &o_ignored_flag, 0, 0, CFG_FILE_ONLY, NULL, ""},
     {"window", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
+    {"lines-window", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
+    {"lines-max", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
     {"max-line", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
     {"spool", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},
     {"spool-max", 0, CFG_STR, &o_ignored, 0, 0, CFG_FILE_ONLY, NULL, ""},

@@ -74,6 +74,13 @@ writer_start -c "$T/writer.conf"
 run status;                   expect "status: online, exit 0" 0 "^writer +online" "^requests +0 applied"
 run status --json
 check_eq "status --json: state, paused" "$(py '(d["state"], d["paused"])' <"$T/out")" "('online', False)"
+# mosqlite-pub's config file serves here too: every key it takes from a file is accepted.
+mkdir -p "$T/xdg"
+printf '%s\n' 'wait' 'verbose' 'no-tee' 'window 8' 'lines-window 4' 'lines-max 50' 'max-line 100' \
+    'spool /tmp' 'spool-max 70000' 'linger 3' 'build-table builds' 'stream-column stream' \
+    'time-column at' 'qos 2' 'protocol-version 5' >"$T/xdg/mosqlite-pub"
+XDG_CONFIG_HOME=$T/xdg run status
+expect "mosqlite-pub's config file with its own keys: accepted" 0 "^writer +online"
 
 # --- the maintenance commands ------------------------------------------------------------
 "$BIN/mosqlite-pub" -p "$MQTT_PORT" --wait builds '{"id": 1, "name": "first"}' >/dev/null 2>&1
