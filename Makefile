@@ -28,9 +28,10 @@ PKGS       = libmosquitto sqlite3 libcjson
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 # The writer (writer/etcd_http.c, its leader lease) and the replica (watching that key)
-# talk to etcd: libcurl.
+# talk to etcd: libcurl, built against its header and loaded at run time (dlopen), only
+# when etcd is configured (writer/etcd_http.c).
 WRITER_PKG_CFLAGS = $(shell pkg-config --cflags libcurl)
-WRITER_PKG_LIBS   = $(shell pkg-config --libs libcurl) -lpthread
+WRITER_PKG_LIBS   = -lpthread -ldl
 # libmosqlite needs no SQLite: only what its .pc file names.
 PUBLIB_LIBS = $(shell pkg-config --libs libmosquitto libcjson) -lpthread
 WARN       = -Wall -Wextra -Werror -Wformat=2 -Wstrict-prototypes -Wwrite-strings \

@@ -31,6 +31,9 @@ receipts_bg
 
 # A fresh file, and a copy of it: two writers of one database.
 writer_start
+# libcurl is loaded only with etcd: a writer without it does not carry it (nor the TLS,
+# Kerberos and LDAP libraries it brings), a writer with it does (below).
+check "a writer without etcd-endpoints has not loaded libcurl" not grep -q libcurl "/proc/$WRITER_PID/maps"
 writer_stop
 cp "$DB" "$T/a.db"
 cp "$DB" "$T/b.db"
@@ -78,6 +81,7 @@ check_eq "etcd-ttl 1 is refused (exit 3): $out" "$rc" 3
 # --- 1. one leader, one standby ------------------------------------------------------
 wstart a
 check "writer a leads and comes online" wait_until 30 status_is online
+check "writer a, with etcd-endpoints, has loaded libcurl" grep -q libcurl "/proc/$PID_a/maps"
 EA=$(epoch_now)
 check "a took a new epoch from etcd (status epoch $EA > 1)" test "${EA:-0}" -gt 1
 check_eq "a's file holds that epoch" "$(file_epoch a)" "$EA"

@@ -5,10 +5,15 @@
  * so any endpoint that answers will do. The one that answered last is tried first (the
  * connection is reused); a refused or timed-out connection, an HTTP error without an
  * answer to the question (no leader, a timeout inside etcd), or an answer that cannot be
- * read moves on to the next, until the caller's deadline. */
+ * read moves on to the next, until the caller's deadline.
+ *
+ * libcurl is loaded (dlopen) by etcd_global_init, only when etcd is configured: linked
+ * in, it and the libraries it brings (TLS, Kerberos, LDAP, ...) doubled the resident
+ * size of every writer, etcd or not. */
 #include "etcd.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,11 +32,60 @@ struct etcd {
     int too_big;
 };
 
+#define LIBCURL "libcurl.so.4"
+
+/* libcurl's functions, once loaded. */
+static struct {
+    CURLcode (*global_init)(long);
+    CURL *(*easy_init)(void);
+    void (*easy_cleanup)(CURL *);
+    void (*easy_reset)(CURL *);
+    CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
+    CURLcode (*easy_perform)(CURL *);
+    CURLcode (*easy_getinfo)(CURL *, CURLINFO, ...);
+    const char *(*easy_strerror)(CURLcode);
+    struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
+    void (*slist_free_all)(struct curl_slist *);
+} C;
+
+static int load_curl(char *err, size_t errlen)
+{
+    static const char *const names[] = {
+        "curl_global_init", "curl_easy_init", "curl_easy_cleanup", "curl_easy_reset",
+        "curl_easy_setopt", "curl_easy_perform", "curl_easy_getinfo", "curl_easy_strerror",
+        "curl_slist_append", "curl_slist_free_all",
+    };
+    void **slot[] = {
+        (void **)&C.global_init, (void **)&C.easy_init, (void **)&C.easy_cleanup,
+        (void **)&C.easy_reset, (void **)&C.easy_setopt, (void **)&C.easy_perform,
+        (void **)&C.easy_getinfo, (void **)&C.easy_strerror, (void **)&C.slist_append,
+        (void **)&C.slist_free_all,
+    };
+    void *lib;
+    size_t i;
+
+    if (C.global_init)
+        return 0;
+    if (!(lib = dlopen(LIBCURL, RTLD_NOW | RTLD_LOCAL)))
+        return util_fail(err, errlen, "etcd needs libcurl (" LIBCURL ", Debian's libcurl4): %s", dlerror());
+    for (i = 0; i < sizeof names / sizeof *names; i++)
+        if (!(*slot[i] = dlsym(lib, names[i]))) {
+            util_fail(err, errlen, LIBCURL " has no %s", names[i]);
+            memset(&C, 0, sizeof C);
+            dlclose(lib);
+            return -1;
+        }
+    return 0;
+}
+
 int etcd_global_init(char *err, size_t errlen)
 {
-    CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    CURLcode rc;
 
-    return rc ? util_fail(err, errlen, "libcurl: %s", curl_easy_strerror(rc)) : 0;
+    if (load_curl(err, errlen))
+        return -1;
+    rc = C.global_init(CURL_GLOBAL_DEFAULT);
+    return rc ? util_fail(err, errlen, "libcurl: %s", C.easy_strerror(rc)) : 0;
 }
 
 struct etcd *etcd_new(const char *endpoints, char *err, size_t errlen)
@@ -39,6 +93,10 @@ struct etcd *etcd_new(const char *endpoints, char *err, size_t errlen)
     struct etcd *e;
     const char *p = endpoints;
 
+    if (!C.easy_init) {
+        util_fail(err, errlen, "libcurl is not loaded (etcd_global_init)");
+        return NULL;
+    }
     if (etcd_check_endpoints(endpoints, err, errlen))
         return NULL;
     if (!(e = calloc(1, sizeof *e)))
@@ -54,8 +112,8 @@ struct etcd *etcd_new(const char *endpoints, char *err, size_t errlen)
         if (*p == ',')
             p++;
     }
-    if (!(e->h = curl_easy_init()) ||
-        !(e->headers = curl_slist_append(NULL, "Content-Type: application/json")))
+    if (!(e->h = C.easy_init()) ||
+        !(e->headers = C.slist_append(NULL, "Content-Type: application/json")))
         goto oom;
     return e;
 oom:
@@ -73,8 +131,8 @@ void etcd_free(struct etcd *e)
     for (i = 0; i < e->n; i++)
         free(e->ep[i]);
     if (e->h)
-        curl_easy_cleanup(e->h);
-    curl_slist_free_all(e->headers);
+        C.easy_cleanup(e->h);
+    C.slist_free_all(e->headers);
     free(e->buf);
     free(e);
 }
@@ -121,22 +179,22 @@ static int try_one(struct etcd *e, int i, const char *path, const char *body, en
     snprintf(url, sizeof url, "%s%s", e->ep[i], path);
     e->len = 0;
     e->too_big = 0;
-    curl_easy_reset(e->h);
-    curl_easy_setopt(e->h, CURLOPT_URL, url);
-    curl_easy_setopt(e->h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e->h, CURLOPT_HTTPHEADER, e->headers);
-    curl_easy_setopt(e->h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(e->h, CURLOPT_WRITEDATA, e);
-    curl_easy_setopt(e->h, CURLOPT_NOSIGNAL, 1L);              /* a thread of a program with signals */
-    curl_easy_setopt(e->h, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(e->h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(e->h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e->h, CURLOPT_TCP_NODELAY, 1L);
-    if ((rc = curl_easy_perform(e->h)) != CURLE_OK) {
-        util_fail(err, errlen, "%s: %s", e->ep[i], e->too_big ? "answer too large" : curl_easy_strerror(rc));
+    C.easy_reset(e->h);
+    C.easy_setopt(e->h, CURLOPT_URL, url);
+    C.easy_setopt(e->h, CURLOPT_POSTFIELDS, body);
+    C.easy_setopt(e->h, CURLOPT_HTTPHEADER, e->headers);
+    C.easy_setopt(e->h, CURLOPT_WRITEFUNCTION, on_data);
+    C.easy_setopt(e->h, CURLOPT_WRITEDATA, e);
+    C.easy_setopt(e->h, CURLOPT_NOSIGNAL, 1L);              /* a thread of a program with signals */
+    C.easy_setopt(e->h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    C.easy_setopt(e->h, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    C.easy_setopt(e->h, CURLOPT_PROTOCOLS_STR, "http,https");
+    C.easy_setopt(e->h, CURLOPT_TCP_NODELAY, 1L);
+    if ((rc = C.easy_perform(e->h)) != CURLE_OK) {
+        util_fail(err, errlen, "%s: %s", e->ep[i], e->too_big ? "answer too large" : C.easy_strerror(rc));
         return 1;
     }
-    curl_easy_getinfo(e->h, CURLINFO_RESPONSE_CODE, &status);
+    C.easy_getinfo(e->h, CURLINFO_RESPONSE_CODE, &status);
     if (etcd_parse(e->buf ? e->buf : "", e->len, kind, r, why, sizeof why)) {
         util_fail(err, errlen, "%s: HTTP %ld, %s", e->ep[i], status, why);
         return 1;
