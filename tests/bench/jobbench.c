@@ -46,6 +46,9 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
+#define BENCH_PROG "jobbench"
+#include "bench.h"
+
 struct wk {
 	struct mosquitto *m;
 	int idx;
@@ -82,31 +85,8 @@ static long long now_ns(void)
 	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static double cpu_s(void)
-{
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
-		+ (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
-static void die(const char *what, int rc)
-{
-	fprintf(stderr, "jobbench: %s: %s\n", what, rc ? mosquitto_strerror(rc) : strerror(errno));
-	exit(2);
-}
 
-static double parse_num(const char *opt, const char *s)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || *end) {
-		fprintf(stderr, "jobbench: %s: not a number: %s\n", opt, s);
-		exit(2);
-	}
-	return v;
-}
 
 static void publish(struct wk *w, const char *topic, const char *payload, int qos)
 {
@@ -154,11 +134,6 @@ static void send_done(struct wk *w, int carry, long wait_ms)
 	publish(w, topic, buf, 2);
 }
 
-static int cmp_ll(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-	return (x > y) - (x < y);
-}
 
 /* print_pct: p50/p99/max (ms) of the k latencies in lat (sorted here), nearest rank. */
 static void print_pct(long k)
@@ -280,26 +255,12 @@ static void wk_open(struct wk *w, int i, const char *name, int will, int keepali
 	if (rc) die("connect", rc);
 }
 
+static struct mosquitto *client_at(int i) { return W[i].m; }
+
 /* step: one pass of the event loop over every client, waiting at most ms. */
 static void step(int ms)
 {
-	struct pollfd pf[NW];
-	for (int i = 0; i < NW; i++) {
-		pf[i].fd = mosquitto_socket(W[i].m);
-		pf[i].events = POLLIN | (mosquitto_want_write(W[i].m) ? POLLOUT : 0);
-		pf[i].revents = 0;
-	}
-	if (poll(pf, (nfds_t)NW, ms) < 0 && errno != EINTR) die("poll", 0);
-	for (int i = 0; i < NW; i++) {
-		int rc = 0;
-		if (pf[i].revents & (POLLIN | POLLHUP | POLLERR)) rc = mosquitto_loop_read(W[i].m, 1);
-		if (!rc && (pf[i].revents & POLLOUT)) rc = mosquitto_loop_write(W[i].m, 1);
-		if (!rc) rc = mosquitto_loop_misc(W[i].m);
-		if (rc && !lost_rc) {
-			fprintf(stderr, "jobbench: connection lost: %s\n", mosquitto_strerror(rc));
-			lost_rc = rc;
-		}
-	}
+	bench_step(client_at, NW, ms, &lost_rc);
 }
 
 /* step_for: run the loop for ms. */
@@ -427,7 +388,7 @@ static int run_work(void)
 	printf("mode=work workers=%d carry=%d n=%ld done=%ld secs=%.3f rate=%.0f grants=%ld twice=%ld empties=%ld "
 		"rejected=%ld malformed=%ld enqueue_secs=%.3f enqueue_rate=%.0f cpu_s=%.2f%s%s\n", o_clients, o_carry, o_n,
 		n_done, (t1 - t0) / 1e9, n_done / ((t1 - t0) / 1e9), grants, n_twice, empties, n_rejected, n_malformed, enq_secs,
-		o_n / enq_secs, cpu_s(), n_done < o_n ? " timeout=1" : "", lost_rc ? " lost=1" : "");
+		o_n / enq_secs, bench_cpu_s(), n_done < o_n ? " timeout=1" : "", lost_rc ? " lost=1" : "");
 	if (n_rejected) fprintf(stderr, "jobbench: first rejection: %s\n", reject_text);
 	close_all();
 	free(seen);
@@ -471,7 +432,7 @@ static int run_pickup(void)
 	printf("mode=pickup workers=%d sent=%ld send_secs=%.3f rate=%.0f", o_clients, seq, (t1 - t0) / 1e9,
 		seq / ((t1 - t0) / 1e9));
 	print_pct(k);
-	printf(" rejected=%ld cpu_s=%.2f%s\n", n_rejected, cpu_s(), lost_rc ? " lost=1" : "");
+	printf(" rejected=%ld cpu_s=%.2f%s\n", n_rejected, bench_cpu_s(), lost_rc ? " lost=1" : "");
 	close_all();
 	return 0;
 }
@@ -603,7 +564,7 @@ static int run_idle(void)
 	long claims = 0, empties = 0, grants = 0;
 	for (int i = 0; i < o_clients; i++) claims += W[i].nclaim, empties += W[i].empties, grants += W[i].grants;
 	printf("mode=idle workers=%d secs=%.0f wait_ms=%ld claims=%ld empties=%ld grants=%ld rejected=%ld cpu_s=%.2f%s\n",
-		o_clients, o_secs, o_wait_ms, claims, empties, grants, n_rejected, cpu_s(), lost_rc ? " lost=1" : "");
+		o_clients, o_secs, o_wait_ms, claims, empties, grants, n_rejected, bench_cpu_s(), lost_rc ? " lost=1" : "");
 	close_all();
 	return 0;
 }
@@ -628,7 +589,7 @@ static int run_grant(void)
 	}
 	printf("mode=grant");
 	print_pct(k);
-	printf(" empties=%d rejected=%ld cpu_s=%.2f%s\n", w->empties, n_rejected, cpu_s(), lost_rc ? " lost=1" : "");
+	printf(" empties=%d rejected=%ld cpu_s=%.2f%s\n", w->empties, n_rejected, bench_cpu_s(), lost_rc ? " lost=1" : "");
 	if (n_rejected) fprintf(stderr, "jobbench: first rejection: %s\n", reject_text);
 	close_all();
 	return 0;

@@ -38,7 +38,7 @@ IDLE_WAIT_MS=${IDLE_WAIT_MS:-30000} READY=${READY:-1000000} DEAD=${DEAD:-100000}
 N_PLAIN=${N_PLAIN:-100000} WORKERS=${WORKERS:-1 8 64} PICKUP_RATES=${PICKUP_RATES:-100 1000}
 PICKUP_WORKERS=${PICKUP_WORKERS:-64} IDLE=${IDLE:-200} WINDOW=${WINDOW:-100} LEASE_ONLY_MS=1000
 JB=$BB/jobbench MQB=$BB/mqbench
-if [ ! -x "$JB" ] || [ tests/bench/jobbench.c -nt "$JB" ] || [ ! -x "$MQB" ]; then
+if [ ! -x "$JB" ] || [ tests/bench/jobbench.c -nt "$JB" ] || [ tests/bench/bench.h -nt "$JB" ] || [ ! -x "$MQB" ]; then
     BUILD_ONLY=1 sh tests/bench/run.sh >/dev/null || exit 2
 fi
 

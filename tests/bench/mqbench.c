@@ -30,6 +30,9 @@
 #include <cjson/cJSON.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
+
+#define BENCH_PROG "mqbench"
+#include "bench.h"
 #include <sqlite3.h>
 
 struct client {
@@ -73,35 +76,11 @@ static struct rusage self_usage(void)
 	return ru;
 }
 
-/* cpu_s: user + system CPU seconds of this process so far. */
-static double cpu_s(void)
-{
-	struct rusage ru = self_usage();
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
-		+ (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 /* hwm_mib: this process's peak resident set, MiB. */
 static double hwm_mib(void) { return self_usage().ru_maxrss / 1024.0; }
 
-static void die(const char *what, int rc)
-{
-	fprintf(stderr, "mqbench: %s: %s\n", what, rc ? mosquitto_strerror(rc) : strerror(errno));
-	exit(2);
-}
 
-/* parse_num: a strict number, the whole string or nothing. */
-static double parse_num(const char *opt, const char *s)
-{
-	char *end;
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || *end) {
-		fprintf(stderr, "mqbench: %s: not a number: %s\n", opt, s);
-		exit(2);
-	}
-	return v;
-}
 
 /* payload: one build_logs insert, about 60 bytes of row; with an id and reply_to in
  * rate mode. */
@@ -220,26 +199,12 @@ static struct mosquitto *client_new(struct client *c, const char *id, int clean)
 	return m;
 }
 
-/* step: one pass of the event loop over every client, waiting at most ms. */
+static struct mosquitto *client_at(int i) { return cl[i].m; }
+
+/* step: one pass of the event loop over the first n clients, waiting at most ms. */
 static void step(int n, int ms)
 {
-	struct pollfd pf[n];
-	for (int i = 0; i < n; i++) {
-		pf[i].fd = mosquitto_socket(cl[i].m);   /* -1 once lost: poll skips it */
-		pf[i].events = POLLIN | (mosquitto_want_write(cl[i].m) ? POLLOUT : 0);
-		pf[i].revents = 0;
-	}
-	if (poll(pf, (nfds_t)n, ms) < 0 && errno != EINTR) die("poll", 0);
-	for (int i = 0; i < n; i++) {
-		int rc = 0;
-		if (pf[i].revents & (POLLIN | POLLHUP | POLLERR)) rc = mosquitto_loop_read(cl[i].m, 1);
-		if (!rc && (pf[i].revents & POLLOUT)) rc = mosquitto_loop_write(cl[i].m, 1);
-		if (!rc) rc = mosquitto_loop_misc(cl[i].m);
-		if (rc && !lost_rc) {
-			fprintf(stderr, "mqbench: connection lost: %s\n", mosquitto_strerror(rc));
-			lost_rc = rc;
-		}
-	}
+	bench_step(client_at, n, ms, &lost_rc);
 }
 
 static void wait_connected(int n)
@@ -343,7 +308,7 @@ static int run_pub(void)
 			t2 ? "" : " timeout=1");
 		sqlite3_close(db);
 	}
-	printf(" cpu_s=%.2f\n", cpu_s());
+	printf(" cpu_s=%.2f\n", bench_cpu_s());
 	for (int i = 0; i < o_clients; i++) {
 		mosquitto_disconnect(cl[i].m);
 		mosquitto_destroy(cl[i].m);
@@ -362,17 +327,12 @@ static int run_sub(void)
 	while (arrived < o_n && now_ns() < limit && !lost_rc) step(1, 100);
 	if (lost_rc) printf("lost=1 ");
 	printf("mode=sub n=%ld start_ns=%lld first_ns=%lld last_ns=%lld cpu_s=%.2f hwm_mib=%.1f%s\n", arrived,
-		t0, first_ns, last_ns, cpu_s(), hwm_mib(), arrived < o_n ? " timeout=1" : "");
+		t0, first_ns, last_ns, bench_cpu_s(), hwm_mib(), arrived < o_n ? " timeout=1" : "");
 	mosquitto_disconnect(cl[0].m);
 	mosquitto_destroy(cl[0].m);
 	return 0;
 }
 
-static int cmp_ll(const void *a, const void *b)
-{
-	long long x = *(const long long *)a, y = *(const long long *)b;
-	return (x > y) - (x < y);
-}
 
 static int run_rate(void)
 {
@@ -415,7 +375,7 @@ static int run_rate(void)
 	double mx = k ? lat[k - 1] / 1e6 : -1;
 	if (lost_rc) printf("lost=1 ");
 	printf("mode=rate sent=%ld receipts=%ld not_applied=%ld send_secs=%.3f rate=%.0f p50_ms=%.2f p99_ms=%.2f max_ms=%.2f cpu_s=%.2f\n",
-		seq, k, nbad, (t1 - t0) / 1e9, seq / ((t1 - t0) / 1e9), p50, p99, mx, cpu_s());
+		seq, k, nbad, (t1 - t0) / 1e9, seq / ((t1 - t0) / 1e9), p50, p99, mx, bench_cpu_s());
 	mosquitto_disconnect(cl[0].m);
 	mosquitto_destroy(cl[0].m);
 	return 0;

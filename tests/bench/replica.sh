@@ -35,7 +35,7 @@ WINDOW=${WINDOW:-100}
 
 CCFLAGS="-O2 -std=c11 -Wall -Wextra -Werror"
 PKG=$(pkg-config --cflags --libs libmosquitto sqlite3 libcjson) || exit 2
-if [ ! -x "$BB/mqbench" ] || [ tests/bench/mqbench.c -nt "$BB/mqbench" ]; then
+if [ ! -x "$BB/mqbench" ] || [ tests/bench/mqbench.c -nt "$BB/mqbench" ] || [ tests/bench/bench.h -nt "$BB/mqbench" ]; then
     # shellcheck disable=SC2086
     cc $CCFLAGS -o "$BB/mqbench" tests/bench/mqbench.c $PKG || exit 2
 fi

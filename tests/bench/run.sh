@@ -61,7 +61,7 @@ WINDOW=${WINDOW:-100}
 CCFLAGS="-O2 -std=c11 -Wall -Wextra -Werror"
 PKG=$(pkg-config --cflags --libs libmosquitto sqlite3 libcjson) || exit 2
 for p in mqbench sqlbench jobbench; do
-    if [ ! -x "$BB/$p" ] || [ "tests/bench/$p.c" -nt "$BB/$p" ]; then
+    if [ ! -x "$BB/$p" ] || [ "tests/bench/$p.c" -nt "$BB/$p" ] || [ tests/bench/bench.h -nt "$BB/$p" ]; then
         # shellcheck disable=SC2086
         cc $CCFLAGS -o "$BB/$p" "tests/bench/$p.c" $PKG || exit 2
     fi
