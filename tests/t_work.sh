@@ -103,6 +103,7 @@ check "that directory is removed with the job" test -n "$RDIR" -a ! -e "$RDIR"
 # command runs (the lease is 1500 ms: a beat every 500 ms looks at the file).
 cat >"$T/report-job" <<EOF
 #!/bin/sh
+[ -n "\$MOSQLITE_JOB_RESULT" ] && [ -n "\$MOSQLITE_JOB_PROGRESS" ] || exit 9
 p=\$(cat)
 seen() { # TEXT: wait (up to 30 s) until the job row's progress is TEXT
     i=0
