@@ -317,6 +317,12 @@ void read_all(struct reader *r, struct source *src, int nsrc, pid_t pid, int *st
     }
 }
 
+void reader_line(struct reader *r, const mosqlite_lines *tpl, const char *text)
+{
+    put_line(r, tpl, text, strlen(text));
+    flush(r);
+}
+
 void reader_free(struct reader *r)
 {
     free(r->rec);

@@ -44,6 +44,9 @@ struct reader {
 void read_all(struct reader *r, struct source *src, int nsrc, pid_t pid, int *status,
               double *ended_at, int pipe_mode);
 
+/* Store one more row of text (NUL-terminated, one line) as from tpl's source, now. */
+void reader_line(struct reader *r, const mosqlite_lines *tpl, const char *text);
+
 /* Free what the reader holds. */
 void reader_free(struct reader *r);
 

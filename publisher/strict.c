@@ -439,8 +439,10 @@ void mosqlite__json_free(struct jdoc *d)
     memset(d, 0, sizeof *d);
 }
 
-int mosqlite__json_read(struct jdoc *d, const char *text, size_t len, const char *what,
-                        const char *dupctx, char *err, size_t errlen)
+/* The reader of both: any (a value of any type at the top, named what in every
+ * refusal, its objects checked for duplicate keys as "an object"), or else an object. */
+static int read_doc(struct jdoc *d, const char *text, size_t len, const char *what,
+                    const char *dupctx, int any, char *err, size_t errlen)
 {
     struct jp j;
     char scan[512] = "", found[32];
@@ -468,7 +470,7 @@ int mosqlite__json_read(struct jdoc *d, const char *text, size_t len, const char
     if (top < 0) {
         if (!j.why)
             fail(err, errlen, "out of memory");
-        else if (scan[0] && dupctx != J_REQUEST)
+        else if (scan[0] && (any || dupctx != J_REQUEST))
             fail(err, errlen, "%s: %s", what, scan);
         else if (scan[0])
             fail(err, errlen, "%s", scan);
@@ -480,13 +482,15 @@ int mosqlite__json_read(struct jdoc *d, const char *text, size_t len, const char
                 snprintf(found, sizeof found, "byte 0x%02x", c);
             else
                 snprintf(found, sizeof found, "'%c'", c);
-            fail(err, errlen, "%s is not a JSON object: invalid JSON at byte %zu, expected %s, found %s",
-                 what, j.i, j.why, found);
+            fail(err, errlen, "%s is not %s: invalid JSON at byte %zu, expected %s, found %s",
+                 what, any ? "JSON" : "a JSON object", j.i, j.why, found);
         }
         mosqlite__json_free(d);
         return -1;
     }
-    if (d->v[0].type != J_OBJECT) {
+    if (any && !(scan[0] ? fail(err, errlen, "%s", scan) : walk(d, 0, err, errlen)))
+        return 0;
+    if (!any && d->v[0].type != J_OBJECT) {
         fail(err, errlen, "%s is not a JSON object ({...}) but %s", what,
              text[at] == '[' ? "an array" : "a single value");
         mosqlite__json_free(d);
@@ -494,12 +498,13 @@ int mosqlite__json_read(struct jdoc *d, const char *text, size_t len, const char
     }
     /* The writer's order: the request's own keys, the raw checks, the structure, the
      * rest. A bare column object's top level is read with the structure. */
-    if ((dupctx == J_REQUEST && dup_keys(d, 0, "the request", err, errlen)) ||
+    if (any ||
+        (dupctx == J_REQUEST && dup_keys(d, 0, "the request", err, errlen)) ||
         (scan[0] && fail(err, errlen, "%s", scan)) ||
         (dupctx == J_REQUEST && bad_id(d, err, errlen)) ||
         (dupctx == J_REQUEST ? request_dups(d, err, errlen) : dup_keys(d, 0, dupctx, err, errlen)) ||
         walk(d, 0, err, errlen)) {
-        if (dupctx != J_REQUEST && err && errlen) {
+        if ((any || dupctx != J_REQUEST) && err && errlen) {
             char words[512];
             snprintf(words, sizeof words, "%s", err);
             snprintf(err, errlen, "%s: %s", what, words);
@@ -508,4 +513,16 @@ int mosqlite__json_read(struct jdoc *d, const char *text, size_t len, const char
         return -1;
     }
     return 0;
+}
+
+int mosqlite__json_read(struct jdoc *d, const char *text, size_t len, const char *what,
+                        const char *dupctx, char *err, size_t errlen)
+{
+    return read_doc(d, text, len, what, dupctx, 0, err, errlen);
+}
+
+int mosqlite__json_read_value(struct jdoc *d, const char *text, size_t len, const char *what,
+                              char *err, size_t errlen)
+{
+    return read_doc(d, text, len, what, J_REQUEST, 1, err, errlen);
 }

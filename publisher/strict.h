@@ -51,6 +51,12 @@ struct jdoc {
 MOSQLITE_INTERNAL int mosqlite__json_read(struct jdoc *d, const char *text, size_t len,
                                           const char *what, const char *dupctx,
                                           char *err, size_t errlen);
+/* As mosqlite__json_read, for one JSON value of any type (d->v[0]: an object, an
+ * array, a string, a number, true, false or null): the same raw checks and grammar,
+ * then duplicate keys in every object ("an object"). Every refusal begins "WHAT"
+ * ("WHAT is not JSON: invalid JSON at byte N, ..." or "WHAT: the writer's words"). */
+MOSQLITE_INTERNAL int mosqlite__json_read_value(struct jdoc *d, const char *text, size_t len,
+                                                const char *what, char *err, size_t errlen);
 MOSQLITE_INTERNAL void mosqlite__json_free(struct jdoc *d);
 
 /* The top-level member named key (decoded), or -1. */

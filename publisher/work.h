@@ -3,7 +3,8 @@
  *   work_agent.c the agent: hello, claims, grants, beats, outcomes, cancel, stop
  *   work_session.c the agent's session: its connection and Last Will, renewed, its topic
  *   work_job.c   one job: its command, its log through a spool, its end
- *   work_msg.c   what it reads from the broker (pure, fuzzed)
+ *   work_report.c a job's result and progress: the files its command writes
+ *   work_msg.c   what it reads from the broker, and those files' JSON (pure, fuzzed)
  * The job messages go to PREFIX/jobs/..., which libmosqlite does not publish to, so
  * the agent drives libmosquitto itself for them (cliconn.c, shared with mosqlite); each
  * job's log goes through the log pipe's spool and delivering thread (pipe_read.c,
@@ -84,6 +85,16 @@ void work_in_free(struct work_in *m);
  * bytes); else 0. */
 int work_status_read(const char *text, size_t len, char *since, size_t n);
 
+/* A job's result or progress file, text[0..len): 1 with the value at [*start, *end)
+ * (one JSON value, checked as the writer checks a request, at most max bytes as JSON
+ * printed compactly), 0 when it holds nothing (empty or blank), -1 with the reason in
+ * err (named what). */
+int work_value_read(const char *text, size_t len, const char *what, size_t max, size_t *start,
+                    size_t *end, char *err, size_t errlen);
+
+#define WORK_RESULT_MAX 65536           /* the writer's bounds, as JSON: a done's result */
+#define WORK_PROGRESS_MAX 4096          /* a progress */
+
 /* ---- work_job.c ---- */
 
 enum job_stop { STOP_NONE, STOP_CANCEL, STOP_LEASE_LOST, STOP_TIMEOUT, STOP_RELEASE };
@@ -115,6 +126,10 @@ struct job {
     pthread_t th;
     const struct work_conf *wc;
     volatile int abandon;           /* stop waiting for the log (the agent's end) */
+    /* the result and progress files (work_report.c) */
+    char report_dir[4096];          /* the job's own directory for them, or "" */
+    char *result;                   /* the result's JSON text (set before finished), or NULL */
+    char *progress;                 /* the progress file's text last looked at, or NULL */
 };
 
 /* Start the job's thread: spool, command, log, end. 0, or -1 (errno). */
@@ -125,6 +140,28 @@ void job_signal(struct job *j, int sig);
 
 /* Join the finished thread and free the job. */
 void job_free(struct job *j);
+
+/* ---- work_report.c ---- */
+
+/* Make the job's directory for its result and progress files (j->report_dir, "" when
+ * it cannot be made: said, and the command runs without them). */
+void job_report_open(struct job *j);
+
+/* Put MOSQLITE_JOB_RESULT and MOSQLITE_JOB_PROGRESS into env[*n] (heap strings). */
+void job_report_env(const struct job *j, char **env, int *n);
+
+/* Once the command has ended: read its result file into j->result. When it is refused,
+ * the reason goes to the agent's stderr and is returned (to be told in the job's log),
+ * else NULL. reason has room for n bytes. */
+const char *job_report_result(struct job *j, char *reason, size_t n);
+
+/* The progress file, when it has changed since it was last looked at and holds a
+ * value: the progress message for (job, attempt) to send (heap), else NULL. A changed
+ * file that holds no valid value is said once on stderr and skipped. */
+char *job_report_progress(struct job *j);
+
+/* Remove the job's directory and what is in it. */
+void job_report_close(struct job *j);
 
 /* ---- work_agent.c ---- */
 

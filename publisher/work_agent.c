@@ -152,6 +152,18 @@ static void release_unwanted(struct agent *a, long long job, long long attempt)
     send_json(a, a->topic, o, 2);
 }
 
+/* The job's progress file, when it has changed: a progress (before the beat, and once
+ * more when the command has ended, before the outcome). */
+static void send_progress(struct agent *a, struct job *j)
+{
+    char *msg;
+
+    if (j->outcome_sent || !(msg = job_report_progress(j)))
+        return;
+    cliconn_publish(a->c, a->topic, msg, 1);
+    free(msg);
+}
+
 static void send_beat(struct agent *a)
 {
     cJSON *o = agent_msg_new(a, "beat"), *arr, *e;
@@ -164,6 +176,7 @@ static void send_beat(struct agent *a)
         struct job *j = a->jobs[i];
         if (j->stop == STOP_LEASE_LOST)
             continue;
+        send_progress(a, j);
         e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "job", (double)j->id);
         cJSON_AddNumberToObject(e, "attempt", (double)j->attempt);
@@ -242,6 +255,8 @@ static void make_outcome(struct agent *a, struct job *j)
     cJSON_AddStringToObject(o, "id", j->out_id);
     cJSON_AddNumberToObject(o, "job", (double)j->id);
     cJSON_AddNumberToObject(o, "attempt", (double)j->attempt);
+    if (!strcmp(op, "done") && j->result)
+        cJSON_AddRawToObject(o, "result", j->result);    /* the command's text, checked */
     if (strcmp(op, "release")) {
         cJSON_AddNumberToObject(o, "exit_code", code);
         if (*error)
@@ -310,6 +325,8 @@ static void tend_jobs(struct agent *a)
         }
         if (!__atomic_load_n(&j->finished, __ATOMIC_SEQ_CST) || j->outcome_sent)
             continue;
+        if (j->stop != STOP_LEASE_LOST)
+            send_progress(a, j);        /* its last word before the outcome */
         j->outcome_sent = 1;
         if (j->spool_dir[0] && !j->log_ok) {
             /* The log is not all in the file: the outcome is not said (the lease ends
@@ -436,6 +453,21 @@ static void on_receipt(struct agent *a, const struct work_in *r)
             on_receipt(a, &c);
         } else if (ci >= 0 && strcmp(status, "applied")) {
             send_claim(a, &a->claims[ci]);  /* not applied now: its claim was not made */
+        }
+        if (!strcmp(status, "rejected") && j->result && !strcmp(strrchr(j->out_id, '.'), ".done")) {
+            /* the writer may bound the result tighter (max-depth): the job without it */
+            log_warn("job %lld attempt %lld: done refused: %s: sent again without its result",
+                     j->id, j->attempt, error ? error : "(no reason)");
+            free(j->result);
+            j->result = NULL;
+            free(j->out_msg);
+            j->out_msg = NULL;
+            j->next_claim[0] = '\0';
+            make_outcome(a, j);
+            cliconn_publish(a->c, a->topic, j->out_msg, 2);
+            j->out_backoff_ms = RETRY_FIRST_MS;
+            j->out_retry_at = now_ms() + j->out_backoff_ms;
+            return;
         }
         if (!strcmp(status, "rejected"))
             log_warn("job %lld attempt %lld: %s refused: %s", j->id, j->attempt,

@@ -7,9 +7,10 @@
  *   - the command, started without a shell in a process group of its own (so a cancel
  *     stops what it started too), killed with the agent (PR_SET_PDEATHSIG), the job in
  *     MOSQLITE_JOB_* variables and its payload on stdin (a file: a command that never
- *     reads it is never blocked by it);
+ *     reads it is never blocked by it), with the paths of its result and progress
+ *     files (work_report.c);
  *   - its stdout and stderr read to their end into the spool (pipe_read.c), copied to
- *     the agent's own when --tee;
+ *     the agent's own when --tee; then its result read (a refused one said in the log);
  *   - the build's end, then the wait until the spool is delivered: every line of the
  *     job is in the file before the agent is told it has finished (and before it says
  *     done or fail).
@@ -94,7 +95,7 @@ static char **job_env(const struct job *j)
 
     while (environ[n])
         n++;
-    if (!(env = calloc(n + 16, sizeof *env)))
+    if (!(env = calloc(n + 20, sizeof *env)))
         return NULL;
     for (i = 0; i < n; i++)
         if (strncmp(environ[i], "MOSQLITE_JOB_", 13))
@@ -118,6 +119,7 @@ static char **job_env(const struct job *j)
     env_put(env, &k, "MOSQLITE_JOB_HOST", "%s", wc->host);
     if (j->enqueued_at)
         env_put(env, &k, "MOSQLITE_JOB_ENQUEUED_AT", "%s", j->enqueued_at);
+    job_report_env(j, env, &k);
     env[k] = NULL;
     return env;
 }
@@ -341,7 +343,8 @@ static int run_command(struct job *j, struct reader *r, struct source *src, mosq
                        struct pipe_conf *pc)
 {
     const struct work_conf *wc = j->wc;
-    char *rec[2];
+    char *rec[2], reason[768];
+    const char *why;
     int wstatus = 0;
     pid_t pid;
     double started, ended = 0;
@@ -361,6 +364,9 @@ static int run_command(struct job *j, struct reader *r, struct source *src, mosq
         src[0].tpl = tpl[0];
         src[1].tpl = tpl[1];
         read_all(r, src, 2, pid, &wstatus, &ended, 0);
+        if (j->stop == STOP_NONE && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 &&
+            (why = job_report_result(j, reason, sizeof reason)) && r->sp)
+            reader_line(r, tpl[1], why);    /* a done without its result: the log says why */
         if (r->sp && wc->build_table) {
             build_end(pc, wstatus, j->stop != STOP_NONE, ended - started, &rec[0], &rec[1]);
             put_build_record(r->sp, stopped_record(rec[0], j->stop));
@@ -438,7 +444,9 @@ int job_start(struct job *j)
     int rc;
 
     pthread_mutex_init(&j->lock, NULL);
+    job_report_open(j);
     if ((rc = pthread_create(&j->th, NULL, job_main, j))) {
+        job_report_close(j);
         pthread_mutex_destroy(&j->lock);
         errno = rc;
         return -1;
@@ -460,6 +468,7 @@ void job_free(struct job *j)
         return;
     pthread_join(j->th, NULL);
     pthread_mutex_destroy(&j->lock);
+    job_report_close(j);
     free(j->queue);
     free(j->payload);
     free(j->claim);

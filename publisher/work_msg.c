@@ -1,5 +1,6 @@
 /* work_msg.c: what mosqlite-work reads from the broker (see work.h): the writer's
- * messages on the agent's topic and its status. Pure: no I/O, no state, so the fuzzer
+ * messages on the agent's topic and its status; and the JSON of a job's result and
+ * progress files. Pure: no I/O, no state, so the fuzzer
  * (tests/fuzz/fuzz_work.c) runs it alone. Anyone allowed to publish on the topic can
  * send anything, so every field is checked and a bad one is as if absent. */
 #define _GNU_SOURCE                     /* strndup */
@@ -113,6 +114,40 @@ void work_in_free(struct work_in *m)
     free(m->payload);
     free(m->build_id);
     memset(m, 0, sizeof *m);
+}
+
+int work_value_read(const char *text, size_t len, const char *what, size_t max, size_t *start,
+                    size_t *end, char *err, size_t errlen)
+{
+    struct jdoc d;
+    cJSON *v;
+    char *printed;
+    size_t i, n = 0;
+
+    for (i = 0; i < len && text[i] && strchr(" \t\r\n", text[i]); i++)
+        ;
+    if (i == len)
+        return 0;                       /* empty or blank: nothing */
+    if (mosqlite__json_read_value(&d, text, len, what, err, errlen))
+        return -1;
+    *start = d.v[0].start;
+    *end = d.v[0].end;
+    mosqlite__json_free(&d);
+    v = cJSON_ParseWithLength(text + *start, *end - *start);
+    if ((printed = v ? cJSON_PrintUnformatted(v) : NULL))
+        n = strlen(printed);
+    cJSON_free(printed);
+    cJSON_Delete(v);
+    if (!printed) {
+        snprintf(err, errlen, "%s: out of memory", what);
+        return -1;
+    }
+    if (n > max) {
+        snprintf(err, errlen, "%s is longer than %zu bytes as JSON (%zu): the writer takes no more",
+                 what, max, n);
+        return -1;
+    }
+    return 1;
 }
 
 int work_status_read(const char *text, size_t len, char *since, size_t n)

@@ -70,7 +70,7 @@ wait_until 30 state_is "$p1" done
 check_eq "--jobs 2: both jobs ran at the same time (each saw the other's mark)" "$(state "$p1"),$(state "$p2")" "done,done"
 
 # ---- environment and stdin ------------------------------------------------------------------
-work w-env --no-build env.a,env.b -- sh -c "env | grep '^MOSQLITE_JOB_' | sort >$T/env.out; cat >$T/stdin.out"
+work w-env --no-build env.a,env.b -- sh -c "env | grep '^MOSQLITE_JOB_' | sort >$T/env.out; cat >$T/stdin.out; stat -c %a \"\$(dirname \"\$MOSQLITE_JOB_RESULT\")\" >$T/env.mode"
 PAYLOAD='{"build_id": 9, "x": 1.0, "big": 9007199254740991, "s": "\u00e9 \"q\""}'
 je=$(enq e1 env.b "$PAYLOAD")
 wait_until 30 state_is "$je" done
@@ -78,7 +78,7 @@ check_eq "stdin is the payload byte for byte as the writer holds it" "$(cat "$T/
     "$(sql "SELECT payload FROM mosqlite_jobs WHERE id = $je")"
 check_eq "the payload's values are the ones enqueued (1.0 a REAL, 2^53-1 exact)" "$(cat "$T/stdin.out")" \
     '{"build_id":9,"x":1.0,"big":9007199254740991,"s":"é \"q\""}'
-check_eq "the job's variables" "$(grep -v -e _ENQUEUED_AT= -e _SESSION= -e _HOST= "$T/env.out")" \
+check_eq "the job's variables" "$(grep -v -e _ENQUEUED_AT= -e _SESSION= -e _HOST= -e _RESULT= -e _PROGRESS= "$T/env.out")" \
 "MOSQLITE_JOB_ATTEMPT=1
 MOSQLITE_JOB_BUILD_ID=9
 MOSQLITE_JOB_ID=$je
@@ -91,6 +91,76 @@ check "MOSQLITE_JOB_SESSION is the attempt's session" \
     grep -qx "MOSQLITE_JOB_SESSION=$(sql "SELECT session FROM mosqlite_job_attempts WHERE job = $je")" "$T/env.out"
 check "MOSQLITE_JOB_HOST and MOSQLITE_JOB_ENQUEUED_AT are set" \
     [ "$(grep -c -e '^MOSQLITE_JOB_HOST=.' -e '^MOSQLITE_JOB_ENQUEUED_AT=20' "$T/env.out")" = 2 ]
+RDIR=$(sed -n 's|^MOSQLITE_JOB_RESULT=\(.*\)/result$|\1|p' "$T/env.out")
+check_eq "MOSQLITE_JOB_RESULT and MOSQLITE_JOB_PROGRESS: two files of one private directory (mode 700)" \
+    "$(grep -c -e "^MOSQLITE_JOB_RESULT=$RDIR/result\$" -e "^MOSQLITE_JOB_PROGRESS=$RDIR/progress\$" "$T/env.out"),$(cat "$T/env.mode")" "2,700"
+wait_until 10 test -n "$RDIR" -a ! -e "$RDIR"
+check "that directory is removed with the job" test -n "$RDIR" -a ! -e "$RDIR"
+
+# ---- a job's result and progress -------------------------------------------------------------
+# The payload's "mode" says what the job writes. progress: an invalid progress first (the
+# job waits for the agent's warning), then two, each awaited in the job table while the
+# command runs (the lease is 1500 ms: a beat every 500 ms looks at the file).
+cat >"$T/report-job" <<EOF
+#!/bin/sh
+[ -n "\$MOSQLITE_JOB_RESULT" ] && [ -n "\$MOSQLITE_JOB_PROGRESS" ] || exit 9
+p=\$(cat)
+seen() { # TEXT: wait (up to 30 s) until the job row's progress is TEXT
+    i=0
+    until [ "\$(sqlite3 -cmd '.timeout 5000' "$DB" "SELECT progress FROM mosqlite_jobs WHERE id = \$MOSQLITE_JOB_ID")" = "\$1" ]; do
+        sleep 0.1; i=\$((i+1)); [ \$i -gt 300 ] && exit 3
+    done
+}
+put() { printf '%s' "\$1" >"\$MOSQLITE_JOB_PROGRESS.tmp" && mv "\$MOSQLITE_JOB_PROGRESS.tmp" "\$MOSQLITE_JOB_PROGRESS"; }
+case "\$p" in
+*'"mode":"result"'*) printf '{"artifact": "x.tar",\n "n": 1}\n' >"\$MOSQLITE_JOB_RESULT" ;;
+*'"mode":"bad"'*) printf '{"artifact": "x.tar", "n": 01}' >"\$MOSQLITE_JOB_RESULT" ;;
+*'"mode":"big"'*) printf '"%070000d"' 0 >"\$MOSQLITE_JOB_RESULT" ;;
+*'"mode":"fail"'*) echo '{"artifact": "x.tar"}' >"\$MOSQLITE_JOB_RESULT"; exit 2 ;;
+*'"mode":"last"'*) put '{"step": "last"}' ;;
+*'"mode":"progress"'*)
+    put '{"step": 1'
+    i=0; until grep -q "job \$MOSQLITE_JOB_ID attempt 1: its progress is not sent" "$T/w-rep.log"; do
+        sleep 0.1; i=\$((i+1)); [ \$i -gt 300 ] && exit 3
+    done
+    put '{"step": 1}'; seen '{"step":1}'
+    put '{"step": 2, "of": 2}'; seen '{"step":2,"of":2}' ;;
+esac
+exit 0
+EOF
+chmod +x "$T/report-job"
+work w-rep rep -- "$T/report-job"
+jr1=$(enq rr1 rep '{"build_id": 71, "mode":"result"}')
+wait_until 30 state_is "$jr1" done
+check_eq "a result written to \$MOSQLITE_JOB_RESULT is the done's result, kept on the job" \
+    "$(sql "SELECT state, result FROM mosqlite_jobs WHERE id = $jr1")" 'done|{"artifact":"x.tar","n":1}'
+jr2=$(enq rr2 rep '{"build_id": 72, "mode":"bad"}')
+wait_until 30 state_is "$jr2" done
+check_eq "an invalid result: the job is still done, without a result" \
+    "$(sql "SELECT state, result IS NULL FROM mosqlite_jobs WHERE id = $jr2")" "done|1"
+WHY="job $jr2 attempt 1: its result is not sent: the result: invalid JSON: number \"01\" at byte 27: leading zeros are not allowed"
+check "the agent says why on stderr" grep -qF "$WHY" "$T/w-rep.log"
+check_eq "and in the job's log, last" \
+    "$(sql "SELECT stream, line FROM build_logs WHERE build_id = 72 ORDER BY id DESC LIMIT 1")" "stderr|mosqlite-work: $WHY"
+jr3=$(enq rr3 rep '{"build_id": 73, "mode":"big"}')
+wait_until 30 state_is "$jr3" done
+check_eq "a result longer than the writer takes: done without it" \
+    "$(sql "SELECT state, result IS NULL FROM mosqlite_jobs WHERE id = $jr3")" "done|1"
+check "and why" grep -q "job $jr3 attempt 1: its result is not sent: the result is longer than 65536 bytes as JSON (70002)" "$T/w-rep.log"
+jr4=$(enq rr4 rep '{"build_id": 74, "mode":"fail"}')
+wait_until 30 state_is "$jr4" failed
+check_eq "a failing job's result is not sent (a fail carries none)" \
+    "$(sql "SELECT state, result IS NULL FROM mosqlite_jobs WHERE id = $jr4")" "failed|1"
+jp=$(enq rp1 rep '{"build_id": 75, "mode":"progress"}' '"lease_ms":1500')
+wait_until 60 state_is "$jp" done
+check_eq "progress written twice while the command runs: each reached the job row (the command saw it), the last kept" \
+    "$(sql "SELECT state, progress FROM mosqlite_jobs WHERE id = $jp")" 'done|{"step":2,"of":2}'
+check_eq "an invalid progress is said once, however many beats see it" \
+    "$(grep -c "job $jp attempt 1: its progress is not sent: the progress is not JSON: invalid JSON at byte 10, expected ',' or '}', found the end" "$T/w-rep.log")" 1
+jl=$(enq rl1 rep '{"build_id": 76, "mode":"last"}')
+wait_until 30 state_is "$jl" done
+check_eq "a progress written just before the command ends is sent before the done" \
+    "$(sql "SELECT progress FROM mosqlite_jobs WHERE id = $jl")" '{"step":"last"}'
 
 # ---- kill -9 of an agent: the job runs again on another, its command is gone ----------------
 KILLCMD="echo \$\$ >$T/kill.\$MOSQLITE_JOB_ATTEMPT.pid; [ \$MOSQLITE_JOB_ATTEMPT = 1 ] && exec sleep 600; exit 0"

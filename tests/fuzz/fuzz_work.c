@@ -1,8 +1,9 @@
 /* fuzz_work.c: libFuzzer target over what mosqlite-work reads from the broker
- * (publisher/work_msg.c): any bytes as a message on the agent's topic and as the
- * writer's status. Besides the sanitizers, it checks what work.h promises: numbers are
- * -1 or within 0..2^53; a grant has its job, attempt, claim and payload, and the
- * payload is a run of the input's own bytes (the text as sent), as is a build_id.
+ * (publisher/work_msg.c): any bytes as a message on the agent's topic, as the
+ * writer's status and as a job's result or progress file. Besides the sanitizers, it
+ * checks what work.h promises: numbers are -1 or within 0..2^53; a grant has its job,
+ * attempt, claim and payload, and the payload is a run of the input's own bytes (the
+ * text as sent), as is a build_id; a file's value is a run of its own bytes.
  *
  * Built and run by tests/fuzz/run.sh. */
 #include <stdint.h>
@@ -41,7 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *text = (const char *)data;
     struct work_in m;
-    char since[64];
+    char since[64], err[512];
+    size_t vs, ve;
 
     if (work_in_read(&m, text, size) == 0) {
         check_num(m.job);
@@ -61,5 +63,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (work_status_read(text, size, since, sizeof since) && strlen(since) >= sizeof since)
         fail("since overflows");
+    /* a job's result or progress file: a value is a run of the file's own bytes */
+    if (work_value_read(text, size, "the result", WORK_PROGRESS_MAX, &vs, &ve, err, sizeof err) > 0 &&
+        (vs >= ve || ve > size))
+        fail("the value is not within the text");
     return 0;
 }

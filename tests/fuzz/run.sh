@@ -145,8 +145,8 @@ for s in 'nightly 0 2 * * * build {"branch": "main"}' 'w @weekly q null catch_up
     n=$((n + 1)); printf '%s' "$s" >"$OUT/jobcron-seeds/$n"
 done
 
-# fuzz_work: what mosqlite-work reads from the broker (publisher/work_msg.c), a quarter
-# of the time.
+# fuzz_work: what mosqlite-work reads from the broker and a job's result and progress
+# files (publisher/work_msg.c), a quarter of the time.
 "$CC" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Icommon -Ipublisher \
     $(pkg-config --cflags libcjson) tests/fuzz/fuzz_work.c publisher/work_msg.c publisher/strict.c publisher/strict_str.c \
@@ -160,7 +160,9 @@ for m in '{"op":"job","claim":"s.1","job":412,"attempt":1,"queue":"build.arm64",
          '{"op":"lease_lost","job":412,"attempt":1,"state":"ready"}' \
          '{"id":"412.1.done","status":"rejected","error":"lease lost"}' \
          '{"id":"412.1.done","status":"applied","job":412,"state":"done","claim_error":"session \\"s\\" has ended"}' \
-         '{"state":"online","since":"2026-11-24T23:39:18Z"}' '{"state":"offline"}'; do
+         '{"state":"online","since":"2026-11-24T23:39:18Z"}' '{"state":"offline"}' \
+         ' [1, {"a": 2.50, "b": "\u00e9"}, null]
+' '"text"' '{"a":1,"a":2}' '{"step": 1'; do
     n=$((n + 1)); printf '%s' "$m" >"$OUT/work-seeds/$n"
 done
 
