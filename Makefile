@@ -9,7 +9,8 @@
 #   make run        install missing packages, start Mosquitto + writer + page (Ctrl-C stops)
 #   make asan       the unit tests and the same test suite against an ASan+UBSan build
 #   make bench      tests/bench (not part of make test)
-#   make fuzz       libFuzzer over the request parser, the publisher's request building and
+#   make fuzz       libFuzzer over the request parser, the publisher's request building, the
+#                   writer's job messages and
 #                   what mosqlite-work reads
 #                   (FUZZ_SECONDS in all, default 60)
 #   make install    PREFIX=/usr/local DESTDIR= SYSCONFDIR=/etc (make uninstall undoes it)

@@ -7,7 +7,8 @@
 # Last Will) and one stopped past its lease: the job is granted again (a job granted
 # again in the batch that ended its lease keeps the new lease); a job that loses
 # its worker max_lost times is dead; per-key concurrency is exact; unique keys (ignore,
-# reject, replace); cancel of a queued and of a running job; the job commands; waiting
+# reject, replace; a replace in a rejected request asks no cancel); cancel of a queued and
+# of a running job; the job commands; waiting
 # claims cost no commit; bad job messages get their exact rejection and change nothing;
 # `follow` sends the job's end as a second receipt; a done carrying the next claim gets
 # its own receipt and, apart, the grant.
@@ -187,6 +188,19 @@ check_eq "replace of a running job: the new one enqueued" "$r" "{\"id\":\"u4\",\
 wait_until 5 grep -q "$TO/wu1 {\"op\":\"cancel\",\"job\":$u1,\"attempt\":1}" "$GRANTS"
 check "the running one is told to stop" grep -q "$TO/wu1 {\"op\":\"cancel\",\"job\":$u1,\"attempt\":1}" "$GRANTS"
 check_eq "exactly one live job per unique key" "$(sql "SELECT count(*) FROM mosqlite_jobs WHERE queue = 'uniq' AND state NOT IN ('done','failed','dead','cancelled') AND cancel_req = 0")" "1"
+
+# A request that replaces a running job and is then rejected asks no cancel: the worker's
+# next beat is not told to stop (a beat naming a job that is not, as the marker).
+ur=$(enq ur1 uniqr '1' '"unique_key":"k"')
+claim uniqr urc1 wur sur 0
+answer urc1 >/dev/null
+r=$(req write ur2 '"ops":[{"op":"enqueue","queue":"uniqr","payload":2,"unique_key":"k","on_duplicate":"replace"},{"op":"enqueue","queue":"uniqr","payload":3,"unique_key":"k","on_duplicate":"reject"}]')
+check "replace, then reject of the same key: the request is rejected ($r)" grep -qF '"status":"rejected","error":"ops[1]: unique key \"k\" of queue \"uniqr\" is held by job' <<<"$r"
+pub jobs/worker "{\"op\":\"beat\",\"worker\":\"wur\",\"session\":\"sur\",\"reply_to\":\"$TO/wur\",\"jobs\":[{\"job\":$ur,\"attempt\":1},{\"job\":999999,\"attempt\":1}]}"
+wait_until 10 grep -q "$TO/wur {\"op\":\"lease_lost\",\"job\":999999" "$GRANTS"
+not_told() { ! grep -q "$TO/wur {\"op\":\"cancel\"" "$GRANTS"; }
+check "its worker's beat is answered, and not with a cancel" not_told
+check_eq "the job runs on, no cancel asked" "$(sql "SELECT state, cancel_req FROM mosqlite_jobs WHERE id = $ur")" "running|0"
 
 # --- cancel, the job commands ------------------------------------------------------------------------
 ADM=$T/adm

@@ -3,7 +3,7 @@
 # listed by the `workers` admin command with its host, queues and slots, and counted in
 # the status; a beat updates its last seen; bye takes it out; a hostile or oversized hello
 # is refused with its exact reason and changes nothing; a hello of an ended session is
-# refused; mosqlite-work is listed with the job it runs and is gone once killed -9 (its
+# refused; a claim refused lists no session; mosqlite-work is listed with the job it runs and is gone once killed -9 (its
 # Last Will); one stopped (SIGSTOP) past its lease is gone, and back once continued; the
 # list holds at most 4096 sessions (a hello beyond is refused) and answers with a limit.
 . "$(dirname "$0")/lib.sh"
@@ -99,6 +99,21 @@ sleep 0.5
 check "nor by a late beat" unlisted s1
 wait_until 10 status_says 0
 check_eq "the status counts none again" "$(status_workers)" 0
+
+# ---- a claim refused lists no session ---------------------------------------------------------
+r=$(req write g1 '"op":"enqueue","queue":"gq","payload":1')
+gjob=$(sed -n 's/.*"jobs":\[{"job":\([0-9]*\).*/\1/p' <<<"$r")
+pub jobs/gq "{\"op\":\"claim\",\"id\":\"gc1\",\"worker\":\"wg\",\"session\":\"sg1\",\"reply_to\":\"$TO/wg\"}"
+pub jobs/gq "{\"op\":\"done\",\"id\":\"gd1\",\"job\":$gjob,\"attempt\":1}"
+wait_until 10 listed sg1
+n0=$(count)
+pub jobs/gq "{\"op\":\"claim\",\"id\":\"gc1\",\"worker\":\"wg\",\"session\":\"sg2\",\"reply_to\":\"$TO/wg\",\"wait_ms\":60000}"
+rejected_with "claim \\\"gc1\\\" was already granted (job $gjob attempt 1), and that lease has ended"
+check "a claim already granted and ended is refused" grep -qF "claim \\\"gc1\\\" was already granted (job $gjob attempt 1), and that lease has ended" "$T/rejected"
+check "and its session is not listed" unlisted sg2
+check_eq "nor counted" "$(count)" "$n0"
+pub jobs/worker '{"op":"bye","worker":"wg","session":"sg1"}'
+wait_until 10 unlisted sg1
 
 # ---- mosqlite-work: listed with its job; kill -9: its Last Will takes it out -----------------
 work() { n=$1; shift; "$BIN/mosqlite-work" -p "$MQTT_PORT" -w "$n" "$@" >>"$T/$n.log" 2>&1 & AGENT=$!; PIDS="$PIDS $AGENT"; }

@@ -164,6 +164,7 @@ void jobq_free(struct jobq *q)
     free(q->leases);
     free(q->waiters);
     free(q->out);
+    free(q->asked);
     jobs_close(q->jobs);
     jb_free(&q->rcpt);
     jb_free(&q->scratch);
@@ -234,16 +235,32 @@ int jobq_enqueue_one(struct jobq *q, const struct req_enqueue *e, const char *en
     return DB_OK;
 }
 
-/* A running job's cancel was asked: pushed to its worker (and again in beat answers). */
+/* A running job's cancel was asked: pushed to its worker (and again in beat answers).
+ * Noted, so that a request rejected or a batch rolled back takes it back (jobq_cut,
+ * jobq_rolled_back): else the worker's next beat would be told to stop a job whose
+ * cancel was never written. */
 void jobq_on_replaced(void *arg, long long job)
 {
     struct jobq *q = arg;
     struct lease *l = jobq_lease_find(q, job);
 
     if (l) {
+        if (!l->cancel_asked) {
+            q->asked = jobq_grow(q->asked, &q->capasked, q->nasked + 1, sizeof *q->asked);
+            q->asked[q->nasked++] = job;
+        }
         l->cancel_asked = 1;
         jobq_push_op(q, l->reply_to, "cancel", l->job, l->attempt, NULL);
     }
+}
+
+void jobq_asked_cut(struct jobq *q, size_t n)
+{
+    struct lease *l;
+
+    while (q->nasked > n)
+        if ((l = jobq_lease_find(q, q->asked[--q->nasked])))
+            l->cancel_asked = 0;
 }
 
 /* {"op": "cancel_job", "job": N} in a write request: a queued job cancelled at once, a
@@ -304,6 +321,7 @@ void jobq_mark(struct jobq *q, struct jobq_mark *mk)
     mk->ev = jobs_events_mark(q->jobs);
     mk->out = q->nout;
     mk->nlease = q->nlease;
+    mk->asked = q->nasked;
     jb_reset(&q->rcpt);
     q->rcpt_n = 0;
 }
@@ -314,6 +332,7 @@ void jobq_cut(struct jobq *q, const struct jobq_mark *mk)
 
     jobs_events_cut(q->jobs, mk->ev);
     jobq_out_cut(q, mk->out);
+    jobq_asked_cut(q, mk->asked);
     /* Leases granted by the request (pending ones added after the mark). */
     for (i = q->nlease; i-- > 0;)
         if (q->leases[i].pending && i >= mk->nlease)
@@ -407,13 +426,8 @@ int jobq_apply_admin(struct jobq *q, struct msg *m, struct outcome *o, char *err
     }
     jb_putc(b, '}');
     jobq_push(q, m->resp_topic, b);
-    if (!strcmp(cmd, "job_cancel") && end.cancel_asked) {
-        struct lease *l = jobq_lease_find(q, job);
-        if (l) {
-            l->cancel_asked = 1;
-            jobq_push_op(q, l->reply_to, "cancel", l->job, l->attempt, NULL);
-        }
-    }
+    if (!strcmp(cmd, "job_cancel") && end.cancel_asked)
+        jobq_on_replaced(q, job);
 out:
     cJSON_Delete(root);
     return rc;

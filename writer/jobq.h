@@ -68,7 +68,7 @@ int jobq_begin(struct jobq *q, char *err, size_t errlen);
 /* Around one request of the batch: where the events, pushes and the receipt's job list
  * stand (jobq_mark), and back there when the request was rejected (jobq_cut). */
 struct jobq_mark {
-    size_t ev, out, nlease;
+    size_t ev, out, nlease, asked;
 };
 void jobq_mark(struct jobq *q, struct jobq_mark *mk);
 void jobq_cut(struct jobq *q, const struct jobq_mark *mk);

@@ -97,9 +97,11 @@ int jobq_claim(struct jobq *q, const struct claim *c, char *err, size_t errlen)
     if (jobq_session_ended(q, c->session))
         return util_fail(err, errlen, "session \"%s\" has ended (its gone or bye was seen): a new "
                          "connection needs a new session", c->session) ? DB_REJECT : DB_REJECT;
-    jobq_worker_heard(q, c->worker, c->session, c->queues, c->nq, c->wait_ms + q->base.lease_ms);
     memset(&g, 0, sizeof g);
     rc = jobs_grant(q->jobs, c->queues, c->nq, c->worker, c->session, c->id, util_wall_ms(), &g, err, errlen);
+    /* A claim taken lists its session (a refused one changes nothing). */
+    if (rc == DB_OK || rc == DB_DUP)
+        jobq_worker_heard(q, c->worker, c->session, c->queues, c->nq, c->wait_ms + q->base.lease_ms);
     if (rc == DB_OK && g.job) {
         lease_from_grant(q, &g, c->worker, c->session, c->reply_to);
         jobq_push_grant(q, c->reply_to, c->id, &g);

@@ -148,6 +148,7 @@ void jobq_committed(struct jobq *q)
     for (i = 0; i < q->nout; i++)
         mq_publish(q->mq, q->out[i].topic, q->out[i].payload, strlen(q->out[i].payload), 1, 0, NULL, 0);
     jobq_out_cut(q, 0);
+    q->nasked = 0;
     for (i = 0; i < q->nlease; i++)
         q->leases[i].pending = 0;
     ev = jobs_events(q->jobs, &n);
@@ -202,6 +203,7 @@ void jobq_rolled_back(struct jobq *q)
     size_t i;
 
     jobq_out_cut(q, 0);
+    jobq_asked_cut(q, 0);
     for (i = q->nlease; i-- > 0;) {
         if (q->leases[i].pending)
             jobq_lease_drop_at(q, i);

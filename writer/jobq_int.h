@@ -59,6 +59,8 @@ struct jobq {
     size_t nwait, capwait;
     struct push *out;
     size_t nout, capout;
+    long long *asked;              /* jobs whose cancel the open batch asked, in order */
+    size_t nasked, capasked;
     char *ended[ENDED_MAX];
     size_t ended_next;
     struct jbuf rcpt;              /* the current request's "jobs":[...] members */
@@ -89,6 +91,8 @@ void *jobq_grow(void *p, size_t *cap, size_t need, size_t size);
 int jobq_enqueue_one(struct jobq *q, const struct req_enqueue *e, const char *enq_id, const char *reply_to,
                      long long run_at_ms, char *err, size_t errlen);
 void jobq_on_replaced(void *arg, long long job);
+/* The cancels asked after the first n taken back (the leases' cancel_asked cleared). */
+void jobq_asked_cut(struct jobq *q, size_t n);
 /* A job command put in the queue by jobq_admin (DB_OK or DB_FAULT). */
 int jobq_apply_admin(struct jobq *q, struct msg *m, struct outcome *o, char *err, size_t errlen);
 

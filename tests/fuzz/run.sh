@@ -12,7 +12,8 @@
 # over `retain` lines and scheduled backups' names for FUZZ_RETAIN_SECONDS (default 10);
 # tests/fuzz/fuzz_jobcron.c over `job-cron` lines for FUZZ_JOBCRON_SECONDS (default 10);
 # tests/fuzz/fuzz_console.c and tests/fuzz/fuzz_etcd.c (the etcd client's reading of
-# answers, writer/etcd.c) for a quarter of SECONDS each. Prints the executions and the coverage
+# answers, writer/etcd.c) for a quarter of SECONDS each; tests/fuzz/fuzz_jobq.c over the
+# writer's job messages on a real job queue (writer/jobq_*.c), a quarter of SECONDS. Prints the executions and the coverage
 # reached. Exit non-zero on a crash or a sanitizer report; the input is left in
 # build/fuzz/ (crash-*, leak-*, ...). Inputs found are kept in build/fuzz/corpus and
 # build/fuzz/corpus-ctl, corpus-pub, ... for the next run.
@@ -166,6 +167,55 @@ for m in '{"op":"job","claim":"s.1","job":412,"attempt":1,"queue":"build.arm64",
     n=$((n + 1)); printf '%s' "$m" >"$OUT/work-seeds/$n"
 done
 
+# fuzz_jobq: the writer's job messages (jobq_apply: claim, done, fail, release, progress,
+# enqueue on PREFIX/jobs/QUEUE; hello, beat, bye, gone on PREFIX/jobs/worker) on a real
+# job queue, a quarter of the time. An input is "LEVELS\nPAYLOAD" (the topic's levels
+# after PREFIX/jobs/). Seeds: the corpus's job messages, the protocol's examples and
+# messages naming the jobs the target sets up (1, 2 and 5 running at attempt 1, 3
+# blocked, 4 scheduled, 6 done, 7 ready).
+mkdir -p "$OUT/jobq-seeds" "$OUT/jobq-corpus"
+# shellcheck disable=SC2046,SC2086
+"$CC" $FLAGS $(pkg-config --cflags sqlite3 libcjson libmosquitto libcurl) \
+    tests/fuzz/fuzz_jobq.c $(ls writer/*.c | grep -v writer/main.c) common/*.c \
+    $(pkg-config --libs sqlite3 libcjson libmosquitto libcurl) -lpthread -lm -o "$OUT/fuzz_jobq"
+n=0
+while IFS=$'\t' read -r kind topic expect payload; do
+    case $topic in
+    jobs/*) n=$((n + 1)); { printf '%s\n' "${topic#jobs/}"; printf '%b' "$payload"; } >"$OUT/jobq-seeds/c$n" ;;
+    esac
+done <tests/hostile/corpus.txt
+n=0
+while IFS= read -r s; do
+    n=$((n + 1)); printf '%s\n%s' "${s%% *}" "${s#* }" >"$OUT/jobq-seeds/$n"
+done <<'SEEDS'
+worker {"op": "hello", "worker": "w3", "session": "s9", "host": "build-3", "queues": ["build.arm64"], "jobs": 2}
+worker {"op": "hello", "worker": "w5", "session": "s11", "host": "a b"}
+worker {"op": "beat", "worker": "w3", "session": "s9", "reply_to": "mosqlite/jobs/to/w3", "jobs": [{"job": 1, "attempt": 1}, {"job": 2, "attempt": 1}]}
+worker {"op": "beat", "worker": "w3", "session": "s9", "reply_to": "mosqlite/jobs/to/w3", "jobs": [{"job": 6, "attempt": 1}, {"job": 412, "attempt": 1}, {"job": 1, "attempt": 2}]}
+worker {"op": "bye", "worker": "w3", "session": "s9"}
+worker {"op": "gone", "worker": "w4", "session": "s10"}
+build {"op": "claim", "id": "w3.s9.c41", "worker": "w3", "session": "s9", "reply_to": "mosqlite/jobs/to/w3", "wait_ms": 30000, "queues": ["build.arm64", "build.any"]}
+build.arm64 {"op": "claim", "id": "c1", "worker": "w3", "session": "s9", "reply_to": "mosqlite/jobs/to/w3"}
+build {"op": "claim", "id": "c5", "worker": "w6", "session": "s12", "reply_to": "mosqlite/jobs/to/w6", "queues": ["build", "build.arm64"]}
+build.arm64 {"op": "done", "id": "2.1.done", "job": 2, "attempt": 1, "exit_code": 0, "result": {"artifact": "x.tar"}, "ops": [{"table": "builds", "op": "insert", "values": {"id": 7, "name": "b7", "status": "passed"}}], "enqueue": [{"queue": "publish", "payload": {"build_id": 7}, "follow": true}], "claim": {"id": "w3.s9.c42", "worker": "w3", "session": "s9", "wait_ms": 30000}, "reply_to": "mosqlite/jobs/to/w3"}
+build.arm64 {"op": "done", "id": "1.1.done", "job": 1, "attempt": 1, "reply_to": "mosqlite/jobs/to/w3"}
+build.arm64 {"op": "fail", "id": "1.1.fail", "job": 1, "attempt": 1, "exit_code": 2, "error": "make: *** [vmlinux] Error 2", "retry": "policy", "reply_to": "mosqlite/jobs/to/w3"}
+build {"op": "fail", "id": "5.1.fail", "job": 5, "attempt": 1, "retry": "yes", "retry_in_ms": 1000}
+build {"op": "fail", "id": "5.1.x", "job": 5, "attempt": 1, "cancelled": true}
+build.arm64 {"op": "release", "id": "2.1.rel", "job": 2, "attempt": 1, "delay_ms": 0, "reply_to": "mosqlite/jobs/to/w3"}
+build {"op": "release", "id": "5.1.rel", "job": 5, "attempt": 1, "delay_ms": 60000}
+build.arm64 {"op": "progress", "job": 1, "attempt": 1, "progress": {"pct": 40, "step": "linking"}}
+build {"op": "done", "id": "6.1.done", "job": 6, "attempt": 1, "result": 1}
+build {"op": "done", "id": "6.1.again", "job": 6, "attempt": 1}
+build {"op": "done", "id": "1.1.done", "job": 1, "attempt": 1}
+build.arm64 {"op": "done", "id": "412.1.done", "job": 412, "attempt": 1}
+build.arm64 {"op": "enqueue", "id": "e9", "reply_to": "mosqlite/receipts/r", "payload": {"build_id": 9}, "unique_key": "branch:main", "on_duplicate": "replace", "concurrency_key": "repo:linux", "concurrency": 2, "max_attempts": 1, "max_lost": 3, "lease_ms": 30000, "timeout_ms": 3600000, "follow": true}
+publish {"op": "enqueue", "payload": null, "delay_ms": 5000}
+build {"op": "enqueue", "queue": "build.x", "payload": [1], "at": "2026-11-24T23:00:00Z", "unique_key": "k", "on_duplicate": "reject"}
+build/x {"op": "claim", "id": "c", "worker": "w", "session": "s", "reply_to": "r"}
+worker {"op": "claim", "id": "c", "worker": "w", "session": "s", "reply_to": "r"}
+SEEDS
+
 # fuzz TARGET CORPUS SEEDS DICT [SECONDS [MAX_LEN]] (DICT may be ""): run one target (SECS seconds by
 # default). 0, or 1 on a finding.
 fuzz() {
@@ -199,4 +249,5 @@ fuzz fuzz_jobcron "$OUT/jobcron-corpus" "$OUT/jobcron-seeds" tests/fuzz/cron.dic
 fuzz fuzz_console "$OUT/console-corpus" "$OUT/console-seeds" "" $(( (SECS + 3) / 4 )) 1024 || failed=1
 fuzz fuzz_etcd "$OUT/etcd-corpus" "$OUT/etcd-seeds" tests/fuzz/etcd.dict $(( (SECS + 3) / 4 )) 4096 || failed=1
 fuzz fuzz_work "$OUT/work-corpus" "$OUT/work-seeds" tests/fuzz/req.dict $(( (SECS + 3) / 4 )) 4096 || failed=1
+fuzz fuzz_jobq "$OUT/jobq-corpus" "$OUT/jobq-seeds" tests/fuzz/jobq.dict $(( (SECS + 3) / 4 )) 8192 || failed=1
 exit "$failed"
