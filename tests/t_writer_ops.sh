@@ -298,7 +298,7 @@ check_eq "no receipt before its row was committed" "$(awk '$2 != 1' "$T/seen" | 
 # --- the status ------------------------------------------------------------------
 wait_until 5 bash -c "status | grep -q '\"pending\":0'"
 st=$(status)
-check "status has every field" grep -qE '^\{"state":"online","version":"[0-9.]+","since":"[0-9T:-]+Z","applied":[0-9]+,"rejected":[0-9]+,"duplicates":[1-9][0-9]*,"scheduled":[0-9]+,"cancelled":[0-9]+,"commits":[0-9]+,"seq":[1-9][0-9]*,"epoch":1,"last_commit_ms":[0-9.]+,"last_batch":[0-9]+,"max_batch":[0-9]+,"pending":0,"error":null,"paused":false,"broker":"[0-9.]+","libmosquitto":"[0-9.]+","sqlite":"[0-9.]+","request_protocol":"(5|3\.1\.1)","jobs":\{.*\},"job_waiting":[0-9]+,"job_leases":[0-9]+\}$' <<<"$st"
+check "status has every field" grep -qE '^\{"state":"online","version":"[0-9.]+","since":"[0-9T:-]+Z","applied":[0-9]+,"rejected":[0-9]+,"duplicates":[1-9][0-9]*,"scheduled":[0-9]+,"cancelled":[0-9]+,"commits":[0-9]+,"seq":[1-9][0-9]*,"epoch":1,"last_commit_ms":[0-9.]+,"last_batch":[0-9]+,"max_batch":[0-9]+,"pending":0,"error":null,"paused":false,"broker":"[0-9.]+","libmosquitto":"[0-9.]+","sqlite":"[0-9.]+","request_protocol":"(5|3\.1\.1)","jobs":\{.*\},"job_waiting":[0-9]+,"job_leases":[0-9]+,"workers":[0-9]+\}$' <<<"$st"
 check_eq "status counts rejections" "$(sed 's/.*"rejected":\([0-9]*\).*/\1/' <<<"$st")" "$(sql "SELECT count(*) FROM mosqlite_rejected")"
 
 # --- named queries ----------------------------------------------------------------
