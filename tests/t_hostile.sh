@@ -2,7 +2,11 @@
 # Hostile input: every case of tests/hostile/corpus.txt (invalid UTF-8, broken JSON, deep
 # nesting, oversized payloads, huge arrays, big numbers, SQL and NUL bytes in names,
 # unknown ops, empty where, STRICT type violations, bad $base64, duplicate keys, wrong
-# types for every field, bad topics), interleaved with good requests, published byte for
+# types for every field, bad topics; job messages on PREFIX/jobs/QUEUE and
+# PREFIX/jobs/worker: every op with missing, unknown and mistyped fields, numbers out of
+# range, bad queue, worker and session names, reply_to rules, oversized progress and
+# result, a stale (job, attempt), a job of another queue family), interleaved with good
+# requests (one of them enqueues the only job), published byte for
 # byte with mosquitto_pub -f, three rounds. Every good one applied once (then duplicate),
 # every bad one rejected with its own error text, in order, on PREFIX/rejected and in
 # mosqlite_rejected; the writer alive and its memory steady. See tests/hostile/gen.py.
@@ -42,6 +46,11 @@ check "corpus has at least 200 hostile cases" [ "$nbad" -ge 200 ]
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$WRITER_PID/status"; }
 rejected_rows() { sql 'SELECT count(*) FROM mosqlite_rejected'; }
 rejections_are() { [ "$(rejected_rows)" = "$1" ]; }
+# Every row of the job tables: the hostile job messages must leave them as they were.
+job_tables() {
+    sql "SELECT 'job', * FROM mosqlite_jobs ORDER BY id; SELECT 'attempt', * FROM mosqlite_job_attempts ORDER BY 2, 3;
+         SELECT 'queue', * FROM mosqlite_job_queues ORDER BY 2"
+}
 
 publish_round() {
     i=0
@@ -60,7 +69,7 @@ for r in $(seq 1 "$ROUNDS"); do
     wait_until 60 rejections_are $((nbad * r)) ||
         fail "round $r: $(rejected_rows) rejections recorded, want $((nbad * r))"
     kill -0 "$WRITER_PID" 2>/dev/null || { fail "writer died in round $r"; tail "$WRITER_LOG"; exit 1; }
-    [ "$r" = 1 ] && rss1=$(rss)
+    [ "$r" = 1 ] && { rss1=$(rss); jobs1=$(job_tables); }
 done
 rss2=$(rss)
 check_eq "every case published" "$(grep -c failed "$T/pub.err")" 0
@@ -99,6 +108,22 @@ for r in $(seq 2 "$ROUNDS"); do
 done
 generic=$(grep -ciE '^(error|unknown error|SQL logic error|out of memory|bad request|invalid request)$' "$T/got1")
 check_eq "no generic error text" "$generic" 0
+
+# The job messages: the writer takes them on the request session in order with the
+# write requests, so their rejections are among the others above. None of them took,
+# ended, failed or touched the one job (enqueued by a good case): ready, attempt 0.
+njob=$(awk -F'\t' '$1 == "bad" && $2 ~ /^jobs\// { n++ } END { print n + 0 }' "$CORPUS")
+note "$njob of the hostile cases are job messages"
+check "at least 60 hostile job messages" [ "$njob" -ge 60 ]
+check_eq "job rejections recorded as such" \
+    "$(sql "SELECT count(*) FROM mosqlite_rejected WHERE topic LIKE '$PREFIX_TOPIC/jobs/%'")" $((njob * ROUNDS))
+check_eq "the one job: ready, attempt 0, in hq" \
+    "$(sql "SELECT group_concat(id || ' ' || queue || ' ' || state || ' ' || attempt) FROM mosqlite_jobs")" "1 hq ready 0"
+check_eq "no attempt recorded (no claim was granted)" "$(sql 'SELECT count(*) FROM mosqlite_job_attempts')" 0
+check_eq "queue counts: hq has one ready, nothing running" \
+    "$(sql "SELECT group_concat(queue || ' ' || n_ready || ' ' || n_running) FROM mosqlite_job_queues WHERE n_ready + n_running + n_done + n_failed + n_dead > 0")" "hq 1 0"
+check "the job tables after round $ROUNDS are as after round 1" [ "$(job_tables)" = "$jobs1" ]
+check_eq "a stale done's ops were not applied" "$(sql "SELECT count(*) FROM nokey WHERE x = 'stale'")" 0
 
 # What the SQL-looking values did: stored as text, nothing dropped.
 check_eq "SQL in a value is stored as text" \

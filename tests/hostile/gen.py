@@ -385,6 +385,203 @@ bad("write/kinds", 'invalid JSON: "\\uD800" at byte 16 is a high surrogate witho
 bad("write/kinds", 'invalid JSON: "\\udc00" at byte 16 is a low surrogate without a high one '
     '(\\uD800 to \\uDBFF) before it', b'{"values":{"t":"\\udc00x"}}')
 
+# ---- job messages on PREFIX/jobs/QUEUE and PREFIX/jobs/worker --------------------------------
+# The writer takes them on its request session with the write requests, in arrival order,
+# and keeps their rejections in mosqlite_rejected like a write request's. None is taken:
+# the job tables must be as they were (t_hostile.sh counts them). No job exists, so a
+# (job, attempt) is stale for want of the job.
+JQ = "jobs/hq"
+INTR = '"%s" must be an integer from %d to %d'
+JMAX = 9007199254740991
+NAME = '"%s" must be a string of 1 to 128 printable ASCII characters'
+CL = '"op":"claim","id":"hc1","worker":"hw","session":"hs","reply_to":"mosqlite/jobs/to/hw"'
+DN = '"op":"done","id":"hd1","job":999999,"attempt":1'
+# The bytes and the JSON, read as strictly as a write request's, with the same texts.
+for t in (JQ, "jobs/worker"):
+    p = b'{"op":"claim","worker":"w\xffx"}'
+    bad(t, "payload is not valid UTF-8 (byte %d)" % utf8_pos(p), p)
+    p = b'{"op":"beat","worker":"\xed\xa0\x80"}'
+    bad(t, "payload is not valid UTF-8 (byte %d)" % utf8_pos(p), p)
+    bad(t, "~^invalid JSON at byte [0-9]+$", '{"op":"claim",')
+    bad(t, "~^invalid JSON at byte [0-9]+$", "{'op':'claim'}")
+    bad(t, "a request must be a JSON object", '["claim"]')
+    bad(t, "empty payload: expected a JSON object", b"")
+    bad(t, 'duplicate key "op" in the request', '{"op":"claim","op":"done"}')
+    bad(t, "nesting too deep (limit 32)", b'{"op":"progress","progress":' + b"[" * 40 + b"]" * 40 + b"}")
+    bad(t, "payload contains a NUL byte (byte 7)", b'{"op":"\x00"}')
+    p = '{"op":"done","id":"x","job":9007199254740993,"attempt":1}'
+    bad(t, "integer 9007199254740993 at byte %d is beyond +-2^53 and would lose precision; send it as a string"
+        % p.index("9007"), p)
+p = b'{"op":"progress","job":1,"attempt":1,"progress":""}'
+bad(JQ, "payload too large: 262145 bytes (limit 262144)", p[:-2] + b"p" * (262145 - len(p)) + p[-2:])
+bad(JQ, 'duplicate key "job" in the request', '{%s,"job":1}' % DN)
+bad(JQ, 'duplicate key "a" in an object', '{"op":"progress","job":1,"attempt":1,"progress":{"a":1,"a":2}}')
+# op
+for t, what in ((JQ, "QUEUE (use claim, done, fail, release, progress or enqueue)"),
+                ("jobs/worker", "worker (use hello, beat, bye or gone)")):
+    bad(t, 'a job message needs "op" (a string)', '{"worker":"hw","session":"hs"}')
+    bad(t, 'a job message needs "op" (a string)', '{"op":1,"worker":"hw","session":"hs"}')
+    for o in ("grab", "CLAIM", "", "insert"):
+        bad(t, 'unknown op "%s" on PREFIX/jobs/%s' % (o, what), '{"op":"%s","worker":"hw","session":"hs"}' % o)
+bad("jobs/worker", 'unknown op "claim" on PREFIX/jobs/worker (use hello, beat, bye or gone)', '{%s}' % CL)
+# Topics: a queue is one level, not the writer's own names.
+bad("jobs/to", 'queue name "to" is reserved (PREFIX/jobs/to is the writer\'s)', '{%s}' % CL)
+bad("jobs/events", 'queue name "events" is reserved (PREFIX/jobs/events is the writer\'s)', '{%s}' % CL)
+bad("jobs/" + "q" * 129, 'queue name "%s..." is longer than 128 bytes' % ("q" * 40), '{%s}' % CL)
+# claim
+bad(JQ, 'unknown field "prio" in a claim', '{%s,"prio":1}' % CL)
+bad(JQ, 'unknown field "job" in a claim', '{%s,"job":1}' % CL)
+bad(JQ, '"id" is required', '{"op":"claim","worker":"hw","session":"hs","reply_to":"mosqlite/jobs/to/hw"}')
+for f in ("worker", "session"):
+    bad(JQ, '"%s" is required' % f, '{%s}' % CL.replace(',"%s":"h%s"' % (f, f[0] if f == "worker" else "s"), ""))
+    for v in ('""', "1", "null", '"%s"' % ("w" * 129), '"a\\tb"', '"caf\u00e9"', '["hw"]'):
+        bad(JQ, NAME % f, '{%s}' % CL.replace('"%s":"h%s"' % (f, "w" if f == "worker" else "s"), '"%s":%s' % (f, v)))
+for v in ("-1", "3600001", "1.5", '"100"', "null", "1e3"):
+    bad(JQ, INTR % ("wait_ms", 0, 3600000), '{%s,"wait_ms":%s}' % (CL, v))
+bad(JQ, 'a claim needs "reply_to": where its grant goes', '{"op":"claim","id":"hc1","worker":"hw","session":"hs"}')
+for rt in ("mosqlite/receipts/hw", "mosqlite/reply/hw"):
+    bad(JQ, 'a claim\'s "reply_to" must be under mosqlite/jobs/to/ or outside mosqlite/',
+        '{"op":"claim","id":"hc1","worker":"hw","session":"hs","reply_to":"%s"}' % rt)
+for rt, msg in (("$SYS/x", '"reply_to" may not start with "$": the broker keeps $ topics for itself and refuses a '
+                 "client's publish to them"),
+                ("mosqlite/jobs/to/+", '"reply_to" contains the wildcard "+" (byte 17): a receipt needs a topic name, '
+                 "not a filter"),
+                ("", '"reply_to" is empty: give the topic for the receipt')):
+    bad(JQ, msg, '{"op":"claim","id":"hc1","worker":"hw","session":"hs","reply_to":"%s"}' % rt)
+bad(JQ, '"reply_to" must be a string (a topic name), not a number',
+    '{"op":"claim","id":"hc1","worker":"hw","session":"hs","reply_to":7}')
+for v in ("[]", '"hq"', "{}", "[1]", "null"):
+    bad(JQ, '"queues" must be a non-empty array of queue names', '{%s,"queues":%s}' % (CL, v))
+bad(JQ, '"queues" names more than 16 queues', '{%s,"queues":[%s]}' % (CL, ",".join('"hq.%d"' % i for i in range(17))))
+bad(JQ, 'queue "other" is not in the family of "hq" (a message on PREFIX/jobs/hq may name hq and hq.*)',
+    '{%s,"queues":["hq","other"]}' % CL)
+bad(JQ, 'queue "hqx" is not in the family of "hq" (a message on PREFIX/jobs/hq may name hq and hq.*)',
+    '{%s,"queues":["hqx"]}' % CL)
+bad(JQ, 'queue name "hq/a" cannot be one MQTT topic level (it has "/")', '{%s,"queues":["hq/a"]}' % CL)
+bad(JQ, "a job's queue needs a name", '{%s,"queues":[""]}' % CL)
+# One job, taken: job 1, ready in hq (later rounds: a duplicate). Nothing below may grant,
+# end or touch it: a message naming it is stale (no lease) or outside its family.
+good(JQ, '{"op":"enqueue","payload":{"hostile":1},"unique_key":"hq-1"}')
+STALE = "lease lost: job 1 attempt 1 is no longer yours (ready, attempt 0)"
+bad(JQ, STALE, '{"op":"done","id":"hs-done","job":1,"attempt":1,"ops":[{"table":"nokey","values":{"x":"stale"}}]}')
+bad(JQ, STALE, '{"op":"fail","id":"hs-fail","job":1,"attempt":1,"exit_code":2}')
+bad(JQ, STALE, '{"op":"release","id":"hs-rel","job":1,"attempt":1}')
+bad(JQ, STALE, '{"op":"progress","job":1,"attempt":1,"progress":{"pct":1}}')
+bad(JQ, "lease lost: job 1 attempt 7 is no longer yours (ready, attempt 0)",
+    '{"op":"done","id":"hs-done7","job":1,"attempt":7}')
+bad("jobs/other", 'job 1 is in queue "hq": a message on PREFIX/jobs/other may only name jobs of other and other.*',
+    '{"op":"done","id":"hs-fam","job":1,"attempt":1}')
+bad("jobs/h", 'job 1 is in queue "hq": a message on PREFIX/jobs/h may only name jobs of h and h.*',
+    '{"op":"progress","job":1,"attempt":1,"progress":1}')
+bad(JQ, 'unique key "hq-1" of queue "hq" is held by job 1 (ready)',
+    '{"op":"enqueue","id":"hs-uniq","payload":2,"unique_key":"hq-1","on_duplicate":"reject"}')
+# done, fail, release
+for op, what in (("done", "a done"), ("fail", "a fail"), ("release", "a release")):
+    base = '"op":"%s","id":"h%s1","job":999999,"attempt":1' % (op, op)
+    bad(JQ, 'a %s needs an "id": a repeat of it is then answered duplicate' % op,
+        '{"op":"%s","job":999999,"attempt":1}' % op)
+    bad(JQ, NAME % "id", '{"op":"%s","id":"","job":999999,"attempt":1}' % op)
+    for f in ("job", "attempt"):
+        bad(JQ, '"%s" is required' % f, '{%s}' % base.replace(',"%s":%s' % (f, "999999" if f == "job" else "1"), ""))
+        for v in ("0", "-1", "1.5", '"1"', "null", "9007199254740992", "true"):
+            bad(JQ, INTR % (f, 1, JMAX), '{%s}' % base.replace('"%s":%s' % (f, "999999" if f == "job" else "1"),
+                                                                 '"%s":%s' % (f, v)))
+    bad(JQ, 'unknown field "worker" in %s' % what, '{%s,"worker":"hw"}' % base)
+    bad(JQ, "no job 999999", '{%s}' % base)
+    bad(JQ, '"claim" must be an object: the next claim', '{%s,"claim":"hc2"}' % base)
+    bad(JQ, 'claim: a next claim\'s answer goes to the message\'s "reply_to": "claim" has no "reply_to" of its own',
+        '{%s,"reply_to":"mosqlite/jobs/to/hw","claim":{"id":"hc2","worker":"hw","session":"hs",'
+        '"reply_to":"mosqlite/jobs/to/hw"}}' % base)
+    bad(JQ, 'claim: a claim needs "reply_to": where its grant goes',
+        '{%s,"claim":{"id":"hc2","worker":"hw","session":"hs"}}' % base)
+    bad(JQ, 'claim: unknown field "op" in a claim',
+        '{%s,"reply_to":"mosqlite/jobs/to/hw","claim":{"op":"claim","id":"hc2","worker":"hw","session":"hs"}}' % base)
+for v in ("2147483648", "-2147483649", "1.0", '"0"'):
+    bad(JQ, INTR % ("exit_code", -2147483648, 2147483647), '{%s,"exit_code":%s}' % (DN, v))
+bad(JQ, '"result" is longer than 65536 bytes as JSON', '{%s,"result":"%s"}' % (DN, "r" * 65535))
+bad(JQ, 'unknown field "error" in a done', '{%s,"error":"x"}' % DN)
+bad(JQ, 'ops[0]: unknown table "nope"', '{%s,"ops":[{"table":"nope","values":{"x":1}}]}' % DN)
+bad(JQ, '"ops" must be a non-empty array of operations', '{%s,"ops":[]}' % DN)
+for v in ("[]", "{}", '"x"'):
+    bad(JQ, '"enqueue" must be a non-empty array of jobs', '{%s,"enqueue":%s}' % (DN, v))
+bad(JQ, "enqueue[0]: a job must be a JSON object", '{%s,"enqueue":[1]}' % DN)
+bad(JQ, 'enqueue[0]: enqueue needs "queue"', '{%s,"enqueue":[{"payload":1}]}' % DN)
+bad(JQ, 'enqueue[1]: unknown field "op" in an enqueue',
+    '{%s,"enqueue":[{"queue":"hq","payload":1},{"op":"enqueue","queue":"hq","payload":1}]}' % DN)
+bad(JQ, 'enqueue[0]: "follow" needs the message\'s "reply_to"',
+    '{%s,"enqueue":[{"queue":"hq","payload":1,"follow":true}]}' % DN)
+bad(JQ, '"enqueue" holds more than 64 jobs',
+    '{%s,"enqueue":[%s]}' % (DN, ",".join(['{"queue":"hq","payload":1}'] * 65)))
+FL = '"op":"fail","id":"hf1","job":999999,"attempt":1'
+for v in ('"maybe"', "true", '"POLICY"'):
+    bad(JQ, '"retry" must be policy, yes or no', '{%s,"retry":%s}' % (FL, v))
+for v in ('"yes"', "1", "null"):
+    bad(JQ, '"cancelled" must be true or false', '{%s,"cancelled":%s}' % (FL, v))
+bad(JQ, '"error" must be a string of at most 4096 bytes', '{%s,"error":"%s"}' % (FL, "e" * 4097))
+bad(JQ, '"error" must be a string of at most 4096 bytes', '{%s,"error":{"code":2}}' % FL)
+bad(JQ, INTR % ("retry_in_ms", 0, 86400000 * 365), '{%s,"retry_in_ms":-1}' % FL)
+bad(JQ, 'unknown field "result" in a fail', '{%s,"result":1}' % FL)
+RL = '"op":"release","id":"hr1","job":999999,"attempt":1'
+bad(JQ, INTR % ("delay_ms", 0, 3155760000000), '{%s,"delay_ms":-5}' % RL)
+bad(JQ, INTR % ("delay_ms", 0, 3155760000000), '{%s,"delay_ms":3155760000001}' % RL)
+bad(JQ, 'unknown field "exit_code" in a release', '{%s,"exit_code":0}' % RL)
+# progress
+PG = '"op":"progress","job":999999,"attempt":1'
+bad(JQ, "no job 999999", '{%s,"progress":{"pct":40}}' % PG)
+bad(JQ, '"progress" is required', '{%s}' % PG)
+bad(JQ, '"progress" is longer than 4096 bytes as JSON', '{%s,"progress":"%s"}' % (PG, "p" * 4095))
+bad(JQ, 'unknown field "id" in a progress', '{"id":"hp1",%s,"progress":1}' % PG)
+bad(JQ, INTR % ("attempt", 1, JMAX), '{"op":"progress","job":999999,"attempt":0,"progress":1}')
+bad(JQ, '"job" is required', '{"op":"progress","attempt":1,"progress":1}')
+# enqueue on the queue's topic
+EQ = '"op":"enqueue","id":"he1"'
+bad(JQ, 'enqueue needs "payload" (any JSON value; the worker gets it as is)', '{%s}' % EQ)
+bad(JQ, 'queue "other" is not in the family of "hq" (a message on PREFIX/jobs/hq may name hq and hq.*)',
+    '{%s,"queue":"other","payload":1}' % EQ)
+bad(JQ, '"queue" must be a string', '{%s,"queue":1,"payload":1}' % EQ)
+bad(JQ, 'unknown field "prio" in an enqueue', '{%s,"payload":1,"prio":1}' % EQ)
+bad(JQ, 'unknown field "after" in an enqueue', '{%s,"payload":1,"after":"x"}' % EQ)
+for v in ("999", "86400001", "1.5"):
+    bad(JQ, INTR % ("lease_ms", 1000, 86400000), '{%s,"payload":1,"lease_ms":%s}' % (EQ, v))
+bad(JQ, INTR % ("priority", -1000000000, 1000000000), '{%s,"payload":1,"priority":1000000001}' % EQ)
+bad(JQ, '"concurrency_key" needs "concurrency" (and the other way round)', '{%s,"payload":1,"concurrency":2}' % EQ)
+bad(JQ, '"on_duplicate" must be ignore, reject or replace', '{%s,"payload":1,"unique_key":"k","on_duplicate":"skip"}' % EQ)
+bad(JQ, '"on_duplicate" needs "unique_key"', '{%s,"payload":1,"on_duplicate":"reject"}' % EQ)
+bad(JQ, '"follow" must be true or false', '{%s,"payload":1,"follow":"yes"}' % EQ)
+bad(JQ, '"follow" needs the request\'s "reply_to"', '{%s,"payload":1,"follow":true}' % EQ)
+bad(JQ, 'give "at" or "delay_ms", not both', '{%s,"payload":1,"at":"2099-01-01T00:00:00Z","delay_ms":5}' % EQ)
+bad(JQ, '"at" must be a date and time as in RFC 3339, in UTC: "2026-11-24T23:00:00Z"',
+    '{%s,"payload":1,"at":"tomorrow"}' % EQ)
+bad(JQ, NAME % "id", '{"op":"enqueue","id":1,"payload":1}')
+# hello, beat, bye, gone
+W = "jobs/worker"
+HW = '"worker":"hw","session":"hs"'
+bad(W, 'unknown field "cpu" in a hello', '{"op":"hello",%s,"cpu":4}' % HW)
+for v in ('"a b"', '""', '"%s"' % ("h" * 256), "1", '"h\\u00e9"'):
+    bad(W, '"host" must be a string of 1 to 255 printable ASCII characters, no blank', '{"op":"hello",%s,"host":%s}' % (HW, v))
+for v in ("0", "1025", "2.5", '"2"'):
+    bad(W, INTR % ("jobs", 1, 1024), '{"op":"hello",%s,"jobs":%s}' % (HW, v))
+bad(W, '"queues" names more than 16 queues', '{"op":"hello",%s,"queues":[%s]}' % (HW, ",".join('"q%d"' % i for i in range(17))))
+bad(W, '"queues" must be a non-empty array of queue names', '{"op":"hello",%s,"queues":[]}' % HW)
+bad(W, 'queue name "worker" is reserved (PREFIX/jobs/worker is the writer\'s)', '{"op":"hello",%s,"queues":["worker"]}' % HW)
+bad(W, '"worker" is required', '{"op":"hello","session":"hs"}')
+bad(W, '"session" is required', '{"op":"gone","worker":"hw"}')
+bad(W, NAME % "session", '{"op":"bye","worker":"hw","session":""}')
+bad(W, NAME % "worker", '{"op":"beat","worker":"w\\tx","session":"hs","reply_to":"mosqlite/jobs/to/hw","jobs":[]}')
+bad(W, 'unknown field "reply_to" in a bye', '{"op":"bye",%s,"reply_to":"mosqlite/jobs/to/hw"}' % HW)
+bad(W, 'unknown field "jobs" in a gone', '{"op":"gone",%s,"jobs":[]}' % HW)
+bad(W, 'a beat needs "reply_to": where news of its leases goes', '{"op":"beat",%s,"jobs":[]}' % HW)
+BT = '"op":"beat",%s,"reply_to":"mosqlite/jobs/to/hw"' % HW
+for v in ('{"job":1,"attempt":1}', "null", '"1.1"'):
+    bad(W, '"jobs" must be an array of {"job": N, "attempt": A}', '{%s,"jobs":%s}' % (BT, v))
+bad(W, '"jobs" must be an array of {"job": N, "attempt": A}', '{%s}' % BT)
+bad(W, 'jobs[0]: a lease is {"job": N, "attempt": A}', '{%s,"jobs":[[1,1]]}' % BT)
+bad(W, 'jobs[1]: "attempt" is required', '{%s,"jobs":[{"job":1,"attempt":1},{"job":2}]}' % BT)
+bad(W, 'jobs[0]: "job" must be an integer from 1 to %d' % JMAX, '{%s,"jobs":[{"job":0,"attempt":1}]}' % BT)
+bad(W, 'jobs[0]: unknown field "lease" in a beat\'s lease', '{%s,"jobs":[{"job":1,"attempt":1,"lease":1}]}' % BT)
+bad(W, "a beat names at most 256 leases",
+    '{%s,"jobs":[%s]}' % (BT, ",".join('{"job":%d,"attempt":1}' % (i + 1) for i in range(257))))
+
 # Goods spread through the corpus: interleave one after every few bad cases.
 fill = 0
 out = []
