@@ -83,6 +83,12 @@ int jobq_get_text(const cJSON *o, const char *key, size_t max, const char **out,
     return 0;
 }
 
+static int claim_reply_rule(const struct jobq *q, char *err, size_t errlen)
+{
+    return util_fail(err, errlen, "a claim's \"reply_to\" must be under %s/jobs/to/ or outside %s/", q->prefix,
+                     q->prefix);
+}
+
 /* A claim's reply_to: under PREFIX/jobs/to/ or outside PREFIX/. */
 static int claim_reply_check(struct jobq *q, const char *rt, char *err, size_t errlen)
 {
@@ -91,9 +97,15 @@ static int claim_reply_check(struct jobq *q, const char *rt, char *err, size_t e
     if (req_reply_check(rt, q->prefix, err, errlen))
         return -1;
     if (!strncmp(rt, q->prefix, n) && rt[n] == '/' && strncmp(rt, q->t_to, strlen(q->t_to)))
-        return util_fail(err, errlen, "a claim's \"reply_to\" must be under %s/jobs/to/ or outside %s/",
-                         q->prefix, q->prefix);
+        return claim_reply_rule(q, err, errlen);
     return 0;
+}
+
+static int is_claim(const cJSON *root)
+{
+    const cJSON *op = cJSON_GetObjectItemCaseSensitive(root, "op");
+
+    return cJSON_IsString(op) && !strcmp(op->valuestring, "claim");
 }
 
 /* A claim from o (a message, or the "claim" of a done/fail/release: with_op 0, its
@@ -292,6 +304,9 @@ int jobq_apply(struct jobq *q, struct msg *m, struct outcome *o, char *err, size
         util_fail(rterr, sizeof rterr, "\"reply_to\" must be a string (a topic name), not %s", json_type_name(rt));
     else if (rt && !req_reply_check(rt->valuestring, q->prefix, rterr, sizeof rterr))
         o->reply_to = jobq_xdup(rt->valuestring);
+    else if (rt && is_claim(root) && !req_reply_check(rt->valuestring, NULL, rterr, sizeof rterr))
+        /* A well-formed topic of the writer's own: a claim's rule, not the receipts' hint. */
+        claim_reply_rule(q, rterr, sizeof rterr);
     if (*err && id == NULL && cJSON_GetObjectItemCaseSensitive(root, "id"))
         goto out;
     if (rterr[0]) {

@@ -439,7 +439,7 @@ for f in ("worker", "session"):
 for v in ("-1", "3600001", "1.5", '"100"', "null", "1e3"):
     bad(JQ, INTR % ("wait_ms", 0, 3600000), '{%s,"wait_ms":%s}' % (CL, v))
 bad(JQ, 'a claim needs "reply_to": where its grant goes', '{"op":"claim","id":"hc1","worker":"hw","session":"hs"}')
-for rt in ("mosqlite/receipts/hw", "mosqlite/reply/hw"):
+for rt in ("mosqlite/receipts/hw", "mosqlite/reply/hw", "mosqlite/jobs/hq", "mosqlite/status", "mosqlite"):
     bad(JQ, 'a claim\'s "reply_to" must be under mosqlite/jobs/to/ or outside mosqlite/',
         '{"op":"claim","id":"hc1","worker":"hw","session":"hs","reply_to":"%s"}' % rt)
 for rt, msg in (("$SYS/x", '"reply_to" may not start with "$": the broker keeps $ topics for itself and refuses a '
