@@ -55,3 +55,20 @@ mixed() {
 }
 # marker_in FILE FROM TO: the marker of mixed FROM TO is in FILE.
 marker_in() { [ "$(sqlite3 -cmd '.timeout 5000' "$1" "SELECT count(*) FROM builds WHERE id = $(($2 + $3 * 10))" 2>/dev/null)" = 1 ]; }
+
+# Failover on etcd (t_failover_*): replicas that may promote themselves, started with
+# $EOPTS (the etcd options) and $WOPTS (the writer they would become); the writer's
+# designated replica and epoch from its status; the applied ids of $T/receipts.all.
+# shellcheck disable=SC2086
+auto_replica() { replica_start "$1" $EOPTS -- $WOPTS; }
+designated() { status | grep '"state":"online"' | sed -n 's/.*"sync_designated":\["\([^"]*\)"\].*/\1/p'; }
+has_designated() { [ -n "$(designated)" ]; }
+epoch_now() { status | sed -n 's/.*"state":"online".*"epoch":\([0-9]*\).*/\1/p'; }
+online_above() { e=$(epoch_now); [ -n "$e" ] && [ "$e" -gt "$1" ]; }
+applied_ids() { grep '"status":"applied"' "$T/receipts.all" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p' | sort -u; }
+# missing_in FILE IDS: requests f-P-I listed in IDS that are not rows of FILE.
+missing_in() {
+    sqlite3 -cmd '.timeout 5000' "$1" "CREATE TEMP TABLE seen (id TEXT);" ".import $2 seen" \
+        "SELECT count(*) FROM (SELECT substr(id, 3) AS r FROM temp.seen) WHERE NOT EXISTS (SELECT 1 FROM build_logs
+         WHERE build_id = CAST(substr(r, 1, instr(r, '-') - 1) AS INTEGER) AND line = substr(r, instr(r, '-') + 1))"
+}
