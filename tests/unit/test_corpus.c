@@ -109,9 +109,10 @@ static long long job_tables(struct db *db)
                            "group_concat(queue || n_ready || n_running || n_done, ',') FROM mosqlite_job_queues), '')",
                            -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
         const unsigned char *t = sqlite3_column_text(st, 0);
-        v = 1469598103934665603LL;
+        unsigned long long h = 1469598103934665603ULL;     /* FNV-1a, unsigned: it wraps */
         for (; t && *t; t++)
-            v = (v ^ *t) * 1099511628211LL;
+            h = (h ^ *t) * 1099511628211ULL;
+        v = (long long)(h >> 1);
     }
     sqlite3_finalize(st);
     db_trust(db, 0);
