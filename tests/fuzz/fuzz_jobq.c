@@ -39,6 +39,7 @@
 
 #include <sqlite3.h>
 
+#include "testdb.h"
 #include "db.h"
 #include "fuzz_input.h"
 #include "jobq_int.h"
@@ -395,7 +396,6 @@ static void cleanup(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    static const struct cfg_list all = {NULL, 0};
     const char *root = getenv("MOSQLITE_ROOT");
     char path[4200], sdir[4200], err[1024];
     struct db_opts o;
@@ -420,15 +420,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die(sdir, err);
     sqlite3_close(h);
     snprintf(sdir, sizeof sdir, "%s/tests/schema", root);
-    memset(&o, 0, sizeof o);
-    o.path = path;
-    o.schema_dir = sdir;
-    o.tables = &all;
-    o.synchronous = "OFF";
-    o.busy_timeout_ms = 100;
-    o.id_ttl_days = 7;
-    o.rejected_keep = 10000;
-    o.max_event_rows = 100;
+    testdb_opts(&o, path, sdir);
     if (!(db = db_open(&o, err, sizeof err)))
         die("db_open", err);
     if (jobq_create_tables(db, err, sizeof err) != DB_OK)

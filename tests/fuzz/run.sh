@@ -176,8 +176,8 @@ done
 mkdir -p "$OUT/jobq-seeds" "$OUT/jobq-corpus"
 # shellcheck disable=SC2046,SC2086
 "$CC" $FLAGS $(pkg-config --cflags sqlite3 libcjson libmosquitto libcurl) \
-    tests/fuzz/fuzz_jobq.c $(ls writer/*.c | grep -v writer/main.c) common/*.c \
-    $(pkg-config --libs sqlite3 libcjson libmosquitto libcurl) -lpthread -lm -o "$OUT/fuzz_jobq"
+    -Itests/unit tests/fuzz/fuzz_jobq.c $(ls writer/*.c | grep -v writer/main.c) common/*.c \
+    $(pkg-config --libs sqlite3 libcjson libmosquitto) -lpthread -ldl -lm -o "$OUT/fuzz_jobq"
 n=0
 while IFS=$'\t' read -r kind topic expect payload; do
     case $topic in

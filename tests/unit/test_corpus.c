@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testdb.h"
 #include "db.h"
 #include "jobq.h"
 #include "jobq_int.h"
@@ -59,23 +60,15 @@ static int matches(const char *got, const char *want)
 /* A database as the hostile test's writer has it: both schema directories applied. */
 static struct db *corpus_db(void)
 {
-    static const struct cfg_list all = {NULL, 0};
     char err[1024];
     char *path = unit_path("corpus.db");
-    struct db_opts o = {0};
+    struct db_opts o;
     struct db *db = NULL;
     sqlite3 *h = NULL;
 
     if (sqlite3_open(path, &h) == SQLITE_OK && !schema_migrate(h, "conf/schema", err, sizeof err) &&
         !schema_migrate(h, "tests/schema", err, sizeof err)) {
-        o.path = path;
-        o.schema_dir = "tests/schema";
-        o.tables = &all;
-        o.synchronous = "OFF";
-        o.busy_timeout_ms = 100;
-        o.id_ttl_days = 7;
-        o.rejected_keep = 10000;
-        o.max_event_rows = 100;
+        testdb_opts(&o, path, "tests/schema");
         sqlite3_close(h);
         h = NULL;
         if ((db = db_open(&o, err, sizeof err)) && jobq_create_tables(db, err, sizeof err) != DB_OK) {

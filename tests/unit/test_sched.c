@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "testdb.h"
 #include "db.h"
 #include "req.h"
 #include "sched.h"
@@ -38,19 +39,11 @@ static int put_file(const char *dir, const char *name, const char *text)
 
 static struct db *open_db(const char *dir)
 {
-    static const struct cfg_list all = {NULL, 0};
-    struct db_opts o = {0};
+    struct db_opts o;
     char err[1024];
     struct db *d;
 
-    o.path = path;
-    o.schema_dir = dir;
-    o.tables = &all;
-    o.synchronous = "OFF";
-    o.busy_timeout_ms = 100;
-    o.id_ttl_days = 7;
-    o.rejected_keep = 10000;
-    o.max_event_rows = 100;
+    testdb_opts(&o, path, dir);
     if (!(d = db_open(&o, err, sizeof err)))
         unit_note("sched database: %s", err);
     return d;
