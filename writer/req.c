@@ -359,15 +359,6 @@ int req_parse_ops(struct req *r, const struct schema *s, const struct req_limits
     return 0;
 }
 
-/* What a request asks, for telling a retry from another request with the same id:
- * the topic and every field of the payload but reply_to (a retry may ask for its
- * receipt elsewhere) and after (a retry may follow another request, or none: a log
- * pipe run again on its spool sends its first transaction without it), each in cJSON's compact form, so spacing does not count. */
-static unsigned long long request_hash(const struct req *r, const char *topic)
-{
-    return req_hash(r->root, topic);
-}
-
 /* The hash of cJSON's own text of item (cJSON_PrintUnformatted), for what hash_value
  * does not write itself. */
 static unsigned long long hash_printed(unsigned long long h, const cJSON *item)
@@ -492,7 +483,7 @@ int req_read(struct req *r, const struct schema *s, const struct req_limits *lim
     }
     if (req_parse(r, s, lim, table, payload, len, err, errlen))
         return -1;
-    r->hash = r->id ? request_hash(r, topic) : 0;
+    r->hash = r->id ? req_hash(r->root, topic) : 0;
     return 0;
 }
 
