@@ -65,8 +65,8 @@ int jobq_session_ended(const struct jobq *q, const char *session)
 {
     size_t i;
 
-    for (i = 0; i < ENDED_MAX; i++)
-        if (q->ended[i] && !strcmp(q->ended[i], session))
+    for (i = 0; i < q->ended_n; i++)              /* filled from slot 0 on */
+        if (!strcmp(q->ended[i], session))
             return 1;
     return 0;
 }
@@ -78,6 +78,8 @@ void jobq_session_end(struct jobq *q, const char *session)
     free(q->ended[q->ended_next]);
     q->ended[q->ended_next] = jobq_xdup(session);
     q->ended_next = (q->ended_next + 1) % ENDED_MAX;
+    if (q->ended_n < ENDED_MAX)
+        q->ended_n++;
 }
 
 static void lease_from_grant(struct jobq *q, const struct jobs_grant *g, const char *worker,

@@ -62,7 +62,7 @@ struct jobq {
     long long *asked;              /* jobs whose cancel the open batch asked, in order */
     size_t nasked, capasked;
     char *ended[ENDED_MAX];
-    size_t ended_next;
+    size_t ended_next, ended_n;    /* the ring's next slot; slots filled (0..ENDED_MAX) */
     struct jbuf rcpt;              /* the current request's "jobs":[...] members */
     int rcpt_n;
     struct jbuf scratch;
@@ -118,8 +118,8 @@ int jobq_apply_worker(struct jobq *q, const cJSON *root, const char *op, struct 
 
 /* jobq_workers.c: the sessions online (workers.h) as the workers' messages tell. hello:
  * its host, queues and jobs read (0, or -1 with the rejection in err: nothing changed);
- * heard: a beat or a claim (live_ms: how long the session may then stay silent); end:
- * bye or gone. */
+ * heard: a beat or a claim of a session not ended (the caller checks; live_ms: how long
+ * the session may then stay silent); end: bye or gone. */
 int jobq_worker_hello(struct jobq *q, const cJSON *root, const char *worker, const char *session, char *err,
                       size_t errlen);
 void jobq_worker_heard(struct jobq *q, const char *worker, const char *session, const char *const *queues,

@@ -107,7 +107,8 @@ static int worker_beat(struct jobq *q, const cJSON *root, const char *worker, co
         if (l && l->lease_ms > live)
             live = l->lease_ms;
     }
-    jobq_worker_heard(q, worker, session, NULL, 0, live);
+    if (!jobq_session_ended(q, session))
+        jobq_worker_heard(q, worker, session, NULL, 0, live);
     for (e = jobs->child; e; e = e->next) {
         long long job = (long long)cJSON_GetObjectItemCaseSensitive(e, "job")->valuedouble;
         long long attempt = (long long)cJSON_GetObjectItemCaseSensitive(e, "attempt")->valuedouble;

@@ -93,8 +93,6 @@ void jobq_worker_heard(struct jobq *q, const char *worker, const char *session, 
     struct workers_seen s;
     long long now = util_now_ms();
 
-    if (jobq_session_ended(q, session))
-        return;
     table(q);
     memset(&s, 0, sizeof s);
     s.worker = worker;
